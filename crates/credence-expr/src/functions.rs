@@ -1,0 +1,267 @@
+//! Credit functions callable from strategy expressions: annuity maths, date spans, money rounding.
+//!
+//! All money arithmetic is `Decimal`; nothing here touches a binary float. Each function
+//! returns `Err(reason)` with a message that names the argument at fault, so the caller can
+//! report the expression and the fix.
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::prelude::*;
+
+/// The functions Credence adds to the ZEN expression language.
+///
+/// They are not registered inside the ZEN VM (it has no extension point); instead calls are
+/// hoisted out of the expression text at compile time and evaluated before it (see `rewrite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditFunction {
+    /// `annuity_payment(rate_per_period, periods, principal)`: level instalment of an amortising loan.
+    AnnuityPayment,
+    /// `affordable_principal(rate_per_period, periods, payment)`: the principal a level payment repays.
+    AffordablePrincipal,
+    /// `months_between(from_date, to_date)`: whole calendar months from one date to another.
+    MonthsBetween,
+    /// `age_years(birth_date, on_date)`: whole years of age on a date.
+    AgeYears,
+    /// `round_money(amount, places)`: rounds half away from zero to `places` decimals.
+    RoundMoney,
+    /// `floor_to(amount, step)`: the largest multiple of `step` not above `amount`.
+    FloorTo,
+    /// `in_list("list_name", value)`: membership in a list declared by the strategy package.
+    InList,
+}
+
+impl CreditFunction {
+    pub const ALL: [CreditFunction; 7] = [
+        CreditFunction::AnnuityPayment,
+        CreditFunction::AffordablePrincipal,
+        CreditFunction::MonthsBetween,
+        CreditFunction::AgeYears,
+        CreditFunction::RoundMoney,
+        CreditFunction::FloorTo,
+        CreditFunction::InList,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CreditFunction::AnnuityPayment => "annuity_payment",
+            CreditFunction::AffordablePrincipal => "affordable_principal",
+            CreditFunction::MonthsBetween => "months_between",
+            CreditFunction::AgeYears => "age_years",
+            CreditFunction::RoundMoney => "round_money",
+            CreditFunction::FloorTo => "floor_to",
+            CreditFunction::InList => "in_list",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CreditFunction> {
+        CreditFunction::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn arity(self) -> usize {
+        match self {
+            CreditFunction::AnnuityPayment | CreditFunction::AffordablePrincipal => 3,
+            _ => 2,
+        }
+    }
+
+    pub fn signature(self) -> &'static str {
+        match self {
+            CreditFunction::AnnuityPayment => "annuity_payment(rate_per_period, periods, principal)",
+            CreditFunction::AffordablePrincipal => {
+                "affordable_principal(rate_per_period, periods, payment)"
+            }
+            CreditFunction::MonthsBetween => "months_between(from_date, to_date)",
+            CreditFunction::AgeYears => "age_years(birth_date, on_date)",
+            CreditFunction::RoundMoney => "round_money(amount, places)",
+            CreditFunction::FloorTo => "floor_to(amount, step)",
+            CreditFunction::InList => "in_list(\"list_name\", value)",
+        }
+    }
+}
+
+const MAX_PERIODS: i64 = 1200;
+
+fn check_rate_and_periods(rate: Decimal, periods: Decimal) -> Result<i64, String> {
+    if rate.is_sign_negative() {
+        return Err(format!(
+            "rate_per_period must not be negative, got {rate}"
+        ));
+    }
+    if rate >= Decimal::ONE {
+        return Err(format!(
+            "rate_per_period is a rate per period as a fraction (0.01 = 1%), got {rate}"
+        ));
+    }
+    if !periods.fract().is_zero() || periods < Decimal::ONE {
+        return Err(format!("periods must be a whole number ≥ 1, got {periods}"));
+    }
+    let periods = periods.to_i64().unwrap_or(i64::MAX);
+    if periods > MAX_PERIODS {
+        return Err(format!("periods must be at most {MAX_PERIODS}, got {periods}"));
+    }
+    Ok(periods)
+}
+
+/// (1 + r)^-n computed in Decimal by repeated squaring.
+fn discount_factor(rate: Decimal, periods: i64) -> Result<Decimal, String> {
+    let growth = (Decimal::ONE + rate)
+        .checked_powi(periods)
+        .ok_or_else(|| "(1 + rate_per_period)^periods overflows".to_string())?;
+    Decimal::ONE
+        .checked_div(growth)
+        .ok_or_else(|| "(1 + rate_per_period)^periods overflows".to_string())
+}
+
+/// Level payment that repays `principal` over `periods` at `rate` per period.
+pub fn annuity_payment(rate: Decimal, periods: Decimal, principal: Decimal) -> Result<Decimal, String> {
+    let n = check_rate_and_periods(rate, periods)?;
+    if principal.is_sign_negative() {
+        return Err(format!("principal must not be negative, got {principal}"));
+    }
+    if rate.is_zero() {
+        return Ok(principal / Decimal::from(n));
+    }
+    let denominator = Decimal::ONE - discount_factor(rate, n)?;
+    if denominator.is_zero() {
+        return Err("rate_per_period is too small to amortise at this precision".into());
+    }
+    principal
+        .checked_mul(rate)
+        .and_then(|x| x.checked_div(denominator))
+        .ok_or_else(|| "annuity_payment overflows".to_string())
+}
+
+/// Principal that a level `payment` repays over `periods` at `rate` per period.
+pub fn affordable_principal(rate: Decimal, periods: Decimal, payment: Decimal) -> Result<Decimal, String> {
+    let n = check_rate_and_periods(rate, periods)?;
+    if payment.is_sign_negative() {
+        return Ok(Decimal::ZERO);
+    }
+    if rate.is_zero() {
+        return payment
+            .checked_mul(Decimal::from(n))
+            .ok_or_else(|| "affordable_principal overflows".to_string());
+    }
+    let annuity_factor = (Decimal::ONE - discount_factor(rate, n)?) / rate;
+    payment
+        .checked_mul(annuity_factor)
+        .ok_or_else(|| "affordable_principal overflows".to_string())
+}
+
+pub fn parse_date(text: &str, argument: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("{argument} must be a date written YYYY-MM-DD, got \"{text}\""))
+}
+
+/// Whole calendar months from `from` to `to` (negative when `to` is earlier).
+pub fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    if to < from {
+        return -months_between(to, from);
+    }
+    let mut months = (to.year() as i64 - from.year() as i64) * 12 + to.month() as i64
+        - from.month() as i64;
+    if to.day() < from.day() {
+        months -= 1;
+    }
+    months
+}
+
+/// Whole years of age on `on` for someone born on `birth`.
+pub fn age_years(birth: NaiveDate, on: NaiveDate) -> i64 {
+    months_between(birth, on).div_euclid(12)
+}
+
+/// Rounds half away from zero, as loan statements do.
+pub fn round_money(amount: Decimal, places: Decimal) -> Result<Decimal, String> {
+    if !places.fract().is_zero() || places < Decimal::ZERO || places > Decimal::from(10) {
+        return Err(format!("places must be a whole number from 0 to 10, got {places}"));
+    }
+    let places = places.to_u32().unwrap_or(0);
+    Ok(amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero))
+}
+
+/// The largest multiple of `step` that is not above `amount`.
+pub fn floor_to(amount: Decimal, step: Decimal) -> Result<Decimal, String> {
+    if step <= Decimal::ZERO {
+        return Err(format!("step must be positive, got {step}"));
+    }
+    Ok((amount / step).floor() * step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        parse_date(s, "date").unwrap()
+    }
+
+    #[test]
+    fn annuity_payment_matches_textbook_values() {
+        // (rate per period, periods, principal, payment rounded to cents)
+        let cases = [
+            ("0.01", "12", "10000", "888.49"),
+            ("0.005", "36", "20000", "608.44"),
+            ("0", "10", "1000", "100.00"),
+            ("0.02", "1", "1000", "1020.00"),
+        ];
+        for (rate, periods, principal, expected) in cases {
+            let payment = annuity_payment(d(rate), d(periods), d(principal)).unwrap();
+            assert_eq!(payment.round_dp(2), d(expected), "{rate} {periods} {principal}");
+        }
+    }
+
+    #[test]
+    fn affordable_principal_inverts_annuity_payment() {
+        for (rate, periods, principal) in [("0.01", "12", "10000"), ("0.0125", "60", "35000")] {
+            let payment = annuity_payment(d(rate), d(periods), d(principal)).unwrap();
+            let back = affordable_principal(d(rate), d(periods), payment).unwrap();
+            assert!((back - d(principal)).abs() < d("0.000001"), "{back}");
+        }
+    }
+
+    #[test]
+    fn bad_arguments_name_the_argument() {
+        let cases = [
+            annuity_payment(d("-0.01"), d("12"), d("1")),
+            annuity_payment(d("1.5"), d("12"), d("1")),
+            annuity_payment(d("0.01"), d("0"), d("1")),
+            annuity_payment(d("0.01"), d("2.5"), d("1")),
+            annuity_payment(d("0.01"), d("12"), d("-1")),
+        ];
+        let arguments = ["rate_per_period", "rate_per_period", "periods", "periods", "principal"];
+        for (result, argument) in cases.into_iter().zip(arguments) {
+            assert!(result.unwrap_err().contains(argument));
+        }
+    }
+
+    #[test]
+    fn dates() {
+        let cases = [
+            ("2000-01-31", "2000-02-29", 0),
+            ("2000-01-31", "2000-03-31", 2),
+            ("1990-06-15", "2026-06-14", 431),
+            ("1990-06-15", "2026-06-15", 432),
+            ("2026-06-15", "1990-06-15", -432),
+        ];
+        for (from, to, months) in cases {
+            assert_eq!(months_between(date(from), date(to)), months, "{from} → {to}");
+        }
+        assert_eq!(age_years(date("1990-06-15"), date("2026-06-14")), 35);
+        assert_eq!(age_years(date("1990-06-15"), date("2026-06-15")), 36);
+        assert!(parse_date("15/06/1990", "birth_date").unwrap_err().contains("birth_date"));
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round_money(d("10.005"), d("2")).unwrap(), d("10.01"));
+        assert_eq!(round_money(d("-10.005"), d("2")).unwrap(), d("-10.01"));
+        assert_eq!(floor_to(d("12345.67"), d("100")).unwrap(), d("12300"));
+        assert!(floor_to(d("1"), d("0")).is_err());
+    }
+}

@@ -1,0 +1,682 @@
+//! Expressions and unary tests for Credence strategies: ZEN expressions compiled once, credit functions hoisted around them.
+//!
+//! The ZEN expression language (`zen-expression`, the syntax of GoRules' JDM editor) is the
+//! language analysts write conditions, derived features and table cells in. This crate is the
+//! only place that knows about it:
+//!
+//! * [`ExprCompiler`] turns text into an [`Expr`] once, at strategy load. Calls to Credence's
+//!   credit functions (see [`functions::CreditFunction`]) are lifted out of the text into
+//!   *hoisted calls* whose results the ZEN program reads from reserved slots, because the ZEN VM
+//!   has no extension point for user functions.
+//! * [`Frame`] is the per-evaluation scratch: the variable context and a reusable VM.
+//! * [`UnaryTest`] is a compiled decision-table cell (`> 600`, `[600..700)`, `"a","b"`), with
+//!   [`SimpleTest`], the analysed form that lets tables build indexes instead of scanning.
+//!
+//! Everything here is pure: no I/O, no clock. Expressions that would read the wall clock or a
+//! random source (`rand`, `d()` with no argument, `"now"`) are refused at compile time, so the
+//! same input gives the same output.
+
+pub mod functions;
+mod lists;
+mod simple;
+
+pub use lists::NamedLists;
+pub use simple::{Interval, Literal, SimpleTest};
+pub use zen_expression::variable::Variable;
+
+use functions::CreditFunction;
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use zen_expression::expression::{Standard, Unary};
+use zen_expression::lexer::{Bracket, Lexer, Operator, TokenKind};
+use zen_expression::parser::{Node, Parser};
+use zen_expression::vm::VM;
+use zen_expression::{Expression, Isolate, Scope};
+
+/// Errors of compiling or evaluating an expression; each names the expression text.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ExprError {
+    #[error("cannot compile `{text}`: {reason}")]
+    Compile { text: String, reason: String },
+    #[error("evaluating `{text}` failed: {reason}")]
+    Eval { text: String, reason: String },
+}
+
+
+/// A call to a credit function lifted out of an expression; its result is written into
+/// `slot` of the context before the ZEN program that reads it runs.
+#[derive(Debug, Clone)]
+struct HoistedCall {
+    slot: Arc<str>,
+    function: CreditFunction,
+    /// For `in_list`, the index of the list; the first argument is then the list name.
+    list_index: usize,
+    arguments: Vec<Expr>,
+}
+
+/// A compiled ZEN expression, immutable and `Send + Sync`; evaluate it with a [`Frame`].
+#[derive(Debug, Clone)]
+pub struct Expr {
+    text: Arc<str>,
+    hoisted: Vec<HoistedCall>,
+    program: Expression<Standard>,
+    references: Vec<String>,
+}
+
+/// Compiles expressions for one strategy: knows its lists and numbers hoisted-call slots so
+/// that slots never collide within a strategy.
+pub struct ExprCompiler<'lists> {
+    lists: &'lists NamedLists,
+    next_slot: u32,
+    isolate: Isolate,
+}
+
+/// Prefix of the reserved context keys that hold hoisted call results.
+pub const RESERVED_PREFIX: &str = "__credence_";
+
+impl<'lists> ExprCompiler<'lists> {
+    pub fn new(lists: &'lists NamedLists) -> Self {
+        ExprCompiler {
+            lists,
+            next_slot: 0,
+            isolate: Isolate::new(),
+        }
+    }
+
+    /// Compiles a standard expression (a value: number, string, boolean, …).
+    pub fn compile(&mut self, text: &str) -> Result<Expr, ExprError> {
+        let error = |reason: String| ExprError::Compile {
+            text: text.to_string(),
+            reason,
+        };
+        if text.trim().is_empty() {
+            return Err(error("the expression is empty".into()));
+        }
+        let (rewritten, hoisted) = self.hoist(text)?;
+        let references = analyse(&rewritten).map_err(error)?;
+        let program = self
+            .isolate
+            .compile_standard(&rewritten)
+            .map_err(|e| error(describe_isolate_error(&e)))?;
+        let mut all_references: Vec<String> = references
+            .into_iter()
+            .filter(|name| !name.starts_with(RESERVED_PREFIX))
+            .collect();
+        for call in &hoisted {
+            for argument in &call.arguments {
+                all_references.extend(argument.references.iter().cloned());
+            }
+        }
+        all_references.sort();
+        all_references.dedup();
+        Ok(Expr {
+            text: Arc::from(text),
+            hoisted,
+            program,
+            references: all_references,
+        })
+    }
+
+    /// Compiles a unary test (a decision-table cell) such as `> 600` or `"a", "b"`.
+    pub fn compile_unary(&mut self, text: &str) -> Result<UnaryTest, ExprError> {
+        let trimmed = text.trim();
+        let simple = SimpleTest::parse(trimmed);
+        if matches!(simple, Some(SimpleTest::Any)) {
+            return Ok(UnaryTest {
+                text: Arc::from(text),
+                simple,
+                program: None,
+            });
+        }
+        if trimmed.contains(RESERVED_PREFIX) {
+            return Err(ExprError::Compile {
+                text: text.to_string(),
+                reason: format!("names starting with {RESERVED_PREFIX} are reserved"),
+            });
+        }
+        let program = self
+            .isolate
+            .compile_unary(trimmed)
+            .map_err(|e| ExprError::Compile {
+                text: text.to_string(),
+                reason: describe_isolate_error(&e),
+            })?;
+        Ok(UnaryTest {
+            text: Arc::from(text),
+            simple,
+            program: Some(program),
+        })
+    }
+
+    fn allocate_slot(&mut self) -> Arc<str> {
+        let slot = format!("{RESERVED_PREFIX}{}", self.next_slot);
+        self.next_slot += 1;
+        Arc::from(slot)
+    }
+
+    /// Lifts credit-function calls out of `text`, returning the rewritten text and the calls in
+    /// evaluation order.
+    fn hoist(&mut self, text: &str) -> Result<(String, Vec<HoistedCall>), ExprError> {
+        let error = |reason: String| ExprError::Compile {
+            text: text.to_string(),
+            reason,
+        };
+        let tokens = tokenize(text).map_err(error)?;
+        let mut rewritten = String::with_capacity(text.len());
+        let mut hoisted = Vec::new();
+        let mut copied_up_to = 0usize;
+        let mut index = 0usize;
+        while index < tokens.len() {
+            let token = &tokens[index];
+            let function = match token.kind {
+                TokenKind::Literal => CreditFunction::from_name(&token.value),
+                _ => None,
+            };
+            let followed_by_paren = tokens
+                .get(index + 1)
+                .is_some_and(|t| t.kind == TokenKind::Bracket(Bracket::LeftParenthesis));
+            let is_method = index > 0 && tokens[index - 1].kind == TokenKind::Operator(Operator::Dot);
+            let Some(function) = function.filter(|_| followed_by_paren && !is_method) else {
+                index += 1;
+                continue;
+            };
+            // Find the matching close parenthesis and the top-level commas.
+            let mut depth = 0i32;
+            let mut argument_starts = vec![index + 2];
+            let mut close = None;
+            for (position, t) in tokens.iter().enumerate().skip(index + 1) {
+                match t.kind {
+                    TokenKind::Bracket(
+                        Bracket::LeftParenthesis | Bracket::LeftSquareBracket | Bracket::LeftCurlyBracket,
+                    ) => depth += 1,
+                    TokenKind::Bracket(
+                        Bracket::RightParenthesis
+                        | Bracket::RightSquareBracket
+                        | Bracket::RightCurlyBracket,
+                    ) => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = Some(position);
+                            break;
+                        }
+                    }
+                    TokenKind::Operator(Operator::Comma) if depth == 1 => {
+                        argument_starts.push(position + 1)
+                    }
+                    _ => {}
+                }
+            }
+            let close = close.ok_or_else(|| {
+                error(format!("{}( has no matching `)`", function.name()))
+            })?;
+            let mut arguments_text = Vec::new();
+            for (k, &start) in argument_starts.iter().enumerate() {
+                let end = argument_starts.get(k + 1).map(|s| s - 1).unwrap_or(close);
+                if start >= end {
+                    return Err(error(format!(
+                        "{} has an empty argument; call it as {}",
+                        function.name(),
+                        function.signature()
+                    )));
+                }
+                let from = tokens[start].span.0 as usize;
+                let to = tokens[end - 1].span.1 as usize;
+                arguments_text.push(&text[from..to]);
+            }
+            if arguments_text.len() != function.arity() {
+                return Err(error(format!(
+                    "{} takes {} arguments, got {}; call it as {}",
+                    function.name(),
+                    function.arity(),
+                    arguments_text.len(),
+                    function.signature()
+                )));
+            }
+            let mut list_index = 0;
+            let mut arguments = Vec::with_capacity(arguments_text.len());
+            for (k, argument_text) in arguments_text.iter().enumerate() {
+                if function == CreditFunction::InList && k == 0 {
+                    let name = string_literal(argument_text).ok_or_else(|| {
+                        error(format!(
+                            "the first argument of in_list must be a list name in quotes, got {argument_text}"
+                        ))
+                    })?;
+                    list_index = self.lists.index_of(name).ok_or_else(|| {
+                        error(format!(
+                            "no list named \"{name}\"; declared lists: {}",
+                            self.lists.names().join(", ")
+                        ))
+                    })?;
+                    continue;
+                }
+                let argument = self.compile(argument_text)?;
+                if argument.text.contains('#') && uses_pointer(argument_text) {
+                    return Err(error(format!(
+                        "{} cannot be called inside a closure (`#`); derive the value first",
+                        function.name()
+                    )));
+                }
+                arguments.push(argument);
+            }
+            let slot = self.allocate_slot();
+            rewritten.push_str(&text[copied_up_to..token.span.0 as usize]);
+            rewritten.push_str(&slot);
+            copied_up_to = tokens[close].span.1 as usize;
+            hoisted.push(HoistedCall {
+                slot,
+                function,
+                list_index,
+                arguments,
+            });
+            index = close + 1;
+        }
+        rewritten.push_str(&text[copied_up_to..]);
+        Ok((rewritten, hoisted))
+    }
+}
+
+struct OwnedToken {
+    span: (u32, u32),
+    kind: TokenKind,
+    value: String,
+}
+
+fn tokenize(text: &str) -> Result<Vec<OwnedToken>, String> {
+    let arena = zen_arena::Arena::new();
+    let tokens = Lexer::new()
+        .tokenize(arena.bump(), text)
+        .map_err(|e| e.to_string())?;
+    Ok(tokens
+        .iter()
+        .map(|t| OwnedToken {
+            span: t.span,
+            kind: t.kind,
+            value: t.value.to_string(),
+        })
+        .collect())
+}
+
+mod zen_arena {
+    //! A bump arena for zen's lexer and parser, which borrow from one.
+    pub struct Arena(bumpalo::Bump);
+    impl Arena {
+        pub fn new() -> Self {
+            Arena(bumpalo::Bump::new())
+        }
+        pub fn bump(&self) -> &bumpalo::Bump {
+            &self.0
+        }
+    }
+}
+
+fn uses_pointer(text: &str) -> bool {
+    tokenize(text).is_ok_and(|tokens| {
+        tokens.iter().any(|t| {
+            t.kind
+                == TokenKind::Identifier(zen_expression::lexer::Identifier::CallbackReference)
+        })
+    })
+}
+
+fn string_literal(text: &str) -> Option<&str> {
+    let trimmed = text.trim();
+    for quote in ['"', '\''] {
+        if trimmed.len() >= 2 && trimmed.starts_with(quote) && trimmed.ends_with(quote) {
+            let inner = &trimmed[1..trimmed.len() - 1];
+            if !inner.contains(quote) && !inner.contains('\\') {
+                return Some(inner);
+            }
+        }
+    }
+    None
+}
+
+/// Parses the rewritten text once more to list its root references and refuse what would make
+/// evaluation depend on the wall clock or chance.
+fn analyse(text: &str) -> Result<Vec<String>, String> {
+    use zen_expression::functions::{DeprecatedFunction, FunctionKind, InternalFunction};
+    let arena = zen_arena::Arena::new();
+    let tokens = Lexer::new()
+        .tokenize(arena.bump(), text)
+        .map_err(|e| e.to_string())?;
+    let parsed = Parser::try_new(&tokens, arena.bump())
+        .map_err(|e| e.to_string())?
+        .standard()
+        .parse();
+    parsed.error().map_err(|e| e.to_string())?;
+    let mut references = Vec::new();
+    let mut refusal: Option<String> = None;
+    let mut aliases = Vec::new();
+    collect(parsed.root, &mut |node| match node {
+        Node::Identifier(name) => references.push(name.to_string()),
+        Node::Closure {
+            alias: Some(alias), ..
+        } => aliases.push(alias.to_string()),
+        Node::FunctionCall { kind, arguments } => {
+            let clock = matches!(
+                kind,
+                FunctionKind::Internal(InternalFunction::Date)
+                    | FunctionKind::Deprecated(
+                        DeprecatedFunction::Date | DeprecatedFunction::Time
+                    )
+            ) && (arguments.is_empty()
+                || arguments
+                    .iter()
+                    .any(|a| matches!(a, Node::String(s) if s.eq_ignore_ascii_case("now"))));
+            if clock {
+                refusal = Some(
+                    "reads the wall clock; use the `today` input that the engine's clock supplies"
+                        .into(),
+                );
+            }
+            if matches!(kind, FunctionKind::Internal(InternalFunction::Rand)) {
+                refusal = Some("rand() would make decisions non-repeatable".into());
+            }
+        }
+        _ => {}
+    });
+    if let Some(reason) = refusal {
+        return Err(reason);
+    }
+    references.retain(|name| !aliases.contains(name));
+    references.sort();
+    references.dedup();
+    Ok(references)
+}
+
+fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {
+    visit(node);
+    match node {
+        Node::TemplateString(parts) | Node::Array(parts) => {
+            parts.iter().for_each(|n| collect(n, visit))
+        }
+        Node::Object(entries) => entries.iter().for_each(|(k, v)| {
+            collect(k, visit);
+            collect(v, visit);
+        }),
+        Node::Assignments { list, output } => {
+            list.iter().for_each(|(_, v)| collect(v, visit));
+            if let Some(output) = output {
+                collect(output, visit);
+            }
+        }
+        Node::Closure { body, .. } => collect(body, visit),
+        Node::Parenthesized(inner) => collect(inner, visit),
+        Node::Member { node, property } => {
+            collect(node, visit);
+            // `a.b` has a string property; `a[b]` an expression that may reference names.
+            if !matches!(property, Node::String(_)) {
+                collect(property, visit);
+            }
+        }
+        Node::Slice { node, from, to } => {
+            collect(node, visit);
+            from.iter().for_each(|n| collect(n, visit));
+            to.iter().for_each(|n| collect(n, visit));
+        }
+        Node::Interval { left, right, .. } => {
+            collect(left, visit);
+            collect(right, visit);
+        }
+        Node::Conditional {
+            condition,
+            on_true,
+            on_false,
+        } => {
+            collect(condition, visit);
+            collect(on_true, visit);
+            collect(on_false, visit);
+        }
+        Node::Unary { node, .. } => collect(node, visit),
+        Node::Binary { left, right, .. } => {
+            collect(left, visit);
+            collect(right, visit);
+        }
+        Node::FunctionCall { arguments, .. } => arguments.iter().for_each(|n| collect(n, visit)),
+        Node::MethodCall {
+            this, arguments, ..
+        } => {
+            collect(this, visit);
+            arguments.iter().for_each(|n| collect(n, visit));
+        }
+        Node::Error { node, .. } => node.iter().for_each(|n| collect(n, visit)),
+        _ => {}
+    }
+}
+
+fn describe_isolate_error(error: &zen_expression::IsolateError) -> String {
+    let text = error.to_string();
+    if text.is_empty() {
+        format!("{error:?}")
+    } else {
+        text
+    }
+}
+
+impl Expr {
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Root names the expression reads (`a` in `a.b + 1`), sorted, without duplicates.
+    pub fn references(&self) -> &[String] {
+        &self.references
+    }
+
+    /// Evaluates against the frame's context.
+    pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+        for call in &self.hoisted {
+            let value = call.evaluate(frame, lists).map_err(|reason| ExprError::Eval {
+                text: self.text.to_string(),
+                reason,
+            })?;
+            frame.set(&call.slot, value);
+        }
+        self.program
+            .evaluate_with_scope(&frame.scope, &mut frame.vm)
+            .map_err(|e| ExprError::Eval {
+                text: self.text.to_string(),
+                reason: describe_isolate_error(&e),
+            })
+    }
+}
+
+impl HoistedCall {
+    fn evaluate(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, String> {
+        use functions as f;
+        let mut values = Vec::with_capacity(self.arguments.len());
+        for argument in &self.arguments {
+            values.push(argument.eval(frame, lists).map_err(|e| e.to_string())?);
+        }
+        let name = self.function.name();
+        let number = |k: usize, argument: &str| -> Result<Option<Decimal>, String> {
+            match &values[k] {
+                Variable::Number(n) => Ok(Some(*n)),
+                Variable::Null => Ok(None),
+                other => Err(format!(
+                    "{name}: {argument} must be a number, got {}",
+                    other.type_name()
+                )),
+            }
+        };
+        let date = |k: usize, argument: &str| -> Result<Option<chrono::NaiveDate>, String> {
+            match &values[k] {
+                Variable::String(s) => f::parse_date(s, argument).map(Some),
+                Variable::Null => Ok(None),
+                other => Err(format!(
+                    "{name}: {argument} must be a date string, got {}",
+                    other.type_name()
+                )),
+            }
+        };
+        let number_result = |r: Result<Decimal, String>| -> Result<Variable, String> {
+            r.map(Variable::Number).map_err(|e| format!("{name}: {e}"))
+        };
+        // A missing (null) argument gives a null result, as arithmetic on null does in ZEN:
+        // rules can then test for it instead of the evaluation failing.
+        Ok(match self.function {
+            CreditFunction::AnnuityPayment | CreditFunction::AffordablePrincipal => {
+                let (Some(rate), Some(periods), Some(amount)) = (
+                    number(0, "rate_per_period")?,
+                    number(1, "periods")?,
+                    number(2, if self.function == CreditFunction::AnnuityPayment { "principal" } else { "payment" })?,
+                ) else {
+                    return Ok(Variable::Null);
+                };
+                if self.function == CreditFunction::AnnuityPayment {
+                    number_result(f::annuity_payment(rate, periods, amount))?
+                } else {
+                    number_result(f::affordable_principal(rate, periods, amount))?
+                }
+            }
+            CreditFunction::MonthsBetween | CreditFunction::AgeYears => {
+                let first = if self.function == CreditFunction::AgeYears { "birth_date" } else { "from_date" };
+                let second = if self.function == CreditFunction::AgeYears { "on_date" } else { "to_date" };
+                let (Some(a), Some(b)) = (date(0, first)?, date(1, second)?) else {
+                    return Ok(Variable::Null);
+                };
+                let n = if self.function == CreditFunction::AgeYears {
+                    f::age_years(a, b)
+                } else {
+                    f::months_between(a, b)
+                };
+                Variable::Number(Decimal::from(n))
+            }
+            CreditFunction::RoundMoney | CreditFunction::FloorTo => {
+                let second = if self.function == CreditFunction::RoundMoney { "places" } else { "step" };
+                let (Some(amount), Some(parameter)) = (number(0, "amount")?, number(1, second)?) else {
+                    return Ok(Variable::Null);
+                };
+                if self.function == CreditFunction::RoundMoney {
+                    number_result(f::round_money(amount, parameter))?
+                } else {
+                    number_result(f::floor_to(amount, parameter))?
+                }
+            }
+            CreditFunction::InList => {
+                let found = match &values[0] {
+                    Variable::String(s) => lists.contains(self.list_index, s),
+                    Variable::Number(n) => lists.contains(self.list_index, &n.normalize().to_string()),
+                    Variable::Null => false,
+                    other => {
+                        return Err(format!(
+                            "in_list: value must be a string or number, got {}",
+                            other.type_name()
+                        ))
+                    }
+                };
+                Variable::Bool(found)
+            }
+        })
+    }
+}
+
+/// A compiled unary test: a decision-table or scorecard cell.
+#[derive(Debug, Clone)]
+pub struct UnaryTest {
+    text: Arc<str>,
+    simple: Option<SimpleTest>,
+    program: Option<Expression<Unary>>,
+}
+
+impl UnaryTest {
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The analysed form, when the cell is one a table can index.
+    pub fn simple(&self) -> Option<&SimpleTest> {
+        self.simple.as_ref()
+    }
+
+    /// Tests `value`; the rest of the frame's context is visible to the cell.
+    pub fn test(&self, value: &Variable, frame: &mut Frame) -> Result<bool, ExprError> {
+        if let Some(simple) = &self.simple {
+            return Ok(simple.matches(value));
+        }
+        let Some(program) = &self.program else {
+            return Ok(true);
+        };
+        frame
+            .scope
+            .set_local(Variable::dollar_key(), value.clone());
+        program
+            .evaluate_with_scope(&frame.scope, &mut frame.vm)
+            .map_err(|e| ExprError::Eval {
+                text: self.text.to_string(),
+                reason: describe_isolate_error(&e),
+            })
+    }
+
+    /// Tests with ZEN alone, bypassing the analysed form; used to check the two agree.
+    pub fn test_with_zen(&self, value: &Variable, frame: &mut Frame) -> Result<bool, ExprError> {
+        let Some(program) = &self.program else {
+            return Ok(true);
+        };
+        frame
+            .scope
+            .set_local(Variable::dollar_key(), value.clone());
+        program
+            .evaluate_with_scope(&frame.scope, &mut frame.vm)
+            .map_err(|e| ExprError::Eval {
+                text: self.text.to_string(),
+                reason: describe_isolate_error(&e),
+            })
+    }
+}
+
+/// Per-evaluation scratch: the variable context that expressions read and a reusable VM.
+///
+/// Not `Send` (ZEN variables are reference-counted); make one per thread or per evaluation.
+pub struct Frame {
+    scope: Scope,
+    context: Variable,
+    vm: VM,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame::new()
+    }
+}
+
+impl Frame {
+    pub fn new() -> Self {
+        let context = Variable::empty_object();
+        Frame {
+            scope: Scope::new(context.clone()),
+            context,
+            vm: VM::new(),
+        }
+    }
+
+    /// Starts a new evaluation with an empty context, keeping the VM's buffers.
+    pub fn reset(&mut self) {
+        self.context = Variable::empty_object();
+        self.scope = Scope::new(self.context.clone());
+    }
+
+    /// Sets a top-level name.
+    pub fn set(&mut self, name: &str, value: Variable) {
+        if let Variable::Object(object) = &self.context {
+            object.borrow_mut().insert_str(name, value);
+        }
+    }
+
+    /// Reads a top-level name (null when absent).
+    pub fn get(&self, name: &str) -> Variable {
+        match &self.context {
+            Variable::Object(object) => object.borrow().get_str(name).cloned().unwrap_or(Variable::Null),
+            _ => Variable::Null,
+        }
+    }
+
+    /// The whole context as one object.
+    pub fn context(&self) -> &Variable {
+        &self.context
+    }
+}
+
+#[cfg(test)]
+mod tests;

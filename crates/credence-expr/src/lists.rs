@@ -1,0 +1,55 @@
+//! Named lists (blocked IDs, phone numbers, employers) with O(1) membership for `in_list`.
+
+use std::collections::HashSet;
+
+/// The lists of one strategy package, by name. Values are compared as exact strings after
+/// trimming; normalise (hash, lower-case) before loading and before asking.
+#[derive(Debug, Clone, Default)]
+pub struct NamedLists {
+    names: Vec<String>,
+    sets: Vec<HashSet<Box<str>>>,
+}
+
+impl NamedLists {
+    pub fn new() -> Self {
+        NamedLists::default()
+    }
+
+    /// Adds a list; a second list of the same name replaces the first.
+    pub fn insert<I, S>(&mut self, name: &str, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let set: HashSet<Box<str>> = values
+            .into_iter()
+            .map(|v| Box::from(v.as_ref().trim()))
+            .filter(|v: &Box<str>| !v.is_empty())
+            .collect();
+        match self.index_of(name) {
+            Some(index) => self.sets[index] = set,
+            None => {
+                self.names.push(name.to_string());
+                self.sets.push(set);
+            }
+        }
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn len_of(&self, index: usize) -> usize {
+        self.sets.get(index).map_or(0, HashSet::len)
+    }
+
+    pub fn contains(&self, index: usize, value: &str) -> bool {
+        self.sets
+            .get(index)
+            .is_some_and(|set| set.contains(value.trim()))
+    }
+}
