@@ -1,1 +1,288 @@
-fn main() {}
+//! The `credence` binary: parses the command line, reads files, and calls the library crates.
+//!
+//! Exit codes: 0 success; 1 a failed check (a `validate` case); 2 bad input or usage.
+
+mod package_dir;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use credence_engine::{Clock, CompiledStrategy, EngineError, EvalOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "credence",
+    version,
+    about = "Real-time credit decisioning and in-loan risk management"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide one input (or one per line of a JSON Lines file) with a strategy package.
+    Decide {
+        /// The strategy package directory (holds strategy.yaml).
+        #[arg(long)]
+        strategy: PathBuf,
+        /// The flow to run, e.g. application or drawdown.
+        #[arg(long)]
+        flow: String,
+        /// Include the full trace: every intermediate value and the validated input.
+        #[arg(long)]
+        trace: bool,
+        /// Decide as of this date (YYYY-MM-DD) instead of today (UTC): replays use the recorded date.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        /// Language of reason texts (one the strategy declares).
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// A JSON file (one input) or JSON Lines file (one input per line); `-` reads standard input.
+        input: String,
+    },
+    /// Compile a strategy package and run its embedded test cases.
+    Validate {
+        /// The strategy package directory.
+        dir: PathBuf,
+    },
+}
+
+/// An error that ends the command with a given exit code.
+#[derive(Debug)]
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+impl Exit {
+    fn bad_input(message: impl Into<String>) -> Exit {
+        Exit {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Exit {
+    fn from(error: anyhow::Error) -> Exit {
+        Exit::bad_input(format!("{error:#}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decide {
+            strategy,
+            flow,
+            trace,
+            as_of,
+            lang,
+            input,
+        } => decide(&strategy, &flow, trace, as_of.as_deref(), &lang, &input),
+        Command::Validate { dir } => validate(&dir),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(exit) => {
+            eprintln!("error: {}", exit.message);
+            ExitCode::from(exit.code)
+        }
+    }
+}
+
+/// Today's date in UTC, read once per command.
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now().date_naive()
+    }
+}
+
+fn load_strategy(dir: &Path) -> Result<CompiledStrategy, Exit> {
+    let source = package_dir::read(dir).map_err(|e| Exit::bad_input(format!("{e:#}")))?;
+    credence_engine::compile(&source)
+        .map_err(|e| Exit::bad_input(format!("{}: {e}", dir.display())))
+}
+
+fn decide(
+    strategy_dir: &Path,
+    flow: &str,
+    trace: bool,
+    as_of: Option<&str>,
+    language: &str,
+    input: &str,
+) -> Result<u8, Exit> {
+    let strategy = load_strategy(strategy_dir)?;
+    strategy
+        .flow(flow)
+        .map_err(|e| Exit::bad_input(e.to_string()))?;
+    let as_of = match as_of {
+        Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            Exit::bad_input(format!(
+                "--as-of must be a date written YYYY-MM-DD, got {text}"
+            ))
+        })?,
+        None => SystemClock.today(),
+    };
+    let options = EvalOptions {
+        as_of,
+        language: language.to_string(),
+        full_trace: trace,
+    };
+    let text = read_input(input)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // One JSON document, or JSON Lines.
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) => {
+            let decision = strategy
+                .decide_json(flow, &value, &options)
+                .map_err(|e| engine_exit(&e, input))?;
+            let json =
+                serde_json::to_string_pretty(&decision).context("serialising the decision")?;
+            writeln!(out, "{json}").context("writing to standard output")?;
+            Ok(0)
+        }
+        Err(whole_error) => {
+            let lines: Vec<(usize, &str)> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .collect();
+            if lines.len() <= 1 {
+                return Err(Exit::bad_input(format!(
+                    "{}: malformed JSON at line {}, column {}: {whole_error}",
+                    display_input(input),
+                    whole_error.line(),
+                    whole_error.column()
+                )));
+            }
+            let mut failed = 0usize;
+            for (number, line) in lines {
+                let result = serde_json::from_str::<serde_json::Value>(line)
+                    .map_err(|e| format!("malformed JSON at column {}: {e}", e.column()))
+                    .and_then(|value| {
+                        strategy
+                            .decide_json(flow, &value, &options)
+                            .map_err(|e| e.to_string())
+                    });
+                let json = match result {
+                    Ok(decision) => {
+                        serde_json::to_string(&decision).context("serialising the decision")?
+                    }
+                    Err(message) => {
+                        failed += 1;
+                        eprintln!(
+                            "error: {} line {}: {message}",
+                            display_input(input),
+                            number + 1
+                        );
+                        serde_json::json!({"line": number + 1, "error": message}).to_string()
+                    }
+                };
+                writeln!(out, "{json}").context("writing to standard output")?;
+            }
+            if failed > 0 {
+                return Err(Exit::bad_input(format!(
+                    "{failed} line(s) could not be decided"
+                )));
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn display_input(input: &str) -> &str {
+    if input == "-" {
+        "standard input"
+    } else {
+        input
+    }
+}
+
+fn engine_exit(error: &EngineError, input: &str) -> Exit {
+    let code = match error {
+        EngineError::Evaluation { .. } => 1,
+        _ => 2,
+    };
+    Exit {
+        code,
+        message: format!("{}: {error}", display_input(input)),
+    }
+}
+
+fn read_input(input: &str) -> Result<String, Exit> {
+    let mut text = String::new();
+    if input == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Exit::bad_input(format!("cannot read standard input: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(input)
+            .map_err(|e| Exit::bad_input(format!("cannot read {input}: {e}")))?;
+    }
+    Ok(text)
+}
+
+fn validate(dir: &Path) -> Result<u8, Exit> {
+    let strategy = load_strategy(dir)?;
+    let results = strategy.run_cases();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let write = |out: &mut std::io::StdoutLock, line: String| -> Result<(), Exit> {
+        writeln!(out, "{line}")
+            .map_err(|e| Exit::bad_input(format!("writing to standard output: {e}")))
+    };
+    write(
+        &mut out,
+        format!(
+            "strategy {} version {} — {} flow(s), {} case(s)",
+            strategy.name(),
+            strategy.version(),
+            strategy.flow_names().count(),
+            results.len()
+        ),
+    )?;
+    let mut failed = 0;
+    for result in &results {
+        if result.passed() {
+            write(
+                &mut out,
+                format!("  ok    {} ({})", result.name, result.flow),
+            )?;
+            continue;
+        }
+        failed += 1;
+        write(
+            &mut out,
+            format!("  FAIL  {} ({}, {})", result.name, result.flow, result.file),
+        )?;
+        if let Some(error) = &result.error {
+            write(&mut out, format!("        {error}"))?;
+        }
+        for mismatch in &result.mismatches {
+            write(
+                &mut out,
+                format!(
+                    "        {}: expected {}, got {}",
+                    mismatch.field, mismatch.expected, mismatch.got
+                ),
+            )?;
+        }
+    }
+    write(
+        &mut out,
+        format!(
+            "cases: {} passed, {} failed",
+            results.len() - failed,
+            failed
+        ),
+    )?;
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,1 +1,37 @@
-//! placeholder
+//! Credence's decision core: strategy packages parsed, compiled once into an immutable strategy, evaluated many times.
+//!
+//! ```text
+//! PackageSource (bytes) ──compile──▶ CompiledStrategy (Send + Sync, versioned by content hash)
+//! raw JSON ──validate_input──▶ ValidatedInput ──decide(flow, as_of)──▶ Decision + Trace
+//! ```
+//!
+//! The crate does no I/O and reads no clock: the caller hands in the package's bytes and the
+//! date (`EvalOptions::as_of`, from a [`Clock`]). Business outcomes — decline, refer, missing
+//! data — are values in the [`Decision`]; [`EngineError`] is for defects and bad input.
+
+mod cases;
+mod compile;
+mod decision;
+mod error;
+mod eval;
+pub mod format;
+mod matrix;
+mod schema;
+mod scorecard;
+mod source;
+mod table;
+mod value;
+
+pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};
+pub use compile::{compile, CompiledStrategy, Flow, MANIFEST};
+pub use decision::{
+    CapApplied, Decision, Outcome, Reason, Referral, RuleHit, ShadowDecision, StepDetail, Trace,
+    TraceStep,
+};
+pub use error::{CompileProblem, EngineError};
+pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
+pub use schema::{InputValue, ValidatedInput, Violation};
+pub use source::PackageSource;
+
+#[cfg(test)]
+mod tests;

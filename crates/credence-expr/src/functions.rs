@@ -65,7 +65,9 @@ impl CreditFunction {
 
     pub fn signature(self) -> &'static str {
         match self {
-            CreditFunction::AnnuityPayment => "annuity_payment(rate_per_period, periods, principal)",
+            CreditFunction::AnnuityPayment => {
+                "annuity_payment(rate_per_period, periods, principal)"
+            }
             CreditFunction::AffordablePrincipal => {
                 "affordable_principal(rate_per_period, periods, payment)"
             }
@@ -82,9 +84,7 @@ const MAX_PERIODS: i64 = 1200;
 
 fn check_rate_and_periods(rate: Decimal, periods: Decimal) -> Result<i64, String> {
     if rate.is_sign_negative() {
-        return Err(format!(
-            "rate_per_period must not be negative, got {rate}"
-        ));
+        return Err(format!("rate_per_period must not be negative, got {rate}"));
     }
     if rate >= Decimal::ONE {
         return Err(format!(
@@ -96,7 +96,9 @@ fn check_rate_and_periods(rate: Decimal, periods: Decimal) -> Result<i64, String
     }
     let periods = periods.to_i64().unwrap_or(i64::MAX);
     if periods > MAX_PERIODS {
-        return Err(format!("periods must be at most {MAX_PERIODS}, got {periods}"));
+        return Err(format!(
+            "periods must be at most {MAX_PERIODS}, got {periods}"
+        ));
     }
     Ok(periods)
 }
@@ -112,7 +114,11 @@ fn discount_factor(rate: Decimal, periods: i64) -> Result<Decimal, String> {
 }
 
 /// Level payment that repays `principal` over `periods` at `rate` per period.
-pub fn annuity_payment(rate: Decimal, periods: Decimal, principal: Decimal) -> Result<Decimal, String> {
+pub fn annuity_payment(
+    rate: Decimal,
+    periods: Decimal,
+    principal: Decimal,
+) -> Result<Decimal, String> {
     let n = check_rate_and_periods(rate, periods)?;
     if principal.is_sign_negative() {
         return Err(format!("principal must not be negative, got {principal}"));
@@ -131,7 +137,11 @@ pub fn annuity_payment(rate: Decimal, periods: Decimal, principal: Decimal) -> R
 }
 
 /// Principal that a level `payment` repays over `periods` at `rate` per period.
-pub fn affordable_principal(rate: Decimal, periods: Decimal, payment: Decimal) -> Result<Decimal, String> {
+pub fn affordable_principal(
+    rate: Decimal,
+    periods: Decimal,
+    payment: Decimal,
+) -> Result<Decimal, String> {
     let n = check_rate_and_periods(rate, periods)?;
     if payment.is_sign_negative() {
         return Ok(Decimal::ZERO);
@@ -157,8 +167,8 @@ pub fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
     if to < from {
         return -months_between(to, from);
     }
-    let mut months = (to.year() as i64 - from.year() as i64) * 12 + to.month() as i64
-        - from.month() as i64;
+    let mut months =
+        (to.year() as i64 - from.year() as i64) * 12 + to.month() as i64 - from.month() as i64;
     if to.day() < from.day() {
         months -= 1;
     }
@@ -173,7 +183,9 @@ pub fn age_years(birth: NaiveDate, on: NaiveDate) -> i64 {
 /// Rounds half away from zero, as loan statements do.
 pub fn round_money(amount: Decimal, places: Decimal) -> Result<Decimal, String> {
     if !places.fract().is_zero() || places < Decimal::ZERO || places > Decimal::from(10) {
-        return Err(format!("places must be a whole number from 0 to 10, got {places}"));
+        return Err(format!(
+            "places must be a whole number from 0 to 10, got {places}"
+        ));
     }
     let places = places.to_u32().unwrap_or(0);
     Ok(amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero))
@@ -212,7 +224,11 @@ mod tests {
         ];
         for (rate, periods, principal, expected) in cases {
             let payment = annuity_payment(d(rate), d(periods), d(principal)).unwrap();
-            assert_eq!(payment.round_dp(2), d(expected), "{rate} {periods} {principal}");
+            assert_eq!(
+                payment.round_dp(2),
+                d(expected),
+                "{rate} {periods} {principal}"
+            );
         }
     }
 
@@ -234,7 +250,13 @@ mod tests {
             annuity_payment(d("0.01"), d("2.5"), d("1")),
             annuity_payment(d("0.01"), d("12"), d("-1")),
         ];
-        let arguments = ["rate_per_period", "rate_per_period", "periods", "periods", "principal"];
+        let arguments = [
+            "rate_per_period",
+            "rate_per_period",
+            "periods",
+            "periods",
+            "principal",
+        ];
         for (result, argument) in cases.into_iter().zip(arguments) {
             assert!(result.unwrap_err().contains(argument));
         }
@@ -250,11 +272,17 @@ mod tests {
             ("2026-06-15", "1990-06-15", -432),
         ];
         for (from, to, months) in cases {
-            assert_eq!(months_between(date(from), date(to)), months, "{from} → {to}");
+            assert_eq!(
+                months_between(date(from), date(to)),
+                months,
+                "{from} → {to}"
+            );
         }
         assert_eq!(age_years(date("1990-06-15"), date("2026-06-14")), 35);
         assert_eq!(age_years(date("1990-06-15"), date("2026-06-15")), 36);
-        assert!(parse_date("15/06/1990", "birth_date").unwrap_err().contains("birth_date"));
+        assert!(parse_date("15/06/1990", "birth_date")
+            .unwrap_err()
+            .contains("birth_date"));
     }
 
     #[test]

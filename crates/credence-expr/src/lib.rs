@@ -42,7 +42,6 @@ pub enum ExprError {
     Eval { text: String, reason: String },
 }
 
-
 /// A call to a credit function lifted out of an expression; its result is written into
 /// `slot` of the context before the ZEN program that reads it runs.
 #[derive(Debug, Clone)]
@@ -175,7 +174,8 @@ impl<'lists> ExprCompiler<'lists> {
             let followed_by_paren = tokens
                 .get(index + 1)
                 .is_some_and(|t| t.kind == TokenKind::Bracket(Bracket::LeftParenthesis));
-            let is_method = index > 0 && tokens[index - 1].kind == TokenKind::Operator(Operator::Dot);
+            let is_method =
+                index > 0 && tokens[index - 1].kind == TokenKind::Operator(Operator::Dot);
             let Some(function) = function.filter(|_| followed_by_paren && !is_method) else {
                 index += 1;
                 continue;
@@ -187,7 +187,9 @@ impl<'lists> ExprCompiler<'lists> {
             for (position, t) in tokens.iter().enumerate().skip(index + 1) {
                 match t.kind {
                     TokenKind::Bracket(
-                        Bracket::LeftParenthesis | Bracket::LeftSquareBracket | Bracket::LeftCurlyBracket,
+                        Bracket::LeftParenthesis
+                        | Bracket::LeftSquareBracket
+                        | Bracket::LeftCurlyBracket,
                     ) => depth += 1,
                     TokenKind::Bracket(
                         Bracket::RightParenthesis
@@ -206,9 +208,8 @@ impl<'lists> ExprCompiler<'lists> {
                     _ => {}
                 }
             }
-            let close = close.ok_or_else(|| {
-                error(format!("{}( has no matching `)`", function.name()))
-            })?;
+            let close =
+                close.ok_or_else(|| error(format!("{}( has no matching `)`", function.name())))?;
             let mut arguments_text = Vec::new();
             for (k, &start) in argument_starts.iter().enumerate() {
                 let end = argument_starts.get(k + 1).map(|s| s - 1).unwrap_or(close);
@@ -312,8 +313,7 @@ mod zen_arena {
 fn uses_pointer(text: &str) -> bool {
     tokenize(text).is_ok_and(|tokens| {
         tokens.iter().any(|t| {
-            t.kind
-                == TokenKind::Identifier(zen_expression::lexer::Identifier::CallbackReference)
+            t.kind == TokenKind::Identifier(zen_expression::lexer::Identifier::CallbackReference)
         })
     })
 }
@@ -356,9 +356,7 @@ fn analyse(text: &str) -> Result<Vec<String>, String> {
             let clock = matches!(
                 kind,
                 FunctionKind::Internal(InternalFunction::Date)
-                    | FunctionKind::Deprecated(
-                        DeprecatedFunction::Date | DeprecatedFunction::Time
-                    )
+                    | FunctionKind::Deprecated(DeprecatedFunction::Date | DeprecatedFunction::Time)
             ) && (arguments.is_empty()
                 || arguments
                     .iter()
@@ -467,10 +465,12 @@ impl Expr {
     /// Evaluates against the frame's context.
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
         for call in &self.hoisted {
-            let value = call.evaluate(frame, lists).map_err(|reason| ExprError::Eval {
-                text: self.text.to_string(),
-                reason,
-            })?;
+            let value = call
+                .evaluate(frame, lists)
+                .map_err(|reason| ExprError::Eval {
+                    text: self.text.to_string(),
+                    reason,
+                })?;
             frame.set(&call.slot, value);
         }
         self.program
@@ -520,7 +520,14 @@ impl HoistedCall {
                 let (Some(rate), Some(periods), Some(amount)) = (
                     number(0, "rate_per_period")?,
                     number(1, "periods")?,
-                    number(2, if self.function == CreditFunction::AnnuityPayment { "principal" } else { "payment" })?,
+                    number(
+                        2,
+                        if self.function == CreditFunction::AnnuityPayment {
+                            "principal"
+                        } else {
+                            "payment"
+                        },
+                    )?,
                 ) else {
                     return Ok(Variable::Null);
                 };
@@ -531,8 +538,16 @@ impl HoistedCall {
                 }
             }
             CreditFunction::MonthsBetween | CreditFunction::AgeYears => {
-                let first = if self.function == CreditFunction::AgeYears { "birth_date" } else { "from_date" };
-                let second = if self.function == CreditFunction::AgeYears { "on_date" } else { "to_date" };
+                let first = if self.function == CreditFunction::AgeYears {
+                    "birth_date"
+                } else {
+                    "from_date"
+                };
+                let second = if self.function == CreditFunction::AgeYears {
+                    "on_date"
+                } else {
+                    "to_date"
+                };
                 let (Some(a), Some(b)) = (date(0, first)?, date(1, second)?) else {
                     return Ok(Variable::Null);
                 };
@@ -544,8 +559,13 @@ impl HoistedCall {
                 Variable::Number(Decimal::from(n))
             }
             CreditFunction::RoundMoney | CreditFunction::FloorTo => {
-                let second = if self.function == CreditFunction::RoundMoney { "places" } else { "step" };
-                let (Some(amount), Some(parameter)) = (number(0, "amount")?, number(1, second)?) else {
+                let second = if self.function == CreditFunction::RoundMoney {
+                    "places"
+                } else {
+                    "step"
+                };
+                let (Some(amount), Some(parameter)) = (number(0, "amount")?, number(1, second)?)
+                else {
                     return Ok(Variable::Null);
                 };
                 if self.function == CreditFunction::RoundMoney {
@@ -557,7 +577,9 @@ impl HoistedCall {
             CreditFunction::InList => {
                 let found = match &values[0] {
                     Variable::String(s) => lists.contains(self.list_index, s),
-                    Variable::Number(n) => lists.contains(self.list_index, &n.normalize().to_string()),
+                    Variable::Number(n) => {
+                        lists.contains(self.list_index, &n.normalize().to_string())
+                    }
                     Variable::Null => false,
                     other => {
                         return Err(format!(
@@ -598,9 +620,7 @@ impl UnaryTest {
         let Some(program) = &self.program else {
             return Ok(true);
         };
-        frame
-            .scope
-            .set_local(Variable::dollar_key(), value.clone());
+        frame.scope.set_local(Variable::dollar_key(), value.clone());
         program
             .evaluate_with_scope(&frame.scope, &mut frame.vm)
             .map_err(|e| ExprError::Eval {
@@ -614,9 +634,7 @@ impl UnaryTest {
         let Some(program) = &self.program else {
             return Ok(true);
         };
-        frame
-            .scope
-            .set_local(Variable::dollar_key(), value.clone());
+        frame.scope.set_local(Variable::dollar_key(), value.clone());
         program
             .evaluate_with_scope(&frame.scope, &mut frame.vm)
             .map_err(|e| ExprError::Eval {
@@ -667,7 +685,11 @@ impl Frame {
     /// Reads a top-level name (null when absent).
     pub fn get(&self, name: &str) -> Variable {
         match &self.context {
-            Variable::Object(object) => object.borrow().get_str(name).cloned().unwrap_or(Variable::Null),
+            Variable::Object(object) => object
+                .borrow()
+                .get_str(name)
+                .cloned()
+                .unwrap_or(Variable::Null),
             _ => Variable::Null,
         }
     }

@@ -114,9 +114,15 @@ impl SimpleTest {
                 let bound = Decimal::from_str(rest.trim()).ok()?;
                 let end = Some((bound, inclusive));
                 return Some(SimpleTest::Range(if upper {
-                    Interval { low: None, high: end }
+                    Interval {
+                        low: None,
+                        high: end,
+                    }
                 } else {
-                    Interval { low: end, high: None }
+                    Interval {
+                        low: end,
+                        high: None,
+                    }
                 }));
             }
         }
@@ -209,7 +215,10 @@ mod tests {
         let cases: Vec<(&str, Option<SimpleTest>)> = vec![
             ("-", Some(SimpleTest::Any)),
             ("  ", Some(SimpleTest::Any)),
-            ("600", Some(SimpleTest::OneOf(vec![Literal::Number(d("600"))]))),
+            (
+                "600",
+                Some(SimpleTest::OneOf(vec![Literal::Number(d("600"))])),
+            ),
             (
                 "\"A\", 'B'",
                 Some(SimpleTest::OneOf(vec![
@@ -219,7 +228,10 @@ mod tests {
             ),
             (
                 ">= 0.35",
-                Some(SimpleTest::Range(Interval { low: Some((d("0.35"), true)), high: None })),
+                Some(SimpleTest::Range(Interval {
+                    low: Some((d("0.35"), true)),
+                    high: None,
+                })),
             ),
             (
                 "[600..700)",
@@ -229,7 +241,10 @@ mod tests {
                 })),
             ),
             ("$ > 5 and $ < 10", None),
-            ("\"a,b\"", Some(SimpleTest::OneOf(vec![Literal::String("a,b".into())]))),
+            (
+                "\"a,b\"",
+                Some(SimpleTest::OneOf(vec![Literal::String("a,b".into())])),
+            ),
             ("[700..600]", None),
             ("foo", None),
         ];

@@ -32,8 +32,14 @@ fn evaluates_table_of_cases() {
     });
     let cases = [
         ("debt / income", json!(0.25)),
-        ("round_money(annuity_payment(rate, term, amount), 2)", json!(888.49)),
-        ("round_money(affordable_principal(rate, term, 888.49), 0)", json!(10000)),
+        (
+            "round_money(annuity_payment(rate, term, amount), 2)",
+            json!(888.49),
+        ),
+        (
+            "round_money(affordable_principal(rate, term, 888.49), 0)",
+            json!(10000),
+        ),
         ("age_years(birth, today)", json!(35)),
         ("months_between(birth, today) >= 431", json!(true)),
         ("in_list('blocked_phones', phone)", json!(true)),
@@ -42,7 +48,10 @@ fn evaluates_table_of_cases() {
         ("missing == null", json!(true)),
         ("annuity_payment(rate, term, missing)", json!(null)),
         ("grade in ['A', 'B'] and income > 10000", json!(true)),
-        ("floor_to(12345, 100) + round_money(0.125, 2)", json!(12300.13)),
+        (
+            "floor_to(12345, 100) + round_money(0.125, 2)",
+            json!(12300.13),
+        ),
         ("min([income, amount])", json!(10000)),
     ];
     for (text, expected) in cases {
@@ -131,7 +140,10 @@ fn cell_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("-".to_string()),
         number.clone().prop_map(|n| n.to_string()),
-        (prop::sample::select(vec!["<", "<=", ">", ">="]), number.clone())
+        (
+            prop::sample::select(vec!["<", "<=", ">", ">="]),
+            number.clone()
+        )
             .prop_map(|(op, n)| format!("{op} {n}")),
         (
             prop::sample::select(vec!["[", "("]),

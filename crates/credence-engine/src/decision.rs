@@ -1,0 +1,160 @@
+//! The decision a flow returns, and its trace: what callers, logs and auditors read.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The answer to an application or a drawdown, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Approve,
+    Refer,
+    Decline,
+}
+
+impl Outcome {
+    pub fn parse(text: &str) -> Option<Outcome> {
+        match text {
+            "approve" => Some(Outcome::Approve),
+            "refer" => Some(Outcome::Refer),
+            "decline" => Some(Outcome::Decline),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approve => "approve",
+            Outcome::Refer => "refer",
+            Outcome::Decline => "decline",
+        }
+    }
+}
+
+/// A reason code with its customer-facing text in the requested language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub text: String,
+}
+
+/// Where a referred application goes for manual review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Referral {
+    pub queue: String,
+    pub priority: i64,
+}
+
+/// A decision. Money and rates are decimals (serialised as strings, exactly).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Approved for less than was asked.
+    pub counter_offer: bool,
+    pub limit: Option<Decimal>,
+    pub apr: Option<Decimal>,
+    pub term_months: Option<u32>,
+    /// Top reasons, most important first (for a decline: what adverse-action notices quote).
+    pub reasons: Vec<Reason>,
+    /// Codes of `flag` rules that fired; they do not change the outcome.
+    pub flags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referral: Option<Referral>,
+    /// The champion/challenger arm that decided, if the flow has an experiment.
+    pub arm: Option<String>,
+    pub strategy: String,
+    pub strategy_version: String,
+    pub flow: String,
+    /// The date the engine's clock gave; replaying with it reproduces the decision.
+    pub as_of: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<ShadowDecision>,
+    pub trace: Trace,
+}
+
+/// What a shadow arm would have decided; recorded, never returned as the answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowDecision {
+    pub arm: String,
+    pub outcome: Outcome,
+    pub limit: Option<Decimal>,
+    pub apr: Option<Decimal>,
+    pub reason_codes: Vec<String>,
+}
+
+/// The steps a decision went through. Compact by default; with `full`, every intermediate value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub steps: Vec<TraceStep>,
+    /// Caps that bound the offer (e.g. `apr_max`), with the value before capping.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caps_applied: Vec<CapApplied>,
+    /// The validated input (full trace only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapApplied {
+    pub cap: String,
+    pub before: Decimal,
+    pub after: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceStep {
+    pub step: String,
+    #[serde(flatten)]
+    pub detail: StepDetail,
+    /// Every value the step produced (full trace only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepDetail {
+    Features,
+    RuleSet {
+        hits: Vec<RuleHit>,
+    },
+    Table {
+        /// Matched rows, 1-based as analysts count them.
+        rows: Vec<usize>,
+    },
+    Matrix {
+        row: Option<String>,
+        column: Option<String>,
+    },
+    Scorecard {
+        score: Decimal,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        probability_of_default: Option<f64>,
+        bins: Vec<crate::scorecard::BinHit>,
+    },
+    Model {
+        model: String,
+        model_version: String,
+        model_sha256: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        probability: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        margin: Option<f64>,
+    },
+    Branch {
+        case: String,
+    },
+    ChampionChallenger {
+        arm: String,
+        /// The stable bucket (0–9999) the key hashed to.
+        bucket: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleHit {
+    pub rule: String,
+    pub outcome: String,
+    pub reason: String,
+}

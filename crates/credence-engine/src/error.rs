@@ -1,0 +1,49 @@
+//! The engine's one error type; business outcomes (decline, refer, missing data) are never errors.
+
+use crate::schema::Violation;
+
+/// A problem found while compiling a package, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CompileProblem {
+    /// File and path inside it, e.g. `flows/application.yaml: steps[2] (table grade).rows[4]`.
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The package could not be compiled; every problem found is listed.
+    #[error("the strategy package has {} problem(s):\n{}", .0.len(), list(.0))]
+    Compile(Vec<CompileProblem>),
+    #[error("unknown flow \"{flow}\"; this strategy has: {available}")]
+    UnknownFlow { flow: String, available: String },
+    /// Input failed the flow's schema; every violation is listed.
+    #[error("input does not match the {flow} flow's schema:\n{}", list(.violations))]
+    InvalidInput {
+        flow: String,
+        violations: Vec<Violation>,
+    },
+    #[error("unknown language \"{language}\"; this strategy has reason texts in: {available}")]
+    UnknownLanguage { language: String, available: String },
+    /// Evaluation failed in a step: a defect in the strategy (e.g. a type error), not an outcome.
+    #[error("flow {flow}, step {step}: {message}")]
+    Evaluation {
+        flow: String,
+        step: String,
+        message: String,
+    },
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

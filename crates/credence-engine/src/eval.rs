@@ -1,0 +1,770 @@
+//! Evaluates a compiled flow on validated input: runs the steps, assembles the outcome under the caps, records the trace.
+//!
+//! Evaluation is pure: no I/O, and time only through `EvalOptions::as_of`, which the caller
+//! takes from its injected clock. The same input, strategy version and `as_of` give the same
+//! decision, byte for byte once serialised.
+
+use crate::compile::{Arm, CompiledStrategy, Experiment, Flow, Step};
+use crate::decision::*;
+use crate::error::EngineError;
+use crate::format::RawRuleOutcome;
+use crate::schema::ValidatedInput;
+use crate::value::{decimal_to_json, variable_decimal, variable_to_json};
+use chrono::NaiveDate;
+use credence_expr::{Frame, Variable};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// The source of "today" for decisions; the service and CLI inject one, tests fix one.
+pub trait Clock: Send + Sync {
+    fn today(&self) -> NaiveDate;
+}
+
+/// A clock that always answers the same date (tests, replays).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub NaiveDate);
+
+impl Clock for FixedClock {
+    fn today(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+/// How to evaluate: the date, the language of reason texts, and how much trace to keep.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub as_of: NaiveDate,
+    pub language: String,
+    pub full_trace: bool,
+}
+
+impl EvalOptions {
+    pub fn new(as_of: NaiveDate) -> Self {
+        EvalOptions {
+            as_of,
+            language: "en".into(),
+            full_trace: false,
+        }
+    }
+}
+
+impl Default for EvalOptions {
+    /// A fixed date (2000-01-01), never the wall clock: callers that want "today" pass a clock's date.
+    fn default() -> Self {
+        EvalOptions::new(NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default())
+    }
+}
+
+thread_local! {
+    static FRAME: RefCell<Frame> = RefCell::new(Frame::new());
+}
+
+struct Contribution<'s> {
+    outcome: Outcome,
+    reason: Option<String>,
+    /// A scorecard whose ranked reasons follow `reason`.
+    explain_with: Option<&'s str>,
+}
+
+/// The state of one run through a flow.
+struct Run<'s> {
+    strategy: &'s CompiledStrategy,
+    flow: &'s Flow,
+    full: bool,
+    steps: Vec<TraceStep>,
+    contributions: Vec<Contribution<'s>>,
+    flags: Vec<String>,
+    scorecard_reasons: Vec<(&'s str, Vec<String>)>,
+    arm: Option<String>,
+    /// In a shadow run: the experiment and the arm to take instead of the hashed one.
+    forced_arm: Option<(&'s str, &'s Arm)>,
+    shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
+}
+
+impl CompiledStrategy {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    pub fn currency(&self) -> &str {
+        &self.currency
+    }
+    /// The content hash of the package: the strategy's version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+    pub fn languages(&self) -> &[String] {
+        &self.languages
+    }
+    pub fn flow_names(&self) -> impl Iterator<Item = &str> {
+        self.flows.keys().map(String::as_str)
+    }
+
+    pub fn flow(&self, name: &str) -> Result<&Flow, EngineError> {
+        self.flows
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownFlow {
+                flow: name.to_string(),
+                available: self.flows.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// Validates raw JSON against a flow's schema.
+    pub fn validate_input(
+        &self,
+        flow: &str,
+        raw: &serde_json::Value,
+    ) -> Result<ValidatedInput, EngineError> {
+        let flow_spec = self.flow(flow)?;
+        flow_spec
+            .schema
+            .validate(raw)
+            .map_err(|violations| EngineError::InvalidInput {
+                flow: flow.to_string(),
+                violations,
+            })
+    }
+
+    /// Validates and decides.
+    pub fn decide_json(
+        &self,
+        flow: &str,
+        raw: &serde_json::Value,
+        options: &EvalOptions,
+    ) -> Result<Decision, EngineError> {
+        let input = self.validate_input(flow, raw)?;
+        self.decide(flow, &input, options)
+    }
+
+    /// Decides on validated input.
+    pub fn decide(
+        &self,
+        flow_name: &str,
+        input: &ValidatedInput,
+        options: &EvalOptions,
+    ) -> Result<Decision, EngineError> {
+        let flow = self.flow(flow_name)?;
+        if !self.languages.iter().any(|l| l == &options.language) {
+            return Err(EngineError::UnknownLanguage {
+                language: options.language.clone(),
+                available: self.languages.join(", "),
+            });
+        }
+        let mut decision = FRAME.with(|frame| match frame.try_borrow_mut() {
+            Ok(mut frame) => self.run(flow, input, options, None, &mut frame),
+            // Re-entrant use on this thread (not expected): use a fresh frame.
+            Err(_) => self.run(flow, input, options, None, &mut Frame::new()),
+        })?;
+        if options.full_trace {
+            decision.trace.input = Some(input.to_json());
+        }
+        Ok(decision)
+    }
+
+    fn run<'s>(
+        &'s self,
+        flow: &'s Flow,
+        input: &ValidatedInput,
+        options: &EvalOptions,
+        forced_arm: Option<(&'s str, &'s Arm)>,
+        frame: &mut Frame,
+    ) -> Result<Decision, EngineError> {
+        frame.reset();
+        for (name, value) in &input.fields {
+            frame.set(name, value.to_variable());
+        }
+        let as_of = options.as_of.format("%Y-%m-%d").to_string();
+        frame.set("today", Variable::String(as_of.as_str().into()));
+        let mut run = Run {
+            strategy: self,
+            flow,
+            full: options.full_trace,
+            steps: Vec::with_capacity(flow.steps.len()),
+            contributions: Vec::new(),
+            flags: Vec::new(),
+            scorecard_reasons: Vec::new(),
+            arm: None,
+            forced_arm,
+            shadow_arms: Vec::new(),
+        };
+        run.steps(&flow.steps, frame)?;
+        let mut decision = run.assemble(frame, options, as_of)?;
+        if forced_arm.is_none() && !run.shadow_arms.is_empty() {
+            let mut shadow_frame = Frame::new();
+            for (experiment, arm) in run.shadow_arms {
+                let shadow = self.run(
+                    flow,
+                    input,
+                    options,
+                    Some((experiment.id.as_str(), arm)),
+                    &mut shadow_frame,
+                )?;
+                decision.shadow.push(ShadowDecision {
+                    arm: arm.name.clone(),
+                    outcome: shadow.outcome,
+                    limit: shadow.limit,
+                    apr: shadow.apr,
+                    reason_codes: shadow.reasons.into_iter().map(|r| r.code).collect(),
+                });
+            }
+        }
+        Ok(decision)
+    }
+
+    /// The reason's text in a language, falling back to the first declared language.
+    pub fn reason_text(&self, code: &str, language: &str) -> String {
+        self.reasons
+            .get(code)
+            .and_then(|texts| {
+                texts
+                    .get(language)
+                    .or_else(|| self.languages.first().and_then(|l| texts.get(l)))
+            })
+            .cloned()
+            .unwrap_or_else(|| code.to_string())
+    }
+}
+
+/// The stable bucket, 0–9999, of a key under a salt: the first 8 bytes of SHA-256(salt ":" key).
+pub fn experiment_bucket(salt: &str, key: &str) -> u32 {
+    let digest = Sha256::new()
+        .chain_update(salt.as_bytes())
+        .chain_update(b":")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % 10_000) as u32
+}
+
+impl<'s> Run<'s> {
+    fn error(&self, step: &str, message: impl Into<String>) -> EngineError {
+        EngineError::Evaluation {
+            flow: self.flow.name.clone(),
+            step: step.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        step: &str,
+        detail: StepDetail,
+        values: impl FnOnce() -> BTreeMap<String, serde_json::Value>,
+    ) {
+        let values = self.full.then(values);
+        self.steps.push(TraceStep {
+            step: step.to_string(),
+            detail,
+            values,
+        });
+    }
+
+    fn contribute_from_object(&mut self, object: &Variable) {
+        let Variable::Object(map) = object else {
+            return;
+        };
+        let map = map.borrow();
+        let outcome = map
+            .get_str("outcome")
+            .and_then(|v| v.as_str().and_then(Outcome::parse));
+        if let Some(outcome) = outcome {
+            let reason = map
+                .get_str("reason")
+                .and_then(|v| v.as_str().map(str::to_string));
+            self.contributions.push(Contribution {
+                outcome,
+                reason,
+                explain_with: None,
+            });
+        }
+    }
+
+    fn steps(&mut self, steps: &'s [Step], frame: &mut Frame) -> Result<(), EngineError> {
+        for step in steps {
+            self.step(step, frame)?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &'s Step, frame: &mut Frame) -> Result<(), EngineError> {
+        let lists = &self.strategy.lists;
+        match step {
+            Step::Features { id, order } => {
+                let mut values = BTreeMap::new();
+                for (name, expr) in order {
+                    let value = expr
+                        .eval(frame, lists)
+                        .map_err(|e| self.error(id, format!("feature {name}: {e}")))?;
+                    if self.full {
+                        values.insert(name.clone(), variable_to_json(&value));
+                    }
+                    frame.set(name, value);
+                }
+                self.record(id, StepDetail::Features, || values);
+            }
+            Step::RuleSet {
+                id,
+                stop_on_first_decline,
+                rules,
+            } => {
+                let mut hits = Vec::new();
+                let mut worst: Option<Outcome> = None;
+                for rule in rules {
+                    let fired = match rule
+                        .when
+                        .eval(frame, lists)
+                        .map_err(|e| self.error(id, format!("rule {}: {e}", rule.id)))?
+                    {
+                        Variable::Bool(b) => b,
+                        Variable::Null => false,
+                        other => {
+                            return Err(self.error(
+                                id,
+                                format!(
+                                    "rule {}: `when` must give true or false, got {}",
+                                    rule.id,
+                                    other.type_name()
+                                ),
+                            ))
+                        }
+                    };
+                    if !fired {
+                        continue;
+                    }
+                    let outcome = match rule.outcome {
+                        RawRuleOutcome::Decline => Some(Outcome::Decline),
+                        RawRuleOutcome::Refer => Some(Outcome::Refer),
+                        RawRuleOutcome::Flag => None,
+                    };
+                    hits.push(RuleHit {
+                        rule: rule.id.clone(),
+                        outcome: match rule.outcome {
+                            RawRuleOutcome::Decline => "decline",
+                            RawRuleOutcome::Refer => "refer",
+                            RawRuleOutcome::Flag => "flag",
+                        }
+                        .into(),
+                        reason: rule.reason.clone(),
+                    });
+                    match outcome {
+                        Some(outcome) => {
+                            worst = worst.max(Some(outcome));
+                            self.contributions.push(Contribution {
+                                outcome,
+                                reason: Some(rule.reason.clone()),
+                                explain_with: rule.explain_with.as_deref(),
+                            });
+                        }
+                        None => {
+                            if !self.flags.contains(&rule.reason) {
+                                self.flags.push(rule.reason.clone());
+                            }
+                        }
+                    }
+                    if *stop_on_first_decline && outcome == Some(Outcome::Decline) {
+                        break;
+                    }
+                }
+                let summary = Variable::empty_object();
+                if let Variable::Object(map) = &summary {
+                    let mut map = map.borrow_mut();
+                    map.insert_str(
+                        "outcome",
+                        worst.map_or(Variable::Null, |o| Variable::String(o.as_str().into())),
+                    );
+                    map.insert_str("hits", Variable::Number(Decimal::from(hits.len())));
+                }
+                frame.set(id, summary);
+                self.record(id, StepDetail::RuleSet { hits }, BTreeMap::new);
+            }
+            Step::Table(table) => {
+                let result = table
+                    .evaluate(frame, lists)
+                    .map_err(|e| self.error(&table.id, e))?;
+                self.contribute_from_object(&result.value);
+                let json = self.full.then(|| variable_to_json(&result.value));
+                frame.set(&table.id, result.value);
+                self.record(
+                    &table.id,
+                    StepDetail::Table {
+                        rows: result.rows.iter().map(|r| r + 1).collect(),
+                    },
+                    || BTreeMap::from([(table.id.clone(), json.unwrap_or_default())]),
+                );
+            }
+            Step::Matrix(matrix) => {
+                let result = matrix
+                    .evaluate(frame, lists)
+                    .map_err(|e| self.error(&matrix.id, e))?;
+                self.contribute_from_object(&result.value);
+                let json = self.full.then(|| variable_to_json(&result.value));
+                frame.set(&matrix.id, result.value);
+                self.record(
+                    &matrix.id,
+                    StepDetail::Matrix {
+                        row: result.row,
+                        column: result.column,
+                    },
+                    || BTreeMap::from([(matrix.id.clone(), json.unwrap_or_default())]),
+                );
+            }
+            Step::Scorecard(scorecard) => {
+                let result = scorecard
+                    .evaluate(frame, lists)
+                    .map_err(|e| self.error(&scorecard.id, e))?;
+                let object = Variable::empty_object();
+                if let Variable::Object(map) = &object {
+                    let mut map = map.borrow_mut();
+                    map.insert_str("score", Variable::Number(result.score));
+                    map.insert_str(
+                        "pd",
+                        result
+                            .probability_of_default
+                            .and_then(Decimal::from_f64)
+                            .map_or(Variable::Null, Variable::Number),
+                    );
+                }
+                frame.set(&scorecard.id, object);
+                let values = if self.full {
+                    let mut values = BTreeMap::new();
+                    for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
+                        values.insert(c.name.clone(), variable_to_json(v));
+                    }
+                    values.insert("score".into(), decimal_to_json(result.score));
+                    values
+                } else {
+                    BTreeMap::new()
+                };
+                self.scorecard_reasons
+                    .push((scorecard.id.as_str(), result.ranked_reasons));
+                self.record(
+                    &scorecard.id,
+                    StepDetail::Scorecard {
+                        score: result.score,
+                        probability_of_default: result.probability_of_default,
+                        bins: result.bins,
+                    },
+                    || values,
+                );
+            }
+            Step::Model(step) => {
+                let mut features = Vec::with_capacity(step.inputs.len());
+                let mut values = BTreeMap::new();
+                for (name, expr) in step.model.metadata().features.iter().zip(&step.inputs) {
+                    let value = expr
+                        .eval(frame, lists)
+                        .map_err(|e| self.error(&step.id, format!("feature {name}: {e}")))?;
+                    let x = match &value {
+                        Variable::Null => f64::NAN,
+                        Variable::Number(n) => n.to_f64().unwrap_or(f64::NAN),
+                        Variable::Bool(b) => f64::from(u8::from(*b)),
+                        other => {
+                            return Err(self.error(
+                                &step.id,
+                                format!(
+                                    "feature {name} must be a number, got {}",
+                                    other.type_name()
+                                ),
+                            ))
+                        }
+                    };
+                    if self.full {
+                        values.insert(name.clone(), variable_to_json(&value));
+                    }
+                    features.push(x);
+                }
+                let prediction = step.model.predict(&features);
+                let object = Variable::empty_object();
+                if let Variable::Object(map) = &object {
+                    let mut map = map.borrow_mut();
+                    let number = |x: Option<f64>| {
+                        x.and_then(Decimal::from_f64)
+                            .map_or(Variable::Null, Variable::Number)
+                    };
+                    map.insert_str("probability", number(prediction.map(|p| p.probability)));
+                    map.insert_str("margin", number(prediction.map(|p| p.margin)));
+                }
+                frame.set(&step.id, object);
+                let metadata = step.model.metadata();
+                self.record(
+                    &step.id,
+                    StepDetail::Model {
+                        model: metadata.name.clone(),
+                        model_version: metadata.version.clone(),
+                        model_sha256: metadata.sha256.clone(),
+                        probability: prediction.map(|p| p.probability),
+                        margin: prediction.map(|p| p.margin),
+                    },
+                    || values,
+                );
+            }
+            Step::Branch { id, cases } => {
+                let mut chosen = None;
+                for case in cases {
+                    let taken = match &case.when {
+                        None => true,
+                        Some(when) => match when
+                            .eval(frame, lists)
+                            .map_err(|e| self.error(id, format!("case {}: {e}", case.name)))?
+                        {
+                            Variable::Bool(b) => b,
+                            Variable::Null => false,
+                            other => {
+                                return Err(self.error(
+                                    id,
+                                    format!(
+                                        "case {}: `when` must give true or false, got {}",
+                                        case.name,
+                                        other.type_name()
+                                    ),
+                                ))
+                            }
+                        },
+                    };
+                    if taken {
+                        chosen = Some(case);
+                        break;
+                    }
+                }
+                let name = chosen.map_or_else(|| "none".to_string(), |c| c.name.clone());
+                frame.set(id, Variable::String(name.as_str().into()));
+                self.record(id, StepDetail::Branch { case: name }, BTreeMap::new);
+                if let Some(case) = chosen {
+                    self.steps(&case.steps, frame)?;
+                }
+            }
+            Step::Experiment(experiment) => {
+                let key = experiment
+                    .key
+                    .eval(frame, lists)
+                    .map_err(|e| self.error(&experiment.id, e.to_string()))?;
+                let key = match key {
+                    Variable::String(s) => s.to_string(),
+                    Variable::Number(n) => n.normalize().to_string(),
+                    other => {
+                        return Err(self.error(
+                            &experiment.id,
+                            format!(
+                                "the experiment key must be a string or number, got {}",
+                                other.type_name()
+                            ),
+                        ))
+                    }
+                };
+                let bucket = experiment_bucket(&experiment.salt, &key);
+                let arm = match self.forced_arm {
+                    Some((id, arm)) if id == experiment.id => arm,
+                    _ => {
+                        let index = experiment
+                            .bucket_bounds
+                            .iter()
+                            .position(|bound| bucket < *bound)
+                            .unwrap_or(experiment.arms.len() - 1);
+                        &experiment.arms[index]
+                    }
+                };
+                if self.forced_arm.is_none() {
+                    self.shadow_arms
+                        .extend(experiment.shadow.iter().map(|s| (experiment, s)));
+                }
+                if self.arm.is_none() {
+                    self.arm = Some(arm.name.clone());
+                }
+                frame.set(&experiment.id, Variable::String(arm.name.as_str().into()));
+                self.record(
+                    &experiment.id,
+                    StepDetail::ChampionChallenger {
+                        arm: arm.name.clone(),
+                        bucket,
+                    },
+                    BTreeMap::new,
+                );
+                self.steps(&arm.steps, frame)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decimal_output(
+        &self,
+        frame: &mut Frame,
+        expr: Option<&credence_expr::Expr>,
+        what: &str,
+    ) -> Result<Option<Decimal>, EngineError> {
+        let Some(expr) = expr else { return Ok(None) };
+        let value = expr
+            .eval(frame, &self.strategy.lists)
+            .map_err(|e| self.error("outcome", format!("{what}: {e}")))?;
+        variable_decimal(&value, what).map_err(|e| self.error("outcome", e))
+    }
+
+    /// Puts the decision together: the most severe contribution wins, the offer is bounded by
+    /// the caps, and an offer under the minimum becomes a decline.
+    fn assemble(
+        &mut self,
+        frame: &mut Frame,
+        options: &EvalOptions,
+        as_of: String,
+    ) -> Result<Decision, EngineError> {
+        let spec = &self.flow.outcome;
+        let caps = &self.strategy.caps;
+        let mut outcome = self
+            .contributions
+            .iter()
+            .map(|c| c.outcome)
+            .max()
+            .unwrap_or(spec.default);
+        let mut reason_codes: Vec<String> = Vec::new();
+        let push_reason = |codes: &mut Vec<String>, code: &str| {
+            if !codes.iter().any(|c| c == code) {
+                codes.push(code.to_string());
+            }
+        };
+        for contribution in &self.contributions {
+            if contribution.outcome == outcome {
+                if let Some(reason) = &contribution.reason {
+                    push_reason(&mut reason_codes, reason);
+                }
+            }
+        }
+        let mut caps_applied = Vec::new();
+        let (mut limit, mut apr, mut term_months) = (None, None, None);
+        if outcome != Outcome::Decline {
+            limit = self.decimal_output(frame, spec.limit.as_ref(), "limit")?;
+            apr = self.decimal_output(frame, spec.apr.as_ref(), "apr")?;
+            let term = self.decimal_output(frame, spec.term_months.as_ref(), "term_months")?;
+            let mut cap = |value: &mut Option<Decimal>, bound: Option<Decimal>, name: &str| {
+                if let (Some(v), Some(b)) = (*value, bound) {
+                    if v > b {
+                        caps_applied.push(CapApplied {
+                            cap: name.to_string(),
+                            before: v,
+                            after: b,
+                        });
+                        *value = Some(b);
+                    }
+                }
+            };
+            cap(&mut limit, caps.limit_max, "limit_max");
+            cap(&mut apr, caps.apr_max, "apr_max");
+            let mut term = term.map(|t| t.floor());
+            cap(
+                &mut term,
+                caps.term_months_max.map(Decimal::from),
+                "term_months_max",
+            );
+            term_months = match term {
+                None => None,
+                Some(t) => Some(t.to_u32().filter(|t| *t > 0).ok_or_else(|| {
+                    self.error(
+                        "outcome",
+                        format!("term_months must be a positive whole number, got {t}"),
+                    )
+                })?),
+            };
+            if let Some(l) = limit {
+                if l < Decimal::ZERO {
+                    limit = Some(Decimal::ZERO);
+                }
+            }
+            if let (Outcome::Approve, Some(min), Some(l)) = (outcome, caps.limit_min, limit) {
+                if l < min {
+                    outcome = Outcome::Decline;
+                    reason_codes.clear();
+                    if let Some(code) = &caps.below_limit_min_reason {
+                        push_reason(&mut reason_codes, code);
+                    }
+                }
+            }
+        }
+        if outcome == Outcome::Decline {
+            limit = None;
+            apr = None;
+            term_months = None;
+        }
+        // Rules that decided the outcome may be explained by a scorecard's weakest characteristics.
+        for contribution in &self.contributions {
+            let Some(scorecard) = contribution
+                .explain_with
+                .filter(|_| contribution.outcome == outcome)
+            else {
+                continue;
+            };
+            if let Some((_, ranked)) = self
+                .scorecard_reasons
+                .iter()
+                .find(|(id, _)| *id == scorecard)
+            {
+                for code in ranked {
+                    push_reason(&mut reason_codes, code);
+                }
+            }
+        }
+        if outcome == Outcome::Approve {
+            reason_codes.clear();
+        }
+        reason_codes.truncate(self.strategy.max_reasons);
+        let counter_offer = match (outcome, limit) {
+            (Outcome::Approve, Some(l)) => self
+                .decimal_output(frame, spec.requested_amount.as_ref(), "requested_amount")?
+                .is_some_and(|requested| l < requested),
+            _ => false,
+        };
+        let referral = if outcome == Outcome::Refer {
+            let queue = match &spec.refer_queue {
+                Some(source) => match source
+                    .eval(frame, &self.strategy.lists)
+                    .map_err(|e| self.error("outcome", e.to_string()))?
+                {
+                    Variable::String(s) => s.to_string(),
+                    _ => "default".to_string(),
+                },
+                None => "default".to_string(),
+            };
+            let priority = self
+                .decimal_output(frame, spec.refer_priority.as_ref(), "refer.priority")?
+                .and_then(|p| p.trunc().to_i64())
+                .unwrap_or(0);
+            Some(Referral { queue, priority })
+        } else {
+            None
+        };
+        let reasons = reason_codes
+            .into_iter()
+            .map(|code| Reason {
+                text: self.strategy.reason_text(&code, &options.language),
+                code,
+            })
+            .collect();
+        Ok(Decision {
+            outcome,
+            counter_offer,
+            limit: limit.map(|d| d.normalize()),
+            apr: apr.map(|d| d.normalize()),
+            term_months,
+            reasons,
+            flags: std::mem::take(&mut self.flags),
+            referral,
+            arm: self.arm.clone(),
+            strategy: self.strategy.name.clone(),
+            strategy_version: self.strategy.version.clone(),
+            flow: self.flow.name.clone(),
+            as_of,
+            shadow: Vec::new(),
+            trace: Trace {
+                steps: std::mem::take(&mut self.steps),
+                caps_applied,
+                input: None,
+            },
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Decision matrices: two banded dimensions (e.g. risk grade × debt-to-income) → outcome and terms.
+
+use crate::value::ValueSource;
+use credence_expr::{Expr, Frame, NamedLists, UnaryTest, Variable};
+
+#[derive(Debug)]
+pub struct Axis {
+    pub value: Expr,
+    /// Bands in order; the first whose test matches is taken.
+    pub bands: Vec<(String, UnaryTest)>,
+}
+
+impl Axis {
+    fn band(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Option<usize>, String> {
+        let value = self.value.eval(frame, lists).map_err(|e| e.to_string())?;
+        for (index, (_, test)) in self.bands.iter().enumerate() {
+            if test.test(&value, frame).map_err(|e| e.to_string())? {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Debug)]
+pub struct Matrix {
+    pub id: String,
+    pub rows: Axis,
+    pub columns: Axis,
+    /// Output name → grid of `rows × columns` values.
+    pub cells: Vec<(String, Vec<Vec<ValueSource>>)>,
+}
+
+pub struct MatrixResult {
+    pub row: Option<String>,
+    pub column: Option<String>,
+    /// The cell's outputs as an object; null when a value fell outside every band.
+    pub value: Variable,
+}
+
+impl Matrix {
+    pub fn evaluate(&self, frame: &mut Frame, lists: &NamedLists) -> Result<MatrixResult, String> {
+        let row = self.rows.band(frame, lists)?;
+        let column = self.columns.band(frame, lists)?;
+        let label = |axis: &Axis, i: Option<usize>| i.map(|i| axis.bands[i].0.clone());
+        let value = match (row, column) {
+            (Some(r), Some(c)) => {
+                let object = Variable::empty_object();
+                if let Variable::Object(map) = &object {
+                    for (name, grid) in &self.cells {
+                        let v = grid[r][c].eval(frame, lists).map_err(|e| e.to_string())?;
+                        map.borrow_mut().insert_str(name, v);
+                    }
+                }
+                object
+            }
+            _ => Variable::Null,
+        };
+        Ok(MatrixResult {
+            row: label(&self.rows, row),
+            column: label(&self.columns, column),
+            value,
+        })
+    }
+}

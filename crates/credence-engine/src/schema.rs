@@ -1,0 +1,454 @@
+//! Typed input schemas per flow, and validation of raw JSON input into a `ValidatedInput`.
+//!
+//! Raw input (`serde_json::Value`) and validated input are different types: the engine only
+//! evaluates a `ValidatedInput`, which exists only when every field matched its declaration.
+//! Validation lists every violation, not just the first, each by field path with what was
+//! expected and what was got.
+
+use crate::format::{AdditionalFields, RawField, RawFieldType};
+use chrono::NaiveDate;
+use credence_expr::Variable;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Names the engine supplies itself; an input schema may not declare them.
+pub const RESERVED_NAMES: [&str; 1] = ["today"];
+
+/// One way input failed its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Field path, e.g. `monthly_income` or `existing_loans[2]`.
+    pub path: String,
+    pub expected: String,
+    pub got: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.path, self.expected, self.got
+        )
+    }
+}
+
+/// A validated input value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputValue {
+    Null,
+    Number(Decimal),
+    Integer(i64),
+    String(String),
+    Boolean(bool),
+    Date(NaiveDate),
+    List(Vec<InputValue>),
+}
+
+impl InputValue {
+    pub fn to_variable(&self) -> Variable {
+        match self {
+            InputValue::Null => Variable::Null,
+            InputValue::Number(n) => Variable::Number(*n),
+            InputValue::Integer(i) => Variable::Number(Decimal::from(*i)),
+            InputValue::String(s) => Variable::String(s.as_str().into()),
+            InputValue::Boolean(b) => Variable::Bool(*b),
+            InputValue::Date(d) => {
+                Variable::String(d.format("%Y-%m-%d").to_string().as_str().into())
+            }
+            InputValue::List(items) => {
+                Variable::from_array(items.iter().map(InputValue::to_variable).collect())
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        crate::value::variable_to_json(&self.to_variable())
+    }
+}
+
+/// Input that passed its flow's schema; fields in declaration order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedInput {
+    pub(crate) fields: Vec<(Arc<str>, InputValue)>,
+}
+
+impl ValidatedInput {
+    pub fn get(&self, name: &str) -> Option<&InputValue> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &InputValue)> {
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v))
+    }
+
+    /// The input as a JSON object with canonical values (decimals as numbers).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (name, value) in &self.fields {
+            map.insert(name.to_string(), value.to_json());
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// A checked field declaration.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub kind: FieldKind,
+    pub required: bool,
+    /// Personal data (national ID, phone): masked wherever input is shown.
+    pub personal: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    Number {
+        min: Option<Decimal>,
+        max: Option<Decimal>,
+    },
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    String {
+        min_length: Option<usize>,
+        max_length: Option<usize>,
+    },
+    Boolean,
+    Date {
+        min: Option<NaiveDate>,
+        max: Option<NaiveDate>,
+    },
+    Enum {
+        values: Vec<String>,
+    },
+    List {
+        items: Box<FieldSpec>,
+        min_items: Option<usize>,
+        max_items: Option<usize>,
+    },
+}
+
+/// A flow's input schema.
+#[derive(Debug, Clone)]
+pub struct InputSchema {
+    pub fields: Vec<(Arc<str>, FieldSpec)>,
+    pub additional_fields: AdditionalFields,
+}
+
+impl FieldSpec {
+    /// Checks a raw declaration; errors name the fix.
+    pub fn compile(raw: &RawField) -> Result<FieldSpec, String> {
+        let number = |n: &Option<crate::format::YamlNumber>,
+                      what: &str|
+         -> Result<Option<Decimal>, String> {
+            n.as_ref()
+                .map(|n| {
+                    parse_decimal_text(&n.0)
+                        .ok_or_else(|| format!("{what} must be a number, got {}", n.0))
+                })
+                .transpose()
+        };
+        let date = |n: &Option<crate::format::YamlNumber>,
+                    what: &str|
+         -> Result<Option<NaiveDate>, String> {
+            n.as_ref()
+                .map(|n| {
+                    NaiveDate::parse_from_str(&n.0, "%Y-%m-%d").map_err(|_| {
+                        format!("{what} of a date must be written YYYY-MM-DD, got {}", n.0)
+                    })
+                })
+                .transpose()
+        };
+        let kind = match raw.field_type {
+            RawFieldType::Number => FieldKind::Number {
+                min: number(&raw.min, "min")?,
+                max: number(&raw.max, "max")?,
+            },
+            RawFieldType::Integer => {
+                let integer = |d: Option<Decimal>, what: &str| -> Result<Option<i64>, String> {
+                    d.map(|d| {
+                        if d.fract().is_zero() {
+                            i64::try_from(d).map_err(|_| format!("{what} is out of range"))
+                        } else {
+                            Err(format!("{what} of an integer must be whole, got {d}"))
+                        }
+                    })
+                    .transpose()
+                };
+                FieldKind::Integer {
+                    min: integer(number(&raw.min, "min")?, "min")?,
+                    max: integer(number(&raw.max, "max")?, "max")?,
+                }
+            }
+            RawFieldType::String => FieldKind::String {
+                min_length: raw.min_length,
+                max_length: raw.max_length,
+            },
+            RawFieldType::Boolean => FieldKind::Boolean,
+            RawFieldType::Date => FieldKind::Date {
+                min: date(&raw.min, "min")?,
+                max: date(&raw.max, "max")?,
+            },
+            RawFieldType::Enum => {
+                if raw.values.is_empty() {
+                    return Err("an enum needs `values`, the allowed strings".into());
+                }
+                FieldKind::Enum {
+                    values: raw.values.clone(),
+                }
+            }
+            RawFieldType::List => {
+                let items = raw
+                    .items
+                    .as_ref()
+                    .ok_or("a list needs `items`, the declaration of its elements")?;
+                FieldKind::List {
+                    items: Box::new(FieldSpec::compile(items)?),
+                    min_items: raw.min_items,
+                    max_items: raw.max_items,
+                }
+            }
+        };
+        Ok(FieldSpec {
+            kind,
+            required: raw.required,
+            personal: raw.personal,
+        })
+    }
+
+    fn expected(&self) -> String {
+        match &self.kind {
+            FieldKind::Number { min, max } => describe_bounds("a number", min, max),
+            FieldKind::Integer { min, max } => describe_bounds("an integer", min, max),
+            FieldKind::String {
+                min_length,
+                max_length,
+            } => match (min_length, max_length) {
+                (None, None) => "a string".into(),
+                (Some(a), None) => format!("a string of at least {a} characters"),
+                (None, Some(b)) => format!("a string of at most {b} characters"),
+                (Some(a), Some(b)) => format!("a string of {a} to {b} characters"),
+            },
+            FieldKind::Boolean => "true or false".into(),
+            FieldKind::Date { min, max } => describe_bounds("a date YYYY-MM-DD", min, max),
+            FieldKind::Enum { values } => format!("one of {}", values.join(", ")),
+            FieldKind::List { items, .. } => format!("a list of {}", items.expected()),
+        }
+    }
+
+    fn validate(
+        &self,
+        path: &str,
+        raw: &serde_json::Value,
+        violations: &mut Vec<Violation>,
+    ) -> InputValue {
+        use serde_json::Value as J;
+        let mut violate = |got: String| {
+            violations.push(Violation {
+                path: path.to_string(),
+                expected: self.expected(),
+                got,
+            });
+            InputValue::Null
+        };
+        if raw.is_null() {
+            if self.required {
+                return violate("null".into());
+            }
+            return InputValue::Null;
+        }
+        match &self.kind {
+            FieldKind::Number { min, max } => {
+                let Some(n) = json_decimal(raw) else {
+                    return violate(describe_json(raw));
+                };
+                if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                    return violate(n.to_string());
+                }
+                InputValue::Number(n)
+            }
+            FieldKind::Integer { min, max } => {
+                let Some(n) = json_decimal(raw)
+                    .filter(|d| d.fract().is_zero())
+                    .and_then(|d| i64::try_from(d).ok())
+                else {
+                    return violate(describe_json(raw));
+                };
+                if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                    return violate(n.to_string());
+                }
+                InputValue::Integer(n)
+            }
+            FieldKind::String {
+                min_length,
+                max_length,
+            } => {
+                let J::String(s) = raw else {
+                    return violate(describe_json(raw));
+                };
+                let length = s.chars().count();
+                if min_length.is_some_and(|m| length < m) || max_length.is_some_and(|m| length > m)
+                {
+                    return violate(format!("a string of {length} characters"));
+                }
+                InputValue::String(s.clone())
+            }
+            FieldKind::Boolean => match raw {
+                J::Bool(b) => InputValue::Boolean(*b),
+                _ => violate(describe_json(raw)),
+            },
+            FieldKind::Date { min, max } => {
+                let Some(date) = raw
+                    .as_str()
+                    .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                else {
+                    return violate(describe_json(raw));
+                };
+                if min.is_some_and(|m| date < m) || max.is_some_and(|m| date > m) {
+                    return violate(date.to_string());
+                }
+                InputValue::Date(date)
+            }
+            FieldKind::Enum { values } => match raw {
+                J::String(s) if values.iter().any(|v| v == s) => InputValue::String(s.clone()),
+                _ => violate(describe_json(raw)),
+            },
+            FieldKind::List {
+                items,
+                min_items,
+                max_items,
+            } => {
+                let J::Array(elements) = raw else {
+                    return violate(describe_json(raw));
+                };
+                if min_items.is_some_and(|m| elements.len() < m)
+                    || max_items.is_some_and(|m| elements.len() > m)
+                {
+                    violations.push(Violation {
+                        path: path.to_string(),
+                        expected: format!(
+                            "{} to {} items",
+                            min_items.unwrap_or(0),
+                            max_items.map_or("any number of".to_string(), |m| m.to_string())
+                        ),
+                        got: format!("{} items", elements.len()),
+                    });
+                    return InputValue::Null;
+                }
+                InputValue::List(
+                    elements
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| items.validate(&format!("{path}[{i}]"), e, violations))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+fn describe_bounds<T: std::fmt::Display>(what: &str, min: &Option<T>, max: &Option<T>) -> String {
+    match (min, max) {
+        (None, None) => what.to_string(),
+        (Some(a), None) => format!("{what} ≥ {a}"),
+        (None, Some(b)) => format!("{what} ≤ {b}"),
+        (Some(a), Some(b)) => format!("{what} from {a} to {b}"),
+    }
+}
+
+fn describe_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let kind = match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "object",
+    };
+    if text.chars().count() > 40 {
+        format!("{kind} {}…", text.chars().take(40).collect::<String>())
+    } else {
+        format!("{kind} {text}")
+    }
+}
+
+/// Parses a decimal written in text, also in exponent form (`1e3`).
+pub fn parse_decimal_text(text: &str) -> Option<Decimal> {
+    let text = text.trim();
+    Decimal::from_str(text)
+        .ok()
+        .or_else(|| Decimal::from_scientific(text).ok())
+}
+
+/// A JSON number (or a string holding one) as an exact decimal: the number's own text is
+/// parsed, so `0.1` is one tenth, not the nearest binary float.
+pub fn json_decimal(value: &serde_json::Value) -> Option<Decimal> {
+    match value {
+        serde_json::Value::Number(n) => parse_decimal_text(&n.to_string()),
+        serde_json::Value::String(s) => parse_decimal_text(s),
+        _ => None,
+    }
+}
+
+impl InputSchema {
+    /// Validates a raw JSON object; every violation is listed.
+    pub fn validate(&self, raw: &serde_json::Value) -> Result<ValidatedInput, Vec<Violation>> {
+        let serde_json::Value::Object(object) = raw else {
+            return Err(vec![Violation {
+                path: "(input)".into(),
+                expected: "a JSON object of the flow's input fields".into(),
+                got: describe_json(raw),
+            }]);
+        };
+        let mut violations = Vec::new();
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (name, spec) in &self.fields {
+            let value = match object.get(name.as_ref()) {
+                Some(value) => spec.validate(name, value, &mut violations),
+                None if spec.required => {
+                    violations.push(Violation {
+                        path: name.to_string(),
+                        expected: spec.expected(),
+                        got: "nothing (the field is required)".into(),
+                    });
+                    InputValue::Null
+                }
+                None => InputValue::Null,
+            };
+            fields.push((name.clone(), value));
+        }
+        if self.additional_fields == AdditionalFields::Reject {
+            for key in object.keys() {
+                if !self.fields.iter().any(|(name, _)| name.as_ref() == key) {
+                    violations.push(Violation {
+                        path: key.clone(),
+                        expected:
+                            "no such field (the flow does not declare it; check the spelling)"
+                                .into(),
+                        got: "a value".into(),
+                    });
+                }
+            }
+        }
+        if violations.is_empty() {
+            Ok(ValidatedInput { fields })
+        } else {
+            Err(violations)
+        }
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, s)| s)
+    }
+}

@@ -1,0 +1,191 @@
+//! Points scorecards: binned characteristics, odds/PDO calibration to a probability of default, ranked reason codes.
+
+use crate::value::Constant;
+use credence_expr::{Expr, Frame, Interval, NamedLists, Variable};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+#[derive(Debug, Clone)]
+pub enum BinTest {
+    /// Numeric interval with explicit closedness at each end.
+    Range(Interval),
+    /// A set of category values.
+    Values(Vec<Constant>),
+    /// The value is missing (null).
+    Missing,
+    /// Anything no other bin took.
+    Else,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bin {
+    pub test: BinTest,
+    pub points: Decimal,
+    pub label: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Characteristic {
+    pub name: String,
+    pub value: Expr,
+    pub reason: String,
+    pub bins: Vec<Bin>,
+    /// The most points any bin gives: the shortfall from it ranks reason codes.
+    pub max_points: Decimal,
+}
+
+/// Score ↔ probability: `score = offset + factor · ln(odds)`, odds = good:bad.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    pub offset: f64,
+    pub factor: f64,
+}
+
+impl Calibration {
+    pub fn new(score: f64, odds: f64, pdo: f64) -> Result<Calibration, String> {
+        if !(odds > 0.0 && odds.is_finite()) {
+            return Err(format!("calibration odds must be positive, got {odds}"));
+        }
+        if !(pdo > 0.0 && pdo.is_finite()) {
+            return Err(format!(
+                "calibration pdo (points to double the odds) must be positive, got {pdo}"
+            ));
+        }
+        let factor = pdo / std::f64::consts::LN_2;
+        Ok(Calibration {
+            offset: score - factor * odds.ln(),
+            factor,
+        })
+    }
+
+    /// Probability of default (bad) at a score.
+    pub fn probability_of_default(&self, score: f64) -> f64 {
+        let log_odds_good = (score - self.offset) / self.factor;
+        1.0 / (1.0 + log_odds_good.exp())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scorecard {
+    pub id: String,
+    pub base_points: Decimal,
+    pub calibration: Option<Calibration>,
+    pub characteristics: Vec<Characteristic>,
+}
+
+/// Which bin each characteristic fell in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BinHit {
+    pub characteristic: String,
+    pub bin: String,
+    pub points: Decimal,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScorecardResult {
+    pub score: Decimal,
+    pub probability_of_default: Option<f64>,
+    pub bins: Vec<BinHit>,
+    /// Reason codes ranked by points lost against each characteristic's best bin.
+    pub ranked_reasons: Vec<String>,
+    /// Each characteristic's value, for the full trace.
+    pub values: Vec<Variable>,
+}
+
+impl Scorecard {
+    pub fn evaluate(
+        &self,
+        frame: &mut Frame,
+        lists: &NamedLists,
+    ) -> Result<ScorecardResult, String> {
+        let mut score = self.base_points;
+        let mut bins = Vec::with_capacity(self.characteristics.len());
+        let mut shortfalls: Vec<(Decimal, usize)> = Vec::new();
+        let mut values = Vec::with_capacity(self.characteristics.len());
+        for (position, characteristic) in self.characteristics.iter().enumerate() {
+            let value = characteristic
+                .value
+                .eval(frame, lists)
+                .map_err(|e| e.to_string())?;
+            let bin = characteristic.bin_for(&value).ok_or_else(|| {
+                format!(
+                    "scorecard {}: characteristic {} has no bin for {}; add an `else: true` bin or one that covers it",
+                    self.id,
+                    characteristic.name,
+                    crate::value::variable_to_json(&value)
+                )
+            })?;
+            score += bin.points;
+            let shortfall = characteristic.max_points - bin.points;
+            if shortfall > Decimal::ZERO {
+                shortfalls.push((shortfall, position));
+            }
+            bins.push(BinHit {
+                characteristic: characteristic.name.clone(),
+                bin: bin.label.clone(),
+                points: bin.points,
+            });
+            values.push(value);
+        }
+        // Largest shortfall first; ties keep declaration order.
+        shortfalls.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut ranked_reasons: Vec<String> = Vec::new();
+        for (_, position) in shortfalls {
+            let reason = &self.characteristics[position].reason;
+            if !ranked_reasons.contains(reason) {
+                ranked_reasons.push(reason.clone());
+            }
+        }
+        let probability_of_default = self
+            .calibration
+            .map(|c| c.probability_of_default(score.to_f64().unwrap_or(0.0)));
+        Ok(ScorecardResult {
+            score,
+            probability_of_default,
+            bins,
+            ranked_reasons,
+            values,
+        })
+    }
+}
+
+impl Characteristic {
+    fn bin_for(&self, value: &Variable) -> Option<&Bin> {
+        let found = self.bins.iter().find(|bin| match (&bin.test, value) {
+            (BinTest::Missing, Variable::Null) => true,
+            (BinTest::Range(interval), Variable::Number(x)) => interval.contains(*x),
+            (BinTest::Values(values), v) => values.iter().any(|c| constant_equals(c, v)),
+            _ => false,
+        });
+        found.or_else(|| {
+            self.bins
+                .iter()
+                .find(|bin| matches!(bin.test, BinTest::Else))
+        })
+    }
+}
+
+fn constant_equals(constant: &Constant, value: &Variable) -> bool {
+    match (constant, value) {
+        (Constant::Number(a), Variable::Number(b)) => a == b,
+        (Constant::String(a), Variable::String(b)) => a.as_ref() == b.as_str(),
+        (Constant::Bool(a), Variable::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_doubles_odds_every_pdo_points() {
+        let calibration = Calibration::new(600.0, 50.0, 20.0).unwrap();
+        let pd_at = |score: f64| calibration.probability_of_default(score);
+        assert!((pd_at(600.0) - 1.0 / 51.0).abs() < 1e-12);
+        assert!((pd_at(620.0) - 1.0 / 101.0).abs() < 1e-12);
+        assert!((pd_at(580.0) - 1.0 / 26.0).abs() < 1e-12);
+        assert!(Calibration::new(600.0, 0.0, 20.0).is_err());
+        assert!(Calibration::new(600.0, 50.0, -1.0).is_err());
+    }
+}
