@@ -14,7 +14,7 @@ impl Axis {
     fn band(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Option<usize>, String> {
         let value = self.value.eval(frame, lists).map_err(|e| e.to_string())?;
         for (index, (_, test)) in self.bands.iter().enumerate() {
-            if test.test(&value, frame).map_err(|e| e.to_string())? {
+            if test.test(&value, frame) {
                 return Ok(Some(index));
             }
         }

@@ -8,7 +8,7 @@
 
 use crate::format::{Aggregation, HitPolicy};
 use crate::value::{Constant, ValueSource};
-use credence_expr::{Expr, ExprError, Frame, Literal, NamedLists, SimpleTest, UnaryTest, Variable};
+use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, UnaryTest, Variable};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
@@ -245,10 +245,7 @@ impl DecisionTable {
             while word != 0 {
                 let row = word_index * 64 + word.trailing_zeros() as usize;
                 word &= word - 1;
-                if self
-                    .residual_match(row, &values, frame)
-                    .map_err(|e| e.to_string())?
-                {
+                if self.residual_match(row, &values, frame) {
                     matched.push(row);
                     if stop_at_first {
                         break 'words;
@@ -259,8 +256,8 @@ impl DecisionTable {
         self.apply_hit_policy(matched, frame, lists)
     }
 
-    /// Evaluates by testing every row in order, without the index: the reference the index is
-    /// checked against.
+    /// Evaluates by testing every cell of every row in order, without the index: the reference
+    /// the index is checked against.
     pub fn evaluate_linear(
         &self,
         frame: &mut Frame,
@@ -272,17 +269,11 @@ impl DecisionTable {
         }
         let mut matched = Vec::new();
         for (row, cells) in self.cells.iter().enumerate() {
-            let mut all = true;
-            for (cell, value) in cells.iter().zip(&values) {
-                if !cell
-                    .test_with_zen(value, frame)
-                    .map_err(|e| e.to_string())?
-                {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
+            if cells
+                .iter()
+                .zip(&values)
+                .all(|(cell, value)| cell.test(value, frame))
+            {
                 matched.push(row);
                 if self.hit_policy == HitPolicy::First {
                     break;
@@ -292,18 +283,10 @@ impl DecisionTable {
         self.apply_hit_policy(matched, frame, lists)
     }
 
-    fn residual_match(
-        &self,
-        row: usize,
-        values: &[Variable],
-        frame: &mut Frame,
-    ) -> Result<bool, ExprError> {
-        for &column in &self.residual[row] {
-            if !self.cells[row][column].test(&values[column], frame)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    fn residual_match(&self, row: usize, values: &[Variable], frame: &mut Frame) -> bool {
+        self.residual[row]
+            .iter()
+            .all(|&column| self.cells[row][column].test(&values[column], frame))
     }
 
     fn row_object(

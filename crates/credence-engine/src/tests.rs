@@ -1,1 +1,770 @@
-//! Engine tests.
+//! Engine tests: the example package, tables of compile errors and hit policies, snapshots of traces, property tests.
+
+use crate::format::HitPolicy;
+use crate::table::DecisionTable;
+use crate::value::{Constant, ValueSource};
+use crate::*;
+use chrono::NaiveDate;
+use credence_expr::{ExprCompiler, Frame, NamedLists, Variable};
+use proptest::prelude::*;
+use serde_json::json;
+use std::path::Path;
+use std::sync::OnceLock;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
+
+/// Reads a package directory, as the CLI does (tests may do I/O; the engine does not).
+fn read_dir(root: &Path) -> PackageSource {
+    fn walk(root: &Path, dir: &Path, source: &mut PackageSource) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, source);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                source.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut source = PackageSource::new();
+    walk(root, root, &mut source);
+    source
+}
+
+fn example_source() -> PackageSource {
+    read_dir(Path::new(EXAMPLE))
+}
+
+fn example() -> &'static CompiledStrategy {
+    static STRATEGY: OnceLock<CompiledStrategy> = OnceLock::new();
+    STRATEGY.get_or_init(|| compile(&example_source()).unwrap())
+}
+
+fn sample(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{EXAMPLE}/samples/{name}.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn as_of() -> EvalOptions {
+    EvalOptions::new(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())
+}
+
+#[test]
+fn compiled_strategy_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CompiledStrategy>();
+}
+
+#[test]
+fn example_cases_all_pass() {
+    let results = example().run_cases();
+    assert!(results.len() >= 30, "only {} cases", results.len());
+    let failures: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn example_cases_cover_every_outcome_and_reason_code() {
+    let strategy = example();
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut codes = std::collections::BTreeSet::new();
+    for case in strategy.cases() {
+        outcomes.insert((case.flow.clone(), case.expect.outcome));
+        codes.extend(case.expect.reasons.iter().flatten().cloned());
+        codes.extend(case.expect.flags.iter().flatten().cloned());
+    }
+    for flow in ["application", "drawdown"] {
+        for outcome in [Outcome::Approve, Outcome::Refer, Outcome::Decline] {
+            assert!(
+                outcomes.contains(&(flow.to_string(), outcome)),
+                "no {flow} case expects {outcome:?}"
+            );
+        }
+    }
+    // These scorecard characteristics weigh too little ever to rank among a decline's top four
+    // reasons under this scorecard (their largest shortfall is 8–9 points; a decline needs 160+).
+    let never_in_top_reasons = ["SC_EMPLOYMENT", "SC_OTHER_PLANS", "SC_HOUSING"];
+    for code in strategy.reasons.keys() {
+        if never_in_top_reasons.contains(&code.as_str()) {
+            continue;
+        }
+        assert!(
+            codes.contains(code),
+            "no embedded case expects reason {code}"
+        );
+    }
+}
+
+#[test]
+fn samples_decide_as_named() {
+    for (name, flow, outcome) in [
+        ("application-approve", "application", Outcome::Approve),
+        ("application-decline", "application", Outcome::Decline),
+        ("application-refer", "application", Outcome::Refer),
+        ("drawdown-approve", "drawdown", Outcome::Approve),
+        ("drawdown-decline", "drawdown", Outcome::Decline),
+    ] {
+        let decision = example()
+            .decide_json(flow, &sample(name), &as_of())
+            .unwrap();
+        assert_eq!(decision.outcome, outcome, "{name}");
+    }
+}
+
+#[test]
+fn the_same_input_gives_byte_identical_output() {
+    let mut options = as_of();
+    options.full_trace = true;
+    let input = sample("application-decline");
+    let first = serde_json::to_string(
+        &example()
+            .decide_json("application", &input, &options)
+            .unwrap(),
+    )
+    .unwrap();
+    // A second compile of the same package, too: the version and the output do not move.
+    let recompiled = compile(&example_source()).unwrap();
+    let second = serde_json::to_string(
+        &recompiled
+            .decide_json("application", &input, &options)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first, second);
+    assert_eq!(example().version(), recompiled.version());
+}
+
+#[test]
+fn decline_reasons_carry_texts_in_the_requested_language() {
+    let mut options = as_of();
+    options.language = "zh".into();
+    let decision = example()
+        .decide_json("application", &sample("application-decline"), &options)
+        .unwrap();
+    assert_eq!(decision.reasons[0].code, "KO_DELINQUENT");
+    assert_eq!(
+        decision.reasons[0].text,
+        "您的信用报告显示当前有逾期未还款项。"
+    );
+    options.language = "fr".into();
+    let error = example()
+        .decide_json("application", &sample("application-decline"), &options)
+        .unwrap_err();
+    assert!(error.to_string().contains("en, zh"), "{error}");
+}
+
+#[test]
+fn compact_trace_snapshot() {
+    let decision = example()
+        .decide_json("application", &sample("application-refer"), &as_of())
+        .unwrap();
+    let mut value = serde_json::to_value(&decision).unwrap();
+    value["strategy_version"] = json!("(content hash)");
+    insta::assert_json_snapshot!("application_refer_compact", value);
+}
+
+#[test]
+fn full_trace_snapshot() {
+    let mut options = as_of();
+    options.full_trace = true;
+    let decision = example()
+        .decide_json("drawdown", &sample("drawdown-decline"), &options)
+        .unwrap();
+    let mut value = serde_json::to_value(&decision).unwrap();
+    value["strategy_version"] = json!("(content hash)");
+    insta::assert_json_snapshot!("drawdown_decline_full", value);
+}
+
+#[test]
+fn schema_violations_name_every_field() {
+    let base = sample("application-approve");
+    let with = |patch: serde_json::Value| {
+        let mut input = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v == &json!("<remove>") {
+                input.as_object_mut().unwrap().remove(k);
+            } else {
+                input[k] = v.clone();
+            }
+        }
+        input
+    };
+    let cases = [
+        (
+            with(json!({"customer_id": "<remove>"})),
+            vec!["customer_id"],
+            "required",
+        ),
+        (
+            with(json!({"requested_amount": "lots"})),
+            vec!["requested_amount"],
+            "string \"lots\"",
+        ),
+        (
+            with(json!({"term_months": 12.5})),
+            vec!["term_months"],
+            "an integer",
+        ),
+        (
+            with(json!({"term_months": 500})),
+            vec!["term_months"],
+            "from 3 to 120",
+        ),
+        (
+            with(json!({"housing": "castle"})),
+            vec!["housing"],
+            "one of own, rent, free",
+        ),
+        (
+            with(json!({"birth_date": "20/05/1984"})),
+            vec!["birth_date"],
+            "YYYY-MM-DD",
+        ),
+        (
+            with(json!({"montly_income": 1})),
+            vec!["montly_income"],
+            "no such field",
+        ),
+        (
+            with(json!({"phone": 42, "age": 30})),
+            vec!["phone", "age"],
+            "",
+        ),
+        (json!([1, 2]), vec!["(input)"], "JSON object"),
+    ];
+    for (input, paths, needle) in cases {
+        match example().decide_json("application", &input, &as_of()) {
+            Err(EngineError::InvalidInput { violations, .. }) => {
+                let got: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
+                assert_eq!(got, paths, "{input}");
+                let text = violations.iter().map(|v| v.to_string()).collect::<String>();
+                assert!(text.contains(needle), "{text} should mention {needle}");
+            }
+            other => panic!("expected a schema violation for {input}, got {other:?}"),
+        }
+    }
+    let error = example()
+        .decide_json("renewal", &base, &as_of())
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("application, drawdown"),
+        "{error}"
+    );
+}
+
+#[test]
+fn optional_fields_may_be_absent_and_rules_see_null() {
+    let mut input = sample("application-approve");
+    let object = input.as_object_mut().unwrap();
+    for field in [
+        "verified_monthly_income",
+        "bureau_open_accounts",
+        "bureau_inquiries_6m",
+        "household_size",
+        "employer_name",
+        "application_id",
+    ] {
+        object.remove(field);
+    }
+    let decision = example()
+        .decide_json("application", &input, &as_of())
+        .unwrap();
+    assert_eq!(decision.flags, ["FLG_UNVERIFIED_INCOME"]);
+    // No bureau accounts on file: a thin file, half the grade's limit cap.
+    let segment = decision
+        .trace
+        .steps
+        .iter()
+        .find(|s| s.step == "segment")
+        .unwrap();
+    assert_eq!(
+        segment.detail,
+        StepDetail::Branch {
+            case: "thin_file".into()
+        }
+    );
+}
+
+/// A minimal package: a manifest and one flow, with the flow's steps and outcome given.
+fn package(steps: &str, outcome: &str) -> PackageSource {
+    let mut source = PackageSource::new();
+    source.insert(
+        "strategy.yaml",
+        "name: t\nlanguages: [en]\ncaps: {apr_max: 0.24}\nreasons:\n  R1: {en: one}\n  R2: {en: two}\nflows:\n  application: flows/a.yaml\n",
+    );
+    source.insert(
+        "flows/a.yaml",
+        format!("input:\n  x: {{type: number}}\n  key: {{type: string, required: false}}\nsteps:\n{steps}\noutcome:\n{outcome}\n"),
+    );
+    source
+}
+
+fn compile_problems(source: &PackageSource) -> Vec<String> {
+    match compile(source) {
+        Err(EngineError::Compile(problems)) => problems.iter().map(|p| p.to_string()).collect(),
+        Ok(_) => vec![],
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[test]
+fn compile_errors_name_the_location_and_the_fix() {
+    let ok_outcome = "  default: approve";
+    let cases = [
+        (
+            "  - features: {id: f, values: {a: \"b + 1\", b: \"a + 1\"}}",
+            ok_outcome,
+            "flows/a.yaml: steps[0] (features f).values",
+            "cycle: a, b",
+        ),
+        ("  - features: {id: f, values: {a: \"y + 1\"}}", ok_outcome, "steps[0] (features f).values.a", "unknown name `y`"),
+        ("  - features: {id: f, values: {a: \"x +\"}}", ok_outcome, "values.a", "cannot compile `x +`"),
+        (
+            "  - rule_set: {id: r, rules: [{id: A, when: \"x > 1\", outcome: decline, reason: NOPE}]}",
+            ok_outcome,
+            "steps[0] (rule_set r).rules[0] (A)",
+            "unknown reason code NOPE",
+        ),
+        ("  - features: {id: f, values: {a: \"1\"}}\n  - features: {id: g, values: {a: \"2\"}}", ok_outcome, "values.a", "already defined"),
+        ("  - features: {id: f, values: {a: \"1\"}}", "  default: maybe", "outcome.default", "approve, refer or decline"),
+        ("  - features: {id: f, valuez: {}}", ok_outcome, "flows/a.yaml:", "unknown field `valuez`"),
+        ("  - tabel: {id: t}", ok_outcome, "flows/a.yaml:", "unknown variant `tabel`"),
+        (
+            "  - scorecard: {id: s, characteristics: [{name: c, value: x, reason: R1, bins: [{range: \"[0..10]\", points: 1}, {range: \"[10..20)\", points: 2}]}]}",
+            ok_outcome,
+            "characteristics[0] (c)",
+            "bins 0 and 1 overlap",
+        ),
+        (
+            "  - table: {id: t, inputs: [x], outputs: [outcome], rows: [[\"> 1\", decline]]}",
+            ok_outcome,
+            "rows[0]",
+            "needs a reason code",
+        ),
+        (
+            "  - table: {id: t, inputs: [x], outputs: [y], rows: [[\"> 1\", 1, 2]]}",
+            ok_outcome,
+            "rows[0]",
+            "has 3 cells",
+        ),
+        (
+            "  - rule_set: {id: r, rules: [{id: A, when: \"x > 1\", outcome: decline, reason: R1, explain_with: nope}]}",
+            ok_outcome,
+            "explain_with",
+            "not a scorecard step",
+        ),
+        (
+            "  - features: {id: f, values: {a: \"rand(3)\"}}",
+            ok_outcome,
+            "values.a",
+            "non-repeatable",
+        ),
+    ];
+    for (steps, outcome, location, message) in cases {
+        let problems = compile_problems(&package(steps, outcome));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(location) && p.contains(message)),
+            "{steps}\nexpected `{location}` … `{message}` in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_misspelt_name_gets_a_suggestion() {
+    let problems = compile_problems(&package(
+        "  - features: {id: f, values: {a: \"xx + 1\"}}",
+        "  default: approve",
+    ));
+    assert!(
+        problems.iter().any(|p| p.contains("did you mean `x`?")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn caps_bind_every_offer() {
+    let source = package(
+        "  - features: {id: f, values: {price: \"x / 100\"}}",
+        "  default: approve\n  apr: price\n  limit: \"1000\"",
+    );
+    let strategy = compile(&source).unwrap();
+    let decision = strategy
+        .decide_json("application", &json!({"x": 35}), &as_of())
+        .unwrap();
+    assert_eq!(decision.apr, Some(rust_decimal::Decimal::new(24, 2)));
+    assert_eq!(decision.trace.caps_applied[0].cap, "apr_max");
+    let decision = strategy
+        .decide_json("application", &json!({"x": 12}), &as_of())
+        .unwrap();
+    assert_eq!(decision.apr, Some(rust_decimal::Decimal::new(12, 2)));
+    assert!(decision.trace.caps_applied.is_empty());
+}
+
+#[test]
+fn champion_challenger_is_stable_and_follows_weights_and_shadows_are_recorded() {
+    let source = package(
+        "  - champion_challenger:\n      id: test\n      key: key\n      salt: s1\n      arms:\n        - {name: champion, weight: 90, steps: [{features: {id: a, values: {cut: \"1\"}}}]}\n        - {name: challenger, weight: 10, steps: [{features: {id: b, values: {cut: \"2\"}}}]}\n      shadow:\n        - {name: strict, steps: [{features: {id: c, values: {cut: \"100\"}}}]}\n  - rule_set: {id: r, rules: [{id: A, when: \"x < cut\", outcome: decline, reason: R1}]}",
+        "  default: approve",
+    );
+    let strategy = compile(&source).unwrap();
+    let mut challenger = 0;
+    for i in 0..4000 {
+        let input = json!({"x": 50, "key": format!("customer-{i}")});
+        let first = strategy
+            .decide_json("application", &input, &as_of())
+            .unwrap();
+        let again = strategy
+            .decide_json("application", &input, &as_of())
+            .unwrap();
+        assert_eq!(first.arm, again.arm);
+        if first.arm.as_deref() == Some("challenger") {
+            challenger += 1;
+        }
+        assert_eq!(first.outcome, Outcome::Approve);
+        assert_eq!(first.shadow.len(), 1);
+        assert_eq!(first.shadow[0].arm, "strict");
+        assert_eq!(first.shadow[0].outcome, Outcome::Decline);
+    }
+    // 10% of 4,000 is 400; a binomial standard deviation is about 19.
+    assert!((320..480).contains(&challenger), "{challenger} challengers");
+    assert_eq!(experiment_bucket("2026-11-score-cutoff", "C-100001"), 1750);
+}
+
+fn table(
+    hit_policy: HitPolicy,
+    aggregation: Option<crate::format::Aggregation>,
+    rows: &[(&str, &str, i64)],
+) -> (DecisionTable, NamedLists) {
+    let lists = NamedLists::new();
+    let mut compiler = ExprCompiler::new(&lists);
+    let cells = rows
+        .iter()
+        .map(|(a, b, _)| {
+            vec![
+                compiler.compile_unary(a).unwrap(),
+                compiler.compile_unary(b).unwrap(),
+            ]
+        })
+        .collect();
+    let outputs = rows
+        .iter()
+        .map(|(_, _, out)| vec![ValueSource::Constant(Constant::Number((*out).into()))])
+        .collect();
+    let inputs = vec![
+        compiler.compile("a").unwrap(),
+        compiler.compile("b").unwrap(),
+    ];
+    let priority = vec![
+        Constant::Number(3.into()),
+        Constant::Number(2.into()),
+        Constant::Number(1.into()),
+    ];
+    (
+        DecisionTable::new(
+            "t".into(),
+            hit_policy,
+            aggregation,
+            inputs,
+            vec!["out".into()],
+            cells,
+            outputs,
+            priority,
+        ),
+        lists,
+    )
+}
+
+#[test]
+fn hit_policies() {
+    use crate::format::Aggregation as A;
+    let rows = [
+        ("> 10", "-", 1),
+        ("[5..20]", "\"x\"", 2),
+        ("-", "\"x\",\"y\"", 3),
+        ("< 0", "-", 4),
+    ];
+    // (policy, aggregation, a, b, expected rows (0-based), expected output)
+    let cases: Vec<(
+        HitPolicy,
+        Option<A>,
+        i64,
+        &str,
+        Vec<usize>,
+        serde_json::Value,
+    )> = vec![
+        (HitPolicy::First, None, 15, "x", vec![0], json!({"out": 1})),
+        (HitPolicy::First, None, 7, "y", vec![2], json!({"out": 3})),
+        (HitPolicy::First, None, 7, "z", vec![], json!(null)),
+        (
+            HitPolicy::Priority,
+            None,
+            15,
+            "x",
+            vec![2],
+            json!({"out": 3}),
+        ),
+        (
+            HitPolicy::RuleOrder,
+            None,
+            15,
+            "x",
+            vec![0, 1, 2],
+            json!([{"out": 1}, {"out": 2}, {"out": 3}]),
+        ),
+        (
+            HitPolicy::Collect,
+            Some(A::Sum),
+            15,
+            "x",
+            vec![0, 1, 2],
+            json!({"out": 6}),
+        ),
+        (
+            HitPolicy::Collect,
+            Some(A::Min),
+            15,
+            "x",
+            vec![0, 1, 2],
+            json!({"out": 1}),
+        ),
+        (
+            HitPolicy::Collect,
+            Some(A::Max),
+            15,
+            "x",
+            vec![0, 1, 2],
+            json!({"out": 3}),
+        ),
+        (
+            HitPolicy::Collect,
+            Some(A::Count),
+            15,
+            "x",
+            vec![0, 1, 2],
+            json!({"out": 3}),
+        ),
+        (
+            HitPolicy::Collect,
+            None,
+            -5,
+            "y",
+            vec![2, 3],
+            json!([{"out": 3}, {"out": 4}]),
+        ),
+        (HitPolicy::Unique, None, -5, "q", vec![3], json!({"out": 4})),
+    ];
+    for (policy, aggregation, a, b, rows_expected, output) in cases {
+        let (table, lists) = table(policy, aggregation, &rows);
+        let mut frame = Frame::new();
+        frame.set("a", Variable::from(json!(a)));
+        frame.set("b", Variable::from(json!(b)));
+        let result = table.evaluate(&mut frame, &lists).unwrap();
+        assert_eq!(
+            result.rows, rows_expected,
+            "{policy:?} {aggregation:?} a={a} b={b}"
+        );
+        assert_eq!(
+            crate::value::variable_to_json(&result.value),
+            output,
+            "{policy:?} {aggregation:?}"
+        );
+    }
+    let (table, lists) = table(HitPolicy::Unique, None, &rows);
+    let mut frame = Frame::new();
+    frame.set("a", Variable::from(json!(15)));
+    frame.set("b", Variable::from(json!("x")));
+    let error = table.evaluate(&mut frame, &lists).unwrap_err();
+    assert!(error.contains("rows 1, 2, 3 all match"), "{error}");
+}
+
+fn cell_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => Just("-".to_string()),
+        2 => (-20i64..20).prop_map(|n| n.to_string()),
+        3 => (prop::sample::select(vec!["<", "<=", ">", ">="]), -20i64..20).prop_map(|(op, n)| format!("{op} {n}")),
+        3 => (prop::sample::select(vec!["[", "("]), -20i64..0, 0i64..20, prop::sample::select(vec!["]", ")"]))
+            .prop_map(|(l, a, b, r)| format!("{l}{a}..{b}{r}")),
+        2 => prop::sample::subsequence(vec!["\"A\"", "\"B\"", "\"C\""], 1..3).prop_map(|p| p.join(", ")),
+        // Cells no index understands: evaluated by ZEN on the candidate rows.
+        1 => (-20i64..20).prop_map(|n| format!("$ > {n} and $ < {}", n + 7)),
+    ]
+}
+
+fn input_strategy() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        (-25i64..25).prop_map(|n| json!(n)),
+        (-100i64..100).prop_map(|n| json!(n as f64 / 4.0)),
+        prop::sample::select(vec!["A", "B", "C", "D"]).prop_map(|s| json!(s)),
+        Just(json!(null)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn indexed_tables_match_a_linear_scan(
+        rows in prop::collection::vec((cell_strategy(), cell_strategy()), 1..120),
+        policy in prop::sample::select(vec![HitPolicy::First, HitPolicy::RuleOrder, HitPolicy::Collect]),
+        inputs in prop::collection::vec((input_strategy(), input_strategy()), 1..20),
+    ) {
+        let lists = NamedLists::new();
+        let mut compiler = ExprCompiler::new(&lists);
+        let cells = rows.iter().map(|(a, b)| vec![compiler.compile_unary(a).unwrap(), compiler.compile_unary(b).unwrap()]).collect();
+        let outputs = (0..rows.len()).map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))]).collect();
+        let table = DecisionTable::new(
+            "t".into(), policy, None,
+            vec![compiler.compile("a").unwrap(), compiler.compile("b").unwrap()],
+            vec!["row".into()], cells, outputs, vec![],
+        );
+        let mut frame = Frame::new();
+        for (a, b) in inputs {
+            frame.set("a", Variable::from(a.clone()));
+            frame.set("b", Variable::from(b.clone()));
+            let indexed = table.evaluate(&mut frame, &lists);
+            let linear = table.evaluate_linear(&mut frame, &lists);
+            prop_assert_eq!(indexed.unwrap().rows, linear.unwrap().rows, "a={} b={}", a, b);
+        }
+    }
+
+    #[test]
+    fn package_loading_never_panics_on_arbitrary_text(manifest in "\\PC{0,200}", flow in "\\PC{0,300}") {
+        let mut source = PackageSource::new();
+        source.insert("strategy.yaml", manifest);
+        source.insert("flows/application.yaml", flow);
+        let _ = compile(&source);
+    }
+
+    #[test]
+    fn package_loading_never_panics_on_mutated_example(
+        file in prop::sample::select(vec!["strategy.yaml", "flows/application.yaml", "flows/drawdown.yaml", "tests/application.yaml", "scorecards/application.yaml"]),
+        position in 0usize..10_000,
+        length in 0usize..40,
+        replacement in "[ a-z0-9:\\[\\]{}\"'\\-\\n.<>=]{0,12}",
+    ) {
+        let mut source = example_source();
+        let text = String::from_utf8(source.bytes(file).unwrap().to_vec()).unwrap();
+        let mut start = position % (text.len() + 1);
+        while !text.is_char_boundary(start) { start -= 1; }
+        let mut end = (start + length).min(text.len());
+        while !text.is_char_boundary(end) { end -= 1; }
+        let mutated = format!("{}{}{}", &text[..start], replacement, &text[end.max(start)..]);
+        source.insert(file, mutated);
+        if let Ok(strategy) = compile(&source) {
+            let _ = strategy.decide_json("application", &sample("application-approve"), &as_of());
+        }
+    }
+
+    #[test]
+    fn evaluation_never_panics_on_schema_valid_input(input in application_input()) {
+        let strategy = example();
+        let validated = strategy.validate_input("application", &input);
+        prop_assert!(validated.is_ok(), "{:?}", validated.err());
+        let decision = strategy.decide("application", &validated.unwrap(), &as_of());
+        prop_assert!(decision.is_ok(), "{:?}", decision.err());
+        let decision = decision.unwrap();
+        if let Some(apr) = decision.apr { prop_assert!(apr <= rust_decimal::Decimal::new(24, 2)); }
+        if let Some(limit) = decision.limit { prop_assert!(limit <= rust_decimal::Decimal::from(20_000)); }
+        if decision.outcome == Outcome::Decline { prop_assert!(!decision.reasons.is_empty()); }
+    }
+
+    #[test]
+    fn drawdown_evaluation_never_panics_on_schema_valid_input(
+        status in prop::sample::select(vec!["active", "frozen", "closed", "charged_off"]),
+        limit in 0u32..100_000, balance in 0u32..100_000, request in 1u32..100_000,
+        dpd in 0u32..400, mob in 0u32..200, count in 0u32..20, amount in 0u32..200_000,
+        alert in prop::option::of(any::<bool>()),
+    ) {
+        let input = json!({
+            "account_id": "A-1", "customer_id": "C-1", "account_status": status,
+            "credit_limit": limit, "outstanding_balance": balance, "requested_amount": request,
+            "days_past_due": dpd, "months_on_book": mob, "drawdowns_7d_count": count,
+            "drawdowns_30d_amount": amount, "bureau_alert_90d": alert,
+        });
+        let decision = example().decide_json("drawdown", &input, &as_of());
+        prop_assert!(decision.is_ok(), "{:?}", decision.err());
+    }
+}
+
+fn application_input() -> impl Strategy<Value = serde_json::Value> {
+    let enums = (
+        prop::sample::select(vec!["no_account", "negative", "low", "high"]),
+        prop::sample::select(vec![
+            "critical",
+            "delayed",
+            "paying_duly",
+            "all_paid_here",
+            "none_or_all_paid",
+        ]),
+        prop::sample::select(vec![
+            "electronics",
+            "car_new",
+            "furniture",
+            "car_used",
+            "business",
+            "education",
+            "repairs",
+            "appliances",
+            "other",
+            "retraining",
+        ]),
+        prop::sample::select(vec![
+            "under_100",
+            "none",
+            "100_to_500",
+            "500_to_1000",
+            "1000_plus",
+        ]),
+        prop::sample::select(vec![
+            "unemployed",
+            "under_1y",
+            "1_to_4y",
+            "4_to_7y",
+            "7y_plus",
+        ]),
+        prop::sample::select(vec![
+            "real_estate",
+            "savings_or_insurance",
+            "car_or_other",
+            "none",
+        ]),
+        prop::sample::select(vec!["none", "bank", "stores"]),
+        prop::sample::select(vec!["own", "rent", "free"]),
+    );
+    let numbers = (
+        100u32..1_000_000,
+        3u32..=120,
+        0u32..10_000_000,
+        prop::option::of(0u32..10_000_000),
+        0u32..10_000_000,
+        0u32..10_000_000,
+        prop::option::of(1u32..=20),
+        (
+            prop::option::of(0u32..=500),
+            0u32..=500,
+            prop::option::of(0u32..=500),
+        ),
+        (1900i32..2030, 1u32..=12, 1u32..=28),
+        prop::sample::select(vec!["C-1", "C-2", "C-3", "C-100050"]),
+    );
+    (enums, numbers).prop_map(|((check, history, purpose, savings, employment, property, plans, housing), (amount, term, declared, verified, living, debt, household, (open, past_due, inquiries), (y, m, d), customer))| {
+        json!({
+            "customer_id": customer,
+            "national_id_sha256": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "phone": "+8613700000001",
+            "birth_date": format!("{y:04}-{m:02}-{d:02}"),
+            "checking_account": check, "credit_history": history, "purpose": purpose, "savings": savings,
+            "employment_length": employment, "property": property, "other_instalment_plans": plans, "housing": housing,
+            "requested_amount": amount, "term_months": term,
+            "declared_monthly_income": declared, "verified_monthly_income": verified,
+            "monthly_living_expenses": living, "monthly_debt_payments": debt, "household_size": household,
+            "bureau_open_accounts": open, "bureau_accounts_past_due": past_due, "bureau_inquiries_6m": inquiries,
+        })
+    })
+}

@@ -612,21 +612,14 @@ impl UnaryTest {
         self.simple.as_ref()
     }
 
-    /// Tests `value`; the rest of the frame's context is visible to the cell.
-    pub fn test(&self, value: &Variable, frame: &mut Frame) -> Result<bool, ExprError> {
+    /// Tests `value`; the rest of the frame's context is visible to the cell. A cell that
+    /// cannot compare the value at all (a string against `< 0`, say) does not match, as the
+    /// analysed forms behave.
+    pub fn test(&self, value: &Variable, frame: &mut Frame) -> bool {
         if let Some(simple) = &self.simple {
-            return Ok(simple.matches(value));
+            return simple.matches(value);
         }
-        let Some(program) = &self.program else {
-            return Ok(true);
-        };
-        frame.scope.set_local(Variable::dollar_key(), value.clone());
-        program
-            .evaluate_with_scope(&frame.scope, &mut frame.vm)
-            .map_err(|e| ExprError::Eval {
-                text: self.text.to_string(),
-                reason: describe_isolate_error(&e),
-            })
+        self.test_with_zen(value, frame).unwrap_or(false)
     }
 
     /// Tests with ZEN alone, bypassing the analysed form; used to check the two agree.

@@ -1,0 +1,297 @@
+//! End-to-end tests of the `credence` binary: real processes, real files, exit codes and output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
+
+fn credence(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the credence binary starts");
+    {
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn decide(flow: &str, input: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "decide",
+        "--strategy",
+        EXAMPLE,
+        "--flow",
+        flow,
+        "--as-of",
+        "2026-11-29",
+    ];
+    args.extend_from_slice(extra);
+    args.push(input);
+    credence(&args, None)
+}
+
+fn sample(name: &str) -> String {
+    format!("{EXAMPLE}/samples/{name}.json")
+}
+
+fn stdout_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+#[test]
+fn samples_give_the_outcome_their_name_says() {
+    for (name, flow, outcome) in [
+        ("application-approve", "application", "approve"),
+        ("application-decline", "application", "decline"),
+        ("application-refer", "application", "refer"),
+        ("drawdown-approve", "drawdown", "approve"),
+        ("drawdown-decline", "drawdown", "decline"),
+    ] {
+        let output = decide(flow, &sample(name), &[]);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let decision = stdout_json(&output);
+        assert_eq!(decision["outcome"], outcome, "{name}");
+        for field in [
+            "limit",
+            "apr",
+            "term_months",
+            "reasons",
+            "strategy_version",
+            "arm",
+        ] {
+            assert!(decision.get(field).is_some(), "{name} lacks {field}");
+        }
+    }
+}
+
+#[test]
+fn the_same_input_twice_gives_identical_bytes() {
+    let first = decide("application", &sample("application-approve"), &["--trace"]);
+    let second = decide("application", &sample("application-approve"), &["--trace"]);
+    assert!(first.status.success());
+    assert_eq!(first.stdout, second.stdout);
+    assert!(
+        stdout_json(&first)["trace"]["input"].is_object(),
+        "--trace adds the input"
+    );
+}
+
+#[test]
+fn a_decline_lists_its_reasons_with_texts() {
+    let output = decide(
+        "application",
+        &sample("application-decline"),
+        &["--lang", "zh"],
+    );
+    let decision = stdout_json(&output);
+    let reasons = decision["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty());
+    for reason in reasons {
+        assert!(reason["code"].as_str().is_some_and(|c| !c.is_empty()));
+        assert!(reason["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t != reason["code"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn standard_input_and_json_lines() {
+    let approve = std::fs::read_to_string(sample("drawdown-approve")).unwrap();
+    let decline = std::fs::read_to_string(sample("drawdown-decline")).unwrap();
+    let one_line = |text: &str| {
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(text).unwrap()).unwrap()
+    };
+    let lines = format!("{}\n{}\n", one_line(&approve), one_line(&decline));
+    let output = credence(
+        &[
+            "decide",
+            "--strategy",
+            EXAMPLE,
+            "--flow",
+            "drawdown",
+            "--as-of",
+            "2026-11-29",
+            "-",
+        ],
+        Some(&lines),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let outcomes: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(outcomes, ["approve", "decline"]);
+}
+
+fn write_temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("credence-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let approve: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample("application-approve")).unwrap())
+            .unwrap();
+    let with = |field: &str, value: serde_json::Value| {
+        let mut input = approve.clone();
+        if value.is_null() {
+            input.as_object_mut().unwrap().remove(field);
+        } else {
+            input[field] = value;
+        }
+        input.to_string()
+    };
+    let cases = [
+        (
+            "malformed.json",
+            "{\"customer_id\": \"C-1\",".to_string(),
+            "application",
+            "malformed JSON at line 1",
+        ),
+        (
+            "missing.json",
+            with("requested_amount", serde_json::Value::Null),
+            "application",
+            "requested_amount",
+        ),
+        (
+            "wrong-type.json",
+            with("term_months", serde_json::json!("twelve")),
+            "application",
+            "term_months: expected an integer",
+        ),
+        (
+            "out-of-bounds.json",
+            with("requested_amount", serde_json::json!(5)),
+            "application",
+            "requested_amount: expected a number from 100",
+        ),
+        (
+            "unknown-flow.json",
+            approve.to_string(),
+            "renewal",
+            "unknown flow \"renewal\"",
+        ),
+    ];
+    for (name, text, flow, needle) in cases {
+        let path = write_temp(name, &text);
+        let output = decide(flow, path.to_str().unwrap(), &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{name}");
+    }
+    let output = decide("application", "/nonexistent/input.json", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/input.json"));
+    let output = credence(
+        &[
+            "decide",
+            "--strategy",
+            "/nonexistent",
+            "--flow",
+            "application",
+            "-",
+        ],
+        Some("{}"),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a strategy package"));
+    let output = credence(&["decide", "--no-such-flag"], None);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn validate_passes_on_the_example_and_names_a_broken_case() {
+    let output = credence(&["validate", EXAMPLE], None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+
+    let broken = std::env::temp_dir().join(format!("credence-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&broken);
+    copy_dir(Path::new(EXAMPLE), &broken);
+    let cases_file = broken.join("tests/application.yaml");
+    let text = std::fs::read_to_string(&cases_file).unwrap();
+    let changed = text.replacen("limit: 9400", "limit: 9500", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&cases_file, changed).unwrap();
+    let output = credence(&["validate", broken.to_str().unwrap()], None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  counter-offer-affordability"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("limit: expected 9500, got 9400"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&broken);
+}
+
+#[test]
+fn validate_reports_compile_problems_with_their_location() {
+    let broken = std::env::temp_dir().join(format!("credence-uncompilable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&broken);
+    copy_dir(Path::new(EXAMPLE), &broken);
+    let flow = broken.join("flows/drawdown.yaml");
+    let text = std::fs::read_to_string(&flow).unwrap().replace(
+        "credit_limit - outstanding_balance",
+        "credit_limt - outstanding_balance",
+    );
+    std::fs::write(&flow, text).unwrap();
+    let output = credence(&["validate", broken.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("flows/drawdown.yaml: steps[0] (features line).values.available"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `credit_limit`?"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&broken);
+}
