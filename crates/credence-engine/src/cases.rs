@@ -97,7 +97,7 @@ pub fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
         );
     }
     if let Some(reasons) = &expect.reasons {
-        let got: Vec<&str> = decision.reasons.iter().map(|r| r.code.as_str()).collect();
+        let got: Vec<&str> = decision.reasons.iter().map(|r| &*r.code).collect();
         check(
             "reasons",
             format!("[{}]", reasons.join(", ")),
@@ -115,7 +115,7 @@ pub fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
         check(
             "arm",
             arm.clone(),
-            decision.arm.clone().unwrap_or_else(|| "none".into()),
+            decision.arm.as_deref().unwrap_or("none").to_string(),
         );
     }
     if let Some(counter_offer) = expect.counter_offer {

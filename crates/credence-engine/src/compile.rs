@@ -11,7 +11,7 @@ use crate::matrix::{Axis, Matrix};
 use crate::schema::{FieldSpec, InputSchema, RESERVED_NAMES};
 use crate::scorecard::{Bin, BinTest, Calibration, Characteristic, Scorecard};
 use crate::source::PackageSource;
-use crate::table::DecisionTable;
+use crate::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use chrono::NaiveDate;
 use credence_expr::{Expr, ExprCompiler, Interval, NamedLists};
@@ -31,29 +31,32 @@ pub struct Caps {
     pub limit_max: Option<Decimal>,
     pub limit_min: Option<Decimal>,
     pub term_months_max: Option<u32>,
-    pub below_limit_min_reason: Option<String>,
+    pub below_limit_min_reason: Option<Arc<str>>,
 }
 
 /// A compiled strategy: immutable, `Send + Sync`, identified by the hash of its content.
 #[derive(Debug)]
 pub struct CompiledStrategy {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) label: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) currency: String,
     pub(crate) languages: Vec<String>,
     pub(crate) max_reasons: usize,
     pub(crate) caps: Caps,
-    pub(crate) reasons: BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) reasons: BTreeMap<Arc<str>, BTreeMap<String, String>>,
     pub(crate) lists: NamedLists,
     pub(crate) flows: BTreeMap<String, Flow>,
     pub(crate) cases: Vec<TestCase>,
-    pub(crate) version: String,
+    pub(crate) version: Arc<str>,
 }
 
 #[derive(Debug)]
 pub struct Flow {
-    pub name: String,
+    pub name: Arc<str>,
+    /// How many top-level names an evaluation sets (inputs, `today`, features, step results):
+    /// the evaluation context is sized for them once.
+    pub context_size: usize,
     pub description: Option<String>,
     pub schema: InputSchema,
     pub steps: Vec<Step>,
@@ -63,11 +66,11 @@ pub struct Flow {
 #[derive(Debug)]
 pub enum Step {
     Features {
-        id: String,
+        id: Arc<str>,
         order: Vec<(String, Expr)>,
     },
     RuleSet {
-        id: String,
+        id: Arc<str>,
         stop_on_first_decline: bool,
         rules: Vec<Rule>,
     },
@@ -76,7 +79,7 @@ pub enum Step {
     Scorecard(Scorecard),
     Model(ModelStep),
     Branch {
-        id: String,
+        id: Arc<str>,
         cases: Vec<BranchCase>,
     },
     Experiment(Experiment),
@@ -97,17 +100,17 @@ impl Step {
 
 #[derive(Debug)]
 pub struct Rule {
-    pub id: String,
+    pub id: Arc<str>,
     pub when: Expr,
     pub outcome: RawRuleOutcome,
-    pub reason: String,
+    pub reason: Arc<str>,
     /// The scorecard whose ranked reasons explain this rule's outcome.
     pub explain_with: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct ModelStep {
-    pub id: String,
+    pub id: Arc<str>,
     pub model: Arc<Model>,
     /// One expression per model feature, in the model's feature order.
     pub inputs: Vec<Expr>,
@@ -115,14 +118,14 @@ pub struct ModelStep {
 
 #[derive(Debug)]
 pub struct BranchCase {
-    pub name: String,
+    pub name: Arc<str>,
     pub when: Option<Expr>,
     pub steps: Vec<Step>,
 }
 
 #[derive(Debug)]
 pub struct Experiment {
-    pub id: String,
+    pub id: Arc<str>,
     pub key: Expr,
     pub salt: String,
     pub arms: Vec<Arm>,
@@ -133,7 +136,7 @@ pub struct Experiment {
 
 #[derive(Debug)]
 pub struct Arm {
-    pub name: String,
+    pub name: Arc<str>,
     pub steps: Vec<Step>,
 }
 
@@ -161,61 +164,64 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         Err(e) => return Err(EngineError::Compile(vec![yaml_problem(MANIFEST, &e)])),
     };
 
-    let mut problem =
-        |location: String, message: String| problems.push(CompileProblem { location, message });
+    // Manifest-level parts: reason texts, caps, lists and models.
+    let (caps, lists, models) = {
+        let mut problem =
+            |location: String, message: String| problems.push(CompileProblem { location, message });
 
-    // Reasons: every code needs text in every declared language.
-    if manifest.languages.is_empty() {
-        problem(
-            format!("{MANIFEST}: languages"),
-            "declare at least one language, e.g. [en]".into(),
-        );
-    }
-    for (code, texts) in &manifest.reasons {
-        for language in &manifest.languages {
-            if texts.get(language).is_none_or(|t| t.trim().is_empty()) {
-                problem(
+        // Reasons: every code needs text in every declared language.
+        if manifest.languages.is_empty() {
+            problem(
+                format!("{MANIFEST}: languages"),
+                "declare at least one language, e.g. [en]".into(),
+            );
+        }
+        for (code, texts) in &manifest.reasons {
+            for language in &manifest.languages {
+                if texts.get(language).is_none_or(|t| t.trim().is_empty()) {
+                    problem(
                     format!("{MANIFEST}: reasons.{code}"),
                     format!("no text in language \"{language}\"; every reason needs one per declared language"),
                 );
-            }
-        }
-    }
-
-    let caps = compile_caps(&manifest.caps, &manifest.reasons, &mut problem);
-
-    // Lists.
-    let mut lists = NamedLists::new();
-    for (name, path) in &manifest.lists {
-        match read_text(source, path, &mut used_files) {
-            Ok(text) => lists.insert(
-                name,
-                text.lines().filter(|l| !l.trim_start().starts_with('#')),
-            ),
-            Err(p) => problem(format!("{MANIFEST}: lists.{name}"), p.to_string()),
-        }
-    }
-
-    // Models.
-    let mut models = HashMap::new();
-    for (name, path) in &manifest.models {
-        match source.bytes(path) {
-            Some(bytes) => {
-                used_files.insert(path.clone());
-                match Model::load(path, bytes) {
-                    Ok(model) => {
-                        models.insert(name.clone(), Arc::new(model));
-                    }
-                    Err(e) => problem(format!("{MANIFEST}: models.{name}"), e.to_string()),
                 }
             }
-            None => problem(
-                format!("{MANIFEST}: models.{name}"),
-                format!("file {path} is not in the package"),
-            ),
         }
-    }
-    drop(problem);
+
+        let caps = compile_caps(&manifest.caps, &manifest.reasons, &mut problem);
+
+        // Lists.
+        let mut lists = NamedLists::new();
+        for (name, path) in &manifest.lists {
+            match read_text(source, path, &mut used_files) {
+                Ok(text) => lists.insert(
+                    name,
+                    text.lines().filter(|l| !l.trim_start().starts_with('#')),
+                ),
+                Err(p) => problem(format!("{MANIFEST}: lists.{name}"), p.to_string()),
+            }
+        }
+
+        // Models.
+        let mut models = HashMap::new();
+        for (name, path) in &manifest.models {
+            match source.bytes(path) {
+                Some(bytes) => {
+                    used_files.insert(path.clone());
+                    match Model::load(path, bytes) {
+                        Ok(model) => {
+                            models.insert(name.clone(), Arc::new(model));
+                        }
+                        Err(e) => problem(format!("{MANIFEST}: models.{name}"), e.to_string()),
+                    }
+                }
+                None => problem(
+                    format!("{MANIFEST}: models.{name}"),
+                    format!("file {path} is not in the package"),
+                ),
+            }
+        }
+        (caps, lists, models)
+    };
 
     let mut flows = BTreeMap::new();
     let mut flow_files = BTreeSet::new();
@@ -312,18 +318,18 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         .collect();
 
     Ok(CompiledStrategy {
-        name: manifest.name,
+        name: manifest.name.into(),
         label: manifest.label,
         description: manifest.description,
         currency: manifest.currency,
         languages: manifest.languages,
         max_reasons: manifest.max_reasons.max(1),
         caps,
-        reasons: manifest.reasons,
+        reasons: manifest.reasons.into_iter().map(|(code, texts)| (Arc::from(code), texts)).collect(),
         lists,
         flows,
         cases,
-        version,
+        version: version.into(),
     })
 }
 
@@ -381,7 +387,7 @@ fn compile_caps(
         limit_max: number(&raw.limit_max, "limit_max"),
         limit_min: number(&raw.limit_min, "limit_min"),
         term_months_max: raw.term_months_max,
-        below_limit_min_reason: raw.below_limit_min_reason.clone(),
+        below_limit_min_reason: raw.below_limit_min_reason.as_deref().map(Arc::from),
     };
     if caps.limit_min.is_some() {
         match &caps.below_limit_min_reason {
@@ -389,7 +395,7 @@ fn compile_caps(
                 format!("{MANIFEST}: caps.below_limit_min_reason"),
                 "limit_min needs the reason code given when an offer falls below it".into(),
             ),
-            Some(code) if !reasons.contains_key(code) => problem(
+            Some(code) if !reasons.contains_key(&**code) => problem(
                 format!("{MANIFEST}: caps.below_limit_min_reason"),
                 format!("unknown reason code {code}; declare it under reasons"),
             ),
@@ -510,7 +516,8 @@ impl Compiler<'_> {
             return None;
         }
         Some(Flow {
-            name: name.to_string(),
+            name: name.into(),
+            context_size: scope.names.len() + 8,
             description: raw.description,
             schema: InputSchema {
                 fields,
@@ -625,7 +632,7 @@ impl Compiler<'_> {
         }
         *scope = inner_scope;
         (compiled.len() == raw.values.len()).then(|| Step::Features {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             order,
         })
     }
@@ -652,17 +659,17 @@ impl Compiler<'_> {
             }
             if let Some(when) = self.expr(&rule.when, &format!("{rule_path}.when"), scope) {
                 rules.push(Rule {
-                    id: rule.id.clone(),
+                    id: rule.id.as_str().into(),
                     when,
                     outcome: rule.outcome,
-                    reason: rule.reason.clone(),
+                    reason: rule.reason.as_str().into(),
                     explain_with: rule.explain_with.clone(),
                 });
             }
         }
         self.define(&raw.id, path, scope);
         Some(Step::RuleSet {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             stop_on_first_decline: raw.stop_on_first_decline,
             rules,
         })
@@ -810,22 +817,22 @@ impl Compiler<'_> {
         let output_priority: Vec<Constant> = raw
             .output_priority
             .iter()
-            .filter_map(Constant::from_yaml)
+            .filter_map(crate::value::constant_from_yaml)
             .collect();
         self.define(&raw.id, path, scope);
         if self.problems.len() > before {
             return None;
         }
-        Some(Step::Table(DecisionTable::new(
-            raw.id.clone(),
-            raw.hit_policy,
-            raw.aggregation,
+        Some(Step::Table(DecisionTable::new(TableDefinition {
+            id: raw.id.as_str().into(),
+            hit_policy: raw.hit_policy,
+            aggregation: raw.aggregation,
             inputs,
-            raw.outputs.clone(),
+            output_names: raw.outputs.clone(),
             cells,
             outputs,
             output_priority,
-        )))
+        })))
     }
 
     fn axis(&mut self, raw: &RawAxis, path: &str, scope: &Scope) -> Option<Axis> {
@@ -928,7 +935,7 @@ impl Compiler<'_> {
             return None;
         }
         Some(Step::Matrix(Matrix {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             rows: rows?,
             columns: columns?,
             cells,
@@ -1036,8 +1043,10 @@ impl Compiler<'_> {
                         }
                     }
                 } else if let Some(values) = &raw_bin.values {
-                    let constants: Vec<Constant> =
-                        values.iter().filter_map(Constant::from_yaml).collect();
+                    let constants: Vec<Constant> = values
+                        .iter()
+                        .filter_map(crate::value::constant_from_yaml)
+                        .collect();
                     if constants.len() != values.len() || constants.is_empty() {
                         self.problem(
                             self.at(&bin_path),
@@ -1066,7 +1075,7 @@ impl Compiler<'_> {
                 bins.push(Bin {
                     test,
                     points,
-                    label: raw_bin.label.clone().unwrap_or(default_label),
+                    label: raw_bin.label.clone().unwrap_or(default_label).into(),
                 });
             }
             if missing > 1 || otherwise > 1 {
@@ -1092,9 +1101,9 @@ impl Compiler<'_> {
             let max_points = bins.iter().map(|b| b.points).max().unwrap_or_default();
             if let Some(value) = value {
                 characteristics.push(Characteristic {
-                    name: raw_char.name.clone(),
+                    name: raw_char.name.as_str().into(),
                     value,
-                    reason: raw_char.reason.clone(),
+                    reason: raw_char.reason.as_str().into(),
                     bins,
                     max_points,
                 });
@@ -1106,7 +1115,7 @@ impl Compiler<'_> {
             return None;
         }
         Some(Step::Scorecard(Scorecard {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             base_points,
             calibration,
             characteristics,
@@ -1155,7 +1164,7 @@ impl Compiler<'_> {
         self.define(&raw.id, path, scope);
         (inputs.len() == features.len()).then(|| {
             Step::Model(ModelStep {
-                id: raw.id.clone(),
+                id: raw.id.as_str().into(),
                 model,
                 inputs,
             })
@@ -1182,7 +1191,7 @@ impl Compiler<'_> {
             let steps = self.steps(&case.steps, &format!("{case_path}.steps"), &mut case_scope);
             union.names.extend(case_scope.names);
             cases.push(BranchCase {
-                name: case.name.clone(),
+                name: case.name.as_str().into(),
                 when,
                 steps,
             });
@@ -1190,7 +1199,7 @@ impl Compiler<'_> {
         *scope = union;
         self.define(&raw.id, path, scope);
         Some(Step::Branch {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             cases,
         })
     }
@@ -1225,7 +1234,7 @@ impl Compiler<'_> {
                     );
                     union.names.extend(arm_scope.names);
                     Arm {
-                        name: arm.name.clone(),
+                        name: arm.name.as_str().into(),
                         steps,
                     }
                 })
@@ -1252,7 +1261,7 @@ impl Compiler<'_> {
         *scope = union;
         self.define(&raw.id, path, scope);
         Some(Step::Experiment(Experiment {
-            id: raw.id.clone(),
+            id: raw.id.as_str().into(),
             key: key?,
             salt: raw.salt.clone(),
             arms,

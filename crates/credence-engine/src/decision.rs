@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The answer to an application or a drawdown, ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -35,7 +36,7 @@ impl Outcome {
 /// A reason code with its customer-facing text in the requested language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
-    pub code: String,
+    pub code: Arc<str>,
     pub text: String,
 }
 
@@ -58,14 +59,14 @@ pub struct Decision {
     /// Top reasons, most important first (for a decline: what adverse-action notices quote).
     pub reasons: Vec<Reason>,
     /// Codes of `flag` rules that fired; they do not change the outcome.
-    pub flags: Vec<String>,
+    pub flags: Vec<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referral: Option<Referral>,
     /// The champion/challenger arm that decided, if the flow has an experiment.
-    pub arm: Option<String>,
-    pub strategy: String,
-    pub strategy_version: String,
-    pub flow: String,
+    pub arm: Option<Arc<str>>,
+    pub strategy: Arc<str>,
+    pub strategy_version: Arc<str>,
+    pub flow: Arc<str>,
     /// The date the engine's clock gave; replaying with it reproduces the decision.
     pub as_of: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -76,11 +77,11 @@ pub struct Decision {
 /// What a shadow arm would have decided; recorded, never returned as the answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShadowDecision {
-    pub arm: String,
+    pub arm: Arc<str>,
     pub outcome: Outcome,
     pub limit: Option<Decimal>,
     pub apr: Option<Decimal>,
-    pub reason_codes: Vec<String>,
+    pub reason_codes: Vec<Arc<str>>,
 }
 
 /// The steps a decision went through. Compact by default; with `full`, every intermediate value.
@@ -104,7 +105,7 @@ pub struct CapApplied {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceStep {
-    pub step: String,
+    pub step: Arc<str>,
     #[serde(flatten)]
     pub detail: StepDetail,
     /// Every value the step produced (full trace only).
@@ -143,10 +144,10 @@ pub enum StepDetail {
         margin: Option<f64>,
     },
     Branch {
-        case: String,
+        case: Arc<str>,
     },
     ChampionChallenger {
-        arm: String,
+        arm: Arc<str>,
         /// The stable bucket (0–9999) the key hashed to.
         bucket: u32,
     },
@@ -154,7 +155,7 @@ pub enum StepDetail {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleHit {
-    pub rule: String,
-    pub outcome: String,
-    pub reason: String,
+    pub rule: Arc<str>,
+    pub outcome: &'static str,
+    pub reason: Arc<str>,
 }

@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The source of "today" for decisions; the service and CLI inject one, tests fix one.
 pub trait Clock: Send + Sync {
@@ -64,7 +65,7 @@ thread_local! {
 
 struct Contribution<'s> {
     outcome: Outcome,
-    reason: Option<String>,
+    reason: Option<Arc<str>>,
     /// A scorecard whose ranked reasons follow `reason`.
     explain_with: Option<&'s str>,
 }
@@ -76,9 +77,9 @@ struct Run<'s> {
     full: bool,
     steps: Vec<TraceStep>,
     contributions: Vec<Contribution<'s>>,
-    flags: Vec<String>,
-    scorecard_reasons: Vec<(&'s str, Vec<String>)>,
-    arm: Option<String>,
+    flags: Vec<Arc<str>>,
+    scorecard_reasons: Vec<(&'s str, Vec<Arc<str>>)>,
+    arm: Option<Arc<str>>,
     /// In a shadow run: the experiment and the arm to take instead of the hashed one.
     forced_arm: Option<(&'s str, &'s Arm)>,
     shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
@@ -177,11 +178,11 @@ impl CompiledStrategy {
         forced_arm: Option<(&'s str, &'s Arm)>,
         frame: &mut Frame,
     ) -> Result<Decision, EngineError> {
-        frame.reset();
+        frame.reset(flow.context_size);
         for (name, value) in &input.fields {
             frame.set(name, value.to_variable());
         }
-        let as_of = options.as_of.format("%Y-%m-%d").to_string();
+        let as_of = credence_expr::functions::format_date(options.as_of);
         frame.set("today", Variable::String(as_of.as_str().into()));
         let mut run = Run {
             strategy: self,
@@ -204,7 +205,7 @@ impl CompiledStrategy {
                     flow,
                     input,
                     options,
-                    Some((experiment.id.as_str(), arm)),
+                    Some((&*experiment.id, arm)),
                     &mut shadow_frame,
                 )?;
                 decision.shadow.push(ShadowDecision {
@@ -248,7 +249,7 @@ pub fn experiment_bucket(salt: &str, key: &str) -> u32 {
 impl<'s> Run<'s> {
     fn error(&self, step: &str, message: impl Into<String>) -> EngineError {
         EngineError::Evaluation {
-            flow: self.flow.name.clone(),
+            flow: self.flow.name.to_string(),
             step: step.to_string(),
             message: message.into(),
         }
@@ -256,13 +257,13 @@ impl<'s> Run<'s> {
 
     fn record(
         &mut self,
-        step: &str,
+        step: &Arc<str>,
         detail: StepDetail,
         values: impl FnOnce() -> BTreeMap<String, serde_json::Value>,
     ) {
         let values = self.full.then(values);
         self.steps.push(TraceStep {
-            step: step.to_string(),
+            step: step.clone(),
             detail,
             values,
         });
@@ -279,7 +280,7 @@ impl<'s> Run<'s> {
         if let Some(outcome) = outcome {
             let reason = map
                 .get_str("reason")
-                .and_then(|v| v.as_str().map(str::to_string));
+                .and_then(|v| v.as_str().map(Arc::from));
             self.contributions.push(Contribution {
                 outcome,
                 reason,
@@ -398,7 +399,7 @@ impl<'s> Run<'s> {
                     StepDetail::Table {
                         rows: result.rows.iter().map(|r| r + 1).collect(),
                     },
-                    || BTreeMap::from([(table.id.clone(), json.unwrap_or_default())]),
+                    || BTreeMap::from([(table.id.to_string(), json.unwrap_or_default())]),
                 );
             }
             Step::Matrix(matrix) => {
@@ -414,7 +415,7 @@ impl<'s> Run<'s> {
                         row: result.row,
                         column: result.column,
                     },
-                    || BTreeMap::from([(matrix.id.clone(), json.unwrap_or_default())]),
+                    || BTreeMap::from([(matrix.id.to_string(), json.unwrap_or_default())]),
                 );
             }
             Step::Scorecard(scorecard) => {
@@ -437,7 +438,7 @@ impl<'s> Run<'s> {
                 let values = if self.full {
                     let mut values = BTreeMap::new();
                     for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
-                        values.insert(c.name.clone(), variable_to_json(v));
+                        values.insert(c.name.to_string(), variable_to_json(v));
                     }
                     values.insert("score".into(), decimal_to_json(result.score));
                     values
@@ -445,7 +446,7 @@ impl<'s> Run<'s> {
                     BTreeMap::new()
                 };
                 self.scorecard_reasons
-                    .push((scorecard.id.as_str(), result.ranked_reasons));
+                    .push((&*scorecard.id, result.ranked_reasons));
                 self.record(
                     &scorecard.id,
                     StepDetail::Scorecard {
@@ -535,8 +536,8 @@ impl<'s> Run<'s> {
                         break;
                     }
                 }
-                let name = chosen.map_or_else(|| "none".to_string(), |c| c.name.clone());
-                frame.set(id, Variable::String(name.as_str().into()));
+                let name: Arc<str> = chosen.map_or_else(|| Arc::from("none"), |c| c.name.clone());
+                frame.set(id, Variable::String((*name).into()));
                 self.record(id, StepDetail::Branch { case: name }, BTreeMap::new);
                 if let Some(case) = chosen {
                     self.steps(&case.steps, frame)?;
@@ -562,7 +563,7 @@ impl<'s> Run<'s> {
                 };
                 let bucket = experiment_bucket(&experiment.salt, &key);
                 let arm = match self.forced_arm {
-                    Some((id, arm)) if id == experiment.id => arm,
+                    Some((id, arm)) if id == &*experiment.id => arm,
                     _ => {
                         let index = experiment
                             .bucket_bounds
@@ -579,7 +580,7 @@ impl<'s> Run<'s> {
                 if self.arm.is_none() {
                     self.arm = Some(arm.name.clone());
                 }
-                frame.set(&experiment.id, Variable::String(arm.name.as_str().into()));
+                frame.set(&experiment.id, Variable::String((*arm.name).into()));
                 self.record(
                     &experiment.id,
                     StepDetail::ChampionChallenger {
@@ -623,10 +624,10 @@ impl<'s> Run<'s> {
             .map(|c| c.outcome)
             .max()
             .unwrap_or(spec.default);
-        let mut reason_codes: Vec<String> = Vec::new();
-        let push_reason = |codes: &mut Vec<String>, code: &str| {
+        let mut reason_codes: Vec<Arc<str>> = Vec::new();
+        let push_reason = |codes: &mut Vec<Arc<str>>, code: &Arc<str>| {
             if !codes.iter().any(|c| c == code) {
-                codes.push(code.to_string());
+                codes.push(code.clone());
             }
         };
         for contribution in &self.contributions {

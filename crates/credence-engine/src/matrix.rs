@@ -2,6 +2,7 @@
 
 use crate::value::ValueSource;
 use credence_expr::{Expr, Frame, NamedLists, UnaryTest, Variable};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct Axis {
@@ -24,7 +25,7 @@ impl Axis {
 
 #[derive(Debug)]
 pub struct Matrix {
-    pub id: String,
+    pub id: Arc<str>,
     pub rows: Axis,
     pub columns: Axis,
     /// Output name → grid of `rows × columns` values.

@@ -56,7 +56,7 @@ impl InputValue {
             InputValue::String(s) => Variable::String(s.as_str().into()),
             InputValue::Boolean(b) => Variable::Bool(*b),
             InputValue::Date(d) => {
-                Variable::String(d.format("%Y-%m-%d").to_string().as_str().into())
+                Variable::String(credence_expr::functions::format_date(*d).as_str().into())
             }
             InputValue::List(items) => {
                 Variable::from_array(items.iter().map(InputValue::to_variable).collect())
@@ -307,7 +307,7 @@ impl FieldSpec {
             FieldKind::Date { min, max } => {
                 let Some(date) = raw
                     .as_str()
-                    .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                    .and_then(|s| credence_expr::functions::parse_date(s, path).ok())
                 else {
                     return violate(describe_json(raw));
                 };

@@ -4,6 +4,7 @@ use crate::value::Constant;
 use credence_expr::{Expr, Frame, Interval, NamedLists, Variable};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum BinTest {
@@ -21,14 +22,14 @@ pub enum BinTest {
 pub struct Bin {
     pub test: BinTest,
     pub points: Decimal,
-    pub label: String,
+    pub label: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Characteristic {
-    pub name: String,
+    pub name: Arc<str>,
     pub value: Expr,
-    pub reason: String,
+    pub reason: Arc<str>,
     pub bins: Vec<Bin>,
     /// The most points any bin gives: the shortfall from it ranks reason codes.
     pub max_points: Decimal,
@@ -67,7 +68,7 @@ impl Calibration {
 
 #[derive(Debug, Clone)]
 pub struct Scorecard {
-    pub id: String,
+    pub id: Arc<str>,
     pub base_points: Decimal,
     pub calibration: Option<Calibration>,
     pub characteristics: Vec<Characteristic>,
@@ -76,8 +77,8 @@ pub struct Scorecard {
 /// Which bin each characteristic fell in.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BinHit {
-    pub characteristic: String,
-    pub bin: String,
+    pub characteristic: Arc<str>,
+    pub bin: Arc<str>,
     pub points: Decimal,
 }
 
@@ -87,7 +88,7 @@ pub struct ScorecardResult {
     pub probability_of_default: Option<f64>,
     pub bins: Vec<BinHit>,
     /// Reason codes ranked by points lost against each characteristic's best bin.
-    pub ranked_reasons: Vec<String>,
+    pub ranked_reasons: Vec<Arc<str>>,
     /// Each characteristic's value, for the full trace.
     pub values: Vec<Variable>,
 }
@@ -129,7 +130,7 @@ impl Scorecard {
         }
         // Largest shortfall first; ties keep declaration order.
         shortfalls.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut ranked_reasons: Vec<String> = Vec::new();
+        let mut ranked_reasons: Vec<Arc<str>> = Vec::new();
         for (_, position) in shortfalls {
             let reason = &self.characteristics[position].reason;
             if !ranked_reasons.contains(reason) {

@@ -11,6 +11,7 @@ use crate::value::{Constant, ValueSource};
 use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, UnaryTest, Variable};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 type Bits = Vec<u64>;
 
@@ -146,7 +147,7 @@ fn or_into(out: &mut Bits, bits: &Bits) {
 /// A compiled decision table.
 #[derive(Debug, Clone)]
 pub struct DecisionTable {
-    pub id: String,
+    pub id: Arc<str>,
     pub hit_policy: HitPolicy,
     pub aggregation: Option<Aggregation>,
     pub inputs: Vec<Expr>,
@@ -162,6 +163,21 @@ pub struct DecisionTable {
     residual: Vec<Vec<usize>>,
 }
 
+/// The checked parts a table is built from.
+pub struct TableDefinition {
+    pub id: Arc<str>,
+    pub hit_policy: HitPolicy,
+    pub aggregation: Option<Aggregation>,
+    pub inputs: Vec<Expr>,
+    pub output_names: Vec<String>,
+    /// `rows × inputs` cells.
+    pub cells: Vec<Vec<UnaryTest>>,
+    /// `rows × outputs` values.
+    pub outputs: Vec<Vec<ValueSource>>,
+    /// For the priority hit policy: the first output's values, highest priority first.
+    pub output_priority: Vec<Constant>,
+}
+
 /// What a table lookup matched.
 #[derive(Debug, Clone)]
 pub struct TableResult {
@@ -172,16 +188,17 @@ pub struct TableResult {
 }
 
 impl DecisionTable {
-    pub fn new(
-        id: String,
-        hit_policy: HitPolicy,
-        aggregation: Option<Aggregation>,
-        inputs: Vec<Expr>,
-        output_names: Vec<String>,
-        cells: Vec<Vec<UnaryTest>>,
-        outputs: Vec<Vec<ValueSource>>,
-        output_priority: Vec<Constant>,
-    ) -> DecisionTable {
+    pub fn new(definition: TableDefinition) -> DecisionTable {
+        let TableDefinition {
+            id,
+            hit_policy,
+            aggregation,
+            inputs,
+            output_names,
+            cells,
+            outputs,
+            output_priority,
+        } = definition;
         let rows = cells.len();
         let indexes = (0..inputs.len())
             .map(|column| {
@@ -226,7 +243,7 @@ impl DecisionTable {
         }
         let rows = self.cells.len();
         let mut candidates = vec![u64::MAX; rows.div_ceil(64)];
-        if rows % 64 != 0 {
+        if !rows.is_multiple_of(64) {
             if let Some(last) = candidates.last_mut() {
                 *last = (1u64 << (rows % 64)) - 1;
             }

@@ -1,7 +1,7 @@
 //! Engine tests: the example package, tables of compile errors and hit policies, snapshots of traces, property tests.
 
 use crate::format::HitPolicy;
-use crate::table::DecisionTable;
+use crate::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use crate::*;
 use chrono::NaiveDate;
@@ -9,6 +9,7 @@ use credence_expr::{ExprCompiler, Frame, NamedLists, Variable};
 use proptest::prelude::*;
 use serde_json::json;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
@@ -89,11 +90,11 @@ fn example_cases_cover_every_outcome_and_reason_code() {
     // reasons under this scorecard (their largest shortfall is 8–9 points; a decline needs 160+).
     let never_in_top_reasons = ["SC_EMPLOYMENT", "SC_OTHER_PLANS", "SC_HOUSING"];
     for code in strategy.reasons.keys() {
-        if never_in_top_reasons.contains(&code.as_str()) {
+        if never_in_top_reasons.contains(&&**code) {
             continue;
         }
         assert!(
-            codes.contains(code),
+            codes.contains(&**code),
             "no embedded case expects reason {code}"
         );
     }
@@ -145,7 +146,7 @@ fn decline_reasons_carry_texts_in_the_requested_language() {
     let decision = example()
         .decide_json("application", &sample("application-decline"), &options)
         .unwrap();
-    assert_eq!(decision.reasons[0].code, "KO_DELINQUENT");
+    assert_eq!(&*decision.reasons[0].code, "KO_DELINQUENT");
     assert_eq!(
         decision.reasons[0].text,
         "您的信用报告显示当前有逾期未还款项。"
@@ -273,13 +274,13 @@ fn optional_fields_may_be_absent_and_rules_see_null() {
     let decision = example()
         .decide_json("application", &input, &as_of())
         .unwrap();
-    assert_eq!(decision.flags, ["FLG_UNVERIFIED_INCOME"]);
+    assert_eq!(decision.flags, [Arc::from("FLG_UNVERIFIED_INCOME")]);
     // No bureau accounts on file: a thin file, half the grade's limit cap.
     let segment = decision
         .trace
         .steps
         .iter()
-        .find(|s| s.step == "segment")
+        .find(|s| &*s.step == "segment")
         .unwrap();
     assert_eq!(
         segment.detail,
@@ -428,7 +429,7 @@ fn champion_challenger_is_stable_and_follows_weights_and_shadows_are_recorded() 
         }
         assert_eq!(first.outcome, Outcome::Approve);
         assert_eq!(first.shadow.len(), 1);
-        assert_eq!(first.shadow[0].arm, "strict");
+        assert_eq!(&*first.shadow[0].arm, "strict");
         assert_eq!(first.shadow[0].outcome, Outcome::Decline);
     }
     // 10% of 4,000 is 400; a binomial standard deviation is about 19.
@@ -466,16 +467,16 @@ fn table(
         Constant::Number(1.into()),
     ];
     (
-        DecisionTable::new(
-            "t".into(),
+        DecisionTable::new(TableDefinition {
+            id: "t".into(),
             hit_policy,
             aggregation,
             inputs,
-            vec!["out".into()],
+            output_names: vec!["out".into()],
             cells,
             outputs,
-            priority,
-        ),
+            output_priority: priority,
+        }),
         lists,
     )
 }
@@ -618,11 +619,11 @@ proptest! {
         let mut compiler = ExprCompiler::new(&lists);
         let cells = rows.iter().map(|(a, b)| vec![compiler.compile_unary(a).unwrap(), compiler.compile_unary(b).unwrap()]).collect();
         let outputs = (0..rows.len()).map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))]).collect();
-        let table = DecisionTable::new(
-            "t".into(), policy, None,
-            vec![compiler.compile("a").unwrap(), compiler.compile("b").unwrap()],
-            vec!["row".into()], cells, outputs, vec![],
-        );
+        let table = DecisionTable::new(TableDefinition {
+            id: "t".into(), hit_policy: policy, aggregation: None,
+            inputs: vec![compiler.compile("a").unwrap(), compiler.compile("b").unwrap()],
+            output_names: vec!["row".into()], cells, outputs, output_priority: vec![],
+        });
         let mut frame = Frame::new();
         for (a, b) in inputs {
             frame.set("a", Variable::from(a.clone()));

@@ -4,42 +4,17 @@ use credence_expr::{Expr, ExprCompiler, Frame, NamedLists, Variable};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 
-/// A constant that is `Send + Sync` (ZEN variables are not); turned into a variable at use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Constant {
-    Null,
-    Bool(bool),
-    Number(Decimal),
-    String(Arc<str>),
-}
+pub use credence_expr::Constant;
 
-impl Constant {
-    pub fn to_variable(&self) -> Variable {
-        match self {
-            Constant::Null => Variable::Null,
-            Constant::Bool(b) => Variable::Bool(*b),
-            Constant::Number(n) => Variable::Number(*n),
-            Constant::String(s) => Variable::String(s.as_ref().into()),
-        }
-    }
-
-    /// Reads a YAML scalar; `None` for sequences and maps.
-    pub fn from_yaml(value: &serde_yaml_ng::Value) -> Option<Constant> {
-        use serde_yaml_ng::Value as Y;
-        match value {
-            Y::Null => Some(Constant::Null),
-            Y::Bool(b) => Some(Constant::Bool(*b)),
-            Y::Number(n) => crate::schema::parse_decimal_text(&n.to_string()).map(Constant::Number),
-            Y::String(s) => Some(Constant::String(Arc::from(s.as_str()))),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Constant::String(s) => Some(s),
-            _ => None,
-        }
+/// Reads a YAML scalar as a constant; `None` for sequences and maps.
+pub fn constant_from_yaml(value: &serde_yaml_ng::Value) -> Option<Constant> {
+    use serde_yaml_ng::Value as Y;
+    match value {
+        Y::Null => Some(Constant::Null),
+        Y::Bool(b) => Some(Constant::Bool(*b)),
+        Y::Number(n) => crate::schema::parse_decimal_text(&n.to_string()).map(Constant::Number),
+        Y::String(s) => Some(Constant::String(Arc::from(s.as_str()))),
+        _ => None,
     }
 }
 
@@ -64,7 +39,7 @@ impl ValueSource {
                     .map_err(|e| e.to_string());
             }
         }
-        Constant::from_yaml(value)
+        constant_from_yaml(value)
             .map(ValueSource::Constant)
             .ok_or_else(|| "expected a single value (number, string, boolean or `= expression`), got a list or map".to_string())
     }

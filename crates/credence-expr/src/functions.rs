@@ -157,9 +157,28 @@ pub fn affordable_principal(
         .ok_or_else(|| "affordable_principal overflows".to_string())
 }
 
+/// Parses exactly `YYYY-MM-DD` (the only form Credence's inputs use), without chrono's
+/// general format machinery: dates are parsed on every decision.
 pub fn parse_date(text: &str, argument: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("{argument} must be a date written YYYY-MM-DD, got \"{text}\""))
+    let invalid = || format!("{argument} must be a date written YYYY-MM-DD, got \"{text}\"");
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return Err(invalid());
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return Err(invalid());
+    };
+    NaiveDate::from_ymd_opt(year as i32, month, day).ok_or_else(invalid)
+}
+
+/// Writes a date as `YYYY-MM-DD`.
+pub fn format_date(date: NaiveDate) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
 }
 
 /// Whole calendar months from `from` to `to` (negative when `to` is earlier).

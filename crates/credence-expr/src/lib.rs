@@ -23,6 +23,7 @@ mod simple;
 pub use lists::NamedLists;
 pub use simple::{Interval, Literal, SimpleTest};
 pub use zen_expression::variable::Variable;
+use zen_expression::variable::VariableMap;
 
 use functions::CreditFunction;
 use rust_decimal::Decimal;
@@ -60,6 +61,70 @@ pub struct Expr {
     hoisted: Vec<HoistedCall>,
     program: Expression<Standard>,
     references: Vec<String>,
+    shortcut: Shortcut,
+}
+
+/// Most strategy expressions are a constant (`0.5`) or a name (`terms.apr`); those skip the VM.
+#[derive(Debug, Clone)]
+enum Shortcut {
+    None,
+    Constant(Constant),
+    /// `a.b.c`: read `a` from the context, then fields of objects.
+    Path(Vec<Arc<str>>),
+}
+
+/// A scalar that is `Send + Sync` (ZEN variables are not); turned into a variable at use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Constant {
+    Null,
+    Bool(bool),
+    Number(Decimal),
+    String(Arc<str>),
+}
+
+impl Constant {
+    pub fn to_variable(&self) -> Variable {
+        match self {
+            Constant::Null => Variable::Null,
+            Constant::Bool(b) => Variable::Bool(*b),
+            Constant::Number(n) => Variable::Number(*n),
+            Constant::String(s) => Variable::String(s.as_ref().into()),
+        }
+    }
+
+    /// The constant of a scalar variable; `None` for lists, objects and the like.
+    pub fn from_variable(value: &Variable) -> Option<Constant> {
+        match value {
+            Variable::Null => Some(Constant::Null),
+            Variable::Bool(b) => Some(Constant::Bool(*b)),
+            Variable::Number(n) => Some(Constant::Number(*n)),
+            Variable::String(s) => Some(Constant::String(Arc::from(s.as_str()))),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Constant::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn path_segments(text: &str) -> Option<Vec<Arc<str>>> {
+    let segments: Vec<&str> = text.trim().split('.').collect();
+    let valid = |s: &&str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !matches!(*s, "true" | "false" | "null" | "and" | "or" | "not" | "in")
+    };
+    segments
+        .iter()
+        .all(valid)
+        .then(|| segments.iter().map(|s| Arc::from(*s)).collect())
 }
 
 /// Compiles expressions for one strategy: knows its lists and numbers hoisted-call slots so
@@ -108,11 +173,23 @@ impl<'lists> ExprCompiler<'lists> {
         }
         all_references.sort();
         all_references.dedup();
+        let shortcut = if !hoisted.is_empty() {
+            Shortcut::None
+        } else if all_references.is_empty() {
+            program
+                .evaluate_with_scope(&Scope::new(Variable::empty_object()), &mut VM::new())
+                .ok()
+                .and_then(|v| Constant::from_variable(&v))
+                .map_or(Shortcut::None, Shortcut::Constant)
+        } else {
+            path_segments(&rewritten).map_or(Shortcut::None, Shortcut::Path)
+        };
         Ok(Expr {
             text: Arc::from(text),
             hoisted,
             program,
             references: all_references,
+            shortcut,
         })
     }
 
@@ -464,6 +541,28 @@ impl Expr {
 
     /// Evaluates against the frame's context.
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+        match &self.shortcut {
+            Shortcut::Constant(c) => return Ok(c.to_variable()),
+            Shortcut::Path(segments) => return Ok(frame.get_path(segments)),
+            Shortcut::None => {}
+        }
+        self.eval_with_vm(frame, lists)
+    }
+
+    /// The constant value of an expression that reads nothing, if it is a scalar.
+    pub fn constant(&self) -> Option<&Constant> {
+        match &self.shortcut {
+            Shortcut::Constant(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Evaluates with the ZEN VM, bypassing shortcuts; used to check the two agree.
+    pub fn eval_with_vm(
+        &self,
+        frame: &mut Frame,
+        lists: &NamedLists,
+    ) -> Result<Variable, ExprError> {
         for call in &self.hoisted {
             let value = call
                 .evaluate(frame, lists)
@@ -662,9 +761,10 @@ impl Frame {
         }
     }
 
-    /// Starts a new evaluation with an empty context, keeping the VM's buffers.
-    pub fn reset(&mut self) {
-        self.context = Variable::empty_object();
+    /// Starts a new evaluation with an empty context, keeping the VM's buffers. `names` is how
+    /// many top-level names the evaluation will set: sizing the context once avoids rehashing.
+    pub fn reset(&mut self, names: usize) {
+        self.context = Variable::from_object(VariableMap::with_capacity(names));
         self.scope = Scope::new(self.context.clone());
     }
 
@@ -685,6 +785,25 @@ impl Frame {
                 .unwrap_or(Variable::Null),
             _ => Variable::Null,
         }
+    }
+
+    /// Reads `a.b.c`: null where a name is absent or a value on the way is not an object.
+    pub fn get_path(&self, segments: &[Arc<str>]) -> Variable {
+        let Some((first, rest)) = segments.split_first() else {
+            return Variable::Null;
+        };
+        let mut value = self.get(first);
+        for segment in rest {
+            value = match &value {
+                Variable::Object(object) => object
+                    .borrow()
+                    .get_str(segment)
+                    .cloned()
+                    .unwrap_or(Variable::Null),
+                _ => Variable::Null,
+            };
+        }
+        value
     }
 
     /// The whole context as one object.

@@ -23,8 +23,9 @@ impl NamedLists {
     {
         let set: HashSet<Box<str>> = values
             .into_iter()
-            .map(|v| Box::from(v.as_ref().trim()))
-            .filter(|v: &Box<str>| !v.is_empty())
+            .map(|v| v.as_ref().trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(String::into_boxed_str)
             .collect();
         match self.index_of(name) {
             Some(index) => self.sets[index] = set,

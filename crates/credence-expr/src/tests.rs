@@ -61,6 +61,36 @@ fn evaluates_table_of_cases() {
 }
 
 #[test]
+fn shortcuts_agree_with_the_vm() {
+    let lists = lists();
+    let mut compiler = ExprCompiler::new(&lists);
+    let mut frame = Frame::new();
+    frame.set("a", Variable::from(json!({"b": {"c": 7}, "n": null})));
+    frame.set("x", Variable::from(json!(2.5)));
+    for text in [
+        "0.5",
+        "'text'",
+        "true",
+        "null",
+        "1 + 2",
+        "x",
+        "a.b.c",
+        "a.b",
+        "a.n",
+        "a.missing",
+        "missing",
+        "a.b.c.d",
+    ] {
+        let expr = compiler.compile(text).unwrap();
+        let fast = expr.eval(&mut frame, &lists).unwrap();
+        let slow = expr.eval_with_vm(&mut frame, &lists).unwrap();
+        assert_eq!(fast, slow, "{text}");
+    }
+    assert!(compiler.compile("0.5").unwrap().constant().is_some());
+    assert!(compiler.compile("x").unwrap().constant().is_none());
+}
+
+#[test]
 fn references_include_names_inside_credit_function_arguments() {
     let lists = lists();
     let mut compiler = ExprCompiler::new(&lists);
