@@ -14,7 +14,6 @@ use chrono::NaiveDate;
 use credence_expr::{Frame, Variable};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -234,16 +233,24 @@ impl CompiledStrategy {
     }
 }
 
-/// The stable bucket, 0–9999, of a key under a salt: the first 8 bytes of SHA-256(salt ":" key).
+/// A model score as a decimal for expressions, to 12 places (a binary-to-decimal conversion
+/// of the full f64 costs more than the rest of a scorecard).
+fn probability_decimal(x: f64) -> Decimal {
+    if !x.is_finite() || x.abs() >= 1e15 {
+        return Decimal::from_f64(x).unwrap_or_default();
+    }
+    Decimal::from_i128_with_scale((x * 1e12).round() as i128, 12).normalize()
+}
+
+/// The stable bucket, 0–9999, of a key under a salt: XXH64 (seed 0) of the bytes
+/// `salt ":" key`, modulo 10,000. XXH64 is fast, well specified and available in every data
+/// tool (Python `xxhash`, Spark, ClickHouse), so analysts can recompute arms from history.
 pub fn experiment_bucket(salt: &str, key: &str) -> u32 {
-    let digest = Sha256::new()
-        .chain_update(salt.as_bytes())
-        .chain_update(b":")
-        .chain_update(key.as_bytes())
-        .finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(first) % 10_000) as u32
+    let mut hasher = xxhash_rust::xxh64::Xxh64::new(0);
+    hasher.update(salt.as_bytes());
+    hasher.update(b":");
+    hasher.update(key.as_bytes());
+    (hasher.digest() % 10_000) as u32
 }
 
 impl<'s> Run<'s> {
@@ -430,8 +437,7 @@ impl<'s> Run<'s> {
                         "pd",
                         result
                             .probability_of_default
-                            .and_then(Decimal::from_f64)
-                            .map_or(Variable::Null, Variable::Number),
+                            .map_or(Variable::Null, |pd| Variable::Number(probability_decimal(pd))),
                     );
                 }
                 frame.set(&scorecard.id, object);
@@ -487,10 +493,8 @@ impl<'s> Run<'s> {
                 let object = Variable::empty_object();
                 if let Variable::Object(map) = &object {
                     let mut map = map.borrow_mut();
-                    let number = |x: Option<f64>| {
-                        x.and_then(Decimal::from_f64)
-                            .map_or(Variable::Null, Variable::Number)
-                    };
+                    let number =
+                        |x: Option<f64>| x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)));
                     map.insert_str("probability", number(prediction.map(|p| p.probability)));
                     map.insert_str("margin", number(prediction.map(|p| p.margin)));
                 }

@@ -434,7 +434,7 @@ fn champion_challenger_is_stable_and_follows_weights_and_shadows_are_recorded() 
     }
     // 10% of 4,000 is 400; a binomial standard deviation is about 19.
     assert!((320..480).contains(&challenger), "{challenger} challengers");
-    assert_eq!(experiment_bucket("2026-11-score-cutoff", "C-100001"), 1750);
+    assert_eq!(experiment_bucket("2026-11-score-cutoff", "C-100001"), 1605);
 }
 
 fn table(
@@ -752,7 +752,7 @@ fn application_input() -> impl Strategy<Value = serde_json::Value> {
             prop::option::of(0u32..=500),
         ),
         (1900i32..2030, 1u32..=12, 1u32..=28),
-        prop::sample::select(vec!["C-1", "C-2", "C-3", "C-100050"]),
+        prop::sample::select(vec!["C-1", "C-2", "C-3", "C-100052"]),
     );
     (enums, numbers).prop_map(|((check, history, purpose, savings, employment, property, plans, housing), (amount, term, declared, verified, living, debt, household, (open, past_due, inquiries), (y, m, d), customer))| {
         json!({

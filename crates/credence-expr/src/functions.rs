@@ -178,7 +178,27 @@ pub fn parse_date(text: &str, argument: &str) -> Result<NaiveDate, String> {
 
 /// Writes a date as `YYYY-MM-DD`.
 pub fn format_date(date: NaiveDate) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&year) {
+        return date.format("%Y-%m-%d").to_string();
+    }
+    let year = year as u32;
+    let digits = [
+        year / 1000,
+        year / 100 % 10,
+        year / 10 % 10,
+        year % 10,
+        10,
+        month / 10,
+        month % 10,
+        10,
+        day / 10,
+        day % 10,
+    ];
+    digits
+        .iter()
+        .map(|&d| if d == 10 { '-' } else { char::from(b'0' + d as u8) })
+        .collect()
 }
 
 /// Whole calendar months from `from` to `to` (negative when `to` is earlier).

@@ -68,6 +68,9 @@ pub struct Expr {
 #[derive(Debug, Clone)]
 enum Shortcut {
     None,
+    /// The whole expression is one credit-function call (`age_years(birth_date, today)`):
+    /// its result is the value, with no slot written and no VM run.
+    Call,
     Constant(Constant),
     /// `a.b.c`: read `a` from the context, then fields of objects.
     Path(Vec<Arc<str>>),
@@ -173,7 +176,9 @@ impl<'lists> ExprCompiler<'lists> {
         }
         all_references.sort();
         all_references.dedup();
-        let shortcut = if !hoisted.is_empty() {
+        let shortcut = if hoisted.len() == 1 && rewritten.trim() == &*hoisted[0].slot {
+            Shortcut::Call
+        } else if !hoisted.is_empty() {
             Shortcut::None
         } else if all_references.is_empty() {
             program
@@ -544,6 +549,14 @@ impl Expr {
         match &self.shortcut {
             Shortcut::Constant(c) => return Ok(c.to_variable()),
             Shortcut::Path(segments) => return Ok(frame.get_path(segments)),
+            Shortcut::Call => {
+                return self.hoisted[0]
+                    .evaluate(frame, lists)
+                    .map_err(|reason| ExprError::Eval {
+                        text: self.text.to_string(),
+                        reason,
+                    })
+            }
             Shortcut::None => {}
         }
         self.eval_with_vm(frame, lists)
@@ -764,6 +777,16 @@ impl Frame {
     /// Starts a new evaluation with an empty context, keeping the VM's buffers. `names` is how
     /// many top-level names the evaluation will set: sizing the context once avoids rehashing.
     pub fn reset(&mut self, names: usize) {
+        // Reuse the context's allocation when nothing else holds it (the usual case).
+        if let Variable::Object(object) = &self.context {
+            if std::rc::Rc::strong_count(object) <= 2 {
+                if let Ok(mut map) = object.try_borrow_mut() {
+                    map.clear();
+                    self.scope = Scope::new(self.context.clone());
+                    return;
+                }
+            }
+        }
         self.context = Variable::from_object(VariableMap::with_capacity(names));
         self.scope = Scope::new(self.context.clone());
     }
