@@ -16,6 +16,7 @@
 //! random source (`rand`, `d()` with no argument, `"now"`) are refused at compile time, so the
 //! same input gives the same output.
 
+mod fast;
 pub mod functions;
 mod lists;
 mod simple;
@@ -64,16 +65,17 @@ pub struct Expr {
     shortcut: Shortcut,
 }
 
-/// Most strategy expressions are a constant (`0.5`) or a name (`terms.apr`); those skip the VM.
+/// Most strategy expressions are a constant (`0.5`), a name (`terms.apr`) or a comparison
+/// (`dti > 0.5`); those skip the VM.
 #[derive(Debug, Clone)]
 enum Shortcut {
     None,
+    Constant(Constant),
     /// The whole expression is one credit-function call (`age_years(birth_date, today)`):
     /// its result is the value, with no slot written and no VM run.
     Call,
-    Constant(Constant),
-    /// `a.b.c`: read `a` from the context, then fields of objects.
-    Path(Vec<Arc<str>>),
+    /// Names, literals, comparisons, `and`/`or`/`not`/`??`, walked directly (see `fast`).
+    Fast(fast::Fast),
 }
 
 /// A scalar that is `Send + Sync` (ZEN variables are not); turned into a variable at use.
@@ -114,21 +116,6 @@ impl Constant {
     }
 }
 
-fn path_segments(text: &str) -> Option<Vec<Arc<str>>> {
-    let segments: Vec<&str> = text.trim().split('.').collect();
-    let valid = |s: &&str| {
-        let mut chars = s.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !matches!(*s, "true" | "false" | "null" | "and" | "or" | "not" | "in")
-    };
-    segments
-        .iter()
-        .all(valid)
-        .then(|| segments.iter().map(|s| Arc::from(*s)).collect())
-}
 
 /// Compiles expressions for one strategy: knows its lists and numbers hoisted-call slots so
 /// that slots never collide within a strategy.
@@ -160,7 +147,7 @@ impl<'lists> ExprCompiler<'lists> {
             return Err(error("the expression is empty".into()));
         }
         let (rewritten, hoisted) = self.hoist(text)?;
-        let references = analyse(&rewritten).map_err(error)?;
+        let (references, fast) = analyse(&rewritten).map_err(error)?;
         let program = self
             .isolate
             .compile_standard(&rewritten)
@@ -178,16 +165,14 @@ impl<'lists> ExprCompiler<'lists> {
         all_references.dedup();
         let shortcut = if hoisted.len() == 1 && rewritten.trim() == &*hoisted[0].slot {
             Shortcut::Call
-        } else if !hoisted.is_empty() {
-            Shortcut::None
-        } else if all_references.is_empty() {
+        } else if hoisted.is_empty() && all_references.is_empty() {
             program
                 .evaluate_with_scope(&Scope::new(Variable::empty_object()), &mut VM::new())
                 .ok()
                 .and_then(|v| Constant::from_variable(&v))
                 .map_or(Shortcut::None, Shortcut::Constant)
         } else {
-            path_segments(&rewritten).map_or(Shortcut::None, Shortcut::Path)
+            fast.map_or(Shortcut::None, Shortcut::Fast)
         };
         Ok(Expr {
             text: Arc::from(text),
@@ -415,7 +400,7 @@ fn string_literal(text: &str) -> Option<&str> {
 
 /// Parses the rewritten text once more to list its root references and refuse what would make
 /// evaluation depend on the wall clock or chance.
-fn analyse(text: &str) -> Result<Vec<String>, String> {
+fn analyse(text: &str) -> Result<(Vec<String>, Option<fast::Fast>), String> {
     use zen_expression::functions::{DeprecatedFunction, FunctionKind, InternalFunction};
     let arena = zen_arena::Arena::new();
     let tokens = Lexer::new()
@@ -461,7 +446,7 @@ fn analyse(text: &str) -> Result<Vec<String>, String> {
     references.retain(|name| !aliases.contains(name));
     references.sort();
     references.dedup();
-    Ok(references)
+    Ok((references, fast::Fast::from_node(parsed.root)))
 }
 
 fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {
@@ -547,19 +532,19 @@ impl Expr {
     /// Evaluates against the frame's context.
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
         match &self.shortcut {
-            Shortcut::Constant(c) => return Ok(c.to_variable()),
-            Shortcut::Path(segments) => return Ok(frame.get_path(segments)),
-            Shortcut::Call => {
-                return self.hoisted[0]
-                    .evaluate(frame, lists)
-                    .map_err(|reason| ExprError::Eval {
-                        text: self.text.to_string(),
-                        reason,
-                    })
+            Shortcut::Constant(c) => Ok(c.to_variable()),
+            Shortcut::Call => self.hoisted[0]
+                .evaluate(frame, lists)
+                .map_err(|reason| self.eval_error(reason)),
+            Shortcut::Fast(fast) => {
+                self.run_hoisted(frame, lists)?;
+                match fast.eval(frame) {
+                    Some(value) => Ok(value),
+                    None => self.run_program(frame),
+                }
             }
-            Shortcut::None => {}
+            Shortcut::None => self.eval_with_vm(frame, lists),
         }
-        self.eval_with_vm(frame, lists)
     }
 
     /// The constant value of an expression that reads nothing, if it is a scalar.
@@ -571,26 +556,31 @@ impl Expr {
     }
 
     /// Evaluates with the ZEN VM, bypassing shortcuts; used to check the two agree.
-    pub fn eval_with_vm(
-        &self,
-        frame: &mut Frame,
-        lists: &NamedLists,
-    ) -> Result<Variable, ExprError> {
+    pub fn eval_with_vm(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+        self.run_hoisted(frame, lists)?;
+        self.run_program(frame)
+    }
+
+    fn eval_error(&self, reason: String) -> ExprError {
+        ExprError::Eval {
+            text: self.text.to_string(),
+            reason,
+        }
+    }
+
+    /// Evaluates the hoisted credit-function calls into their slots.
+    fn run_hoisted(&self, frame: &mut Frame, lists: &NamedLists) -> Result<(), ExprError> {
         for call in &self.hoisted {
-            let value = call
-                .evaluate(frame, lists)
-                .map_err(|reason| ExprError::Eval {
-                    text: self.text.to_string(),
-                    reason,
-                })?;
+            let value = call.evaluate(frame, lists).map_err(|reason| self.eval_error(reason))?;
             frame.set(&call.slot, value);
         }
+        Ok(())
+    }
+
+    fn run_program(&self, frame: &mut Frame) -> Result<Variable, ExprError> {
         self.program
             .evaluate_with_scope(&frame.scope, &mut frame.vm)
-            .map_err(|e| ExprError::Eval {
-                text: self.text.to_string(),
-                reason: describe_isolate_error(&e),
-            })
+            .map_err(|e| self.eval_error(describe_isolate_error(&e)))
     }
 }
 

@@ -187,7 +187,67 @@ fn cell_strategy() -> impl Strategy<Value = String> {
     ]
 }
 
+fn fast_expression() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("a".to_string()),
+        Just("b".to_string()),
+        Just("o.n".to_string()),
+        Just("o.s".to_string()),
+        Just("missing".to_string()),
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("false".to_string()),
+        (-3i64..4).prop_map(|n| n.to_string()),
+        Just("0.5".to_string()),
+        Just("'x'".to_string()),
+    ];
+    leaf.prop_recursive(3, 24, 2, |inner| {
+        (
+            inner.clone(),
+            prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">=", "and", "or", "??", "+", "-", "*", "/"]),
+            inner.clone(),
+        )
+            .prop_map(|(l, op, r)| format!("({l} {op} {r})"))
+            .boxed()
+            .prop_union(inner.clone().prop_map(|e| format!("not {e}")).boxed())
+            .or((inner.clone(), inner.clone(), inner.clone()).prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")).boxed())
+            .or((prop::sample::select(vec!["min", "max"]), prop::collection::vec(inner, 0..3))
+                .prop_map(|(f, items)| format!("{f}([{}])", items.join(", ")))
+                .boxed())
+    })
+}
+
+fn fast_context() -> impl Strategy<Value = serde_json::Value> {
+    let scalar = prop_oneof![
+        Just(json!(null)),
+        any::<bool>().prop_map(|b| json!(b)),
+        (-3i64..4).prop_map(|n| json!(n)),
+        Just(json!(0.5)),
+        Just(json!("x")),
+    ];
+    (scalar.clone(), scalar.clone(), scalar.clone(), scalar)
+        .prop_map(|(a, b, n, s)| json!({"a": a, "b": b, "o": {"n": n, "s": s}}))
+}
+
 proptest! {
+    #[test]
+    fn direct_evaluation_agrees_with_the_vm(text in fast_expression(), context in fast_context()) {
+        let lists = NamedLists::new();
+        let mut compiler = ExprCompiler::new(&lists);
+        let Ok(expr) = compiler.compile(&text) else { return Ok(()); };
+        let mut frame = Frame::new();
+        for (k, v) in context.as_object().unwrap() {
+            frame.set(k, Variable::from(v.clone()));
+        }
+        let fast = expr.eval(&mut frame, &lists);
+        let vm = expr.eval_with_vm(&mut frame, &lists);
+        match (fast, vm) {
+            (Ok(f), Ok(v)) => prop_assert_eq!(f, v, "{} in {}", text, context),
+            (Err(_), Err(_)) => {}
+            (f, v) => prop_assert!(false, "{} in {}: direct {:?}, vm {:?}", text, context, f, v),
+        }
+    }
+
     #[test]
     fn analysed_cells_agree_with_zen(cell in cell_strategy(), value in value_strategy()) {
         let lists = NamedLists::new();
