@@ -90,12 +90,16 @@ fn benches(c: &mut Criterion) {
     let annuity = compiler
         .compile("round_money(annuity_payment(0.02, term, amount), 2)")
         .unwrap();
-    let mut frame = Frame::new();
-    frame.set("income", Variable::from(serde_json::json!(3650)));
-    frame.set("debt", Variable::from(serde_json::json!(250)));
-    frame.set("instalment", Variable::from(serde_json::json!(317.22)));
-    frame.set("term", Variable::from(serde_json::json!(24)));
-    frame.set("amount", Variable::from(serde_json::json!(6000)));
+    let mut frame = Frame::with_names(&compiler.names());
+    for (name, value) in [
+        ("income", 3650.0),
+        ("debt", 250.0),
+        ("instalment", 317.22),
+        ("term", 24.0),
+        ("amount", 6000.0),
+    ] {
+        frame.set_named(name, Variable::from(serde_json::json!(value)));
+    }
     c.bench_function("expression/dti_ternary", |b| {
         b.iter(|| arithmetic.eval(black_box(&mut frame), &lists).unwrap())
     });

@@ -14,7 +14,7 @@ use crate::source::PackageSource;
 use crate::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use chrono::NaiveDate;
-use credence_expr::{Expr, ExprCompiler, Interval, NamedLists};
+use credence_expr::{Expr, ExprCompiler, Interval, NameTable, NamedLists, Slot};
 use credence_model::Model;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -49,14 +49,16 @@ pub struct CompiledStrategy {
     pub(crate) flows: BTreeMap<String, Flow>,
     pub(crate) cases: Vec<TestCase>,
     pub(crate) version: Arc<str>,
+    /// Every name the strategy's expressions and steps use, by slot.
+    pub(crate) names: NameTable,
+    pub(crate) today: Slot,
 }
 
 #[derive(Debug)]
 pub struct Flow {
     pub name: Arc<str>,
-    /// How many top-level names an evaluation sets (inputs, `today`, features, step results):
-    /// the evaluation context is sized for them once.
-    pub context_size: usize,
+    /// The slot of each input field, in schema order.
+    pub input_slots: Vec<Slot>,
     pub description: Option<String>,
     pub schema: InputSchema,
     pub steps: Vec<Step>,
@@ -67,10 +69,12 @@ pub struct Flow {
 pub enum Step {
     Features {
         id: Arc<str>,
-        order: Vec<(String, Expr)>,
+        /// Name, slot and expression of each feature, in dependency order.
+        order: Vec<(String, Slot, Expr)>,
     },
     RuleSet {
         id: Arc<str>,
+        slot: Slot,
         stop_on_first_decline: bool,
         rules: Vec<Rule>,
     },
@@ -80,6 +84,7 @@ pub enum Step {
     Model(ModelStep),
     Branch {
         id: Arc<str>,
+        slot: Slot,
         cases: Vec<BranchCase>,
     },
     Experiment(Experiment),
@@ -111,6 +116,7 @@ pub struct Rule {
 #[derive(Debug)]
 pub struct ModelStep {
     pub id: Arc<str>,
+    pub slot: Slot,
     pub model: Arc<Model>,
     /// One expression per model feature, in the model's feature order.
     pub inputs: Vec<Expr>,
@@ -126,6 +132,7 @@ pub struct BranchCase {
 #[derive(Debug)]
 pub struct Experiment {
     pub id: Arc<str>,
+    pub slot: Slot,
     pub key: Expr,
     pub salt: String,
     pub arms: Vec<Arm>,
@@ -225,7 +232,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
 
     let mut flows = BTreeMap::new();
     let mut flow_files = BTreeSet::new();
-    {
+    let (names, today) = {
         let mut compiler = Compiler {
             exprs: ExprCompiler::new(&lists),
             reasons: &manifest.reasons,
@@ -268,7 +275,9 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
                 flows.insert(flow_name.clone(), flow);
             }
         }
-    }
+        let today = compiler.exprs.slot("today");
+        (compiler.exprs.names(), today)
+    };
 
     used_files.extend(flow_files);
 
@@ -325,11 +334,17 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         languages: manifest.languages,
         max_reasons: manifest.max_reasons.max(1),
         caps,
-        reasons: manifest.reasons.into_iter().map(|(code, texts)| (Arc::from(code), texts)).collect(),
+        reasons: manifest
+            .reasons
+            .into_iter()
+            .map(|(code, texts)| (Arc::from(code), texts))
+            .collect(),
         lists,
         flows,
         cases,
         version: version.into(),
+        names,
+        today,
     })
 }
 
@@ -482,6 +497,7 @@ impl Compiler<'_> {
     fn flow(&mut self, name: &str, raw: RawFlow) -> Option<Flow> {
         let problems_before = self.problems.len();
         let mut fields = Vec::new();
+        let mut input_slots = Vec::new();
         let mut scope = Scope::default();
         for reserved in RESERVED_NAMES {
             scope.names.insert(reserved.to_string());
@@ -504,6 +520,7 @@ impl Compiler<'_> {
             }
             match FieldSpec::compile(raw_field) {
                 Ok(spec) => {
+                    input_slots.push(self.exprs.slot(field_name));
                     fields.push((Arc::from(field_name.as_str()), spec));
                     scope.names.insert(field_name.clone());
                 }
@@ -517,7 +534,7 @@ impl Compiler<'_> {
         }
         Some(Flow {
             name: name.into(),
-            context_size: scope.names.len() + 8,
+            input_slots,
             description: raw.description,
             schema: InputSchema {
                 fields,
@@ -627,7 +644,11 @@ impl Compiler<'_> {
             }
             for name in ready {
                 done.insert(name);
-                order.push((name.to_string(), compiled[name].clone()));
+                order.push((
+                    name.to_string(),
+                    self.exprs.slot(name),
+                    compiled[name].clone(),
+                ));
             }
         }
         *scope = inner_scope;
@@ -670,6 +691,7 @@ impl Compiler<'_> {
         self.define(&raw.id, path, scope);
         Some(Step::RuleSet {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             stop_on_first_decline: raw.stop_on_first_decline,
             rules,
         })
@@ -825,6 +847,7 @@ impl Compiler<'_> {
         }
         Some(Step::Table(DecisionTable::new(TableDefinition {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             hit_policy: raw.hit_policy,
             aggregation: raw.aggregation,
             inputs,
@@ -936,6 +959,7 @@ impl Compiler<'_> {
         }
         Some(Step::Matrix(Matrix {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             rows: rows?,
             columns: columns?,
             cells,
@@ -1116,6 +1140,7 @@ impl Compiler<'_> {
         }
         Some(Step::Scorecard(Scorecard {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             base_points,
             calibration,
             characteristics,
@@ -1165,6 +1190,7 @@ impl Compiler<'_> {
         (inputs.len() == features.len()).then(|| {
             Step::Model(ModelStep {
                 id: raw.id.as_str().into(),
+                slot: self.exprs.slot(&raw.id),
                 model,
                 inputs,
             })
@@ -1200,6 +1226,7 @@ impl Compiler<'_> {
         self.define(&raw.id, path, scope);
         Some(Step::Branch {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             cases,
         })
     }
@@ -1262,6 +1289,7 @@ impl Compiler<'_> {
         self.define(&raw.id, path, scope);
         Some(Step::Experiment(Experiment {
             id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
             key: key?,
             salt: raw.salt.clone(),
             arms,

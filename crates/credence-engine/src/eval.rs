@@ -177,12 +177,12 @@ impl CompiledStrategy {
         forced_arm: Option<(&'s str, &'s Arm)>,
         frame: &mut Frame,
     ) -> Result<Decision, EngineError> {
-        frame.reset(flow.context_size);
-        for (name, value) in &input.fields {
-            frame.set(name, value.to_variable());
+        frame.reset(&self.names);
+        for ((_, value), slot) in input.fields.iter().zip(&flow.input_slots) {
+            frame.set(*slot, value.to_variable());
         }
         let as_of = credence_expr::functions::format_date(options.as_of);
-        frame.set("today", Variable::String(as_of.as_str().into()));
+        frame.set(self.today, Variable::String(as_of.as_str().into()));
         let mut run = Run {
             strategy: self,
             flow,
@@ -308,19 +308,20 @@ impl<'s> Run<'s> {
         match step {
             Step::Features { id, order } => {
                 let mut values = BTreeMap::new();
-                for (name, expr) in order {
+                for (name, slot, expr) in order {
                     let value = expr
                         .eval(frame, lists)
                         .map_err(|e| self.error(id, format!("feature {name}: {e}")))?;
                     if self.full {
                         values.insert(name.clone(), variable_to_json(&value));
                     }
-                    frame.set(name, value);
+                    frame.set(*slot, value);
                 }
                 self.record(id, StepDetail::Features, || values);
             }
             Step::RuleSet {
                 id,
+                slot,
                 stop_on_first_decline,
                 rules,
             } => {
@@ -391,7 +392,7 @@ impl<'s> Run<'s> {
                     );
                     map.insert_str("hits", Variable::Number(Decimal::from(hits.len())));
                 }
-                frame.set(id, summary);
+                frame.set(*slot, summary);
                 self.record(id, StepDetail::RuleSet { hits }, BTreeMap::new);
             }
             Step::Table(table) => {
@@ -400,7 +401,7 @@ impl<'s> Run<'s> {
                     .map_err(|e| self.error(&table.id, e))?;
                 self.contribute_from_object(&result.value);
                 let json = self.full.then(|| variable_to_json(&result.value));
-                frame.set(&table.id, result.value);
+                frame.set(table.slot, result.value);
                 self.record(
                     &table.id,
                     StepDetail::Table {
@@ -415,7 +416,7 @@ impl<'s> Run<'s> {
                     .map_err(|e| self.error(&matrix.id, e))?;
                 self.contribute_from_object(&result.value);
                 let json = self.full.then(|| variable_to_json(&result.value));
-                frame.set(&matrix.id, result.value);
+                frame.set(matrix.slot, result.value);
                 self.record(
                     &matrix.id,
                     StepDetail::Matrix {
@@ -435,12 +436,12 @@ impl<'s> Run<'s> {
                     map.insert_str("score", Variable::Number(result.score));
                     map.insert_str(
                         "pd",
-                        result
-                            .probability_of_default
-                            .map_or(Variable::Null, |pd| Variable::Number(probability_decimal(pd))),
+                        result.probability_of_default.map_or(Variable::Null, |pd| {
+                            Variable::Number(probability_decimal(pd))
+                        }),
                     );
                 }
-                frame.set(&scorecard.id, object);
+                frame.set(scorecard.slot, object);
                 let values = if self.full {
                     let mut values = BTreeMap::new();
                     for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
@@ -493,12 +494,13 @@ impl<'s> Run<'s> {
                 let object = Variable::empty_object();
                 if let Variable::Object(map) = &object {
                     let mut map = map.borrow_mut();
-                    let number =
-                        |x: Option<f64>| x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)));
+                    let number = |x: Option<f64>| {
+                        x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)))
+                    };
                     map.insert_str("probability", number(prediction.map(|p| p.probability)));
                     map.insert_str("margin", number(prediction.map(|p| p.margin)));
                 }
-                frame.set(&step.id, object);
+                frame.set(step.slot, object);
                 let metadata = step.model.metadata();
                 self.record(
                     &step.id,
@@ -512,7 +514,7 @@ impl<'s> Run<'s> {
                     || values,
                 );
             }
-            Step::Branch { id, cases } => {
+            Step::Branch { id, slot, cases } => {
                 let mut chosen = None;
                 for case in cases {
                     let taken = match &case.when {
@@ -541,7 +543,7 @@ impl<'s> Run<'s> {
                     }
                 }
                 let name: Arc<str> = chosen.map_or_else(|| Arc::from("none"), |c| c.name.clone());
-                frame.set(id, Variable::String((*name).into()));
+                frame.set(*slot, Variable::String((*name).into()));
                 self.record(id, StepDetail::Branch { case: name }, BTreeMap::new);
                 if let Some(case) = chosen {
                     self.steps(&case.steps, frame)?;
@@ -584,7 +586,7 @@ impl<'s> Run<'s> {
                 if self.arm.is_none() {
                     self.arm = Some(arm.name.clone());
                 }
-                frame.set(&experiment.id, Variable::String((*arm.name).into()));
+                frame.set(experiment.slot, Variable::String((*arm.name).into()));
                 self.record(
                     &experiment.id,
                     StepDetail::ChampionChallenger {

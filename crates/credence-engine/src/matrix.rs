@@ -1,7 +1,7 @@
 //! Decision matrices: two banded dimensions (e.g. risk grade × debt-to-income) → outcome and terms.
 
 use crate::value::ValueSource;
-use credence_expr::{Expr, Frame, NamedLists, UnaryTest, Variable};
+use credence_expr::{Expr, Frame, NamedLists, Slot, UnaryTest, Variable};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -26,6 +26,7 @@ impl Axis {
 #[derive(Debug)]
 pub struct Matrix {
     pub id: Arc<str>,
+    pub slot: Slot,
     pub rows: Axis,
     pub columns: Axis,
     /// Output name → grid of `rows × columns` values.

@@ -1,7 +1,7 @@
 //! Points scorecards: binned characteristics, odds/PDO calibration to a probability of default, ranked reason codes.
 
 use crate::value::Constant;
-use credence_expr::{Expr, Frame, Interval, NamedLists, Variable};
+use credence_expr::{Expr, Frame, Interval, NamedLists, Slot, Variable};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -69,6 +69,7 @@ impl Calibration {
 #[derive(Debug, Clone)]
 pub struct Scorecard {
     pub id: Arc<str>,
+    pub slot: Slot,
     pub base_points: Decimal,
     pub calibration: Option<Calibration>,
     pub characteristics: Vec<Characteristic>,

@@ -8,7 +8,7 @@
 
 use crate::format::{Aggregation, HitPolicy};
 use crate::value::{Constant, ValueSource};
-use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, UnaryTest, Variable};
+use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, Slot, UnaryTest, Variable};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +148,7 @@ fn or_into(out: &mut Bits, bits: &Bits) {
 #[derive(Debug, Clone)]
 pub struct DecisionTable {
     pub id: Arc<str>,
+    pub slot: Slot,
     pub hit_policy: HitPolicy,
     pub aggregation: Option<Aggregation>,
     pub inputs: Vec<Expr>,
@@ -166,6 +167,8 @@ pub struct DecisionTable {
 /// The checked parts a table is built from.
 pub struct TableDefinition {
     pub id: Arc<str>,
+    /// Where the table publishes its result.
+    pub slot: Slot,
     pub hit_policy: HitPolicy,
     pub aggregation: Option<Aggregation>,
     pub inputs: Vec<Expr>,
@@ -191,6 +194,7 @@ impl DecisionTable {
     pub fn new(definition: TableDefinition) -> DecisionTable {
         let TableDefinition {
             id,
+            slot,
             hit_policy,
             aggregation,
             inputs,
@@ -218,6 +222,7 @@ impl DecisionTable {
             .collect();
         DecisionTable {
             id,
+            slot,
             hit_policy,
             aggregation,
             inputs,

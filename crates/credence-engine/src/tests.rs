@@ -5,7 +5,7 @@ use crate::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use crate::*;
 use chrono::NaiveDate;
-use credence_expr::{ExprCompiler, Frame, NamedLists, Variable};
+use credence_expr::{ExprCompiler, Frame, NameTable, NamedLists, Variable};
 use proptest::prelude::*;
 use serde_json::json;
 use std::path::Path;
@@ -441,7 +441,7 @@ fn table(
     hit_policy: HitPolicy,
     aggregation: Option<crate::format::Aggregation>,
     rows: &[(&str, &str, i64)],
-) -> (DecisionTable, NamedLists) {
+) -> (DecisionTable, NamedLists, NameTable) {
     let lists = NamedLists::new();
     let mut compiler = ExprCompiler::new(&lists);
     let cells = rows
@@ -466,9 +466,12 @@ fn table(
         Constant::Number(2.into()),
         Constant::Number(1.into()),
     ];
+    let slot = compiler.slot("t");
+    let names = compiler.names();
     (
         DecisionTable::new(TableDefinition {
             id: "t".into(),
+            slot,
             hit_policy,
             aggregation,
             inputs,
@@ -478,6 +481,7 @@ fn table(
             output_priority: priority,
         }),
         lists,
+        names,
     )
 }
 
@@ -561,10 +565,10 @@ fn hit_policies() {
         (HitPolicy::Unique, None, -5, "q", vec![3], json!({"out": 4})),
     ];
     for (policy, aggregation, a, b, rows_expected, output) in cases {
-        let (table, lists) = table(policy, aggregation, &rows);
-        let mut frame = Frame::new();
-        frame.set("a", Variable::from(json!(a)));
-        frame.set("b", Variable::from(json!(b)));
+        let (table, lists, names) = table(policy, aggregation, &rows);
+        let mut frame = Frame::with_names(&names);
+        frame.set_named("a", Variable::from(json!(a)));
+        frame.set_named("b", Variable::from(json!(b)));
         let result = table.evaluate(&mut frame, &lists).unwrap();
         assert_eq!(
             result.rows, rows_expected,
@@ -576,10 +580,10 @@ fn hit_policies() {
             "{policy:?} {aggregation:?}"
         );
     }
-    let (table, lists) = table(HitPolicy::Unique, None, &rows);
-    let mut frame = Frame::new();
-    frame.set("a", Variable::from(json!(15)));
-    frame.set("b", Variable::from(json!("x")));
+    let (table, lists, names) = table(HitPolicy::Unique, None, &rows);
+    let mut frame = Frame::with_names(&names);
+    frame.set_named("a", Variable::from(json!(15)));
+    frame.set_named("b", Variable::from(json!("x")));
     let error = table.evaluate(&mut frame, &lists).unwrap_err();
     assert!(error.contains("rows 1, 2, 3 all match"), "{error}");
 }
@@ -620,14 +624,14 @@ proptest! {
         let cells = rows.iter().map(|(a, b)| vec![compiler.compile_unary(a).unwrap(), compiler.compile_unary(b).unwrap()]).collect();
         let outputs = (0..rows.len()).map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))]).collect();
         let table = DecisionTable::new(TableDefinition {
-            id: "t".into(), hit_policy: policy, aggregation: None,
+            id: "t".into(), slot: compiler.slot("t"), hit_policy: policy, aggregation: None,
             inputs: vec![compiler.compile("a").unwrap(), compiler.compile("b").unwrap()],
             output_names: vec!["row".into()], cells, outputs, output_priority: vec![],
         });
-        let mut frame = Frame::new();
+        let mut frame = Frame::with_names(&compiler.names());
         for (a, b) in inputs {
-            frame.set("a", Variable::from(a.clone()));
-            frame.set("b", Variable::from(b.clone()));
+            frame.set_named("a", Variable::from(a.clone()));
+            frame.set_named("b", Variable::from(b.clone()));
             let indexed = table.evaluate(&mut frame, &lists);
             let linear = table.evaluate_linear(&mut frame, &lists);
             prop_assert_eq!(indexed.unwrap().rows, linear.unwrap().rows, "a={} b={}", a, b);

@@ -7,27 +7,47 @@
 //! a string against a number, `and` on a non-boolean), so errors still come from ZEN. A property
 //! test holds the two together.
 
-use crate::{Constant, Frame, Variable};
+use crate::{Constant, Frame, Names, Slot, Variable};
 use std::cmp::Ordering;
 use std::sync::Arc;
-use zen_expression::lexer::{ArithmeticOperator, ComparisonOperator, LogicalOperator, Operator};
 use zen_expression::functions::{FunctionKind, InternalFunction};
+use zen_expression::lexer::{ArithmeticOperator, ComparisonOperator, LogicalOperator, Operator};
 use zen_expression::parser::Node;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Fast {
     Constant(Constant),
-    Path(Vec<Arc<str>>),
-    Equal { left: Box<Fast>, right: Box<Fast>, negate: bool },
-    Order { left: Box<Fast>, right: Box<Fast>, accept: fn(Ordering) -> bool },
+    /// A name, then fields of objects: `grade.grade`.
+    Path(Slot, Vec<Arc<str>>),
+    Equal {
+        left: Box<Fast>,
+        right: Box<Fast>,
+        negate: bool,
+    },
+    Order {
+        left: Box<Fast>,
+        right: Box<Fast>,
+        accept: fn(Ordering) -> bool,
+    },
     And(Box<Fast>, Box<Fast>),
     Or(Box<Fast>, Box<Fast>),
     Coalesce(Box<Fast>, Box<Fast>),
     Not(Box<Fast>),
-    Arithmetic { left: Box<Fast>, right: Box<Fast>, operator: Arithmetic },
-    Conditional { condition: Box<Fast>, then: Box<Fast>, otherwise: Box<Fast> },
+    Arithmetic {
+        left: Box<Fast>,
+        right: Box<Fast>,
+        operator: Arithmetic,
+    },
+    Conditional {
+        condition: Box<Fast>,
+        then: Box<Fast>,
+        otherwise: Box<Fast>,
+    },
     /// `min([..])` / `max([..])` of an array written in place.
-    Extreme { items: Vec<Fast>, smallest: bool },
+    Extreme {
+        items: Vec<Fast>,
+        smallest: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,64 +60,122 @@ pub(crate) enum Arithmetic {
 
 impl Fast {
     /// The direct form of a parsed expression, when every node of it has one.
-    pub(crate) fn from_node(node: &Node) -> Option<Fast> {
+    pub(crate) fn from_node(node: &Node, names: &mut Names) -> Option<Fast> {
         Some(match node {
             Node::Null => Fast::Constant(Constant::Null),
             Node::Bool(b) => Fast::Constant(Constant::Bool(*b)),
             Node::Number(n) => Fast::Constant(Constant::Number(*n)),
             Node::String(s) => Fast::Constant(Constant::String(Arc::from(*s))),
-            Node::Identifier(name) => Fast::Path(vec![Arc::from(*name)]),
-            Node::Member { node, property: Node::String(field) } => match Fast::from_node(node)? {
-                Fast::Path(mut segments) => {
-                    segments.push(Arc::from(*field));
-                    Fast::Path(segments)
+            Node::Identifier(name) => Fast::Path(names.slot(name), Vec::new()),
+            Node::Member {
+                node,
+                property: Node::String(field),
+            } => match Fast::from_node(node, names)? {
+                Fast::Path(root, mut fields) => {
+                    fields.push(Arc::from(*field));
+                    Fast::Path(root, fields)
                 }
                 _ => return None,
             },
-            Node::Parenthesized(inner) => Fast::from_node(inner)?,
-            Node::Unary { node, operator } => match (operator, Fast::from_node(node)?) {
+            Node::Parenthesized(inner) => Fast::from_node(inner, names)?,
+            Node::Unary { node, operator } => match (operator, Fast::from_node(node, names)?) {
                 (Operator::Logical(LogicalOperator::Not), inner) => Fast::Not(Box::new(inner)),
-                (Operator::Arithmetic(ArithmeticOperator::Subtract), Fast::Constant(Constant::Number(n))) => {
-                    Fast::Constant(Constant::Number(-n))
-                }
+                (
+                    Operator::Arithmetic(ArithmeticOperator::Subtract),
+                    Fast::Constant(Constant::Number(n)),
+                ) => Fast::Constant(Constant::Number(-n)),
                 _ => return None,
             },
-            Node::Binary { left, operator, right } => {
-                let (left, right) = (Box::new(Fast::from_node(left)?), Box::new(Fast::from_node(right)?));
+            Node::Binary {
+                left,
+                operator,
+                right,
+            } => {
+                let (left, right) = (
+                    Box::new(Fast::from_node(left, names)?),
+                    Box::new(Fast::from_node(right, names)?),
+                );
                 match operator {
-                    Operator::Comparison(ComparisonOperator::Equal) => Fast::Equal { left, right, negate: false },
-                    Operator::Comparison(ComparisonOperator::NotEqual) => Fast::Equal { left, right, negate: true },
-                    Operator::Comparison(ComparisonOperator::LessThan) => Fast::Order { left, right, accept: Ordering::is_lt },
-                    Operator::Comparison(ComparisonOperator::LessThanOrEqual) => Fast::Order { left, right, accept: Ordering::is_le },
-                    Operator::Comparison(ComparisonOperator::GreaterThan) => Fast::Order { left, right, accept: Ordering::is_gt },
-                    Operator::Comparison(ComparisonOperator::GreaterThanOrEqual) => {
-                        Fast::Order { left, right, accept: Ordering::is_ge }
-                    }
+                    Operator::Comparison(ComparisonOperator::Equal) => Fast::Equal {
+                        left,
+                        right,
+                        negate: false,
+                    },
+                    Operator::Comparison(ComparisonOperator::NotEqual) => Fast::Equal {
+                        left,
+                        right,
+                        negate: true,
+                    },
+                    Operator::Comparison(ComparisonOperator::LessThan) => Fast::Order {
+                        left,
+                        right,
+                        accept: Ordering::is_lt,
+                    },
+                    Operator::Comparison(ComparisonOperator::LessThanOrEqual) => Fast::Order {
+                        left,
+                        right,
+                        accept: Ordering::is_le,
+                    },
+                    Operator::Comparison(ComparisonOperator::GreaterThan) => Fast::Order {
+                        left,
+                        right,
+                        accept: Ordering::is_gt,
+                    },
+                    Operator::Comparison(ComparisonOperator::GreaterThanOrEqual) => Fast::Order {
+                        left,
+                        right,
+                        accept: Ordering::is_ge,
+                    },
                     Operator::Logical(LogicalOperator::And) => Fast::And(left, right),
                     Operator::Logical(LogicalOperator::Or) => Fast::Or(left, right),
-                    Operator::Logical(LogicalOperator::NullishCoalescing) => Fast::Coalesce(left, right),
-                    Operator::Arithmetic(ArithmeticOperator::Add) => Fast::Arithmetic { left, right, operator: Arithmetic::Add },
-                    Operator::Arithmetic(ArithmeticOperator::Subtract) => {
-                        Fast::Arithmetic { left, right, operator: Arithmetic::Subtract }
+                    Operator::Logical(LogicalOperator::NullishCoalescing) => {
+                        Fast::Coalesce(left, right)
                     }
-                    Operator::Arithmetic(ArithmeticOperator::Multiply) => {
-                        Fast::Arithmetic { left, right, operator: Arithmetic::Multiply }
-                    }
-                    Operator::Arithmetic(ArithmeticOperator::Divide) => Fast::Arithmetic { left, right, operator: Arithmetic::Divide },
+                    Operator::Arithmetic(ArithmeticOperator::Add) => Fast::Arithmetic {
+                        left,
+                        right,
+                        operator: Arithmetic::Add,
+                    },
+                    Operator::Arithmetic(ArithmeticOperator::Subtract) => Fast::Arithmetic {
+                        left,
+                        right,
+                        operator: Arithmetic::Subtract,
+                    },
+                    Operator::Arithmetic(ArithmeticOperator::Multiply) => Fast::Arithmetic {
+                        left,
+                        right,
+                        operator: Arithmetic::Multiply,
+                    },
+                    Operator::Arithmetic(ArithmeticOperator::Divide) => Fast::Arithmetic {
+                        left,
+                        right,
+                        operator: Arithmetic::Divide,
+                    },
                     _ => return None,
                 }
             }
-            Node::Conditional { condition, on_true, on_false } => Fast::Conditional {
-                condition: Box::new(Fast::from_node(condition)?),
-                then: Box::new(Fast::from_node(on_true)?),
-                otherwise: Box::new(Fast::from_node(on_false)?),
+            Node::Conditional {
+                condition,
+                on_true,
+                on_false,
+            } => Fast::Conditional {
+                condition: Box::new(Fast::from_node(condition, names)?),
+                then: Box::new(Fast::from_node(on_true, names)?),
+                otherwise: Box::new(Fast::from_node(on_false, names)?),
             },
-            Node::FunctionCall { kind: FunctionKind::Internal(function @ (InternalFunction::Min | InternalFunction::Max)), arguments } => {
+            Node::FunctionCall {
+                kind:
+                    FunctionKind::Internal(function @ (InternalFunction::Min | InternalFunction::Max)),
+                arguments,
+            } => {
                 let [Node::Array(items)] = arguments else {
                     return None;
                 };
                 Fast::Extreme {
-                    items: items.iter().map(|item| Fast::from_node(item)).collect::<Option<_>>()?,
+                    items: items
+                        .iter()
+                        .map(|item| Fast::from_node(item, names))
+                        .collect::<Option<_>>()?,
                     smallest: *function == InternalFunction::Min,
                 }
             }
@@ -109,8 +187,12 @@ impl Fast {
     pub(crate) fn eval(&self, frame: &Frame) -> Option<Variable> {
         Some(match self {
             Fast::Constant(c) => c.to_variable(),
-            Fast::Path(segments) => frame.get_path(segments),
-            Fast::Equal { left, right, negate } => {
+            Fast::Path(root, fields) => frame.get_path(*root, fields),
+            Fast::Equal {
+                left,
+                right,
+                negate,
+            } => {
                 let equal = match (left.eval(frame)?, right.eval(frame)?) {
                     (Variable::Number(a), Variable::Number(b)) => a == b,
                     (Variable::Bool(a), Variable::Bool(b)) => a == b,
@@ -122,7 +204,11 @@ impl Fast {
                 };
                 Variable::Bool(equal != *negate)
             }
-            Fast::Order { left, right, accept } => match (left.eval(frame)?, right.eval(frame)?) {
+            Fast::Order {
+                left,
+                right,
+                accept,
+            } => match (left.eval(frame)?, right.eval(frame)?) {
                 (Variable::Number(a), Variable::Number(b)) => Variable::Bool(accept(a.cmp(&b))),
                 _ => return None,
             },
@@ -144,8 +230,14 @@ impl Fast {
                 Variable::Bool(b) => Variable::Bool(!b),
                 _ => return None,
             },
-            Fast::Arithmetic { left, right, operator } => {
-                let (Variable::Number(a), Variable::Number(b)) = (left.eval(frame)?, right.eval(frame)?) else {
+            Fast::Arithmetic {
+                left,
+                right,
+                operator,
+            } => {
+                let (Variable::Number(a), Variable::Number(b)) =
+                    (left.eval(frame)?, right.eval(frame)?)
+                else {
                     return None;
                 };
                 match operator {
@@ -156,7 +248,11 @@ impl Fast {
                     Arithmetic::Divide => a.checked_div(b).map_or(Variable::Null, Variable::Number),
                 }
             }
-            Fast::Conditional { condition, then, otherwise } => match condition.eval(frame)? {
+            Fast::Conditional {
+                condition,
+                then,
+                otherwise,
+            } => match condition.eval(frame)? {
                 Variable::Bool(true) => then.eval(frame)?,
                 Variable::Bool(false) => otherwise.eval(frame)?,
                 _ => return None,

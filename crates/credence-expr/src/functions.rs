@@ -197,7 +197,13 @@ pub fn format_date(date: NaiveDate) -> String {
     ];
     digits
         .iter()
-        .map(|&d| if d == 10 { '-' } else { char::from(b'0' + d as u8) })
+        .map(|&d| {
+            if d == 10 {
+                '-'
+            } else {
+                char::from(b'0' + d as u8)
+            }
+        })
         .collect()
 }
 

@@ -17,14 +17,15 @@
 //! same input gives the same output.
 
 mod fast;
+mod frame;
 pub mod functions;
 mod lists;
 mod simple;
 
+pub use frame::{Frame, NameTable, Names, Slot};
 pub use lists::NamedLists;
 pub use simple::{Interval, Literal, SimpleTest};
 pub use zen_expression::variable::Variable;
-use zen_expression::variable::VariableMap;
 
 use functions::CreditFunction;
 use rust_decimal::Decimal;
@@ -48,7 +49,8 @@ pub enum ExprError {
 /// `slot` of the context before the ZEN program that reads it runs.
 #[derive(Debug, Clone)]
 struct HoistedCall {
-    slot: Arc<str>,
+    slot_name: Arc<str>,
+    slot: Slot,
     function: CreditFunction,
     /// For `in_list`, the index of the list; the first argument is then the list name.
     list_index: usize,
@@ -62,6 +64,8 @@ pub struct Expr {
     hoisted: Vec<HoistedCall>,
     program: Expression<Standard>,
     references: Vec<String>,
+    /// Every root name the ZEN program reads (hoisted slots included), for syncing the context.
+    vm_references: Vec<(Arc<str>, Slot)>,
     shortcut: Shortcut,
 }
 
@@ -116,13 +120,13 @@ impl Constant {
     }
 }
 
-
 /// Compiles expressions for one strategy: knows its lists and numbers hoisted-call slots so
 /// that slots never collide within a strategy.
 pub struct ExprCompiler<'lists> {
     lists: &'lists NamedLists,
     next_slot: u32,
     isolate: Isolate,
+    names: Names,
 }
 
 /// Prefix of the reserved context keys that hold hoisted call results.
@@ -134,7 +138,18 @@ impl<'lists> ExprCompiler<'lists> {
             lists,
             next_slot: 0,
             isolate: Isolate::new(),
+            names: Names::default(),
         }
+    }
+
+    /// The slot of a name (an input field, a feature, a step's result), registering it.
+    pub fn slot(&mut self, name: &str) -> Slot {
+        self.names.slot(name)
+    }
+
+    /// Every name compiled so far, by slot: what frames evaluating these expressions are reset with.
+    pub fn names(&self) -> NameTable {
+        self.names.table()
     }
 
     /// Compiles a standard expression (a value: number, string, boolean, …).
@@ -147,7 +162,11 @@ impl<'lists> ExprCompiler<'lists> {
             return Err(error("the expression is empty".into()));
         }
         let (rewritten, hoisted) = self.hoist(text)?;
-        let (references, fast) = analyse(&rewritten).map_err(error)?;
+        let (references, fast) = analyse(&rewritten, &mut self.names).map_err(error)?;
+        let vm_references = references
+            .iter()
+            .map(|name| (Arc::from(name.as_str()), self.names.slot(name)))
+            .collect();
         let program = self
             .isolate
             .compile_standard(&rewritten)
@@ -163,7 +182,7 @@ impl<'lists> ExprCompiler<'lists> {
         }
         all_references.sort();
         all_references.dedup();
-        let shortcut = if hoisted.len() == 1 && rewritten.trim() == &*hoisted[0].slot {
+        let shortcut = if hoisted.len() == 1 && rewritten.trim() == &*hoisted[0].slot_name {
             Shortcut::Call
         } else if hoisted.is_empty() && all_references.is_empty() {
             program
@@ -179,6 +198,7 @@ impl<'lists> ExprCompiler<'lists> {
             hoisted,
             program,
             references: all_references,
+            vm_references,
             shortcut,
         })
     }
@@ -214,10 +234,11 @@ impl<'lists> ExprCompiler<'lists> {
         })
     }
 
-    fn allocate_slot(&mut self) -> Arc<str> {
-        let slot = format!("{RESERVED_PREFIX}{}", self.next_slot);
+    fn allocate_slot(&mut self) -> (Arc<str>, Slot) {
+        let name = format!("{RESERVED_PREFIX}{}", self.next_slot);
         self.next_slot += 1;
-        Arc::from(slot)
+        let slot = self.names.slot(&name);
+        (Arc::from(name), slot)
     }
 
     /// Lifts credit-function calls out of `text`, returning the rewritten text and the calls in
@@ -326,11 +347,12 @@ impl<'lists> ExprCompiler<'lists> {
                 }
                 arguments.push(argument);
             }
-            let slot = self.allocate_slot();
+            let (slot_name, slot) = self.allocate_slot();
             rewritten.push_str(&text[copied_up_to..token.span.0 as usize]);
-            rewritten.push_str(&slot);
+            rewritten.push_str(&slot_name);
             copied_up_to = tokens[close].span.1 as usize;
             hoisted.push(HoistedCall {
+                slot_name,
                 slot,
                 function,
                 list_index,
@@ -400,7 +422,7 @@ fn string_literal(text: &str) -> Option<&str> {
 
 /// Parses the rewritten text once more to list its root references and refuse what would make
 /// evaluation depend on the wall clock or chance.
-fn analyse(text: &str) -> Result<(Vec<String>, Option<fast::Fast>), String> {
+fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::Fast>), String> {
     use zen_expression::functions::{DeprecatedFunction, FunctionKind, InternalFunction};
     let arena = zen_arena::Arena::new();
     let tokens = Lexer::new()
@@ -446,7 +468,7 @@ fn analyse(text: &str) -> Result<(Vec<String>, Option<fast::Fast>), String> {
     references.retain(|name| !aliases.contains(name));
     references.sort();
     references.dedup();
-    Ok((references, fast::Fast::from_node(parsed.root)))
+    Ok((references, fast::Fast::from_node(parsed.root, names)))
 }
 
 fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {
@@ -556,7 +578,11 @@ impl Expr {
     }
 
     /// Evaluates with the ZEN VM, bypassing shortcuts; used to check the two agree.
-    pub fn eval_with_vm(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+    pub fn eval_with_vm(
+        &self,
+        frame: &mut Frame,
+        lists: &NamedLists,
+    ) -> Result<Variable, ExprError> {
         self.run_hoisted(frame, lists)?;
         self.run_program(frame)
     }
@@ -571,13 +597,16 @@ impl Expr {
     /// Evaluates the hoisted credit-function calls into their slots.
     fn run_hoisted(&self, frame: &mut Frame, lists: &NamedLists) -> Result<(), ExprError> {
         for call in &self.hoisted {
-            let value = call.evaluate(frame, lists).map_err(|reason| self.eval_error(reason))?;
-            frame.set(&call.slot, value);
+            let value = call
+                .evaluate(frame, lists)
+                .map_err(|reason| self.eval_error(reason))?;
+            frame.set(call.slot, value);
         }
         Ok(())
     }
 
     fn run_program(&self, frame: &mut Frame) -> Result<Variable, ExprError> {
+        frame.sync(&self.vm_references);
         self.program
             .evaluate_with_scope(&frame.scope, &mut frame.vm)
             .map_err(|e| self.eval_error(describe_isolate_error(&e)))
@@ -729,6 +758,8 @@ impl UnaryTest {
         let Some(program) = &self.program else {
             return Ok(true);
         };
+        // A cell may read any name besides `$`.
+        frame.sync_all();
         frame.scope.set_local(Variable::dollar_key(), value.clone());
         program
             .evaluate_with_scope(&frame.scope, &mut frame.vm)
@@ -736,92 +767,6 @@ impl UnaryTest {
                 text: self.text.to_string(),
                 reason: describe_isolate_error(&e),
             })
-    }
-}
-
-/// Per-evaluation scratch: the variable context that expressions read and a reusable VM.
-///
-/// Not `Send` (ZEN variables are reference-counted); make one per thread or per evaluation.
-pub struct Frame {
-    scope: Scope,
-    context: Variable,
-    vm: VM,
-}
-
-impl Default for Frame {
-    fn default() -> Self {
-        Frame::new()
-    }
-}
-
-impl Frame {
-    pub fn new() -> Self {
-        let context = Variable::empty_object();
-        Frame {
-            scope: Scope::new(context.clone()),
-            context,
-            vm: VM::new(),
-        }
-    }
-
-    /// Starts a new evaluation with an empty context, keeping the VM's buffers. `names` is how
-    /// many top-level names the evaluation will set: sizing the context once avoids rehashing.
-    pub fn reset(&mut self, names: usize) {
-        // Reuse the context's allocation when nothing else holds it (the usual case).
-        if let Variable::Object(object) = &self.context {
-            if std::rc::Rc::strong_count(object) <= 2 {
-                if let Ok(mut map) = object.try_borrow_mut() {
-                    map.clear();
-                    self.scope = Scope::new(self.context.clone());
-                    return;
-                }
-            }
-        }
-        self.context = Variable::from_object(VariableMap::with_capacity(names));
-        self.scope = Scope::new(self.context.clone());
-    }
-
-    /// Sets a top-level name.
-    pub fn set(&mut self, name: &str, value: Variable) {
-        if let Variable::Object(object) = &self.context {
-            object.borrow_mut().insert_str(name, value);
-        }
-    }
-
-    /// Reads a top-level name (null when absent).
-    pub fn get(&self, name: &str) -> Variable {
-        match &self.context {
-            Variable::Object(object) => object
-                .borrow()
-                .get_str(name)
-                .cloned()
-                .unwrap_or(Variable::Null),
-            _ => Variable::Null,
-        }
-    }
-
-    /// Reads `a.b.c`: null where a name is absent or a value on the way is not an object.
-    pub fn get_path(&self, segments: &[Arc<str>]) -> Variable {
-        let Some((first, rest)) = segments.split_first() else {
-            return Variable::Null;
-        };
-        let mut value = self.get(first);
-        for segment in rest {
-            value = match &value {
-                Variable::Object(object) => object
-                    .borrow()
-                    .get_str(segment)
-                    .cloned()
-                    .unwrap_or(Variable::Null),
-                _ => Variable::Null,
-            };
-        }
-        value
-    }
-
-    /// The whole context as one object.
-    pub fn context(&self) -> &Variable {
-        &self.context
     }
 }
 

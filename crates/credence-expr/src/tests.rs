@@ -14,10 +14,10 @@ fn eval(text: &str, context: serde_json::Value) -> Result<serde_json::Value, Exp
     let lists = lists();
     let mut compiler = ExprCompiler::new(&lists);
     let expr = compiler.compile(text)?;
-    let mut frame = Frame::new();
+    let mut frame = Frame::with_names(&compiler.names());
     if let serde_json::Value::Object(map) = context {
         for (k, v) in map {
-            frame.set(&k, Variable::from(v));
+            frame.set_named(&k, Variable::from(v));
         }
     }
     expr.eval(&mut frame, &lists).map(|v| v.to_value())
@@ -64,9 +64,10 @@ fn evaluates_table_of_cases() {
 fn shortcuts_agree_with_the_vm() {
     let lists = lists();
     let mut compiler = ExprCompiler::new(&lists);
-    let mut frame = Frame::new();
-    frame.set("a", Variable::from(json!({"b": {"c": 7}, "n": null})));
-    frame.set("x", Variable::from(json!(2.5)));
+    let (a, x) = (compiler.slot("a"), compiler.slot("x"));
+    let mut frame = Frame::with_names(&compiler.names());
+    frame.set(a, Variable::from(json!({"b": {"c": 7}, "n": null})));
+    frame.set(x, Variable::from(json!(2.5)));
     for text in [
         "0.5",
         "'text'",
@@ -204,14 +205,21 @@ fn fast_expression() -> impl Strategy<Value = String> {
     leaf.prop_recursive(3, 24, 2, |inner| {
         (
             inner.clone(),
-            prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">=", "and", "or", "??", "+", "-", "*", "/"]),
+            prop::sample::select(vec![
+                "==", "!=", "<", "<=", ">", ">=", "and", "or", "??", "+", "-", "*", "/",
+            ]),
             inner.clone(),
         )
             .prop_map(|(l, op, r)| format!("({l} {op} {r})"))
             .boxed()
             .prop_union(inner.clone().prop_map(|e| format!("not {e}")).boxed())
-            .or((inner.clone(), inner.clone(), inner.clone()).prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")).boxed())
-            .or((prop::sample::select(vec!["min", "max"]), prop::collection::vec(inner, 0..3))
+            .or((inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, a, b)| format!("({c} ? {a} : {b})"))
+                .boxed())
+            .or((
+                prop::sample::select(vec!["min", "max"]),
+                prop::collection::vec(inner, 0..3),
+            )
                 .prop_map(|(f, items)| format!("{f}([{}])", items.join(", ")))
                 .boxed())
     })
@@ -235,9 +243,9 @@ proptest! {
         let lists = NamedLists::new();
         let mut compiler = ExprCompiler::new(&lists);
         let Ok(expr) = compiler.compile(&text) else { return Ok(()); };
-        let mut frame = Frame::new();
+        let mut frame = Frame::with_names(&compiler.names());
         for (k, v) in context.as_object().unwrap() {
-            frame.set(k, Variable::from(v.clone()));
+            frame.set_named(k, Variable::from(v.clone()));
         }
         let fast = expr.eval(&mut frame, &lists);
         let vm = expr.eval_with_vm(&mut frame, &lists);
@@ -282,8 +290,8 @@ proptest! {
         let lists = lists();
         let mut compiler = ExprCompiler::new(&lists);
         if let Ok(expr) = compiler.compile(&text) {
-            let mut frame = Frame::new();
-            frame.set("x", Variable::from(json!(3)));
+            let mut frame = Frame::with_names(&compiler.names());
+            frame.set_named("x", Variable::from(json!(3)));
             let _ = expr.eval(&mut frame, &lists);
         }
     }

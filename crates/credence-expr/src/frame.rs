@@ -1,0 +1,220 @@
+//! The per-evaluation scratch: values by slot, mirrored lazily into the ZEN context, and a reusable VM.
+//!
+//! Every name a strategy uses (inputs, features, step results, hoisted-call results) gets a
+//! [`Slot`] when it is compiled, so evaluation reads and writes a vector instead of hashing
+//! names. The ZEN VM still looks names up in a map; a value is copied into that map only when an
+//! expression that runs on the VM reads it, which, with the direct evaluator, is rare.
+
+use crate::Variable;
+use std::collections::HashMap;
+use std::sync::Arc;
+use zen_expression::variable::VariableMap;
+use zen_expression::vm::VM;
+use zen_expression::Scope;
+
+/// A name's position in a strategy's slot table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot(u32);
+
+impl Slot {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The names of one strategy, each with its slot; built while compiling.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    names: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, Slot>,
+}
+
+impl Names {
+    /// The slot of a name, registering it on first use.
+    pub fn slot(&mut self, name: &str) -> Slot {
+        if let Some(slot) = self.index.get(name) {
+            return *slot;
+        }
+        let slot = Slot(self.names.len() as u32);
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.index.insert(name, slot);
+        slot
+    }
+
+    pub fn find(&self, name: &str) -> Option<Slot> {
+        self.index.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The table frames are reset with: every name by slot.
+    pub fn table(&self) -> NameTable {
+        NameTable(self.names.as_slice().into())
+    }
+}
+
+/// An immutable snapshot of a strategy's names, shared by its frames.
+#[derive(Debug, Clone, Default)]
+pub struct NameTable(Arc<[Arc<str>]>);
+
+impl NameTable {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Per-evaluation scratch. Not `Send` (ZEN variables are reference-counted): keep one per thread.
+pub struct Frame {
+    names: NameTable,
+    values: Vec<Variable>,
+    /// Whether `values[i]` is what the ZEN context holds under its name.
+    in_context: Vec<bool>,
+    context: Variable,
+    pub(crate) scope: Scope,
+    pub(crate) vm: VM,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame::new()
+    }
+}
+
+impl Frame {
+    pub fn new() -> Self {
+        Frame::with_names(&NameTable::default())
+    }
+
+    pub fn with_names(names: &NameTable) -> Self {
+        let context = Variable::from_object(VariableMap::with_capacity(8));
+        let mut frame = Frame {
+            names: NameTable::default(),
+            values: Vec::new(),
+            in_context: Vec::new(),
+            scope: Scope::new(context.clone()),
+            context,
+            vm: VM::new(),
+        };
+        frame.reset(names);
+        frame
+    }
+
+    /// Starts a new evaluation: every name null, the VM's buffers kept.
+    pub fn reset(&mut self, names: &NameTable) {
+        if !Arc::ptr_eq(&self.names.0, &names.0) {
+            self.names = names.clone();
+        }
+        self.values.clear();
+        self.values.resize(names.len(), Variable::Null);
+        // An absent name reads as null in ZEN too, so an empty context agrees with all-null values.
+        self.in_context.clear();
+        self.in_context.resize(names.len(), true);
+        let cleared = match &self.context {
+            Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
+            _ => false,
+        };
+        if !cleared {
+            self.context = Variable::from_object(VariableMap::with_capacity(8));
+        }
+        self.scope = Scope::new(self.context.clone());
+    }
+
+    /// Sets a slot's value.
+    pub fn set(&mut self, slot: Slot, value: Variable) {
+        let index = slot.index();
+        if index >= self.values.len() {
+            self.values.resize(index + 1, Variable::Null);
+            self.in_context.resize(index + 1, true);
+        }
+        self.values[index] = value;
+        self.in_context[index] = false;
+    }
+
+    /// Reads a slot (null when never set).
+    pub fn get(&self, slot: Slot) -> Variable {
+        self.values
+            .get(slot.index())
+            .cloned()
+            .unwrap_or(Variable::Null)
+    }
+
+    /// Sets a value by name; `false` when the strategy has no such name. For tests and tools:
+    /// the engine sets by slot.
+    pub fn set_named(&mut self, name: &str, value: Variable) -> bool {
+        match self.names.0.iter().position(|n| n.as_ref() == name) {
+            Some(index) => {
+                self.set(Slot(index as u32), value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads `root.a.b`: null where a value on the way is not an object or lacks the field.
+    pub(crate) fn get_path(&self, root: Slot, rest: &[Arc<str>]) -> Variable {
+        let Some(first) = self.values.get(root.index()) else {
+            return Variable::Null;
+        };
+        let Some((last, middle)) = rest.split_last() else {
+            return first.clone();
+        };
+        let mut value = first.clone();
+        for segment in middle {
+            value = field(&value, segment);
+        }
+        field(&value, last)
+    }
+
+    /// Copies the given slots into the ZEN context where it is stale.
+    pub(crate) fn sync(&mut self, slots: &[(Arc<str>, Slot)]) {
+        let Variable::Object(object) = &self.context else {
+            return;
+        };
+        let mut map = object.borrow_mut();
+        for (name, slot) in slots {
+            let index = slot.index();
+            if index < self.values.len() && !self.in_context[index] {
+                map.insert_str(name, self.values[index].clone());
+                self.in_context[index] = true;
+            }
+        }
+    }
+
+    /// Copies every stale slot into the ZEN context (before a ZEN program that may read any name).
+    pub(crate) fn sync_all(&mut self) {
+        let Variable::Object(object) = &self.context else {
+            return;
+        };
+        let mut map = object.borrow_mut();
+        for (index, value) in self.values.iter().enumerate() {
+            if !self.in_context[index] {
+                if let Some(name) = self.names.0.get(index) {
+                    map.insert_str(name, value.clone());
+                }
+                self.in_context[index] = true;
+            }
+        }
+    }
+}
+
+fn field(value: &Variable, name: &str) -> Variable {
+    match value {
+        Variable::Object(object) => object
+            .borrow()
+            .get_str(name)
+            .cloned()
+            .unwrap_or(Variable::Null),
+        _ => Variable::Null,
+    }
+}
