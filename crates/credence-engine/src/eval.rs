@@ -360,8 +360,7 @@ impl<'s> Run<'s> {
                             RawRuleOutcome::Decline => "decline",
                             RawRuleOutcome::Refer => "refer",
                             RawRuleOutcome::Flag => "flag",
-                        }
-                        .into(),
+                        },
                         reason: rule.reason.clone(),
                     });
                     match outcome {
