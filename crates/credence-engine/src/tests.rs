@@ -494,15 +494,16 @@ fn hit_policies() {
         ("-", "\"x\",\"y\"", 3),
         ("< 0", "-", 4),
     ];
-    // (policy, aggregation, a, b, expected rows (0-based), expected output)
-    let cases: Vec<(
+    /// (policy, aggregation, a, b, expected rows (0-based), expected output)
+    type Case = (
         HitPolicy,
         Option<A>,
         i64,
-        &str,
+        &'static str,
         Vec<usize>,
         serde_json::Value,
-    )> = vec![
+    );
+    let cases: Vec<Case> = vec![
         (HitPolicy::First, None, 15, "x", vec![0], json!({"out": 1})),
         (HitPolicy::First, None, 7, "y", vec![2], json!({"out": 3})),
         (HitPolicy::First, None, 7, "z", vec![], json!(null)),
