@@ -206,15 +206,9 @@ fn display_input(input: &str) -> &str {
     }
 }
 
+/// Every engine error is bad input: the input, or (for evaluation errors) the package.
 fn engine_exit(error: &EngineError, input: &str) -> Exit {
-    let code = match error {
-        EngineError::Evaluation { .. } => 1,
-        _ => 2,
-    };
-    Exit {
-        code,
-        message: format!("{}: {error}", display_input(input)),
-    }
+    Exit::bad_input(format!("{}: {error}", display_input(input)))
 }
 
 fn read_input(input: &str) -> Result<String, Exit> {

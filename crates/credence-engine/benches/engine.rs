@@ -8,23 +8,10 @@ use credence_expr::{ExprCompiler, Frame, NamedLists, Variable};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
+#[path = "../support/package_dir.rs"]
+mod package_dir;
 
-fn read_dir(root: &Path, dir: &Path, source: &mut PackageSource) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            read_dir(root, &path, source);
-        } else {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            source.insert(relative, std::fs::read(&path).unwrap());
-        }
-    }
-}
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
 
 fn options() -> EvalOptions {
     EvalOptions::new(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())
@@ -161,9 +148,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // A full application decision of the example.
-    let mut source = PackageSource::new();
-    read_dir(Path::new(EXAMPLE), Path::new(EXAMPLE), &mut source);
-    let example = compile(&source).unwrap();
+    let example = compile(&package_dir::read(Path::new(EXAMPLE))).unwrap();
     let input: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{EXAMPLE}/samples/application-approve.json")).unwrap(),
     )

@@ -3,21 +3,8 @@ use chrono::NaiveDate;
 use credence_engine::{compile, EvalOptions, PackageSource};
 use std::path::Path;
 
-fn read(root: &Path, dir: &Path, source: &mut PackageSource) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            read(root, &path, source);
-        } else {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            source.insert(relative, std::fs::read(&path).unwrap());
-        }
-    }
-}
+#[path = "../support/package_dir.rs"]
+mod package_dir;
 
 fn main() {
     let root = Path::new(concat!(
@@ -28,9 +15,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let mut source = PackageSource::new();
-    read(root, root, &mut source);
-    let strategy = compile(&source).unwrap();
+    let strategy = compile(&package_dir::read(root)).unwrap();
     let input: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("samples/application-approve.json")).unwrap(),
     )

@@ -14,30 +14,11 @@ use std::sync::OnceLock;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
 
-/// Reads a package directory, as the CLI does (tests may do I/O; the engine does not).
-fn read_dir(root: &Path) -> PackageSource {
-    fn walk(root: &Path, dir: &Path, source: &mut PackageSource) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, source);
-            } else {
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                source.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut source = PackageSource::new();
-    walk(root, root, &mut source);
-    source
-}
+#[path = "../support/package_dir.rs"]
+mod package_dir;
 
 fn example_source() -> PackageSource {
-    read_dir(Path::new(EXAMPLE))
+    package_dir::read(Path::new(EXAMPLE))
 }
 
 fn example() -> &'static CompiledStrategy {
@@ -435,6 +416,64 @@ fn champion_challenger_is_stable_and_follows_weights_and_shadows_are_recorded() 
     // 10% of 4,000 is 400; a binomial standard deviation is about 19.
     assert!((320..480).contains(&challenger), "{challenger} challengers");
     assert_eq!(experiment_bucket("2026-11-score-cutoff", "C-100001"), 1605);
+}
+
+#[test]
+fn model_steps_check_their_feature_mapping_and_score() {
+    let with_model = |inputs: &str| {
+        let mut source = package(
+            &format!("  - model: {{id: pd, model: pd_lr, inputs: {inputs}}}\n  - rule_set: {{id: r, rules: [{{id: A, when: \"pd.probability > 0.5\", outcome: refer, reason: R1}}]}}"),
+            "  default: approve",
+        );
+        let manifest = String::from_utf8(source.bytes("strategy.yaml").unwrap().to_vec()).unwrap();
+        source.insert(
+            "strategy.yaml",
+            format!("{manifest}models:\n  pd_lr: models/pd.json\n"),
+        );
+        source.insert(
+            "models/pd.json",
+            r#"{"format": "credence.logistic_regression.v1", "name": "pd", "version": "1",
+                "intercept": -2.0, "coefficients": [{"feature": "dti", "weight": 4.0}]}"#,
+        );
+        source
+    };
+    let strategy = compile(&with_model("{dti: \"x / 100\"}")).unwrap();
+    let decision = strategy
+        .decide_json("application", &json!({"x": 80}), &as_of())
+        .unwrap();
+    assert_eq!(decision.outcome, Outcome::Refer);
+    match &decision.trace.steps[0].detail {
+        StepDetail::Model {
+            model,
+            model_sha256,
+            probability,
+            margin,
+            ..
+        } => {
+            assert_eq!(model, "pd");
+            assert_eq!(model_sha256.len(), 64);
+            assert!((margin.unwrap() - 1.2).abs() < 1e-12);
+            assert!((probability.unwrap() - 1.0 / (1.0 + (-1.2f64).exp())).abs() < 1e-12);
+        }
+        other => panic!("{other:?}"),
+    }
+    let decision = strategy
+        .decide_json("application", &json!({"x": 10}), &as_of())
+        .unwrap();
+    assert_eq!(decision.outcome, Outcome::Approve);
+
+    let problems = compile_problems(&with_model("{}"));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("model pd_lr needs feature dti")),
+        "{problems:?}"
+    );
+    let problems = compile_problems(&with_model("{dti: x, income: x}"));
+    assert!(
+        problems.iter().any(|p| p.contains("has no feature income")),
+        "{problems:?}"
+    );
 }
 
 fn table(
