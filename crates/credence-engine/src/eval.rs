@@ -11,7 +11,7 @@ use crate::format::RawRuleOutcome;
 use crate::schema::ValidatedInput;
 use crate::value::{decimal_to_json, variable_decimal, variable_to_json};
 use chrono::NaiveDate;
-use credence_expr::{Frame, Variable};
+use credence_expr::{Frame, Slot, Variable};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
@@ -296,6 +296,23 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// Publishes a table's or matrix's result: its outcome contribution, its slot, its trace.
+    fn publish(
+        &mut self,
+        frame: &mut Frame,
+        id: &Arc<str>,
+        slot: Slot,
+        value: Variable,
+        detail: StepDetail,
+    ) {
+        self.contribute_from_object(&value);
+        let json = self.full.then(|| variable_to_json(&value));
+        frame.set(slot, value);
+        self.record(id, detail, || {
+            BTreeMap::from([(id.to_string(), json.unwrap_or_default())])
+        });
+    }
+
     fn steps(&mut self, steps: &'s [Step], frame: &mut Frame) -> Result<(), EngineError> {
         for step in steps {
             self.step(step, frame)?;
@@ -398,32 +415,24 @@ impl<'s> Run<'s> {
                 let result = table
                     .evaluate(frame, lists)
                     .map_err(|e| self.error(&table.id, e))?;
-                self.contribute_from_object(&result.value);
-                let json = self.full.then(|| variable_to_json(&result.value));
-                frame.set(table.slot, result.value);
-                self.record(
+                let rows = result.rows.iter().map(|r| r + 1).collect();
+                self.publish(
+                    frame,
                     &table.id,
-                    StepDetail::Table {
-                        rows: result.rows.iter().map(|r| r + 1).collect(),
-                    },
-                    || BTreeMap::from([(table.id.to_string(), json.unwrap_or_default())]),
+                    table.slot,
+                    result.value,
+                    StepDetail::Table { rows },
                 );
             }
             Step::Matrix(matrix) => {
                 let result = matrix
                     .evaluate(frame, lists)
                     .map_err(|e| self.error(&matrix.id, e))?;
-                self.contribute_from_object(&result.value);
-                let json = self.full.then(|| variable_to_json(&result.value));
-                frame.set(matrix.slot, result.value);
-                self.record(
-                    &matrix.id,
-                    StepDetail::Matrix {
-                        row: result.row,
-                        column: result.column,
-                    },
-                    || BTreeMap::from([(matrix.id.to_string(), json.unwrap_or_default())]),
-                );
+                let detail = StepDetail::Matrix {
+                    row: result.row,
+                    column: result.column,
+                };
+                self.publish(frame, &matrix.id, matrix.slot, result.value, detail);
             }
             Step::Scorecard(scorecard) => {
                 let result = scorecard
