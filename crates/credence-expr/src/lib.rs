@@ -185,11 +185,12 @@ impl<'lists> ExprCompiler<'lists> {
         let shortcut = if hoisted.len() == 1 && rewritten.trim() == &*hoisted[0].slot_name {
             Shortcut::Call
         } else if hoisted.is_empty() && all_references.is_empty() {
-            program
-                .evaluate_with_scope(&Scope::new(Variable::empty_object()), &mut VM::new())
-                .ok()
-                .and_then(|v| Constant::from_variable(&v))
-                .map_or(Shortcut::None, Shortcut::Constant)
+            guard_vm(|| {
+                program.evaluate_with_scope(&Scope::new(Variable::empty_object()), &mut VM::new())
+            })
+            .ok()
+            .and_then(|v| Constant::from_variable(&v))
+            .map_or(Shortcut::None, Shortcut::Constant)
         } else {
             fast.map_or(Shortcut::None, Shortcut::Fast)
         };
@@ -460,6 +461,10 @@ fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::F
                 refusal = Some("rand() would make decisions non-repeatable".into());
             }
         }
+        // zen-expression 2.1 cannot evaluate an empty template string (it panics).
+        Node::TemplateString(parts) if parts.is_empty() => {
+            refusal = Some("an empty template string; write '' for an empty string".into());
+        }
         _ => {}
     });
     if let Some(reason) = refusal {
@@ -528,6 +533,15 @@ fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {
         }
         Node::Error { node, .. } => node.iter().for_each(|n| collect(n, visit)),
         _ => {}
+    }
+}
+
+/// Runs the ZEN VM, turning an error, or a panic inside the VM, into a message: a defect in a
+/// third-party interpreter must not take a decision service down.
+fn guard_vm<T>(run: impl FnOnce() -> Result<T, zen_expression::IsolateError>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => result.map_err(|e| describe_isolate_error(&e)),
+        Err(_) => Err("the expression interpreter failed on this expression".into()),
     }
 }
 
@@ -607,9 +621,9 @@ impl Expr {
 
     fn run_program(&self, frame: &mut Frame) -> Result<Variable, ExprError> {
         frame.sync(&self.vm_references);
-        self.program
-            .evaluate_with_scope(&frame.scope, &mut frame.vm)
-            .map_err(|e| self.eval_error(describe_isolate_error(&e)))
+        let (scope, vm) = (&frame.scope, &mut frame.vm);
+        guard_vm(|| self.program.evaluate_with_scope(scope, vm))
+            .map_err(|reason| self.eval_error(reason))
     }
 }
 
@@ -761,12 +775,11 @@ impl UnaryTest {
         // A cell may read any name besides `$`.
         frame.sync_all();
         frame.scope.set_local(Variable::dollar_key(), value.clone());
-        program
-            .evaluate_with_scope(&frame.scope, &mut frame.vm)
-            .map_err(|e| ExprError::Eval {
-                text: self.text.to_string(),
-                reason: describe_isolate_error(&e),
-            })
+        let (scope, vm) = (&frame.scope, &mut frame.vm);
+        guard_vm(|| program.evaluate_with_scope(scope, vm)).map_err(|reason| ExprError::Eval {
+            text: self.text.to_string(),
+            reason,
+        })
     }
 }
 

@@ -115,6 +115,7 @@ fn refuses_what_it_cannot_compile_with_a_reason() {
         ("d()", "wall clock"),
         ("d('now')", "wall clock"),
         ("round_money(1, 2", "matching"),
+        ("`", "empty template string"),
     ];
     let lists = lists();
     for (text, needle) in cases {
