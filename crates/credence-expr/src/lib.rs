@@ -462,7 +462,7 @@ fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::F
             }
         }
         // zen-expression 2.1 cannot evaluate an empty template string (it panics).
-        Node::TemplateString(parts) if parts.is_empty() => {
+        Node::TemplateString([]) => {
             refusal = Some("an empty template string; write '' for an empty string".into());
         }
         _ => {}
