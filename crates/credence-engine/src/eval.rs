@@ -505,7 +505,10 @@ impl<'s> Run<'s> {
                     let number = |x: Option<f64>| {
                         x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)))
                     };
-                    map.insert_str("probability", number(prediction.map(|p| p.probability)));
+                    map.insert_str(
+                        "probability",
+                        number(prediction.as_ref().and_then(|p| step.model.probability(p))),
+                    );
                     map.insert_str("margin", number(prediction.map(|p| p.margin)));
                 }
                 frame.set(step.slot, object);
@@ -516,7 +519,7 @@ impl<'s> Run<'s> {
                         model: metadata.name.clone(),
                         model_version: metadata.version.clone(),
                         model_sha256: metadata.sha256.clone(),
-                        probability: prediction.map(|p| p.probability),
+                        probability: prediction.as_ref().and_then(|p| step.model.probability(p)),
                         margin: prediction.map(|p| p.margin),
                     },
                     || values,

@@ -1,9 +1,13 @@
-//! Credence model inference: loading model files from bytes and scoring feature vectors; pure, no I/O.
+//! Credence model inference: XGBoost, LightGBM and logistic-regression models loaded from bytes and scored natively; pure, no I/O.
 //!
 //! A strategy's `model` step names a model file in its package; the engine hands the file's
-//! bytes here and gets back a [`Model`] whose feature list the step's mapping is checked
-//! against at compile time. Logistic regression is the first format; tree ensembles (XGBoost,
-//! LightGBM) plug in behind the same type.
+//! bytes here and gets back a [`Model`] whose feature list the step's mapping is checked against
+//! at compile time. Tree ensembles are scored by hand-written evaluators over flat node arrays
+//! (see `xgboost.rs` and `lightgbm.rs` for why and how), reproducing the libraries' outputs bit
+//! for bit; parity fixtures produced by the libraries themselves hold them to it.
+
+mod lightgbm;
+mod xgboost;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -27,8 +31,13 @@ pub struct ModelMetadata {
     pub name: String,
     pub version: String,
     pub sha256: String,
+    /// The format and the library version that wrote it, e.g. `xgboost 3.1.2`.
+    pub format: String,
     pub objective: String,
     pub features: Vec<String>,
+    /// Features the model splits on as categories: give them as integer category codes.
+    pub categorical_features: Vec<String>,
+    pub trees: usize,
 }
 
 /// A model's answer for one row.
@@ -36,8 +45,46 @@ pub struct ModelMetadata {
 pub struct Prediction {
     /// The raw score before the link function (log-odds for binary models).
     pub margin: f64,
-    /// The probability of the positive class (bad).
-    pub probability: f64,
+    /// What the library's own `predict` returns: a probability for logistic objectives, the
+    /// margin for `binary:logitraw` and regressions.
+    pub output: f64,
+}
+
+/// The learning objective, which fixes how a margin becomes an output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Objective {
+    BinaryLogistic,
+    RegLogistic,
+    BinaryLogitRaw,
+    SquaredError,
+    LightGbmBinary { sigmoid: f64 },
+    LightGbmRegression,
+    LogisticRegression,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::BinaryLogistic => "binary:logistic",
+            Objective::RegLogistic => "reg:logistic",
+            Objective::BinaryLogitRaw => "binary:logitraw",
+            Objective::SquaredError => "reg:squarederror",
+            Objective::LightGbmBinary { .. } => "binary",
+            Objective::LightGbmRegression => "regression",
+            Objective::LogisticRegression => "logistic_regression",
+        }
+    }
+
+    /// Whether the output is a probability.
+    pub fn is_probability(self) -> bool {
+        matches!(
+            self,
+            Objective::BinaryLogistic
+                | Objective::RegLogistic
+                | Objective::LightGbmBinary { .. }
+                | Objective::LogisticRegression
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,12 +93,15 @@ enum Kind {
         intercept: f64,
         coefficients: Vec<f64>,
     },
+    XGBoost(xgboost::XgbModel),
+    LightGbm(lightgbm::LgbModel),
 }
 
 /// A loaded, immutable model.
 #[derive(Debug, Clone)]
 pub struct Model {
     metadata: ModelMetadata,
+    objective: Objective,
     kind: Kind,
 }
 
@@ -73,14 +123,86 @@ struct RawCoefficient {
     weight: f64,
 }
 
+/// The name of a model file without its folders and extension.
+fn file_stem(file: &str) -> String {
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    base.split('.').next().unwrap_or(base).to_string()
+}
+
 impl Model {
-    /// Loads a model file. `file` names it in errors.
+    /// Loads a model file: XGBoost JSON, LightGBM text, or Credence logistic-regression JSON,
+    /// told apart by content. `file` names it in errors and metadata.
     pub fn load(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         let invalid = |problem: String| ModelError::Invalid {
             file: file.to_string(),
             problem,
         };
         let sha256 = hex(&Sha256::digest(bytes));
+        let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+        let Some(start) = start else {
+            return Err(invalid("the file is empty".into()));
+        };
+        if bytes[start] == b'{' {
+            if bytes.windows(9).any(|w| w == b"\"learner\"") {
+                let model = xgboost::XgbModel::load(file, bytes)?;
+                let categorical = model
+                    .feature_names
+                    .iter()
+                    .zip(&model.feature_types)
+                    .filter(|(_, t)| t.as_str() == "c")
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                return Ok(Model {
+                    metadata: ModelMetadata {
+                        name: file_stem(file),
+                        version: sha256[..12].to_string(),
+                        sha256,
+                        format: format!("xgboost {}", model.version),
+                        objective: model.objective.name().into(),
+                        features: model.feature_names.clone(),
+                        categorical_features: categorical,
+                        trees: model.tree_count(),
+                    },
+                    objective: model.objective,
+                    kind: Kind::XGBoost(model),
+                });
+            }
+            return Model::load_logistic(file, bytes, sha256);
+        }
+        if bytes[start..].starts_with(b"tree") {
+            let model = lightgbm::LgbModel::load(file, bytes)?;
+            let categorical = model
+                .feature_names
+                .iter()
+                .zip(&model.categorical_features)
+                .filter(|(_, c)| **c)
+                .map(|(n, _)| n.clone())
+                .collect();
+            return Ok(Model {
+                metadata: ModelMetadata {
+                    name: file_stem(file),
+                    version: sha256[..12].to_string(),
+                    sha256,
+                    format: format!("lightgbm {}", model.version),
+                    objective: model.objective.name().into(),
+                    features: model.feature_names.clone(),
+                    categorical_features: categorical,
+                    trees: model.tree_count(),
+                },
+                objective: model.objective,
+                kind: Kind::LightGbm(model),
+            });
+        }
+        Err(invalid(
+            "not a model Credence reads: expected XGBoost JSON, LightGBM text (model.txt) or Credence logistic-regression JSON".into(),
+        ))
+    }
+
+    fn load_logistic(file: &str, bytes: &[u8], sha256: String) -> Result<Model, ModelError> {
+        let invalid = |problem: String| ModelError::Invalid {
+            file: file.to_string(),
+            problem,
+        };
         let raw: RawLogistic = serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("not a Credence logistic-regression model: {e}")))?;
         if raw.format != "credence.logistic_regression.v1" {
@@ -104,9 +226,13 @@ impl Model {
                 name: raw.name,
                 version: raw.version.unwrap_or_else(|| sha256[..12].to_string()),
                 sha256,
-                objective: "binary:logistic".into(),
+                format: "credence.logistic_regression.v1".into(),
+                objective: Objective::LogisticRegression.name().into(),
                 features,
+                categorical_features: Vec::new(),
+                trees: 0,
             },
+            objective: Objective::LogisticRegression,
             kind: Kind::Logistic {
                 intercept: raw.intercept,
                 coefficients: raw.coefficients.iter().map(|c| c.weight).collect(),
@@ -118,9 +244,47 @@ impl Model {
         &self.metadata
     }
 
-    /// Scores one row given in the order of `metadata().features`. A missing value (NaN) in a
-    /// logistic regression has no defined contribution, so the prediction is `None`.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    /// How many trees a prediction uses by default: for an XGBoost model saved after early
+    /// stopping, those up to `best_iteration` (as scikit-learn's `predict_proba` does).
+    pub fn default_tree_limit(&self) -> usize {
+        match &self.kind {
+            Kind::XGBoost(m) => m.default_tree_limit(),
+            Kind::LightGbm(m) => m.tree_count(),
+            Kind::Logistic { .. } => 0,
+        }
+    }
+
+    /// The probability of the positive class (bad) a prediction stands for: the output of a
+    /// logistic objective, the sigmoid of a `binary:logitraw` margin; `None` for regressions.
+    pub fn probability(&self, prediction: &Prediction) -> Option<f64> {
+        match self.objective {
+            Objective::BinaryLogitRaw => Some(1.0 / (1.0 + (-prediction.margin).exp())),
+            objective if objective.is_probability() => Some(prediction.output),
+            _ => None,
+        }
+    }
+
+    /// For a LightGBM model trained on pandas categoricals: each categorical column's categories
+    /// in code order (`pandas_categorical` in the file), to turn labels into the codes it takes.
+    pub fn pandas_categorical(&self) -> Option<&serde_json::Value> {
+        match &self.kind {
+            Kind::LightGbm(m) => m.pandas_categorical.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Scores one row given in the order of `metadata().features`; NaN is a missing value.
+    /// A logistic regression has no defined answer for a missing value: `None`.
     pub fn predict(&self, features: &[f64]) -> Option<Prediction> {
+        self.predict_with_trees(features, self.default_tree_limit())
+    }
+
+    /// Scores with the first `trees` trees (all of them: `usize::MAX`).
+    pub fn predict_with_trees(&self, features: &[f64], trees: usize) -> Option<Prediction> {
         match &self.kind {
             Kind::Logistic {
                 intercept,
@@ -138,8 +302,29 @@ impl Model {
                         .sum::<f64>();
                 Some(Prediction {
                     margin,
-                    probability: 1.0 / (1.0 + (-margin).exp()),
+                    output: 1.0 / (1.0 + (-margin).exp()),
                 })
+            }
+            Kind::XGBoost(model) => {
+                let margin = model.margin(features, trees);
+                let output = match self.objective {
+                    Objective::BinaryLogistic | Objective::RegLogistic => xgboost::sigmoid(margin),
+                    _ => margin,
+                };
+                Some(Prediction {
+                    margin: f64::from(margin),
+                    output: f64::from(output),
+                })
+            }
+            Kind::LightGbm(model) => {
+                let margin = model.margin(features, trees);
+                let output = match self.objective {
+                    Objective::LightGbmBinary { sigmoid } => {
+                        1.0 / (1.0 + (-sigmoid * margin).exp())
+                    }
+                    _ => margin,
+                };
+                Some(Prediction { margin, output })
             }
         }
     }
@@ -163,7 +348,7 @@ mod tests {
         assert_eq!(model.metadata().sha256.len(), 64);
         let prediction = model.predict(&[0.5, 1.0]).unwrap();
         assert_eq!(prediction.margin, 0.0);
-        assert_eq!(prediction.probability, 0.5);
+        assert_eq!(prediction.output, 0.5);
         assert!(model.predict(&[f64::NAN, 1.0]).is_none());
     }
 
@@ -171,6 +356,8 @@ mod tests {
     fn bad_files_name_the_file_and_problem() {
         let cases = [
             ("{", "not a Credence"),
+            ("", "empty"),
+            ("garbage", "not a model Credence reads"),
             (
                 r#"{"format":"xgboost","name":"x","intercept":0,"coefficients":[]}"#,
                 "unknown format",

@@ -1,0 +1,383 @@
+//! LightGBM text models (`model.txt`): loading into flat node arrays and scoring exactly as LightGBM does.
+//!
+//! The arithmetic mirrors LightGBM's `Tree::Predict`: inputs and thresholds are `f64`, a numeric
+//! split goes left when `x <= threshold`, the missing type in `decision_type` decides where NaN
+//! (or zero) goes — with no missing type, NaN is scored as 0.0 — categorical splits test a
+//! bitset (NaN and negative categories go right), and leaf values are summed in `f64` in tree
+//! order.
+
+use crate::{ModelError, Objective};
+use std::collections::HashMap;
+
+const CATEGORICAL_MASK: u8 = 1;
+const DEFAULT_LEFT_MASK: u8 = 2;
+/// LightGBM's `kZeroThreshold`: |x| at most this counts as zero.
+const ZERO_THRESHOLD: f64 = 1e-35;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingType {
+    None,
+    Zero,
+    NaN,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Child index: `>= 0` an internal node of the same tree, `< 0` the leaf `!child`.
+    left: i32,
+    right: i32,
+    feature: u32,
+    threshold: f64,
+    decision_type: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Tree {
+    nodes: Vec<Node>,
+    leaf_values: Vec<f64>,
+    /// Categorical splits: `cat_boundaries[k]..cat_boundaries[k + 1]` in `cat_threshold`.
+    cat_boundaries: Vec<usize>,
+    cat_threshold: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LgbModel {
+    trees: Vec<Tree>,
+    pub(crate) objective: Objective,
+    pub(crate) feature_names: Vec<String>,
+    pub(crate) categorical_features: Vec<bool>,
+    pub(crate) version: String,
+    /// `pandas_categorical`: for each pandas categorical column, its categories in code order.
+    pub(crate) pandas_categorical: Option<serde_json::Value>,
+}
+
+fn missing_type(decision_type: u8) -> MissingType {
+    match (decision_type >> 2) & 3 {
+        1 => MissingType::Zero,
+        2 => MissingType::NaN,
+        _ => MissingType::None,
+    }
+}
+
+fn parse_list<T: std::str::FromStr>(key: &str, value: &str) -> Result<Vec<T>, String> {
+    value
+        .split_whitespace()
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| format!("{key}: `{v}` is not a number"))
+        })
+        .collect()
+}
+
+impl LgbModel {
+    pub(crate) fn load(file: &str, bytes: &[u8]) -> Result<LgbModel, ModelError> {
+        let invalid = |problem: String| ModelError::Invalid {
+            file: file.to_string(),
+            problem,
+        };
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
+        let mut lines = text.lines();
+        if lines.next().map(str::trim) != Some("tree") {
+            return Err(invalid(
+                "not a LightGBM text model: it does not start with `tree`".into(),
+            ));
+        }
+        // Header: key=value lines up to the first tree.
+        let mut header = HashMap::new();
+        let mut blocks: Vec<HashMap<&str, &str>> = Vec::new();
+        let mut current: Option<HashMap<&str, &str>> = None;
+        let mut ended = false;
+        let mut pandas_categorical = None;
+        for line in text.lines().skip(1) {
+            let line = line.trim_end();
+            if line == "end of trees" {
+                blocks.extend(current.take());
+                ended = true;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("pandas_categorical:") {
+                pandas_categorical = serde_json::from_str::<serde_json::Value>(rest)
+                    .ok()
+                    .filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+                continue;
+            }
+            if ended {
+                continue;
+            }
+            if line.starts_with("Tree=") {
+                blocks.extend(current.take());
+                current = Some(HashMap::new());
+                continue;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                match current.as_mut() {
+                    Some(block) => {
+                        block.insert(key, value);
+                    }
+                    None => {
+                        header.insert(key, value);
+                    }
+                }
+            }
+        }
+        if !ended {
+            return Err(invalid("truncated: no `end of trees` line".into()));
+        }
+        let number =
+            |key: &str| -> Option<usize> { header.get(key).and_then(|v| v.trim().parse().ok()) };
+        if number("num_class").unwrap_or(1) > 1 || number("num_tree_per_iteration").unwrap_or(1) > 1
+        {
+            return Err(invalid("multi-class models are not supported yet".into()));
+        }
+        let objective_text = header.get("objective").copied().unwrap_or("").trim();
+        let mut objective_parts = objective_text.split_whitespace();
+        let objective = match objective_parts.next() {
+            Some("binary") => {
+                let sigmoid = objective_parts
+                    .find_map(|p| p.strip_prefix("sigmoid:"))
+                    .map(|s| {
+                        s.parse::<f64>().map_err(|_| {
+                            invalid(format!("objective {objective_text}: bad sigmoid"))
+                        })
+                    })
+                    .transpose()?
+                    .unwrap_or(1.0);
+                Objective::LightGbmBinary { sigmoid }
+            }
+            Some("regression") => Objective::LightGbmRegression,
+            Some(other) if other.starts_with("multiclass") => {
+                return Err(invalid(format!(
+                    "objective {other}: multi-class models are not supported yet"
+                )))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "objective {} is not supported; supported: binary, regression",
+                    other.unwrap_or("(none)")
+                )))
+            }
+        };
+        let feature_names: Vec<String> = header
+            .get("feature_names")
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let max_feature = number("max_feature_idx").map_or(feature_names.len(), |m| m + 1);
+        if feature_names.len() != max_feature {
+            return Err(invalid(format!(
+                "feature_names lists {} features, max_feature_idx says {max_feature}",
+                feature_names.len()
+            )));
+        }
+        // feature_infos: `[min:max]` for numeric features, `a:b:c` category lists for categorical ones.
+        let categorical_features = header
+            .get("feature_infos")
+            .map(|v| {
+                v.split_whitespace()
+                    .map(|info| !info.starts_with('[') && info != "none")
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![false; feature_names.len()]);
+        let mut trees = Vec::with_capacity(blocks.len());
+        for (t, block) in blocks.iter().enumerate() {
+            trees.push(
+                Tree::parse(block, feature_names.len())
+                    .map_err(|p| invalid(format!("tree {t}: {p}")))?,
+            );
+        }
+        if trees.is_empty() {
+            return Err(invalid("the model has no trees".into()));
+        }
+        Ok(LgbModel {
+            trees,
+            objective,
+            feature_names,
+            categorical_features,
+            version: header
+                .get("version")
+                .map_or("unknown".into(), |v| v.trim().to_string()),
+            pandas_categorical,
+        })
+    }
+
+    pub(crate) fn tree_count(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// The raw score: leaf values of the first `trees` trees summed in `f64`.
+    pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
+        let mut sum = 0.0;
+        for tree in &self.trees[..trees.min(self.trees.len())] {
+            sum += tree.leaf_value(features);
+        }
+        sum
+    }
+}
+
+impl Tree {
+    fn parse(block: &HashMap<&str, &str>, num_features: usize) -> Result<Tree, String> {
+        let get = |key: &str| {
+            block
+                .get(key)
+                .copied()
+                .ok_or_else(|| format!("missing `{key}`"))
+        };
+        let num_leaves: usize = get("num_leaves")?
+            .trim()
+            .parse()
+            .map_err(|_| "num_leaves is not a number")?;
+        if block.get("is_linear").is_some_and(|v| v.trim() != "0") {
+            return Err("linear trees are not supported".into());
+        }
+        let leaf_values: Vec<f64> = parse_list("leaf_value", get("leaf_value")?)?;
+        if leaf_values.len() != num_leaves {
+            return Err(format!(
+                "leaf_value has {} values for {num_leaves} leaves",
+                leaf_values.len()
+            ));
+        }
+        if num_leaves == 1 {
+            return Ok(Tree {
+                nodes: Vec::new(),
+                leaf_values,
+                cat_boundaries: Vec::new(),
+                cat_threshold: Vec::new(),
+            });
+        }
+        let internal = num_leaves - 1;
+        let split_feature: Vec<u32> = parse_list("split_feature", get("split_feature")?)?;
+        let threshold: Vec<f64> = parse_list("threshold", get("threshold")?)?;
+        let decision_type: Vec<u8> = parse_list("decision_type", get("decision_type")?)?;
+        let left: Vec<i32> = parse_list("left_child", get("left_child")?)?;
+        let right: Vec<i32> = parse_list("right_child", get("right_child")?)?;
+        for (name, len) in [
+            ("split_feature", split_feature.len()),
+            ("threshold", threshold.len()),
+            ("decision_type", decision_type.len()),
+            ("left_child", left.len()),
+            ("right_child", right.len()),
+        ] {
+            if len != internal {
+                return Err(format!(
+                    "{name} has {len} entries for {internal} internal nodes"
+                ));
+            }
+        }
+        let (cat_boundaries, cat_threshold) = match block.get("cat_boundaries") {
+            Some(b) => (
+                parse_list::<usize>("cat_boundaries", b)?,
+                parse_list::<u32>("cat_threshold", get("cat_threshold")?)?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut nodes = Vec::with_capacity(internal);
+        for i in 0..internal {
+            for child in [left[i], right[i]] {
+                let ok = if child >= 0 {
+                    (child as usize) < internal && child as usize > i
+                } else {
+                    ((!child) as usize) < num_leaves
+                };
+                if !ok {
+                    return Err(format!("node {i} has child {child} outside the tree"));
+                }
+            }
+            if split_feature[i] as usize >= num_features {
+                return Err(format!(
+                    "node {i} splits on feature {}, the model has {num_features}",
+                    split_feature[i]
+                ));
+            }
+            if decision_type[i] & CATEGORICAL_MASK != 0 {
+                let k = threshold[i] as usize;
+                if k + 1 >= cat_boundaries.len()
+                    || cat_boundaries[k + 1] > cat_threshold.len()
+                    || cat_boundaries[k] > cat_boundaries[k + 1]
+                {
+                    return Err(format!(
+                        "categorical node {i} points outside cat_boundaries"
+                    ));
+                }
+            }
+            nodes.push(Node {
+                left: left[i],
+                right: right[i],
+                feature: split_feature[i],
+                threshold: threshold[i],
+                decision_type: decision_type[i],
+            });
+        }
+        Ok(Tree {
+            nodes,
+            leaf_values,
+            cat_boundaries,
+            cat_threshold,
+        })
+    }
+
+    #[inline]
+    fn leaf_value(&self, features: &[f64]) -> f64 {
+        if self.nodes.is_empty() {
+            return self.leaf_values[0];
+        }
+        let mut index = 0i32;
+        while index >= 0 {
+            let node = &self.nodes[index as usize];
+            let x = features
+                .get(node.feature as usize)
+                .copied()
+                .unwrap_or(f64::NAN);
+            index = if node.decision_type & CATEGORICAL_MASK != 0 {
+                self.categorical_decision(node, x)
+            } else {
+                numerical_decision(node, x)
+            };
+        }
+        self.leaf_values[(!index) as usize]
+    }
+
+    fn categorical_decision(&self, node: &Node, x: f64) -> i32 {
+        if x.is_nan() {
+            return node.right;
+        }
+        let code = x as i32;
+        if code < 0 {
+            return node.right;
+        }
+        let k = node.threshold as usize;
+        let words = &self.cat_threshold[self.cat_boundaries[k]..self.cat_boundaries[k + 1]];
+        let (word, bit) = (code as usize / 32, code as usize % 32);
+        if words.get(word).is_some_and(|w| (w >> bit) & 1 == 1) {
+            node.left
+        } else {
+            node.right
+        }
+    }
+}
+
+#[inline]
+fn numerical_decision(node: &Node, x: f64) -> i32 {
+    let missing = missing_type(node.decision_type);
+    let x = if x.is_nan() && missing != MissingType::NaN {
+        0.0
+    } else {
+        x
+    };
+    let is_missing = match missing {
+        MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
+        MissingType::NaN => x.is_nan(),
+        MissingType::None => false,
+    };
+    if is_missing {
+        return if node.decision_type & DEFAULT_LEFT_MASK != 0 {
+            node.left
+        } else {
+            node.right
+        };
+    }
+    if x <= node.threshold {
+        node.left
+    } else {
+        node.right
+    }
+}

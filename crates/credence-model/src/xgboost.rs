@@ -1,0 +1,373 @@
+//! XGBoost JSON models (`save_model("*.json")`): loading into flat node arrays and scoring exactly as XGBoost does.
+//!
+//! Written by hand rather than bound to libxgboost: scoring must be bit-exact and allocation
+//! free, and the C library is neither small nor safe to link into a decision service. The
+//! arithmetic mirrors XGBoost's CPU predictor: inputs are cast to `f32`, a numeric split goes
+//! left when `x < threshold`, a missing value (NaN) follows `default_left`, leaf values are summed
+//! in `f32` in tree order starting from the base margin, and the sigmoid is XGBoost's own.
+
+use crate::{ModelError, Objective};
+use serde::Deserialize;
+
+/// XGBoost's bound on category codes (categories are stored as `f32`, exact up to 2^24).
+const MAX_CATEGORY: f32 = 16_777_216.0;
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Index of the left child in `XgbModel::nodes`, or `LEAF`.
+    left: u32,
+    right: u32,
+    feature: u32,
+    /// Threshold of a numeric split, or the leaf value.
+    value: f32,
+    default_left: bool,
+    /// For a categorical split: the range of `categories` holding the codes that go right.
+    categories: Option<(u32, u32)>,
+}
+
+const LEAF: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+pub(crate) struct XgbModel {
+    nodes: Vec<Node>,
+    /// Index of each tree's root in `nodes`.
+    roots: Vec<u32>,
+    /// Sorted category codes of every categorical split, concatenated.
+    categories: Vec<f32>,
+    base_margin: f32,
+    /// Trees scored by default: up to `best_iteration` when the model was saved after early stopping.
+    default_tree_limit: usize,
+    pub(crate) objective: Objective,
+    pub(crate) feature_names: Vec<String>,
+    pub(crate) feature_types: Vec<String>,
+    pub(crate) version: String,
+}
+
+#[derive(Deserialize)]
+struct RawModel {
+    learner: RawLearner,
+    #[serde(default)]
+    version: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawLearner {
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    feature_names: Vec<String>,
+    #[serde(default)]
+    feature_types: Vec<String>,
+    gradient_booster: RawBooster,
+    learner_model_param: RawLearnerParam,
+    objective: RawObjective,
+}
+
+#[derive(Deserialize)]
+struct RawLearnerParam {
+    base_score: String,
+    #[serde(default)]
+    num_class: Option<String>,
+    #[serde(default)]
+    num_feature: Option<String>,
+    #[serde(default)]
+    num_target: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawObjective {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct RawBooster {
+    name: String,
+    model: Option<RawGbtree>,
+}
+
+#[derive(Deserialize)]
+struct RawGbtree {
+    gbtree_model_param: RawGbtreeParam,
+    trees: Vec<RawTree>,
+}
+
+#[derive(Deserialize)]
+struct RawGbtreeParam {
+    #[serde(default)]
+    num_parallel_tree: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTree {
+    left_children: Vec<i64>,
+    right_children: Vec<i64>,
+    split_indices: Vec<i64>,
+    split_conditions: Vec<f64>,
+    default_left: Vec<u8>,
+    #[serde(default)]
+    split_type: Vec<u8>,
+    #[serde(default)]
+    categories: Vec<i64>,
+    #[serde(default)]
+    categories_nodes: Vec<i64>,
+    #[serde(default)]
+    categories_segments: Vec<i64>,
+    #[serde(default)]
+    categories_sizes: Vec<i64>,
+}
+
+fn parse_count(text: &Option<String>) -> usize {
+    text.as_deref()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `base_score` as XGBoost stores it: `"5E-1"`, or `"[8.7787354E-1]"` since 2.1.
+fn parse_base_score(text: &str) -> Option<f32> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let first = inner.split(',').next()?.trim();
+    first.parse::<f32>().ok()
+}
+
+impl XgbModel {
+    pub(crate) fn load(file: &str, bytes: &[u8]) -> Result<XgbModel, ModelError> {
+        let invalid = |problem: String| ModelError::Invalid {
+            file: file.to_string(),
+            problem,
+        };
+        let raw: RawModel = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("not a valid XGBoost JSON model: {e}")))?;
+        let learner = raw.learner;
+        let objective = match learner.objective.name.as_str() {
+            "binary:logistic" => Objective::BinaryLogistic,
+            "reg:logistic" => Objective::RegLogistic,
+            "binary:logitraw" => Objective::BinaryLogitRaw,
+            "reg:squarederror" => Objective::SquaredError,
+            other if other.starts_with("multi:") => {
+                return Err(invalid(format!("objective {other}: multi-class models are not supported yet")))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "objective {other} is not supported; supported: binary:logistic, binary:logitraw, reg:logistic, reg:squarederror"
+                )))
+            }
+        };
+        let param = &learner.learner_model_param;
+        if parse_count(&param.num_class) > 1 {
+            return Err(invalid("multi-class models are not supported yet".into()));
+        }
+        if parse_count(&param.num_target) > 1 {
+            return Err(invalid("multi-target models are not supported yet".into()));
+        }
+        if learner.gradient_booster.name != "gbtree" {
+            return Err(invalid(format!(
+                "booster {} is not supported; only gbtree",
+                learner.gradient_booster.name
+            )));
+        }
+        let gbtree = learner
+            .gradient_booster
+            .model
+            .ok_or_else(|| invalid("the gbtree booster has no model".into()))?;
+        let base_score = parse_base_score(&param.base_score)
+            .ok_or_else(|| invalid(format!("base_score {} is not a number", param.base_score)))?;
+        // `base_score` is stored as the objective's output; the margin is its inverse link.
+        // binary:logitraw outputs margins, so its base_score already is one.
+        let base_margin = match objective {
+            Objective::BinaryLogistic | Objective::RegLogistic => {
+                if !(base_score > 0.0 && base_score < 1.0) {
+                    return Err(invalid(format!(
+                        "base_score {base_score} must be a probability for a logistic objective"
+                    )));
+                }
+                // XGBoost's ProbToMargin, in f32.
+                -(1.0f32 / base_score - 1.0f32).ln()
+            }
+            Objective::SquaredError => base_score,
+            _ => base_score,
+        };
+        let num_features = parse_count(&param.num_feature).max(learner.feature_names.len());
+        let mut model = XgbModel {
+            nodes: Vec::new(),
+            roots: Vec::with_capacity(gbtree.trees.len()),
+            categories: Vec::new(),
+            base_margin,
+            default_tree_limit: gbtree.trees.len(),
+            objective,
+            feature_names: if learner.feature_names.is_empty() {
+                (0..num_features).map(|i| format!("f{i}")).collect()
+            } else {
+                learner.feature_names
+            },
+            feature_types: learner.feature_types,
+            version: raw
+                .version
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+        };
+        for (t, tree) in gbtree.trees.iter().enumerate() {
+            model
+                .add_tree(tree, num_features)
+                .map_err(|p| invalid(format!("tree {t}: {p}")))?;
+        }
+        if let Some(best) = learner.attributes.get("best_iteration") {
+            let best: usize = best
+                .parse()
+                .map_err(|_| invalid(format!("best_iteration {best} is not a number")))?;
+            let per_iteration = parse_count(&gbtree.gbtree_model_param.num_parallel_tree).max(1);
+            model.default_tree_limit = ((best + 1) * per_iteration).min(model.roots.len());
+        }
+        Ok(model)
+    }
+
+    fn add_tree(&mut self, tree: &RawTree, num_features: usize) -> Result<(), String> {
+        let n = tree.left_children.len();
+        if n == 0 {
+            return Err("has no nodes".into());
+        }
+        for (name, len) in [
+            ("right_children", tree.right_children.len()),
+            ("split_indices", tree.split_indices.len()),
+            ("split_conditions", tree.split_conditions.len()),
+            ("default_left", tree.default_left.len()),
+        ] {
+            if len != n {
+                return Err(format!("{name} has {len} entries, left_children {n}"));
+            }
+        }
+        let offset = self.nodes.len() as u32;
+        // Categorical splits: node → (start, length) into `categories`.
+        let mut node_categories = std::collections::HashMap::new();
+        for (k, node) in tree.categories_nodes.iter().enumerate() {
+            let (Some(&start), Some(&size)) = (
+                tree.categories_segments.get(k),
+                tree.categories_sizes.get(k),
+            ) else {
+                return Err(
+                    "categories_segments and categories_sizes do not match categories_nodes".into(),
+                );
+            };
+            let (start, size) = (start as usize, size as usize);
+            let codes = tree
+                .categories
+                .get(start..start + size)
+                .ok_or("categories_segments points outside categories")?;
+            let first = self.categories.len() as u32;
+            let mut sorted: Vec<f32> = codes.iter().map(|&c| c as f32).collect();
+            sorted.sort_by(f32::total_cmp);
+            self.categories.extend(sorted);
+            node_categories.insert(*node as usize, (first, size as u32));
+        }
+        for i in 0..n {
+            let (left, right) = (tree.left_children[i], tree.right_children[i]);
+            let leaf = left == -1;
+            let child = |c: i64| -> Result<u32, String> {
+                if c <= i as i64 || c as usize >= n {
+                    return Err(format!(
+                        "node {i} has child {c} outside the tree (or before the node)"
+                    ));
+                }
+                Ok(offset + c as u32)
+            };
+            let feature = tree.split_indices[i];
+            if !leaf && (feature < 0 || feature as usize >= num_features.max(1)) {
+                return Err(format!(
+                    "node {i} splits on feature {feature}, the model has {num_features}"
+                ));
+            }
+            let categorical = tree.split_type.get(i).copied().unwrap_or(0) == 1;
+            let categories = if categorical && !leaf {
+                Some(
+                    *node_categories
+                        .get(&i)
+                        .ok_or_else(|| format!("categorical node {i} has no categories"))?,
+                )
+            } else {
+                None
+            };
+            self.nodes.push(Node {
+                left: if leaf { LEAF } else { child(left)? },
+                right: if leaf { LEAF } else { child(right)? },
+                feature: feature.max(0) as u32,
+                value: tree.split_conditions[i] as f32,
+                default_left: tree.default_left[i] != 0,
+                categories,
+            });
+        }
+        self.roots.push(offset);
+        Ok(())
+    }
+
+    pub(crate) fn tree_count(&self) -> usize {
+        self.roots.len()
+    }
+
+    pub(crate) fn default_tree_limit(&self) -> usize {
+        self.default_tree_limit
+    }
+
+    /// The leaf a row reaches in the tree rooted at `root`.
+    #[inline]
+    fn leaf(&self, root: u32, features: &[f64]) -> &Node {
+        let mut node = &self.nodes[root as usize];
+        while node.left != LEAF {
+            let x = features
+                .get(node.feature as usize)
+                .copied()
+                .unwrap_or(f64::NAN) as f32;
+            let go_left = if x.is_nan() {
+                node.default_left
+            } else if let Some((start, len)) = node.categories {
+                // XGBoost: an invalid or unlisted category goes left; listed categories go right.
+                if !(0.0..MAX_CATEGORY).contains(&x) {
+                    true
+                } else {
+                    let code = (x as i32) as f32;
+                    let listed = &self.categories[start as usize..(start + len) as usize];
+                    listed.binary_search_by(|c| c.total_cmp(&code)).is_err()
+                }
+            } else {
+                x < node.value
+            };
+            node = &self.nodes[if go_left { node.left } else { node.right } as usize];
+        }
+        node
+    }
+
+    /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
+    pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f32 {
+        let mut sum = self.base_margin;
+        for &root in &self.roots[..trees.min(self.roots.len())] {
+            sum += self.leaf(root, features).value;
+        }
+        sum
+    }
+}
+
+/// XGBoost's sigmoid (`common::Sigmoid`), in `f32`.
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    const EPSILON: f32 = 1e-16;
+    let x = (-x).min(88.7);
+    let denominator = x.exp() + 1.0 + EPSILON;
+    1.0 / denominator
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_score_in_every_stored_form() {
+        for (text, value) in [
+            ("5E-1", 0.5f32),
+            ("[8.7787354E-1]", 0.877_873_54),
+            ("[3E-1]", 0.3),
+            (" 0.25 ", 0.25),
+        ] {
+            assert_eq!(parse_base_score(text), Some(value), "{text}");
+        }
+        assert_eq!(parse_base_score("[]"), None);
+    }
+}
