@@ -7,6 +7,7 @@
 //! for bit; parity fixtures produced by the libraries themselves hold them to it.
 
 mod lightgbm;
+mod shap;
 mod xgboost;
 
 use serde::Deserialize;
@@ -327,6 +328,26 @@ impl Model {
                 Some(Prediction { margin, output })
             }
         }
+    }
+}
+
+impl Model {
+    /// Exact TreeSHAP contributions of each feature to the margin, with the bias last
+    /// (`features + 1` values): they sum to the margin. For a logistic regression, each weight
+    /// times its value, and the intercept. `trees` as in `predict_with_trees`.
+    pub fn contributions(&self, features: &[f64], trees: usize) -> Vec<f64> {
+        let mut out = vec![0.0; self.metadata.features.len() + 1];
+        match &self.kind {
+            Kind::Logistic { intercept, coefficients } => {
+                for (o, (w, x)) in out.iter_mut().zip(coefficients.iter().zip(features)) {
+                    *o = w * x;
+                }
+                out[coefficients.len()] = *intercept;
+            }
+            Kind::XGBoost(model) => model.contributions(features, trees, &mut out),
+            Kind::LightGbm(model) => model.contributions(features, trees, &mut out),
+        }
+        out
     }
 }
 

@@ -35,6 +35,10 @@ struct Node {
 struct Tree {
     nodes: Vec<Node>,
     leaf_values: Vec<f64>,
+    /// Training rows reaching each internal node and leaf (LightGBM's cover for TreeSHAP).
+    internal_counts: Vec<f64>,
+    leaf_counts: Vec<f64>,
+    depth: usize,
     /// Categorical splits: `cat_boundaries[k]..cat_boundaries[k + 1]` in `cat_threshold`.
     cat_boundaries: Vec<usize>,
     cat_threshold: Vec<u32>,
@@ -204,6 +208,19 @@ impl LgbModel {
         self.trees.len()
     }
 
+    /// SHAP contributions as LightGBM's `pred_contrib` computes them (in `f64`, accumulated over
+    /// trees); the bias (last slot) is the sum of the trees' expected values.
+    pub(crate) fn contributions(&self, features: &[f64], trees: usize, out: &mut [f64]) {
+        let n = self.feature_names.len();
+        out.iter_mut().for_each(|c| *c = 0.0);
+        for tree in &self.trees[..trees.min(self.trees.len())] {
+            out[n] += tree.expected_value();
+            if !tree.nodes.is_empty() {
+                crate::shap::tree_shap(tree, features, &mut out[..n], tree.depth);
+            }
+        }
+    }
+
     /// The raw score: leaf values of the first `trees` trees summed in `f64`.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
         let mut sum = 0.0;
@@ -236,10 +253,17 @@ impl Tree {
                 leaf_values.len()
             ));
         }
+        let leaf_counts: Vec<f64> = match block.get("leaf_count") {
+            Some(v) => parse_list("leaf_count", v)?,
+            None => vec![0.0; num_leaves],
+        };
         if num_leaves == 1 {
             return Ok(Tree {
                 nodes: Vec::new(),
                 leaf_values,
+                internal_counts: Vec::new(),
+                leaf_counts,
+                depth: 0,
                 cat_boundaries: Vec::new(),
                 cat_threshold: Vec::new(),
             });
@@ -307,12 +331,55 @@ impl Tree {
                 decision_type: decision_type[i],
             });
         }
-        Ok(Tree {
+        let internal_counts: Vec<f64> = match block.get("internal_count") {
+            Some(v) => parse_list("internal_count", v)?,
+            None => vec![0.0; internal],
+        };
+        if internal_counts.len() != internal || leaf_counts.len() != num_leaves {
+            return Err("internal_count or leaf_count does not match the tree's size".into());
+        }
+        let mut tree = Tree {
             nodes,
             leaf_values,
+            internal_counts,
+            leaf_counts,
+            depth: 0,
             cat_boundaries,
             cat_threshold,
-        })
+        };
+        tree.depth = tree.depth_below(0);
+        Ok(tree)
+    }
+
+    fn depth_below(&self, node: i32) -> usize {
+        if node < 0 {
+            return 0;
+        }
+        let n = &self.nodes[node as usize];
+        1 + self.depth_below(n.left).max(self.depth_below(n.right))
+    }
+
+    /// LightGBM's `ExpectedValue`: leaf values weighted by their share of training rows.
+    fn expected_value(&self) -> f64 {
+        if self.nodes.is_empty() {
+            return self.leaf_values[0];
+        }
+        let total = self.internal_counts[0];
+        let mut value = 0.0;
+        for (count, leaf) in self.leaf_counts.iter().zip(&self.leaf_values) {
+            value += (count / total) * leaf;
+        }
+        value
+    }
+
+    /// The child a row takes from an internal node.
+    #[inline]
+    fn next(&self, node: &Node, x: f64) -> i32 {
+        if node.decision_type & CATEGORICAL_MASK != 0 {
+            self.categorical_decision(node, x)
+        } else {
+            numerical_decision(node, x)
+        }
     }
 
     #[inline]
@@ -327,11 +394,7 @@ impl Tree {
                 .get(node.feature as usize)
                 .copied()
                 .unwrap_or(f64::NAN);
-            index = if node.decision_type & CATEGORICAL_MASK != 0 {
-                self.categorical_decision(node, x)
-            } else {
-                numerical_decision(node, x)
-            };
+            index = self.next(node, x);
         }
         self.leaf_values[(!index) as usize]
     }
@@ -351,6 +414,37 @@ impl Tree {
             node.left
         } else {
             node.right
+        }
+    }
+}
+
+impl crate::shap::ShapTree<f64> for Tree {
+    type Node = i32;
+
+    fn root(&self) -> i32 {
+        0
+    }
+
+    fn leaf_value(&self, node: i32) -> Option<f64> {
+        (node < 0).then(|| self.leaf_values[(!node) as usize])
+    }
+
+    fn split_feature(&self, node: i32) -> usize {
+        self.nodes[node as usize].feature as usize
+    }
+
+    fn hot_and_cold(&self, node: i32, features: &[f64]) -> (i32, i32) {
+        let n = &self.nodes[node as usize];
+        let x = features.get(n.feature as usize).copied().unwrap_or(f64::NAN);
+        let hot = self.next(n, x);
+        (hot, if hot == n.left { n.right } else { n.left })
+    }
+
+    fn cover(&self, node: i32) -> f64 {
+        if node >= 0 {
+            self.internal_counts[node as usize]
+        } else {
+            self.leaf_counts[(!node) as usize]
         }
     }
 }

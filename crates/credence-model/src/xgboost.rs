@@ -23,6 +23,8 @@ struct Node {
     default_left: bool,
     /// For a categorical split: the range of `categories` holding the codes that go right.
     categories: Option<(u32, u32)>,
+    /// The training hessian sum reaching the node (XGBoost's "cover"), for TreeSHAP.
+    cover: f32,
 }
 
 const LEAF: u32 = u32::MAX;
@@ -35,6 +37,10 @@ pub(crate) struct XgbModel {
     /// Sorted category codes of every categorical split, concatenated.
     categories: Vec<f32>,
     base_margin: f32,
+    /// Each tree's expected value (XGBoost's node mean of the root), for TreeSHAP's bias.
+    tree_means: Vec<f32>,
+    /// The deepest tree's depth.
+    max_depth: usize,
     /// Trees scored by default: up to `best_iteration` when the model was saved after early stopping.
     default_tree_limit: usize,
     pub(crate) objective: Objective,
@@ -114,6 +120,8 @@ struct RawTree {
     categories_segments: Vec<i64>,
     #[serde(default)]
     categories_sizes: Vec<i64>,
+    #[serde(default)]
+    sum_hessian: Vec<f64>,
 }
 
 fn parse_count(text: &Option<String>) -> usize {
@@ -192,6 +200,8 @@ impl XgbModel {
             roots: Vec::with_capacity(gbtree.trees.len()),
             categories: Vec::new(),
             base_margin,
+            tree_means: Vec::new(),
+            max_depth: 0,
             default_tree_limit: gbtree.trees.len(),
             objective,
             feature_names: if learner.feature_names.is_empty() {
@@ -294,10 +304,28 @@ impl XgbModel {
                 value: tree.split_conditions[i] as f32,
                 default_left: tree.default_left[i] != 0,
                 categories,
+                cover: tree.sum_hessian.get(i).copied().unwrap_or(0.0) as f32,
             });
         }
         self.roots.push(offset);
+        let (mean, depth) = self.node_mean_and_depth(offset);
+        self.tree_means.push(mean);
+        self.max_depth = self.max_depth.max(depth);
         Ok(())
+    }
+
+    /// XGBoost's `FillNodeMeanValues` (in `f32`), and the subtree's depth.
+    fn node_mean_and_depth(&self, index: u32) -> (f32, usize) {
+        let node = &self.nodes[index as usize];
+        if node.left == LEAF {
+            return (node.value, 0);
+        }
+        let (left_mean, left_depth) = self.node_mean_and_depth(node.left);
+        let (right_mean, right_depth) = self.node_mean_and_depth(node.right);
+        let mut mean = left_mean * self.nodes[node.left as usize].cover;
+        mean += right_mean * self.nodes[node.right as usize].cover;
+        mean /= node.cover;
+        (mean, 1 + left_depth.max(right_depth))
     }
 
     pub(crate) fn tree_count(&self) -> usize {
@@ -308,32 +336,60 @@ impl XgbModel {
         self.default_tree_limit
     }
 
+    /// The child of an internal node that a row takes.
+    #[inline]
+    fn next(&self, node: &Node, features: &[f64]) -> u32 {
+        let x = features.get(node.feature as usize).copied().unwrap_or(f64::NAN) as f32;
+        let go_left = if x.is_nan() {
+            node.default_left
+        } else if let Some((start, len)) = node.categories {
+            // XGBoost: an invalid or unlisted category goes left; listed categories go right.
+            if !(0.0..MAX_CATEGORY).contains(&x) {
+                true
+            } else {
+                let code = (x as i32) as f32;
+                let listed = &self.categories[start as usize..(start + len) as usize];
+                listed.binary_search_by(|c| c.total_cmp(&code)).is_err()
+            }
+        } else {
+            x < node.value
+        };
+        if go_left {
+            node.left
+        } else {
+            node.right
+        }
+    }
+
     /// The leaf a row reaches in the tree rooted at `root`.
     #[inline]
     fn leaf(&self, root: u32, features: &[f64]) -> &Node {
         let mut node = &self.nodes[root as usize];
         while node.left != LEAF {
-            let x = features
-                .get(node.feature as usize)
-                .copied()
-                .unwrap_or(f64::NAN) as f32;
-            let go_left = if x.is_nan() {
-                node.default_left
-            } else if let Some((start, len)) = node.categories {
-                // XGBoost: an invalid or unlisted category goes left; listed categories go right.
-                if !(0.0..MAX_CATEGORY).contains(&x) {
-                    true
-                } else {
-                    let code = (x as i32) as f32;
-                    let listed = &self.categories[start as usize..(start + len) as usize];
-                    listed.binary_search_by(|c| c.total_cmp(&code)).is_err()
-                }
-            } else {
-                x < node.value
-            };
-            node = &self.nodes[if go_left { node.left } else { node.right } as usize];
+            node = &self.nodes[self.next(node, features) as usize];
         }
         node
+    }
+
+    /// SHAP contributions of the first `trees` trees, as XGBoost's `pred_contribs` computes
+    /// them: per tree in `f32`, then summed; the bias (last slot) includes the base margin.
+    pub(crate) fn contributions(&self, features: &[f64], trees: usize, out: &mut [f64]) {
+        let n = self.feature_names.len();
+        let mut total = vec![0f32; n + 1];
+        let mut this_tree = vec![0f32; n + 1];
+        for (t, &root) in self.roots[..trees.min(self.roots.len())].iter().enumerate() {
+            this_tree.iter_mut().for_each(|c| *c = 0.0);
+            this_tree[n] += self.tree_means[t];
+            let view = TreeView { model: self, root };
+            crate::shap::tree_shap(&view, features, &mut this_tree[..n], self.max_depth);
+            for (sum, c) in total.iter_mut().zip(&this_tree) {
+                *sum += *c;
+            }
+        }
+        total[n] += self.base_margin;
+        for (o, c) in out.iter_mut().zip(&total) {
+            *o = f64::from(*c);
+        }
     }
 
     /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
@@ -343,6 +399,38 @@ impl XgbModel {
             sum += self.leaf(root, features).value;
         }
         sum
+    }
+}
+
+struct TreeView<'m> {
+    model: &'m XgbModel,
+    root: u32,
+}
+
+impl crate::shap::ShapTree<f32> for TreeView<'_> {
+    type Node = u32;
+
+    fn root(&self) -> u32 {
+        self.root
+    }
+
+    fn leaf_value(&self, node: u32) -> Option<f32> {
+        let node = &self.model.nodes[node as usize];
+        (node.left == LEAF).then_some(node.value)
+    }
+
+    fn split_feature(&self, node: u32) -> usize {
+        self.model.nodes[node as usize].feature as usize
+    }
+
+    fn hot_and_cold(&self, node: u32, features: &[f64]) -> (u32, u32) {
+        let n = &self.model.nodes[node as usize];
+        let hot = self.model.next(n, features);
+        (hot, if hot == n.left { n.right } else { n.left })
+    }
+
+    fn cover(&self, node: u32) -> f32 {
+        self.model.nodes[node as usize].cover
     }
 }
 
