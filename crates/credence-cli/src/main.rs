@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 a failed check (a `validate` case); 2 bad input or usage.
 
+mod model_score;
 mod package_dir;
 
 use anyhow::Context;
@@ -49,6 +50,34 @@ enum Command {
         /// The strategy package directory.
         dir: PathBuf,
     },
+    /// Work with model files (XGBoost JSON, LightGBM text, logistic regression).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Score every row of a CSV; writes `margin,probability` (and reasons) per row, in input order.
+    Score {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// A CSV whose header names the model's features (extra columns are ignored). An empty
+        /// cell is a missing value; a categorical feature is its integer category code.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the scores.
+        #[arg(long)]
+        output: PathBuf,
+        /// Add `reason_1..N`: the N features pushing the score most towards bad (TreeSHAP).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        explain: usize,
+        /// Score all trees, also those after an early-stopping best iteration.
+        #[arg(long)]
+        all_trees: bool,
+    },
 }
 
 /// An error that ends the command with a given exit code.
@@ -85,6 +114,26 @@ fn main() -> ExitCode {
             input,
         } => decide(&strategy, &flow, trace, as_of.as_deref(), &lang, &input),
         Command::Validate { dir } => validate(&dir),
+        Command::Model {
+            command:
+                ModelCommand::Score {
+                    model,
+                    input,
+                    output,
+                    explain,
+                    all_trees,
+                },
+        } => model_score::score(
+            &model,
+            &input,
+            &output,
+            &model_score::ScoreOptions { explain, all_trees },
+        )
+        .map(|rows| {
+            eprintln!("scored {rows} rows into {}", output.display());
+            0
+        })
+        .map_err(Exit::from),
     };
     match result {
         Ok(code) => ExitCode::from(code),

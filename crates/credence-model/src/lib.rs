@@ -338,7 +338,10 @@ impl Model {
     pub fn contributions(&self, features: &[f64], trees: usize) -> Vec<f64> {
         let mut out = vec![0.0; self.metadata.features.len() + 1];
         match &self.kind {
-            Kind::Logistic { intercept, coefficients } => {
+            Kind::Logistic {
+                intercept,
+                coefficients,
+            } => {
                 for (o, (w, x)) in out.iter_mut().zip(coefficients.iter().zip(features)) {
                     *o = w * x;
                 }

@@ -435,7 +435,10 @@ impl crate::shap::ShapTree<f64> for Tree {
 
     fn hot_and_cold(&self, node: i32, features: &[f64]) -> (i32, i32) {
         let n = &self.nodes[node as usize];
-        let x = features.get(n.feature as usize).copied().unwrap_or(f64::NAN);
+        let x = features
+            .get(n.feature as usize)
+            .copied()
+            .unwrap_or(f64::NAN);
         let hot = self.next(n, x);
         (hot, if hot == n.left { n.right } else { n.left })
     }

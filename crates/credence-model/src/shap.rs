@@ -9,7 +9,13 @@ use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 /// The float a library's TreeSHAP computes in.
 pub(crate) trait Float:
-    Copy + PartialEq + Add<Output = Self> + AddAssign + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self>
+    Copy
+    + PartialEq
+    + Add<Output = Self>
+    + AddAssign
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
 {
     const ZERO: Self;
     const ONE: Self;
@@ -55,7 +61,12 @@ struct PathElement<F> {
 
 /// Adds one tree's SHAP values to `phi` (one slot per feature), for a tree of depth at most
 /// `max_depth`.
-pub(crate) fn tree_shap<F: Float, T: ShapTree<F>>(tree: &T, features: &[f64], phi: &mut [F], max_depth: usize) {
+pub(crate) fn tree_shap<F: Float, T: ShapTree<F>>(
+    tree: &T,
+    features: &[f64],
+    phi: &mut [F],
+    max_depth: usize,
+) {
     let depth = max_depth + 2;
     let mut path = vec![
         PathElement {
@@ -66,7 +77,18 @@ pub(crate) fn tree_shap<F: Float, T: ShapTree<F>>(tree: &T, features: &[f64], ph
         };
         depth * (depth + 1) / 2 + depth
     ];
-    recurse(tree, features, phi, tree.root(), 0, &mut path, 0, F::ONE, F::ONE, -1);
+    recurse(
+        tree,
+        features,
+        phi,
+        tree.root(),
+        0,
+        &mut path,
+        0,
+        F::ONE,
+        F::ONE,
+        -1,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -89,14 +111,21 @@ fn recurse<F: Float, T: ShapTree<F>>(
     }
     {
         let path = &mut buffer[start..];
-        extend_path(path, unique_depth, parent_zero_fraction, parent_one_fraction, parent_feature);
+        extend_path(
+            path,
+            unique_depth,
+            parent_zero_fraction,
+            parent_one_fraction,
+            parent_feature,
+        );
     }
     if let Some(leaf_value) = tree.leaf_value(node) {
         let path = &buffer[start..];
         for i in 1..=unique_depth {
             let w = unwound_path_sum(path, unique_depth, i);
             let element = path[i];
-            phi[element.feature as usize] += w * (element.one_fraction - element.zero_fraction) * leaf_value;
+            phi[element.feature as usize] +=
+                w * (element.one_fraction - element.zero_fraction) * leaf_value;
         }
         return;
     }
@@ -141,7 +170,13 @@ fn recurse<F: Float, T: ShapTree<F>>(
     );
 }
 
-fn extend_path<F: Float>(path: &mut [PathElement<F>], unique_depth: usize, zero_fraction: F, one_fraction: F, feature: i64) {
+fn extend_path<F: Float>(
+    path: &mut [PathElement<F>],
+    unique_depth: usize,
+    zero_fraction: F,
+    one_fraction: F,
+    feature: i64,
+) {
     path[unique_depth] = PathElement {
         feature,
         zero_fraction,
@@ -152,7 +187,8 @@ fn extend_path<F: Float>(path: &mut [PathElement<F>], unique_depth: usize, zero_
     for i in (0..unique_depth).rev() {
         let carried = one_fraction * path[i].weight * F::from_count(i + 1) / denominator;
         path[i + 1].weight += carried;
-        path[i].weight = zero_fraction * path[i].weight * F::from_count(unique_depth - i) / denominator;
+        path[i].weight =
+            zero_fraction * path[i].weight * F::from_count(unique_depth - i) / denominator;
     }
 }
 
@@ -164,10 +200,13 @@ fn unwind_path<F: Float>(path: &mut [PathElement<F>], unique_depth: usize, path_
     for i in (0..unique_depth).rev() {
         if one_fraction != F::ZERO {
             let previous = path[i].weight;
-            path[i].weight = next_one_portion * depth_plus_one / (F::from_count(i + 1) * one_fraction);
-            next_one_portion = previous - path[i].weight * zero_fraction * F::from_count(unique_depth - i) / depth_plus_one;
+            path[i].weight =
+                next_one_portion * depth_plus_one / (F::from_count(i + 1) * one_fraction);
+            next_one_portion = previous
+                - path[i].weight * zero_fraction * F::from_count(unique_depth - i) / depth_plus_one;
         } else {
-            path[i].weight = (path[i].weight * depth_plus_one) / (zero_fraction * F::from_count(unique_depth - i));
+            path[i].weight = (path[i].weight * depth_plus_one)
+                / (zero_fraction * F::from_count(unique_depth - i));
         }
     }
     for i in path_index..unique_depth {
@@ -177,7 +216,11 @@ fn unwind_path<F: Float>(path: &mut [PathElement<F>], unique_depth: usize, path_
     }
 }
 
-fn unwound_path_sum<F: Float>(path: &[PathElement<F>], unique_depth: usize, path_index: usize) -> F {
+fn unwound_path_sum<F: Float>(
+    path: &[PathElement<F>],
+    unique_depth: usize,
+    path_index: usize,
+) -> F {
     let one_fraction = path[path_index].one_fraction;
     let zero_fraction = path[path_index].zero_fraction;
     let mut next_one_portion = path[unique_depth].weight;
@@ -187,9 +230,11 @@ fn unwound_path_sum<F: Float>(path: &[PathElement<F>], unique_depth: usize, path
         if one_fraction != F::ZERO {
             let tmp = next_one_portion * depth_plus_one / (F::from_count(i + 1) * one_fraction);
             total += tmp;
-            next_one_portion = path[i].weight - tmp * zero_fraction * (F::from_count(unique_depth - i) / depth_plus_one);
+            next_one_portion = path[i].weight
+                - tmp * zero_fraction * (F::from_count(unique_depth - i) / depth_plus_one);
         } else if zero_fraction != F::ZERO {
-            total += (path[i].weight / zero_fraction) / (F::from_count(unique_depth - i) / depth_plus_one);
+            total += (path[i].weight / zero_fraction)
+                / (F::from_count(unique_depth - i) / depth_plus_one);
         }
     }
     total

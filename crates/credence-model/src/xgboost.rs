@@ -339,7 +339,10 @@ impl XgbModel {
     /// The child of an internal node that a row takes.
     #[inline]
     fn next(&self, node: &Node, features: &[f64]) -> u32 {
-        let x = features.get(node.feature as usize).copied().unwrap_or(f64::NAN) as f32;
+        let x = features
+            .get(node.feature as usize)
+            .copied()
+            .unwrap_or(f64::NAN) as f32;
         let go_left = if x.is_nan() {
             node.default_left
         } else if let Some((start, len)) = node.categories {

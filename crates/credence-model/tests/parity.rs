@@ -233,7 +233,12 @@ fn expected_contribs(dir: &Path, model: &Model) -> Option<Vec<Vec<f64>>> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(',').collect();
     // Columns in the model's feature order, then the bias.
-    let mut order: Vec<usize> = model.metadata().features.iter().map(|f| header.iter().position(|h| h == f).unwrap()).collect();
+    let mut order: Vec<usize> = model
+        .metadata()
+        .features
+        .iter()
+        .map(|f| header.iter().position(|h| h == f).unwrap())
+        .collect();
     order.push(header.len() - 1);
     Some(
         lines
@@ -251,16 +256,24 @@ fn tree_shap_matches_the_libraries_and_sums_to_the_margin() {
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let model = load(&dir);
-        let Some(expected) = expected_contribs(&dir, &model) else { continue };
+        let Some(expected) = expected_contribs(&dir, &model) else {
+            continue;
+        };
         let inputs = rows(&dir, &model);
         for (row, (features, want)) in inputs.iter().zip(&expected).enumerate() {
             let got = model.contributions(features, model.default_tree_limit());
             for (k, (g, w)) in got.iter().zip(want).enumerate() {
-                assert!((g - w).abs() <= 1e-6, "{name} row {row} column {k}: {g} vs library {w}");
+                assert!(
+                    (g - w).abs() <= 1e-6,
+                    "{name} row {row} column {k}: {g} vs library {w}"
+                );
             }
             let margin = model.predict(features).unwrap().margin;
             let sum: f64 = got.iter().sum();
-            assert!((sum - margin).abs() <= 1e-5 * margin.abs().max(1.0), "{name} row {row}: contributions sum to {sum}, margin {margin}");
+            assert!(
+                (sum - margin).abs() <= 1e-5 * margin.abs().max(1.0),
+                "{name} row {row}: contributions sum to {sum}, margin {margin}"
+            );
         }
         checked += 1;
     }
