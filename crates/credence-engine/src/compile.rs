@@ -120,6 +120,8 @@ pub struct ModelStep {
     pub model: Arc<Model>,
     /// One expression per model feature, in the model's feature order.
     pub inputs: Vec<Expr>,
+    /// The reason code of each model feature, if it has one.
+    pub reasons: Vec<Option<Arc<str>>>,
 }
 
 #[derive(Debug)]
@@ -241,7 +243,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
             problems: &mut problems,
             file: String::new(),
             step_ids: HashSet::new(),
-            scorecard_ids: HashSet::new(),
+            explainer_ids: HashSet::new(),
             used_files: &mut flow_files,
         };
         if manifest.flows.is_empty() {
@@ -270,7 +272,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
             };
             compiler.file = path.clone();
             compiler.step_ids.clear();
-            compiler.scorecard_ids.clear();
+            compiler.explainer_ids.clear();
             if let Some(flow) = compiler.flow(flow_name, raw) {
                 flows.insert(flow_name.clone(), flow);
             }
@@ -442,8 +444,8 @@ struct Compiler<'a> {
     problems: &'a mut Vec<CompileProblem>,
     file: String,
     step_ids: HashSet<String>,
-    /// Scorecard steps compiled so far in this flow.
-    scorecard_ids: HashSet<String>,
+    /// Scorecard and model steps compiled so far in this flow that can explain a rule.
+    explainer_ids: HashSet<String>,
     used_files: &'a mut BTreeSet<String>,
 }
 
@@ -671,10 +673,10 @@ impl Compiler<'_> {
             }
             self.reason(&rule.reason, &rule_path);
             if let Some(scorecard) = &rule.explain_with {
-                if !self.scorecard_ids.contains(scorecard) {
+                if !self.explainer_ids.contains(scorecard) {
                     self.problem(
                         self.at(&format!("{rule_path}.explain_with")),
-                        format!("{scorecard} is not a scorecard step that runs before this rule"),
+                        format!("{scorecard} is not a scorecard step, or a model step with reasons, that runs before this rule"),
                     );
                 }
             }
@@ -1134,7 +1136,7 @@ impl Compiler<'_> {
             }
         }
         self.define(&raw.id, path, scope);
-        self.scorecard_ids.insert(raw.id.clone());
+        self.explainer_ids.insert(raw.id.clone());
         if self.problems.len() > before {
             return None;
         }
@@ -1186,13 +1188,31 @@ impl Compiler<'_> {
                 );
             }
         }
+        for (feature, code) in &raw.reasons {
+            let reason_path = format!("{path}.reasons.{feature}");
+            if !features.contains(feature) {
+                self.problem(
+                    self.at(&reason_path),
+                    format!("model {} has no feature {feature}", raw.model),
+                );
+            }
+            self.reason(code, &reason_path);
+        }
+        let reasons = features
+            .iter()
+            .map(|f| raw.reasons.get(f).map(|code| Arc::from(code.as_str())))
+            .collect();
         self.define(&raw.id, path, scope);
+        if !raw.reasons.is_empty() {
+            self.explainer_ids.insert(raw.id.clone());
+        }
         (inputs.len() == features.len()).then(|| {
             Step::Model(ModelStep {
                 id: raw.id.as_str().into(),
                 slot: self.exprs.slot(&raw.id),
                 model,
                 inputs,
+                reasons,
             })
         })
     }

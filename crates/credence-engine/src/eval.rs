@@ -4,7 +4,7 @@
 //! takes from its injected clock. The same input, strategy version and `as_of` give the same
 //! decision, byte for byte once serialised.
 
-use crate::compile::{Arm, CompiledStrategy, Experiment, Flow, Step};
+use crate::compile::{Arm, CompiledStrategy, Experiment, Flow, ModelStep, Step};
 use crate::decision::*;
 use crate::error::EngineError;
 use crate::format::RawRuleOutcome;
@@ -69,6 +69,46 @@ struct Contribution<'s> {
     explain_with: Option<&'s str>,
 }
 
+/// Reasons a step can give when a rule names it in `explain_with`.
+enum Explainer<'s> {
+    /// A scorecard's reasons, ranked when it was evaluated.
+    Ranked(Vec<Arc<str>>),
+    /// A model step and the features it scored: TreeSHAP runs only if asked.
+    Model {
+        step: &'s ModelStep,
+        features: Vec<f64>,
+    },
+}
+
+impl Explainer<'_> {
+    /// Reason codes, most adverse first.
+    fn ranked_reasons(&self) -> Vec<Arc<str>> {
+        match self {
+            Explainer::Ranked(codes) => codes.clone(),
+            Explainer::Model { step, features } => {
+                let contributions = step
+                    .model
+                    .contributions(features, step.model.default_tree_limit());
+                // Sum the features pushing towards bad, per reason code; rank by that sum.
+                let mut by_code: Vec<(Arc<str>, f64, usize)> = Vec::new();
+                for (position, (reason, value)) in
+                    step.reasons.iter().zip(&contributions).enumerate()
+                {
+                    let Some(code) = reason.as_ref().filter(|_| *value > 0.0) else {
+                        continue;
+                    };
+                    match by_code.iter_mut().find(|(c, _, _)| c == code) {
+                        Some(entry) => entry.1 += value,
+                        None => by_code.push((code.clone(), *value, position)),
+                    }
+                }
+                by_code.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+                by_code.into_iter().map(|(code, _, _)| code).collect()
+            }
+        }
+    }
+}
+
 /// The state of one run through a flow.
 struct Run<'s> {
     strategy: &'s CompiledStrategy,
@@ -77,7 +117,9 @@ struct Run<'s> {
     steps: Vec<TraceStep>,
     contributions: Vec<Contribution<'s>>,
     flags: Vec<Arc<str>>,
-    scorecard_reasons: Vec<(&'s str, Vec<Arc<str>>)>,
+    /// What can explain a rule's outcome, by step id: ranked scorecard reasons, or a model's
+    /// inputs, explained (by TreeSHAP) only if a decline or referral asks for it.
+    explainers: Vec<(&'s str, Explainer<'s>)>,
     arm: Option<Arc<str>>,
     /// In a shadow run: the experiment and the arm to take instead of the hashed one.
     forced_arm: Option<(&'s str, &'s Arm)>,
@@ -190,7 +232,7 @@ impl CompiledStrategy {
             steps: Vec::with_capacity(flow.steps.len()),
             contributions: Vec::new(),
             flags: Vec::new(),
-            scorecard_reasons: Vec::new(),
+            explainers: Vec::new(),
             arm: None,
             forced_arm,
             shadow_arms: Vec::new(),
@@ -460,8 +502,8 @@ impl<'s> Run<'s> {
                 } else {
                     BTreeMap::new()
                 };
-                self.scorecard_reasons
-                    .push((&*scorecard.id, result.ranked_reasons));
+                self.explainers
+                    .push((&*scorecard.id, Explainer::Ranked(result.ranked_reasons)));
                 self.record(
                     &scorecard.id,
                     StepDetail::Scorecard {
@@ -524,6 +566,10 @@ impl<'s> Run<'s> {
                     },
                     || values,
                 );
+                if step.reasons.iter().any(Option::is_some) {
+                    self.explainers
+                        .push((&*step.id, Explainer::Model { step, features }));
+                }
             }
             Step::Branch { id, slot, cases } => {
                 let mut chosen = None;
@@ -709,21 +755,19 @@ impl<'s> Run<'s> {
             apr = None;
             term_months = None;
         }
-        // Rules that decided the outcome may be explained by a scorecard's weakest characteristics.
+        // Rules that decided the outcome may be explained by a scorecard's weakest
+        // characteristics or a model's strongest adverse factors (computed only here, for the
+        // declines and referrals that need them).
         for contribution in &self.contributions {
-            let Some(scorecard) = contribution
+            let Some(explainer) = contribution
                 .explain_with
                 .filter(|_| contribution.outcome == outcome)
             else {
                 continue;
             };
-            if let Some((_, ranked)) = self
-                .scorecard_reasons
-                .iter()
-                .find(|(id, _)| *id == scorecard)
-            {
-                for code in ranked {
-                    push_reason(&mut reason_codes, code);
+            if let Some((_, explainer)) = self.explainers.iter().find(|(id, _)| *id == explainer) {
+                for code in explainer.ranked_reasons() {
+                    push_reason(&mut reason_codes, &code);
                 }
             }
         }

@@ -192,8 +192,8 @@ pub struct RawRule {
     pub when: String,
     pub outcome: RawRuleOutcome,
     pub reason: String,
-    /// A scorecard step whose ranked reasons follow this rule's own when it decides the
-    /// outcome (a score cut-off rule explains itself with the score's weakest characteristics).
+    /// A scorecard or model step whose ranked reasons follow this rule's own when it decides
+    /// the outcome (a score cut-off rule explains itself with the score's weakest characteristics).
     #[serde(default)]
     pub explain_with: Option<String>,
     #[serde(default)]
@@ -331,6 +331,10 @@ pub struct RawModelStep {
     pub id: String,
     pub model: String,
     pub inputs: BTreeMap<String, String>,
+    /// Feature → reason code: a rule that names this step in `explain_with` is explained by
+    /// the reasons of the features pushing the score most towards bad (TreeSHAP).
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -476,6 +476,99 @@ fn model_steps_check_their_feature_mapping_and_score() {
     );
 }
 
+#[test]
+fn an_xgboost_model_step_scores_natively_and_explains_declines() {
+    let features = [
+        "Seniority",
+        "Time",
+        "Age",
+        "Expenses",
+        "Income",
+        "Assets",
+        "Debt",
+        "Amount",
+        "Price",
+    ];
+    let mut source = PackageSource::new();
+    source.insert(
+        "strategy.yaml",
+        "name: t\nreasons:\n  HIGH_PD: {en: high risk}\n  INCOME: {en: income}\n  DEBT: {en: debt}\n  TENURE: {en: tenure}\nmodels:\n  pd_xgb: models/pd.json\nflows:\n  application: flows/a.yaml\n",
+    );
+    let inputs: String = features
+        .iter()
+        .map(|f| format!("  {f}: {{type: number, required: false}}\n"))
+        .collect();
+    let mapping: Vec<String> = features.iter().map(|f| format!("{f}: {f}")).collect();
+    source.insert(
+        "flows/a.yaml",
+        format!(
+            "input:\n{inputs}steps:\n  - model: {{id: pd, model: pd_xgb, inputs: {{{}}}, reasons: {{Income: INCOME, Debt: DEBT, Seniority: TENURE, Time: TENURE}}}}\n  - rule_set: {{id: r, rules: [{{id: A, when: \"pd.probability > 0.5\", outcome: decline, reason: HIGH_PD, explain_with: pd}}]}}\noutcome: {{default: approve}}\n",
+            mapping.join(", ")
+        ),
+    );
+    let model_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../credence-model/tests/fixtures/xgb_missing/model.json"
+    );
+    let model_bytes = std::fs::read(model_path).unwrap();
+    source.insert("models/pd.json", model_bytes.clone());
+    let strategy = compile(&source).unwrap_or_else(|e| panic!("{e}"));
+    let model = credence_model::Model::load("pd.json", &model_bytes).unwrap();
+
+    // A short tenure, low income, high debt: declined, and the model says why.
+    let risky = json!({"Seniority": 0, "Time": 60, "Age": 22, "Expenses": 90, "Income": 60, "Assets": 0, "Debt": 4000, "Amount": 2000, "Price": 2100});
+    let decision = strategy
+        .decide_json("application", &risky, &as_of())
+        .unwrap();
+    let row: Vec<f64> = features
+        .iter()
+        .map(|f| risky[f].as_f64().unwrap())
+        .collect();
+    let probability = model.predict(&row).unwrap().output;
+    assert!(probability > 0.5, "{probability}");
+    match &decision.trace.steps[0].detail {
+        StepDetail::Model {
+            probability: traced,
+            ..
+        } => assert_eq!(*traced, Some(probability)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decision.outcome, Outcome::Decline);
+    let codes: Vec<&str> = decision.reasons.iter().map(|r| &*r.code).collect();
+    assert_eq!(codes[0], "HIGH_PD");
+    assert!(
+        codes.len() > 1
+            && codes[1..]
+                .iter()
+                .all(|c| ["INCOME", "DEBT", "TENURE"].contains(c)),
+        "{codes:?}"
+    );
+    // The model's reasons are ranked by the summed TreeSHAP contributions of their features.
+    let contributions = model.contributions(&row, model.default_tree_limit());
+    let tenure = contributions[0].max(0.0) + contributions[1].max(0.0);
+    let income = contributions[4].max(0.0);
+    let debt = contributions[6].max(0.0);
+    let mut ranked = vec![("TENURE", tenure), ("INCOME", income), ("DEBT", debt)];
+    ranked.retain(|(_, v)| *v > 0.0);
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(
+        &codes[1..],
+        ranked
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .as_slice()
+    );
+
+    // A solid applicant is approved, with no reasons.
+    let solid = json!({"Seniority": 20, "Time": 24, "Age": 45, "Expenses": 45, "Income": 300, "Assets": 20000, "Debt": 0, "Amount": 800, "Price": 1500});
+    let decision = strategy
+        .decide_json("application", &solid, &as_of())
+        .unwrap();
+    assert_eq!(decision.outcome, Outcome::Approve);
+    assert!(decision.reasons.is_empty());
+}
+
 fn table(
     hit_policy: HitPolicy,
     aggregation: Option<crate::format::Aggregation>,
