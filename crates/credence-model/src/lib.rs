@@ -6,6 +6,7 @@
 //! (see `xgboost.rs` and `lightgbm.rs` for why and how), reproducing the libraries' outputs bit
 //! for bit; parity fixtures produced by the libraries themselves hold them to it.
 
+mod complete;
 mod lightgbm;
 mod shap;
 mod xgboost;

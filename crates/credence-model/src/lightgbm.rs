@@ -6,6 +6,7 @@
 //! bitset (NaN and negative categories go right), and leaf values are summed in `f64` in tree
 //! order.
 
+use crate::complete::{CompleteForest, SourceNode};
 use crate::{ModelError, Objective};
 use std::collections::HashMap;
 
@@ -47,6 +48,9 @@ struct Tree {
 #[derive(Debug, Clone)]
 pub(crate) struct LgbModel {
     trees: Vec<Tree>,
+    /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
+    /// depth at most `complete::MAX_DEPTH`).
+    complete: Option<CompleteForest<CompleteSplit, f64>>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) categorical_features: Vec<bool>,
@@ -192,8 +196,10 @@ impl LgbModel {
         if trees.is_empty() {
             return Err(invalid("the model has no trees".into()));
         }
+        let complete = complete_forest(&trees);
         Ok(LgbModel {
             trees,
+            complete,
             objective,
             feature_names,
             categorical_features,
@@ -223,6 +229,13 @@ impl LgbModel {
 
     /// The raw score: leaf values of the first `trees` trees summed in `f64`.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
+        if let Some(sum) = self
+            .complete
+            .as_ref()
+            .and_then(|c| c.sum(features, trees, 0.0))
+        {
+            return sum;
+        }
         let mut sum = 0.0;
         for tree in &self.trees[..trees.min(self.trees.len())] {
             sum += tree.leaf_value(features);
@@ -416,6 +429,70 @@ impl Tree {
             node.right
         }
     }
+}
+
+/// A LightGBM numeric split in a complete tree, with its missing-value handling.
+#[derive(Debug, Clone, Copy)]
+struct CompleteSplit {
+    threshold: f64,
+    feature: u32,
+    decision_type: u8,
+}
+
+impl crate::complete::Split for CompleteSplit {
+    type Input = f64;
+    // Missing type None (NaN is read as 0.0), and 0.0 or any number ≤ ∞ goes left.
+    const ALWAYS_LEFT: CompleteSplit = CompleteSplit {
+        threshold: f64::INFINITY,
+        feature: 0,
+        decision_type: DEFAULT_LEFT_MASK,
+    };
+
+    fn feature(&self) -> usize {
+        self.feature as usize
+    }
+
+    #[inline(always)]
+    fn goes_left(&self, x: f64) -> bool {
+        let node = Node {
+            left: 0,
+            right: 1,
+            feature: self.feature,
+            threshold: self.threshold,
+            decision_type: self.decision_type,
+        };
+        numerical_decision(&node, x) == 0
+    }
+}
+
+fn complete_forest(trees: &[Tree]) -> Option<CompleteForest<CompleteSplit, f64>> {
+    let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+    let categorical = trees.iter().any(|t| {
+        t.nodes
+            .iter()
+            .any(|n| n.decision_type & CATEGORICAL_MASK != 0)
+    });
+    if depth > crate::complete::MAX_DEPTH || categorical {
+        return None;
+    }
+    let mut forest = CompleteForest::new(depth);
+    for tree in trees {
+        // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
+        let root = if tree.nodes.is_empty() { -1 } else { 0 };
+        forest.push_tree(root, |id: i32| {
+            if id < 0 {
+                return SourceNode::Leaf(tree.leaf_values[(!id) as usize]);
+            }
+            let node = &tree.nodes[id as usize];
+            let split = CompleteSplit {
+                threshold: node.threshold,
+                feature: node.feature,
+                decision_type: node.decision_type,
+            };
+            SourceNode::Split(split, node.left, node.right)
+        });
+    }
+    Some(forest)
 }
 
 impl crate::shap::ShapTree<f64> for Tree {

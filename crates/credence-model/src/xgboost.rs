@@ -6,6 +6,7 @@
 //! left when `x < threshold`, a missing value (NaN) follows `default_left`, leaf values are summed
 //! in `f32` in tree order starting from the base margin, and the sigmoid is XGBoost's own.
 
+use crate::complete::{CompleteForest, SourceNode};
 use crate::{ModelError, Objective};
 use serde::Deserialize;
 
@@ -44,8 +45,8 @@ pub(crate) struct XgbModel {
     /// Trees scored by default: up to `best_iteration` when the model was saved after early stopping.
     default_tree_limit: usize,
     /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
-    /// depth at most `COMPLETE_MAX_DEPTH`).
-    complete: Option<CompleteForest>,
+    /// depth at most `complete::MAX_DEPTH`).
+    complete: Option<CompleteForest<CompleteSplit, f32>>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) feature_types: Vec<String>,
@@ -226,7 +227,7 @@ impl XgbModel {
                 .add_tree(tree, num_features)
                 .map_err(|p| invalid(format!("tree {t}: {p}")))?;
         }
-        model.complete = CompleteForest::build(&model);
+        model.complete = model.complete_forest();
         if let Some(best) = learner.attributes.get("best_iteration") {
             let best: usize = best
                 .parse()
@@ -403,7 +404,21 @@ impl XgbModel {
     /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f32 {
         if let Some(complete) = &self.complete {
-            return complete.margin(self.base_margin, features, trees.min(self.roots.len()));
+            // XGBoost casts inputs to f32 once per row.
+            let mut row = [f32::NAN; 64];
+            let mut long_row = Vec::new();
+            let row: &mut [f32] = if features.len() <= row.len() {
+                &mut row[..features.len()]
+            } else {
+                long_row.resize(features.len(), f32::NAN);
+                &mut long_row
+            };
+            for (r, x) in row.iter_mut().zip(features) {
+                *r = *x as f32;
+            }
+            if let Some(sum) = complete.sum(row, trees, self.base_margin) {
+                return sum;
+            }
         }
         let mut sum = self.base_margin;
         for &root in &self.roots[..trees.min(self.roots.len())] {
@@ -413,134 +428,57 @@ impl XgbModel {
     }
 }
 
-/// Trees of depth at most this are padded to complete binary trees for scoring.
-const COMPLETE_MAX_DEPTH: usize = 8;
-/// Trees walked side by side, level by level: independent loads the CPU can overlap.
-const LANES: usize = 8;
-
-/// A forest of complete binary trees of one depth, in breadth-first order with implicit
-/// children (`2i + 1`, `2i + 2`), so scoring a row is a fixed number of branch-free steps per
-/// tree. A leaf above the bottom level becomes a subtree whose every leaf is a copy of its value. Same comparisons, same leaves, same summation order: same bits.
-#[derive(Debug, Clone)]
-struct CompleteForest {
-    depth: usize,
-    /// `(2^depth - 1)` internal nodes per tree: threshold, and the feature index with
-    /// `DEFAULT_LEFT_BIT` set when a missing value goes left (one 8-byte load per step).
-    splits: Vec<(f32, u32)>,
-    /// `2^depth` leaf values per tree.
-    leaves: Vec<f32>,
-    feature_count: usize,
+/// An XGBoost numeric split in a complete tree: `x < threshold`, NaN to the default side.
+#[derive(Debug, Clone, Copy)]
+struct CompleteSplit {
+    threshold: f32,
+    feature: u32,
+    default_left: bool,
 }
 
-const DEFAULT_LEFT_BIT: u32 = 1 << 31;
+impl crate::complete::Split for CompleteSplit {
+    type Input = f32;
+    const ALWAYS_LEFT: CompleteSplit = CompleteSplit {
+        threshold: f32::INFINITY,
+        feature: 0,
+        default_left: true,
+    };
 
-impl CompleteForest {
-    fn build(model: &XgbModel) -> Option<CompleteForest> {
-        if model.max_depth > COMPLETE_MAX_DEPTH
-            || model.nodes.iter().any(|n| n.categories.is_some())
-        {
-            return None;
-        }
-        let depth = model.max_depth.max(1);
-        // Every split's feature must index the row (checked at load; asserted here because
-        // scoring relies on it without bounds checks).
-        if model
-            .nodes
-            .iter()
-            .any(|n| n.left != LEAF && n.feature as usize >= model.feature_names.len())
-        {
-            return None;
-        }
-        let (internal, leaves) = ((1usize << depth) - 1, 1usize << depth);
-        let mut forest = CompleteForest {
-            depth,
-            splits: Vec::with_capacity(internal * model.roots.len()),
-            leaves: Vec::with_capacity(leaves * model.roots.len()),
-            feature_count: model.feature_names.len(),
-        };
-        for &root in &model.roots {
-            let base_internal = forest.splits.len();
-            let base_leaf = forest.leaves.len();
-            forest
-                .splits
-                .resize(base_internal + internal, (f32::INFINITY, DEFAULT_LEFT_BIT));
-            forest.leaves.resize(base_leaf + leaves, 0.0);
-            // (original node, position in the complete tree, level)
-            let mut stack = vec![(root, 0usize, 0usize)];
-            while let Some((original, position, level)) = stack.pop() {
-                let node = &model.nodes[original as usize];
-                if level == depth {
-                    forest.leaves[base_leaf + position - internal] = node.value;
-                    continue;
-                }
-                if node.left == LEAF {
-                    // A leaf above the bottom: both sides lead to copies of its value, so
-                    // whichever way a row goes (the node tests feature 0 < ∞) it gets the leaf.
-                    forest.splits[base_internal + position] = (f32::INFINITY, DEFAULT_LEFT_BIT);
-                    stack.push((original, 2 * position + 1, level + 1));
-                    stack.push((original, 2 * position + 2, level + 1));
-                    continue;
-                }
-                let packed = node.feature
-                    | if node.default_left {
-                        DEFAULT_LEFT_BIT
-                    } else {
-                        0
-                    };
-                forest.splits[base_internal + position] = (node.value, packed);
-                stack.push((node.left, 2 * position + 1, level + 1));
-                stack.push((node.right, 2 * position + 2, level + 1));
-            }
-        }
-        Some(forest)
+    fn feature(&self) -> usize {
+        self.feature as usize
     }
 
-    fn margin(&self, base_margin: f32, features: &[f64], trees: usize) -> f32 {
-        // XGBoost casts inputs to f32 once per row.
-        let mut row = vec![f32::NAN; self.feature_count];
-        for (r, x) in row.iter_mut().zip(features) {
-            *r = *x as f32;
+    #[inline(always)]
+    fn goes_left(&self, x: f32) -> bool {
+        (x < self.threshold) | (x.is_nan() & self.default_left)
+    }
+}
+
+impl XgbModel {
+    /// The complete-tree form, for models with numeric splits only and no deep trees.
+    fn complete_forest(&self) -> Option<CompleteForest<CompleteSplit, f32>> {
+        if self.max_depth > crate::complete::MAX_DEPTH
+            || self.nodes.iter().any(|n| n.categories.is_some())
+        {
+            return None;
         }
-        let internal = (1usize << self.depth) - 1;
-        let leaves = 1usize << self.depth;
-        let mut sum = base_margin;
-        let step = |splits: &[(f32, u32)], position: usize| -> usize {
-            debug_assert!(position < splits.len());
-            // SAFETY: `position` starts at 0 and after k < depth steps is below 2^(k+1) - 1 ≤
-            // 2^depth - 1 = splits.len(); feature indexes were checked against the model's
-            // feature count when it was loaded, and `row` has that length.
-            let (threshold, packed) = unsafe { *splits.get_unchecked(position) };
-            let feature = (packed & !DEFAULT_LEFT_BIT) as usize;
-            debug_assert!(feature < row.len());
-            let x = unsafe { *row.get_unchecked(feature) };
-            let go_left = (x < threshold) | (x.is_nan() & (packed & DEFAULT_LEFT_BIT != 0));
-            2 * position + 1 + usize::from(!go_left)
-        };
-        let groups = trees / LANES;
-        for group in 0..groups {
-            let first = group * LANES;
-            let splits: [&[(f32, u32)]; LANES] = std::array::from_fn(|lane| {
-                &self.splits[(first + lane) * internal..(first + lane + 1) * internal]
-            });
-            let mut position = [0usize; LANES];
-            for _ in 0..self.depth {
-                for (p, tree_splits) in position.iter_mut().zip(&splits) {
-                    *p = step(tree_splits, *p);
+        let mut forest = CompleteForest::new(self.max_depth);
+        for &root in &self.roots {
+            forest.push_tree(root, |index: u32| {
+                let node = &self.nodes[index as usize];
+                if node.left == LEAF {
+                    SourceNode::Leaf(node.value)
+                } else {
+                    let split = CompleteSplit {
+                        threshold: node.value,
+                        feature: node.feature,
+                        default_left: node.default_left,
+                    };
+                    SourceNode::Split(split, node.left, node.right)
                 }
-            }
-            for (lane, p) in position.iter().enumerate() {
-                sum += self.leaves[(first + lane) * leaves + (p - internal)];
-            }
+            });
         }
-        for tree in groups * LANES..trees {
-            let splits = &self.splits[tree * internal..(tree + 1) * internal];
-            let mut position = 0;
-            for _ in 0..self.depth {
-                position = step(splits, position);
-            }
-            sum += self.leaves[tree * leaves + (position - internal)];
-        }
-        sum
+        Some(forest)
     }
 }
 
