@@ -429,28 +429,29 @@ impl XgbModel {
 }
 
 /// An XGBoost numeric split in a complete tree: `x < threshold`, NaN to the default side.
+/// Eight bytes: the feature index with the default-left flag in its top bit.
 #[derive(Debug, Clone, Copy)]
 struct CompleteSplit {
     threshold: f32,
-    feature: u32,
-    default_left: bool,
+    packed: u32,
 }
+
+const DEFAULT_LEFT_BIT: u32 = 1 << 31;
 
 impl crate::complete::Split for CompleteSplit {
     type Input = f32;
     const ALWAYS_LEFT: CompleteSplit = CompleteSplit {
         threshold: f32::INFINITY,
-        feature: 0,
-        default_left: true,
+        packed: DEFAULT_LEFT_BIT,
     };
 
     fn feature(&self) -> usize {
-        self.feature as usize
+        (self.packed & !DEFAULT_LEFT_BIT) as usize
     }
 
     #[inline(always)]
     fn goes_left(&self, x: f32) -> bool {
-        (x < self.threshold) | (x.is_nan() & self.default_left)
+        (x < self.threshold) | (x.is_nan() & (self.packed & DEFAULT_LEFT_BIT != 0))
     }
 }
 
@@ -471,8 +472,12 @@ impl XgbModel {
                 } else {
                     let split = CompleteSplit {
                         threshold: node.value,
-                        feature: node.feature,
-                        default_left: node.default_left,
+                        packed: node.feature
+                            | if node.default_left {
+                                DEFAULT_LEFT_BIT
+                            } else {
+                                0
+                            },
                     };
                     SourceNode::Split(split, node.left, node.right)
                 }
