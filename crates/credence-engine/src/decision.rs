@@ -138,6 +138,9 @@ pub enum StepDetail {
         model: String,
         model_version: String,
         model_sha256: String,
+        /// The file's format and the library version that wrote it, e.g. `xgboost 3.1.2`.
+        model_format: String,
+        objective: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         probability: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]

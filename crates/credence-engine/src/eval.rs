@@ -561,6 +561,8 @@ impl<'s> Run<'s> {
                         model: metadata.name.clone(),
                         model_version: metadata.version.clone(),
                         model_sha256: metadata.sha256.clone(),
+                        model_format: metadata.format.clone(),
+                        objective: metadata.objective.clone(),
                         probability: prediction.as_ref().and_then(|p| step.model.probability(p)),
                         margin: prediction.map(|p| p.margin),
                     },
