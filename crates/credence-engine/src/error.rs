@@ -29,6 +29,9 @@ pub enum EngineError {
         flow: String,
         violations: Vec<Violation>,
     },
+    /// A `ValidatedInput` passed to a flow (or strategy version) other than the one that validated it.
+    #[error("the input was validated for another flow or strategy version; validate it with flow {flow} of this strategy")]
+    NotValidatedForFlow { flow: String },
     #[error("unknown language \"{language}\"; this strategy has reason texts in: {available}")]
     UnknownLanguage { language: String, available: String },
     /// Evaluation failed in a step: a defect in the strategy (e.g. a type error), not an outcome.

@@ -166,13 +166,16 @@ impl CompiledStrategy {
         raw: &serde_json::Value,
     ) -> Result<ValidatedInput, EngineError> {
         let flow_spec = self.flow(flow)?;
-        flow_spec
-            .schema
-            .validate(raw)
-            .map_err(|violations| EngineError::InvalidInput {
-                flow: flow.to_string(),
-                violations,
-            })
+        let mut input =
+            flow_spec
+                .schema
+                .validate(raw)
+                .map_err(|violations| EngineError::InvalidInput {
+                    flow: flow.to_string(),
+                    violations,
+                })?;
+        input.validated_for = Some((self.version.clone(), flow_spec.name.clone()));
+        Ok(input)
     }
 
     /// Validates and decides.
@@ -194,6 +197,18 @@ impl CompiledStrategy {
         options: &EvalOptions,
     ) -> Result<Decision, EngineError> {
         let flow = self.flow(flow_name)?;
+        let validated_here =
+            input
+                .validated_for
+                .as_ref()
+                .is_some_and(|(version, validated_flow)| {
+                    *version == self.version && *validated_flow == flow.name
+                });
+        if !validated_here {
+            return Err(EngineError::NotValidatedForFlow {
+                flow: flow_name.to_string(),
+            });
+        }
         if !self.languages.iter().any(|l| l == &options.language) {
             return Err(EngineError::UnknownLanguage {
                 language: options.language.clone(),

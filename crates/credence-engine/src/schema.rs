@@ -73,6 +73,8 @@ impl InputValue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedInput {
     pub(crate) fields: Vec<(Arc<str>, InputValue)>,
+    /// The strategy version and flow whose schema passed it: input is only decided by them.
+    pub(crate) validated_for: Option<(Arc<str>, Arc<str>)>,
 }
 
 impl ValidatedInput {
@@ -439,7 +441,10 @@ impl InputSchema {
             }
         }
         if violations.is_empty() {
-            Ok(ValidatedInput { fields })
+            Ok(ValidatedInput {
+                fields,
+                validated_for: None,
+            })
         } else {
             Err(violations)
         }

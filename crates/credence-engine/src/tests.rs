@@ -239,6 +239,21 @@ fn schema_violations_name_every_field() {
 }
 
 #[test]
+fn validated_input_is_decided_only_by_the_flow_that_validated_it() {
+    let input = example()
+        .validate_input("drawdown", &sample("drawdown-approve"))
+        .unwrap();
+    assert!(example().decide("drawdown", &input, &as_of()).is_ok());
+    let error = example()
+        .decide("application", &input, &as_of())
+        .unwrap_err();
+    assert!(
+        matches!(error, EngineError::NotValidatedForFlow { .. }),
+        "{error}"
+    );
+}
+
+#[test]
 fn optional_fields_may_be_absent_and_rules_see_null() {
     let mut input = sample("application-approve");
     let object = input.as_object_mut().unwrap();
