@@ -46,7 +46,7 @@ pub(crate) struct XgbModel {
     default_tree_limit: usize,
     /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
     /// depth at most `complete::MAX_DEPTH`).
-    complete: Option<CompleteForest<CompleteSplit, f32>>,
+    complete: Option<(CompleteForest<BinnedSplit, f32>, Binning)>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) feature_types: Vec<String>,
@@ -403,20 +403,17 @@ impl XgbModel {
 
     /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f32 {
-        if let Some(complete) = &self.complete {
-            // XGBoost casts inputs to f32 once per row.
-            let mut row = [f32::NAN; 64];
-            let mut long_row = Vec::new();
-            let row: &mut [f32] = if features.len() <= row.len() {
-                &mut row[..features.len()]
+        if let Some((complete, binning)) = &self.complete {
+            let mut bins = [0u16; 64];
+            let mut long = Vec::new();
+            let bins: &mut [u16] = if features.len() <= bins.len() {
+                &mut bins[..features.len()]
             } else {
-                long_row.resize(features.len(), f32::NAN);
-                &mut long_row
+                long.resize(features.len(), 0);
+                &mut long
             };
-            for (r, x) in row.iter_mut().zip(features) {
-                *r = *x as f32;
-            }
-            if let Some(sum) = complete.sum(row, trees, self.base_margin) {
+            binning.bins_into(features, bins);
+            if let Some(sum) = complete.sum(bins, trees, self.base_margin) {
                 return sum;
             }
         }
@@ -428,20 +425,28 @@ impl XgbModel {
     }
 }
 
-/// An XGBoost numeric split in a complete tree: `x < threshold`, NaN to the default side.
-/// Eight bytes: the feature index with the default-left flag in its top bit.
+/// An XGBoost numeric split in a complete tree, on binned inputs: four bytes.
+///
+/// Each feature's distinct split thresholds, sorted, cut its axis into bins; a row's value is
+/// replaced once by its bin `b(x) = #{t ≤ x}`, and then `x < t_j` exactly when `b(x) ≤ j`. The
+/// bins are computed with the same `f32` comparisons XGBoost makes, so the walk is the same.
 #[derive(Debug, Clone, Copy)]
-struct CompleteSplit {
-    threshold: f32,
-    packed: u32,
+struct BinnedSplit {
+    /// The index of the threshold among its feature's sorted thresholds.
+    bin: u16,
+    /// The feature index, with the default-left flag in the top bit.
+    packed: u16,
 }
 
-const DEFAULT_LEFT_BIT: u32 = 1 << 31;
+const DEFAULT_LEFT_BIT: u16 = 1 << 15;
+/// The bin of a missing value.
+const MISSING_BIN: u16 = u16::MAX;
 
-impl crate::complete::Split for CompleteSplit {
-    type Input = f32;
-    const ALWAYS_LEFT: CompleteSplit = CompleteSplit {
-        threshold: f32::INFINITY,
+impl crate::complete::Split for BinnedSplit {
+    type Input = u16;
+    // Every bin is at most MISSING_BIN - 1, and missing values go left by default.
+    const ALWAYS_LEFT: BinnedSplit = BinnedSplit {
+        bin: MISSING_BIN - 1,
         packed: DEFAULT_LEFT_BIT,
     };
 
@@ -450,40 +455,75 @@ impl crate::complete::Split for CompleteSplit {
     }
 
     #[inline(always)]
-    fn goes_left(&self, x: f32) -> bool {
-        (x < self.threshold) | (x.is_nan() & (self.packed & DEFAULT_LEFT_BIT != 0))
+    fn goes_left(&self, bin: u16) -> bool {
+        (bin <= self.bin) | ((bin == MISSING_BIN) & (self.packed & DEFAULT_LEFT_BIT != 0))
+    }
+}
+
+/// Sorted distinct thresholds of each feature.
+#[derive(Debug, Clone)]
+struct Binning {
+    thresholds: Vec<Vec<f32>>,
+}
+
+impl Binning {
+    /// The row's bins: `#{t ≤ x}` per feature, or `MISSING_BIN` for NaN.
+    #[inline]
+    fn bins_into(&self, features: &[f64], bins: &mut [u16]) {
+        for ((bin, thresholds), x) in bins.iter_mut().zip(&self.thresholds).zip(features) {
+            let x = *x as f32;
+            *bin = if x.is_nan() {
+                MISSING_BIN
+            } else {
+                thresholds.partition_point(|t| *t <= x) as u16
+            };
+        }
     }
 }
 
 impl XgbModel {
     /// The complete-tree form, for models with numeric splits only and no deep trees.
-    fn complete_forest(&self) -> Option<CompleteForest<CompleteSplit, f32>> {
-        if self.max_depth > crate::complete::MAX_DEPTH
+    fn complete_forest(&self) -> Option<(CompleteForest<BinnedSplit, f32>, Binning)> {
+        let too_wide = self.feature_names.len() >= DEFAULT_LEFT_BIT as usize;
+        if too_wide
+            || self.max_depth > crate::complete::MAX_DEPTH
             || self.nodes.iter().any(|n| n.categories.is_some())
         {
             return None;
+        }
+        let mut thresholds = vec![Vec::new(); self.feature_names.len()];
+        for node in self.nodes.iter().filter(|n| n.left != LEAF) {
+            thresholds.get_mut(node.feature as usize)?.push(node.value);
+        }
+        for list in &mut thresholds {
+            list.sort_by(f32::total_cmp);
+            list.dedup();
+            if list.len() >= (MISSING_BIN - 1) as usize || list.iter().any(|t| t.is_nan()) {
+                return None;
+            }
         }
         let mut forest = CompleteForest::new(self.max_depth);
         for &root in &self.roots {
             forest.push_tree(root, |index: u32| {
                 let node = &self.nodes[index as usize];
                 if node.left == LEAF {
-                    SourceNode::Leaf(node.value)
-                } else {
-                    let split = CompleteSplit {
-                        threshold: node.value,
-                        packed: node.feature
-                            | if node.default_left {
-                                DEFAULT_LEFT_BIT
-                            } else {
-                                0
-                            },
-                    };
-                    SourceNode::Split(split, node.left, node.right)
+                    return SourceNode::Leaf(node.value);
                 }
+                let list = &thresholds[node.feature as usize];
+                let bin = list.partition_point(|t| *t < node.value) as u16;
+                let flag = if node.default_left {
+                    DEFAULT_LEFT_BIT
+                } else {
+                    0
+                };
+                let split = BinnedSplit {
+                    bin,
+                    packed: node.feature as u16 | flag,
+                };
+                SourceNode::Split(split, node.left, node.right)
             });
         }
-        Some(forest)
+        Some((forest, Binning { thresholds }))
     }
 }
 
