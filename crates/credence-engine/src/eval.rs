@@ -353,6 +353,31 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// Evaluates a condition: `true` holds; `false` and null (missing data) do not; anything
+    /// else is a defect in the strategy.
+    fn condition(
+        &self,
+        expr: &credence_expr::Expr,
+        frame: &mut Frame,
+        step: &str,
+        what: &str,
+    ) -> Result<bool, EngineError> {
+        match expr
+            .eval(frame, &self.strategy.lists)
+            .map_err(|e| self.error(step, format!("{what}: {e}")))?
+        {
+            Variable::Bool(b) => Ok(b),
+            Variable::Null => Ok(false),
+            other => Err(self.error(
+                step,
+                format!(
+                    "{what}: `when` must give true or false, got {}",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+
     /// Publishes a table's or matrix's result: its outcome contribution, its slot, its trace.
     fn publish(
         &mut self,
@@ -402,24 +427,8 @@ impl<'s> Run<'s> {
                 let mut hits = Vec::new();
                 let mut worst: Option<Outcome> = None;
                 for rule in rules {
-                    let fired = match rule
-                        .when
-                        .eval(frame, lists)
-                        .map_err(|e| self.error(id, format!("rule {}: {e}", rule.id)))?
-                    {
-                        Variable::Bool(b) => b,
-                        Variable::Null => false,
-                        other => {
-                            return Err(self.error(
-                                id,
-                                format!(
-                                    "rule {}: `when` must give true or false, got {}",
-                                    rule.id,
-                                    other.type_name()
-                                ),
-                            ))
-                        }
-                    };
+                    let fired =
+                        self.condition(&rule.when, frame, id, &format!("rule {}", rule.id))?;
                     if !fired {
                         continue;
                     }
@@ -593,23 +602,9 @@ impl<'s> Run<'s> {
                 for case in cases {
                     let taken = match &case.when {
                         None => true,
-                        Some(when) => match when
-                            .eval(frame, lists)
-                            .map_err(|e| self.error(id, format!("case {}: {e}", case.name)))?
-                        {
-                            Variable::Bool(b) => b,
-                            Variable::Null => false,
-                            other => {
-                                return Err(self.error(
-                                    id,
-                                    format!(
-                                        "case {}: `when` must give true or false, got {}",
-                                        case.name,
-                                        other.type_name()
-                                    ),
-                                ))
-                            }
-                        },
+                        Some(when) => {
+                            self.condition(when, frame, id, &format!("case {}", case.name))?
+                        }
                     };
                     if taken {
                         chosen = Some(case);

@@ -125,6 +125,33 @@ struct RawCoefficient {
     weight: f64,
 }
 
+/// Metadata of a tree ensemble: named after its file, versioned by its content.
+fn tree_metadata(
+    file: &str,
+    sha256: String,
+    format: String,
+    objective: Objective,
+    features: &[String],
+    categorical: &[bool],
+    trees: usize,
+) -> ModelMetadata {
+    ModelMetadata {
+        name: file_stem(file),
+        version: sha256[..12].to_string(),
+        sha256,
+        format,
+        objective: objective.name().into(),
+        features: features.to_vec(),
+        categorical_features: features
+            .iter()
+            .zip(categorical)
+            .filter(|(_, c)| **c)
+            .map(|(name, _)| name.clone())
+            .collect(),
+        trees,
+    }
+}
+
 /// The name of a model file without its folders and extension.
 fn file_stem(file: &str) -> String {
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
@@ -148,23 +175,21 @@ impl Model {
             if bytes.windows(9).any(|w| w == b"\"learner\"") {
                 let model = xgboost::XgbModel::load(file, bytes)?;
                 let categorical = model
-                    .feature_names
+                    .feature_types
                     .iter()
-                    .zip(&model.feature_types)
-                    .filter(|(_, t)| t.as_str() == "c")
-                    .map(|(n, _)| n.clone())
-                    .collect();
+                    .map(|t| t == "c")
+                    .collect::<Vec<_>>();
+                let metadata = tree_metadata(
+                    file,
+                    sha256,
+                    format!("xgboost {}", model.version),
+                    model.objective,
+                    &model.feature_names,
+                    &categorical,
+                    model.tree_count(),
+                );
                 return Ok(Model {
-                    metadata: ModelMetadata {
-                        name: file_stem(file),
-                        version: sha256[..12].to_string(),
-                        sha256,
-                        format: format!("xgboost {}", model.version),
-                        objective: model.objective.name().into(),
-                        features: model.feature_names.clone(),
-                        categorical_features: categorical,
-                        trees: model.tree_count(),
-                    },
+                    metadata,
                     objective: model.objective,
                     kind: Kind::XGBoost(model),
                 });
@@ -173,24 +198,17 @@ impl Model {
         }
         if bytes[start..].starts_with(b"tree") {
             let model = lightgbm::LgbModel::load(file, bytes)?;
-            let categorical = model
-                .feature_names
-                .iter()
-                .zip(&model.categorical_features)
-                .filter(|(_, c)| **c)
-                .map(|(n, _)| n.clone())
-                .collect();
+            let metadata = tree_metadata(
+                file,
+                sha256,
+                format!("lightgbm {}", model.version),
+                model.objective,
+                &model.feature_names,
+                &model.categorical_features,
+                model.tree_count(),
+            );
             return Ok(Model {
-                metadata: ModelMetadata {
-                    name: file_stem(file),
-                    version: sha256[..12].to_string(),
-                    sha256,
-                    format: format!("lightgbm {}", model.version),
-                    objective: model.objective.name().into(),
-                    features: model.feature_names.clone(),
-                    categorical_features: categorical,
-                    trees: model.tree_count(),
-                },
+                metadata,
                 objective: model.objective,
                 kind: Kind::LightGbm(model),
             });
