@@ -360,18 +360,19 @@ impl<'s> Run<'s> {
         expr: &credence_expr::Expr,
         frame: &mut Frame,
         step: &str,
-        what: &str,
+        what: impl Fn() -> String,
     ) -> Result<bool, EngineError> {
         match expr
             .eval(frame, &self.strategy.lists)
-            .map_err(|e| self.error(step, format!("{what}: {e}")))?
+            .map_err(|e| self.error(step, format!("{}: {e}", what())))?
         {
             Variable::Bool(b) => Ok(b),
             Variable::Null => Ok(false),
             other => Err(self.error(
                 step,
                 format!(
-                    "{what}: `when` must give true or false, got {}",
+                    "{}: `when` must give true or false, got {}",
+                    what(),
                     other.type_name()
                 ),
             )),
@@ -428,7 +429,7 @@ impl<'s> Run<'s> {
                 let mut worst: Option<Outcome> = None;
                 for rule in rules {
                     let fired =
-                        self.condition(&rule.when, frame, id, &format!("rule {}", rule.id))?;
+                        self.condition(&rule.when, frame, id, || format!("rule {}", rule.id))?;
                     if !fired {
                         continue;
                     }
@@ -603,7 +604,7 @@ impl<'s> Run<'s> {
                     let taken = match &case.when {
                         None => true,
                         Some(when) => {
-                            self.condition(when, frame, id, &format!("case {}", case.name))?
+                            self.condition(when, frame, id, || format!("case {}", case.name))?
                         }
                     };
                     if taken {
