@@ -16,7 +16,8 @@ use std::process::ExitCode;
 #[command(
     name = "credence",
     version,
-    about = "Real-time credit decisioning and in-loan risk management"
+    about = "Real-time credit decisioning and in-loan risk management",
+    after_help = "Exit codes: 0 success; 1 a failed check (a `validate` case); 2 bad input or usage.\nThe strategy package format is documented in docs/strategy-format.md."
 )]
 struct Cli {
     #[command(subcommand)]
