@@ -475,10 +475,30 @@ impl Binning {
             *bin = if x.is_nan() {
                 MISSING_BIN
             } else {
-                thresholds.partition_point(|t| *t <= x) as u16
+                count_at_most(thresholds, x) as u16
             };
         }
     }
+}
+
+/// `#{t ∈ sorted : t ≤ x}` by a binary search whose steps depend only on the length (the
+/// comparison picks with a conditional move, not a branch the CPU would mispredict).
+#[inline]
+fn count_at_most(sorted: &[f32], x: f32) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let (mut base, mut size) = (0usize, sorted.len());
+    while size > 1 {
+        let half = size / 2;
+        base = if sorted[base + half] <= x {
+            base + half
+        } else {
+            base
+        };
+        size -= half;
+    }
+    base + usize::from(sorted[base] <= x)
 }
 
 impl XgbModel {
@@ -570,6 +590,34 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_at_most_is_a_partition_point() {
+        let sorted = [-1.5f32, 0.0, 2.0, 2.5, 10.0];
+        for x in [
+            -3.0f32,
+            -1.5,
+            -0.0,
+            0.0,
+            1.0,
+            2.0,
+            2.25,
+            2.5,
+            9.0,
+            10.0,
+            11.0,
+            f32::INFINITY,
+        ] {
+            assert_eq!(
+                count_at_most(&sorted, x),
+                sorted.partition_point(|t| *t <= x),
+                "{x}"
+            );
+        }
+        assert_eq!(count_at_most(&[], 1.0), 0);
+        assert_eq!(count_at_most(&[1.0], 0.5), 0);
+        assert_eq!(count_at_most(&[1.0], 1.0), 1);
+    }
 
     #[test]
     fn base_score_in_every_stored_form() {
