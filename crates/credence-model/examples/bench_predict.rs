@@ -5,6 +5,9 @@
 //! `cargo run --release -p credence-model --example bench_predict -- MODEL ROWS.csv BATCH_ROWS`
 
 use credence_model::Model;
+
+#[path = "../support/rows_csv.rs"]
+mod rows_csv;
 use std::time::Instant;
 
 fn main() {
@@ -14,28 +17,7 @@ fn main() {
     let model =
         Model::load(model_path, &std::fs::read(model_path).expect("model file")).expect("a model");
     let text = std::fs::read_to_string(rows_path).expect("rows file");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
-    let order: Vec<usize> = model
-        .metadata()
-        .features
-        .iter()
-        .map(|f| {
-            header
-                .iter()
-                .position(|h| h == f)
-                .expect("every feature in the header")
-        })
-        .collect();
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            order
-                .iter()
-                .map(|&i| cells[i].parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
+    let rows = rows_csv::rows_in_model_order(&text, &model);
 
     // Single row, one core: every row in turn, many rounds; the median round gives µs per row.
     let mut checksum = 0.0;

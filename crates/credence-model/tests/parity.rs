@@ -33,37 +33,15 @@ fn load(dir: &Path) -> Model {
     panic!("no model in {}", dir.display());
 }
 
+#[path = "../support/rows_csv.rs"]
+mod rows_csv;
+
 /// Rows of a fixture CSV in the model's feature order (empty cell = NaN).
 fn rows(dir: &Path, model: &Model) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(dir.join("input.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let order: Vec<usize> = model
-        .metadata()
-        .features
-        .iter()
-        .map(|f| {
-            header
-                .iter()
-                .position(|h| h == f)
-                .unwrap_or_else(|| panic!("{f} not in the input"))
-        })
-        .collect();
-    lines
-        .map(|line| {
-            let cells: Vec<&str> = line.split(',').collect();
-            order
-                .iter()
-                .map(|&i| {
-                    if cells[i].is_empty() {
-                        f64::NAN
-                    } else {
-                        cells[i].parse().unwrap()
-                    }
-                })
-                .collect()
-        })
-        .collect()
+    rows_csv::rows_in_model_order(
+        &std::fs::read_to_string(dir.join("input.csv")).unwrap(),
+        model,
+    )
 }
 
 fn expected(dir: &Path) -> Vec<(f64, f64)> {
