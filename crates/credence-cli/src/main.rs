@@ -1,9 +1,11 @@
 //! The `credence` binary: parses the command line, reads files, and calls the library crates.
 //!
-//! Exit codes: 0 success; 1 a failed check (a `validate` case); 2 bad input or usage.
+//! Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage.
 
+mod admin;
 mod model_score;
 mod package_dir;
+mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -17,7 +19,7 @@ use std::process::ExitCode;
     name = "credence",
     version,
     about = "Real-time credit decisioning and in-loan risk management",
-    after_help = "Exit codes: 0 success; 1 a failed check (a `validate` case); 2 bad input or usage.\nThe strategy package format is documented in docs/strategy-format.md."
+    after_help = "Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage.\nThe strategy package format is documented in docs/strategy-format.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,6 +57,92 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Run the decision service (HTTP). On a new data directory it activates the bundled
+    /// example strategy. Precedence: flags, then environment variables, then --config, then
+    /// defaults.
+    Serve(serve::ServeArgs),
+    /// Issue, list and revoke API keys in a data directory.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Check the decision log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Upload, approve, activate and roll back strategy versions, on a server or a data directory.
+    Strategy {
+        #[command(subcommand)]
+        command: StrategyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Issue a key; the key is the last line printed (shown once, stored only as a hash).
+    Create {
+        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// decide, review, analyst, approver or admin; repeat or comma-separate for several.
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// Whom the key belongs to [default: the role and the key id].
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List keys (ids, users, roles; never secrets).
+    List {
+        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the decision log's hash chain; exits 0 only when every record verifies.
+    Verify {
+        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StrategyCommand {
+    /// Upload a package directory: compiled, its cases run, stored as a draft.
+    Upload {
+        dir: PathBuf,
+        #[command(flatten)]
+        target: admin::TargetArgs,
+    },
+    /// Approve a draft (by someone other than its uploader).
+    Approve {
+        version: String,
+        #[command(flatten)]
+        target: admin::TargetArgs,
+    },
+    /// Activate an approved version.
+    Activate {
+        version: String,
+        #[command(flatten)]
+        target: admin::TargetArgs,
+    },
+    /// Re-activate the previously active version.
+    Rollback {
+        #[command(flatten)]
+        target: admin::TargetArgs,
+    },
+    /// List versions.
+    List {
+        #[command(flatten)]
+        target: admin::TargetArgs,
     },
 }
 
@@ -135,6 +223,41 @@ fn main() -> ExitCode {
             0
         })
         .map_err(Exit::from),
+        Command::Serve(args) => serve::run(args).map(|()| 0).map_err(Exit::from),
+        Command::Keys { command } => match command {
+            KeysCommand::Create {
+                data_dir,
+                role,
+                user,
+            } => admin::keys_create(&data_dir, &role, user),
+            KeysCommand::List { data_dir } => admin::keys_list(&data_dir),
+            KeysCommand::Revoke { data_dir, id } => admin::keys_revoke(&data_dir, &id),
+        }
+        .map(|()| 0)
+        .map_err(Exit::from),
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => admin::audit_verify(&data_dir)
+            .map(|verified| if verified { 0 } else { 1 })
+            .map_err(Exit::from),
+        Command::Strategy { command } => {
+            let (target, op) = match command {
+                StrategyCommand::Upload { dir, target } => (target, admin::StrategyOp::Upload(dir)),
+                StrategyCommand::Approve { version, target } => {
+                    (target, admin::StrategyOp::Approve(version))
+                }
+                StrategyCommand::Activate { version, target } => {
+                    (target, admin::StrategyOp::Activate(version))
+                }
+                StrategyCommand::Rollback { target } => (target, admin::StrategyOp::Rollback),
+                StrategyCommand::List { target } => (target, admin::StrategyOp::List),
+            };
+            target
+                .target()
+                .and_then(|target| admin::strategy(target, op))
+                .map(|()| 0)
+                .map_err(Exit::from)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,250 @@
+//! `credence keys`, `credence audit` and `credence strategy`: operations on a data directory,
+//! or (for strategies) on a running server through its API.
+
+use anyhow::{bail, Context};
+use credence_service::{issue_key, Role, Service, ServiceLimits, SystemClock};
+use credence_store::{NewAuditEvent, SqliteStore, Store};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    if !data_dir.join(credence_store::DATABASE_FILE).is_file() {
+        bail!(
+            "{} holds no Credence store ({} is missing); start `credence serve --data-dir {}` once, or check the path",
+            data_dir.display(),
+            credence_store::DATABASE_FILE,
+            data_dir.display()
+        );
+    }
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The operator running a CLI command, for audit events.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> anyhow::Result<()> {
+    let roles: Vec<Role> = roles
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(|r| {
+            Role::parse(r.trim()).with_context(|| {
+                format!("unknown role {r:?}; roles are decide, review, analyst, approver, admin")
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // A new store may be created here: keys are often made before the first start.
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir)?);
+    let first_role = roles.first().map(|r| r.as_str()).unwrap_or("key");
+    let issued_at = now_ms();
+    let provisional_user = user.clone().unwrap_or_else(|| first_role.to_string());
+    let mut issued = issue_key(&provisional_user, &roles, &cli_actor(), issued_at)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if user.is_none() {
+        issued.record.user = format!("{first_role}-{}", issued.record.id);
+    }
+    let record = issued.record.clone();
+    runtime()?.block_on(store.insert_key(
+        issued.record,
+        NewAuditEvent {
+            at_ms: issued_at,
+            actor: cli_actor(),
+            action: "key.create".into(),
+            subject: record.id.clone(),
+            detail: serde_json::json!({"user": record.user, "roles": record.roles}),
+        },
+    ))?;
+    println!(
+        "created key {} for user {} with role(s) {}; it is shown once, keep it secret:",
+        record.id,
+        record.user,
+        record.roles.join(", ")
+    );
+    println!("{}", issued.plaintext);
+    Ok(())
+}
+
+pub fn keys_list(data_dir: &Path) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    for key in runtime()?.block_on(store.keys())? {
+        let status = if key.revoked_at_ms.is_some() { "revoked" } else { "active" };
+        println!("{}  {:<24} {:<28} {status}", key.id, key.user, key.roles.join(","));
+    }
+    Ok(())
+}
+
+pub fn keys_revoke(data_dir: &Path, id: &str) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let at = now_ms();
+    runtime()?.block_on(store.revoke_key(
+        id,
+        at,
+        NewAuditEvent {
+            at_ms: at,
+            actor: cli_actor(),
+            action: "key.revoke".into(),
+            subject: id.to_string(),
+            detail: serde_json::json!({}),
+        },
+    ))?;
+    println!("revoked key {id}");
+    Ok(())
+}
+
+/// Returns true when the chain verifies.
+pub fn audit_verify(data_dir: &Path) -> anyhow::Result<bool> {
+    let store = open_store(data_dir)?;
+    let report = runtime()?.block_on(store.verify_chain())?;
+    match &report.problem {
+        None => {
+            println!(
+                "decision log verified: {} record(s), head {}",
+                report.records, report.head_hash
+            );
+            Ok(true)
+        }
+        Some(problem) => {
+            println!(
+                "decision log FAILED verification at record {}: {} ({} record(s) verified before it)",
+                problem.seq, problem.problem, report.records
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Where a strategy command acts.
+pub enum Target {
+    Server { url: String, key: String },
+    DataDir { dir: PathBuf, user: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// A running server's URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "CREDENCE_SERVER", conflicts_with = "data_dir")]
+    pub server: Option<String>,
+    /// The API key for --server.
+    #[arg(long, env = "CREDENCE_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Act on a data directory directly instead of a server.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Who is acting, with --data-dir (maker-checker compares users).
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+impl TargetArgs {
+    pub fn target(self) -> anyhow::Result<Target> {
+        match (self.server, self.data_dir) {
+            (Some(url), None) => Ok(Target::Server {
+                url: url.trim_end_matches('/').to_string(),
+                key: self
+                    .key
+                    .context("--server needs --key (or CREDENCE_KEY) with a suitable role")?,
+            }),
+            (None, Some(dir)) => Ok(Target::DataDir {
+                dir,
+                user: self
+                    .user
+                    .context("--data-dir needs --user: who uploads or approves")?,
+            }),
+            _ => bail!("give either --server URL (with --key) or --data-dir DIR (with --user)"),
+        }
+    }
+}
+
+/// One lifecycle operation.
+pub enum StrategyOp {
+    Upload(PathBuf),
+    Approve(String),
+    Activate(String),
+    Rollback,
+    List,
+}
+
+pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
+    let package = match &op {
+        StrategyOp::Upload(dir) => {
+            let source = crate::package_dir::read(dir)?;
+            Some(credence_service::package_archive::pack(&source).context("packing the package")?)
+        }
+        _ => None,
+    };
+    let answer: serde_json::Value = match target {
+        Target::Server { url, key } => {
+            let request = |method: &str, path: &str| {
+                ureq::request(method, &format!("{url}{path}"))
+                    .set("Authorization", &format!("Bearer {key}"))
+            };
+            let response = match &op {
+                StrategyOp::Upload(_) => request("POST", "/v1/strategies")
+                    .set("Content-Type", "application/gzip")
+                    .send_bytes(package.as_deref().unwrap_or_default()),
+                StrategyOp::Approve(v) => request("POST", &format!("/v1/strategies/{v}/approve")).call(),
+                StrategyOp::Activate(v) => request("POST", &format!("/v1/strategies/{v}/activate")).call(),
+                StrategyOp::Rollback => request("POST", "/v1/strategies/rollback").call(),
+                StrategyOp::List => request("GET", "/v1/strategies").call(),
+            };
+            match response {
+                Ok(response) => response.into_json().context("reading the server's answer")?,
+                Err(ureq::Error::Status(status, response)) => {
+                    let body = response.into_string().unwrap_or_default();
+                    bail!("the server refused ({status}): {body}")
+                }
+                Err(error) => bail!("cannot reach {url}: {error}"),
+            }
+        }
+        Target::DataDir { dir, user } => {
+            let store = open_store(&dir)?;
+            let service = Service::new(store, Arc::new(SystemClock), ServiceLimits::default());
+            let now = service.now_ms();
+            let strategies = service.strategies.clone();
+            let result = runtime()?.block_on(async move {
+                strategies.refresh().await?;
+                let value = match op {
+                    StrategyOp::Upload(_) => serde_json::to_value(
+                        strategies.upload(package.unwrap_or_default(), &user, now).await?,
+                    ),
+                    StrategyOp::Approve(v) => serde_json::to_value(strategies.approve(&v, &user, now).await?),
+                    StrategyOp::Activate(v) => serde_json::to_value(strategies.activate(&v, &user, now).await?),
+                    StrategyOp::Rollback => serde_json::to_value(strategies.rollback(&user, now).await?),
+                    StrategyOp::List => serde_json::to_value(strategies.list().await?),
+                };
+                Ok::<_, credence_service::ApiError>(value)
+            });
+            match result {
+                Ok(value) => value?,
+                Err(error) => bail!(
+                    "{}{}",
+                    error.message,
+                    if error.details.is_null() {
+                        String::new()
+                    } else {
+                        format!("\n{}", serde_json::to_string_pretty(&error.details).unwrap_or_default())
+                    }
+                ),
+            }
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `credence serve`: configuration (file, environment, flags), the store, the bundled
+//! strategy, and the HTTP server's lifetime.
+
+use anyhow::Context;
+use credence_service::{Service, ServiceLimits, SystemClock};
+use credence_store::{SqliteStore, Store};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+include!(concat!(env!("OUT_DIR"), "/bundled_strategy.rs"));
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./credence-data";
+
+/// Flags (and their environment variables) of `credence serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the URL is printed).
+    #[arg(long, env = "CREDENCE_ADDR", value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Directory of the embedded store; created if missing.
+    #[arg(long, env = "CREDENCE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
+    /// default_page_size, max_page_size, strategy_refresh_ms, log_format. Flags and
+    /// environment variables override it.
+    #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest decision request body in bytes [default: 65536].
+    #[arg(long, env = "CREDENCE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest strategy package upload in bytes [default: 16777216].
+    #[arg(long, env = "CREDENCE_MAX_PACKAGE_BYTES")]
+    pub max_package_bytes: Option<usize>,
+    /// How often to follow activations made by other processes, in ms [default: 1000].
+    #[arg(long, env = "CREDENCE_STRATEGY_REFRESH_MS")]
+    pub strategy_refresh_ms: Option<u64>,
+    /// Log format: `text` or `json` (one JSON object per line) [default: text]. The level
+    /// comes from RUST_LOG (default `info`).
+    #[arg(long, env = "CREDENCE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The config file's shape; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    addr: Option<String>,
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    max_package_bytes: Option<usize>,
+    default_page_size: Option<u32>,
+    max_page_size: Option<u32>,
+    strategy_refresh_ms: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// The settings in force after merging flags, environment, file and defaults.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub limits: ServiceLimits,
+    pub strategy_refresh_ms: u64,
+    pub log_json: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("config file {}", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let defaults = ServiceLimits::default();
+        let log_format = self
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => anyhow::bail!("log_format must be text or json, got {other}"),
+        };
+        let limits = ServiceLimits {
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+            max_package_bytes: self
+                .max_package_bytes
+                .or(file.max_package_bytes)
+                .unwrap_or(defaults.max_package_bytes),
+            default_page_size: file.default_page_size.unwrap_or(defaults.default_page_size),
+            max_page_size: file.max_page_size.unwrap_or(defaults.max_page_size),
+        };
+        anyhow::ensure!(limits.max_body_bytes >= 256, "max_body_bytes must be at least 256");
+        anyhow::ensure!(
+            (1..=limits.max_page_size).contains(&limits.default_page_size),
+            "default_page_size must be between 1 and max_page_size"
+        );
+        Ok(ServeConfig {
+            addr: self.addr.or(file.addr).unwrap_or_else(|| DEFAULT_ADDR.into()),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            limits,
+            strategy_refresh_ms: self
+                .strategy_refresh_ms
+                .or(file.strategy_refresh_ms)
+                .unwrap_or(1000)
+                .max(50),
+            log_json,
+        })
+    }
+}
+
+/// The bundled example strategy as a package archive.
+pub fn bundled_package() -> anyhow::Result<Vec<u8>> {
+    let mut source = credence_engine::PackageSource::new();
+    for (path, bytes) in BUNDLED_STRATEGY {
+        source.insert(*path, bytes.to_vec());
+    }
+    credence_service::package_archive::pack(&source).context("packing the bundled strategy")
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    init_logging(config.log_json);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    credence_service::metrics::install();
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let service = Service::new(store.clone(), Arc::new(SystemClock), config.limits.clone());
+    match service
+        .strategies
+        .bootstrap(bundled_package()?, service.now_ms())
+        .await
+    {
+        Ok(Some(version)) => {
+            tracing::info!(%version, "activated the bundled example strategy on a new store")
+        }
+        Ok(None) => {}
+        Err(error) => anyhow::bail!("loading the active strategy: {error}"),
+    }
+    let listener = tokio::net::TcpListener::bind(&config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let active = service
+        .strategies
+        .active()
+        .map(|a| a.version.clone())
+        .unwrap_or_default();
+    println!("credence listening on http://{local}");
+    println!(
+        "data directory {}, active strategy {active}",
+        config.data_dir.display()
+    );
+    if store.keys().await.map(|k| k.is_empty()).unwrap_or(false) {
+        println!(
+            "no API keys yet; create an admin key with: credence keys create --data-dir {} --role admin --user admin",
+            shell_path(&config.data_dir)
+        );
+    }
+    tracing::info!(address = %local, data_dir = %config.data_dir.display(), strategy = %active, "serving");
+
+    let refresh_service = service.clone();
+    let refresh_every = std::time::Duration::from_millis(config.strategy_refresh_ms);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(refresh_every);
+        loop {
+            ticker.tick().await;
+            match refresh_service.strategies.refresh().await {
+                Ok(true) => tracing::info!(
+                    version = refresh_service.strategies.active().map(|a| a.version.clone()).unwrap_or_default(),
+                    "followed an activation made by another process"
+                ),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot follow the newest activation"),
+            }
+        }
+    });
+
+    axum::serve(listener, credence_service::router(service))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn shell_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,307 @@
+//! Who may do what: roles, the action → roles table, API keys and their verification.
+//!
+//! A key reads `cred_<id>_<secret>`: the id finds the stored row, and only SHA-256 of the
+//! secret is stored. SHA-256 rather than a password hash is deliberate: the secret is 256
+//! random bits, so there is nothing to brute-force, and a slow hash on every request would
+//! cost more than the decision itself. Verified keys are cached for a few seconds so that the
+//! hot path does not read the database; a revocation takes effect within that time.
+
+use crate::error::{ApiError, ErrorCode};
+use credence_store::{ApiKeyRecord, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A role a key can hold. `admin` holds every permission (maker-checker still applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Calls the decisions API.
+    Decide,
+    /// Works the manual-review queue.
+    Review,
+    /// Uploads strategies, replays decisions, reads history.
+    Analyst,
+    /// Approves and activates strategy versions, rolls back.
+    Approver,
+    /// Manages keys and users; may do everything else.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Decide,
+        Role::Review,
+        Role::Analyst,
+        Role::Approver,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Decide => "decide",
+            Role::Review => "review",
+            Role::Analyst => "analyst",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// Everything a route can do, each guarded by [`Action::roles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Decide,
+    ReadDecision,
+    ListDecisions,
+    ReplayDecision,
+    UploadStrategy,
+    ReadStrategies,
+    ApproveStrategy,
+    ActivateStrategy,
+    ManageKeys,
+    ReadAudit,
+}
+
+impl Action {
+    /// The one table of who may do what (`admin` is allowed everything besides).
+    pub fn roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Action::Decide => &[Decide],
+            Action::ReadDecision => &[Decide, Review, Analyst],
+            Action::ListDecisions => &[Review, Analyst],
+            Action::ReplayDecision => &[Analyst],
+            Action::UploadStrategy => &[Analyst],
+            Action::ReadStrategies => &[Analyst, Approver],
+            Action::ApproveStrategy | Action::ActivateStrategy => &[Approver],
+            Action::ManageKeys => &[],
+            Action::ReadAudit => &[Approver],
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub user: String,
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn may(&self, action: Action) -> bool {
+        self.roles
+            .iter()
+            .any(|role| *role == Role::Admin || action.roles().contains(role))
+    }
+
+    /// Refuses with 403 naming the roles that would be allowed.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.may(action) {
+            return Ok(());
+        }
+        let mut allowed: Vec<&str> = action.roles().iter().map(|r| r.as_str()).collect();
+        allowed.push("admin");
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this key (user {}) lacks the role for this operation; it needs one of: {}",
+                self.user,
+                allowed.join(", ")
+            ),
+        )
+        .with_details(serde_json::json!({ "required_roles": allowed })))
+    }
+}
+
+/// A newly issued key: the record to store and the plaintext, shown once.
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    pub plaintext: String,
+}
+
+/// Makes a new key for `user` with `roles`.
+pub fn issue_key(
+    user: &str,
+    roles: &[Role],
+    created_by: &str,
+    created_at_ms: i64,
+) -> Result<IssuedKey, ApiError> {
+    if roles.is_empty() {
+        return Err(ApiError::parameter("roles", "give at least one role"));
+    }
+    validate_user(user)?;
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+    let id = hex(&id);
+    let secret = hex(&secret);
+    let mut roles: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
+    roles.sort();
+    roles.dedup();
+    Ok(IssuedKey {
+        plaintext: format!("cred_{id}_{secret}"),
+        record: ApiKeyRecord {
+            id,
+            secret_sha256: credence_store::chain::sha256_hex(secret.as_bytes()),
+            user: user.to_string(),
+            roles,
+            created_at_ms,
+            created_by: created_by.to_string(),
+            revoked_at_ms: None,
+        },
+    })
+}
+
+/// A user name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
+pub fn validate_user(user: &str) -> Result<(), ApiError> {
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::parameter(
+            "user",
+            "use 1–64 letters, digits, '.', '_', '-' or '@'",
+        ))
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits `cred_<id>_<secret>`.
+fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("cred_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex_ok = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex_ok(id, 12) && hex_ok(secret, 64)).then_some((id, secret))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How long a verified key is trusted without reading the store again.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Verifies bearer keys against the store, with a short cache.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<String, (Instant, Principal)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>) -> Authenticator {
+        Authenticator {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The principal for an `Authorization` header value, or 401.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let unauthenticated = |why: &str| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!("{why}; send `Authorization: Bearer <key>` with a key from `credence keys create`"),
+            )
+        };
+        let header = header.ok_or_else(|| unauthenticated("no API key"))?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or_else(|| unauthenticated("the Authorization header is not a Bearer key"))?;
+        let (id, secret) = parse_key(key).ok_or_else(|| unauthenticated("malformed API key"))?;
+        let secret_hash = credence_store::chain::sha256_hex(secret.as_bytes());
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((at, principal)) = cache.get(&secret_hash) {
+                if at.elapsed() < CACHE_TTL && principal.key_id == id {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let record = self
+            .store
+            .key(id)
+            .await?
+            .filter(|r| constant_time_eq(r.secret_sha256.as_bytes(), secret_hash.as_bytes()))
+            .ok_or_else(|| unauthenticated("unknown API key"))?;
+        if record.revoked_at_ms.is_some() {
+            return Err(unauthenticated("this API key was revoked"));
+        }
+        let principal = Principal {
+            key_id: record.id.clone(),
+            user: record.user.clone(),
+            roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(secret_hash, (Instant::now(), principal.clone()));
+        }
+        Ok(principal)
+    }
+
+    /// Forgets cached keys (after a revocation through this process).
+    pub fn forget(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_may_do_everything_and_others_only_their_table_rows() {
+        let principal = |roles: Vec<Role>| Principal {
+            key_id: "k".into(),
+            user: "u".into(),
+            roles,
+        };
+        let admin = principal(vec![Role::Admin]);
+        let decide = principal(vec![Role::Decide]);
+        let analyst = principal(vec![Role::Analyst]);
+        assert!(admin.may(Action::ManageKeys) && admin.may(Action::Decide));
+        assert!(decide.may(Action::Decide) && decide.may(Action::ReadDecision));
+        assert!(!decide.may(Action::ListDecisions) && !decide.may(Action::UploadStrategy));
+        assert!(analyst.may(Action::ReplayDecision) && !analyst.may(Action::ApproveStrategy));
+        let refusal = decide.require(Action::ManageKeys).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::Forbidden);
+        assert_eq!(refusal.details["required_roles"], serde_json::json!(["admin"]));
+    }
+
+    #[test]
+    fn issued_keys_parse_and_store_only_a_hash() {
+        let issued = issue_key("alice", &[Role::Analyst, Role::Analyst], "admin", 1).unwrap();
+        let (id, secret) = parse_key(&issued.plaintext).unwrap();
+        assert_eq!(id, issued.record.id);
+        assert_eq!(issued.record.roles, vec!["analyst"]);
+        assert!(!issued.record.secret_sha256.contains(secret));
+        assert_eq!(
+            issued.record.secret_sha256,
+            credence_store::chain::sha256_hex(secret.as_bytes())
+        );
+        for bad in ["", "cred_", "cred_abc_def", "Bearer x", "cred_zzzzzzzzzzzz_00"] {
+            assert!(parse_key(bad).is_none(), "{bad}");
+        }
+        assert!(issue_key("alice", &[], "admin", 1).is_err());
+        assert!(issue_key("bad user", &[Role::Decide], "admin", 1).is_err());
+    }
+}

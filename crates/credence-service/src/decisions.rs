@@ -1,0 +1,417 @@
+//! Deciding, storing, fetching and replaying decisions; idempotent retries.
+//!
+//! A decision is appended to the durable log before its response is built, so every 2xx
+//! answer names a record that survives a crash. With an `Idempotency-Key`, the first request
+//! for a key (the leader) decides; requests arriving while it runs wait for its answer, and
+//! later ones read the stored record; the log's unique index on the key is the last word if
+//! two processes race.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::replay::{self, DecisionDiff};
+use crate::strategies::Strategies;
+use crate::{mask, metrics as m, ServiceClock};
+use credence_engine::EvalOptions;
+use credence_store::{DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// A decision ready to send: its id and its JSON body.
+#[derive(Debug, Clone)]
+pub struct DecisionBody {
+    pub id: String,
+    pub json: String,
+    /// True when this answer is a stored decision returned for a repeated Idempotency-Key.
+    pub replayed: bool,
+}
+
+/// One decision request as the HTTP layer hands it over.
+pub struct DecideRequest<'a> {
+    pub flow: &'a str,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<String>,
+    pub language: Option<String>,
+}
+
+type Outcome = Option<Result<DecisionBody, ApiError>>;
+
+struct InFlight {
+    request_sha256: String,
+    done: watch::Receiver<Outcome>,
+}
+
+enum Joined {
+    Leader(watch::Sender<Outcome>),
+    Follower(String, watch::Receiver<Outcome>),
+}
+
+/// Removes a leader's in-flight entry however the leader ends (also when its client leaves).
+struct LeaderGuard<'a> {
+    in_flight: &'a Mutex<HashMap<String, InFlight>>,
+    key: String,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.in_flight.lock() {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// A page of history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DecisionPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<DecisionSummary>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReplayResult {
+    pub recorded_id: String,
+    pub recorded_strategy_version: String,
+    pub replayed_strategy_version: String,
+    /// The decision the replay produced (not stored).
+    #[schema(value_type = Object)]
+    pub decision: serde_json::Value,
+    pub diff: DecisionDiff,
+}
+
+pub struct Decisions {
+    store: Arc<dyn Store>,
+    strategies: Arc<Strategies>,
+    clock: Arc<dyn ServiceClock>,
+    in_flight: Mutex<HashMap<String, InFlight>>,
+}
+
+/// Most characters an Idempotency-Key may have.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        ErrorCode::MalformedJson,
+        format!("the body is not valid JSON: {error}; send one JSON object"),
+    )
+    .with_details(serde_json::json!({"line": error.line(), "column": error.column()}))
+}
+
+fn new_id(now_ms: i64) -> Result<String, ApiError> {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+    Ok(format!("dec_{:012x}{}", now_ms.max(0), crate::auth::hex(&random)))
+}
+
+impl Decisions {
+    pub fn new(store: Arc<dyn Store>, strategies: Arc<Strategies>, clock: Arc<dyn ServiceClock>) -> Self {
+        Decisions {
+            store,
+            strategies,
+            clock,
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides with the active strategy and appends the decision to the log.
+    pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, ApiError> {
+        let started = Instant::now();
+        let fingerprint = {
+            let mut bytes = Vec::with_capacity(request.flow.len() + 1 + request.body.len());
+            bytes.extend_from_slice(request.flow.as_bytes());
+            bytes.push(b'\n');
+            bytes.extend_from_slice(request.body);
+            credence_store::chain::sha256_hex(&bytes)
+        };
+        let Some(key) = request.idempotency_key.clone() else {
+            return self.decide_new(&request, fingerprint, started).await;
+        };
+        if key.is_empty()
+            || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+            || !key.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(ApiError::parameter(
+                "Idempotency-Key",
+                format!("use 1–{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters (a UUID is typical)"),
+            ));
+        }
+        let reused = || {
+            ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("Idempotency-Key {key} was already used for a different request; use a new key for a new request"),
+            )
+            .with_details(serde_json::json!({"field": "Idempotency-Key"}))
+        };
+        loop {
+            let (leader_fingerprint, mut done) = match self.join(&key, &fingerprint)? {
+                Joined::Leader(sender) => {
+                    let guard = LeaderGuard {
+                        in_flight: &self.in_flight,
+                        key: key.clone(),
+                    };
+                    let result = self.lead(&request, &key, &fingerprint, started).await;
+                    let _ = sender.send(Some(result.clone()));
+                    drop(guard);
+                    return result;
+                }
+                Joined::Follower(leader_fingerprint, done) => (leader_fingerprint, done),
+            };
+            if leader_fingerprint != fingerprint {
+                return Err(reused());
+            }
+            let waited = done.wait_for(Option::is_some).await.map(|outcome| outcome.clone());
+            match waited {
+                Ok(outcome) => {
+                    let outcome = outcome.unwrap_or_else(|| {
+                        Err(ApiError::new(ErrorCode::Internal, "idempotent leader vanished"))
+                    });
+                    return outcome.map(|body| {
+                        metrics::counter!(m::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
+                        DecisionBody { replayed: true, ..body }
+                    });
+                }
+                // The leader was cancelled before answering: try again (perhaps as leader).
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Becomes the leader for `key`, or joins the request already leading it.
+    fn join(&self, key: &str, fingerprint: &str) -> Result<Joined, ApiError> {
+        let mut map = self
+            .in_flight
+            .lock()
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "idempotency table poisoned"))?;
+        if let Some(entry) = map.get(key) {
+            return Ok(Joined::Follower(entry.request_sha256.clone(), entry.done.clone()));
+        }
+        let (sender, receiver) = watch::channel(None);
+        map.insert(
+            key.to_string(),
+            InFlight {
+                request_sha256: fingerprint.to_string(),
+                done: receiver,
+            },
+        );
+        Ok(Joined::Leader(sender))
+    }
+
+    async fn lead(
+        &self,
+        request: &DecideRequest<'_>,
+        key: &str,
+        fingerprint: &str,
+        started: Instant,
+    ) -> Result<DecisionBody, ApiError> {
+        if let Some(stored) = self.store.decision_by_idempotency_key(key).await? {
+            return self.stored_answer(stored, fingerprint, key);
+        }
+        match self.decide_new(request, fingerprint.to_string(), started).await {
+            // Another process (or a cancelled leader) committed the key first.
+            Err(error) if error.code == ErrorCode::InvalidState => {
+                match self.store.decision_by_idempotency_key(key).await? {
+                    Some(stored) => self.stored_answer(stored, fingerprint, key),
+                    None => Err(error),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn stored_answer(
+        &self,
+        stored: StoredDecision,
+        fingerprint: &str,
+        key: &str,
+    ) -> Result<DecisionBody, ApiError> {
+        if stored.record.request_sha256 != fingerprint {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("Idempotency-Key {key} was already used for a different request; use a new key for a new request"),
+            )
+            .with_details(serde_json::json!({"field": "Idempotency-Key"})));
+        }
+        metrics::counter!(m::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
+        Ok(DecisionBody {
+            id: stored.record.id,
+            json: stored.record.decision,
+            replayed: true,
+        })
+    }
+
+    async fn decide_new(
+        &self,
+        request: &DecideRequest<'_>,
+        fingerprint: String,
+        started: Instant,
+    ) -> Result<DecisionBody, ApiError> {
+        let raw: serde_json::Value =
+            serde_json::from_slice(request.body).map_err(|e| malformed(&e))?;
+        if !raw.is_object() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the body must be a JSON object whose fields are the flow's inputs",
+            ));
+        }
+        let active = self.strategies.active().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoActiveStrategy,
+                "no strategy version is active; upload, approve and activate one",
+            )
+        })?;
+        let strategy = &active.strategy;
+        let flow = strategy.flow(request.flow)?;
+        let language = match &request.language {
+            Some(language) => language.clone(),
+            None => strategy.languages().first().cloned().unwrap_or_else(|| "en".into()),
+        };
+        let now = self.clock.now();
+        let options = EvalOptions {
+            as_of: now.date_naive(),
+            language: language.clone(),
+            full_trace: false,
+        };
+        let input = strategy.validate_input(request.flow, &raw)?;
+        let decision = strategy.decide(request.flow, &input, &options)?;
+        let created_at_ms = now.timestamp_millis();
+        let id = new_id(created_at_ms)?;
+        let decision_json = serde_json::to_string(&decision)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialise the decision: {e}")))?;
+        let json = format!("{{\"id\":\"{id}\",{}", decision_json.get(1..).unwrap_or("}"));
+        let latency = started.elapsed();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let personal = |name: &str| {
+                flow.schema
+                    .fields
+                    .iter()
+                    .any(|(field, spec)| &**field == name && spec.personal)
+            };
+            tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
+        }
+        let arm = decision.arm.as_deref().map(str::to_string);
+        let record = NewDecision {
+            id: id.clone(),
+            flow: request.flow.to_string(),
+            customer_id: raw.get("customer_id").and_then(|v| v.as_str()).map(str::to_string),
+            idempotency_key: request.idempotency_key.clone(),
+            request_sha256: fingerprint,
+            strategy: decision.strategy.to_string(),
+            strategy_version: decision.strategy_version.to_string(),
+            arm: arm.clone(),
+            outcome: decision.outcome.as_str().to_string(),
+            as_of: decision.as_of.clone(),
+            language,
+            created_at_ms,
+            latency_us: latency.as_micros() as i64,
+            // Stored as received: what the caller sent is what a replay re-reads.
+            input: String::from_utf8_lossy(request.body).into_owned(),
+            decision: json.clone(),
+        };
+        match self.store.append_decision(record).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { what }) => {
+                return Err(ApiError::new(ErrorCode::InvalidState, format!("{what} already exists")))
+            }
+            Err(other) => return Err(other.into()),
+        }
+        metrics::counter!(m::DECISIONS_TOTAL,
+            "flow" => request.flow.to_string(),
+            "outcome" => decision.outcome.as_str(),
+            "arm" => arm.unwrap_or_default())
+        .increment(1);
+        metrics::histogram!(m::DECISION_SECONDS, "flow" => request.flow.to_string())
+            .record(latency.as_secs_f64());
+        tracing::debug!(decision_id = %id, flow = request.flow, outcome = decision.outcome.as_str(),
+            latency_us = latency.as_micros() as u64, "decided");
+        Ok(DecisionBody {
+            id,
+            json,
+            replayed: false,
+        })
+    }
+
+    /// A stored decision with its input and log position.
+    pub async fn get(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+        let stored = self
+            .store
+            .decision(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no decision {id}")))?;
+        let parse = |text: &str, what: &str| {
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                ApiError::new(ErrorCode::Internal, format!("stored {what} of {id} is unreadable: {e}"))
+            })
+        };
+        let mut body = parse(&stored.record.decision, "decision")?;
+        let input = parse(&stored.record.input, "input")?;
+        if let Some(map) = body.as_object_mut() {
+            map.insert("input".into(), input);
+            map.insert(
+                "recorded".into(),
+                serde_json::json!({
+                    "at": chrono::DateTime::from_timestamp_millis(stored.record.created_at_ms)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    "latency_us": stored.record.latency_us,
+                    "language": stored.record.language,
+                    "idempotency_key": stored.record.idempotency_key,
+                    "seq": stored.seq,
+                    "hash": stored.hash,
+                }),
+            );
+        }
+        Ok(body)
+    }
+
+    /// A page of history, newest first.
+    pub async fn list(&self, mut query: DecisionQuery) -> Result<DecisionPage, ApiError> {
+        let limit = query.limit;
+        query.limit = limit + 1;
+        let mut items = self.store.list_decisions(&query).await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|d| d.seq.to_string())
+        } else {
+            None
+        };
+        Ok(DecisionPage { items, next_cursor })
+    }
+
+    /// Re-runs a stored decision's input, as of its recorded date, with its own version or
+    /// another one.
+    pub async fn replay(&self, id: &str, version: Option<String>) -> Result<ReplayResult, ApiError> {
+        let stored = self
+            .store
+            .decision(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no decision {id}")))?;
+        let record = stored.record;
+        let version = version.unwrap_or_else(|| record.strategy_version.clone());
+        let strategy = self.strategies.compiled(&version).await?;
+        let raw: serde_json::Value = serde_json::from_str(&record.input).map_err(|e| malformed(&e))?;
+        let as_of = chrono::NaiveDate::parse_from_str(&record.as_of, "%Y-%m-%d").map_err(|e| {
+            ApiError::new(ErrorCode::Internal, format!("stored as_of {} is unreadable: {e}", record.as_of))
+        })?;
+        let options = EvalOptions {
+            as_of,
+            language: record.language.clone(),
+            full_trace: false,
+        };
+        let decision = strategy.decide_json(&record.flow, &raw, &options)?;
+        let replayed = serde_json::to_value(&decision)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialise the replay: {e}")))?;
+        let recorded: serde_json::Value = serde_json::from_str(&record.decision).map_err(|e| {
+            ApiError::new(ErrorCode::Internal, format!("stored decision {id} is unreadable: {e}"))
+        })?;
+        Ok(ReplayResult {
+            recorded_id: record.id,
+            recorded_strategy_version: record.strategy_version,
+            replayed_strategy_version: version,
+            diff: replay::diff(&recorded, &replayed),
+            decision: replayed,
+        })
+    }
+}

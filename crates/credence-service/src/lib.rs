@@ -1,0 +1,96 @@
+//! Credence's decision service: the HTTP API over the engine and the store.
+//!
+//! ```text
+//! HTTP ─▶ routes (auth, parse, map errors) ─▶ Decisions / Strategies ─▶ engine (pure)
+//!                                                      └──────────────▶ Store (durable log)
+//! ```
+//!
+//! Handlers are thin: they authenticate, check the caller's role, turn the request into a
+//! call on [`Decisions`] or [`Strategies`], and turn the answer (or the [`ApiError`]) into a
+//! response. All I/O goes through the [`credence_store::Store`] trait; time comes from a
+//! [`ServiceClock`].
+
+pub mod auth;
+pub mod decisions;
+pub mod error;
+pub mod mask;
+pub mod metrics;
+pub mod openapi;
+pub mod package_archive;
+pub mod replay;
+mod routes;
+pub mod strategies;
+
+pub use auth::{issue_key, Action, Authenticator, Principal, Role};
+pub use decisions::Decisions;
+pub use error::{ApiError, ErrorCode};
+pub use routes::router;
+pub use strategies::Strategies;
+
+use credence_store::Store;
+use std::sync::Arc;
+
+/// The service's source of time (the engine reads only the date it is handed).
+pub trait ServiceClock: Send + Sync {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl ServiceClock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
+/// Limits and timings the service runs with (addresses and paths are the binary's business).
+#[derive(Debug, Clone)]
+pub struct ServiceLimits {
+    /// Largest decision request body.
+    pub max_body_bytes: usize,
+    /// Largest strategy package upload (compressed).
+    pub max_package_bytes: usize,
+    /// History page size when `limit` is not given, and the largest allowed.
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        ServiceLimits {
+            max_body_bytes: 64 * 1024,
+            max_package_bytes: 16 * 1024 * 1024,
+            default_page_size: 50,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub strategies: Arc<Strategies>,
+    pub decisions: Decisions,
+    pub auth: Authenticator,
+    pub clock: Arc<dyn ServiceClock>,
+    pub limits: ServiceLimits,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn ServiceClock>, limits: ServiceLimits) -> Arc<Service> {
+        let strategies = Arc::new(Strategies::new(store.clone()));
+        Arc::new(Service {
+            decisions: Decisions::new(store.clone(), strategies.clone(), clock.clone()),
+            auth: Authenticator::new(store.clone()),
+            strategies,
+            store,
+            clock,
+            limits,
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+}

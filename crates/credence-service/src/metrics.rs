@@ -1,0 +1,67 @@
+//! The service's metrics: names declared once here, described to the recorder at start, and
+//! rendered in the Prometheus text format at `/metrics`.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Decisions made, by `flow`, `outcome` and `arm`.
+pub const DECISIONS_TOTAL: &str = "credence_decisions_total";
+/// Seconds from receiving a decision request to having the decision (before the log commit).
+pub const DECISION_SECONDS: &str = "credence_decision_seconds";
+/// HTTP requests by matched `route`, `method` and `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "credence_http_requests_total";
+/// HTTP request seconds by matched `route`, including the log commit.
+pub const HTTP_REQUEST_SECONDS: &str = "credence_http_request_seconds";
+/// Error responses by `code`.
+pub const ERRORS_TOTAL: &str = "credence_http_errors_total";
+/// Requests answered from a stored decision because of a repeated Idempotency-Key.
+pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "credence_idempotent_replays_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and describes every metric.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+            1.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(credence_store::METRIC_BATCH_SIZE.into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                )
+            })
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; the handle then renders nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(DECISIONS_TOTAL, "Decisions made, by flow, outcome and arm");
+    describe_histogram!(
+        DECISION_SECONDS,
+        Unit::Seconds,
+        "Time from request to decision, before the log commit"
+    );
+    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
+    describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        Unit::Seconds,
+        "HTTP request time by route, log commit included"
+    );
+    describe_counter!(ERRORS_TOTAL, "Error responses by error code");
+    describe_counter!(
+        IDEMPOTENT_REPLAYS_TOTAL,
+        "Requests answered with a stored decision because their Idempotency-Key was seen before"
+    );
+    credence_store::describe_metrics();
+}

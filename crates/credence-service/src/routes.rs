@@ -1,0 +1,561 @@
+//! The HTTP surface: routes, extractors, and the request metrics layer. Handlers stay thin:
+//! authenticate, check the role, call the service, shape the response.
+
+use crate::auth::{Action, Principal, Role};
+use crate::error::{ApiError, ErrorCode};
+use crate::{metrics as m, Service};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use credence_store::DecisionQuery;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+type AppState = Arc<Service>;
+
+/// The authenticated caller; extracting it is what makes a route require a key.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        state.auth.authenticate(header).await.map(Caller)
+    }
+}
+
+impl Caller {
+    fn require(&self, action: Action) -> Result<&Principal, ApiError> {
+        self.0.require(action).map(|()| &self.0)
+    }
+}
+
+/// Builds the router over a service.
+pub fn router(service: Arc<Service>) -> Router {
+    let limits = service.limits.clone();
+    let api = Router::new()
+        .route("/v1/decisions", get(list_decisions))
+        // One path segment is a flow for POST and a decision id for GET.
+        .route("/v1/decisions/{flow_or_id}", post(decide).get(get_decision))
+        .route("/v1/decisions/{id}/replay", post(replay_decision))
+        .route("/v1/strategies", get(list_strategies))
+        .route("/v1/strategies/active", get(active_strategy))
+        .route("/v1/strategies/rollback", post(rollback_strategy))
+        .route("/v1/strategies/{version}", get(get_strategy))
+        .route("/v1/strategies/{version}/approve", post(approve_strategy))
+        .route("/v1/strategies/{version}/activate", post(activate_strategy))
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/{id}", delete(revoke_key))
+        .route("/v1/audit", get(audit_events))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let uploads = Router::new()
+        .route("/v1/strategies", post(upload_strategy))
+        .layer(DefaultBodyLimit::max(limits.max_package_bytes));
+    Router::new()
+        .merge(api)
+        .merge(uploads)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(track))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(service)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(ErrorCode::Internal, "the server hit a defect handling this request; it was logged")
+        .into_response()
+}
+
+/// Counts and times every request by its route template (never the raw path, which can
+/// carry identifiers).
+async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(m::HTTP_REQUEST_SECONDS, "route" => route.clone()).record(elapsed.as_secs_f64());
+    tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "request");
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json for the API")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /openapi.json")
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::BodyTooLarge, "the request body is larger than this server accepts; send less (the limit is configurable: max_body_bytes)")
+    } else {
+        ApiError::new(ErrorCode::MalformedJson, format!("cannot read the request body: {rejection}"))
+    }
+}
+
+fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => Ok(()),
+        Some(kind) if kind.starts_with("application/json") || kind.contains("+json") => Ok(()),
+        Some(kind) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("Content-Type {kind} is not accepted here; send application/json"),
+        )),
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecideParams {
+    /// Language of reason texts (one the strategy declares); the strategy's first by default.
+    pub lang: Option<String>,
+}
+
+/// Decide with the active strategy; the decision is durable before the answer is sent.
+#[utoipa::path(post, path = "/v1/decisions/{flow}", tag = "decisions",
+    params(("flow" = String, Path, description = "The flow, e.g. application or drawdown"), DecideParams,
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision")),
+    request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
+    responses((status = 200, description = "The decision with its id and compact trace", body = Object),
+              (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn decide(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(flow): Path<String>,
+    params: Result<Query<DecideParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Action::Decide)?;
+    let Query(params) = params.map_err(query_error)?;
+    json_content(&headers)?;
+    let body = body.map_err(body_error)?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::parameter("Idempotency-Key", "use visible ASCII characters"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let answer = service
+        .decisions
+        .decide(crate::decisions::DecideRequest {
+            flow: &flow,
+            body: &body,
+            idempotency_key,
+            language: params.lang,
+        })
+        .await?;
+    let mut response = json_response(StatusCode::OK, answer.json);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/decisions/{}", answer.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn query_error(rejection: QueryRejection) -> ApiError {
+    ApiError::new(ErrorCode::InvalidParameter, format!("bad query parameters: {}", rejection.body_text()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub customer_id: Option<String>,
+    pub flow: Option<String>,
+    /// Earliest recording time: RFC 3339 (`2026-11-29T10:00:00Z`) or a date (`2026-11-29`).
+    pub from: Option<String>,
+    /// Recorded before this time (same forms; a date means its start).
+    pub to: Option<String>,
+    /// Page size (1–max_page_size).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(start) = date.and_hms_opt(0, 0, 0) {
+            return Ok(start.and_utc().timestamp_millis());
+        }
+    }
+    Err(ApiError::parameter(name, format!("{text:?} is not a time; write 2026-11-29T10:00:00Z or 2026-11-29")))
+}
+
+/// Page through stored decisions, newest first.
+#[utoipa::path(get, path = "/v1/decisions", tag = "decisions", params(ListParams),
+    responses((status = 200, body = crate::decisions::DecisionPage), (status = 400, body = ApiError)),
+    security(("bearer" = [])))]
+async fn list_decisions(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<crate::decisions::DecisionPage>, ApiError> {
+    caller.require(Action::ListDecisions)?;
+    let Query(params) = params.map_err(query_error)?;
+    let limits = &service.limits;
+    let limit = match params.limit.as_deref() {
+        None => limits.default_page_size,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=limits.max_page_size).contains(n))
+            .ok_or_else(|| ApiError::parameter("limit", format!("give a whole number from 1 to {}", limits.max_page_size)))?,
+    };
+    let before_seq = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| ApiError::parameter("cursor", "pass the next_cursor of the previous page unchanged"))?,
+        ),
+    };
+    let query = DecisionQuery {
+        customer_id: params.customer_id,
+        flow: params.flow,
+        from_ms: params.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?,
+        to_ms: params.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?,
+        before_seq,
+        limit,
+    };
+    Ok(Json(service.decisions.list(query).await?))
+}
+
+/// A stored decision with its trace, input and place in the log.
+#[utoipa::path(get, path = "/v1/decisions/{id}", tag = "decisions",
+    params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn get_decision(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Action::ReadDecision)?;
+    Ok(Json(service.decisions.get(&id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Replay against this version instead of the one that made the decision.
+    pub strategy_version: Option<String>,
+}
+
+/// Re-run a stored decision; returns the new decision and what changed.
+#[utoipa::path(post, path = "/v1/decisions/{id}/replay", tag = "decisions",
+    params(("id" = String, Path)), request_body(content = Option<ReplayRequest>),
+    responses((status = 200, body = crate::decisions::ReplayResult), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn replay_decision(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::decisions::ReplayResult>, ApiError> {
+    caller.require(Action::ReplayDecision)?;
+    let body = body.map_err(body_error)?;
+    let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
+        })?
+    };
+    Ok(Json(service.decisions.replay(&id, request.strategy_version).await?))
+}
+
+/// Upload a strategy package (.tar.gz); compiled and its cases run, stored as a draft.
+#[utoipa::path(post, path = "/v1/strategies", tag = "strategies",
+    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    responses((status = 201, body = crate::strategies::UploadOutcome), (status = 200, description = "Already uploaded", body = crate::strategies::UploadOutcome),
+              (status = 400, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn upload_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(Action::UploadStrategy)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::BodyTooLarge, "the package is larger than this server accepts (max_package_bytes)")
+        } else {
+            ApiError::new(ErrorCode::InvalidPackage, format!("cannot read the upload: {rejection}"))
+        }
+    })?;
+    let outcome = service
+        .strategies
+        .upload(body.to_vec(), &principal.user, service.now_ms())
+        .await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// Every stored version, newest first.
+#[utoipa::path(get, path = "/v1/strategies", tag = "strategies",
+    responses((status = 200, body = Vec<crate::strategies::StrategyView>)), security(("bearer" = [])))]
+async fn list_strategies(
+    State(service): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::strategies::StrategyView>>, ApiError> {
+    caller.require(Action::ReadStrategies)?;
+    Ok(Json(service.strategies.list().await?))
+}
+
+/// The active version.
+#[utoipa::path(get, path = "/v1/strategies/active", tag = "strategies",
+    responses((status = 200, body = crate::strategies::StrategyView), (status = 503, body = ApiError)), security(("bearer" = [])))]
+async fn active_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
+    caller.require(Action::ReadStrategies)?;
+    let active = service
+        .strategies
+        .active()
+        .ok_or_else(|| ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active"))?;
+    Ok(Json(service.strategies.get(&active.version).await?))
+}
+
+#[utoipa::path(get, path = "/v1/strategies/{version}", tag = "strategies",
+    params(("version" = String, Path)), responses((status = 200, body = crate::strategies::StrategyView), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn get_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
+    caller.require(Action::ReadStrategies)?;
+    Ok(Json(service.strategies.get(&version).await?))
+}
+
+/// Approve a draft (maker-checker: not by its uploader).
+#[utoipa::path(post, path = "/v1/strategies/{version}/approve", tag = "strategies",
+    params(("version" = String, Path)), responses((status = 200, body = crate::strategies::StrategyView),
+    (status = 403, body = ApiError), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn approve_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
+    let principal = caller.require(Action::ApproveStrategy)?;
+    Ok(Json(service.strategies.approve(&version, &principal.user, service.now_ms()).await?))
+}
+
+/// Make an approved version active (atomic swap; in-flight requests finish on the old one).
+#[utoipa::path(post, path = "/v1/strategies/{version}/activate", tag = "strategies",
+    params(("version" = String, Path)), responses((status = 200, body = crate::strategies::StrategyView),
+    (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn activate_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
+    let principal = caller.require(Action::ActivateStrategy)?;
+    Ok(Json(service.strategies.activate(&version, &principal.user, service.now_ms()).await?))
+}
+
+/// Re-activate the version active before the current one.
+#[utoipa::path(post, path = "/v1/strategies/rollback", tag = "strategies",
+    responses((status = 200, body = crate::strategies::StrategyView), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn rollback_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
+    let principal = caller.require(Action::ActivateStrategy)?;
+    Ok(Json(service.strategies.rollback(&principal.user, service.now_ms()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// Whom the key belongs to (maker-checker compares users).
+    pub user: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    /// The key itself; shown once, stored only as a hash.
+    pub key: String,
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// Issue a key (admin).
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = CreatedKey), (status = 400, body = ApiError)), security(("bearer" = [])))]
+async fn create_key(
+    State(service): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateKeyRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(Action::ManageKeys)?;
+    let Json(request) = body.map_err(|e| {
+        ApiError::new(ErrorCode::InvalidParameter, format!("{}; send {{\"user\": \"alice\", \"roles\": [\"analyst\"]}}", e.body_text()))
+    })?;
+    let now_ms = service.now_ms();
+    let issued = crate::auth::issue_key(&request.user, &request.roles, &principal.user, now_ms)?;
+    let record = issued.record.clone();
+    service
+        .store
+        .insert_key(issued.record, key_audit(&principal.user, "key.create", &record.id, now_ms, &record.user, &record.roles))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            id: record.id,
+            key: issued.plaintext,
+            user: record.user,
+            roles: record.roles,
+        }),
+    )
+        .into_response())
+}
+
+pub(crate) fn key_audit(
+    actor: &str,
+    action: &str,
+    key_id: &str,
+    at_ms: i64,
+    user: &str,
+    roles: &[String],
+) -> credence_store::NewAuditEvent {
+    credence_store::NewAuditEvent {
+        at_ms,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject: key_id.to_string(),
+        detail: serde_json::json!({"user": user, "roles": roles}),
+    }
+}
+
+/// Every key (without secrets).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = Vec<Object>)), security(("bearer" = [])))]
+async fn list_keys(
+    State(service): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<credence_store::ApiKeyRecord>>, ApiError> {
+    caller.require(Action::ManageKeys)?;
+    Ok(Json(service.store.keys().await?))
+}
+
+/// Revoke a key.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn revoke_key(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = caller.require(Action::ManageKeys)?;
+    let now_ms = service.now_ms();
+    service
+        .store
+        .revoke_key(&id, now_ms, key_audit(&principal.user, "key.revoke", &id, now_ms, "", &[]))
+        .await?;
+    service.auth.forget();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    pub limit: Option<u32>,
+}
+
+/// Strategy and key changes, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = Vec<Object>)), security(("bearer" = [])))]
+async fn audit_events(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Vec<credence_store::AuditEvent>>, ApiError> {
+    caller.require(Action::ReadAudit)?;
+    let Query(params) = params.map_err(query_error)?;
+    let limit = params.limit.unwrap_or(100).clamp(1, service.limits.max_page_size);
+    Ok(Json(service.store.audit_events(limit).await?))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: a strategy is active and the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503, body = ApiError)))]
+async fn readyz(State(service): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let active = service
+        .strategies
+        .active()
+        .ok_or_else(|| ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active"))?;
+    service
+        .store
+        .activations(1)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("the store does not answer: {e}")))?;
+    Ok(Json(serde_json::json!({"status": "ready", "strategy_version": active.version})))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+async fn metrics_text() -> Response {
+    let body = m::install().render();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+async fn openapi_json() -> Response {
+    json_response(StatusCode::OK, crate::openapi::document())
+}

@@ -1,0 +1,362 @@
+//! Strategy versions: upload (compile + cases), maker-checker approval, atomic activation,
+//! rollback, and the compiled versions the service decides with.
+//!
+//! The active strategy sits behind an `ArcSwap`: a request loads one `Arc` at its start and
+//! decides with it to the end, so an activation never produces a mixed or failed request;
+//! the swap happens only after the activation is durable. Every process sharing a data
+//! directory follows the newest activation through [`Strategies::refresh`], so the CLI can
+//! activate against a data directory while a server runs on it.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::package_archive;
+use arc_swap::ArcSwapOption;
+use credence_engine::CompiledStrategy;
+use credence_store::{NewAuditEvent, Store, StrategyRecord, StrategyState};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The version requests are decided with.
+pub struct ActiveStrategy {
+    pub version: String,
+    /// The activation history entry that made it active.
+    pub activation_seq: i64,
+    pub strategy: Arc<CompiledStrategy>,
+}
+
+/// A version as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StrategyView {
+    pub version: String,
+    pub name: String,
+    /// `draft` or `approved`.
+    pub state: String,
+    pub active: bool,
+    pub uploaded_by: String,
+    pub uploaded_at_ms: i64,
+    pub approved_by: Option<String>,
+    pub approved_at_ms: Option<i64>,
+    pub cases_passed: i64,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UploadOutcome {
+    /// False when the same content was uploaded before (versions are content hashes).
+    pub created: bool,
+    pub strategy: StrategyView,
+    pub flows: Vec<String>,
+}
+
+pub struct Strategies {
+    store: Arc<dyn Store>,
+    active: ArcSwapOption<ActiveStrategy>,
+    compiled: Mutex<HashMap<String, Arc<CompiledStrategy>>>,
+    /// Serialises activations in this process so the swap follows the durable order.
+    activation: tokio::sync::Mutex<()>,
+}
+
+fn audit(actor: &str, action: &str, subject: &str, at_ms: i64, detail: serde_json::Value) -> NewAuditEvent {
+    NewAuditEvent {
+        at_ms,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject: subject.to_string(),
+        detail,
+    }
+}
+
+fn unknown_version(version: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::UnknownStrategyVersion,
+        format!("there is no strategy version {version}; list versions with GET /v1/strategies"),
+    )
+    .with_details(serde_json::json!({"field": "version"}))
+}
+
+/// Compiles a package off the async threads.
+async fn compile_package(package: Vec<u8>) -> Result<CompiledStrategy, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let source = package_archive::unpack(&package)?;
+        credence_engine::compile(&source).map_err(ApiError::from)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("compilation panicked: {e}")))?
+}
+
+impl Strategies {
+    pub fn new(store: Arc<dyn Store>) -> Strategies {
+        Strategies {
+            store,
+            active: ArcSwapOption::empty(),
+            compiled: Mutex::new(HashMap::new()),
+            activation: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The active version, if any (one atomic load).
+    pub fn active(&self) -> Option<Arc<ActiveStrategy>> {
+        self.active.load_full()
+    }
+
+    /// A version compiled, from the cache or from its stored package.
+    pub async fn compiled(&self, version: &str) -> Result<Arc<CompiledStrategy>, ApiError> {
+        if let Some(strategy) = self.compiled.lock().ok().and_then(|c| c.get(version).cloned()) {
+            return Ok(strategy);
+        }
+        let package = self
+            .store
+            .strategy_package(version)
+            .await?
+            .ok_or_else(|| unknown_version(version))?;
+        let strategy = Arc::new(compile_package(package).await?);
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(version.to_string(), strategy.clone());
+        }
+        Ok(strategy)
+    }
+
+    /// Follows the newest activation in the store; returns true when the active version changed.
+    pub async fn refresh(&self) -> Result<bool, ApiError> {
+        let _guard = self.activation.lock().await;
+        let Some(newest) = self.store.activations(1).await?.into_iter().next() else {
+            return Ok(false);
+        };
+        if self.active().is_some_and(|a| a.activation_seq >= newest.seq) {
+            return Ok(false);
+        }
+        let strategy = self.compiled(&newest.version).await?;
+        self.active.store(Some(Arc::new(ActiveStrategy {
+            version: newest.version,
+            activation_seq: newest.seq,
+            strategy,
+        })));
+        Ok(true)
+    }
+
+    async fn view(&self, record: StrategyRecord) -> StrategyView {
+        let active = self.active().is_some_and(|a| a.version == record.version);
+        StrategyView {
+            version: record.version,
+            name: record.name,
+            state: record.state.as_str().to_string(),
+            active,
+            uploaded_by: record.uploaded_by,
+            uploaded_at_ms: record.uploaded_at_ms,
+            approved_by: record.approved_by,
+            approved_at_ms: record.approved_at_ms,
+            cases_passed: record.cases_passed,
+        }
+    }
+
+    pub async fn get(&self, version: &str) -> Result<StrategyView, ApiError> {
+        let record = self
+            .store
+            .strategy(version)
+            .await?
+            .ok_or_else(|| unknown_version(version))?;
+        Ok(self.view(record).await)
+    }
+
+    pub async fn list(&self) -> Result<Vec<StrategyView>, ApiError> {
+        let mut views = Vec::new();
+        for record in self.store.strategies().await? {
+            views.push(self.view(record).await);
+        }
+        Ok(views)
+    }
+
+    /// Compiles an uploaded package and runs its cases; stores it as a draft if all pass.
+    pub async fn upload(
+        &self,
+        package: Vec<u8>,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<UploadOutcome, ApiError> {
+        self.add(package, actor, now_ms, StrategyState::Draft).await
+    }
+
+    async fn add(
+        &self,
+        package: Vec<u8>,
+        actor: &str,
+        now_ms: i64,
+        state: StrategyState,
+    ) -> Result<UploadOutcome, ApiError> {
+        let compiled = compile_package(package.clone()).await?;
+        let compiled = Arc::new(compiled);
+        let for_cases = compiled.clone();
+        let results = tokio::task::spawn_blocking(move || for_cases.run_cases())
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cases panicked: {e}")))?;
+        let failed: Vec<_> = results
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| {
+                serde_json::json!({
+                    "case": r.name,
+                    "file": r.file,
+                    "flow": r.flow,
+                    "error": r.error,
+                    "mismatches": r.mismatches.iter().map(|m| serde_json::json!({
+                        "field": m.field, "expected": m.expected, "got": m.got
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::PackageCasesFailed,
+                format!(
+                    "{} of the package's {} test case(s) failed; fix the strategy or the cases listed in details",
+                    failed.len(),
+                    results.len()
+                ),
+            )
+            .with_details(serde_json::json!({ "failed_cases": failed })));
+        }
+        let version = compiled.version().to_string();
+        let approved = state == StrategyState::Approved;
+        let record = StrategyRecord {
+            version: version.clone(),
+            name: compiled.name().to_string(),
+            state,
+            uploaded_by: actor.to_string(),
+            uploaded_at_ms: now_ms,
+            approved_by: approved.then(|| actor.to_string()),
+            approved_at_ms: approved.then_some(now_ms),
+            cases_passed: results.len() as i64,
+        };
+        let created = self
+            .store
+            .insert_strategy(
+                record,
+                package,
+                audit(
+                    actor,
+                    "strategy.upload",
+                    &version,
+                    now_ms,
+                    serde_json::json!({"name": compiled.name(), "cases": results.len(), "state": state.as_str()}),
+                ),
+            )
+            .await?;
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(version.clone(), compiled.clone());
+        }
+        Ok(UploadOutcome {
+            created,
+            strategy: self.get(&version).await?,
+            flows: compiled.flow_names().map(str::to_string).collect(),
+        })
+    }
+
+    /// Approves a draft; the approver must not be its uploader (maker-checker).
+    pub async fn approve(&self, version: &str, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+        let record = self
+            .store
+            .strategy(version)
+            .await?
+            .ok_or_else(|| unknown_version(version))?;
+        if record.uploaded_by == actor {
+            return Err(ApiError::new(
+                ErrorCode::MakerChecker,
+                format!(
+                    "{actor} uploaded version {version} and so cannot approve it; another approver must"
+                ),
+            ));
+        }
+        if record.state != StrategyState::Draft {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("version {version} is already {}", record.state.as_str()),
+            ));
+        }
+        self.store
+            .approve_strategy(
+                version,
+                actor,
+                now_ms,
+                audit(actor, "strategy.approve", version, now_ms, serde_json::json!({"uploaded_by": record.uploaded_by})),
+            )
+            .await?;
+        self.get(version).await
+    }
+
+    /// Makes an approved version the active one.
+    pub async fn activate(&self, version: &str, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+        self.switch_to(version, actor, now_ms, "activate").await
+    }
+
+    async fn switch_to(
+        &self,
+        version: &str,
+        actor: &str,
+        now_ms: i64,
+        kind: &str,
+    ) -> Result<StrategyView, ApiError> {
+        let record = self
+            .store
+            .strategy(version)
+            .await?
+            .ok_or_else(|| unknown_version(version))?;
+        if record.state != StrategyState::Approved {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("version {version} is a draft; it must be approved by a second person before it can be activated"),
+            ));
+        }
+        // Compile before recording, so that a recorded activation is always servable.
+        let strategy = self.compiled(version).await?;
+        let _guard = self.activation.lock().await;
+        let previous = self.active().map(|a| a.version.clone());
+        let activation = self
+            .store
+            .record_activation(
+                version,
+                actor,
+                kind,
+                now_ms,
+                audit(actor, &format!("strategy.{kind}"), version, now_ms, serde_json::json!({"previous": previous})),
+            )
+            .await?;
+        self.active.store(Some(Arc::new(ActiveStrategy {
+            version: version.to_string(),
+            activation_seq: activation.seq,
+            strategy,
+        })));
+        drop(_guard);
+        self.get(version).await
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub async fn rollback(&self, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+        let history = self.store.activations(1000).await?;
+        let current = history.first().map(|a| a.version.clone());
+        // Walk back past every entry of the current version to the one before it.
+        let previous = history
+            .iter()
+            .map(|a| &a.version)
+            .find(|v| Some(*v) != current.as_ref())
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidState,
+                    "there is no earlier active version to roll back to",
+                )
+            })?;
+        self.switch_to(&previous, actor, now_ms, "rollback").await
+    }
+
+    /// On a store with no active version, adds `package` as approved and activates it.
+    pub async fn bootstrap(&self, package: Vec<u8>, now_ms: i64) -> Result<Option<String>, ApiError> {
+        if !self.store.activations(1).await?.is_empty() {
+            self.refresh().await?;
+            return Ok(None);
+        }
+        let outcome = self.add(package, "system", now_ms, StrategyState::Approved).await?;
+        let version = outcome.strategy.version;
+        self.switch_to(&version, "system", now_ms, "bootstrap").await?;
+        Ok(Some(version))
+    }
+}

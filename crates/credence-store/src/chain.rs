@@ -1,0 +1,257 @@
+//! The decision log's hash chain: how a record's hash is computed, and how a chain is checked.
+//!
+//! Each record's hash is SHA-256 over its position, every stored field and the previous
+//! record's hash, each field length-prefixed so that no two different records encode alike.
+//! Changing a byte of a record changes its hash; removing or reordering records breaks the
+//! `prev_hash` links or the positions; removing the newest records is caught by the chain
+//! head, which is written in the same transaction as each batch.
+
+use crate::records::NewDecision;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash of the record at `seq` whose predecessor's hash is `prev_hash`.
+pub fn record_hash(seq: i64, prev_hash: &str, record: &NewDecision) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(b"credence-decision-v1");
+    field(&seq.to_be_bytes());
+    field(prev_hash.as_bytes());
+    field(record.id.as_bytes());
+    field(record.flow.as_bytes());
+    optional(&mut field, record.customer_id.as_deref());
+    optional(&mut field, record.idempotency_key.as_deref());
+    field(record.request_sha256.as_bytes());
+    field(record.strategy.as_bytes());
+    field(record.strategy_version.as_bytes());
+    optional(&mut field, record.arm.as_deref());
+    field(record.outcome.as_bytes());
+    field(record.as_of.as_bytes());
+    field(record.language.as_bytes());
+    field(&record.created_at_ms.to_be_bytes());
+    field(&record.latency_us.to_be_bytes());
+    field(record.input.as_bytes());
+    field(record.decision.as_bytes());
+    hex(&hasher.finalize())
+}
+
+fn optional(field: &mut impl FnMut(&[u8]), value: Option<&str>) {
+    match value {
+        // A one-byte tag keeps `None` and `Some("")` apart.
+        None => field(&[0]),
+        Some(text) => {
+            field(&[1]);
+            field(text.as_bytes());
+        }
+    }
+}
+
+/// Lower-case hex of SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[(byte >> 4) as usize] as char);
+        out.push(DIGITS[(byte & 15) as usize] as char);
+    }
+    out
+}
+
+/// What `verify` found wrong first, if anything.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainProblem {
+    /// The position where the chain first fails.
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// The outcome of checking a whole log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainReport {
+    pub records: u64,
+    /// The newest record's hash (the genesis hash for an empty log).
+    pub head_hash: String,
+    pub problem: Option<ChainProblem>,
+}
+
+impl ChainReport {
+    pub fn verified(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Checks records streamed in `seq` order against the recorded chain head; pure, for any store.
+pub struct ChainVerifier {
+    expected_seq: i64,
+    prev_hash: String,
+    records: u64,
+    problem: Option<ChainProblem>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        ChainVerifier {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+            records: 0,
+            problem: None,
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Feeds the next stored record; returns false once a problem is found (stop feeding).
+    pub fn push(&mut self, seq: i64, record: &NewDecision, prev_hash: &str, hash: &str) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        let fail = |problem: String| Some(ChainProblem { seq, problem });
+        if seq != self.expected_seq {
+            self.problem = fail(format!(
+                "expected record {} next, found record {seq}: records were removed or reordered",
+                self.expected_seq
+            ));
+        } else if prev_hash != self.prev_hash {
+            self.problem = fail(
+                "its prev_hash does not match the previous record's hash: a record before it was changed, removed or reordered"
+                    .to_string(),
+            );
+        } else if record_hash(seq, prev_hash, record) != hash {
+            self.problem = fail(format!(
+                "its contents do not match its hash: decision {} was changed after it was written",
+                record.id
+            ));
+        }
+        if self.problem.is_some() {
+            return false;
+        }
+        self.records += 1;
+        self.expected_seq += 1;
+        self.prev_hash = hash.to_string();
+        true
+    }
+
+    /// Compares the end of the chain with the head recorded beside it.
+    pub fn finish(mut self, head: Option<(i64, String)>) -> ChainReport {
+        if self.problem.is_none() {
+            let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+            let last_seq = self.expected_seq - 1;
+            if head_seq != last_seq || head_hash != self.prev_hash {
+                self.problem = Some(ChainProblem {
+                    seq: last_seq + 1,
+                    problem: format!(
+                        "the chain head records {head_seq} decision(s) but the log holds {last_seq}: the newest records were removed or the head was changed"
+                    ),
+                });
+            }
+        }
+        ChainReport {
+            records: self.records,
+            head_hash: self.prev_hash,
+            problem: self.problem,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> NewDecision {
+        NewDecision {
+            id: id.to_string(),
+            flow: "application".into(),
+            customer_id: Some("C-1".into()),
+            idempotency_key: None,
+            request_sha256: sha256_hex(b"{}"),
+            strategy: "consumer-loan".into(),
+            strategy_version: "abc".into(),
+            arm: Some("champion".into()),
+            outcome: "approve".into(),
+            as_of: "2026-11-29".into(),
+            language: "en".into(),
+            created_at_ms: 1_800_000_000_000,
+            latency_us: 40,
+            input: "{\"customer_id\":\"C-1\"}".into(),
+            decision: "{\"outcome\":\"approve\"}".into(),
+        }
+    }
+
+    fn chain(n: usize) -> Vec<(i64, NewDecision, String, String)> {
+        let mut prev = GENESIS_HASH.to_string();
+        (1..=n)
+            .map(|i| {
+                let r = record(&format!("dec_{i}"));
+                let hash = record_hash(i as i64, &prev, &r);
+                let row = (i as i64, r, prev.clone(), hash.clone());
+                prev = hash;
+                row
+            })
+            .collect()
+    }
+
+    fn verify(rows: &[(i64, NewDecision, String, String)], head: Option<(i64, String)>) -> ChainReport {
+        let mut verifier = ChainVerifier::default();
+        for (seq, r, prev, hash) in rows {
+            if !verifier.push(*seq, r, prev, hash) {
+                break;
+            }
+        }
+        verifier.finish(head)
+    }
+
+    fn head(rows: &[(i64, NewDecision, String, String)]) -> Option<(i64, String)> {
+        rows.last().map(|r| (r.0, r.3.clone()))
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let rows = chain(5);
+        let report = verify(&rows, head(&rows));
+        assert!(report.verified(), "{report:?}");
+        assert_eq!(report.records, 5);
+        assert!(verify(&[], None).verified());
+    }
+
+    /// Each kind of tampering, and the record where it must be caught.
+    #[test]
+    fn tampering_is_detected_where_it_happened() {
+        type Tamper = fn(&mut Vec<(i64, NewDecision, String, String)>);
+        let cases: [(&str, Tamper, i64); 6] = [
+            ("changed input", |r| r[2].1.input.push(' '), 3),
+            ("changed outcome", |r| r[3].1.outcome = "decline".into(), 4),
+            ("None vs empty customer", |r| r[0].1.customer_id = Some(String::new()), 1),
+            ("removed record", |r| {
+                r.remove(1);
+            }, 3),
+            ("swapped records", |r| r.swap(1, 2), 3),
+            ("changed hash", |r| r[4].3 = GENESIS_HASH.into(), 5),
+        ];
+        for (name, tamper, seq) in cases {
+            let mut rows = chain(6);
+            let original_head = head(&rows);
+            tamper(&mut rows);
+            let report = verify(&rows, original_head);
+            let problem = report.problem.unwrap_or_else(|| panic!("{name}: not detected"));
+            assert_eq!(problem.seq, seq, "{name}: {}", problem.problem);
+        }
+    }
+
+    #[test]
+    fn removing_the_newest_records_is_caught_by_the_head() {
+        let mut rows = chain(4);
+        let original_head = head(&rows);
+        rows.truncate(2);
+        let report = verify(&rows, original_head);
+        assert!(report.problem.unwrap().problem.contains("chain head records 4"));
+    }
+}

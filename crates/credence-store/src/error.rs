@@ -1,0 +1,39 @@
+//! The store's one error type.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused an operation or could not be opened.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The data directory could not be created or read.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    /// A uniqueness rule held: the row already exists (e.g. a reused idempotency key).
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    /// The row an update names does not exist or is not in the state the update needs.
+    #[error("{what}")]
+    Precondition { what: String },
+    /// The batch holding this write could not be committed; nothing of it was kept.
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+    /// A stored row could not be read back (corrupt or written by a newer version).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn from_insert(error: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+        match &error {
+            rusqlite::Error::SqliteFailure(code, _)
+                if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict { what: what() }
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Credence's durable state behind one trait: the decision log, strategy versions, keys, audit.
+//!
+//! The service holds an `Arc<dyn Store>`; [`SqliteStore`] is the embedded default (one file
+//! under the data directory). The SQL sticks to what PostgreSQL also accepts (explicit
+//! `BIGINT` keys assigned by the store, no `AUTOINCREMENT`, no `INSERT OR …`), so a second
+//! implementation is a port of statements, not of design.
+//!
+//! Invariants every implementation keeps:
+//! - an append returns only after its record is durable (committed and synced);
+//! - decisions form one hash chain in `seq` order ([`chain`]); records are never updated;
+//! - a change to a strategy or a key is written in the same transaction as its audit event.
+
+pub mod chain;
+mod error;
+mod records;
+mod sqlite;
+
+pub use chain::{ChainProblem, ChainReport};
+pub use error::StoreError;
+pub use records::*;
+pub use sqlite::{SqliteStore, DATABASE_FILE};
+
+/// Durable state. Methods are async so that a networked database can implement them.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends a decision to the chain; returns once it is durable. A reused idempotency key
+    /// is a [`StoreError::Conflict`] and leaves no record.
+    async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError>;
+    async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError>;
+    async fn decision_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<StoredDecision>, StoreError>;
+    async fn list_decisions(&self, query: &DecisionQuery)
+        -> Result<Vec<DecisionSummary>, StoreError>;
+    /// Checks the whole chain and its head.
+    async fn verify_chain(&self) -> Result<ChainReport, StoreError>;
+
+    /// Stores a new draft version. Returns false (and writes nothing) when it already exists.
+    async fn insert_strategy(
+        &self,
+        record: StrategyRecord,
+        package: Vec<u8>,
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError>;
+    async fn strategy(&self, version: &str) -> Result<Option<StrategyRecord>, StoreError>;
+    async fn strategy_package(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn strategies(&self) -> Result<Vec<StrategyRecord>, StoreError>;
+    /// Moves a draft to approved; a [`StoreError::Precondition`] if it is not a draft.
+    async fn approve_strategy(
+        &self,
+        version: &str,
+        approver: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Appends to the activation history (the newest entry is the active version).
+    async fn record_activation(
+        &self,
+        version: &str,
+        actor: &str,
+        kind: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<Activation, StoreError>;
+    /// The activation history, newest first.
+    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError>;
+
+    async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn revoke_key(&self, id: &str, at_ms: i64, audit: NewAuditEvent)
+        -> Result<(), StoreError>;
+
+    /// Audit events, newest first.
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// Seconds from starting a log transaction to its durable commit.
+pub const METRIC_COMMIT_SECONDS: &str = "credence_log_commit_seconds";
+/// Writes per committed transaction.
+pub const METRIC_BATCH_SIZE: &str = "credence_log_batch_size";
+
+/// Declares this crate's metrics to whichever recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        METRIC_COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from opening a decision-log transaction to its synced commit"
+    );
+    metrics::describe_histogram!(
+        METRIC_BATCH_SIZE,
+        metrics::Unit::Count,
+        "Writes committed together in one decision-log transaction"
+    );
+}

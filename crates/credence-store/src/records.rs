@@ -1,0 +1,154 @@
+//! The rows the store keeps, in the shapes the service reads and writes.
+
+use serde::Serialize;
+
+/// A decision about to be appended to the log. `input` and `decision` are JSON text, stored
+/// verbatim so that what is hashed is exactly what is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDecision {
+    pub id: String,
+    pub flow: String,
+    pub customer_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the request body, to tell a retry from a different request reusing a key.
+    pub request_sha256: String,
+    pub strategy: String,
+    pub strategy_version: String,
+    pub arm: Option<String>,
+    pub outcome: String,
+    pub as_of: String,
+    pub language: String,
+    pub created_at_ms: i64,
+    /// Time from receiving the request to having the decision, before the log commit.
+    pub latency_us: i64,
+    pub input: String,
+    /// The decision as returned to the caller, with its compact trace.
+    pub decision: String,
+}
+
+/// A decision as stored: its fields plus its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDecision {
+    pub seq: i64,
+    pub record: NewDecision,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Where an appended decision landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReceipt {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// One line of a history listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionSummary {
+    pub id: String,
+    pub seq: i64,
+    pub flow: String,
+    pub customer_id: Option<String>,
+    pub outcome: String,
+    pub arm: Option<String>,
+    pub strategy_version: String,
+    pub created_at_ms: i64,
+}
+
+/// A page of history, newest first. `before_seq` continues from a previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionQuery {
+    pub customer_id: Option<String>,
+    pub flow: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A strategy version's review state. Which approved version is live is the activation
+/// history's newest entry, not a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyState {
+    Draft,
+    Approved,
+}
+
+impl StrategyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyState::Draft => "draft",
+            StrategyState::Approved => "approved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StrategyState> {
+        match text {
+            "draft" => Some(StrategyState::Draft),
+            "approved" => Some(StrategyState::Approved),
+            _ => None,
+        }
+    }
+}
+
+/// A stored strategy version (the package bytes are fetched separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StrategyRecord {
+    /// The content hash the engine computed: immutable identity.
+    pub version: String,
+    pub name: String,
+    pub state: StrategyState,
+    pub uploaded_by: String,
+    pub uploaded_at_ms: i64,
+    pub approved_by: Option<String>,
+    pub approved_at_ms: Option<i64>,
+    /// Embedded cases that passed at upload (all of them, or the upload was refused).
+    pub cases_passed: i64,
+}
+
+/// One entry of the activation history; the newest is the active version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activation {
+    pub seq: i64,
+    pub version: String,
+    pub activated_by: String,
+    pub activated_at_ms: i64,
+    /// `activate`, `rollback` or `bootstrap`.
+    pub kind: String,
+}
+
+/// Who did what, when: every change to strategies and keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// An audit event about to be written with the change it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// An API key as stored: only the SHA-256 of its secret part is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    #[serde(skip)]
+    pub secret_sha256: String,
+    /// The person or system the key belongs to; maker-checker compares these.
+    pub user: String,
+    pub roles: Vec<String>,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub revoked_at_ms: Option<i64>,
+}
