@@ -23,7 +23,7 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
             data_dir.display()
         );
     }
-    let store = SqliteStore::open(data_dir)
+    let store = SqliteStore::open_shared(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     Ok(Arc::new(store))
 }
@@ -51,7 +51,7 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
     // A new store may be created here: keys are often made before the first start.
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_shared(data_dir)?);
     let first_role = roles.first().map(|r| r.as_str()).unwrap_or("key");
     let issued_at = now_ms();
     let provisional_user = user.clone().unwrap_or_else(|| first_role.to_string());
@@ -84,8 +84,17 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
 pub fn keys_list(data_dir: &Path) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     for key in runtime()?.block_on(store.keys())? {
-        let status = if key.revoked_at_ms.is_some() { "revoked" } else { "active" };
-        println!("{}  {:<24} {:<28} {status}", key.id, key.user, key.roles.join(","));
+        let status = if key.revoked_at_ms.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        println!(
+            "{}  {:<24} {:<28} {status}",
+            key.id,
+            key.user,
+            key.roles.join(",")
+        );
     }
     Ok(())
 }
@@ -199,13 +208,19 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
                 StrategyOp::Upload(_) => request("POST", "/v1/strategies")
                     .set("Content-Type", "application/gzip")
                     .send_bytes(package.as_deref().unwrap_or_default()),
-                StrategyOp::Approve(v) => request("POST", &format!("/v1/strategies/{v}/approve")).call(),
-                StrategyOp::Activate(v) => request("POST", &format!("/v1/strategies/{v}/activate")).call(),
+                StrategyOp::Approve(v) => {
+                    request("POST", &format!("/v1/strategies/{v}/approve")).call()
+                }
+                StrategyOp::Activate(v) => {
+                    request("POST", &format!("/v1/strategies/{v}/activate")).call()
+                }
                 StrategyOp::Rollback => request("POST", "/v1/strategies/rollback").call(),
                 StrategyOp::List => request("GET", "/v1/strategies").call(),
             };
             match response {
-                Ok(response) => response.into_json().context("reading the server's answer")?,
+                Ok(response) => response
+                    .into_json()
+                    .context("reading the server's answer")?,
                 Err(ureq::Error::Status(status, response)) => {
                     let body = response.into_string().unwrap_or_default();
                     bail!("the server refused ({status}): {body}")
@@ -222,11 +237,19 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
                 strategies.refresh().await?;
                 let value = match op {
                     StrategyOp::Upload(_) => serde_json::to_value(
-                        strategies.upload(package.unwrap_or_default(), &user, now).await?,
+                        strategies
+                            .upload(package.unwrap_or_default(), &user, now)
+                            .await?,
                     ),
-                    StrategyOp::Approve(v) => serde_json::to_value(strategies.approve(&v, &user, now).await?),
-                    StrategyOp::Activate(v) => serde_json::to_value(strategies.activate(&v, &user, now).await?),
-                    StrategyOp::Rollback => serde_json::to_value(strategies.rollback(&user, now).await?),
+                    StrategyOp::Approve(v) => {
+                        serde_json::to_value(strategies.approve(&v, &user, now).await?)
+                    }
+                    StrategyOp::Activate(v) => {
+                        serde_json::to_value(strategies.activate(&v, &user, now).await?)
+                    }
+                    StrategyOp::Rollback => {
+                        serde_json::to_value(strategies.rollback(&user, now).await?)
+                    }
                     StrategyOp::List => serde_json::to_value(strategies.list().await?),
                 };
                 Ok::<_, credence_service::ApiError>(value)
@@ -239,7 +262,10 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
                     if error.details.is_null() {
                         String::new()
                     } else {
-                        format!("\n{}", serde_json::to_string_pretty(&error.details).unwrap_or_default())
+                        format!(
+                            "\n{}",
+                            serde_json::to_string_pretty(&error.details).unwrap_or_default()
+                        )
                     }
                 ),
             }

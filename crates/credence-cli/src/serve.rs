@@ -99,13 +99,19 @@ impl ServeArgs {
             default_page_size: file.default_page_size.unwrap_or(defaults.default_page_size),
             max_page_size: file.max_page_size.unwrap_or(defaults.max_page_size),
         };
-        anyhow::ensure!(limits.max_body_bytes >= 256, "max_body_bytes must be at least 256");
+        anyhow::ensure!(
+            limits.max_body_bytes >= 256,
+            "max_body_bytes must be at least 256"
+        );
         anyhow::ensure!(
             (1..=limits.max_page_size).contains(&limits.default_page_size),
             "default_page_size must be between 1 and max_page_size"
         );
         Ok(ServeConfig {
-            addr: self.addr.or(file.addr).unwrap_or_else(|| DEFAULT_ADDR.into()),
+            addr: self
+                .addr
+                .or(file.addr)
+                .unwrap_or_else(|| DEFAULT_ADDR.into()),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -200,7 +206,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             ticker.tick().await;
             match refresh_service.strategies.refresh().await {
                 Ok(true) => tracing::info!(
-                    version = refresh_service.strategies.active().map(|a| a.version.clone()).unwrap_or_default(),
+                    version = refresh_service
+                        .strategies
+                        .active()
+                        .map(|a| a.version.clone())
+                        .unwrap_or_default(),
                     "followed an activation made by another process"
                 ),
                 Ok(false) => {}

@@ -284,7 +284,10 @@ mod tests {
         assert!(analyst.may(Action::ReplayDecision) && !analyst.may(Action::ApproveStrategy));
         let refusal = decide.require(Action::ManageKeys).unwrap_err();
         assert_eq!(refusal.code, ErrorCode::Forbidden);
-        assert_eq!(refusal.details["required_roles"], serde_json::json!(["admin"]));
+        assert_eq!(
+            refusal.details["required_roles"],
+            serde_json::json!(["admin"])
+        );
     }
 
     #[test]
@@ -298,7 +301,13 @@ mod tests {
             issued.record.secret_sha256,
             credence_store::chain::sha256_hex(secret.as_bytes())
         );
-        for bad in ["", "cred_", "cred_abc_def", "Bearer x", "cred_zzzzzzzzzzzz_00"] {
+        for bad in [
+            "",
+            "cred_",
+            "cred_abc_def",
+            "Bearer x",
+            "cred_zzzzzzzzzzzz_00",
+        ] {
             assert!(parse_key(bad).is_none(), "{bad}");
         }
         assert!(issue_key("alice", &[], "admin", 1).is_err());

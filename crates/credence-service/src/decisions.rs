@@ -11,7 +11,9 @@ use crate::replay::{self, DecisionDiff};
 use crate::strategies::Strategies;
 use crate::{mask, metrics as m, ServiceClock};
 use credence_engine::EvalOptions;
-use credence_store::{DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision};
+use credence_store::{
+    DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,11 +106,19 @@ fn new_id(now_ms: i64) -> Result<String, ApiError> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
-    Ok(format!("dec_{:012x}{}", now_ms.max(0), crate::auth::hex(&random)))
+    Ok(format!(
+        "dec_{:012x}{}",
+        now_ms.max(0),
+        crate::auth::hex(&random)
+    ))
 }
 
 impl Decisions {
-    pub fn new(store: Arc<dyn Store>, strategies: Arc<Strategies>, clock: Arc<dyn ServiceClock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        strategies: Arc<Strategies>,
+        clock: Arc<dyn ServiceClock>,
+    ) -> Self {
         Decisions {
             store,
             strategies,
@@ -163,15 +173,24 @@ impl Decisions {
             if leader_fingerprint != fingerprint {
                 return Err(reused());
             }
-            let waited = done.wait_for(Option::is_some).await.map(|outcome| outcome.clone());
+            let waited = done
+                .wait_for(Option::is_some)
+                .await
+                .map(|outcome| outcome.clone());
             match waited {
                 Ok(outcome) => {
                     let outcome = outcome.unwrap_or_else(|| {
-                        Err(ApiError::new(ErrorCode::Internal, "idempotent leader vanished"))
+                        Err(ApiError::new(
+                            ErrorCode::Internal,
+                            "idempotent leader vanished",
+                        ))
                     });
                     return outcome.map(|body| {
                         metrics::counter!(m::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
-                        DecisionBody { replayed: true, ..body }
+                        DecisionBody {
+                            replayed: true,
+                            ..body
+                        }
                     });
                 }
                 // The leader was cancelled before answering: try again (perhaps as leader).
@@ -187,7 +206,10 @@ impl Decisions {
             .lock()
             .map_err(|_| ApiError::new(ErrorCode::Internal, "idempotency table poisoned"))?;
         if let Some(entry) = map.get(key) {
-            return Ok(Joined::Follower(entry.request_sha256.clone(), entry.done.clone()));
+            return Ok(Joined::Follower(
+                entry.request_sha256.clone(),
+                entry.done.clone(),
+            ));
         }
         let (sender, receiver) = watch::channel(None);
         map.insert(
@@ -210,7 +232,10 @@ impl Decisions {
         if let Some(stored) = self.store.decision_by_idempotency_key(key).await? {
             return self.stored_answer(stored, fingerprint, key);
         }
-        match self.decide_new(request, fingerprint.to_string(), started).await {
+        match self
+            .decide_new(request, fingerprint.to_string(), started)
+            .await
+        {
             // Another process (or a cancelled leader) committed the key first.
             Err(error) if error.code == ErrorCode::InvalidState => {
                 match self.store.decision_by_idempotency_key(key).await? {
@@ -267,7 +292,11 @@ impl Decisions {
         let flow = strategy.flow(request.flow)?;
         let language = match &request.language {
             Some(language) => language.clone(),
-            None => strategy.languages().first().cloned().unwrap_or_else(|| "en".into()),
+            None => strategy
+                .languages()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".into()),
         };
         let now = self.clock.now();
         let options = EvalOptions {
@@ -279,9 +308,16 @@ impl Decisions {
         let decision = strategy.decide(request.flow, &input, &options)?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
-        let decision_json = serde_json::to_string(&decision)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialise the decision: {e}")))?;
-        let json = format!("{{\"id\":\"{id}\",{}", decision_json.get(1..).unwrap_or("}"));
+        let decision_json = serde_json::to_string(&decision).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("cannot serialise the decision: {e}"),
+            )
+        })?;
+        let json = format!(
+            "{{\"id\":\"{id}\",{}",
+            decision_json.get(1..).unwrap_or("}")
+        );
         let latency = started.elapsed();
         if tracing::enabled!(tracing::Level::DEBUG) {
             let personal = |name: &str| {
@@ -296,7 +332,10 @@ impl Decisions {
         let record = NewDecision {
             id: id.clone(),
             flow: request.flow.to_string(),
-            customer_id: raw.get("customer_id").and_then(|v| v.as_str()).map(str::to_string),
+            customer_id: raw
+                .get("customer_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
             idempotency_key: request.idempotency_key.clone(),
             request_sha256: fingerprint,
             strategy: decision.strategy.to_string(),
@@ -314,7 +353,10 @@ impl Decisions {
         match self.store.append_decision(record).await {
             Ok(_) => {}
             Err(StoreError::Conflict { what }) => {
-                return Err(ApiError::new(ErrorCode::InvalidState, format!("{what} already exists")))
+                return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    format!("{what} already exists"),
+                ))
             }
             Err(other) => return Err(other.into()),
         }
@@ -343,7 +385,10 @@ impl Decisions {
             .ok_or_else(|| ApiError::not_found(format!("there is no decision {id}")))?;
         let parse = |text: &str, what: &str| {
             serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-                ApiError::new(ErrorCode::Internal, format!("stored {what} of {id} is unreadable: {e}"))
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("stored {what} of {id} is unreadable: {e}"),
+                )
             })
         };
         let mut body = parse(&stored.record.decision, "decision")?;
@@ -382,7 +427,11 @@ impl Decisions {
 
     /// Re-runs a stored decision's input, as of its recorded date, with its own version or
     /// another one.
-    pub async fn replay(&self, id: &str, version: Option<String>) -> Result<ReplayResult, ApiError> {
+    pub async fn replay(
+        &self,
+        id: &str,
+        version: Option<String>,
+    ) -> Result<ReplayResult, ApiError> {
         let stored = self
             .store
             .decision(id)
@@ -391,9 +440,13 @@ impl Decisions {
         let record = stored.record;
         let version = version.unwrap_or_else(|| record.strategy_version.clone());
         let strategy = self.strategies.compiled(&version).await?;
-        let raw: serde_json::Value = serde_json::from_str(&record.input).map_err(|e| malformed(&e))?;
+        let raw: serde_json::Value =
+            serde_json::from_str(&record.input).map_err(|e| malformed(&e))?;
         let as_of = chrono::NaiveDate::parse_from_str(&record.as_of, "%Y-%m-%d").map_err(|e| {
-            ApiError::new(ErrorCode::Internal, format!("stored as_of {} is unreadable: {e}", record.as_of))
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("stored as_of {} is unreadable: {e}", record.as_of),
+            )
         })?;
         let options = EvalOptions {
             as_of,
@@ -401,10 +454,17 @@ impl Decisions {
             full_trace: false,
         };
         let decision = strategy.decide_json(&record.flow, &raw, &options)?;
-        let replayed = serde_json::to_value(&decision)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialise the replay: {e}")))?;
+        let replayed = serde_json::to_value(&decision).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("cannot serialise the replay: {e}"),
+            )
+        })?;
         let recorded: serde_json::Value = serde_json::from_str(&record.decision).map_err(|e| {
-            ApiError::new(ErrorCode::Internal, format!("stored decision {id} is unreadable: {e}"))
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("stored decision {id} is unreadable: {e}"),
+            )
         })?;
         Ok(ReplayResult {
             recorded_id: record.id,

@@ -134,8 +134,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        metrics::counter!(crate::metrics::ERRORS_TOTAL, "code" => self.code.as_str())
-            .increment(1);
+        metrics::counter!(crate::metrics::ERRORS_TOTAL, "code" => self.code.as_str()).increment(1);
         if status.is_server_error() {
             tracing::error!(code = self.code.as_str(), message = %self.message, "request failed");
         }
@@ -177,7 +176,10 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Compile(problems) => ApiError::new(
                 ErrorCode::InvalidPackage,
-                format!("the strategy package has {} problem(s); fix each one listed in details", problems.len()),
+                format!(
+                    "the strategy package has {} problem(s); fix each one listed in details",
+                    problems.len()
+                ),
             )
             .with_details(serde_json::json!({ "problems": problems })),
             EngineError::NotValidatedForFlow { .. } | EngineError::Evaluation { .. } => {
@@ -190,12 +192,14 @@ impl From<EngineError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Conflict { what } => ApiError::new(
-                ErrorCode::InvalidState,
-                format!("{what} already exists"),
-            ),
+            StoreError::Conflict { what } => {
+                ApiError::new(ErrorCode::InvalidState, format!("{what} already exists"))
+            }
             StoreError::Precondition { what } => ApiError::new(ErrorCode::InvalidState, what),
-            StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the service is shutting down; retry"),
+            StoreError::Closed => ApiError::new(
+                ErrorCode::Unavailable,
+                "the service is shutting down; retry",
+            ),
             other => ApiError::new(ErrorCode::Internal, format!("storage failed: {other}")),
         }
     }

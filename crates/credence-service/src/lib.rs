@@ -78,7 +78,11 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn ServiceClock>, limits: ServiceLimits) -> Arc<Service> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn ServiceClock>,
+        limits: ServiceLimits,
+    ) -> Arc<Service> {
         let strategies = Arc::new(Strategies::new(store.clone()));
         Arc::new(Service {
             decisions: Decisions::new(store.clone(), strategies.clone(), clock.clone()),

@@ -53,6 +53,9 @@ mod tests {
         }
         let input = json!({"phone": "+8613700000001", "national_id_sha256": 7, "income": 3800});
         let masked = masked_input(&input, |f| f == "phone" || f == "national_id_sha256");
-        assert_eq!(masked, json!({"phone": "***01", "national_id_sha256": "***", "income": 3800}));
+        assert_eq!(
+            masked,
+            json!({"phone": "***01", "national_id_sha256": "***", "income": 3800})
+        );
     }
 }

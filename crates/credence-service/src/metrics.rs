@@ -52,7 +52,10 @@ fn describe() {
         Unit::Seconds,
         "Time from request to decision, before the log commit"
     );
-    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by route, method and status"
+    );
     describe_histogram!(
         HTTP_REQUEST_SECONDS,
         Unit::Seconds,

@@ -60,7 +60,9 @@ pub fn unpack(bytes: &[u8]) -> Result<PackageSource, ApiError> {
             continue;
         }
         if files.len() >= MAX_FILES {
-            return Err(invalid(format!("the package has more than {MAX_FILES} files")));
+            return Err(invalid(format!(
+                "the package has more than {MAX_FILES} files"
+            )));
         }
         let mut content = Vec::new();
         entry
@@ -84,7 +86,11 @@ pub fn unpack(bytes: &[u8]) -> Result<PackageSource, ApiError> {
             .filter_map(|(p, _)| p.split_once('/').map(|(top, _)| top))
             .collect();
         match tops.into_iter().collect::<Vec<_>>().as_slice() {
-            [only] if files.iter().any(|(p, _)| *p == format!("{only}/{MANIFEST}")) => {
+            [only]
+                if files
+                    .iter()
+                    .any(|(p, _)| *p == format!("{only}/{MANIFEST}")) =>
+            {
                 Some(format!("{only}/"))
             }
             _ => {
@@ -163,7 +169,11 @@ mod tests {
         let no_manifest = pack(&source(&[("a/x.yaml", ""), ("b/y.yaml", "")])).unwrap();
         let cases: [(&str, Vec<u8>, &str); 3] = [
             ("not gzip", b"PK\x03\x04zip".to_vec(), "not gzip"),
-            ("truncated", pack(&source(&[("strategy.yaml", "x")])).unwrap()[..20].to_vec(), "tar"),
+            (
+                "truncated",
+                pack(&source(&[("strategy.yaml", "x")])).unwrap()[..20].to_vec(),
+                "tar",
+            ),
             ("no manifest", no_manifest, "strategy.yaml"),
         ];
         for (name, bytes, needle) in cases {

@@ -5,7 +5,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The answer fields a replay compares, in the order a reader cares about them.
-const COMPARED: [&str; 7] = ["outcome", "limit", "apr", "term_months", "reasons", "referral", "arm"];
+const COMPARED: [&str; 7] = [
+    "outcome",
+    "limit",
+    "apr",
+    "term_months",
+    "reasons",
+    "referral",
+    "arm",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldChange {
@@ -43,7 +51,12 @@ fn comparable(field: &str, value: Option<&Value>) -> Value {
     let value = value.cloned().unwrap_or(Value::Null);
     if field == "reasons" {
         if let Value::Array(reasons) = &value {
-            return Value::Array(reasons.iter().map(|r| r.get("code").cloned().unwrap_or(Value::Null)).collect());
+            return Value::Array(
+                reasons
+                    .iter()
+                    .map(|r| r.get("code").cloned().unwrap_or(Value::Null))
+                    .collect(),
+            );
         }
     }
     value
@@ -76,7 +89,11 @@ pub fn diff(recorded: &Value, replayed: &Value) -> DecisionDiff {
         let a = recorded_steps.get(index);
         let b = replayed_steps.get(index);
         (a != b).then(|| {
-            let id = |s: Option<&Value>| s.and_then(|s| s.get("step")).and_then(Value::as_str).map(str::to_string);
+            let id = |s: Option<&Value>| {
+                s.and_then(|s| s.get("step"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
             StepDivergence {
                 index,
                 recorded_step: id(a),
@@ -149,7 +166,12 @@ mod tests {
             let changed: Vec<&str> = d.changes.iter().map(|c| c.field.as_str()).collect();
             assert_eq!(changed, fields);
             assert!(!d.identical);
-            assert_eq!(d.first_divergent_step.and_then(|s| s.recorded_step).as_deref(), step);
+            assert_eq!(
+                d.first_divergent_step
+                    .and_then(|s| s.recorded_step)
+                    .as_deref(),
+                step
+            );
         }
     }
 

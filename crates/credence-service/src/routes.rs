@@ -74,13 +74,18 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(track))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(service)
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::new(ErrorCode::Internal, "the server hit a defect handling this request; it was logged")
-        .into_response()
+    ApiError::new(
+        ErrorCode::Internal,
+        "the server hit a defect handling this request; it was logged",
+    )
+    .into_response()
 }
 
 /// Counts and times every request by its route template (never the raw path, which can
@@ -98,7 +103,8 @@ async fn track(request: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!(m::HTTP_REQUEST_SECONDS, "route" => route.clone()).record(elapsed.as_secs_f64());
+    metrics::histogram!(m::HTTP_REQUEST_SECONDS, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
     tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "request");
     response
 }
@@ -108,19 +114,28 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /openapi.json")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method; see /openapi.json",
+    )
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::BodyTooLarge, "the request body is larger than this server accepts; send less (the limit is configurable: max_body_bytes)")
     } else {
-        ApiError::new(ErrorCode::MalformedJson, format!("cannot read the request body: {rejection}"))
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("cannot read the request body: {rejection}"),
+        )
     }
 }
 
 fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         None => Ok(()),
         Some(kind) if kind.starts_with("application/json") || kind.contains("+json") => Ok(()),
         Some(kind) => Err(ApiError::new(
@@ -132,9 +147,10 @@ fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -170,7 +186,9 @@ async fn decide(
         Some(value) => Some(
             value
                 .to_str()
-                .map_err(|_| ApiError::parameter("Idempotency-Key", "use visible ASCII characters"))?
+                .map_err(|_| {
+                    ApiError::parameter("Idempotency-Key", "use visible ASCII characters")
+                })?
                 .to_string(),
         ),
         None => None,
@@ -197,7 +215,10 @@ async fn decide(
 }
 
 fn query_error(rejection: QueryRejection) -> ApiError {
-    ApiError::new(ErrorCode::InvalidParameter, format!("bad query parameters: {}", rejection.body_text()))
+    ApiError::new(
+        ErrorCode::InvalidParameter,
+        format!("bad query parameters: {}", rejection.body_text()),
+    )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -224,7 +245,10 @@ fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
             return Ok(start.and_utc().timestamp_millis());
         }
     }
-    Err(ApiError::parameter(name, format!("{text:?} is not a time; write 2026-11-29T10:00:00Z or 2026-11-29")))
+    Err(ApiError::parameter(
+        name,
+        format!("{text:?} is not a time; write 2026-11-29T10:00:00Z or 2026-11-29"),
+    ))
 }
 
 /// Page through stored decisions, newest first.
@@ -245,20 +269,35 @@ async fn list_decisions(
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=limits.max_page_size).contains(n))
-            .ok_or_else(|| ApiError::parameter("limit", format!("give a whole number from 1 to {}", limits.max_page_size)))?,
+            .ok_or_else(|| {
+                ApiError::parameter(
+                    "limit",
+                    format!("give a whole number from 1 to {}", limits.max_page_size),
+                )
+            })?,
     };
     let before_seq = match params.cursor.as_deref() {
         None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .map_err(|_| ApiError::parameter("cursor", "pass the next_cursor of the previous page unchanged"))?,
-        ),
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::parameter(
+                "cursor",
+                "pass the next_cursor of the previous page unchanged",
+            )
+        })?),
     };
     let query = DecisionQuery {
         customer_id: params.customer_id,
         flow: params.flow,
-        from_ms: params.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?,
-        to_ms: params.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?,
+        from_ms: params
+            .from
+            .as_deref()
+            .map(|t| parse_time_ms("from", t))
+            .transpose()?,
+        to_ms: params
+            .to
+            .as_deref()
+            .map(|t| parse_time_ms("to", t))
+            .transpose()?,
         before_seq,
         limit,
     };
@@ -305,7 +344,12 @@ async fn replay_decision(
             ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
         })?
     };
-    Ok(Json(service.decisions.replay(&id, request.strategy_version).await?))
+    Ok(Json(
+        service
+            .decisions
+            .replay(&id, request.strategy_version)
+            .await?,
+    ))
 }
 
 /// Upload a strategy package (.tar.gz); compiled and its cases run, stored as a draft.
@@ -322,16 +366,26 @@ async fn upload_strategy(
     let principal = caller.require(Action::UploadStrategy)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::BodyTooLarge, "the package is larger than this server accepts (max_package_bytes)")
+            ApiError::new(
+                ErrorCode::BodyTooLarge,
+                "the package is larger than this server accepts (max_package_bytes)",
+            )
         } else {
-            ApiError::new(ErrorCode::InvalidPackage, format!("cannot read the upload: {rejection}"))
+            ApiError::new(
+                ErrorCode::InvalidPackage,
+                format!("cannot read the upload: {rejection}"),
+            )
         }
     })?;
     let outcome = service
         .strategies
         .upload(body.to_vec(), &principal.user, service.now_ms())
         .await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(outcome)).into_response())
 }
 
@@ -354,10 +408,9 @@ async fn active_strategy(
     caller: Caller,
 ) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
     caller.require(Action::ReadStrategies)?;
-    let active = service
-        .strategies
-        .active()
-        .ok_or_else(|| ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active"))?;
+    let active = service.strategies.active().ok_or_else(|| {
+        ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active")
+    })?;
     Ok(Json(service.strategies.get(&active.version).await?))
 }
 
@@ -383,7 +436,12 @@ async fn approve_strategy(
     Path(version): Path<String>,
 ) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
     let principal = caller.require(Action::ApproveStrategy)?;
-    Ok(Json(service.strategies.approve(&version, &principal.user, service.now_ms()).await?))
+    Ok(Json(
+        service
+            .strategies
+            .approve(&version, &principal.user, service.now_ms())
+            .await?,
+    ))
 }
 
 /// Make an approved version active (atomic swap; in-flight requests finish on the old one).
@@ -396,7 +454,12 @@ async fn activate_strategy(
     Path(version): Path<String>,
 ) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
     let principal = caller.require(Action::ActivateStrategy)?;
-    Ok(Json(service.strategies.activate(&version, &principal.user, service.now_ms()).await?))
+    Ok(Json(
+        service
+            .strategies
+            .activate(&version, &principal.user, service.now_ms())
+            .await?,
+    ))
 }
 
 /// Re-activate the version active before the current one.
@@ -407,7 +470,12 @@ async fn rollback_strategy(
     caller: Caller,
 ) -> Result<Json<crate::strategies::StrategyView>, ApiError> {
     let principal = caller.require(Action::ActivateStrategy)?;
-    Ok(Json(service.strategies.rollback(&principal.user, service.now_ms()).await?))
+    Ok(Json(
+        service
+            .strategies
+            .rollback(&principal.user, service.now_ms())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -437,14 +505,30 @@ async fn create_key(
 ) -> Result<Response, ApiError> {
     let principal = caller.require(Action::ManageKeys)?;
     let Json(request) = body.map_err(|e| {
-        ApiError::new(ErrorCode::InvalidParameter, format!("{}; send {{\"user\": \"alice\", \"roles\": [\"analyst\"]}}", e.body_text()))
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "{}; send {{\"user\": \"alice\", \"roles\": [\"analyst\"]}}",
+                e.body_text()
+            ),
+        )
     })?;
     let now_ms = service.now_ms();
     let issued = crate::auth::issue_key(&request.user, &request.roles, &principal.user, now_ms)?;
     let record = issued.record.clone();
     service
         .store
-        .insert_key(issued.record, key_audit(&principal.user, "key.create", &record.id, now_ms, &record.user, &record.roles))
+        .insert_key(
+            issued.record,
+            key_audit(
+                &principal.user,
+                "key.create",
+                &record.id,
+                now_ms,
+                &record.user,
+                &record.roles,
+            ),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -497,7 +581,11 @@ async fn revoke_key(
     let now_ms = service.now_ms();
     service
         .store
-        .revoke_key(&id, now_ms, key_audit(&principal.user, "key.revoke", &id, now_ms, "", &[]))
+        .revoke_key(
+            &id,
+            now_ms,
+            key_audit(&principal.user, "key.revoke", &id, now_ms, "", &[]),
+        )
         .await?;
     service.auth.forget();
     Ok(StatusCode::NO_CONTENT)
@@ -519,7 +607,10 @@ async fn audit_events(
 ) -> Result<Json<Vec<credence_store::AuditEvent>>, ApiError> {
     caller.require(Action::ReadAudit)?;
     let Query(params) = params.map_err(query_error)?;
-    let limit = params.limit.unwrap_or(100).clamp(1, service.limits.max_page_size);
+    let limit = params
+        .limit
+        .unwrap_or(100)
+        .clamp(1, service.limits.max_page_size);
     Ok(Json(service.store.audit_events(limit).await?))
 }
 
@@ -532,16 +623,18 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Readiness: a strategy is active and the store answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503, body = ApiError)))]
 async fn readyz(State(service): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let active = service
-        .strategies
-        .active()
-        .ok_or_else(|| ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active"))?;
-    service
-        .store
-        .activations(1)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("the store does not answer: {e}")))?;
-    Ok(Json(serde_json::json!({"status": "ready", "strategy_version": active.version})))
+    let active = service.strategies.active().ok_or_else(|| {
+        ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active")
+    })?;
+    service.store.activations(1).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the store does not answer: {e}"),
+        )
+    })?;
+    Ok(Json(
+        serde_json::json!({"status": "ready", "strategy_version": active.version}),
+    ))
 }
 
 /// Prometheus metrics.

@@ -56,7 +56,13 @@ pub struct Strategies {
     activation: tokio::sync::Mutex<()>,
 }
 
-fn audit(actor: &str, action: &str, subject: &str, at_ms: i64, detail: serde_json::Value) -> NewAuditEvent {
+fn audit(
+    actor: &str,
+    action: &str,
+    subject: &str,
+    at_ms: i64,
+    detail: serde_json::Value,
+) -> NewAuditEvent {
     NewAuditEvent {
         at_ms,
         actor: actor.to_string(),
@@ -101,7 +107,12 @@ impl Strategies {
 
     /// A version compiled, from the cache or from its stored package.
     pub async fn compiled(&self, version: &str) -> Result<Arc<CompiledStrategy>, ApiError> {
-        if let Some(strategy) = self.compiled.lock().ok().and_then(|c| c.get(version).cloned()) {
+        if let Some(strategy) = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|c| c.get(version).cloned())
+        {
             return Ok(strategy);
         }
         let package = self
@@ -122,7 +133,10 @@ impl Strategies {
         let Some(newest) = self.store.activations(1).await?.into_iter().next() else {
             return Ok(false);
         };
-        if self.active().is_some_and(|a| a.activation_seq >= newest.seq) {
+        if self
+            .active()
+            .is_some_and(|a| a.activation_seq >= newest.seq)
+        {
             return Ok(false);
         }
         let strategy = self.compiled(&newest.version).await?;
@@ -252,7 +266,12 @@ impl Strategies {
     }
 
     /// Approves a draft; the approver must not be its uploader (maker-checker).
-    pub async fn approve(&self, version: &str, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+    pub async fn approve(
+        &self,
+        version: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<StrategyView, ApiError> {
         let record = self
             .store
             .strategy(version)
@@ -277,14 +296,25 @@ impl Strategies {
                 version,
                 actor,
                 now_ms,
-                audit(actor, "strategy.approve", version, now_ms, serde_json::json!({"uploaded_by": record.uploaded_by})),
+                audit(
+                    actor,
+                    "strategy.approve",
+                    version,
+                    now_ms,
+                    serde_json::json!({"uploaded_by": record.uploaded_by}),
+                ),
             )
             .await?;
         self.get(version).await
     }
 
     /// Makes an approved version the active one.
-    pub async fn activate(&self, version: &str, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+    pub async fn activate(
+        &self,
+        version: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<StrategyView, ApiError> {
         self.switch_to(version, actor, now_ms, "activate").await
     }
 
@@ -317,7 +347,13 @@ impl Strategies {
                 actor,
                 kind,
                 now_ms,
-                audit(actor, &format!("strategy.{kind}"), version, now_ms, serde_json::json!({"previous": previous})),
+                audit(
+                    actor,
+                    &format!("strategy.{kind}"),
+                    version,
+                    now_ms,
+                    serde_json::json!({"previous": previous}),
+                ),
             )
             .await?;
         self.active.store(Some(Arc::new(ActiveStrategy {
@@ -349,14 +385,21 @@ impl Strategies {
     }
 
     /// On a store with no active version, adds `package` as approved and activates it.
-    pub async fn bootstrap(&self, package: Vec<u8>, now_ms: i64) -> Result<Option<String>, ApiError> {
+    pub async fn bootstrap(
+        &self,
+        package: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<Option<String>, ApiError> {
         if !self.store.activations(1).await?.is_empty() {
             self.refresh().await?;
             return Ok(None);
         }
-        let outcome = self.add(package, "system", now_ms, StrategyState::Approved).await?;
+        let outcome = self
+            .add(package, "system", now_ms, StrategyState::Approved)
+            .await?;
         let version = outcome.strategy.version;
-        self.switch_to(&version, "system", now_ms, "bootstrap").await?;
+        self.switch_to(&version, "system", now_ms, "bootstrap")
+            .await?;
         Ok(Some(version))
     }
 }

@@ -3,8 +3,8 @@
 //! Each record's hash is SHA-256 over its position, every stored field and the previous
 //! record's hash, each field length-prefixed so that no two different records encode alike.
 //! Changing a byte of a record changes its hash; removing or reordering records breaks the
-//! `prev_hash` links or the positions; removing the newest records is caught by the chain
-//! head, which is written in the same transaction as each batch.
+//! `prev_hash` links or the positions; removing the newest records is caught by a
+//! checkpoint kept apart from the log (the newest indexed record's position and hash).
 
 use crate::records::NewDecision;
 use sha2::{Digest, Sha256};
@@ -89,26 +89,44 @@ impl ChainReport {
     }
 }
 
-/// Checks records streamed in `seq` order against the recorded chain head; pure, for any store.
+/// Checks records streamed in `seq` order, and that the log still holds a checkpoint
+/// recorded elsewhere; pure, for any store.
 pub struct ChainVerifier {
     expected_seq: i64,
     prev_hash: String,
     records: u64,
     problem: Option<ChainProblem>,
+    checkpoint: Option<(i64, String)>,
 }
 
 impl Default for ChainVerifier {
     fn default() -> Self {
+        ChainVerifier::with_checkpoint(None)
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier that also requires record `seq` to exist with `hash`.
+    pub fn with_checkpoint(checkpoint: Option<(i64, String)>) -> ChainVerifier {
         ChainVerifier {
             expected_seq: 1,
             prev_hash: GENESIS_HASH.to_string(),
             records: 0,
             problem: None,
+            checkpoint,
         }
     }
-}
 
-impl ChainVerifier {
+    /// Records that the next record could not be read at all.
+    pub fn damaged(&mut self, reason: String) {
+        if self.problem.is_none() {
+            self.problem = Some(ChainProblem {
+                seq: self.expected_seq,
+                problem: format!("unreadable: {reason}: bytes were changed or cut"),
+            });
+        }
+    }
+
     /// Feeds the next stored record; returns false once a problem is found (stop feeding).
     pub fn push(&mut self, seq: i64, record: &NewDecision, prev_hash: &str, hash: &str) -> bool {
         if self.problem.is_some() {
@@ -130,6 +148,15 @@ impl ChainVerifier {
                 "its contents do not match its hash: decision {} was changed after it was written",
                 record.id
             ));
+        } else if let Some((_, checkpoint_hash)) =
+            self.checkpoint.as_ref().filter(|(s, _)| *s == seq)
+        {
+            if checkpoint_hash != hash {
+                self.problem = fail(
+                    "it differs from the checkpoint recorded in the index: the log was rewritten"
+                        .to_string(),
+                );
+            }
         }
         if self.problem.is_some() {
             return false;
@@ -140,18 +167,19 @@ impl ChainVerifier {
         true
     }
 
-    /// Compares the end of the chain with the head recorded beside it.
-    pub fn finish(mut self, head: Option<(i64, String)>) -> ChainReport {
+    /// Ends the check: the checkpoint, if any, must have been reached.
+    pub fn finish(mut self) -> ChainReport {
         if self.problem.is_none() {
-            let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
-            let last_seq = self.expected_seq - 1;
-            if head_seq != last_seq || head_hash != self.prev_hash {
-                self.problem = Some(ChainProblem {
-                    seq: last_seq + 1,
-                    problem: format!(
-                        "the chain head records {head_seq} decision(s) but the log holds {last_seq}: the newest records were removed or the head was changed"
-                    ),
-                });
+            if let Some((checkpoint_seq, _)) = &self.checkpoint {
+                let last_seq = self.expected_seq - 1;
+                if *checkpoint_seq > last_seq {
+                    self.problem = Some(ChainProblem {
+                        seq: last_seq + 1,
+                        problem: format!(
+                            "the index records {checkpoint_seq} decision(s) but the log holds {last_seq}: the newest records were removed"
+                        ),
+                    });
+                }
             }
         }
         ChainReport {
@@ -199,14 +227,17 @@ mod tests {
             .collect()
     }
 
-    fn verify(rows: &[(i64, NewDecision, String, String)], head: Option<(i64, String)>) -> ChainReport {
-        let mut verifier = ChainVerifier::default();
+    fn verify(
+        rows: &[(i64, NewDecision, String, String)],
+        head: Option<(i64, String)>,
+    ) -> ChainReport {
+        let mut verifier = ChainVerifier::with_checkpoint(head);
         for (seq, r, prev, hash) in rows {
             if !verifier.push(*seq, r, prev, hash) {
                 break;
             }
         }
-        verifier.finish(head)
+        verifier.finish()
     }
 
     fn head(rows: &[(i64, NewDecision, String, String)]) -> Option<(i64, String)> {
@@ -229,10 +260,18 @@ mod tests {
         let cases: [(&str, Tamper, i64); 6] = [
             ("changed input", |r| r[2].1.input.push(' '), 3),
             ("changed outcome", |r| r[3].1.outcome = "decline".into(), 4),
-            ("None vs empty customer", |r| r[0].1.customer_id = Some(String::new()), 1),
-            ("removed record", |r| {
-                r.remove(1);
-            }, 3),
+            (
+                "None vs empty customer",
+                |r| r[0].1.customer_id = Some(String::new()),
+                1,
+            ),
+            (
+                "removed record",
+                |r| {
+                    r.remove(1);
+                },
+                3,
+            ),
             ("swapped records", |r| r.swap(1, 2), 3),
             ("changed hash", |r| r[4].3 = GENESIS_HASH.into(), 5),
         ];
@@ -241,17 +280,26 @@ mod tests {
             let original_head = head(&rows);
             tamper(&mut rows);
             let report = verify(&rows, original_head);
-            let problem = report.problem.unwrap_or_else(|| panic!("{name}: not detected"));
+            let problem = report
+                .problem
+                .unwrap_or_else(|| panic!("{name}: not detected"));
             assert_eq!(problem.seq, seq, "{name}: {}", problem.problem);
         }
     }
 
     #[test]
-    fn removing_the_newest_records_is_caught_by_the_head() {
+    fn removing_the_newest_records_is_caught_by_the_checkpoint() {
         let mut rows = chain(4);
         let original_head = head(&rows);
         rows.truncate(2);
         let report = verify(&rows, original_head);
-        assert!(report.problem.unwrap().problem.contains("chain head records 4"));
+        assert!(report.problem.unwrap().problem.contains("index records 4"));
+        // A log longer than its checkpoint is fine: the index lags the log.
+        let rows = chain(5);
+        assert!(verify(&rows, Some((3, rows[2].3.clone()))).verified());
+        let mut rewritten = chain(5);
+        rewritten[2].3 = "f".repeat(64);
+        let report = verify(&chain(5), Some((3, rewritten[2].3.clone())));
+        assert!(report.problem.unwrap().problem.contains("checkpoint"));
     }
 }

@@ -1,24 +1,29 @@
 //! Credence's durable state behind one trait: the decision log, strategy versions, keys, audit.
 //!
-//! The service holds an `Arc<dyn Store>`; [`SqliteStore`] is the embedded default (one file
-//! under the data directory). The SQL sticks to what PostgreSQL also accepts (explicit
-//! `BIGINT` keys assigned by the store, no `AUTOINCREMENT`, no `INSERT OR …`), so a second
-//! implementation is a port of statements, not of design.
+//! The service holds an `Arc<dyn Store>`; [`SqliteStore`] is the embedded default: the
+//! decision log in append-only segment files under `log/` (see `log.rs` for why), everything
+//! else — the log's index, strategies, activations, keys, audit events — in one SQLite file.
+//! The SQL sticks to what PostgreSQL also accepts (keys assigned by the store, no
+//! `AUTOINCREMENT`, no `INSERT OR …`, partial indexes both know), so a second implementation
+//! is a port of statements, not of design; `seq INTEGER PRIMARY KEY` is the one SQLite
+//! spelling (`BIGINT PRIMARY KEY` in PostgreSQL).
 //!
 //! Invariants every implementation keeps:
-//! - an append returns only after its record is durable (committed and synced);
-//! - decisions form one hash chain in `seq` order ([`chain`]); records are never updated;
+//! - an append returns only after its record is durable (written and synced);
+//! - decisions form one hash chain in `seq` order ([`chain`]); records are never changed;
+//! - a reused idempotency key is refused and leaves no record;
 //! - a change to a strategy or a key is written in the same transaction as its audit event.
 
 pub mod chain;
 mod error;
+mod log;
 mod records;
 mod sqlite;
 
 pub use chain::{ChainProblem, ChainReport};
 pub use error::StoreError;
 pub use records::*;
-pub use sqlite::{SqliteStore, DATABASE_FILE};
+pub use sqlite::{SqliteStore, DATABASE_FILE, LOG_DIR};
 
 /// Durable state. Methods are async so that a networked database can implement them.
 #[async_trait::async_trait]
@@ -31,8 +36,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &str,
     ) -> Result<Option<StoredDecision>, StoreError>;
-    async fn list_decisions(&self, query: &DecisionQuery)
-        -> Result<Vec<DecisionSummary>, StoreError>;
+    async fn list_decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<DecisionSummary>, StoreError>;
     /// Checks the whole chain and its head.
     async fn verify_chain(&self) -> Result<ChainReport, StoreError>;
 
@@ -69,8 +76,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
     async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
-    async fn revoke_key(&self, id: &str, at_ms: i64, audit: NewAuditEvent)
-        -> Result<(), StoreError>;
+    async fn revoke_key(
+        &self,
+        id: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Audit events, newest first.
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;

@@ -1,59 +1,73 @@
-//! The embedded store: one SQLite file in WAL mode, one writer thread that group-commits, a
-//! pool of reader connections.
+//! The embedded store: the decision log in append-only segment files ([`crate::log`]), and
+//! everything else — the log's index, strategy versions, activations, keys, audit events — in
+//! one SQLite database in WAL mode.
 //!
-//! Why a single writer thread: SQLite allows one writer at a time anyway, and a thread that
-//! drains every waiting write into one transaction turns N fsyncs into one. A caller's write
-//! is acknowledged only after the transaction holding it has committed with
-//! `synchronous=FULL`, so an acknowledged decision survives a crash of the process or the
-//! machine. Each write runs inside a savepoint, so one failing write (a reused idempotency
-//! key) does not take its batch-mates down with it.
+//! Threads: the **log writer** takes every waiting decision, appends the batch and syncs it
+//! once, then acknowledges each (group commit: one `fdatasync` for the batch). Acknowledged
+//! decisions wait in memory (`Pending`) until the **indexer** writes them into the SQLite
+//! index in one transaction every quarter second; reads look in `Pending` first, then the index. The
+//! **SQLite writer** runs every database write, each in its own savepoint, committing what is
+//! waiting in one transaction with `synchronous=FULL` — except index batches, which need no
+//! sync because recovery rebuilds the index from the log. Readers use a pool of connections on
+//! the blocking thread pool.
+//!
+//! One process appends to a data directory at a time (a lock file says so); others open it
+//! with [`SqliteStore::open_shared`] to manage keys and strategies and to read and verify the
+//! log, but cannot append decisions.
 
-use crate::chain::{record_hash, ChainReport, ChainVerifier, GENESIS_HASH};
+use crate::chain::{ChainReport, ChainVerifier, GENESIS_HASH};
 use crate::error::StoreError;
+use crate::log::{self, Appender, FramePosition, Scanned, SegmentReader};
 use crate::records::*;
 use crate::Store;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "credence.sqlite3";
+/// The directory of decision-log segments inside the data directory.
+pub const LOG_DIR: &str = "log";
+const LOCK_FILE: &str = "writer.lock";
 
-/// Most writes committed in one transaction.
+/// Most writes committed in one batch.
 const MAX_BATCH: usize = 1024;
+/// How often acknowledged decisions are moved from memory into the index. Large batches
+/// matter: the customer index takes a random leaf page per record, and a batch that touches
+/// each leaf once writes far less than many small ones.
+const INDEX_EVERY: Duration = Duration::from_millis(250);
 
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS decisions (
-    seq BIGINT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+CREATE TABLE IF NOT EXISTS decision_index (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
     flow TEXT NOT NULL,
     customer_id TEXT,
-    idempotency_key TEXT UNIQUE,
-    request_sha256 TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    strategy_version TEXT NOT NULL,
-    arm TEXT,
+    idempotency_key TEXT,
     outcome TEXT NOT NULL,
-    as_of TEXT NOT NULL,
-    language TEXT NOT NULL,
+    arm TEXT,
+    strategy_version TEXT NOT NULL,
     created_at_ms BIGINT NOT NULL,
-    latency_us BIGINT NOT NULL,
-    input TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    segment BIGINT NOT NULL,
+    frame_offset BIGINT NOT NULL,
+    frame_length BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS decisions_by_customer ON decisions (customer_id, seq);
-CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (created_at_ms);
-CREATE TABLE IF NOT EXISTS chain_head (
+CREATE UNIQUE INDEX IF NOT EXISTS decision_index_by_id ON decision_index (id);
+CREATE INDEX IF NOT EXISTS decision_index_by_customer ON decision_index (customer_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS decision_index_by_idempotency_key ON decision_index (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS log_state (
     id BIGINT PRIMARY KEY,
-    seq BIGINT NOT NULL,
-    hash TEXT NOT NULL
+    indexed_seq BIGINT NOT NULL,
+    indexed_hash TEXT NOT NULL,
+    segment BIGINT NOT NULL,
+    next_offset BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS strategy_versions (
     version TEXT PRIMARY KEY,
@@ -92,11 +106,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 ";
 
-const DECISION_COLUMNS: &str = "seq, id, flow, customer_id, idempotency_key, request_sha256, \
-    strategy, strategy_version, arm, outcome, as_of, language, created_at_ms, latency_us, input, \
-    decision, prev_hash, hash";
-
-/// The embedded store. Cheap to clone; every clone shares the writer and the readers.
+/// The store. Cheap to clone; every clone shares the threads and the readers.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -104,53 +114,92 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    log_dir: PathBuf,
     writer: mpsc::Sender<Box<dyn Job>>,
+    /// `None` when opened shared: this process may not append decisions.
+    appender: Option<mpsc::Sender<AppendRequest>>,
+    pending: Arc<RwLock<Pending>>,
     readers: Mutex<Vec<Connection>>,
+    /// Held for the life of an appending store.
+    _lock: Option<std::fs::File>,
 }
 
-/// The newest link of the chain, as the writer knows it.
-#[derive(Debug, Clone)]
-struct ChainTip {
-    seq: i64,
-    hash: String,
+/// Acknowledged decisions not yet in the index.
+#[derive(Default)]
+struct Pending {
+    by_seq: BTreeMap<i64, (Arc<StoredDecision>, FramePosition)>,
+    by_id: HashMap<String, i64>,
+    by_key: HashMap<String, i64>,
+}
+
+impl Pending {
+    fn insert(&mut self, stored: Arc<StoredDecision>, position: FramePosition) {
+        self.by_id.insert(stored.record.id.clone(), stored.seq);
+        if let Some(key) = &stored.record.idempotency_key {
+            self.by_key.insert(key.clone(), stored.seq);
+        }
+        self.by_seq.insert(stored.seq, (stored, position));
+    }
+
+    fn remove_through(&mut self, seq: i64) {
+        let rest = self.by_seq.split_off(&(seq + 1));
+        for (stored, _) in std::mem::replace(&mut self.by_seq, rest).into_values() {
+            self.by_id.remove(&stored.record.id);
+            if let Some(key) = &stored.record.idempotency_key {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    fn get(&self, seq: Option<&i64>) -> Option<StoredDecision> {
+        seq.and_then(|seq| self.by_seq.get(seq))
+            .map(|(stored, _)| (**stored).clone())
+    }
+}
+
+struct AppendRequest {
+    record: NewDecision,
+    reply: oneshot::Sender<Result<AppendReceipt, StoreError>>,
 }
 
 /// Called with the batch's commit result once the transaction has ended.
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 trait Job: Send {
-    fn run(self: Box<Self>, conn: &Connection, tip: &mut ChainTip) -> Completion;
+    fn run(self: Box<Self>, conn: &Connection) -> Completion;
     fn abandon(self: Box<Self>, error: &StoreError);
+    /// Whether the commit holding this job must be synced before it is acknowledged.
+    fn durable(&self) -> bool;
 }
 
 struct Work<T, F> {
     work: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    /// False only for the log index, which is rebuilt from the log after a crash.
+    durable: bool,
 }
 
 impl<T, F> Job for Work<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection, &mut ChainTip) -> Result<T, StoreError> + Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
-    fn run(self: Box<Self>, conn: &Connection, tip: &mut ChainTip) -> Completion {
-        let Work { work, reply } = *self;
-        let before = tip.clone();
+    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+        let Work { work, reply, .. } = *self;
         let result = conn
             .execute_batch("SAVEPOINT job")
             .map_err(StoreError::from)
-            .and_then(|()| work(conn, tip));
+            .and_then(|()| work(conn));
         let result = match result {
             Ok(value) => conn
                 .execute_batch("RELEASE job")
                 .map(|()| value)
                 .map_err(StoreError::from),
-            Err(error) => Err(error),
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                Err(error)
+            }
         };
-        if result.is_err() {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            *tip = before;
-        }
         Box::new(move |commit: Option<&StoreError>| {
             let outcome = match (result, commit) {
                 (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
@@ -163,6 +212,10 @@ where
     fn abandon(self: Box<Self>, error: &StoreError) {
         let _ = self.reply.send(Err(StoreError::Commit(error.to_string())));
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
@@ -174,53 +227,173 @@ fn io_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
 }
 
+/// Where the index ends in the log: the last indexed record and the position after it.
+#[derive(Debug, Clone)]
+struct LogState {
+    indexed_seq: i64,
+    indexed_hash: String,
+    segment: i64,
+    next_offset: u64,
+}
+
+fn log_state(conn: &Connection) -> Result<LogState, StoreError> {
+    Ok(conn.query_row(
+        "SELECT indexed_seq, indexed_hash, segment, next_offset FROM log_state WHERE id = 1",
+        [],
+        |row| {
+            Ok(LogState {
+                indexed_seq: row.get(0)?,
+                indexed_hash: row.get(1)?,
+                segment: row.get(2)?,
+                next_offset: row.get::<_, i64>(3)? as u64,
+            })
+        },
+    )?)
+}
+
+/// Writes decisions into the index and moves the log state past them.
+fn index_decisions(
+    conn: &Connection,
+    batch: &[(Arc<StoredDecision>, FramePosition)],
+) -> Result<(), StoreError> {
+    let Some((last, last_position)) = batch.last() else {
+        return Ok(());
+    };
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO decision_index (seq, id, flow, customer_id, idempotency_key, outcome, arm, \
+         strategy_version, created_at_ms, segment, frame_offset, frame_length) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (seq) DO NOTHING",
+    )?;
+    for (stored, position) in batch {
+        let r = &stored.record;
+        insert.execute(params![
+            stored.seq,
+            r.id,
+            r.flow,
+            r.customer_id,
+            r.idempotency_key,
+            r.outcome,
+            r.arm,
+            r.strategy_version,
+            r.created_at_ms,
+            position.segment,
+            position.offset as i64,
+            position.length as i64
+        ])?;
+    }
+    conn.execute(
+        // Indexing is idempotent and only moves forward (recovery and a late batch may overlap).
+        "UPDATE log_state SET indexed_seq = ?1, indexed_hash = ?2, segment = ?3, next_offset = ?4 \
+         WHERE id = 1 AND indexed_seq < ?1",
+        params![
+            last.seq,
+            last.hash,
+            last_position.segment,
+            last_position.end() as i64
+        ],
+    )?;
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the store in `data_dir` as the one process that appends
+    /// decisions: takes the writer lock, recovers the log's tail into the index, and starts
+    /// the log writer.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, true)
+    }
+
+    /// Opens the store beside a running appender: keys, strategies, reads and verification.
+    pub fn open_shared(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, false)
+    }
+
+    fn open_with(data_dir: &Path, append: bool) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
+        let log_dir = data_dir.join(LOG_DIR);
+        std::fs::create_dir_all(&log_dir).map_err(|e| io_error(&log_dir, e))?;
         let path = data_dir.join(DATABASE_FILE);
         let conn = open_connection(&path)?;
         migrate(&conn)?;
-        let tip = conn.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |row| {
-            Ok(ChainTip {
-                seq: row.get(0)?,
-                hash: row.get(1)?,
-            })
-        })?;
+        let pending = Arc::new(RwLock::new(Pending::default()));
+        let (lock, appender) = if append {
+            let lock_path = data_dir.join(LOCK_FILE);
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| io_error(&lock_path, e))?;
+            if lock.try_lock().is_err() {
+                return Err(StoreError::Io {
+                    path: data_dir.display().to_string(),
+                    message: "another credence process is serving this data directory; stop it first (or give this one its own --data-dir)".into(),
+                });
+            }
+            let (tip, end) = recover(&conn, &log_dir)?;
+            let appender = Appender::open(&log_dir, end)?;
+            let index_conn = open_connection(&path)?;
+            let (sender, receiver) = mpsc::channel::<AppendRequest>();
+            let pending_for_writer = pending.clone();
+            std::thread::Builder::new()
+                .name("credence-log-writer".into())
+                .spawn(move || {
+                    run_log_writer(appender, tip, receiver, pending_for_writer, index_conn)
+                })
+                .map_err(|e| io_error(&path, e))?;
+            (Some(lock), Some(sender))
+        } else {
+            (None, None)
+        };
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
-            .name("credence-log-writer".into())
-            .spawn(move || run_writer(conn, receiver, tip))
+            .name("credence-db-writer".into())
+            .spawn(move || run_writer(conn, receiver))
             .map_err(|e| io_error(&path, e))?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: sender,
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.clone(),
+            log_dir,
+            writer: sender,
+            appender,
+            pending,
+            readers: Mutex::new(Vec::new()),
+            _lock: lock,
+        });
+        if append {
+            let watched = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name("credence-log-indexer".into())
+                .spawn(move || run_indexer(watched))
+                .map_err(|e| io_error(&path, e))?;
+        }
+        Ok(SqliteStore { inner })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
+    /// Runs `work` in the next database batch, in its own savepoint; returns after the commit.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut ChainTip) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.inner
             .writer
-            .send(Box::new(Work { work, reply }))
+            .send(Box::new(Work {
+                work,
+                reply,
+                durable: true,
+            }))
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -228,7 +401,7 @@ impl SqliteStore {
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Inner, &Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
@@ -237,7 +410,7 @@ impl SqliteStore {
                 Some(conn) => conn,
                 None => open_connection(&inner.path)?,
             };
-            let result = work(&conn);
+            let result = work(&inner, &conn);
             if let Ok(mut pool) = inner.readers.lock() {
                 pool.push(conn);
             }
@@ -259,8 +432,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let result = (|| -> Result<(), StoreError> {
         conn.execute_batch(SCHEMA)?;
         conn.execute(
-            "INSERT INTO chain_head (id, seq, hash) SELECT 1, 0, ?1 \
-             WHERE NOT EXISTS (SELECT 1 FROM chain_head WHERE id = 1)",
+            "INSERT INTO log_state (id, indexed_seq, indexed_hash, segment, next_offset) \
+             SELECT 1, 0, ?1, 1, 0 WHERE NOT EXISTS (SELECT 1 FROM log_state WHERE id = 1)",
             [GENESIS_HASH],
         )?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -275,9 +448,220 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-fn run_writer(conn: Connection, receiver: mpsc::Receiver<Box<dyn Job>>, mut tip: ChainTip) {
+/// The chain tip after recovery, and where the next frame goes (segment, offset).
+type Recovered = ((i64, String), Option<(i64, u64)>);
+
+/// Reads the log past the index, indexes what it finds, and returns the chain tip and where
+/// the next frame goes. A torn frame at the very end (a write cut off by a crash before it
+/// was synced, so never acknowledged) is cut off; damage anywhere else is an error.
+fn recover(conn: &Connection, log_dir: &Path) -> Result<Recovered, StoreError> {
+    let state = log_state(conn)?;
+    let segments = log::segments(log_dir)?;
+    let mut tip = (state.indexed_seq, state.indexed_hash.clone());
+    let mut end: Option<(i64, u64)> = None;
+    let mut found: Vec<(Arc<StoredDecision>, FramePosition)> = Vec::new();
+    let last_segment = segments.last().copied();
+    if state.indexed_seq > 0 && last_segment.is_none_or(|last| last < state.segment) {
+        return Err(StoreError::Corrupt(format!(
+            "the index records {} decision(s) but the log segments in {} are missing; restore them from backup",
+            state.indexed_seq,
+            log_dir.display()
+        )));
+    }
+    for &segment in segments.iter().filter(|s| **s >= state.segment) {
+        let offset = if segment == state.segment {
+            state.next_offset
+        } else {
+            0
+        };
+        let mut reader = SegmentReader::open(log_dir, segment, offset)?;
+        end = Some((segment, offset));
+        loop {
+            match reader.next_frame() {
+                Scanned::Frame(stored, position) => {
+                    let expected_hash =
+                        crate::chain::record_hash(stored.seq, &tip.1, &stored.record);
+                    if stored.seq != tip.0 + 1
+                        || stored.prev_hash != tip.1
+                        || stored.hash != expected_hash
+                    {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} at byte {}: record {} does not follow record {} in the hash chain; run `credence audit verify`",
+                            log::segment_path(log_dir, segment).display(), position.offset, stored.seq, tip.0
+                        )));
+                    }
+                    tip = (stored.seq, stored.hash.clone());
+                    end = Some((segment, position.end()));
+                    found.push((Arc::new(*stored), position));
+                }
+                Scanned::Damaged { offset, reason } => {
+                    if Some(segment) != last_segment {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} is damaged at byte {offset} ({reason}) and later segments exist; run `credence audit verify`",
+                            log::segment_path(log_dir, segment).display()
+                        )));
+                    }
+                    end = Some((segment, offset));
+                    break;
+                }
+                Scanned::End => break,
+            }
+        }
+    }
+    if !found.is_empty() {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match index_decisions(conn, &found) {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(error);
+            }
+        }
+    }
+    Ok((tip, end))
+}
+
+fn index_has_key(conn: &Connection, key: &str) -> bool {
+    conn.prepare_cached("SELECT 1 FROM decision_index WHERE idempotency_key = ?1")
+        .and_then(|mut s| s.exists([key]))
+        .unwrap_or(false)
+}
+
+fn run_log_writer(
+    mut appender: Appender,
+    mut tip: (i64, String),
+    receiver: mpsc::Receiver<AppendRequest>,
+    pending: Arc<RwLock<Pending>>,
+    index_conn: Connection,
+) {
+    let mut batch: Vec<AppendRequest> = Vec::with_capacity(MAX_BATCH);
+    let mut frames: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut accepted = Vec::with_capacity(MAX_BATCH);
+    let mut keys_in_batch: HashSet<String> = HashSet::new();
+    while let Ok(first) = receiver.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = appender.rotate_if_full(tip.0 + 1) {
+            for request in batch.drain(..) {
+                let _ = request
+                    .reply
+                    .send(Err(StoreError::Commit(error.to_string())));
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let start_tip = tip.clone();
+        let start_offset = appender.size();
+        let segment = appender.segment();
+        frames.clear();
+        keys_in_batch.clear();
+        for request in batch.drain(..) {
+            if let Some(key) = &request.record.idempotency_key {
+                let taken = keys_in_batch.contains(key)
+                    || pending
+                        .read()
+                        .map(|p| p.by_key.contains_key(key))
+                        .unwrap_or(false)
+                    || index_has_key(&index_conn, key);
+                if taken {
+                    let _ = request.reply.send(Err(StoreError::Conflict {
+                        what: format!("a decision with idempotency key {key}"),
+                    }));
+                    continue;
+                }
+                keys_in_batch.insert(key.clone());
+            }
+            let stored = log::chain_next(tip.0, &tip.1, request.record);
+            let offset = start_offset + frames.len() as u64;
+            log::encode(&stored, &mut frames);
+            let position = FramePosition {
+                segment,
+                offset,
+                length: start_offset + frames.len() as u64 - offset,
+            };
+            tip = (stored.seq, stored.hash.clone());
+            accepted.push((request.reply, Arc::new(stored), position));
+        }
+        if accepted.is_empty() {
+            continue;
+        }
+        match appender.append_durably(&frames) {
+            Ok(()) => {
+                if let Ok(mut pending) = pending.write() {
+                    for (_, stored, position) in &accepted {
+                        pending.insert(stored.clone(), *position);
+                    }
+                }
+                metrics::histogram!(crate::METRIC_COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!(crate::METRIC_BATCH_SIZE).record(accepted.len() as f64);
+                for (reply, stored, _) in accepted.drain(..) {
+                    let _ = reply.send(Ok(AppendReceipt {
+                        seq: stored.seq,
+                        hash: stored.hash.clone(),
+                    }));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "the decision log could not be written; the batch is refused");
+                tip = start_tip;
+                for (reply, _, _) in accepted.drain(..) {
+                    let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Moves acknowledged decisions from memory into the index, a batch every [`INDEX_EVERY`].
+/// Ends when the store is dropped, indexing what is left first.
+fn run_indexer(store: std::sync::Weak<Inner>) {
+    loop {
+        std::thread::sleep(INDEX_EVERY);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let batch: Vec<(Arc<StoredDecision>, FramePosition)> = match inner.pending.read() {
+            Ok(pending) => pending.by_seq.values().take(20_000).cloned().collect(),
+            Err(_) => return,
+        };
+        let Some(last_seq) = batch.last().map(|(s, _)| s.seq) else {
+            continue;
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Work {
+            work: move |conn: &Connection| index_decisions(conn, &batch),
+            reply,
+            durable: false,
+        };
+        if inner.writer.send(Box::new(job)).is_err() {
+            return;
+        }
+        drop(inner);
+        match answer.blocking_recv() {
+            Ok(Ok(())) => {
+                if let Some(inner) = store.upgrade() {
+                    if let Ok(mut pending) = inner.pending.write() {
+                        pending.remove_through(last_seq);
+                    }
+                }
+            }
+            // The records stay pending and are retried; recovery re-indexes them after a crash.
+            Ok(Err(error)) => tracing::warn!(%error, "indexing the decision log failed; retrying"),
+            Err(_) => return,
+        }
+    }
+}
+
+fn run_writer(conn: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    let mut synced = true;
     while let Ok(first) = receiver.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -286,7 +670,17 @@ fn run_writer(conn: Connection, receiver: mpsc::Receiver<Box<dyn Job>>, mut tip:
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
+        // Index-only batches skip the sync: every device flush also slows the log's syncs.
+        let durable = batch.iter().any(|job| job.durable());
+        if durable != synced {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            if conn
+                .execute_batch(&format!("PRAGMA synchronous = {mode}"))
+                .is_ok()
+            {
+                synced = durable;
+            }
+        }
         if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
             let error = StoreError::from(error);
             for job in batch.drain(..) {
@@ -294,60 +688,62 @@ fn run_writer(conn: Connection, receiver: mpsc::Receiver<Box<dyn Job>>, mut tip:
             }
             continue;
         }
-        let start_tip = tip.clone();
-        let size = batch.len();
         for job in batch.drain(..) {
-            completions.push(job.run(&conn, &mut tip));
+            completions.push(job.run(&conn));
         }
-        let mut commit = Ok(());
-        if tip.seq != start_tip.seq {
-            commit = conn
-                .execute(
-                    "UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1",
-                    params![tip.seq, tip.hash],
-                )
-                .map(|_| ());
-        }
-        let commit = commit.and_then(|()| conn.execute_batch("COMMIT"));
-        let failure = match commit {
+        let failure = match conn.execute_batch("COMMIT") {
             Ok(()) => None,
             Err(error) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                tip = start_tip;
                 Some(StoreError::from(error))
             }
         };
-        metrics::histogram!(crate::METRIC_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(crate::METRIC_BATCH_SIZE).record(size as f64);
         for completion in completions.drain(..) {
             completion(failure.as_ref());
         }
     }
 }
 
-fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoredDecision> {
-    Ok(StoredDecision {
-        seq: row.get(0)?,
-        record: NewDecision {
-            id: row.get(1)?,
-            flow: row.get(2)?,
-            customer_id: row.get(3)?,
-            idempotency_key: row.get(4)?,
-            request_sha256: row.get(5)?,
-            strategy: row.get(6)?,
-            strategy_version: row.get(7)?,
-            arm: row.get(8)?,
-            outcome: row.get(9)?,
-            as_of: row.get(10)?,
-            language: row.get(11)?,
-            created_at_ms: row.get(12)?,
-            latency_us: row.get(13)?,
-            input: row.get(14)?,
-            decision: row.get(15)?,
-        },
-        prev_hash: row.get(16)?,
-        hash: row.get(17)?,
+/// Whether a damaged frame at `offset` is the last thing written: nothing but zeros after
+/// the bytes its length prefix claims (or the prefix itself runs past the end).
+fn tail_only(log_dir: &Path, segment: i64, offset: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log::segment_path(log_dir, segment)) else {
+        return false;
+    };
+    let mut prefix = [0u8; 4];
+    if file.seek(SeekFrom::Start(offset)).is_err() || file.read_exact(&mut prefix).is_err() {
+        return true;
+    }
+    let claimed_end = offset + 4 + u64::from(u32::from_le_bytes(prefix));
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    claimed_end >= length || log::zeros_from(log_dir, segment, claimed_end)
+}
+
+fn position_from_row(row: &Row<'_>) -> rusqlite::Result<FramePosition> {
+    Ok(FramePosition {
+        segment: row.get(0)?,
+        offset: row.get::<_, i64>(1)? as u64,
+        length: row.get::<_, i64>(2)? as u64,
     })
+}
+
+/// A decision found through the index (after `Pending` missed).
+fn indexed_decision(
+    inner: &Inner,
+    conn: &Connection,
+    column: &str,
+    value: &str,
+) -> Result<Option<StoredDecision>, StoreError> {
+    let position = conn
+        .prepare_cached(&format!(
+            "SELECT segment, frame_offset, frame_length FROM decision_index WHERE {column} = ?1"
+        ))?
+        .query_row([value], position_from_row)
+        .optional()?;
+    position
+        .map(|position| log::read_at(&inner.log_dir, position))
+        .transpose()
 }
 
 const STRATEGY_COLUMNS: &str =
@@ -402,58 +798,36 @@ fn insert_audit(conn: &Connection, event: &NewAuditEvent) -> Result<(), StoreErr
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError> {
-        self.write(move |conn, tip| {
-            let seq = tip.seq + 1;
-            let hash = record_hash(seq, &tip.hash, &decision);
-            let d = &decision;
-            conn.prepare_cached(
-                "INSERT INTO decisions (seq, id, flow, customer_id, idempotency_key, \
-                 request_sha256, strategy, strategy_version, arm, outcome, as_of, language, \
-                 created_at_ms, latency_us, input, decision, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            )?
-            .execute(params![
-                seq,
-                d.id,
-                d.flow,
-                d.customer_id,
-                d.idempotency_key,
-                d.request_sha256,
-                d.strategy,
-                d.strategy_version,
-                d.arm,
-                d.outcome,
-                d.as_of,
-                d.language,
-                d.created_at_ms,
-                d.latency_us,
-                d.input,
-                d.decision,
-                tip.hash,
-                hash
-            ])
-            .map_err(|e| {
-                StoreError::from_insert(e, || match &d.idempotency_key {
-                    Some(key) => format!("a decision with idempotency key {key}"),
-                    None => format!("decision {}", d.id),
-                })
+        let appender = self
+            .inner
+            .appender
+            .as_ref()
+            .ok_or_else(|| StoreError::Precondition {
+                what: "this process opened the store shared and cannot append decisions".into(),
             })?;
-            tip.seq = seq;
-            tip.hash = hash.clone();
-            Ok(AppendReceipt { seq, hash })
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        appender
+            .send(AppendRequest {
+                record: decision,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError> {
         let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DECISION_COLUMNS} FROM decisions WHERE id = ?1"
-                ))?
-                .query_row([id], decision_from_row)
-                .optional()?)
+        self.read(move |inner, conn| {
+            // Pending first, then the index: a record leaves Pending only after it is indexed.
+            let pending = inner
+                .pending
+                .read()
+                .ok()
+                .and_then(|p| p.get(p.by_id.get(&id)));
+            match pending {
+                Some(found) => Ok(Some(found)),
+                None => indexed_decision(inner, conn, "id", &id),
+            }
         })
         .await
     }
@@ -463,13 +837,16 @@ impl Store for SqliteStore {
         key: &str,
     ) -> Result<Option<StoredDecision>, StoreError> {
         let key = key.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DECISION_COLUMNS} FROM decisions WHERE idempotency_key = ?1"
-                ))?
-                .query_row([key], decision_from_row)
-                .optional()?)
+        self.read(move |inner, conn| {
+            let pending = inner
+                .pending
+                .read()
+                .ok()
+                .and_then(|p| p.get(p.by_key.get(&key)));
+            match pending {
+                Some(found) => Ok(Some(found)),
+                None => indexed_decision(inner, conn, "idempotency_key", &key),
+            }
         })
         .await
     }
@@ -479,10 +856,44 @@ impl Store for SqliteStore {
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionSummary>, StoreError> {
         let query = query.clone();
-        self.read(move |conn| {
+        self.read(move |inner, conn| {
+            let limit = query.limit.max(1) as usize;
+            let matches = |s: &StoredDecision| {
+                let r = &s.record;
+                query
+                    .customer_id
+                    .as_ref()
+                    .is_none_or(|c| r.customer_id.as_ref() == Some(c))
+                    && query.flow.as_ref().is_none_or(|f| &r.flow == f)
+                    && query.from_ms.is_none_or(|t| r.created_at_ms >= t)
+                    && query.to_ms.is_none_or(|t| r.created_at_ms < t)
+                    && query.before_seq.is_none_or(|b| s.seq < b)
+            };
+            // The newest decisions may still be pending; they come first.
+            let mut items: Vec<DecisionSummary> = match inner.pending.read() {
+                Ok(pending) => pending
+                    .by_seq
+                    .values()
+                    .rev()
+                    .map(|(s, _)| s)
+                    .filter(|s| matches(s))
+                    .take(limit)
+                    .map(|s| DecisionSummary {
+                        id: s.record.id.clone(),
+                        seq: s.seq,
+                        flow: s.record.flow.clone(),
+                        customer_id: s.record.customer_id.clone(),
+                        outcome: s.record.outcome.clone(),
+                        arm: s.record.arm.clone(),
+                        strategy_version: s.record.strategy_version.clone(),
+                        created_at_ms: s.record.created_at_ms,
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
             let mut sql = String::from(
                 "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms \
-                 FROM decisions WHERE 1 = 1",
+                 FROM decision_index WHERE 1 = 1",
             );
             let mut values: Vec<rusqlite::types::Value> = Vec::new();
             let mut filter = |clause: &str, value: rusqlite::types::Value| {
@@ -504,7 +915,7 @@ impl Store for SqliteStore {
             if let Some(before) = query.before_seq {
                 filter("seq <", before.into());
             }
-            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", query.limit.max(1)));
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
             let mut statement = conn.prepare(&sql)?;
             let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
                 Ok(DecisionSummary {
@@ -518,37 +929,70 @@ impl Store for SqliteStore {
                     created_at_ms: row.get(7)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            for row in rows {
+                let row = row?;
+                // A record indexed while we read Pending shows up in both.
+                if !items.iter().any(|i| i.seq == row.seq) {
+                    items.push(row);
+                }
+            }
+            items.sort_by_key(|item| std::cmp::Reverse(item.seq));
+            items.truncate(limit);
+            Ok(items)
         })
         .await
     }
 
     async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
-        self.read(|conn| {
-            // One read transaction: the rows and the head come from the same snapshot.
-            conn.execute_batch("BEGIN")?;
-            let result = (|| -> Result<ChainReport, StoreError> {
-                let head: Option<(i64, String)> = conn
-                    .query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })
-                    .optional()?;
-                let mut statement = conn.prepare(&format!(
-                    "SELECT {DECISION_COLUMNS} FROM decisions ORDER BY seq"
-                ))?;
-                let mut rows = statement.query([])?;
-                let mut verifier = ChainVerifier::default();
-                while let Some(row) = rows.next()? {
-                    let stored = decision_from_row(row)?;
-                    if !verifier.push(stored.seq, &stored.record, &stored.prev_hash, &stored.hash)
-                    {
-                        break;
+        self.read(|inner, conn| {
+            // The index's newest entry is a checkpoint the log must still hold, unchanged.
+            let state = log_state(conn)?;
+            let checkpoint =
+                (state.indexed_seq > 0).then(|| (state.indexed_seq, state.indexed_hash.clone()));
+            let mut verifier = ChainVerifier::with_checkpoint(checkpoint);
+            let segments = log::segments(&inner.log_dir)?;
+            let last = segments.last().copied();
+            let mut retried = None;
+            'segments: for segment in segments {
+                let mut reader = SegmentReader::open(&inner.log_dir, segment, 0)?;
+                loop {
+                    match reader.next_frame() {
+                        Scanned::Frame(stored, _) => {
+                            if !verifier.push(
+                                stored.seq,
+                                &stored.record,
+                                &stored.prev_hash,
+                                &stored.hash,
+                            ) {
+                                break 'segments;
+                            }
+                        }
+                        Scanned::Damaged { offset, reason } => {
+                            // A frame followed only by zeros at the end of the newest segment
+                            // is a write in progress (or an unacknowledged one a crash cut
+                            // short, which the next start removes), not damage. Give a write
+                            // in progress a moment, then look again.
+                            if Some(segment) == last && retried != Some(offset) {
+                                retried = Some(offset);
+                                std::thread::sleep(Duration::from_millis(200));
+                                reader = SegmentReader::open(&inner.log_dir, segment, offset)?;
+                                continue;
+                            }
+                            let tail =
+                                Some(segment) == last && tail_only(&inner.log_dir, segment, offset);
+                            if !tail {
+                                verifier.damaged(format!(
+                                    "{} at byte {offset}: {reason}",
+                                    log::segment_path(&inner.log_dir, segment).display()
+                                ));
+                            }
+                            break 'segments;
+                        }
+                        Scanned::End => break,
                     }
                 }
-                Ok(verifier.finish(head.filter(|(seq, _)| *seq > 0)))
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            result
+            }
+            Ok(verifier.finish())
         })
         .await
     }
@@ -559,7 +1003,7 @@ impl Store for SqliteStore {
         package: Vec<u8>,
         audit: NewAuditEvent,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn, _| {
+        self.write(move |conn| {
             let exists: Option<i64> = conn
                 .query_row(
                     "SELECT 1 FROM strategy_versions WHERE version = ?1",
@@ -595,7 +1039,7 @@ impl Store for SqliteStore {
 
     async fn strategy(&self, version: &str) -> Result<Option<StrategyRecord>, StoreError> {
         let version = version.to_string();
-        self.read(move |conn| {
+        self.read(move |_, conn| {
             Ok(conn
                 .query_row(
                     &format!("SELECT {STRATEGY_COLUMNS} FROM strategy_versions WHERE version = ?1"),
@@ -609,7 +1053,7 @@ impl Store for SqliteStore {
 
     async fn strategy_package(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let version = version.to_string();
-        self.read(move |conn| {
+        self.read(move |_, conn| {
             Ok(conn
                 .query_row(
                     "SELECT package FROM strategy_versions WHERE version = ?1",
@@ -622,7 +1066,7 @@ impl Store for SqliteStore {
     }
 
     async fn strategies(&self) -> Result<Vec<StrategyRecord>, StoreError> {
-        self.read(|conn| {
+        self.read(|_, conn| {
             let mut statement = conn.prepare(&format!(
                 "SELECT {STRATEGY_COLUMNS} FROM strategy_versions ORDER BY uploaded_at_ms DESC, version"
             ))?;
@@ -641,7 +1085,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let version = version.to_string();
         let approver = approver.to_string();
-        self.write(move |conn, _| {
+        self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE strategy_versions SET state = 'approved', approved_by = ?1, approved_at_ms = ?2 \
                  WHERE version = ?3 AND state = 'draft'",
@@ -669,7 +1113,7 @@ impl Store for SqliteStore {
         let version = version.to_string();
         let actor = actor.to_string();
         let kind = kind.to_string();
-        self.write(move |conn, _| {
+        self.write(move |conn| {
             let state: Option<String> = conn
                 .query_row(
                     "SELECT state FROM strategy_versions WHERE version = ?1",
@@ -705,7 +1149,7 @@ impl Store for SqliteStore {
     }
 
     async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
-        self.read(move |conn| {
+        self.read(move |_, conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT seq, version, activated_by, activated_at_ms, kind FROM activations \
                  ORDER BY seq DESC LIMIT ?1",
@@ -725,7 +1169,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
-        self.write(move |conn, _| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO api_keys (id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
@@ -747,7 +1191,7 @@ impl Store for SqliteStore {
 
     async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let id = id.to_string();
-        self.read(move |conn| {
+        self.read(move |_, conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms \
@@ -760,7 +1204,7 @@ impl Store for SqliteStore {
     }
 
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.read(|conn| {
+        self.read(|_, conn| {
             let mut statement = conn.prepare(
                 "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms \
                  FROM api_keys ORDER BY created_at_ms, id",
@@ -778,7 +1222,7 @@ impl Store for SqliteStore {
         audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.write(move |conn, _| {
+        self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE api_keys SET revoked_at_ms = ?1 WHERE id = ?2 AND revoked_at_ms IS NULL",
                 params![at_ms, id],
@@ -795,7 +1239,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        self.read(move |conn| {
+        self.read(move |_, conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT seq, at_ms, actor, action, subject, detail FROM audit_events \
                  ORDER BY seq DESC LIMIT ?1",
