@@ -87,9 +87,9 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-/// Seconds from starting a log transaction to its durable commit.
+/// Seconds to write and sync one batch of decisions to the log.
 pub const METRIC_COMMIT_SECONDS: &str = "credence_log_commit_seconds";
-/// Writes per committed transaction.
+/// Decisions per synced batch.
 pub const METRIC_BATCH_SIZE: &str = "credence_log_batch_size";
 
 /// Declares this crate's metrics to whichever recorder is installed.
@@ -97,11 +97,11 @@ pub fn describe_metrics() {
     metrics::describe_histogram!(
         METRIC_COMMIT_SECONDS,
         metrics::Unit::Seconds,
-        "Time from opening a decision-log transaction to its synced commit"
+        "Time to write and sync one batch of decisions to the log"
     );
     metrics::describe_histogram!(
         METRIC_BATCH_SIZE,
         metrics::Unit::Count,
-        "Writes committed together in one decision-log transaction"
+        "Decisions written and synced together in one batch"
     );
 }
