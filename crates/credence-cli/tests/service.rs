@@ -717,6 +717,14 @@ fn every_role_against_every_route() {
         ),
         ("DELETE", "/v1/keys/000000000000".into(), None, &[]),
         ("GET", "/v1/audit".into(), None, &["approver"]),
+        ("GET", "/v1/cases".into(), None, &["review"]),
+        ("GET", "/v1/cases/case_missing".into(), None, &["review"]),
+        (
+            "POST",
+            "/v1/cases/case_missing/claim".into(),
+            None,
+            &["review"],
+        ),
     ];
     let bad_key = format!("cred_000000000000_{}", "0".repeat(64));
     for (method, path, body, allowed) in &routes {
@@ -844,5 +852,134 @@ fn logs_hold_neither_keys_nor_personal_identifiers() {
     assert!(
         log.contains("***01"),
         "the phone number is masked, not dropped"
+    );
+}
+
+#[test]
+fn referred_decisions_become_cases_decided_by_reviewers_under_four_eyes() {
+    let server = Server::start(&scratch_dir("svc-review"), &[]);
+    let caller = server.key("decide", "platform");
+    let ann = server.key("review", "ann");
+    let bob = server.key("review", "bob");
+    let referred = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &caller,
+        &example_input("application-refer.json"),
+        &[],
+    );
+    assert_eq!(referred.json["outcome"], "refer", "{}", referred.json);
+    let decision_id = referred.json["id"].as_str().unwrap().to_string();
+    let queue = referred.json["referral"]["queue"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let forbidden = get(&format!("{}/v1/cases", server.url), &caller);
+    assert_eq!(forbidden.status, 403, "a decide key cannot read cases");
+    let listed = get(
+        &format!("{}/v1/cases?queue={queue}&state=open", server.url),
+        &ann,
+    );
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    let case = &listed.json[0];
+    assert_eq!(case["decision_id"], decision_id.as_str());
+    assert_eq!(case["status"], "open");
+    let sla_ms = case["due_at_ms"].as_i64().unwrap() - case["created_at_ms"].as_i64().unwrap();
+    assert_eq!(sla_ms, 60 * 60_000, "the income_verification queue's SLA");
+    let case_url = format!("{}/v1/cases/{}", server.url, case["id"].as_str().unwrap());
+    let act = |key: &str, action: &str, body: Value| {
+        post_json(&format!("{case_url}/{action}"), key, &body, &[])
+    };
+
+    assert_eq!(act(&ann, "claim", json!({})).json["status"], "claimed");
+    let taken = act(
+        &bob,
+        "decide",
+        json!({"verdict": "approve", "limit": "5000", "apr": "0.12", "note": "ok"}),
+    );
+    assert_eq!(taken.status, 409, "{}", taken.json);
+    assert!(taken.json["message"].as_str().unwrap().contains("ann"));
+    let too_much = act(
+        &ann,
+        "decide",
+        json!({"verdict": "approve", "limit": "25000", "apr": "0.12", "note": "ok"}),
+    );
+    assert_eq!(
+        (too_much.status, too_much.json["details"]["field"].as_str()),
+        (422, Some("limit")),
+        "{}",
+        too_much.json
+    );
+    let no_reason = act(&ann, "decide", json!({"verdict": "decline", "note": "no"}));
+    assert_eq!(
+        (
+            no_reason.status,
+            no_reason.json["details"]["field"].as_str()
+        ),
+        (422, Some("reasons"))
+    );
+    let no_note = act(
+        &ann,
+        "decide",
+        json!({"verdict": "approve", "limit": "5000", "apr": "0.12"}),
+    );
+    assert_eq!(
+        (no_note.status, no_note.json["details"]["field"].as_str()),
+        (422, Some("note"))
+    );
+
+    // Above four_eyes_above (10000) the first decision is not final.
+    let first = act(
+        &ann,
+        "decide",
+        json!({"verdict": "approve", "limit": "12000", "apr": "0.1199", "note": "payslips and bank statements confirm 6000 a month"}),
+    );
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.json["status"], "awaiting_confirmation");
+    let record = get(
+        &format!("{}/v1/decisions/{decision_id}", server.url),
+        &caller,
+    );
+    assert_eq!(record.json["review"]["status"], "awaiting_confirmation");
+    assert!(record.json["review"]["final_decision"].is_null());
+    let own = act(&ann, "claim", json!({}));
+    assert_eq!(
+        (own.status, own.json["code"].as_str()),
+        (403, Some("maker_checker"))
+    );
+    assert_eq!(act(&bob, "claim", json!({})).status, 200);
+    let confirmed = act(
+        &bob,
+        "confirm",
+        json!({"note": "agree: the employer confirmed the salary"}),
+    );
+    assert_eq!(confirmed.json["status"], "decided", "{}", confirmed.json);
+
+    // One record: the engine's referral, and the review's final decision with who and why.
+    let record = get(
+        &format!("{}/v1/decisions/{decision_id}", server.url),
+        &caller,
+    );
+    assert_eq!(record.json["outcome"], "refer");
+    let final_decision = &record.json["review"]["final_decision"];
+    assert_eq!(final_decision["verdict"], "approve");
+    assert_eq!(final_decision["limit"], "12000");
+    assert_eq!(final_decision["by"], "ann");
+    assert_eq!(record.json["review"]["confirmed_by"], "bob");
+    let history = get(&case_url, &ann).json["history"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(history, 5, "open, claim, decide, claim, confirm");
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "credence_review_decisions_total{queue=\"income_verification\",verdict=\"approve\"} 1"
+        ),
+        "{metrics}"
     );
 }

@@ -34,6 +34,19 @@ pub struct Caps {
     pub below_limit_min_reason: Option<Arc<str>>,
 }
 
+/// How referred cases are reviewed (the manifest's `review` section, with defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewSettings {
+    /// Queue name → SLA in minutes.
+    pub queues: BTreeMap<String, u32>,
+    pub default_sla_minutes: u32,
+    pub claim_minutes: u32,
+    /// Approvals and counter-offers with a limit above this need a second reviewer.
+    pub four_eyes_above: Option<Decimal>,
+    /// The lowest APR a reviewer may set (the highest is `caps.apr_max`).
+    pub apr_min: Option<Decimal>,
+}
+
 /// A compiled strategy: immutable, `Send + Sync`, identified by the hash of its content.
 #[derive(Debug)]
 pub struct CompiledStrategy {
@@ -44,6 +57,7 @@ pub struct CompiledStrategy {
     pub(crate) languages: Vec<String>,
     pub(crate) max_reasons: usize,
     pub(crate) caps: Caps,
+    pub(crate) review: ReviewSettings,
     pub(crate) reasons: BTreeMap<Arc<str>, BTreeMap<String, String>>,
     pub(crate) lists: NamedLists,
     pub(crate) flows: BTreeMap<String, Flow>,
@@ -174,6 +188,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
     };
 
     // Manifest-level parts: reason texts, caps, lists and models.
+    let review: ReviewSettings;
     let (caps, lists, models) = {
         let mut problem =
             |location: String, message: String| problems.push(CompileProblem { location, message });
@@ -197,6 +212,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         }
 
         let caps = compile_caps(&manifest.caps, &manifest.reasons, &mut problem);
+        review = compile_review(&manifest.review, &mut problem);
 
         // Lists.
         let mut lists = NamedLists::new();
@@ -336,6 +352,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         languages: manifest.languages,
         max_reasons: manifest.max_reasons.max(1),
         caps,
+        review,
         reasons: manifest
             .reasons
             .into_iter()
@@ -428,6 +445,53 @@ fn compile_caps(
         }
     }
     caps
+}
+
+fn compile_review(
+    raw: &crate::format::RawReview,
+    problem: &mut impl FnMut(String, String),
+) -> ReviewSettings {
+    let mut positive = |value: Option<u32>, field: &str, default: u32| match value {
+        Some(0) => {
+            problem(
+                format!("{MANIFEST}: review.{field}"),
+                "must be at least 1 minute".into(),
+            );
+            default
+        }
+        Some(minutes) => minutes,
+        None => default,
+    };
+    let default_sla_minutes = positive(raw.default_sla_minutes, "default_sla_minutes", 240);
+    let claim_minutes = positive(raw.claim_minutes, "claim_minutes", 15);
+    let mut queues = BTreeMap::new();
+    for (name, queue) in &raw.queues {
+        let minutes = positive(
+            Some(queue.sla_minutes),
+            &format!("queues.{name}.sla_minutes"),
+            default_sla_minutes,
+        );
+        queues.insert(name.clone(), minutes);
+    }
+    let mut number =
+        |n: &Option<YamlNumber>, field: &str| match n.as_ref().map(|n| (n, decimal_setting(n))) {
+            None => None,
+            Some((_, Some(value))) if !value.is_sign_negative() => Some(value),
+            Some((n, _)) => {
+                problem(
+                    format!("{MANIFEST}: review.{field}"),
+                    format!("must be a non-negative number, got {}", n.0),
+                );
+                None
+            }
+        };
+    ReviewSettings {
+        queues,
+        default_sla_minutes,
+        claim_minutes,
+        four_eyes_above: number(&raw.four_eyes_above, "four_eyes_above"),
+        apr_min: number(&raw.apr_min, "apr_min"),
+    }
 }
 
 /// Names visible at a point of a flow.

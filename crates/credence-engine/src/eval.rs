@@ -140,6 +140,21 @@ impl CompiledStrategy {
         &self.currency
     }
     /// The content hash of the package: the strategy's version.
+    /// The hard caps every offer passes through.
+    pub fn caps(&self) -> &crate::compile::Caps {
+        &self.caps
+    }
+
+    /// How referred cases are reviewed.
+    pub fn review(&self) -> &crate::compile::ReviewSettings {
+        &self.review
+    }
+
+    /// Every reason code the strategy declares.
+    pub fn reason_codes(&self) -> impl Iterator<Item = &str> {
+        self.reasons.keys().map(|code| &**code)
+    }
+
     pub fn version(&self) -> &str {
         &self.version
     }

@@ -32,6 +32,32 @@ pub struct RawManifest {
     pub flows: BTreeMap<String, String>,
     #[serde(default)]
     pub tests: Vec<String>,
+    #[serde(default)]
+    pub review: RawReview,
+}
+
+/// How referred cases are reviewed: queues and their SLAs, claims, four-eyes, bounds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReview {
+    #[serde(default)]
+    pub queues: BTreeMap<String, RawReviewQueue>,
+    #[serde(default)]
+    pub default_sla_minutes: Option<u32>,
+    #[serde(default)]
+    pub claim_minutes: Option<u32>,
+    #[serde(default)]
+    pub four_eyes_above: Option<YamlNumber>,
+    #[serde(default)]
+    pub apr_min: Option<YamlNumber>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReviewQueue {
+    pub sla_minutes: u32,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 fn default_currency() -> String {

@@ -23,14 +23,14 @@ mod table;
 mod value;
 
 pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};
-pub use compile::{compile, CompiledStrategy, Flow, MANIFEST};
+pub use compile::{compile, Caps, CompiledStrategy, Flow, ReviewSettings, MANIFEST};
 pub use decision::{
     CapApplied, Decision, Outcome, Reason, Referral, RuleHit, ShadowDecision, StepDetail, Trace,
     TraceStep,
 };
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
-pub use schema::{InputValue, ValidatedInput, Violation};
+pub use schema::{json_decimal, InputValue, ValidatedInput, Violation};
 pub use source::PackageSource;
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub enum Action {
     ActivateStrategy,
     ManageKeys,
     ReadAudit,
+    ReviewCases,
 }
 
 impl Action {
@@ -82,6 +83,7 @@ impl Action {
             Action::ApproveStrategy | Action::ActivateStrategy => &[Approver],
             Action::ManageKeys => &[],
             Action::ReadAudit => &[Approver],
+            Action::ReviewCases => &[Review],
         }
     }
 }

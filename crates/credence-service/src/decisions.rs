@@ -87,6 +87,7 @@ pub struct ReplayResult {
 pub struct Decisions {
     store: Arc<dyn Store>,
     strategies: Arc<Strategies>,
+    cases: Arc<crate::cases::Cases>,
     clock: Arc<dyn ServiceClock>,
     in_flight: Mutex<HashMap<String, InFlight>>,
 }
@@ -117,11 +118,13 @@ impl Decisions {
     pub fn new(
         store: Arc<dyn Store>,
         strategies: Arc<Strategies>,
+        cases: Arc<crate::cases::Cases>,
         clock: Arc<dyn ServiceClock>,
     ) -> Self {
         Decisions {
             store,
             strategies,
+            cases,
             clock,
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -360,6 +363,20 @@ impl Decisions {
             }
             Err(other) => return Err(other.into()),
         }
+        if let Some(referral) = &decision.referral {
+            // The decision is durable already; a case that cannot be opened is logged, not
+            // turned into a failed answer.
+            let requested = raw
+                .get("requested_amount")
+                .and_then(credence_engine::json_decimal);
+            if let Err(error) = self
+                .cases
+                .open_for(&id, referral, requested, strategy, created_at_ms)
+                .await
+            {
+                tracing::error!(decision_id = %id, %error, "cannot open the review case");
+            }
+        }
         metrics::counter!(m::DECISIONS_TOTAL,
             "flow" => request.flow.to_string(),
             "outcome" => decision.outcome.as_str(),
@@ -407,6 +424,19 @@ impl Decisions {
                     "hash": stored.hash,
                 }),
             );
+            if let Some(case) = self.cases.for_decision(id).await? {
+                map.insert(
+                    "review".into(),
+                    serde_json::json!({
+                        "case_id": case.case.id,
+                        "status": case.status,
+                        "queue": case.case.queue,
+                        "pending_confirmation": case.case.pending,
+                        "final_decision": case.case.decision,
+                        "confirmed_by": case.case.confirmed_by,
+                    }),
+                );
+            }
         }
         Ok(body)
     }

@@ -11,6 +11,7 @@
 //! [`ServiceClock`].
 
 pub mod auth;
+pub mod cases;
 pub mod decisions;
 pub mod error;
 pub mod mask;
@@ -72,6 +73,7 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub strategies: Arc<Strategies>,
     pub decisions: Decisions,
+    pub cases: Arc<cases::Cases>,
     pub auth: Authenticator,
     pub clock: Arc<dyn ServiceClock>,
     pub limits: ServiceLimits,
@@ -84,8 +86,19 @@ impl Service {
         limits: ServiceLimits,
     ) -> Arc<Service> {
         let strategies = Arc::new(Strategies::new(store.clone()));
+        let cases = Arc::new(cases::Cases::new(
+            store.clone(),
+            strategies.clone(),
+            clock.clone(),
+        ));
         Arc::new(Service {
-            decisions: Decisions::new(store.clone(), strategies.clone(), clock.clone()),
+            decisions: Decisions::new(
+                store.clone(),
+                strategies.clone(),
+                cases.clone(),
+                clock.clone(),
+            ),
+            cases,
             auth: Authenticator::new(store.clone()),
             strategies,
             store,

@@ -66,5 +66,17 @@ fn describe() {
         IDEMPOTENT_REPLAYS_TOTAL,
         "Requests answered with a stored decision because their Idempotency-Key was seen before"
     );
+    describe_counter!(
+        crate::cases::REVIEW_DECISIONS_TOTAL,
+        "Review cases decided, by queue and verdict"
+    );
+    describe_histogram!(
+        crate::cases::REVIEW_MINUTES,
+        "Minutes from a case's opening to its final decision"
+    );
+    describe_counter!(
+        crate::cases::REVIEW_SLA_BREACHES_TOTAL,
+        "Cases decided after their SLA deadline"
+    );
     credence_store::describe_metrics();
 }

@@ -85,6 +85,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit events, newest first.
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Stores a new review case; a second case for the same decision is a conflict.
+    async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError>;
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
+    async fn case_for_decision(&self, decision_id: &str) -> Result<Option<CaseRecord>, StoreError>;
+    async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError>;
+    /// Replaces a case if it is still at `expected_version` (its new version is one more);
+    /// a [`StoreError::Precondition`] if someone changed it first.
+    async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError>;
 }
 
 /// Seconds to write and sync one batch of decisions to the log.

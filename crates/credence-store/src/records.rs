@@ -152,3 +152,28 @@ pub struct ApiKeyRecord {
     pub created_by: String,
     pub revoked_at_ms: Option<i64>,
 }
+
+/// A review case as stored: columns to find it by, and the case itself as JSON (the review
+/// crate owns its shape). `version` increases with every change, for optimistic updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    pub id: String,
+    pub decision_id: String,
+    pub queue: String,
+    pub priority: i64,
+    pub state: String,
+    pub created_at_ms: i64,
+    pub due_at_ms: i64,
+    pub version: i64,
+    pub body: String,
+}
+
+/// A page of cases, soonest deadline first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub queue: Option<String>,
+    pub state: Option<String>,
+    /// Only cases whose deadline is before this time (and not decided).
+    pub due_before_ms: Option<i64>,
+    pub limit: u32,
+}

@@ -1,0 +1,247 @@
+//! Manual review over the API: a case is opened for every referred decision; reviewers claim
+//! and decide it under the strategy's review policy; the review's decision becomes the
+//! record's final word (returned with the decision by `GET /v1/decisions/{id}`).
+
+use crate::error::{ApiError, ErrorCode};
+use crate::strategies::Strategies;
+use crate::ServiceClock;
+use credence_engine::{CompiledStrategy, Referral};
+use credence_review::{Case, Command, QueuePolicy, ReviewError, ReviewPolicy, Reviewer};
+use credence_store::{CaseQuery, CaseRecord, Store};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Reviews decided, by `queue` and `verdict`.
+pub const REVIEW_DECISIONS_TOTAL: &str = "credence_review_decisions_total";
+/// Minutes from a case's opening to its final decision, by `queue`.
+pub const REVIEW_MINUTES: &str = "credence_review_minutes";
+/// Cases decided after their SLA deadline, by `queue`.
+pub const REVIEW_SLA_BREACHES_TOTAL: &str = "credence_review_sla_breaches_total";
+
+/// The strategy's review settings, caps and reason codes as the review rules need them.
+pub fn policy_for(strategy: &CompiledStrategy) -> ReviewPolicy {
+    let review = strategy.review();
+    let caps = strategy.caps();
+    ReviewPolicy {
+        queues: review
+            .queues
+            .iter()
+            .map(|(name, minutes)| {
+                (
+                    name.clone(),
+                    QueuePolicy {
+                        sla_minutes: *minutes,
+                    },
+                )
+            })
+            .collect(),
+        default_sla_minutes: review.default_sla_minutes,
+        claim_minutes: review.claim_minutes,
+        four_eyes_above: review.four_eyes_above,
+        limit_min: caps.limit_min,
+        limit_max: caps.limit_max,
+        apr_min: review.apr_min,
+        apr_max: caps.apr_max,
+        reason_codes: strategy.reason_codes().map(str::to_string).collect(),
+    }
+}
+
+/// A case as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CaseView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub case: Case,
+    /// `open`, `claimed`, `more_info_requested`, `escalated`, `awaiting_confirmation`, `decided`.
+    pub status: &'static str,
+    pub claimed_by: Option<String>,
+    pub sla_breached: bool,
+}
+
+fn review_error(error: ReviewError) -> ApiError {
+    let code = match &error {
+        ReviewError::ClaimedByOther { .. }
+        | ReviewError::NotClaimed { .. }
+        | ReviewError::InvalidState { .. }
+        | ReviewError::AlreadyDecided => ErrorCode::InvalidState,
+        ReviewError::SameReviewer(_) => ErrorCode::MakerChecker,
+        ReviewError::SeniorOnly => ErrorCode::Forbidden,
+        ReviewError::NoteRequired
+        | ReviewError::ReasonsRequired
+        | ReviewError::UnknownReason(_)
+        | ReviewError::Missing { .. }
+        | ReviewError::OutOfBounds { .. }
+        | ReviewError::NotACounterOffer { .. } => ErrorCode::InvalidInput,
+    };
+    let field = match &error {
+        ReviewError::NoteRequired => Some("note"),
+        ReviewError::ReasonsRequired | ReviewError::UnknownReason(_) => Some("reasons"),
+        ReviewError::Missing { field } | ReviewError::OutOfBounds { field, .. } => Some(*field),
+        ReviewError::NotACounterOffer { .. } => Some("limit"),
+        _ => None,
+    };
+    ApiError::new(code, error.to_string()).with_details(serde_json::json!({ "field": field }))
+}
+
+pub struct Cases {
+    store: Arc<dyn Store>,
+    strategies: Arc<Strategies>,
+    clock: Arc<dyn ServiceClock>,
+}
+
+fn to_record(case: &Case, version: i64) -> Result<CaseRecord, ApiError> {
+    Ok(CaseRecord {
+        id: case.id.clone(),
+        decision_id: case.decision_id.clone(),
+        queue: case.queue.clone(),
+        priority: case.priority,
+        state: serde_json::to_value(case.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        created_at_ms: case.created_at_ms,
+        due_at_ms: case.due_at_ms,
+        version,
+        body: serde_json::to_string(case).map_err(|e| {
+            ApiError::new(ErrorCode::Internal, format!("cannot store the case: {e}"))
+        })?,
+    })
+}
+
+fn from_record(record: &CaseRecord) -> Result<Case, ApiError> {
+    serde_json::from_str(&record.body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored case {} is unreadable: {e}", record.id),
+        )
+    })
+}
+
+impl Cases {
+    pub fn new(
+        store: Arc<dyn Store>,
+        strategies: Arc<Strategies>,
+        clock: Arc<dyn ServiceClock>,
+    ) -> Cases {
+        Cases {
+            store,
+            strategies,
+            clock,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn view(&self, case: Case) -> CaseView {
+        let now = self.now_ms();
+        CaseView {
+            status: case.status(now),
+            claimed_by: case.claimed_by(now).map(str::to_string),
+            sla_breached: case.sla_breached(now),
+            case,
+        }
+    }
+
+    /// Opens the case of a referred decision.
+    pub async fn open_for(
+        &self,
+        decision_id: &str,
+        referral: &Referral,
+        requested_amount: Option<Decimal>,
+        strategy: &CompiledStrategy,
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        let policy = policy_for(strategy);
+        let id = format!("case_{}", decision_id.trim_start_matches("dec_"));
+        let case = credence_review::open_case(
+            id,
+            decision_id.to_string(),
+            referral.queue.clone(),
+            referral.priority,
+            requested_amount,
+            &policy,
+            now_ms,
+        );
+        self.store.insert_case(to_record(&case, 1)?).await?;
+        Ok(())
+    }
+
+    pub async fn list(&self, query: CaseQuery) -> Result<Vec<CaseView>, ApiError> {
+        let records = self.store.cases(&query).await?;
+        records
+            .iter()
+            .map(|r| from_record(r).map(|case| self.view(case)))
+            .collect()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<CaseView, ApiError> {
+        let record = self
+            .store
+            .case(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no case {id}")))?;
+        Ok(self.view(from_record(&record)?))
+    }
+
+    /// The review part of a decision's record, if it was referred.
+    pub async fn for_decision(&self, decision_id: &str) -> Result<Option<CaseView>, ApiError> {
+        match self.store.case_for_decision(decision_id).await? {
+            Some(record) => Ok(Some(self.view(from_record(&record)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies a reviewer's command under the policy of the strategy version that referred it.
+    pub async fn act(
+        &self,
+        id: &str,
+        command: Command,
+        actor: &Reviewer,
+    ) -> Result<CaseView, ApiError> {
+        let record = self
+            .store
+            .case(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no case {id}")))?;
+        let case = from_record(&record)?;
+        let version = self
+            .store
+            .decision(&case.decision_id)
+            .await?
+            .map(|d| d.record.strategy_version)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("case {id} names a missing decision"),
+                )
+            })?;
+        let strategy = self.strategies.compiled(&version).await?;
+        let policy = policy_for(&strategy);
+        let now = self.now_ms();
+        let next =
+            credence_review::apply(&case, command, actor, &policy, now).map_err(review_error)?;
+        self.store
+            .update_case(to_record(&next, record.version + 1)?, record.version)
+            .await?;
+        if next.state == credence_review::CaseState::Decided && case.state != next.state {
+            if let Some(decision) = &next.decision {
+                let verdict = serde_json::to_value(decision.proposal.verdict)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                metrics::counter!(REVIEW_DECISIONS_TOTAL, "queue" => next.queue.clone(), "verdict" => verdict)
+                    .increment(1);
+                metrics::histogram!(REVIEW_MINUTES, "queue" => next.queue.clone())
+                    .record((now - next.created_at_ms) as f64 / 60_000.0);
+                if now > next.due_at_ms {
+                    metrics::counter!(REVIEW_SLA_BREACHES_TOTAL, "queue" => next.queue.clone())
+                        .increment(1);
+                }
+            }
+        }
+        Ok(self.view(next))
+    }
+}
