@@ -81,6 +81,42 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
     Ok(())
 }
 
+pub fn users_create(data_dir: &Path, username: &str, role: &str) -> anyhow::Result<()> {
+    if !credence_service::users::USER_ROLES.contains(&role) {
+        bail!("unknown role {role:?}; workbench users are reviewer or senior_reviewer");
+    }
+    credence_service::auth::validate_user(username)
+        .map_err(|e| anyhow::anyhow!("--username: {}", e.message))?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let hash = credence_service::users::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("the password: {}", e.message))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_shared(data_dir)?);
+    let at = now_ms();
+    runtime()?.block_on(store.insert_user(
+        credence_store::UserRecord {
+            username: username.to_string(),
+            password_hash: hash,
+            role: role.to_string(),
+            created_at_ms: at,
+        },
+        NewAuditEvent {
+            at_ms: at,
+            actor: cli_actor(),
+            action: "user.create".into(),
+            subject: username.to_string(),
+            detail: serde_json::json!({"role": role}),
+        },
+    ))?;
+    println!("created workbench user {username} ({role}); sign in at /review/login");
+    Ok(())
+}
+
 pub fn keys_list(data_dir: &Path) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     for key in runtime()?.block_on(store.keys())? {

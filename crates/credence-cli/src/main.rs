@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage review workbench users in a data directory.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Check the decision log.
     Audit {
         #[command(subcommand)]
@@ -102,6 +107,20 @@ enum KeysCommand {
         #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a workbench user; the password is read from standard input (one line).
+    Create {
+        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// reviewer or senior_reviewer.
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -235,6 +254,16 @@ fn main() -> ExitCode {
         }
         .map(|()| 0)
         .map_err(Exit::from),
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    data_dir,
+                    username,
+                    role,
+                },
+        } => admin::users_create(&data_dir, &username, &role)
+            .map(|()| 0)
+            .map_err(Exit::from),
         Command::Audit {
             command: AuditCommand::Verify { data_dir },
         } => admin::audit_verify(&data_dir)

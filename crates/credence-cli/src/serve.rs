@@ -23,7 +23,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDENCE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
-    /// default_page_size, max_page_size, strategy_refresh_ms, log_format. Flags and
+    /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format. Flags and
     /// environment variables override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// How often to follow activations made by other processes, in ms [default: 1000].
     #[arg(long, env = "CREDENCE_STRATEGY_REFRESH_MS")]
     pub strategy_refresh_ms: Option<u64>,
+    /// How long a review workbench sign-in lasts, in seconds [default: 28800].
+    #[arg(long, env = "CREDENCE_SESSION_TTL_SECONDS")]
+    pub session_ttl_seconds: Option<u64>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text]. The level
     /// comes from RUST_LOG (default `info`).
     #[arg(long, env = "CREDENCE_LOG_FORMAT")]
@@ -53,6 +56,7 @@ struct ConfigFile {
     default_page_size: Option<u32>,
     max_page_size: Option<u32>,
     strategy_refresh_ms: Option<u64>,
+    session_ttl_seconds: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -98,6 +102,11 @@ impl ServeArgs {
                 .unwrap_or(defaults.max_package_bytes),
             default_page_size: file.default_page_size.unwrap_or(defaults.default_page_size),
             max_page_size: file.max_page_size.unwrap_or(defaults.max_page_size),
+            session_ttl_seconds: self
+                .session_ttl_seconds
+                .or(file.session_ttl_seconds)
+                .unwrap_or(defaults.session_ttl_seconds)
+                .max(1),
         };
         anyhow::ensure!(
             limits.max_body_bytes >= 256,

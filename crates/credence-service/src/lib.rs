@@ -21,6 +21,8 @@ pub mod package_archive;
 pub mod replay;
 mod routes;
 pub mod strategies;
+pub mod users;
+mod workbench;
 
 pub use auth::{issue_key, Action, Authenticator, Principal, Role};
 pub use decisions::Decisions;
@@ -55,6 +57,8 @@ pub struct ServiceLimits {
     /// History page size when `limit` is not given, and the largest allowed.
     pub default_page_size: u32,
     pub max_page_size: u32,
+    /// How long a workbench sign-in lasts.
+    pub session_ttl_seconds: u64,
 }
 
 impl Default for ServiceLimits {
@@ -64,6 +68,7 @@ impl Default for ServiceLimits {
             max_package_bytes: 16 * 1024 * 1024,
             default_page_size: 50,
             max_page_size: 1000,
+            session_ttl_seconds: 8 * 3600,
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .merge(api)
         .merge(uploads)
+        .merge(crate::workbench::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -94,6 +94,15 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a case if it is still at `expected_version` (its new version is one more);
     /// a [`StoreError::Precondition`] if someone changed it first.
     async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError>;
+
+    /// Adds a workbench user; an existing username is a conflict.
+    async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
+    /// Records an audit event on its own (e.g. a reviewer revealing personal data).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
 }
 
 /// Seconds to write and sync one batch of decisions to the log.

@@ -177,3 +177,24 @@ pub struct CaseQuery {
     pub due_before_ms: Option<i64>,
     pub limit: u32,
 }
+
+/// A person who signs in to the review workbench; only an argon2 hash of the password is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub username: String,
+    pub password_hash: String,
+    /// `reviewer` or `senior_reviewer`.
+    pub role: String,
+    pub created_at_ms: i64,
+}
+
+/// A signed-in browser session; the cookie's token is stored only as a SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_sha256: String,
+    pub username: String,
+    /// Every form of the session carries this token (CSRF protection).
+    pub csrf_token: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}

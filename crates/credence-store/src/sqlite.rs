@@ -107,6 +107,19 @@ CREATE TABLE IF NOT EXISTS review_cases (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS review_cases_by_due ON review_cases (state, due_at_ms);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    csrf_token TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     secret_sha256 TEXT NOT NULL,
@@ -1391,5 +1404,96 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO users (username, password_hash, role, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![user.username, user.password_hash, user.role, user.created_at_ms],
+            )
+            .map_err(|e| StoreError::from_insert(e, || format!("user {}", user.username)))?;
+            insert_audit(conn, &audit)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let username = username.to_string();
+        self.read(move |_, conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT username, password_hash, role, created_at_ms FROM users WHERE username = ?1",
+                )?
+                .query_row([username], |row| {
+                    Ok(UserRecord {
+                        username: row.get(0)?,
+                        password_hash: row.get(1)?,
+                        role: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            // Expired sessions go as new ones arrive.
+            conn.execute(
+                "DELETE FROM sessions WHERE expires_at_ms < ?1",
+                [session.created_at_ms],
+            )?;
+            conn.execute(
+                "INSERT INTO sessions (token_sha256, username, csrf_token, created_at_ms, expires_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    session.token_sha256,
+                    session.username,
+                    session.csrf_token,
+                    session.created_at_ms,
+                    session.expires_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let token = token_sha256.to_string();
+        self.read(move |_, conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT token_sha256, username, csrf_token, created_at_ms, expires_at_ms \
+                     FROM sessions WHERE token_sha256 = ?1",
+                )?
+                .query_row([token], |row| {
+                    Ok(SessionRecord {
+                        token_sha256: row.get(0)?,
+                        username: row.get(1)?,
+                        csrf_token: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                        expires_at_ms: row.get(4)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
+        let token = token_sha256.to_string();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", [token])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
+        self.write(move |conn| insert_audit(conn, &event)).await
     }
 }

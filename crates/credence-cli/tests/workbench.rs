@@ -1,0 +1,323 @@
+//! The review workbench over plain HTTP: sign-in, sessions, CSRF, masking and reveal.
+
+#[path = "support/server.rs"]
+mod support;
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use support::*;
+
+/// A browser-like client: no automatic redirects, cookies kept by hand.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+    set_cookies: Vec<String>,
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
+            base: base.to_string(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, response: ureq::Response) -> Page {
+        let set_cookies: Vec<String> = response
+            .all("set-cookie")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for cookie in &set_cookies {
+            let pair = cookie.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(k, _)| k != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_string(), value.to_string()));
+                }
+            }
+        }
+        Page {
+            status: response.status(),
+            location: response.header("location").map(str::to_string),
+            set_cookies,
+            body: response.into_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let request = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Cookie", &self.cookie_header());
+        let response = match request.call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        self.absorb(response)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("Cookie", &self.cookie_header());
+        let response = match request.send_form(form) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("POST {path}: {e}"),
+        };
+        self.absorb(response)
+    }
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+fn create_user(data_dir: &std::path::Path, username: &str, role: &str, password: &str) {
+    let mut child = Command::new(BIN)
+        .args(["users", "create", "--data-dir"])
+        .arg(data_dir)
+        .args(["--username", username, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn sign_in(server: &Server, username: &str, password: &str) -> Browser {
+    let mut browser = Browser::new(&server.url);
+    let login = browser.get("/review/login");
+    let csrf = csrf_of(&login.body);
+    let signed = browser.post(
+        "/review/login",
+        &[
+            ("csrf", &csrf),
+            ("username", username),
+            ("password", password),
+        ],
+    );
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    assert_eq!(signed.location.as_deref(), Some("/review"));
+    browser
+}
+
+fn refer(server: &Server) -> String {
+    let key = server.key("decide", "platform");
+    let answer = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &key,
+        &example_input("application-refer.json"),
+        &[],
+    );
+    assert_eq!(answer.json["outcome"], "refer");
+    let id = answer.json["id"].as_str().unwrap();
+    format!("case_{}", id.trim_start_matches("dec_"))
+}
+
+#[test]
+fn sign_in_sessions_and_csrf() {
+    let server = Server::start(&scratch_dir("wb-session"), &[]);
+    create_user(
+        &server.data_dir,
+        "ann",
+        "reviewer",
+        "a long enough password",
+    );
+    let case_id = refer(&server);
+
+    // Not signed in: every page sends you to the sign-in page.
+    let mut anonymous = Browser::new(&server.url);
+    let page = anonymous.get("/review");
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/review/login"))
+    );
+
+    // A sign-in form without its token, or a wrong password, is refused.
+    let login = anonymous.get("/review/login");
+    assert!(login
+        .set_cookies
+        .iter()
+        .any(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+    let refused = anonymous.post(
+        "/review/login",
+        &[("username", "ann"), ("password", "a long enough password")],
+    );
+    assert_eq!(refused.status, 403);
+    let csrf = csrf_of(&anonymous.get("/review/login").body);
+    let wrong = anonymous.post(
+        "/review/login",
+        &[
+            ("csrf", &csrf),
+            ("username", "ann"),
+            ("password", "not the password"),
+        ],
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("wrong password"));
+
+    let mut ann = sign_in(&server, "ann", "a long enough password");
+    let session = ann
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "credence_session")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(session.len(), 64);
+    let queue = ann.get("/review");
+    assert_eq!(queue.status, 200);
+    assert!(
+        queue.body.contains(&case_id),
+        "the referred case is in the queue"
+    );
+    assert!(queue.body.contains("income_verification"));
+
+    // A form without the session's CSRF token changes nothing.
+    let forged = ann.post(
+        &format!("/review/cases/{case_id}/act"),
+        &[("action", "claim")],
+    );
+    assert_eq!(forged.status, 403);
+    let forged = ann.post(
+        &format!("/review/cases/{case_id}/act"),
+        &[("csrf", "0000"), ("action", "claim")],
+    );
+    assert_eq!(forged.status, 403);
+    let page = ann.get(&format!("/review/cases/{case_id}"));
+    assert!(page.body.contains(">open<"), "still open");
+
+    // Personal identifiers are masked until revealed, and the reveal is audited.
+    let phone = example_input("application-refer.json")["phone"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!page.body.contains(&phone));
+    let csrf = csrf_of(&page.body);
+    let revealed = ann.post(
+        &format!("/review/cases/{case_id}/reveal"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(revealed.status, 200);
+    assert!(revealed.body.contains(&phone));
+    let admin = server.key("admin", "ops");
+    let audit: Value = get(&format!("{}/v1/audit", server.url), &admin).json;
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "personal.reveal" && e["actor"] == "ann"));
+
+    // Claim and decide through the forms.
+    let claimed = ann.post(
+        &format!("/review/cases/{case_id}/act"),
+        &[("csrf", &csrf), ("action", "claim")],
+    );
+    assert_eq!(claimed.status, 303);
+    let too_high = ann.post(
+        &format!("/review/cases/{case_id}/act"),
+        &[
+            ("csrf", &csrf),
+            ("action", "decide"),
+            ("verdict", "approve"),
+            ("limit", "50000"),
+            ("apr", "0.12"),
+            ("note", "x"),
+        ],
+    );
+    assert_eq!(too_high.status, 422);
+    assert!(
+        too_high.body.contains("outside the strategy"),
+        "{}",
+        too_high.body
+    );
+    let decided = ann.post(
+        &format!("/review/cases/{case_id}/act"),
+        &[
+            ("csrf", &csrf),
+            ("action", "decide"),
+            ("verdict", "approve"),
+            ("limit", "5000"),
+            ("apr", "0.12"),
+            ("note", "verified with the employer"),
+        ],
+    );
+    assert_eq!(decided.status, 303);
+    let page = ann.get(&format!("/review/cases/{case_id}"));
+    assert!(page.body.contains("id=\"status\">decided<"), "decided");
+
+    // Signing out ends the session.
+    let out = ann.post("/review/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    ann.cookies.push(("credence_session".into(), session));
+    assert_eq!(ann.get("/review").status, 303, "the old session is gone");
+}
+
+#[test]
+fn an_expired_session_is_refused() {
+    let server = Server::start(&scratch_dir("wb-expiry"), &["--session-ttl-seconds", "1"]);
+    create_user(
+        &server.data_dir,
+        "bob",
+        "senior_reviewer",
+        "another long password",
+    );
+    let mut bob = sign_in(&server, "bob", "another long password");
+    assert_eq!(bob.get("/review").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let page = bob.get("/review");
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/review/login?expired=1"));
+}
+
+#[test]
+fn users_need_a_known_role_and_a_long_password() {
+    let dir = scratch_dir("wb-users");
+    for (role, password, needle) in [
+        ("auditor", "a long enough password", "unknown role"),
+        ("reviewer", "short", "at least 12"),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["users", "create", "--data-dir"])
+            .arg(&dir)
+            .args(["--username", "cy", "--role", role])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains(needle));
+    }
+}

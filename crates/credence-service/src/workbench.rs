@@ -1,0 +1,957 @@
+//! The review workbench: server-rendered pages under `/review` for the people who work the
+//! queue all day. Sign-in with a password (argon2) gives an HttpOnly, SameSite=Strict session
+//! cookie that expires; every form carries the session's CSRF token. Pages call the same
+//! `Cases` service as `/v1/cases`, so the page and the API cannot disagree.
+
+use crate::cases::{policy_for, CaseView};
+use crate::error::ApiError;
+use crate::mask::mask_text;
+use crate::Service;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use credence_review::{CaseState, Command, Proposal, Reviewer, ReviewerRole, Verdict};
+use credence_store::{CaseQuery, DecisionQuery, NewAuditEvent, SessionRecord, UserRecord};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type AppState = Arc<Service>;
+
+const SESSION_COOKIE: &str = "credence_session";
+const LOGIN_CSRF_COOKIE: &str = "credence_login_csrf";
+const STYLESHEET: &str = include_str!("../static/style.css");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/review", get(queue_page))
+        .route("/review/login", get(login_page).post(login))
+        .route("/review/logout", post(logout))
+        .route("/review/stats", get(stats_page))
+        .route("/review/cases/{id}", get(case_page))
+        .route("/review/cases/{id}/reveal", post(reveal))
+        .route("/review/cases/{id}/act", post(act))
+        .route("/review/static/style.css", get(stylesheet))
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    // Without randomness there can be no session; an empty token never matches.
+    if getrandom::fill(&mut bytes).is_err() {
+        return String::new();
+    }
+    crate::auth::hex(&bytes)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn page(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the page: {error}"),
+        )
+            .into_response(),
+    }
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    (status, message.to_string()).into_response()
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The signed-in reviewer of a request.
+struct SignedIn {
+    session: SessionRecord,
+    user: UserRecord,
+}
+
+impl SignedIn {
+    fn reviewer(&self) -> Reviewer {
+        Reviewer {
+            user: self.user.username.clone(),
+            role: if self.user.role == "senior_reviewer" {
+                ReviewerRole::SeniorReviewer
+            } else {
+                ReviewerRole::Reviewer
+            },
+        }
+    }
+
+    /// Refuses a form whose CSRF token is missing or wrong.
+    fn check_csrf(&self, token: Option<&str>) -> Result<(), Response> {
+        match token {
+            Some(token) if constant_time_eq(token, &self.session.csrf_token) => Ok(()),
+            _ => Err(plain(
+                StatusCode::FORBIDDEN,
+                "this form is missing its security token or it has expired; reload the page and try again",
+            )),
+        }
+    }
+}
+
+async fn signed_in(service: &Service, headers: &HeaderMap) -> Result<SignedIn, Response> {
+    let token = cookie(headers, SESSION_COOKIE).ok_or_else(|| redirect("/review/login"))?;
+    let hash = credence_store::chain::sha256_hex(token.as_bytes());
+    let session = service
+        .store
+        .session(&hash)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| redirect("/review/login"))?;
+    if session.expires_at_ms <= service.now_ms() {
+        let _ = service.store.delete_session(&hash).await;
+        return Err(redirect("/review/login?expired=1"));
+    }
+    let user = service
+        .store
+        .user(&session.username)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| redirect("/review/login"))?;
+    Ok(SignedIn { session, user })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    expired: Option<String>,
+}
+
+async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+    let csrf = random_hex();
+    let error = query
+        .expired
+        .map(|_| "Your session expired; sign in again.".to_string());
+    let mut response = page(
+        StatusCode::OK,
+        &LoginPage {
+            csrf: csrf.clone(),
+            error,
+        },
+    );
+    set_cookie(&mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
+    response
+}
+
+fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_seconds: u64) {
+    let cookie = format!(
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/review; Max-Age={max_age_seconds}"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: Option<String>,
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let given = form.csrf.as_deref().unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected, given) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the sign-in form is missing its security token or it has expired; reload the page",
+        );
+    }
+    let user = service.store.user(&form.username).await.ok().flatten();
+    let password = form.password.clone();
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        stored.is_some_and(|hash| crate::users::verify_password(&password, &hash))
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::info!("a sign-in to the workbench failed");
+        let csrf = random_hex();
+        let mut response = page(
+            StatusCode::UNAUTHORIZED,
+            &LoginPage {
+                csrf: csrf.clone(),
+                error: Some("Unknown username or wrong password.".into()),
+            },
+        );
+        set_cookie(&mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
+        return response;
+    };
+    let token = random_hex();
+    let now = service.now_ms();
+    let ttl = service.limits.session_ttl_seconds;
+    let session = SessionRecord {
+        token_sha256: credence_store::chain::sha256_hex(token.as_bytes()),
+        username: user.username.clone(),
+        csrf_token: random_hex(),
+        created_at_ms: now,
+        expires_at_ms: now + (ttl as i64) * 1000,
+    };
+    if let Err(error) = service.store.insert_session(session).await {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("cannot sign in now: {error}"),
+        );
+    }
+    let mut response = redirect("/review");
+    set_cookie(&mut response, SESSION_COOKIE, &token, ttl);
+    set_cookie(&mut response, LOGIN_CSRF_COOKIE, "", 0);
+    response
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
+        return response;
+    }
+    let _ = service
+        .store
+        .delete_session(&signed.session.token_sha256)
+        .await;
+    let mut response = redirect("/review/login");
+    set_cookie(&mut response, SESSION_COOKIE, "", 0);
+    response
+}
+
+async fn stylesheet() -> Response {
+    let mut response = STYLESHEET.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    response
+}
+
+struct QueueCount {
+    queue: String,
+    waiting: usize,
+    breached: usize,
+    selected: bool,
+}
+
+struct QueueRow {
+    id: String,
+    queue: String,
+    priority: i64,
+    status: String,
+    due: String,
+    breached: bool,
+    claimed_by: String,
+    requested: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    username: String,
+    role: String,
+    csrf: String,
+    counts: Vec<QueueCount>,
+    rows: Vec<QueueRow>,
+    /// (state, selected)
+    states: Vec<(String, bool)>,
+    breached_only: bool,
+}
+
+#[derive(Deserialize)]
+struct QueueFilter {
+    queue: Option<String>,
+    state: Option<String>,
+    breached: Option<String>,
+}
+
+async fn waiting_cases(service: &Service) -> Result<Vec<CaseView>, ApiError> {
+    let all = service
+        .cases
+        .list(CaseQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    Ok(all)
+}
+
+fn counts_of(cases: &[CaseView]) -> Vec<QueueCount> {
+    let mut counts: BTreeMap<String, QueueCount> = BTreeMap::new();
+    for case in cases.iter().filter(|c| c.case.state != CaseState::Decided) {
+        let entry = counts.entry(case.case.queue.clone()).or_insert(QueueCount {
+            queue: case.case.queue.clone(),
+            waiting: 0,
+            breached: 0,
+            selected: false,
+        });
+        entry.waiting += 1;
+        if case.sla_breached {
+            entry.breached += 1;
+        }
+    }
+    counts.into_values().collect()
+}
+
+async fn queue_page(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<QueueFilter>,
+) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let cases = match waiting_cases(&service).await {
+        Ok(cases) => cases,
+        Err(error) => return plain(error.status(), &error.message),
+    };
+    let filter_queue = filter.queue.unwrap_or_default();
+    let filter_state = filter.state.unwrap_or_else(|| "waiting".into());
+    let breached_only = filter.breached.as_deref() == Some("true");
+    let rows = cases
+        .iter()
+        .filter(|c| filter_queue.is_empty() || c.case.queue == filter_queue)
+        .filter(|c| match filter_state.as_str() {
+            "any" => true,
+            "waiting" => c.case.state != CaseState::Decided,
+            state => c.status == state,
+        })
+        .filter(|c| !breached_only || c.sla_breached)
+        .map(|c| QueueRow {
+            id: c.case.id.clone(),
+            queue: c.case.queue.clone(),
+            priority: c.case.priority,
+            status: c.status.to_string(),
+            due: time(c.case.due_at_ms),
+            breached: c.sla_breached,
+            claimed_by: c.claimed_by.clone().unwrap_or_default(),
+            requested: c
+                .case
+                .requested_amount
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        &QueuePage {
+            username: signed.user.username.clone(),
+            role: signed.user.role.clone(),
+            csrf: signed.session.csrf_token.clone(),
+            counts: counts_of(&cases)
+                .into_iter()
+                .map(|c| QueueCount {
+                    selected: c.queue == filter_queue,
+                    ..c
+                })
+                .collect(),
+            rows,
+            states: [
+                "waiting",
+                "open",
+                "claimed",
+                "more_info_requested",
+                "escalated",
+                "awaiting_confirmation",
+                "decided",
+                "any",
+            ]
+            .into_iter()
+            .map(|state| (state.to_string(), state == filter_state))
+            .collect(),
+            breached_only,
+        },
+    )
+}
+
+struct StatsRow {
+    queue: String,
+    waiting: usize,
+    breached: usize,
+    decided: usize,
+    approved: usize,
+    declined: usize,
+    median_minutes: String,
+}
+
+#[derive(Template)]
+#[template(path = "stats.html")]
+struct StatsPage {
+    username: String,
+    role: String,
+    csrf: String,
+    rows: Vec<StatsRow>,
+}
+
+async fn stats_page(State(service): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let cases = match waiting_cases(&service).await {
+        Ok(cases) => cases,
+        Err(error) => return plain(error.status(), &error.message),
+    };
+    let mut by_queue: BTreeMap<String, Vec<&CaseView>> = BTreeMap::new();
+    for case in &cases {
+        by_queue
+            .entry(case.case.queue.clone())
+            .or_default()
+            .push(case);
+    }
+    let rows = by_queue
+        .into_iter()
+        .map(|(queue, cases)| {
+            let decided: Vec<_> = cases
+                .iter()
+                .filter_map(|c| c.case.decision.as_ref().map(|d| (c, d)))
+                .collect();
+            let mut minutes: Vec<i64> = decided
+                .iter()
+                .map(|(c, d)| (d.at_ms - c.case.created_at_ms) / 60_000)
+                .collect();
+            minutes.sort_unstable();
+            StatsRow {
+                queue,
+                waiting: cases
+                    .iter()
+                    .filter(|c| c.case.state != CaseState::Decided)
+                    .count(),
+                breached: cases.iter().filter(|c| c.sla_breached).count(),
+                decided: decided.len(),
+                approved: decided
+                    .iter()
+                    .filter(|(_, d)| d.proposal.verdict != Verdict::Decline)
+                    .count(),
+                declined: decided
+                    .iter()
+                    .filter(|(_, d)| d.proposal.verdict == Verdict::Decline)
+                    .count(),
+                median_minutes: minutes
+                    .get(minutes.len() / 2)
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "–".into()),
+            }
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        &StatsPage {
+            username: signed.user.username.clone(),
+            role: signed.user.role.clone(),
+            csrf: signed.session.csrf_token.clone(),
+            rows,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    username: String,
+    role: String,
+    csrf: String,
+    error: Option<String>,
+    case_id: String,
+    decision_id: String,
+    status: String,
+    queue: String,
+    priority: i64,
+    due: String,
+    breached: bool,
+    claimed_by: Option<String>,
+    outcome: String,
+    offer: String,
+    reasons: Vec<(String, String)>,
+    flags: String,
+    strategy: String,
+    steps: Vec<(String, String)>,
+    /// (field, value, masked)
+    fields: Vec<(String, String, bool)>,
+    revealed: bool,
+    history: Vec<(String, String, String)>,
+    final_summary: Option<String>,
+    pending_summary: Option<String>,
+    can_claim: bool,
+    mine: bool,
+    awaiting: bool,
+    limit_bounds: String,
+    apr_bounds: String,
+    default_limit: String,
+    default_apr: String,
+    four_eyes: Option<String>,
+    events: Vec<(String, String, String, String)>,
+}
+
+fn summary(decision: &credence_review::ReviewDecision) -> String {
+    let p = &decision.proposal;
+    let verdict = serde_json::to_value(p.verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut parts = vec![verdict];
+    if let Some(limit) = p.limit {
+        parts.push(format!("limit {limit}"));
+    }
+    if let Some(apr) = p.apr {
+        parts.push(format!("APR {apr}"));
+    }
+    if !p.reasons.is_empty() {
+        parts.push(format!("reasons {}", p.reasons.join(", ")));
+    }
+    parts.push(format!("by {} at {}", decision.by, time(decision.at_ms)));
+    parts.push(format!("note: {}", p.note));
+    parts.join(" · ")
+}
+
+fn step_summary(step: &serde_json::Value) -> String {
+    let kind = step["kind"].as_str().unwrap_or_default();
+    match kind {
+        "rule_set" => {
+            let hits: Vec<String> = step["hits"]
+                .as_array()
+                .map(|hits| {
+                    hits.iter()
+                        .map(|h| {
+                            format!(
+                                "{} → {} ({})",
+                                h["rule"].as_str().unwrap_or(""),
+                                h["outcome"].as_str().unwrap_or(""),
+                                h["reason"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if hits.is_empty() {
+                "rules: none hit".into()
+            } else {
+                format!("rules hit: {}", hits.join("; "))
+            }
+        }
+        "scorecard" => format!(
+            "score {}{}",
+            step["score"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| step["score"].to_string()),
+            step["probability_of_default"]
+                .as_f64()
+                .map(|p| format!(", probability of default {p:.4}"))
+                .unwrap_or_default()
+        ),
+        "model" => format!(
+            "{} {}: probability {}",
+            step["model"].as_str().unwrap_or(""),
+            step["model_version"].as_str().unwrap_or(""),
+            step["probability"]
+        ),
+        "table" => format!("table rows {}", step["rows"]),
+        "matrix" => format!("matrix row {} column {}", step["row"], step["column"]),
+        "branch" => format!("branch {}", step["case"].as_str().unwrap_or("")),
+        "champion_challenger" => format!(
+            "arm {} (bucket {})",
+            step["arm"].as_str().unwrap_or(""),
+            step["bucket"]
+        ),
+        other => other.to_string(),
+    }
+}
+
+async fn render_case(
+    service: &Service,
+    signed: &SignedIn,
+    id: &str,
+    revealed: bool,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let view = match service.cases.get(id).await {
+        Ok(view) => view,
+        Err(error) => return plain(error.status(), &error.message),
+    };
+    let stored = match service.store.decision(&view.case.decision_id).await {
+        Ok(Some(stored)) => stored,
+        _ => return plain(StatusCode::NOT_FOUND, "the case's decision is missing"),
+    };
+    let decision: serde_json::Value =
+        serde_json::from_str(&stored.record.decision).unwrap_or_default();
+    let input: serde_json::Value = serde_json::from_str(&stored.record.input).unwrap_or_default();
+    let strategy = service
+        .strategies
+        .compiled(&stored.record.strategy_version)
+        .await
+        .ok();
+    let personal = |name: &str| {
+        strategy
+            .as_ref()
+            .and_then(|s| s.flow(&stored.record.flow).ok())
+            .is_some_and(|flow| {
+                flow.schema
+                    .fields
+                    .iter()
+                    .any(|(f, spec)| &**f == name && spec.personal)
+            })
+    };
+    let fields = input
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(name, value)| {
+                    let text = value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string());
+                    let mask = personal(name) && !revealed;
+                    (
+                        name.clone(),
+                        if mask { mask_text(&text) } else { text },
+                        mask,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let history = match &stored.record.customer_id {
+        Some(customer) => service
+            .decisions
+            .list(DecisionQuery {
+                customer_id: Some(customer.clone()),
+                limit: 11,
+                ..Default::default()
+            })
+            .await
+            .map(|page| {
+                page.items
+                    .into_iter()
+                    .filter(|d| d.id != stored.record.id)
+                    .take(10)
+                    .map(|d| (time(d.created_at_ms), d.flow, d.outcome))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let policy = strategy.as_ref().map(|s| policy_for(s));
+    let bounds = |min: Option<rust_decimal::Decimal>, max: Option<rust_decimal::Decimal>| {
+        format!(
+            "{} – {}",
+            min.map(|m| m.to_string()).unwrap_or_else(|| "0".into()),
+            max.map(|m| m.to_string())
+                .unwrap_or_else(|| "no cap".into())
+        )
+    };
+    let me = signed.user.username.as_str();
+    let reviewer = signed.reviewer();
+    let case = &view.case;
+    let awaiting = case.state == CaseState::AwaitingConfirmation;
+    let first_is_me = case.pending.as_ref().is_some_and(|p| p.by == me);
+    let can_claim = view.claimed_by.is_none()
+        && case.state != CaseState::Decided
+        && !(awaiting && first_is_me)
+        && !(case.state == CaseState::Escalated && reviewer.role != ReviewerRole::SeniorReviewer);
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_default();
+    let offer = match (decision["limit"].as_str(), decision["apr"].as_str()) {
+        (Some(limit), Some(apr)) => format!(
+            "limit {limit}, APR {apr}, {} months",
+            decision["term_months"]
+        ),
+        _ => "none".into(),
+    };
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    page(
+        status,
+        &CasePage {
+            username: me.to_string(),
+            role: signed.user.role.clone(),
+            csrf: signed.session.csrf_token.clone(),
+            error,
+            case_id: case.id.clone(),
+            decision_id: case.decision_id.clone(),
+            status: view.status.to_string(),
+            queue: case.queue.clone(),
+            priority: case.priority,
+            due: time(case.due_at_ms),
+            breached: view.sla_breached,
+            claimed_by: view.claimed_by.clone(),
+            outcome: text(&decision["outcome"]),
+            offer,
+            reasons: decision["reasons"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|r| (text(&r["code"]), text(&r["text"])))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            flags: decision["flags"]
+                .as_array()
+                .map(|f| f.iter().map(text).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            strategy: format!(
+                "{} {}",
+                text(&decision["strategy"]),
+                &stored.record.strategy_version[..12.min(stored.record.strategy_version.len())]
+            ),
+            steps: decision["trace"]["steps"]
+                .as_array()
+                .map(|steps| {
+                    steps
+                        .iter()
+                        .map(|s| (text(&s["step"]), step_summary(s)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            fields,
+            revealed,
+            history,
+            final_summary: case.decision.as_ref().map(|d| {
+                let mut s = summary(d);
+                if let Some(by) = &case.confirmed_by {
+                    s.push_str(&format!(" · confirmed by {by}"));
+                }
+                s
+            }),
+            pending_summary: case.pending.as_ref().map(summary),
+            can_claim,
+            mine: view.claimed_by.as_deref() == Some(me),
+            awaiting,
+            limit_bounds: policy
+                .as_ref()
+                .map(|p| bounds(p.limit_min, p.limit_max))
+                .unwrap_or_default(),
+            apr_bounds: policy
+                .as_ref()
+                .map(|p| bounds(p.apr_min, p.apr_max))
+                .unwrap_or_default(),
+            default_limit: decision["limit"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| case.requested_amount.map(|a| a.to_string()))
+                .unwrap_or_default(),
+            default_apr: text(&decision["apr"]),
+            four_eyes: policy
+                .as_ref()
+                .and_then(|p| p.four_eyes_above)
+                .map(|t| t.to_string()),
+            events: case
+                .history
+                .iter()
+                .map(|e| {
+                    (
+                        time(e.at_ms),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        e.note.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        },
+    )
+}
+
+async fn case_page(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match signed_in(&service, &headers).await {
+        Ok(signed) => render_case(&service, &signed, &id, false, None).await,
+        Err(response) => response,
+    }
+}
+
+async fn reveal(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
+        return response;
+    }
+    let audit = NewAuditEvent {
+        at_ms: service.now_ms(),
+        actor: signed.user.username.clone(),
+        action: "personal.reveal".into(),
+        subject: id.clone(),
+        detail: serde_json::json!({"case": id}),
+    };
+    if let Err(error) = service.store.append_audit(audit).await {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the reveal could not be logged, so it is refused: {error}"),
+        );
+    }
+    render_case(&service, &signed, &id, true, None).await
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    csrf: Option<String>,
+    action: String,
+    verdict: Option<String>,
+    limit: Option<String>,
+    apr: Option<String>,
+    reasons: Option<String>,
+    note: Option<String>,
+}
+
+fn form_command(form: &ActForm) -> Result<Command, String> {
+    let note = form.note.clone().unwrap_or_default();
+    let decimal =
+        |field: &str, text: &Option<String>| -> Result<Option<rust_decimal::Decimal>, String> {
+            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => t
+                    .parse::<rust_decimal::Decimal>()
+                    .map(Some)
+                    .map_err(|_| format!("{field}: {t:?} is not a number")),
+            }
+        };
+    Ok(match form.action.as_str() {
+        "claim" => Command::Claim,
+        "release" => Command::Release,
+        "decide" => {
+            let verdict = match form.verdict.as_deref() {
+                Some("approve") => Verdict::Approve,
+                Some("counter_offer") => Verdict::CounterOffer,
+                Some("decline") => Verdict::Decline,
+                _ => return Err("choose approve, counter-offer or decline".into()),
+            };
+            Command::Decide(Proposal {
+                verdict,
+                limit: if verdict == Verdict::Decline {
+                    None
+                } else {
+                    decimal("limit", &form.limit)?
+                },
+                apr: if verdict == Verdict::Decline {
+                    None
+                } else {
+                    decimal("apr", &form.apr)?
+                },
+                reasons: form
+                    .reasons
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                note,
+            })
+        }
+        "confirm" => Command::Confirm { note },
+        "send_back" => Command::SendBack { note },
+        "request_info" => Command::RequestInfo { note },
+        "escalate" => Command::Escalate { note },
+        other => return Err(format!("unknown action {other}")),
+    })
+}
+
+async fn act(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ActForm>,
+) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
+        return response;
+    }
+    let command = match form_command(&form) {
+        Ok(command) => command,
+        Err(message) => {
+            return render_case(
+                &service,
+                &signed,
+                &id,
+                false,
+                Some((StatusCode::UNPROCESSABLE_ENTITY, message)),
+            )
+            .await
+        }
+    };
+    match service.cases.act(&id, command, &signed.reviewer()).await {
+        Ok(_) => redirect(&format!("/review/cases/{id}")),
+        Err(error) => {
+            render_case(
+                &service,
+                &signed,
+                &id,
+                false,
+                Some((error.status(), error.message)),
+            )
+            .await
+        }
+    }
+}
