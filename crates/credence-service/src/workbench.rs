@@ -113,16 +113,18 @@ impl SignedIn {
         }
     }
 
-    /// Refuses a form whose CSRF token is missing or wrong.
-    fn check_csrf(&self, token: Option<&str>) -> Result<(), Response> {
-        match token {
-            Some(token) if constant_time_eq(token, &self.session.csrf_token) => Ok(()),
-            _ => Err(plain(
-                StatusCode::FORBIDDEN,
-                "this form is missing its security token or it has expired; reload the page and try again",
-            )),
-        }
+    /// Whether a form carries this session's CSRF token.
+    fn csrf_ok(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|token| constant_time_eq(token, &self.session.csrf_token))
     }
+}
+
+/// The answer to a form without the session's CSRF token.
+fn csrf_refused() -> Response {
+    plain(
+        StatusCode::FORBIDDEN,
+        "this form is missing its security token or it has expired; reload the page and try again",
+    )
 }
 
 async fn signed_in(service: &Service, headers: &HeaderMap) -> Result<SignedIn, Response> {
@@ -263,8 +265,8 @@ async fn logout(
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
-        return response;
+    if !signed.csrf_ok(form.csrf.as_deref()) {
+        return csrf_refused();
     }
     let _ = service
         .store
@@ -831,8 +833,8 @@ async fn reveal(
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
-        return response;
+    if !signed.csrf_ok(form.csrf.as_deref()) {
+        return csrf_refused();
     }
     let audit = NewAuditEvent {
         at_ms: service.now_ms(),
@@ -925,8 +927,8 @@ async fn act(
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if let Err(response) = signed.check_csrf(form.csrf.as_deref()) {
-        return response;
+    if !signed.csrf_ok(form.csrf.as_deref()) {
+        return csrf_refused();
     }
     let command = match form_command(&form) {
         Ok(command) => command,
