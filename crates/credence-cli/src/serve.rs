@@ -228,6 +228,34 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
 
+    // The SLA clock: breached cases go to the senior reviewers.
+    let sweep_service = service.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            ticker.tick().await;
+            match sweep_service.cases.escalate_breached().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "escalated review cases past their SLA"),
+                Err(error) => tracing::warn!(%error, "cannot escalate breached review cases"),
+            }
+        }
+    });
+
+    // Webhook deliveries: the outbox is polled four times a second.
+    let webhook_service = service.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            ticker.tick().await;
+            credence_service::webhooks::deliver_due(
+                &webhook_service.store,
+                webhook_service.now_ms(),
+            )
+            .await;
+        }
+    });
+
     axum::serve(listener, credence_service::router(service))
         .with_graceful_shutdown(shutdown_signal())
         .await

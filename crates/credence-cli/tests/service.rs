@@ -717,6 +717,14 @@ fn every_role_against_every_route() {
         ),
         ("DELETE", "/v1/keys/000000000000".into(), None, &[]),
         ("GET", "/v1/audit".into(), None, &["approver"]),
+        ("GET", "/v1/webhooks".into(), None, &[]),
+        (
+            "POST",
+            "/v1/webhooks".into(),
+            Some(r#"{"url":"http://127.0.0.1:9/hook"}"#.into()),
+            &[],
+        ),
+        ("DELETE", "/v1/webhooks/wh_missing".into(), None, &[]),
         ("GET", "/v1/cases".into(), None, &["review"]),
         ("GET", "/v1/cases/case_missing".into(), None, &["review"]),
         (
@@ -982,4 +990,161 @@ fn referred_decisions_become_cases_decided_by_reviewers_under_four_eyes() {
         ),
         "{metrics}"
     );
+}
+
+/// One HTTP request as a test receiver saw it.
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A webhook receiver on a free port: answers 500 to the first request and 200 after.
+fn start_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/credence", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let trimmed = line.trim_end();
+                if trimmed.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = trimmed.split_once(':') {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+                }
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut seen = record.lock().unwrap();
+            let status = if seen.is_empty() {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            seen.push(Received {
+                headers,
+                body: String::from_utf8(body).unwrap(),
+            });
+            drop(seen);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn decided_reviews_are_posted_to_webhooks_signed_and_retried() {
+    use hmac::{Hmac, Mac};
+    let (receiver, seen) = start_receiver();
+    let server = Server::start(&scratch_dir("svc-webhooks"), &[]);
+    let admin = server.key("admin", "ops");
+    let registered = post_json(
+        &format!("{}/v1/webhooks", server.url),
+        &admin,
+        &json!({"url": receiver}),
+        &[],
+    );
+    assert_eq!(registered.status, 201, "{}", registered.json);
+    let secret = registered.json["secret"].as_str().unwrap().to_string();
+    let listed = get(&format!("{}/v1/webhooks", server.url), &admin);
+    assert!(
+        !listed.json.to_string().contains(&secret),
+        "secrets are shown once"
+    );
+    let bad = post_json(
+        &format!("{}/v1/webhooks", server.url),
+        &admin,
+        &json!({"url": "ftp://x"}),
+        &[],
+    );
+    assert_eq!(bad.status, 400);
+
+    let caller = server.key("decide", "platform");
+    let reviewer = server.key("review", "ann");
+    let referred = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &caller,
+        &example_input("application-refer.json"),
+        &[],
+    );
+    let decision_id = referred.json["id"].as_str().unwrap().to_string();
+    let case_url = format!(
+        "{}/v1/cases/case_{}",
+        server.url,
+        decision_id.trim_start_matches("dec_")
+    );
+    assert_eq!(
+        post_json(&format!("{case_url}/claim"), &reviewer, &json!({}), &[]).status,
+        200
+    );
+    let decided = post_json(
+        &format!("{case_url}/decide"),
+        &reviewer,
+        &json!({"verdict": "decline", "reasons": ["REF_INCOME_MISMATCH"], "note": "income could not be verified"}),
+        &[],
+    );
+    assert_eq!(decided.json["status"], "decided", "{}", decided.json);
+
+    // The first attempt gets a 500; the retry (about a second later) is accepted.
+    let started = std::time::Instant::now();
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no retry arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let seen = seen.lock().unwrap();
+    let header = |r: &Received, name: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        header(&seen[0], "x-credence-delivery"),
+        header(&seen[1], "x-credence-delivery")
+    );
+    for request in seen.iter() {
+        assert_eq!(header(request, "x-credence-event"), "review.decided");
+        let signature = header(request, "x-credence-signature");
+        let (t, v1) = signature.split_once(',').unwrap();
+        let t = t.strip_prefix("t=").unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{}", request.body).as_bytes());
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            v1.strip_prefix("v1=").unwrap(),
+            expected,
+            "the signature verifies"
+        );
+        let event: Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(event["decision_id"], decision_id.as_str());
+        assert_eq!(event["final_decision"]["verdict"], "decline");
+        assert_eq!(event["final_decision"]["by"], "ann");
+    }
 }

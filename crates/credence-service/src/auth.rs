@@ -67,6 +67,7 @@ pub enum Action {
     ManageKeys,
     ReadAudit,
     ReviewCases,
+    ManageWebhooks,
 }
 
 impl Action {
@@ -84,6 +85,7 @@ impl Action {
             Action::ManageKeys => &[],
             Action::ReadAudit => &[Approver],
             Action::ReviewCases => &[Review],
+            Action::ManageWebhooks => &[],
         }
     }
 }

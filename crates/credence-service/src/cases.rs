@@ -18,6 +18,12 @@ pub const REVIEW_DECISIONS_TOTAL: &str = "credence_review_decisions_total";
 pub const REVIEW_MINUTES: &str = "credence_review_minutes";
 /// Cases decided after their SLA deadline, by `queue`.
 pub const REVIEW_SLA_BREACHES_TOTAL: &str = "credence_review_sla_breaches_total";
+/// Reviews whose decision differs from the engine's offer (a decline, or other terms), by
+/// `queue`, `reviewer` and the referral's first `reason`. With
+/// `credence_review_decisions_total` this gives the override rate.
+pub const REVIEW_OVERRIDES_TOTAL: &str = "credence_review_overrides_total";
+/// Cases escalated because their SLA passed, by `queue`.
+pub const REVIEW_ESCALATIONS_TOTAL: &str = "credence_review_escalations_total";
 
 /// The strategy's review settings, caps and reason codes as the review rules need them.
 pub fn policy_for(strategy: &CompiledStrategy) -> ReviewPolicy {
@@ -47,7 +53,48 @@ pub fn policy_for(strategy: &CompiledStrategy) -> ReviewPolicy {
     }
 }
 
+/// Whether a review departs from what the engine offered with its referral: a decline, or an
+/// approval on other terms.
+fn is_override(engine: &serde_json::Value, proposal: &credence_review::Proposal) -> bool {
+    let offered = |field: &str| {
+        engine[field]
+            .as_str()
+            .and_then(|t| t.parse::<Decimal>().ok())
+    };
+    proposal.verdict == credence_review::Verdict::Decline
+        || proposal.limit.map(|l| l.normalize()) != offered("limit").map(|l| l.normalize())
+        || proposal.apr.map(|a| a.normalize()) != offered("apr").map(|a| a.normalize())
+}
+
 /// A case as the API shows it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credence_review::{Proposal, Verdict};
+
+    #[test]
+    fn overrides_are_declines_or_other_terms_than_the_engine_offered() {
+        let engine = serde_json::json!({"limit": "6000", "apr": "0.0899"});
+        let proposal = |verdict, limit: &str, apr: &str| Proposal {
+            verdict,
+            limit: limit.parse().ok(),
+            apr: apr.parse().ok(),
+            reasons: vec![],
+            note: "n".into(),
+        };
+        let cases = [
+            (proposal(Verdict::Approve, "6000", "0.0899"), false),
+            (proposal(Verdict::Approve, "6000.00", "0.08990"), false),
+            (proposal(Verdict::Approve, "5000", "0.0899"), true),
+            (proposal(Verdict::CounterOffer, "6000", "0.12"), true),
+            (proposal(Verdict::Decline, "", ""), true),
+        ];
+        for (p, expected) in cases {
+            assert_eq!(is_override(&engine, &p), expected, "{p:?}");
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     #[serde(flatten)]
@@ -194,6 +241,46 @@ impl Cases {
         }
     }
 
+    /// Escalates every waiting case past its SLA to the senior reviewers; returns how many.
+    pub async fn escalate_breached(&self) -> Result<usize, ApiError> {
+        let now = self.now_ms();
+        let breached = self
+            .store
+            .cases(&CaseQuery {
+                due_before_ms: Some(now),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        let mut escalated = 0;
+        for record in breached {
+            let case = from_record(&record)?;
+            let Some(stored) = self.store.decision(&case.decision_id).await? else {
+                continue;
+            };
+            let strategy = self
+                .strategies
+                .compiled(&stored.record.strategy_version)
+                .await?;
+            if let Some(next) =
+                credence_review::escalate_if_breached(&case, &policy_for(&strategy), now)
+            {
+                // Someone acting on the case meanwhile wins; the next sweep looks again.
+                if self
+                    .store
+                    .update_case(to_record(&next, record.version + 1)?, record.version)
+                    .await
+                    .is_ok()
+                {
+                    metrics::counter!(REVIEW_ESCALATIONS_TOTAL, "queue" => next.queue.clone())
+                        .increment(1);
+                    escalated += 1;
+                }
+            }
+        }
+        Ok(escalated)
+    }
+
     /// Applies a reviewer's command under the policy of the strategy version that referred it.
     pub async fn act(
         &self,
@@ -207,17 +294,17 @@ impl Cases {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("there is no case {id}")))?;
         let case = from_record(&record)?;
-        let version = self
+        let stored = self
             .store
             .decision(&case.decision_id)
             .await?
-            .map(|d| d.record.strategy_version)
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::Internal,
                     format!("case {id} names a missing decision"),
                 )
             })?;
+        let version = stored.record.strategy_version.clone();
         let strategy = self.strategies.compiled(&version).await?;
         let policy = policy_for(&strategy);
         let now = self.now_ms();
@@ -239,6 +326,38 @@ impl Cases {
                 if now > next.due_at_ms {
                     metrics::counter!(REVIEW_SLA_BREACHES_TOTAL, "queue" => next.queue.clone())
                         .increment(1);
+                }
+                let event = serde_json::json!({
+                    "event": crate::webhooks::EVENT_REVIEW_DECIDED,
+                    "decision_id": next.decision_id,
+                    "case_id": next.id,
+                    "queue": next.queue,
+                    "final_decision": decision,
+                    "confirmed_by": next.confirmed_by,
+                });
+                if let Err(error) = self
+                    .store
+                    .enqueue_deliveries(
+                        crate::webhooks::EVENT_REVIEW_DECIDED,
+                        &event.to_string(),
+                        now,
+                    )
+                    .await
+                {
+                    tracing::error!(%error, case = %next.id, "cannot queue the review's webhooks");
+                }
+                let engine: serde_json::Value =
+                    serde_json::from_str(&stored.record.decision).unwrap_or_default();
+                if is_override(&engine, &decision.proposal) {
+                    let reason = engine["reasons"][0]["code"]
+                        .as_str()
+                        .unwrap_or("none")
+                        .to_string();
+                    metrics::counter!(REVIEW_OVERRIDES_TOTAL,
+                        "queue" => next.queue.clone(),
+                        "reviewer" => decision.by.clone(),
+                        "reason" => reason)
+                    .increment(1);
                 }
             }
         }

@@ -22,6 +22,7 @@ pub mod replay;
 mod routes;
 pub mod strategies;
 pub mod users;
+pub mod webhooks;
 mod workbench;
 
 pub use auth::{issue_key, Action, Authenticator, Principal, Role};

@@ -78,5 +78,17 @@ fn describe() {
         crate::cases::REVIEW_SLA_BREACHES_TOTAL,
         "Cases decided after their SLA deadline"
     );
+    describe_counter!(
+        crate::cases::REVIEW_OVERRIDES_TOTAL,
+        "Reviews that departed from the engine's offer, by queue, reviewer and referral reason"
+    );
+    describe_counter!(
+        crate::cases::REVIEW_ESCALATIONS_TOTAL,
+        "Cases escalated to senior reviewers because their SLA passed"
+    );
+    describe_counter!(
+        crate::webhooks::WEBHOOK_DELIVERIES_TOTAL,
+        "Webhook delivery attempts by outcome"
+    );
     credence_store::describe_metrics();
 }

@@ -567,6 +567,20 @@ fn summary(decision: &credence_review::ReviewDecision) -> String {
 fn step_summary(step: &serde_json::Value) -> String {
     let kind = step["kind"].as_str().unwrap_or_default();
     match kind {
+        "features" => match step["values"].as_object() {
+            Some(values) if !values.is_empty() => values
+                .iter()
+                .map(|(name, value)| {
+                    let shown = value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string());
+                    format!("{name} = {shown}")
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            _ => "features".into(),
+        },
         "rule_set" => {
             let hits: Vec<String> = step["hits"]
                 .as_array()
@@ -652,6 +666,21 @@ async fn render_case(
                     .any(|(f, spec)| &**f == name && spec.personal)
             })
     };
+    // The compact trace holds no intermediate values; replaying the recorded input with the
+    // version and date that decided it (deterministic) shows the derived features too.
+    let full_steps: Option<Vec<serde_json::Value>> = strategy.as_ref().and_then(|s| {
+        let as_of = chrono::NaiveDate::parse_from_str(&stored.record.as_of, "%Y-%m-%d").ok()?;
+        let options = credence_engine::EvalOptions {
+            as_of,
+            language: stored.record.language.clone(),
+            full_trace: true,
+        };
+        let replayed = s.decide_json(&stored.record.flow, &input, &options).ok()?;
+        serde_json::to_value(&replayed.trace.steps)
+            .ok()?
+            .as_array()
+            .cloned()
+    });
     let fields = input
         .as_object()
         .map(|map| {
@@ -755,8 +784,8 @@ async fn render_case(
                 text(&decision["strategy"]),
                 &stored.record.strategy_version[..12.min(stored.record.strategy_version.len())]
             ),
-            steps: decision["trace"]["steps"]
-                .as_array()
+            steps: full_steps
+                .or_else(|| decision["trace"]["steps"].as_array().cloned())
                 .map(|steps| {
                     steps
                         .iter()

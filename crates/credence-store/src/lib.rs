@@ -103,6 +103,35 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
     /// Records an audit event on its own (e.g. a reviewer revealing personal data).
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+
+    async fn insert_webhook(
+        &self,
+        hook: WebhookRecord,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+    async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    async fn delete_webhook(&self, id: &str, audit: NewAuditEvent) -> Result<(), StoreError>;
+    /// Queues `body` for every registered webhook; returns how many deliveries were queued.
+    async fn enqueue_deliveries(
+        &self,
+        event: &str,
+        body: &str,
+        at_ms: i64,
+    ) -> Result<usize, StoreError>;
+    /// Deliveries whose next attempt is due, oldest first.
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Records an attempt: delivered, or the time of the next try (`None`: give up).
+    async fn record_attempt(
+        &self,
+        id: i64,
+        delivered_at_ms: Option<i64>,
+        next_attempt_ms: Option<i64>,
+        error: Option<String>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Seconds to write and sync one batch of decisions to the log.

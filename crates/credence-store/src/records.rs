@@ -198,3 +198,26 @@ pub struct SessionRecord {
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
 }
+
+/// A registered webhook: where review outcomes are posted, and the secret that signs them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+}
+
+/// One event on its way to one webhook, retried until delivered or given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub webhook_id: String,
+    pub url: String,
+    pub secret: String,
+    pub event: String,
+    pub body: String,
+    pub attempts: i64,
+}
