@@ -148,6 +148,14 @@ impl Strategies {
         Ok(true)
     }
 
+    /// The stored record of a version, or 404 naming it.
+    async fn record(&self, version: &str) -> Result<StrategyRecord, ApiError> {
+        self.store
+            .strategy(version)
+            .await?
+            .ok_or_else(|| unknown_version(version))
+    }
+
     async fn view(&self, record: StrategyRecord) -> StrategyView {
         let active = self.active().is_some_and(|a| a.version == record.version);
         StrategyView {
@@ -164,11 +172,7 @@ impl Strategies {
     }
 
     pub async fn get(&self, version: &str) -> Result<StrategyView, ApiError> {
-        let record = self
-            .store
-            .strategy(version)
-            .await?
-            .ok_or_else(|| unknown_version(version))?;
+        let record = self.record(version).await?;
         Ok(self.view(record).await)
     }
 
@@ -272,11 +276,7 @@ impl Strategies {
         actor: &str,
         now_ms: i64,
     ) -> Result<StrategyView, ApiError> {
-        let record = self
-            .store
-            .strategy(version)
-            .await?
-            .ok_or_else(|| unknown_version(version))?;
+        let record = self.record(version).await?;
         if record.uploaded_by == actor {
             return Err(ApiError::new(
                 ErrorCode::MakerChecker,
@@ -325,11 +325,7 @@ impl Strategies {
         now_ms: i64,
         kind: &str,
     ) -> Result<StrategyView, ApiError> {
-        let record = self
-            .store
-            .strategy(version)
-            .await?
-            .ok_or_else(|| unknown_version(version))?;
+        let record = self.record(version).await?;
         if record.state != StrategyState::Approved {
             return Err(ApiError::new(
                 ErrorCode::InvalidState,

@@ -151,6 +151,19 @@ async fn signed_in(service: &Service, headers: &HeaderMap) -> Result<SignedIn, R
     Ok(SignedIn { session, user })
 }
 
+/// The signed-in reviewer of a form post whose CSRF token matches the session's.
+async fn signed_form(
+    service: &Service,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<SignedIn, Response> {
+    let signed = signed_in(service, headers).await?;
+    if !signed.csrf_ok(csrf) {
+        return Err(csrf_refused());
+    }
+    Ok(signed)
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -261,13 +274,10 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let signed = match signed_in(&service, &headers).await {
+    let signed = match signed_form(&service, &headers, form.csrf.as_deref()).await {
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if !signed.csrf_ok(form.csrf.as_deref()) {
-        return csrf_refused();
-    }
     let _ = service
         .store
         .delete_session(&signed.session.token_sha256)
@@ -858,13 +868,10 @@ async fn reveal(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let signed = match signed_in(&service, &headers).await {
+    let signed = match signed_form(&service, &headers, form.csrf.as_deref()).await {
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if !signed.csrf_ok(form.csrf.as_deref()) {
-        return csrf_refused();
-    }
     let audit = NewAuditEvent {
         at_ms: service.now_ms(),
         actor: signed.user.username.clone(),
@@ -952,13 +959,10 @@ async fn act(
     Path(id): Path<String>,
     Form(form): Form<ActForm>,
 ) -> Response {
-    let signed = match signed_in(&service, &headers).await {
+    let signed = match signed_form(&service, &headers, form.csrf.as_deref()).await {
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    if !signed.csrf_ok(form.csrf.as_deref()) {
-        return csrf_refused();
-    }
     let command = match form_command(&form) {
         Ok(command) => command,
         Err(message) => {
