@@ -34,6 +34,16 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         })
 }
 
+/// A hash no password is known to match, verified against when a username does not exist.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut secret = [0u8; 24];
+        let _ = getrandom::fill(&mut secret);
+        hash_password(&crate::auth::hex(&secret)).unwrap_or_default()
+    })
+}
+
 /// Whether `password` matches a stored hash (false for a malformed hash).
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)

@@ -224,8 +224,14 @@ async fn login(
     let user = service.store.user(&form.username).await.ok().flatten();
     let password = form.password.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = tokio::task::spawn_blocking(move || {
-        stored.is_some_and(|hash| crate::users::verify_password(&password, &hash))
+    // An unknown user costs the same argon2 work as a wrong password, so that timing does
+    // not tell which usernames exist.
+    let verified = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => crate::users::verify_password(&password, &hash),
+        None => {
+            let _ = crate::users::verify_password(&password, crate::users::decoy_hash());
+            false
+        }
     })
     .await
     .unwrap_or(false);
