@@ -1,7 +1,10 @@
 //! End-to-end tests of the `credence` binary: real processes, real files, exit codes and output.
 
+#[path = "support/server.rs"]
+mod support;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/consumer-loan");
@@ -232,19 +235,6 @@ fn bad_input_exits_2_naming_the_problem() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn validate_passes_on_the_example_and_names_a_broken_case() {
     let output = credence(&["validate", EXAMPLE], None);
@@ -254,7 +244,7 @@ fn validate_passes_on_the_example_and_names_a_broken_case() {
 
     let broken = std::env::temp_dir().join(format!("credence-broken-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&broken);
-    copy_dir(Path::new(EXAMPLE), &broken);
+    support::copy_example(&broken);
     let cases_file = broken.join("tests/application.yaml");
     let text = std::fs::read_to_string(&cases_file).unwrap();
     let changed = text.replacen("limit: 9400", "limit: 9500", 1);
@@ -278,7 +268,7 @@ fn validate_passes_on_the_example_and_names_a_broken_case() {
 fn validate_reports_compile_problems_with_their_location() {
     let broken = std::env::temp_dir().join(format!("credence-uncompilable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&broken);
-    copy_dir(Path::new(EXAMPLE), &broken);
+    support::copy_example(&broken);
     let flow = broken.join("flows/drawdown.yaml");
     let text = std::fs::read_to_string(&flow).unwrap().replace(
         "credit_limit - outstanding_balance",
