@@ -29,6 +29,7 @@ pub struct Expectation {
     pub arm: Option<String>,
     pub counter_offer: Option<bool>,
     pub refer_queue: Option<String>,
+    pub actions: Option<Vec<String>>,
 }
 
 /// One field of a decision that differs from the case's expectation.
@@ -109,6 +110,14 @@ pub fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
             "flags",
             format!("[{}]", flags.join(", ")),
             format!("[{}]", decision.flags.join(", ")),
+        );
+    }
+    if let Some(actions) = &expect.actions {
+        let got: Vec<&str> = decision.actions.iter().map(|a| a.as_str()).collect();
+        check(
+            "actions",
+            format!("[{}]", actions.join(", ")),
+            format!("[{}]", got.join(", ")),
         );
     }
     if let Some(arm) = &expect.arm {

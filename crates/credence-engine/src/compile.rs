@@ -125,6 +125,7 @@ pub struct Rule {
     pub reason: Arc<str>,
     /// The scorecard whose ranked reasons explain this rule's outcome.
     pub explain_with: Option<String>,
+    pub actions: Vec<crate::decision::AccountAction>,
 }
 
 #[derive(Debug)]
@@ -172,6 +173,15 @@ pub struct OutcomeSpec {
     pub requested_amount: Option<Expr>,
     pub refer_queue: Option<ValueSource>,
     pub refer_priority: Option<Expr>,
+    pub adverse: Option<AdverseSpec>,
+}
+
+/// When an approval worsens the customer's terms, and the reasons it then gives.
+#[derive(Debug)]
+pub struct AdverseSpec {
+    pub when: Expr,
+    pub reason: Arc<str>,
+    pub explain_with: Option<String>,
 }
 
 /// Compiles a package. Every problem found is returned together.
@@ -751,6 +761,7 @@ impl Compiler<'_> {
                     outcome: rule.outcome,
                     reason: rule.reason.as_str().into(),
                     explain_with: rule.explain_with.clone(),
+                    actions: rule.actions.clone(),
                 });
             }
         }
@@ -1418,10 +1429,32 @@ impl Compiler<'_> {
             }
             None => (None, None),
         };
+        let adverse = match &raw.adverse {
+            Some(adverse) => {
+                self.reason(&adverse.reason, "outcome.adverse");
+                if let Some(step) = &adverse.explain_with {
+                    if !self.explainer_ids.contains(step) {
+                        self.problem(
+                            self.at("outcome.adverse.explain_with"),
+                            format!("{step} is not a scorecard step, or a model step with reasons, in this flow"),
+                        );
+                    }
+                }
+                optional(self, &Some(adverse.when.clone()), "adverse.when").map(|when| {
+                    AdverseSpec {
+                        when,
+                        reason: adverse.reason.as_str().into(),
+                        explain_with: adverse.explain_with.clone(),
+                    }
+                })
+            }
+            None => None,
+        };
         if self.problems.len() > before {
             return None;
         }
         Some(OutcomeSpec {
+            adverse,
             default: default?,
             limit,
             apr,
@@ -1633,6 +1666,7 @@ fn compile_cases(
                 arm: expect.arm.clone(),
                 counter_offer: expect.counter_offer,
                 refer_queue: expect.refer_queue.clone(),
+                actions: expect.actions.clone(),
             },
         });
     }

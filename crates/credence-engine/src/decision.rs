@@ -33,6 +33,25 @@ impl Outcome {
     }
 }
 
+/// What an in-loan flow does to a credit account besides its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountAction {
+    /// Stop further drawdowns on the line.
+    Freeze,
+    /// Hand the account to collections.
+    Collections,
+}
+
+impl AccountAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountAction::Freeze => "freeze",
+            AccountAction::Collections => "collections",
+        }
+    }
+}
+
 /// A reason code with its customer-facing text in the requested language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
@@ -62,6 +81,9 @@ pub struct Decision {
     pub flags: Vec<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referral: Option<Referral>,
+    /// Account actions of the rules that fired (in-loan flows), in the order they first fired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<AccountAction>,
     /// The champion/challenger arm that decided, if the flow has an experiment.
     pub arm: Option<Arc<str>>,
     pub strategy: Arc<str>,

@@ -117,6 +117,7 @@ struct Run<'s> {
     steps: Vec<TraceStep>,
     contributions: Vec<Contribution<'s>>,
     flags: Vec<Arc<str>>,
+    actions: Vec<AccountAction>,
     /// What can explain a rule's outcome, by step id: ranked scorecard reasons, or a model's
     /// inputs, explained (by TreeSHAP) only if a decline or referral asks for it.
     explainers: Vec<(&'s str, Explainer<'s>)>,
@@ -262,6 +263,7 @@ impl CompiledStrategy {
             steps: Vec::with_capacity(flow.steps.len()),
             contributions: Vec::new(),
             flags: Vec::new(),
+            actions: Vec::new(),
             explainers: Vec::new(),
             arm: None,
             forced_arm,
@@ -453,6 +455,11 @@ impl<'s> Run<'s> {
                         RawRuleOutcome::Refer => Some(Outcome::Refer),
                         RawRuleOutcome::Flag => None,
                     };
+                    for action in &rule.actions {
+                        if !self.actions.contains(action) {
+                            self.actions.push(*action);
+                        }
+                    }
                     hits.push(RuleHit {
                         rule: rule.id.clone(),
                         outcome: match rule.outcome {
@@ -801,6 +808,21 @@ impl<'s> Run<'s> {
         }
         if outcome == Outcome::Approve {
             reason_codes.clear();
+            // An approval that worsens the terms (a limit decrease) says why.
+            if let Some(adverse) = &spec.adverse {
+                if self.condition(&adverse.when, frame, "outcome", || "adverse.when".into())? {
+                    push_reason(&mut reason_codes, &adverse.reason);
+                    let explainer = adverse
+                        .explain_with
+                        .as_deref()
+                        .and_then(|step| self.explainers.iter().find(|(id, _)| *id == step));
+                    if let Some((_, explainer)) = explainer {
+                        for code in explainer.ranked_reasons() {
+                            push_reason(&mut reason_codes, &code);
+                        }
+                    }
+                }
+            }
         }
         reason_codes.truncate(self.strategy.max_reasons);
         let counter_offer = match (outcome, limit) {
@@ -843,6 +865,7 @@ impl<'s> Run<'s> {
             term_months,
             reasons,
             flags: std::mem::take(&mut self.flags),
+            actions: std::mem::take(&mut self.actions),
             referral,
             arm: self.arm.clone(),
             strategy: self.strategy.name.clone(),

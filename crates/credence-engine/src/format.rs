@@ -222,6 +222,9 @@ pub struct RawRule {
     /// the outcome (a score cut-off rule explains itself with the score's weakest characteristics).
     #[serde(default)]
     pub explain_with: Option<String>,
+    /// What to do to the credit account when this rule fires (in-loan flows).
+    #[serde(default)]
+    pub actions: Vec<crate::decision::AccountAction>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -415,6 +418,19 @@ pub struct RawOutcome {
     pub requested_amount: Option<String>,
     #[serde(default)]
     pub refer: Option<RawReferral>,
+    /// An approval that worsens the customer's terms (a limit decrease) must say why.
+    #[serde(default)]
+    pub adverse: Option<RawAdverse>,
+}
+
+/// When an approval is adverse to the customer, and the reasons it gives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdverse {
+    pub when: String,
+    pub reason: String,
+    #[serde(default)]
+    pub explain_with: Option<String>,
 }
 
 fn default_outcome() -> String {
@@ -464,4 +480,6 @@ pub struct RawExpectation {
     pub counter_offer: Option<bool>,
     #[serde(default)]
     pub refer_queue: Option<String>,
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
 }

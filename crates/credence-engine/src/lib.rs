@@ -25,8 +25,8 @@ mod value;
 pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};
 pub use compile::{compile, Caps, CompiledStrategy, Flow, ReviewSettings, MANIFEST};
 pub use decision::{
-    CapApplied, Decision, Outcome, Reason, Referral, RuleHit, ShadowDecision, StepDetail, Trace,
-    TraceStep,
+    AccountAction, CapApplied, Decision, Outcome, Reason, Referral, RuleHit, ShadowDecision,
+    StepDetail, Trace, TraceStep,
 };
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};

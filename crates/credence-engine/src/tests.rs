@@ -838,7 +838,7 @@ proptest! {
             "account_id": "A-1", "customer_id": "C-1", "account_status": status,
             "credit_limit": limit, "outstanding_balance": balance, "requested_amount": request,
             "days_past_due": dpd, "months_on_book": mob, "drawdowns_7d_count": count,
-            "drawdowns_30d_amount": amount, "bureau_alert_90d": alert,
+            "drawdowns_30d_amount": amount, "bureau_alerts_90d": alert.map(u32::from),
         });
         let decision = example().decide_json("drawdown", &input, &as_of());
         prop_assert!(decision.is_ok(), "{:?}", decision.err());

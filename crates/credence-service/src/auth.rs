@@ -68,6 +68,11 @@ pub enum Action {
     ReadAudit,
     ReviewCases,
     ManageWebhooks,
+    /// Open accounts, post account events, request drawdowns, run account reviews.
+    OperateAccounts,
+    ReadAccounts,
+    /// Unfreeze, close or charge off an account by hand.
+    ChangeAccountStatus,
 }
 
 impl Action {
@@ -86,6 +91,9 @@ impl Action {
             Action::ReadAudit => &[Approver],
             Action::ReviewCases => &[Review],
             Action::ManageWebhooks => &[],
+            Action::OperateAccounts => &[Decide],
+            Action::ReadAccounts => &[Decide, Review, Analyst],
+            Action::ChangeAccountStatus => &[Review],
         }
     }
 }

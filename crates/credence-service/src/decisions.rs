@@ -27,6 +27,8 @@ pub struct DecisionBody {
     pub json: String,
     /// True when this answer is a stored decision returned for a repeated Idempotency-Key.
     pub replayed: bool,
+    /// The decision itself when it was made now (not for a replayed answer).
+    pub decision: Option<Arc<credence_engine::Decision>>,
 }
 
 /// One decision request as the HTTP layer hands it over.
@@ -35,6 +37,9 @@ pub struct DecideRequest<'a> {
     pub body: &'a [u8],
     pub idempotency_key: Option<String>,
     pub language: Option<String>,
+    /// What a retry must repeat to count as the same request, when that is not `body`: an
+    /// account drawdown's flow input holds live features, so its caller's request is compared.
+    pub caller_request: Option<&'a [u8]>,
 }
 
 type Outcome = Option<Result<DecisionBody, ApiError>>;
@@ -134,10 +139,11 @@ impl Decisions {
     pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, ApiError> {
         let started = Instant::now();
         let fingerprint = {
-            let mut bytes = Vec::with_capacity(request.flow.len() + 1 + request.body.len());
+            let caller_request = request.caller_request.unwrap_or(request.body);
+            let mut bytes = Vec::with_capacity(request.flow.len() + 1 + caller_request.len());
             bytes.extend_from_slice(request.flow.as_bytes());
             bytes.push(b'\n');
-            bytes.extend_from_slice(request.body);
+            bytes.extend_from_slice(caller_request);
             credence_store::chain::sha256_hex(&bytes)
         };
         let Some(key) = request.idempotency_key.clone() else {
@@ -192,6 +198,7 @@ impl Decisions {
                         metrics::counter!(m::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
                         DecisionBody {
                             replayed: true,
+                            decision: None,
                             ..body
                         }
                     });
@@ -268,6 +275,7 @@ impl Decisions {
             id: stored.record.id,
             json: stored.record.decision,
             replayed: true,
+            decision: None,
         })
     }
 
@@ -390,6 +398,7 @@ impl Decisions {
             id,
             json,
             replayed: false,
+            decision: Some(Arc::new(decision)),
         })
     }
 

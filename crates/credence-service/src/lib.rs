@@ -10,6 +10,7 @@
 //! response. All I/O goes through the [`credence_store::Store`] trait; time comes from a
 //! [`ServiceClock`].
 
+pub mod accounts;
 pub mod auth;
 pub mod cases;
 pub mod decisions;
@@ -78,7 +79,8 @@ impl Default for ServiceLimits {
 pub struct Service {
     pub store: Arc<dyn Store>,
     pub strategies: Arc<Strategies>,
-    pub decisions: Decisions,
+    pub decisions: Arc<Decisions>,
+    pub accounts: accounts::Accounts,
     pub cases: Arc<cases::Cases>,
     pub auth: Authenticator,
     pub clock: Arc<dyn ServiceClock>,
@@ -97,13 +99,21 @@ impl Service {
             strategies.clone(),
             clock.clone(),
         ));
+        let decisions = Arc::new(Decisions::new(
+            store.clone(),
+            strategies.clone(),
+            cases.clone(),
+            clock.clone(),
+        ));
         Arc::new(Service {
-            decisions: Decisions::new(
+            accounts: accounts::Accounts::new(
                 store.clone(),
                 strategies.clone(),
+                decisions.clone(),
                 cases.clone(),
                 clock.clone(),
             ),
+            decisions,
             cases,
             auth: Authenticator::new(store.clone()),
             strategies,

@@ -17,6 +17,15 @@ pub const ERRORS_TOTAL: &str = "credence_http_errors_total";
 /// Requests answered from a stored decision because of a repeated Idempotency-Key.
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "credence_idempotent_replays_total";
 
+/// Accounts opened from approved decisions.
+pub const ACCOUNTS_OPENED_TOTAL: &str = "credence_accounts_opened_total";
+/// Account events applied (first time seen).
+pub const ACCOUNT_EVENTS_TOTAL: &str = "credence_account_events_total";
+/// Account events ignored because their id was already applied.
+pub const ACCOUNT_EVENTS_DUPLICATE_TOTAL: &str = "credence_account_events_duplicate_total";
+/// Changes in-loan flows made to accounts, by `flow` and `action`.
+pub const ACCOUNT_ACTIONS_TOTAL: &str = "credence_account_actions_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and describes every metric.
@@ -62,6 +71,19 @@ fn describe() {
         "HTTP request time by route, log commit included"
     );
     describe_counter!(ERRORS_TOTAL, "Error responses by error code");
+    describe_counter!(
+        ACCOUNTS_OPENED_TOTAL,
+        "Accounts opened from approved decisions"
+    );
+    describe_counter!(ACCOUNT_EVENTS_TOTAL, "Account events applied");
+    describe_counter!(
+        ACCOUNT_EVENTS_DUPLICATE_TOTAL,
+        "Account events ignored because their id was already applied"
+    );
+    describe_counter!(
+        ACCOUNT_ACTIONS_TOTAL,
+        "Changes in-loan flows made to accounts, by flow and action"
+    );
     describe_counter!(
         IDEMPOTENT_REPLAYS_TOTAL,
         "Requests answered with a stored decision because their Idempotency-Key was seen before"

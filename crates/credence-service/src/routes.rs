@@ -65,6 +65,15 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/cases", get(list_cases))
         .route("/v1/cases/{id}", get(get_case))
         .route("/v1/cases/{id}/{action}", post(act_on_case))
+        .route("/v1/accounts", get(list_accounts).post(open_account))
+        .route("/v1/accounts/{id}", get(get_account))
+        .route(
+            "/v1/accounts/{id}/events",
+            get(list_account_events).post(post_account_events),
+        )
+        .route("/v1/accounts/{id}/drawdowns", post(account_drawdown))
+        .route("/v1/accounts/{id}/review", post(review_account))
+        .route("/v1/accounts/{id}/status", post(set_account_status))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let uploads = Router::new()
         .route("/v1/strategies", post(upload_strategy))
@@ -206,6 +215,7 @@ async fn decide(
             body: &body,
             idempotency_key,
             language: params.lang,
+            caller_request: None,
         })
         .await?;
     let mut response = json_response(StatusCode::OK, answer.json);
@@ -879,4 +889,242 @@ async fn metrics_text() -> Response {
 
 async fn openapi_json() -> Response {
     json_response(StatusCode::OK, crate::openapi::document())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccountRequest {
+    /// An approved decision, or a referred one a reviewer approved.
+    pub decision_id: String,
+    /// The lender's account number; `acc_…` from the decision id if absent.
+    pub account_id: Option<String>,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the {what} is not valid: {e}"),
+        )
+        .with_details(serde_json::json!({"line": e.line(), "column": e.column()}))
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::parameter("Idempotency-Key", "use visible ASCII characters"))
+        })
+        .transpose()
+}
+
+/// Open a credit account from an approved decision (201; 200 with the same account if the
+/// decision already opened one).
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = OpenAccountRequest,
+    responses((status = 201, body = crate::accounts::AccountView), (status = 200, body = crate::accounts::AccountView),
+              (status = 400, body = ApiError), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn open_account(
+    State(service): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(Action::OperateAccounts)?;
+    json_content(&headers)?;
+    let request: OpenAccountRequest = parse_json(&body.map_err(body_error)?, "account request")?;
+    let (view, created) = service
+        .accounts
+        .open(&request.decision_id, request.account_id, &principal.user)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(&view)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/accounts/{}", view.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountListParams {
+    pub customer_id: Option<String>,
+    /// `active`, `frozen`, `closed` or `charged_off`.
+    pub status: Option<String>,
+    /// The last id of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Accounts in id order, filtered by customer or status.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(AccountListParams),
+    responses((status = 200, body = Vec<crate::accounts::AccountView>)), security(("bearer" = [])))]
+async fn list_accounts(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<AccountListParams>, QueryRejection>,
+) -> Result<Json<Vec<crate::accounts::AccountView>>, ApiError> {
+    caller.require(Action::ReadAccounts)?;
+    let Query(params) = params.map_err(query_error)?;
+    if let Some(status) = &params.status {
+        if credence_account::AccountStatus::parse(status).is_none() {
+            return Err(ApiError::parameter(
+                "status",
+                "give active, frozen, closed or charged_off",
+            ));
+        }
+    }
+    let limits = &service.limits;
+    Ok(Json(
+        service
+            .accounts
+            .list(credence_store::AccountQuery {
+                status: params.status,
+                customer_id: params.customer_id,
+                after_id: params.after,
+                limit: params
+                    .limit
+                    .unwrap_or(limits.default_page_size)
+                    .clamp(1, limits.max_page_size),
+            })
+            .await?,
+    ))
+}
+
+/// An account with its live behaviour features and schedule.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = crate::accounts::AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn get_account(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::accounts::AccountView>, ApiError> {
+    caller.require(Action::ReadAccounts)?;
+    Ok(Json(service.accounts.get(&id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEventsParams {
+    pub limit: Option<u32>,
+}
+
+/// The account's applied events, newest (by event time) first.
+#[utoipa::path(get, path = "/v1/accounts/{id}/events", tag = "accounts", params(("id" = String, Path), AccountEventsParams),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn list_account_events(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Result<Query<AccountEventsParams>, QueryRejection>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    caller.require(Action::ReadAccounts)?;
+    let Query(params) = params.map_err(query_error)?;
+    let limits = &service.limits;
+    let limit = params
+        .limit
+        .unwrap_or(limits.default_page_size)
+        .clamp(1, limits.max_page_size);
+    Ok(Json(service.accounts.events(&id, limit).await?))
+}
+
+/// Post one event, an array, or `{"events": [...]}`. A repeated event id is ignored; late
+/// events are applied as of their event time; a missed instalment or a bureau alert runs the
+/// strategy's `early_warning` flow.
+#[utoipa::path(post, path = "/v1/accounts/{id}/events", tag = "accounts", params(("id" = String, Path)),
+    request_body(content = Object, description = "An event {id, time, type, …}, an array of them, or {events: [...]}"),
+    responses((status = 200, body = crate::accounts::EventsResult), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn post_account_events(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::accounts::EventsResult>, ApiError> {
+    let principal = caller.require(Action::OperateAccounts)?;
+    json_content(&headers)?;
+    let body = body.map_err(body_error)?;
+    Ok(Json(
+        service
+            .accounts
+            .post_events(&id, &body, &principal.user)
+            .await?,
+    ))
+}
+
+/// Decide a drawdown on the account's live features; approval applies it, an interception
+/// freezes the line. An `Idempotency-Key` makes retries safe.
+#[utoipa::path(post, path = "/v1/accounts/{id}/drawdowns", tag = "accounts", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first answer and applies nothing again")),
+    request_body(content = Object, description = "{\"amount\": \"500.00\"}"),
+    responses((status = 200, body = crate::accounts::FlowResult), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn account_drawdown(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::accounts::FlowResult>, ApiError> {
+    let principal = caller.require(Action::OperateAccounts)?;
+    json_content(&headers)?;
+    let body = body.map_err(body_error)?;
+    let key = idempotency_key(&headers)?;
+    Ok(Json(
+        service
+            .accounts
+            .drawdown(&id, &body, key, &principal.user)
+            .await?,
+    ))
+}
+
+/// Run the `account_review` flow on the account now: limit increase or decrease, APR change, or nothing.
+#[utoipa::path(post, path = "/v1/accounts/{id}/review", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = crate::accounts::FlowResult), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn review_account(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::accounts::FlowResult>, ApiError> {
+    let principal = caller.require(Action::OperateAccounts)?;
+    Ok(Json(service.accounts.review(&id, &principal.user).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountStatusRequest {
+    /// `active` (unfreeze), `frozen`, `closed` or `charged_off`.
+    pub status: String,
+    /// Why; audited.
+    pub note: String,
+}
+
+/// Change an account's status by hand (e.g. unfreeze after review); audited with the note.
+#[utoipa::path(post, path = "/v1/accounts/{id}/status", tag = "accounts", params(("id" = String, Path)),
+    request_body = AccountStatusRequest,
+    responses((status = 200, body = crate::accounts::AccountView), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn set_account_status(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::accounts::AccountView>, ApiError> {
+    let principal = caller.require(Action::ChangeAccountStatus)?;
+    json_content(&headers)?;
+    let request: AccountStatusRequest = parse_json(&body.map_err(body_error)?, "status request")?;
+    Ok(Json(
+        service
+            .accounts
+            .set_status(&id, &request.status, &request.note, &principal.user)
+            .await?,
+    ))
 }

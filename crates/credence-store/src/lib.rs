@@ -97,6 +97,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a workbench user; an existing username is a conflict.
     async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Opens an account; a second account for the same decision is a conflict.
+    async fn insert_account(
+        &self,
+        account: AccountRecord,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Loads accounts with the events they were built from, in one transaction (bulk loads).
+    async fn insert_accounts(
+        &self,
+        accounts: Vec<(AccountRecord, Vec<AccountEventRecord>)>,
+    ) -> Result<(), StoreError>;
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    async fn account_for_decision(
+        &self,
+        decision_id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError>;
+    async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Which of `event_ids` this account has already applied.
+    async fn known_event_ids(
+        &self,
+        account_id: &str,
+        event_ids: Vec<String>,
+    ) -> Result<Vec<String>, StoreError>;
+    /// An account's applied events, newest (by event time) first.
+    async fn account_events(
+        &self,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AccountEventRecord>, StoreError>;
+    /// Writes account updates, each with its events and audit events, in one transaction;
+    /// returns the ids of accounts skipped because they changed since they were read.
+    /// An event id the account already has fails the whole call (nothing is applied twice).
+    async fn update_accounts(&self, updates: Vec<AccountUpdate>)
+        -> Result<Vec<String>, StoreError>;
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;

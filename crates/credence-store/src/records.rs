@@ -221,3 +221,47 @@ pub struct DeliveryRecord {
     pub body: String,
     pub attempts: i64,
 }
+
+/// A credit account as stored: indexed columns plus the account's JSON body (terms, status,
+/// behaviour), versioned for optimistic updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: String,
+    pub customer_id: String,
+    /// The approved decision the account was opened from (one account per decision).
+    pub decision_id: String,
+    pub status: String,
+    pub version: i64,
+    pub updated_at_ms: i64,
+    pub body: String,
+}
+
+/// One applied account event, kept for audit and so that a repeated id is never applied twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEventRecord {
+    pub account_id: String,
+    pub event_id: String,
+    pub event_time_ms: i64,
+    pub received_at_ms: i64,
+    pub kind: String,
+    pub body: String,
+}
+
+/// A change to one account, written in one transaction with the events it applied and its
+/// audit events; refused if someone else changed the account since `expected_version`.
+#[derive(Debug, Clone)]
+pub struct AccountUpdate {
+    pub account: AccountRecord,
+    pub expected_version: i64,
+    pub events: Vec<AccountEventRecord>,
+    pub audit: Vec<NewAuditEvent>,
+}
+
+/// A page of accounts in id order (keyset pagination: pass the last id seen).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountQuery {
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
+    pub after_id: Option<String>,
+    pub limit: u32,
+}

@@ -1,0 +1,363 @@
+//! A credit account: its terms and status, its behaviour, and the in-loan actions a flow's
+//! decision turns into.
+
+use crate::behaviour::{self, Behaviour, BehaviourFeatures};
+use crate::error::AccountError;
+use crate::event::Event;
+use chrono::{Datelike, Months, NaiveDate};
+use credence_engine::{AccountAction, Decision, Outcome};
+use rust_decimal::{Decimal, MathematicalOps};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    /// No drawdowns until unfrozen; repayments and events still apply.
+    Frozen,
+    Closed,
+    ChargedOff,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Frozen => "frozen",
+            AccountStatus::Closed => "closed",
+            AccountStatus::ChargedOff => "charged_off",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccountStatus> {
+        match text {
+            "active" => Some(AccountStatus::Active),
+            "frozen" => Some(AccountStatus::Frozen),
+            "closed" => Some(AccountStatus::Closed),
+            "charged_off" => Some(AccountStatus::ChargedOff),
+            _ => None,
+        }
+    }
+}
+
+/// The terms the approval granted; account reviews change the limit and the APR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub credit_limit: Decimal,
+    pub apr: Decimal,
+    pub term_months: u32,
+}
+
+/// An open credit line and everything Credence knows about how it is used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub customer_id: String,
+    /// The approved decision (engine or reviewer) the account was opened from.
+    pub decision_id: String,
+    pub opened_on: NaiveDate,
+    pub terms: Terms,
+    pub status: AccountStatus,
+    /// Handed to collections by an early-warning action.
+    #[serde(default)]
+    pub collections: bool,
+    pub behaviour: Behaviour,
+}
+
+/// What an approved decision supplies to open an account.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub account_id: String,
+    pub customer_id: String,
+    pub decision_id: String,
+    pub opened_on: NaiveDate,
+    pub credit_limit: Option<Decimal>,
+    pub apr: Option<Decimal>,
+    pub term_months: Option<u32>,
+    /// Monthly income declared or verified at application, the income features start from.
+    pub monthly_income: Option<Decimal>,
+}
+
+/// One instalment of the repayment schedule of a fully drawn line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instalment {
+    pub number: u32,
+    pub due_on: NaiveDate,
+    pub amount: Decimal,
+}
+
+impl Account {
+    /// Opens an account from the terms an approval granted.
+    pub fn open(opening: Opening) -> Result<Account, AccountError> {
+        let missing = |what: &str| {
+            AccountError::CannotOpen(format!(
+                "the decision has no {what}; only an approval with a limit, an APR and a term opens an account"
+            ))
+        };
+        let credit_limit = opening.credit_limit.ok_or_else(|| missing("limit"))?;
+        let apr = opening.apr.ok_or_else(|| missing("APR"))?;
+        let term_months = opening.term_months.ok_or_else(|| missing("term"))?;
+        if credit_limit <= Decimal::ZERO {
+            return Err(AccountError::CannotOpen(
+                "the approved limit is zero".into(),
+            ));
+        }
+        let mut behaviour = Behaviour::default();
+        if let Some(income) = opening.monthly_income {
+            behaviour.monthly_income = Some(behaviour::Latest {
+                time_ms: i64::from(crate::event::day_of_date(opening.opened_on))
+                    * crate::event::DAY_MS,
+                event_id: String::new(),
+                value: income,
+            });
+        }
+        Ok(Account {
+            id: opening.account_id,
+            customer_id: opening.customer_id,
+            decision_id: opening.decision_id,
+            opened_on: opening.opened_on,
+            terms: Terms {
+                credit_limit,
+                apr,
+                term_months,
+            },
+            status: AccountStatus::Active,
+            collections: false,
+            behaviour,
+        })
+    }
+
+    /// Applies one event whose id is new for this account.
+    pub fn apply(&mut self, event: &Event) {
+        self.behaviour.apply(event);
+    }
+
+    pub fn features(&self, as_of: NaiveDate) -> BehaviourFeatures {
+        behaviour::features(
+            &self.behaviour,
+            self.terms.credit_limit,
+            self.opened_on,
+            as_of,
+        )
+    }
+
+    /// The flow input for this account on `as_of`: identity, terms, status and every behaviour
+    /// feature, by the names documented in docs/strategy-format.md.
+    pub fn flow_input(&self, as_of: NaiveDate) -> serde_json::Map<String, serde_json::Value> {
+        let mut input = match serde_json::to_value(self.features(as_of)) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        input.insert("account_id".into(), self.id.clone().into());
+        input.insert("customer_id".into(), self.customer_id.clone().into());
+        input.insert("account_status".into(), self.status.as_str().into());
+        input.insert("collections".into(), self.collections.into());
+        input.insert(
+            "credit_limit".into(),
+            self.terms.credit_limit.normalize().to_string().into(),
+        );
+        input.insert("apr".into(), self.terms.apr.normalize().to_string().into());
+        input.insert("term_months".into(), self.terms.term_months.into());
+        input
+    }
+
+    /// The level monthly instalment that repays the full limit over the term at the APR
+    /// (annuity), rounded to cents, due on the opening day of each following month.
+    pub fn schedule(&self) -> Vec<Instalment> {
+        let n = self.terms.term_months;
+        if n == 0 {
+            return Vec::new();
+        }
+        let principal = self.terms.credit_limit;
+        let rate = self.terms.apr / Decimal::from(12);
+        let amount = if rate.is_zero() {
+            principal / Decimal::from(n)
+        } else {
+            let growth = (Decimal::ONE + rate).powu(u64::from(n));
+            principal * rate * growth / (growth - Decimal::ONE)
+        }
+        .round_dp(2);
+        (1..=n)
+            .filter_map(|number| {
+                let due_on = self.opened_on.checked_add_months(Months::new(number))?;
+                Some(Instalment {
+                    number,
+                    due_on,
+                    amount,
+                })
+            })
+            .collect()
+    }
+
+    /// May the customer draw on the line at all?
+    pub fn check_can_draw(&self) -> Result<(), AccountError> {
+        match self.status {
+            AccountStatus::Active => Ok(()),
+            state => Err(AccountError::WrongState {
+                state: state.as_str(),
+                what: "drawdowns are not possible; unfreeze or reopen it first".into(),
+            }),
+        }
+    }
+
+    /// Changes the status by hand (an operator unfreezing, closing or charging off).
+    pub fn set_status(&mut self, status: AccountStatus) -> Result<Change, AccountError> {
+        let from = self.status;
+        if matches!(from, AccountStatus::Closed | AccountStatus::ChargedOff) && from != status {
+            return Err(AccountError::WrongState {
+                state: from.as_str(),
+                what: "a closed or charged-off account cannot change status".into(),
+            });
+        }
+        self.status = status;
+        Ok(Change::Status { from, to: status })
+    }
+
+    /// What a flow's decision does to this account, without applying it.
+    pub fn plan(&self, flow: FlowKind, decision: &Decision) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for action in &decision.actions {
+            match action {
+                AccountAction::Freeze if self.status == AccountStatus::Active => {
+                    changes.push(Change::Status {
+                        from: self.status,
+                        to: AccountStatus::Frozen,
+                    })
+                }
+                AccountAction::Collections if !self.collections => {
+                    changes.push(Change::Collections)
+                }
+                _ => {}
+            }
+        }
+        if decision.outcome == Outcome::Refer {
+            changes.push(Change::Refer {
+                queue: decision
+                    .referral
+                    .as_ref()
+                    .map_or_else(|| "default".to_string(), |r| r.queue.clone()),
+            });
+        }
+        if flow == FlowKind::AccountReview && decision.outcome == Outcome::Approve {
+            if let Some(limit) = decision.limit {
+                let from = self.terms.credit_limit;
+                if limit > from {
+                    changes.push(Change::LimitIncrease { from, to: limit });
+                } else if limit < from {
+                    changes.push(Change::LimitDecrease { from, to: limit });
+                }
+            }
+            if let Some(apr) = decision.apr {
+                if apr != self.terms.apr {
+                    changes.push(Change::AprChange {
+                        from: self.terms.apr,
+                        to: apr,
+                    });
+                }
+            }
+        }
+        changes
+    }
+
+    /// Applies planned changes (a referral changes nothing on the account itself).
+    pub fn apply_changes(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::LimitIncrease { to, .. } | Change::LimitDecrease { to, .. } => {
+                    self.terms.credit_limit = *to
+                }
+                Change::AprChange { to, .. } => self.terms.apr = *to,
+                Change::Status { to, .. } => self.status = *to,
+                Change::Collections => self.collections = true,
+                Change::Refer { .. } => {}
+            }
+        }
+    }
+
+    /// The day of month instalments fall due.
+    pub fn due_day(&self) -> u32 {
+        self.opened_on.day()
+    }
+}
+
+/// Which in-loan flow made a decision; it decides how the decision reads as account changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    Drawdown,
+    AccountReview,
+    EarlyWarning,
+}
+
+impl FlowKind {
+    pub fn flow_name(self) -> &'static str {
+        match self {
+            FlowKind::Drawdown => "drawdown",
+            FlowKind::AccountReview => "account_review",
+            FlowKind::EarlyWarning => "early_warning",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FlowKind> {
+        match name {
+            "drawdown" => Some(FlowKind::Drawdown),
+            "account_review" => Some(FlowKind::AccountReview),
+            "early_warning" => Some(FlowKind::EarlyWarning),
+            _ => None,
+        }
+    }
+}
+
+/// One change to an account, as audited and reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Change {
+    LimitIncrease {
+        from: Decimal,
+        to: Decimal,
+    },
+    LimitDecrease {
+        from: Decimal,
+        to: Decimal,
+    },
+    AprChange {
+        from: Decimal,
+        to: Decimal,
+    },
+    Status {
+        from: AccountStatus,
+        to: AccountStatus,
+    },
+    Collections,
+    Refer {
+        queue: String,
+    },
+}
+
+impl Change {
+    /// The action's name in reports: limit_increase, limit_decrease, apr_change, freeze, …
+    pub fn action_name(&self) -> &'static str {
+        match self {
+            Change::LimitIncrease { .. } => "limit_increase",
+            Change::LimitDecrease { .. } => "limit_decrease",
+            Change::AprChange { .. } => "apr_change",
+            Change::Status {
+                to: AccountStatus::Frozen,
+                ..
+            } => "freeze",
+            Change::Status {
+                to: AccountStatus::Active,
+                ..
+            } => "unfreeze",
+            Change::Status {
+                to: AccountStatus::Closed,
+                ..
+            } => "close",
+            Change::Status {
+                to: AccountStatus::ChargedOff,
+                ..
+            } => "charge_off",
+            Change::Collections => "collections",
+            Change::Refer { .. } => "refer",
+        }
+    }
+}
