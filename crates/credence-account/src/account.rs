@@ -61,6 +61,9 @@ pub struct Account {
     /// Handed to collections by an early-warning action.
     #[serde(default)]
     pub collections: bool,
+    /// When a review last changed the limit (increases wait a while after any change).
+    #[serde(default)]
+    pub limit_changed_on: Option<NaiveDate>,
     pub behaviour: Behaviour,
 }
 
@@ -123,6 +126,7 @@ impl Account {
             },
             status: AccountStatus::Active,
             collections: false,
+            limit_changed_on: None,
             behaviour,
         })
     }
@@ -158,6 +162,12 @@ impl Account {
         );
         input.insert("apr".into(), self.terms.apr.normalize().to_string().into());
         input.insert("term_months".into(), self.terms.term_months.into());
+        input.insert(
+            "months_since_limit_change".into(),
+            self.limit_changed_on
+                .map(|on| crate::behaviour::months_between(on, as_of))
+                .into(),
+        );
         input
     }
 
@@ -259,12 +269,13 @@ impl Account {
         changes
     }
 
-    /// Applies planned changes (a referral changes nothing on the account itself).
-    pub fn apply_changes(&mut self, changes: &[Change]) {
+    /// Applies planned changes made on `on` (a referral changes nothing on the account itself).
+    pub fn apply_changes(&mut self, changes: &[Change], on: NaiveDate) {
         for change in changes {
             match change {
                 Change::LimitIncrease { to, .. } | Change::LimitDecrease { to, .. } => {
-                    self.terms.credit_limit = *to
+                    self.terms.credit_limit = *to;
+                    self.limit_changed_on = Some(on);
                 }
                 Change::AprChange { to, .. } => self.terms.apr = *to,
                 Change::Status { to, .. } => self.status = *to,

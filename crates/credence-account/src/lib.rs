@@ -14,6 +14,7 @@ mod account;
 mod behaviour;
 mod error;
 mod event;
+pub mod simulate;
 
 pub use account::{Account, AccountStatus, Change, FlowKind, Instalment, Opening, Terms};
 pub use behaviour::{

@@ -5,6 +5,7 @@
 mod admin;
 mod model_score;
 mod package_dir;
+mod portfolio;
 mod serve;
 
 use anyhow::Context;
@@ -82,6 +83,32 @@ enum Command {
         #[command(subcommand)]
         command: StrategyCommand,
     },
+    /// Generate realistic data for demos, tests and benchmarks.
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
+    /// Run in-loan flows over the whole portfolio of a data directory.
+    Portfolio {
+        #[command(subcommand)]
+        command: PortfolioCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// Account histories (repayments, misses, drawdowns, bureau alerts; some customers
+    /// deteriorate), written into a data directory or fed through a server's API. Ends with one
+    /// JSON line of counts.
+    Portfolio(portfolio::SimulateArgs),
+}
+
+#[derive(Subcommand)]
+enum PortfolioCommand {
+    /// Run account_review (or early_warning) over every active account and apply the changes
+    /// (or, with --dry-run, only count them). Ends with one JSON line: accounts reviewed and the
+    /// count of each action.
+    Review(portfolio::ReviewArgs),
 }
 
 #[derive(Subcommand)]
@@ -243,6 +270,12 @@ fn main() -> ExitCode {
         })
         .map_err(Exit::from),
         Command::Serve(args) => serve::run(args).map(|()| 0).map_err(Exit::from),
+        Command::Simulate {
+            command: SimulateCommand::Portfolio(args),
+        } => portfolio::simulate(args).map(|()| 0).map_err(Exit::from),
+        Command::Portfolio {
+            command: PortfolioCommand::Review(args),
+        } => portfolio::review(args).map(|()| 0).map_err(Exit::from),
         Command::Keys { command } => match command {
             KeysCommand::Create {
                 data_dir,

@@ -173,7 +173,7 @@ pub struct OutcomeSpec {
     pub requested_amount: Option<Expr>,
     pub refer_queue: Option<ValueSource>,
     pub refer_priority: Option<Expr>,
-    pub adverse: Option<AdverseSpec>,
+    pub adverse: Vec<AdverseSpec>,
 }
 
 /// When an approval worsens the customer's terms, and the reasons it then gives.
@@ -1429,27 +1429,30 @@ impl Compiler<'_> {
             }
             None => (None, None),
         };
-        let adverse = match &raw.adverse {
-            Some(adverse) => {
-                self.reason(&adverse.reason, "outcome.adverse");
-                if let Some(step) = &adverse.explain_with {
-                    if !self.explainer_ids.contains(step) {
-                        self.problem(
-                            self.at("outcome.adverse.explain_with"),
-                            format!("{step} is not a scorecard step, or a model step with reasons, in this flow"),
-                        );
-                    }
+        let mut adverse = Vec::new();
+        for (i, entry) in raw.adverse.iter().enumerate() {
+            let path = format!("outcome.adverse[{i}]");
+            self.reason(&entry.reason, &path);
+            if let Some(step) = &entry.explain_with {
+                if !self.explainer_ids.contains(step) {
+                    self.problem(
+                        self.at(&format!("{path}.explain_with")),
+                        format!("{step} is not a scorecard step, or a model step with reasons, in this flow"),
+                    );
                 }
-                optional(self, &Some(adverse.when.clone()), "adverse.when").map(|when| {
-                    AdverseSpec {
-                        when,
-                        reason: adverse.reason.as_str().into(),
-                        explain_with: adverse.explain_with.clone(),
-                    }
-                })
             }
-            None => None,
-        };
+            if let Some(when) = optional(
+                self,
+                &Some(entry.when.clone()),
+                &format!("adverse[{i}].when"),
+            ) {
+                adverse.push(AdverseSpec {
+                    when,
+                    reason: entry.reason.as_str().into(),
+                    explain_with: entry.explain_with.clone(),
+                });
+            }
+        }
         if self.problems.len() > before {
             return None;
         }

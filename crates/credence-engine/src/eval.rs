@@ -808,18 +808,23 @@ impl<'s> Run<'s> {
         }
         if outcome == Outcome::Approve {
             reason_codes.clear();
-            // An approval that worsens the terms (a limit decrease) says why.
-            if let Some(adverse) = &spec.adverse {
+            // An approval that worsens the terms (a lower limit, a higher rate) says why: the
+            // reasons of every adverse entry that holds, then the steps that explain them.
+            let mut explain: Vec<&str> = Vec::new();
+            for adverse in &spec.adverse {
                 if self.condition(&adverse.when, frame, "outcome", || "adverse.when".into())? {
                     push_reason(&mut reason_codes, &adverse.reason);
-                    let explainer = adverse
-                        .explain_with
-                        .as_deref()
-                        .and_then(|step| self.explainers.iter().find(|(id, _)| *id == step));
-                    if let Some((_, explainer)) = explainer {
-                        for code in explainer.ranked_reasons() {
-                            push_reason(&mut reason_codes, &code);
+                    if let Some(step) = adverse.explain_with.as_deref() {
+                        if !explain.contains(&step) {
+                            explain.push(step);
                         }
+                    }
+                }
+            }
+            for step in explain {
+                if let Some((_, explainer)) = self.explainers.iter().find(|(id, _)| *id == step) {
+                    for code in explainer.ranked_reasons() {
+                        push_reason(&mut reason_codes, &code);
                     }
                 }
             }

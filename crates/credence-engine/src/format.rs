@@ -418,9 +418,10 @@ pub struct RawOutcome {
     pub requested_amount: Option<String>,
     #[serde(default)]
     pub refer: Option<RawReferral>,
-    /// An approval that worsens the customer's terms (a limit decrease) must say why.
+    /// An approval that worsens the customer's terms (a limit decrease, a higher rate) must
+    /// say why: each entry whose `when` holds adds its reason, then its step's ranked reasons.
     #[serde(default)]
-    pub adverse: Option<RawAdverse>,
+    pub adverse: Vec<RawAdverse>,
 }
 
 /// When an approval is adverse to the customer, and the reasons it gives.

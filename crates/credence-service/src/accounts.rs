@@ -227,9 +227,16 @@ impl Accounts {
         &self,
         decision_id: &str,
         account_id: Option<String>,
+        opened_on: Option<NaiveDate>,
         actor: &str,
     ) -> Result<(AccountView, bool), ApiError> {
         let today = self.today();
+        if opened_on.is_some_and(|date| date > today) {
+            return Err(ApiError::parameter(
+                "opened_on",
+                "the opening date cannot be in the future; leave it out to open today",
+            ));
+        }
         if let Some(existing) = self.store.account_for_decision(decision_id).await? {
             return Ok((view(&decode(&existing)?, existing.version, today), false));
         }
@@ -282,7 +289,7 @@ impl Accounts {
             account_id: account_id.clone(),
             customer_id,
             decision_id: decision_id.to_string(),
-            opened_on: today,
+            opened_on: opened_on.unwrap_or(today),
             credit_limit: limit,
             apr,
             term_months: decision
@@ -676,7 +683,7 @@ impl Accounts {
             ));
         };
         let changes = account.plan(kind, &decision);
-        account.apply_changes(&changes);
+        account.apply_changes(&changes, today);
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let mut events = Vec::new();

@@ -108,7 +108,22 @@ fn malformed(error: &serde_json::Error) -> ApiError {
     .with_details(serde_json::json!({"line": error.line(), "column": error.column()}))
 }
 
-fn new_id(now_ms: i64) -> Result<String, ApiError> {
+/// The decision as the API returns and the log stores it: `{"id": …, <the decision's fields>}`.
+pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<String, ApiError> {
+    let decision_json = serde_json::to_string(decision).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot serialise the decision: {e}"),
+        )
+    })?;
+    Ok(format!(
+        "{{\"id\":\"{id}\",{}",
+        decision_json.get(1..).unwrap_or("}")
+    ))
+}
+
+/// A new decision id: `dec_` + the time in hex + 64 random bits.
+pub fn new_id(now_ms: i64) -> Result<String, ApiError> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
@@ -319,16 +334,7 @@ impl Decisions {
         let decision = strategy.decide(request.flow, &input, &options)?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
-        let decision_json = serde_json::to_string(&decision).map_err(|e| {
-            ApiError::new(
-                ErrorCode::Internal,
-                format!("cannot serialise the decision: {e}"),
-            )
-        })?;
-        let json = format!(
-            "{{\"id\":\"{id}\",{}",
-            decision_json.get(1..).unwrap_or("}")
-        );
+        let json = body_with_id(&id, &decision)?;
         let latency = started.elapsed();
         if tracing::enabled!(tracing::Level::DEBUG) {
             let personal = |name: &str| {

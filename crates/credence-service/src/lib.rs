@@ -19,6 +19,7 @@ pub mod mask;
 pub mod metrics;
 pub mod openapi;
 pub mod package_archive;
+pub mod portfolio;
 pub mod replay;
 mod routes;
 pub mod strategies;

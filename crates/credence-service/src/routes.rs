@@ -898,6 +898,10 @@ pub struct OpenAccountRequest {
     pub decision_id: String,
     /// The lender's account number; `acc_…` from the decision id if absent.
     pub account_id: Option<String>,
+    /// The booking date (YYYY-MM-DD) when it is not today, e.g. for accounts migrated from
+    /// another system; never in the future.
+    #[schema(value_type = Option<String>)]
+    pub opened_on: Option<chrono::NaiveDate>,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
@@ -938,7 +942,12 @@ async fn open_account(
     let request: OpenAccountRequest = parse_json(&body.map_err(body_error)?, "account request")?;
     let (view, created) = service
         .accounts
-        .open(&request.decision_id, request.account_id, &principal.user)
+        .open(
+            &request.decision_id,
+            request.account_id,
+            request.opened_on,
+            &principal.user,
+        )
         .await?;
     let status = if created {
         StatusCode::CREATED

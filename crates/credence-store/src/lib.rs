@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
         decision_id: &str,
     ) -> Result<Option<AccountRecord>, StoreError>;
     async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError>;
+    /// How many accounts there are (with this status).
+    async fn count_accounts(&self, status: Option<&str>) -> Result<u64, StoreError>;
     /// Which of `event_ids` this account has already applied.
     async fn known_event_ids(
         &self,

@@ -1627,6 +1627,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_accounts(&self, status: Option<&str>) -> Result<u64, StoreError> {
+        let status = status.map(str::to_string);
+        self.read(move |_, conn| {
+            let count: i64 = match status {
+                Some(status) => conn.query_row(
+                    "SELECT COUNT(*) FROM accounts WHERE status = ?1",
+                    [status],
+                    |row| row.get(0),
+                )?,
+                None => conn.query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))?,
+            };
+            Ok(count.max(0) as u64)
+        })
+        .await
+    }
+
     async fn known_event_ids(
         &self,
         account_id: &str,

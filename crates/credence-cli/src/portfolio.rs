@@ -1,0 +1,355 @@
+//! `credence simulate portfolio` and `credence portfolio review`: argument handling, progress
+//! bars and the final JSON line, over `credence_service::portfolio`.
+
+use anyhow::{bail, Context};
+use chrono::NaiveDate;
+use credence_account::FlowKind;
+use credence_service::portfolio::{self, ReviewOptions};
+use credence_service::{Service, ServiceLimits, SystemClock};
+use credence_store::{SqliteStore, Store};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Fill this data directory (the layout `credence serve` uses; created if missing).
+    #[arg(long, conflicts_with = "server")]
+    pub data_dir: Option<PathBuf>,
+    /// Or feed the histories through a running server's API (needs --key with the decide role).
+    #[arg(long, requires = "key")]
+    pub server: Option<String>,
+    #[arg(long, env = "CREDENCE_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// How many accounts.
+    #[arg(long)]
+    pub accounts: u64,
+    /// Months of history per account.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// The same seed gives the same portfolio.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The day the histories end (YYYY-MM-DD) [default: today, UTC].
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Store only the account states, not the simulated events (large benchmark portfolios).
+    #[arg(long)]
+    pub skip_event_log: bool,
+    /// Concurrent requests against a server.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+}
+
+#[derive(clap::Args)]
+pub struct ReviewArgs {
+    /// The data directory (no server may be running on it: the review appends decisions).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// account_review or early_warning.
+    #[arg(long, default_value = "account_review")]
+    pub flow: String,
+    /// Decide and count, but change nothing and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Review as of this date (YYYY-MM-DD) [default: today, UTC].
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Worker threads [default: every core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_as_of(as_of: Option<&str>) -> anyhow::Result<NaiveDate> {
+    match as_of {
+        None => Ok(chrono::Utc::now().date_naive()),
+        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .with_context(|| format!("--as-of {text:?}: write a date as YYYY-MM-DD")),
+    }
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn threads(requested: Option<usize>) -> usize {
+    requested
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn open_appender(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(data_dir).with_context(|| {
+        format!(
+            "opening the store in {} (stop a server running on it first: this command writes the decision log)",
+            data_dir.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let as_of = parse_as_of(args.as_of.as_deref())?;
+    if args.accounts == 0 {
+        bail!("--accounts: give at least 1");
+    }
+    if args.months == 0 || args.months > 120 {
+        bail!("--months: give 1–120");
+    }
+    match (&args.data_dir, &args.server) {
+        (Some(dir), None) => simulate_into_dir(dir, &args, as_of),
+        (None, Some(server)) => simulate_through_api(server, &args, as_of),
+        _ => bail!(
+            "give --data-dir DIR (write directly) or --server URL --key KEY (through the API)"
+        ),
+    }
+}
+
+fn simulate_into_dir(dir: &Path, args: &SimulateArgs, as_of: NaiveDate) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = open_appender(dir)?;
+        let service = Service::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServiceLimits::default(),
+        );
+        service
+            .strategies
+            .bootstrap(crate::serve::bundled_package()?, service.now_ms())
+            .await
+            .map_err(|e| anyhow::anyhow!("activating the bundled strategy: {e}"))?;
+        let bar = progress_bar(args.accounts, "accounts");
+        let started = Instant::now();
+        let summary = portfolio::load_simulated(
+            store,
+            args.seed,
+            args.accounts,
+            args.months,
+            as_of,
+            !args.skip_event_log,
+            threads(None),
+            &|n| bar.set_position(n),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        bar.finish_and_clear();
+        let mut line = serde_json::to_value(&summary)?;
+        line["seconds"] =
+            serde_json::json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        line["data_dir"] = serde_json::json!(dir.display().to_string());
+        println!("{line}");
+        Ok(())
+    })
+}
+
+/// Opens each account from an approved application decision, then posts its events month by
+/// month — the way a servicing system would — from `connections` threads.
+fn simulate_through_api(server: &str, args: &SimulateArgs, as_of: NaiveDate) -> anyhow::Result<()> {
+    let server = server.trim_end_matches('/').to_string();
+    let key = args.key.clone().unwrap_or_default();
+    let application: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../examples/consumer-loan/samples/application-approve.json"
+    ))?;
+    let next = AtomicU64::new(0);
+    let events_posted = AtomicU64::new(0);
+    let requests = AtomicU64::new(0);
+    let event_seconds_micros = AtomicU64::new(0);
+    let bar = progress_bar(args.accounts, "accounts");
+    let started = Instant::now();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(30))
+        .build();
+    let post = |path: &str, body: &serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let response = agent
+            .post(&format!("{server}{path}"))
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string());
+        match response {
+            Ok(r) => Ok(r.into_json()?),
+            Err(ureq::Error::Status(code, r)) => {
+                bail!(
+                    "POST {path}: {code} {}",
+                    r.into_string().unwrap_or_default()
+                )
+            }
+            Err(e) => bail!("POST {path}: {e}"),
+        }
+    };
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut workers = Vec::new();
+        for _ in 0..args.connections.max(1) {
+            workers.push(scope.spawn(|| -> anyhow::Result<()> {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= args.accounts {
+                        return Ok(());
+                    }
+                    let (sim, events, _) = credence_account::simulate::simulate_account(
+                        args.seed,
+                        index,
+                        as_of,
+                        args.months,
+                    );
+                    let mut input = application.clone();
+                    input["customer_id"] = sim.customer_id.clone().into();
+                    input["application_id"] = format!("APP-{}", sim.id).into();
+                    let decision = post("/v1/decisions/application", &input)?;
+                    let decision_id = decision["id"].as_str().unwrap_or_default().to_string();
+                    if decision["outcome"] != "approve" {
+                        continue;
+                    }
+                    post(
+                        "/v1/accounts",
+                        &serde_json::json!({"decision_id": decision_id, "account_id": sim.id}),
+                    )?;
+                    // One request per month of events.
+                    let mut batch: Vec<serde_json::Value> = Vec::new();
+                    let mut month = None;
+                    let flush = |batch: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
+                        if batch.is_empty() {
+                            return Ok(());
+                        }
+                        let sent = Instant::now();
+                        post(
+                            &format!("/v1/accounts/{}/events", sim.id),
+                            &serde_json::json!({"events": batch}),
+                        )?;
+                        event_seconds_micros
+                            .fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        events_posted.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        batch.clear();
+                        Ok(())
+                    };
+                    for event in &events {
+                        let this_month = event.day() / 30;
+                        if month.is_some_and(|m| m != this_month) {
+                            flush(&mut batch)?;
+                        }
+                        month = Some(this_month);
+                        let mut json = serde_json::to_value(event)?;
+                        json["time"] = chrono::DateTime::from_timestamp_millis(event.time_ms)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                            .unwrap_or_default()
+                            .into();
+                        if let Some(object) = json.as_object_mut() {
+                            object.remove("time_ms");
+                        }
+                        batch.push(json);
+                    }
+                    flush(&mut batch)?;
+                    bar.inc(1);
+                }
+            }));
+        }
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let events = events_posted.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "accounts": args.accounts,
+            "events": events,
+            "event_requests": requests.load(Ordering::Relaxed),
+            "months": args.months,
+            "seed": args.seed,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "events_per_second": (events as f64 / seconds).round(),
+            "connections": args.connections,
+        })
+    );
+    Ok(())
+}
+
+pub fn review(args: ReviewArgs) -> anyhow::Result<()> {
+    let as_of = parse_as_of(args.as_of.as_deref())?;
+    let flow = FlowKind::parse(&args.flow)
+        .filter(|f| *f != FlowKind::Drawdown)
+        .with_context(|| format!("--flow {}: give account_review or early_warning", args.flow))?;
+    if !args.data_dir.join(credence_store::DATABASE_FILE).is_file() {
+        bail!(
+            "{} holds no Credence store; run `credence serve --data-dir {0}` or `credence simulate portfolio --data-dir {0}` first",
+            args.data_dir.display()
+        );
+    }
+    runtime()?.block_on(async {
+        let store = open_appender(&args.data_dir)?;
+        let service = Service::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServiceLimits::default(),
+        );
+        service
+            .strategies
+            .refresh()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the active strategy: {e}"))?;
+        let active = service
+            .strategies
+            .active()
+            .context("no strategy is active in this data directory; activate one first")?;
+        let language = active
+            .strategy
+            .languages()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "en".into());
+        let total = store
+            .count_accounts(Some("active"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bar = progress_bar(total, "accounts");
+        let started = Instant::now();
+        let summary = portfolio::review_portfolio(
+            store,
+            active.strategy.clone(),
+            ReviewOptions {
+                flow,
+                as_of,
+                dry_run: args.dry_run,
+                threads: threads(args.threads),
+                actor: format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                ),
+                language,
+            },
+            &|n| bar.set_position(n),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let mut line = serde_json::to_value(&summary)?;
+        line["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+        line["accounts_per_second"] =
+            serde_json::json!((summary.accounts_reviewed as f64 / seconds.max(1e-9)).round());
+        println!("{line}");
+        Ok(())
+    })
+}
