@@ -318,9 +318,9 @@ impl FlowKind {
     }
 }
 
-/// One change to an account, as audited and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+/// One change to an account, as audited and reported: `{"action": "limit_decrease",
+/// "from": "5000", "to": "3000"}`, `{"action": "freeze", "from": "active", "to": "frozen"}`, …
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     LimitIncrease {
         from: Decimal,
@@ -342,6 +342,29 @@ pub enum Change {
     Refer {
         queue: String,
     },
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("action", self.action_name())?;
+        match self {
+            Change::LimitIncrease { from, to }
+            | Change::LimitDecrease { from, to }
+            | Change::AprChange { from, to } => {
+                map.serialize_entry("from", &from.normalize())?;
+                map.serialize_entry("to", &to.normalize())?;
+            }
+            Change::Status { from, to } => {
+                map.serialize_entry("from", from.as_str())?;
+                map.serialize_entry("to", to.as_str())?;
+            }
+            Change::Collections => {}
+            Change::Refer { queue } => map.serialize_entry("queue", queue)?,
+        }
+        map.end()
+    }
 }
 
 impl Change {

@@ -361,20 +361,23 @@ fn a_history_reads_as_the_features_an_analyst_expects() {
     assert_eq!(f.monthly_income, Some(Decimal::from(3200)));
 }
 
+/// (flow, outcome, limit, apr, actions) → action names.
+type PlanCase = (
+    FlowKind,
+    credence_engine::Outcome,
+    Option<Decimal>,
+    Option<Decimal>,
+    &'static [credence_engine::AccountAction],
+    &'static [&'static str],
+);
+
 #[test]
 fn decisions_plan_account_changes() {
     use credence_engine::{AccountAction, Outcome};
     let account = account();
     let limit = |l: i64| Some(Decimal::from(l));
     // (flow, outcome, limit, apr, actions) → action names
-    let cases: &[(
-        FlowKind,
-        Outcome,
-        Option<Decimal>,
-        Option<Decimal>,
-        &[AccountAction],
-        &[&str],
-    )] = &[
+    let cases: &[PlanCase] = &[
         (
             FlowKind::AccountReview,
             Outcome::Approve,

@@ -139,12 +139,14 @@ fn simulate_into_dir(dir: &Path, args: &SimulateArgs, as_of: NaiveDate) -> anyho
         let started = Instant::now();
         let summary = portfolio::load_simulated(
             store,
-            args.seed,
-            args.accounts,
-            args.months,
-            as_of,
-            !args.skip_event_log,
-            threads(None),
+            portfolio::SimulationPlan {
+                seed: args.seed,
+                accounts: args.accounts,
+                months: args.months,
+                as_of,
+                keep_events: !args.skip_event_log,
+                threads: threads(None),
+            },
             &|n| bar.set_position(n),
         )
         .await

@@ -31,18 +31,34 @@ pub struct SimulationSummary {
     pub as_of: NaiveDate,
 }
 
-/// Generates `accounts` simulated histories and writes the accounts (and, with `keep_events`,
-/// every event, so their ids count as applied) into the store.
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimulationPlan {
+    pub seed: u64,
+    pub accounts: u64,
+    pub months: u32,
+    /// The day the histories end.
+    pub as_of: NaiveDate,
+    /// Store every event too, so their ids count as applied (off for large benchmarks).
+    pub keep_events: bool,
+    pub threads: usize,
+}
+
+/// Generates the plan's simulated histories and writes the accounts (and, with `keep_events`,
+/// their events) into the store.
 pub async fn load_simulated(
     store: Arc<dyn Store>,
-    seed: u64,
-    accounts: u64,
-    months: u32,
-    as_of: NaiveDate,
-    keep_events: bool,
-    threads: usize,
+    plan: SimulationPlan,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<SimulationSummary, ApiError> {
+    let SimulationPlan {
+        seed,
+        accounts,
+        months,
+        as_of,
+        keep_events,
+        threads,
+    } = plan;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let batch = u64::from(PAGE);
     let mut pending = std::collections::VecDeque::new();
