@@ -171,6 +171,54 @@ impl Account {
         input
     }
 
+    /// One field of [`Account::flow_input`], computed alone from `features` (the batch review
+    /// asks only for the fields a flow declares instead of building the whole object).
+    pub fn input_value(&self, features: &BehaviourFeatures, as_of: NaiveDate, name: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        let money = |d: Decimal| Value::String(d.normalize().to_string());
+        let optional = |d: Option<Decimal>| d.map_or(Value::Null, money);
+        let f = features;
+        Some(match name {
+            "account_id" => Value::String(self.id.clone()),
+            "customer_id" => Value::String(self.customer_id.clone()),
+            "account_status" => Value::String(self.status.as_str().into()),
+            "collections" => Value::Bool(self.collections),
+            "credit_limit" => money(self.terms.credit_limit),
+            "apr" => money(self.terms.apr),
+            "term_months" => self.terms.term_months.into(),
+            "months_since_limit_change" => self
+                .limit_changed_on
+                .map(|on| crate::behaviour::months_between(on, as_of))
+                .into(),
+            "outstanding_balance" => money(f.outstanding_balance),
+            "available_credit" => money(f.available_credit),
+            "months_on_book" => f.months_on_book.into(),
+            "days_past_due" => f.days_past_due.into(),
+            "worst_dpd_3m" => f.worst_dpd_3m.into(),
+            "worst_dpd_6m" => f.worst_dpd_6m.into(),
+            "worst_dpd_12m" => f.worst_dpd_12m.into(),
+            "missed_instalments_3m" => f.missed_instalments_3m.into(),
+            "missed_instalments_6m" => f.missed_instalments_6m.into(),
+            "missed_instalments_12m" => f.missed_instalments_12m.into(),
+            "utilisation" => optional(f.utilisation),
+            "utilisation_3m_ago" => optional(f.utilisation_3m_ago),
+            "utilisation_trend_3m" => optional(f.utilisation_trend_3m),
+            "payment_to_due_3m" => optional(f.payment_to_due_3m),
+            "drawdowns_7d_count" => f.drawdowns_7d_count.into(),
+            "drawdowns_7d_amount" => money(f.drawdowns_7d_amount),
+            "drawdowns_30d_count" => f.drawdowns_30d_count.into(),
+            "drawdowns_30d_amount" => money(f.drawdowns_30d_amount),
+            "bureau_alerts_90d" => f.bureau_alerts_90d.into(),
+            "bureau_delinquencies_90d" => f.bureau_delinquencies_90d.into(),
+            "bureau_worst_dpd_90d" => f.bureau_worst_dpd_90d.into(),
+            "bureau_inquiries_90d" => f.bureau_inquiries_90d.into(),
+            "bureau_new_debt_90d" => money(f.bureau_new_debt_90d),
+            "contact_changes_30d" => f.contact_changes_30d.into(),
+            "monthly_income" => optional(f.monthly_income),
+            _ => return None,
+        })
+    }
+
     /// The level monthly instalment that repays the full limit over the term at the APR
     /// (annuity), rounded to cents, due on the opening day of each following month.
     pub fn schedule(&self) -> Vec<Instalment> {

@@ -18,7 +18,7 @@ pub mod simulate;
 
 pub use account::{Account, AccountStatus, Change, FlowKind, Instalment, Opening, Terms};
 pub use behaviour::{
-    features, months_between, newest_event_date, Behaviour, BehaviourFeatures, DayTotals, Latest,
+    compact_days, features, months_between, newest_event_date, Behaviour, BehaviourFeatures, DayTotals, Latest,
     RETENTION_DAYS,
 };
 pub use error::{AccountError, EventViolation};

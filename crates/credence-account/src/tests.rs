@@ -484,3 +484,36 @@ fn an_approval_without_terms_cannot_open_an_account() {
     .unwrap_err();
     assert!(error.to_string().contains("no limit"), "{error}");
 }
+
+#[test]
+fn each_input_value_is_the_field_of_the_whole_flow_input() {
+    let as_of = date(2026, 11, 29);
+    let (account, _, _) = crate::simulate::simulate_account(3, 9, as_of, 12);
+    let features = account.features(as_of);
+    let whole = account.flow_input(as_of);
+    assert!(whole.len() > 30);
+    for (name, value) in &whole {
+        assert_eq!(account.input_value(&features, as_of, name).as_ref(), Some(value), "{name}");
+    }
+    assert_eq!(account.input_value(&features, as_of, "no_such_feature"), None);
+}
+
+proptest! {
+    #[test]
+    fn compact_days_round_trip((events, order, _) in history()) {
+        let mut account = account();
+        for &i in &order {
+            account.apply(&events[i]);
+        }
+        let days = &account.behaviour.days;
+        let text = crate::behaviour::compact_days::encode(days);
+        prop_assert_eq!(&crate::behaviour::compact_days::decode(&text).unwrap(), days);
+        let stored = serde_json::to_string(&account).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Account>(&stored).unwrap(), account);
+    }
+
+    #[test]
+    fn compact_days_never_panic_on_garbage(text in "[0-9:;,.\\-a]{0,40}") {
+        let _ = crate::behaviour::compact_days::decode(&text);
+    }
+}

@@ -41,6 +41,10 @@ pub struct SimulateArgs {
     /// Concurrent requests against a server.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// Events per request against a server [default: one request per account and month, as a
+    /// servicing system sending a month's events would].
+    #[arg(long)]
+    pub events_per_request: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -243,7 +247,11 @@ fn simulate_through_api(server: &str, args: &SimulateArgs, as_of: NaiveDate) -> 
                     };
                     for event in &events {
                         let this_month = event.day() / 30;
-                        if month.is_some_and(|m| m != this_month) {
+                        let full = match args.events_per_request {
+                            Some(n) => batch.len() >= n.max(1),
+                            None => month.is_some_and(|m| m != this_month),
+                        };
+                        if full {
                             flush(&mut batch)?;
                         }
                         month = Some(this_month);
@@ -283,6 +291,8 @@ fn simulate_through_api(server: &str, args: &SimulateArgs, as_of: NaiveDate) -> 
             "seconds": (seconds * 1000.0).round() / 1000.0,
             "events_per_second": (events as f64 / seconds).round(),
             "connections": args.connections,
+            "event_request_ms_mean": (event_seconds_micros.load(Ordering::Relaxed) as f64 / requests.load(Ordering::Relaxed).max(1) as f64 / 100.0).round() / 10.0,
+            "events_per_request": (events as f64 / requests.load(Ordering::Relaxed).max(1) as f64 * 10.0).round() / 10.0,
         })
     );
     Ok(())

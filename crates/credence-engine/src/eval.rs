@@ -194,6 +194,28 @@ impl CompiledStrategy {
         Ok(input)
     }
 
+    /// Validates a flow's input read field by field through `lookup` (None: absent), for
+    /// callers whose input is not JSON text: only the fields the flow declares are asked for,
+    /// and every violation is listed as by [`CompiledStrategy::validate_input`].
+    pub fn validate_fields<'v>(
+        &self,
+        flow: &str,
+        lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'v, serde_json::Value>>,
+    ) -> Result<ValidatedInput, EngineError> {
+        let flow_spec = self.flow(flow)?;
+        let (fields, violations) = flow_spec.schema.validate_declared(lookup);
+        if !violations.is_empty() {
+            return Err(EngineError::InvalidInput {
+                flow: flow.to_string(),
+                violations,
+            });
+        }
+        Ok(ValidatedInput {
+            fields,
+            validated_for: Some((self.version.clone(), flow_spec.name.clone())),
+        })
+    }
+
     /// Validates and decides.
     pub fn decide_json(
         &self,

@@ -410,23 +410,8 @@ impl InputSchema {
                 got: describe_json(raw),
             }]);
         };
-        let mut violations = Vec::new();
-        let mut fields = Vec::with_capacity(self.fields.len());
-        for (name, spec) in &self.fields {
-            let value = match object.get(name.as_ref()) {
-                Some(value) => spec.validate(name, value, &mut violations),
-                None if spec.required => {
-                    violations.push(Violation {
-                        path: name.to_string(),
-                        expected: spec.expected(),
-                        got: "nothing (the field is required)".into(),
-                    });
-                    InputValue::Null
-                }
-                None => InputValue::Null,
-            };
-            fields.push((name.clone(), value));
-        }
+        let (fields, mut violations) =
+            self.validate_declared(|name| object.get(name).map(std::borrow::Cow::Borrowed));
         if self.additional_fields == AdditionalFields::Reject {
             for key in object.keys() {
                 if !self.fields.iter().any(|(name, _)| name.as_ref() == key) {
@@ -448,6 +433,31 @@ impl InputSchema {
         } else {
             Err(violations)
         }
+    }
+
+    /// Validates the declared fields, each read through `lookup` (None: absent).
+    pub(crate) fn validate_declared<'v>(
+        &self,
+        mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'v, serde_json::Value>>,
+    ) -> (Vec<(Arc<str>, InputValue)>, Vec<Violation>) {
+        let mut violations = Vec::new();
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (name, spec) in &self.fields {
+            let value = match lookup(name) {
+                Some(value) => spec.validate(name, &value, &mut violations),
+                None if spec.required => {
+                    violations.push(Violation {
+                        path: name.to_string(),
+                        expected: spec.expected(),
+                        got: "nothing (the field is required)".into(),
+                    });
+                    InputValue::Null
+                }
+                None => InputValue::Null,
+            };
+            fields.push((name.clone(), value));
+        }
+        (fields, violations)
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {

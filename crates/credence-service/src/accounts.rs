@@ -613,12 +613,15 @@ impl Accounts {
     ) -> Result<(), ApiError> {
         let stale = self
             .store
-            .update_accounts(vec![AccountUpdate {
-                account: encode(account, expected_version + 1, now_ms)?,
-                expected_version,
-                events,
-                audit,
-            }])
+            .update_accounts(
+                vec![AccountUpdate {
+                    account: encode(account, expected_version + 1, now_ms)?,
+                    expected_version,
+                    events,
+                    audit,
+                }],
+                Vec::new(),
+            )
             .await?;
         if stale.is_empty() {
             Ok(())

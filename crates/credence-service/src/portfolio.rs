@@ -1,25 +1,27 @@
 //! Portfolio batches over a store: loading simulated account histories, and running an in-loan
 //! flow over every active account with the same engine, plans and audit as the API.
 //!
-//! Both stream in pages: memory holds a few pages of accounts, not the portfolio. The review
-//! reads page k+1 while the worker threads decide page k and the store writes page k−1; the
-//! decisions of accounts that change are appended to the decision log (and synced) before the
-//! accounts are updated, so every applied change has its decision on record.
+//! Both stream: memory holds a few pages of accounts, not the portfolio. The review reads pages
+//! while worker threads decide chunks of the previous ones and the store writes the changes
+//! decided before; the decisions of accounts that change are appended to the decision log (and
+//! synced) before the accounts are updated, so every applied change has its decision on record.
 
-use crate::accounts::{change_audit, encode, event_record};
+use crate::accounts::{encode, event_record};
 use crate::decisions::{body_with_id, new_id};
 use crate::error::{ApiError, ErrorCode};
 use chrono::NaiveDate;
 use credence_account::simulate::simulate_account;
 use credence_account::{Account, FlowKind};
 use credence_engine::{CompiledStrategy, EvalOptions};
-use credence_store::{AccountQuery, AccountUpdate, NewDecision, Store};
+use credence_store::{AccountQuery, AccountUpdate, NewAuditEvent, NewDecision, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Accounts per page read from the store (and per write transaction).
 const PAGE: u32 = 4096;
+/// Accounts a worker decides at a time.
+const CHUNK: usize = 256;
 
 /// What `credence simulate portfolio` did.
 #[derive(Debug, Clone, Serialize)]
@@ -144,9 +146,17 @@ pub struct ReviewSummary {
     pub skipped_changed: u64,
 }
 
+/// One account's changes ready to write: the account, its decision, and its line of the page's
+/// audit event.
+struct PendingWrite {
+    update: AccountUpdate,
+    decision: NewDecision,
+    audit_entry: serde_json::Value,
+}
+
 struct AccountResult {
     actions: Vec<&'static str>,
-    write: Option<(AccountUpdate, NewDecision)>,
+    write: Option<PendingWrite>,
     error: Option<String>,
 }
 
@@ -159,10 +169,17 @@ fn review_one(
 ) -> Result<AccountResult, String> {
     let mut account: Account = serde_json::from_str(&record.body)
         .map_err(|e| format!("{}: unreadable account: {e}", record.id))?;
-    let input = serde_json::Value::Object(account.flow_input(options.as_of));
     let flow = options.flow.flow_name();
+    let features = account.features(options.as_of);
+    let input = strategy
+        .validate_fields(flow, |name| {
+            account
+                .input_value(&features, options.as_of, name)
+                .map(std::borrow::Cow::Owned)
+        })
+        .map_err(|e| format!("{}: {e}", record.id))?;
     let decision = strategy
-        .decide_json(flow, &input, eval)
+        .decide(flow, &input, eval)
         .map_err(|e| format!("{}: {e}", record.id))?;
     let changes = account.plan(options.flow, &decision);
     let actions: Vec<&'static str> = if changes.is_empty() {
@@ -180,7 +197,8 @@ fn review_one(
     account.apply_changes(&changes, options.as_of);
     let id = new_id(now_ms).map_err(|e| e.message)?;
     let body = body_with_id(&id, &decision).map_err(|e| e.message)?;
-    let input_text = input.to_string();
+    // The flow's declared inputs: what a replay re-validates and re-decides.
+    let input_text = input.to_json().to_string();
     let reasons: Vec<String> = decision
         .reasons
         .iter()
@@ -207,11 +225,21 @@ fn review_one(
         account: encode(&account, record.version + 1, now_ms).map_err(|e| e.message)?,
         expected_version: record.version,
         events: Vec::new(),
-        audit: change_audit(&account.id, &id, &changes, &reasons, &options.actor, now_ms),
+        audit: Vec::new(),
     };
+    let audit_entry = serde_json::json!({
+        "account_id": account.id,
+        "decision_id": id,
+        "changes": changes,
+        "reasons": reasons,
+    });
     Ok(AccountResult {
         actions,
-        write: Some((update, decision_record)),
+        write: Some(PendingWrite {
+            update,
+            decision: decision_record,
+            audit_entry,
+        }),
         error: None,
     })
 }
@@ -241,28 +269,53 @@ fn review_chunk(
         .collect()
 }
 
-/// Writes one page's changes: decisions first (durable), then the accounts with their audit.
+/// Writes one page's changes: decisions first (durable), then the accounts, with one audit
+/// event listing every account change of the page (each change's decision is in the log).
 async fn write_page(
     store: Arc<dyn Store>,
-    writes: Vec<(AccountUpdate, NewDecision)>,
+    writes: Vec<PendingWrite>,
+    flow: &'static str,
+    actor: String,
 ) -> Result<(u64, u64), ApiError> {
     if writes.is_empty() {
         return Ok((0, 0));
     }
     let mut appends = tokio::task::JoinSet::new();
     let mut updates = Vec::with_capacity(writes.len());
-    for (update, decision) in writes {
+    let mut entries = Vec::with_capacity(writes.len());
+    for write in writes {
         let store = store.clone();
+        let decision = write.decision;
         appends.spawn(async move { store.append_decision(decision).await });
-        updates.push(update);
+        updates.push(write.update);
+        entries.push(write.audit_entry);
     }
     let mut recorded = 0u64;
     while let Some(result) = appends.join_next().await {
         result.map_err(|e| ApiError::new(ErrorCode::Internal, format!("append failed: {e}")))??;
         recorded += 1;
     }
-    let stale = store.update_accounts(updates).await?;
+    let audit = NewAuditEvent {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        actor,
+        action: "account.batch_review".into(),
+        subject: flow.to_string(),
+        detail: serde_json::json!({"flow": flow, "accounts": entries}),
+    };
+    let stale = store.update_accounts(updates, vec![audit]).await?;
     Ok((recorded, stale.len() as u64))
+}
+
+async fn finish_write(
+    write: tokio::task::JoinHandle<Result<(u64, u64), ApiError>>,
+    summary: &mut ReviewSummary,
+) -> Result<(), ApiError> {
+    let (recorded, stale) = write
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("write failed: {e}")))??;
+    summary.decisions_recorded += recorded;
+    summary.skipped_changed += stale;
+    Ok(())
 }
 
 /// Runs `options.flow` over every active account and applies (or with `dry_run`, only counts)
@@ -282,89 +335,106 @@ pub async fn review_portfolio(
         dry_run: options.dry_run,
         ..ReviewSummary::default()
     };
-    let page_query = |after_id: Option<String>| AccountQuery {
-        status: Some("active".into()),
-        customer_id: None,
-        after_id,
-        limit: PAGE,
-    };
-    let mut next_page = {
+    // reader ──chunks──▶ worker threads ──results──▶ this task ──pages of writes──▶ store.
+    // No barrier between pages: a worker takes the next chunk as soon as it is free.
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Vec<credence_store::AccountRecord>>(
+        4 * options.threads.max(1),
+    );
+    let (result_tx, mut result_rx) = tokio::sync::mpsc::channel::<Vec<AccountResult>>(64);
+    let reader = {
         let store = store.clone();
-        let query = page_query(None);
-        tokio::spawn(async move { store.accounts(&query).await })
-    };
-    let mut writing: Option<tokio::task::JoinHandle<Result<(u64, u64), ApiError>>> = None;
-    loop {
-        let page = next_page
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("read failed: {e}")))??;
-        if page.is_empty() {
-            break;
-        }
-        let last_id = page.last().map(|r| r.id.clone());
-        let full = page.len() as u32 == PAGE;
-        next_page = {
-            let store = store.clone();
-            let query = page_query(last_id);
-            tokio::spawn(async move {
-                if full {
-                    store.accounts(&query).await
-                } else {
-                    Ok(Vec::new())
-                }
-            })
-        };
-        // Decide the page on the worker threads.
-        let page = Arc::new(page);
-        let threads = options.threads.max(1);
-        let chunk = page.len().div_ceil(threads);
-        let mut workers = Vec::with_capacity(threads);
-        for t in 0..threads {
-            let (page, strategy, options) = (page.clone(), strategy.clone(), options.clone());
-            workers.push(tokio::task::spawn_blocking(move || {
-                let start = (t * chunk).min(page.len());
-                let end = ((t + 1) * chunk).min(page.len());
-                review_chunk(&page[start..end], &strategy, &options)
-            }));
-        }
-        let mut writes = Vec::new();
-        for worker in workers {
-            let results = worker
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("review failed: {e}")))?;
-            for result in results {
-                summary.accounts_reviewed += 1;
-                if let Some(error) = result.error {
-                    summary.errors += 1;
-                    if summary.error_examples.len() < 5 {
-                        summary.error_examples.push(error);
+        tokio::spawn(async move {
+            let mut after_id = None;
+            loop {
+                let query = AccountQuery {
+                    status: Some("active".into()),
+                    customer_id: None,
+                    after_id: after_id.take(),
+                    limit: PAGE,
+                };
+                let mut page = store.accounts(&query).await?;
+                let full = page.len() as u32 == PAGE;
+                after_id = page.last().map(|r| r.id.clone());
+                while !page.is_empty() {
+                    let rest = page.split_off(page.len().min(CHUNK));
+                    if chunk_tx.send(std::mem::replace(&mut page, rest)).await.is_err() {
+                        return Ok(());
                     }
-                    continue;
                 }
-                for action in result.actions {
-                    *summary.actions.entry(action.to_string()).or_default() += 1;
-                }
-                if let Some(write) = result.write {
-                    writes.push(write);
+                if !full {
+                    return Ok::<(), ApiError>(());
                 }
             }
+        })
+    };
+    let chunk_rx = Arc::new(std::sync::Mutex::new(chunk_rx));
+    let mut workers = Vec::new();
+    for _ in 0..options.threads.max(1) {
+        let (chunk_rx, result_tx) = (chunk_rx.clone(), result_tx.clone());
+        let (strategy, options) = (strategy.clone(), options.clone());
+        workers.push(tokio::task::spawn_blocking(move || loop {
+            let chunk = match chunk_rx.lock() {
+                Ok(mut receiver) => receiver.blocking_recv(),
+                Err(_) => None,
+            };
+            let Some(chunk) = chunk else { return };
+            if result_tx
+                .blocking_send(review_chunk(&chunk, &strategy, &options))
+                .is_err()
+            {
+                return;
+            }
+        }));
+    }
+    drop(result_tx);
+    let mut writing: Option<tokio::task::JoinHandle<Result<(u64, u64), ApiError>>> = None;
+    let mut writes = Vec::new();
+    let flush = |writes: Vec<PendingWrite>| {
+        tokio::spawn(write_page(
+            store.clone(),
+            writes,
+            options.flow.flow_name(),
+            options.actor.clone(),
+        ))
+    };
+    while let Some(results) = result_rx.recv().await {
+        for result in results {
+            summary.accounts_reviewed += 1;
+            if let Some(error) = result.error {
+                summary.errors += 1;
+                if summary.error_examples.len() < 5 {
+                    summary.error_examples.push(error);
+                }
+                continue;
+            }
+            for action in result.actions {
+                *summary.actions.entry(action.to_string()).or_default() += 1;
+            }
+            if let Some(write) = result.write {
+                writes.push(write);
+            }
         }
-        if let Some(previous) = writing.take() {
-            let (recorded, stale) = previous
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("write failed: {e}")))??;
-            summary.decisions_recorded += recorded;
-            summary.skipped_changed += stale;
+        if writes.len() >= PAGE as usize {
+            if let Some(previous) = writing.take() {
+                finish_write(previous, &mut summary).await?;
+            }
+            writing = Some(flush(std::mem::take(&mut writes)));
         }
-        writing = Some(tokio::spawn(write_page(store.clone(), writes)));
         progress(summary.accounts_reviewed);
     }
     if let Some(previous) = writing.take() {
-        let (recorded, stale) = previous
+        finish_write(previous, &mut summary).await?;
+    }
+    if !writes.is_empty() {
+        finish_write(flush(writes), &mut summary).await?;
+    }
+    reader
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("read failed: {e}")))??;
+    for worker in workers {
+        worker
             .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("write failed: {e}")))??;
-        summary.decisions_recorded += recorded;
-        summary.skipped_changed += stale;
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("review failed: {e}")))?;
     }
     Ok(summary)
 }

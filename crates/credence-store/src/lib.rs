@@ -129,11 +129,15 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         limit: u32,
     ) -> Result<Vec<AccountEventRecord>, StoreError>;
-    /// Writes account updates, each with its events and audit events, in one transaction;
-    /// returns the ids of accounts skipped because they changed since they were read.
-    /// An event id the account already has fails the whole call (nothing is applied twice).
-    async fn update_accounts(&self, updates: Vec<AccountUpdate>)
-        -> Result<Vec<String>, StoreError>;
+    /// Writes account updates, each with its events and audit events, plus `audit` for the
+    /// batch as a whole, in one transaction; returns the ids of accounts skipped because they
+    /// changed since they were read. An event id the account already has fails the whole call
+    /// (nothing is applied twice).
+    async fn update_accounts(
+        &self,
+        updates: Vec<AccountUpdate>,
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Vec<String>, StoreError>;
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;

@@ -927,9 +927,14 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
 }
 
 fn insert_audit(conn: &Connection, event: &NewAuditEvent) -> Result<(), StoreError> {
-    conn.execute(
+    // The next seq from the primary key's last entry: a lookup, not a scan (a bare MAX() inside
+    // an expression is not answered from the index).
+    conn.prepare_cached(
         "INSERT INTO audit_events (seq, at_ms, actor, action, subject, detail) \
-         SELECT COALESCE(MAX(seq), 0) + 1, ?1, ?2, ?3, ?4, ?5 FROM audit_events",
+         VALUES (COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) + 1, \
+                 ?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(
         params![
             event.at_ms,
             event.actor,
@@ -1693,6 +1698,7 @@ impl Store for SqliteStore {
     async fn update_accounts(
         &self,
         updates: Vec<AccountUpdate>,
+        audit: Vec<NewAuditEvent>,
     ) -> Result<Vec<String>, StoreError> {
         self.write(move |conn| {
             let mut stale = Vec::new();
@@ -1700,6 +1706,9 @@ impl Store for SqliteStore {
                 if !apply_account_update(conn, update)? {
                     stale.push(update.account.id.clone());
                 }
+            }
+            for event in &audit {
+                insert_audit(conn, event)?;
             }
             Ok(stale)
         })
