@@ -35,11 +35,16 @@ fn benches(c: &mut Criterion) {
             account.apply(black_box(&Event {
                 id: String::new(),
                 time_ms: 1_795_000_000_000 + (n % 1000) as i64 * 60_000,
-                kind: EventKind::Repayment { amount: Decimal::new(2500, 2), days_past_due: 0 },
+                kind: EventKind::Repayment {
+                    amount: Decimal::new(2500, 2),
+                    days_past_due: 0,
+                },
             }));
         })
     });
-    c.bench_function("account/features", |b| b.iter(|| black_box(&account).features(as_of)));
+    c.bench_function("account/features", |b| {
+        b.iter(|| black_box(&account).features(as_of))
+    });
     c.bench_function("account/decode_json", |b| {
         b.iter(|| serde_json::from_str::<Account>(black_box(&body)).unwrap())
     });
@@ -50,16 +55,24 @@ fn benches(c: &mut Criterion) {
     c.bench_function("account/decimal_from_str", |b| {
         b.iter(|| black_box("7059.16").parse::<Decimal>().unwrap())
     });
-    c.bench_function("account/flow_input", |b| b.iter(|| black_box(&account).flow_input(as_of)));
+    c.bench_function("account/flow_input", |b| {
+        b.iter(|| black_box(&account).flow_input(as_of))
+    });
     let input = serde_json::Value::Object(account.flow_input(as_of));
     c.bench_function("account/decide_account_review", |b| {
-        b.iter(|| strategy.decide_json("account_review", black_box(&input), &options).unwrap())
+        b.iter(|| {
+            strategy
+                .decide_json("account_review", black_box(&input), &options)
+                .unwrap()
+        })
     });
     c.bench_function("account/review_one_end_to_end", |b| {
         b.iter(|| {
             let account: Account = serde_json::from_str(black_box(&body)).unwrap();
             let input = serde_json::Value::Object(account.flow_input(as_of));
-            let decision = strategy.decide_json("account_review", &input, &options).unwrap();
+            let decision = strategy
+                .decide_json("account_review", &input, &options)
+                .unwrap();
             account.plan(FlowKind::AccountReview, &decision)
         })
     });

@@ -173,7 +173,12 @@ impl Account {
 
     /// One field of [`Account::flow_input`], computed alone from `features` (the batch review
     /// asks only for the fields a flow declares instead of building the whole object).
-    pub fn input_value(&self, features: &BehaviourFeatures, as_of: NaiveDate, name: &str) -> Option<serde_json::Value> {
+    pub fn input_value(
+        &self,
+        features: &BehaviourFeatures,
+        as_of: NaiveDate,
+        name: &str,
+    ) -> Option<serde_json::Value> {
         use serde_json::Value;
         let money = |d: Decimal| Value::String(d.normalize().to_string());
         let optional = |d: Option<Decimal>| d.map_or(Value::Null, money);

@@ -421,7 +421,10 @@ pub mod compact_days {
                 Field::Money(t.bureau_new_debt),
                 Field::Count(t.contact_changes),
             ];
-            let last = fields.iter().rposition(|f| !f.is_zero()).map_or(0, |p| p + 1);
+            let last = fields
+                .iter()
+                .rposition(|f| !f.is_zero())
+                .map_or(0, |p| p + 1);
             for (k, field) in fields[..last].iter().enumerate() {
                 if k > 0 {
                     out.push(',');
@@ -470,8 +473,14 @@ pub mod compact_days {
                 if field.is_empty() {
                     continue;
                 }
-                let count = || field.parse::<u32>().map_err(|_| format!("day {day}: bad count {field:?}"));
-                let money = || Decimal::from_str(field).map_err(|_| format!("day {day}: bad amount {field:?}"));
+                let count = || {
+                    field
+                        .parse::<u32>()
+                        .map_err(|_| format!("day {day}: bad count {field:?}"))
+                };
+                let money = || {
+                    Decimal::from_str(field).map_err(|_| format!("day {day}: bad amount {field:?}"))
+                };
                 match k {
                     0 => t.drawdown_count = count()?,
                     1 => t.drawdown_amount = money()?,
@@ -496,11 +505,16 @@ pub mod compact_days {
         Ok(days)
     }
 
-    pub fn serialize<S: Serializer>(days: &[(i32, DayTotals)], serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        days: &[(i32, DayTotals)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&encode(days))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(i32, DayTotals)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(i32, DayTotals)>, D::Error> {
         let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         decode(&text).map_err(serde::de::Error::custom)
     }

@@ -18,8 +18,8 @@ pub mod simulate;
 
 pub use account::{Account, AccountStatus, Change, FlowKind, Instalment, Opening, Terms};
 pub use behaviour::{
-    compact_days, features, months_between, newest_event_date, Behaviour, BehaviourFeatures, DayTotals, Latest,
-    RETENTION_DAYS,
+    compact_days, features, months_between, newest_event_date, Behaviour, BehaviourFeatures,
+    DayTotals, Latest, RETENTION_DAYS,
 };
 pub use error::{AccountError, EventViolation};
 pub use event::{

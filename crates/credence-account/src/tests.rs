@@ -493,9 +493,16 @@ fn each_input_value_is_the_field_of_the_whole_flow_input() {
     let whole = account.flow_input(as_of);
     assert!(whole.len() > 30);
     for (name, value) in &whole {
-        assert_eq!(account.input_value(&features, as_of, name).as_ref(), Some(value), "{name}");
+        assert_eq!(
+            account.input_value(&features, as_of, name).as_ref(),
+            Some(value),
+            "{name}"
+        );
     }
-    assert_eq!(account.input_value(&features, as_of, "no_such_feature"), None);
+    assert_eq!(
+        account.input_value(&features, as_of, "no_such_feature"),
+        None
+    );
 }
 
 proptest! {

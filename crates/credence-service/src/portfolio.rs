@@ -357,7 +357,11 @@ pub async fn review_portfolio(
                 after_id = page.last().map(|r| r.id.clone());
                 while !page.is_empty() {
                     let rest = page.split_off(page.len().min(CHUNK));
-                    if chunk_tx.send(std::mem::replace(&mut page, rest)).await.is_err() {
+                    if chunk_tx
+                        .send(std::mem::replace(&mut page, rest))
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }

@@ -934,15 +934,13 @@ fn insert_audit(conn: &Connection, event: &NewAuditEvent) -> Result<(), StoreErr
          VALUES (COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) + 1, \
                  ?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(
-        params![
-            event.at_ms,
-            event.actor,
-            event.action,
-            event.subject,
-            event.detail.to_string()
-        ],
-    )?;
+    .execute(params![
+        event.at_ms,
+        event.actor,
+        event.action,
+        event.subject,
+        event.detail.to_string()
+    ])?;
     Ok(())
 }
 
