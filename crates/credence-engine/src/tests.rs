@@ -360,6 +360,30 @@ fn compile_errors_name_the_location_and_the_fix() {
             "values.a",
             "non-repeatable",
         ),
+        (
+            "  - rule_set: {id: r, rules: [{id: A, when: \"x > 1\", outcome: flag, reason: R1, actions: [explode]}]}",
+            ok_outcome,
+            "flows/a.yaml:",
+            "unknown variant `explode`",
+        ),
+        (
+            "  - features: {id: f, values: {a: \"1\"}}",
+            "  default: approve\n  adverse: [{when: \"x > 1\", reason: NOPE, explain_with: nope}]",
+            "outcome.adverse[0]",
+            "unknown reason code NOPE",
+        ),
+        (
+            "  - features: {id: f, values: {a: \"1\"}}",
+            "  default: approve\n  adverse: [{when: \"x > 1\", reason: R1, explain_with: nope}]",
+            "outcome.adverse[0].explain_with",
+            "not a scorecard step",
+        ),
+        (
+            "  - features: {id: f, values: {a: \"1\"}}",
+            "  default: approve\n  adverse: [{when: \"z > 1\", reason: R1}]",
+            "adverse[0].when",
+            "unknown name `z`",
+        ),
     ];
     for (steps, outcome, location, message) in cases {
         let problems = compile_problems(&package(steps, outcome));

@@ -46,7 +46,8 @@ pub struct AccountView {
     pub term_months: u32,
     pub version: i64,
     pub events_applied: u64,
-    /// Behaviour features as of today (docs/strategy-format.md, "Account features").
+    /// Behaviour features as of today (docs/strategy-format.md, "In-loan flows and account
+    /// features").
     #[schema(value_type = Object)]
     pub features: BehaviourFeatures,
     #[schema(value_type = Vec<Object>)]
@@ -433,17 +434,19 @@ impl Accounts {
 
         let _turn = self.stripe(id).lock().await;
         let (mut account, version) = self.load(id).await?;
-        let known = self
+        let mut seen: std::collections::HashSet<String> = self
             .store
             .known_event_ids(id, events.iter().map(|e| e.id.clone()).collect())
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
         let mut duplicates = Vec::new();
         let mut fresh: Vec<Event> = Vec::with_capacity(events.len());
         for event in events {
-            if known.contains(&event.id) || fresh.iter().any(|e| e.id == event.id) {
-                duplicates.push(event.id);
-            } else {
+            if seen.insert(event.id.clone()) {
                 fresh.push(event);
+            } else {
+                duplicates.push(event.id);
             }
         }
         let now_ms = self.clock.now().timestamp_millis();
