@@ -573,4 +573,13 @@ fn simulated_portfolio_reviews_in_batch_and_dry_run_changes_nothing() {
     let page = get(&format!("{}/v1/accounts?limit=5", server.url), &key);
     assert_eq!(page.json.as_array().unwrap().len(), 5);
     assert!(page.json[0]["features"]["months_on_book"].as_u64().unwrap() >= 12);
+
+    // While the server owns the decision log, a batch that would append to it is refused.
+    let refused = Command::new(BIN).args(&review).output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("stop a server running on it first"),
+        "{message}"
+    );
 }

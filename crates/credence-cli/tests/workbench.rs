@@ -321,3 +321,61 @@ fn users_need_a_known_role_and_a_long_password() {
         assert!(String::from_utf8_lossy(&output.stderr).contains(needle));
     }
 }
+
+#[test]
+fn an_early_warning_case_shows_the_account_as_it_is_now() {
+    let server = Server::start(&scratch_dir("wb-account"), &[]);
+    create_user(
+        &server.data_dir,
+        "ann",
+        "reviewer",
+        "a long enough password",
+    );
+    let key = server.key("decide", "servicing");
+    let mut application = example_input("application-approve.json");
+    application["customer_id"] = serde_json::json!("C-wb-acc");
+    let approved = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &key,
+        &application,
+        &[],
+    );
+    let opened = post_json(
+        &format!("{}/v1/accounts", server.url),
+        &key,
+        &serde_json::json!({"decision_id": approved.json["id"], "account_id": "ACC-WB-1"}),
+        &[],
+    );
+    assert_eq!(opened.status, 201, "{}", opened.json);
+    let today = chrono::Utc::now().date_naive();
+    let warned = post_json(
+        &format!("{}/v1/accounts/ACC-WB-1/events", server.url),
+        &key,
+        &serde_json::json!([
+            {"id": "d1", "time": format!("{today}T08:00:00Z"), "type": "drawdown", "amount": 1200},
+            {"id": "b1", "time": format!("{today}T09:00:00Z"), "type": "bureau_alert", "alert": "new_delinquency", "days_past_due": 90}
+        ]),
+        &[],
+    );
+    let decision_id = warned.json["early_warning"]["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let case_id = format!("case_{}", decision_id.trim_start_matches("dec_"));
+
+    let mut ann = sign_in(&server, "ann", "a long enough password");
+    let page = ann.get(&format!("/review/cases/{case_id}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("account_watch"), "the queue");
+    assert!(
+        page.body.contains("Account <code>ACC-WB-1</code> now"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("frozen"), "the line was frozen");
+    assert!(
+        page.body.contains("bureau_alert"),
+        "recent events are listed"
+    );
+    assert!(page.body.contains("EW_SEVERE_BUREAU"));
+}

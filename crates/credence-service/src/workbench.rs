@@ -557,6 +557,40 @@ struct CasePage {
     default_apr: String,
     four_eyes: Option<String>,
     events: Vec<(String, String, String, String)>,
+    /// The credit account an in-loan decision was about, as it is now.
+    account: Option<crate::accounts::AccountView>,
+    /// (event time, type, detail), newest first.
+    account_events: Vec<(String, String, String)>,
+}
+
+/// One account event as a line of the case page.
+fn account_event_line(event: &serde_json::Value) -> (String, String, String) {
+    let detail = event
+        .as_object()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|(name, _)| {
+                    !matches!(name.as_str(), "id" | "time_ms" | "type" | "received_at_ms")
+                })
+                .map(|(name, value)| {
+                    format!(
+                        "{name} {}",
+                        value
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| value.to_string())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        })
+        .unwrap_or_default();
+    (
+        event["time_ms"].as_i64().map(time).unwrap_or_default(),
+        event["type"].as_str().unwrap_or_default().to_string(),
+        detail,
+    )
 }
 
 fn summary(decision: &credence_review::ReviewDecision) -> String {
@@ -736,6 +770,20 @@ async fn render_case(
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // A drawdown or early-warning referral is about an account: show it as it is now.
+    let account = match input["account_id"].as_str() {
+        Some(account_id) => service.accounts.get(account_id).await.ok(),
+        None => None,
+    };
+    let account_events = match &account {
+        Some(account) => service
+            .accounts
+            .events(&account.id, 10)
+            .await
+            .map(|events| events.iter().map(account_event_line).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let policy = strategy.as_ref().map(|s| policy_for(s));
     let bounds = |min: Option<rust_decimal::Decimal>, max: Option<rust_decimal::Decimal>| {
         format!(
@@ -812,6 +860,8 @@ async fn render_case(
             fields,
             revealed,
             history,
+            account,
+            account_events,
             final_summary: case.decision.as_ref().map(|d| {
                 let mut s = summary(d);
                 if let Some(by) = &case.confirmed_by {
