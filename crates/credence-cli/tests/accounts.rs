@@ -575,7 +575,7 @@ fn simulated_portfolio_reviews_in_batch_and_dry_run_changes_nothing() {
     assert!(page.json[0]["features"]["months_on_book"].as_u64().unwrap() >= 12);
 
     // While the server owns the decision log, a batch that would append to it is refused.
-    let refused = Command::new(BIN).args(&review).output().unwrap();
+    let refused = Command::new(BIN).args(review).output().unwrap();
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
