@@ -524,3 +524,25 @@ proptest! {
         let _ = crate::behaviour::compact_days::decode(&text);
     }
 }
+
+#[test]
+fn simulated_histories_give_the_features_of_a_recomputation_from_their_events() {
+    let as_of = date(2026, 11, 29);
+    for index in 0..1000 {
+        let (account, events, _) = crate::simulate::simulate_account(5, index, as_of, 14);
+        // The income at opening: the same draws with no months of history.
+        let income = crate::simulate::simulate_account(5, index, as_of, 0)
+            .0
+            .behaviour
+            .monthly_income
+            .map(|l| l.value);
+        let expected = brute_force(
+            &events,
+            account.terms.credit_limit,
+            account.opened_on,
+            as_of,
+            income,
+        );
+        assert_eq!(account.features(as_of), expected, "account {index}");
+    }
+}
