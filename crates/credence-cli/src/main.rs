@@ -7,6 +7,7 @@ mod model_score;
 mod package_dir;
 mod portfolio;
 mod serve;
+mod sim_providers;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -88,6 +89,9 @@ enum Command {
         #[command(subcommand)]
         command: SimulateCommand,
     },
+    /// Serve simulated bureau, income-verification and liability providers (answers derived
+    /// from the Lending Club data), with latency and failure injection, for demos and tests.
+    SimProviders(sim_providers::SimArgs),
     /// Run in-loan flows over the whole portfolio of a data directory.
     Portfolio {
         #[command(subcommand)]
@@ -273,6 +277,7 @@ fn main() -> ExitCode {
         Command::Simulate {
             command: SimulateCommand::Portfolio(args),
         } => portfolio::simulate(args).map(|()| 0).map_err(Exit::from),
+        Command::SimProviders(args) => sim_providers::run(args).map(|()| 0).map_err(Exit::from),
         Command::Portfolio {
             command: PortfolioCommand::Review(args),
         } => portfolio::review(args).map(|()| 0).map_err(Exit::from),
