@@ -14,6 +14,8 @@ pub struct TestCase {
     pub flow: String,
     pub as_of: NaiveDate,
     pub input: serde_json::Value,
+    /// Answers of the flow's data steps (offline: a step without one fails by its policy).
+    pub data: crate::data::DataRecord,
     pub expect: Expectation,
 }
 
@@ -162,9 +164,17 @@ impl CompiledStrategy {
                     as_of: case.as_of,
                     ..EvalOptions::default()
                 };
-                let (mismatches, error) = match self.decide_json(&case.flow, &case.input, &options)
-                {
-                    Ok(decision) => (compare(&case.expect, &decision), None),
+                let decided = self
+                    .validate_input(&case.flow, &case.input)
+                    .and_then(|input| self.evaluate(&case.flow, &input, &options, &case.data));
+                let (mismatches, error) = match decided {
+                    Ok(crate::data::Evaluation::Decided(decision)) => {
+                        (compare(&case.expect, &decision), None)
+                    }
+                    Ok(crate::data::Evaluation::NeedsData(request)) => (
+                        Vec::new(),
+                        Some(format!("data step {} has no answer", request.step)),
+                    ),
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
                 CaseResult {

@@ -4,6 +4,9 @@
 //! stopping at the first, so an analyst fixes a package in one round.
 
 use crate::cases::{Expectation, TestCase};
+use crate::data::{
+    DataAnswer, DataField, DataFieldKind, DataRecord, DataSource, FailurePolicy, Provider,
+};
 use crate::decision::Outcome;
 use crate::error::{CompileProblem, EngineError};
 use crate::format::*;
@@ -66,6 +69,7 @@ pub struct CompiledStrategy {
     /// Every name the strategy's expressions and steps use, by slot.
     pub(crate) names: NameTable,
     pub(crate) today: Slot,
+    pub(crate) data_sources: BTreeMap<String, Arc<DataSource>>,
 }
 
 #[derive(Debug)]
@@ -102,6 +106,18 @@ pub enum Step {
         cases: Vec<BranchCase>,
     },
     Experiment(Experiment),
+    Data(DataStep),
+}
+
+/// A `data` step: a source's answer for the subject, when `when` holds.
+#[derive(Debug)]
+pub struct DataStep {
+    pub id: Arc<str>,
+    pub slot: Slot,
+    pub source: Arc<DataSource>,
+    pub when: Option<Expr>,
+    pub subject: Expr,
+    pub consent: Option<Expr>,
 }
 
 impl Step {
@@ -113,6 +129,7 @@ impl Step {
             Step::Scorecard(s) => &s.id,
             Step::Model(m) => &m.id,
             Step::Experiment(e) => &e.id,
+            Step::Data(d) => &d.id,
         }
     }
 }
@@ -257,6 +274,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         }
         (caps, lists, models)
     };
+    let data_sources = compile_data_sources(&manifest, &mut problems);
 
     let mut flows = BTreeMap::new();
     let mut flow_files = BTreeSet::new();
@@ -265,6 +283,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
             exprs: ExprCompiler::new(&lists),
             reasons: &manifest.reasons,
             models: &models,
+            data_sources: &data_sources,
             source,
             problems: &mut problems,
             file: String::new(),
@@ -374,7 +393,138 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         version: version.into(),
         names,
         today,
+        data_sources,
     })
+}
+
+/// Data sources: providers with names unique across sources (each has its own circuit
+/// breaker), sane timeouts, fields with pointers and well-typed defaults, a failure policy
+/// with a known reason code.
+fn compile_data_sources(
+    manifest: &RawManifest,
+    problems: &mut Vec<CompileProblem>,
+) -> BTreeMap<String, Arc<DataSource>> {
+    let mut problem =
+        |location: String, message: String| problems.push(CompileProblem { location, message });
+    let mut provider_names = HashSet::new();
+    let mut sources = BTreeMap::new();
+    for (name, raw) in &manifest.data_sources {
+        let at = |field: &str| format!("{MANIFEST}: data_sources.{name}.{field}");
+        let before = provider_names.len();
+        if raw.providers.is_empty() {
+            problem(at("providers"), "list at least one provider (a waterfall is tried in order)".into());
+        }
+        let mut providers = Vec::new();
+        for (i, p) in raw.providers.iter().enumerate() {
+            let path = at(&format!("providers[{i}] ({})", p.name));
+            if !provider_names.insert(p.name.clone()) {
+                problem(path.clone(), format!("provider name {} is used twice; each provider has its own circuit breaker", p.name));
+            }
+            if !(1..=60_000).contains(&p.timeout_ms) {
+                problem(path.clone(), format!("timeout_ms {} is outside 1–60000", p.timeout_ms));
+            }
+            if p.retries > 5 {
+                problem(path.clone(), "retries: at most 5".into());
+            }
+            if !p.url.contains("{subject}") {
+                problem(path.clone(), "the url must contain {subject}".into());
+            }
+            let secret_free = |text: &str| !text.to_ascii_lowercase().contains("bearer ") || text.contains("{secret:");
+            for (header, value) in &p.headers {
+                if !secret_free(value) {
+                    problem(path.clone(), format!("header {header} holds a credential; write {{secret:NAME}} and set NAME in the environment or the secrets file"));
+                }
+            }
+            let cost = p.cost.as_ref().and_then(|c| {
+                let parsed = decimal_setting(c);
+                if parsed.is_none() {
+                    problem(path.clone(), format!("cost {} is not a number", c.0));
+                }
+                parsed
+            });
+            providers.push(Provider {
+                name: p.name.clone(),
+                url: p.url.clone(),
+                headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                timeout_ms: p.timeout_ms,
+                retries: p.retries,
+                cost,
+            });
+        }
+        let _ = before;
+        if raw.fields.is_empty() {
+            problem(at("fields"), "map at least one response field".into());
+        }
+        let mut fields = Vec::new();
+        for (field, f) in &raw.fields {
+            let path = at(&format!("fields.{field}"));
+            if !is_identifier(field) {
+                problem(path.clone(), "field names are letters, digits and _ and start with a letter".into());
+            }
+            if !f.pointer.is_empty() && !f.pointer.starts_with('/') {
+                problem(path.clone(), format!("pointer {:?} must start with / (RFC 6901), e.g. /report/inquiries_12m", f.pointer));
+            }
+            let kind = match f.kind {
+                RawDataFieldType::Number => DataFieldKind::Number,
+                RawDataFieldType::Integer => DataFieldKind::Integer,
+                RawDataFieldType::String => DataFieldKind::String,
+                RawDataFieldType::Boolean => DataFieldKind::Boolean,
+            };
+            let default = match &f.default {
+                None | Some(serde_json::Value::Null) => None,
+                Some(value) => match crate::data::map_response(
+                    &[DataField { name: field.clone(), pointer: String::new(), kind, default: None }],
+                    value,
+                ) {
+                    Ok(mut mapped) => mapped.remove(field),
+                    Err(_) => {
+                        problem(path.clone(), format!("default {value} is not {}", crate::data::kind_name(kind)));
+                        None
+                    }
+                },
+            };
+            fields.push(DataField { name: field.clone(), pointer: f.pointer.clone(), kind, default });
+        }
+        let reason = |problem: &mut dyn FnMut(String, String)| -> Option<Arc<str>> {
+            match &raw.on_failure.reason {
+                Some(code) if manifest.reasons.contains_key(code) => Some(code.as_str().into()),
+                Some(code) => {
+                    problem(at("on_failure.reason"), format!("unknown reason code {code}; declare it under reasons"));
+                    None
+                }
+                None => {
+                    problem(at("on_failure.reason"), "a refer or decline policy needs a reason code".into());
+                    None
+                }
+            }
+        };
+        let on_failure = match raw.on_failure.outcome.as_str() {
+            "refer" => reason(&mut problem).map(FailurePolicy::Refer),
+            "decline" => reason(&mut problem).map(FailurePolicy::Decline),
+            "continue" => Some(FailurePolicy::Continue),
+            other => {
+                problem(at("on_failure.outcome"), format!("must be refer, decline or continue, got {other}"));
+                None
+            }
+        };
+        if let Some(on_failure) = on_failure {
+            sources.insert(
+                name.clone(),
+                Arc::new(DataSource {
+                    name: name.as_str().into(),
+                    subject_field: raw.subject.as_str().into(),
+                    consent_field: raw.consent.as_deref().map(Arc::from),
+                    providers,
+                    fields,
+                    cache_ttl_seconds: raw.cache_ttl_seconds,
+                    breaker_failures: raw.circuit_breaker.failures.max(1),
+                    breaker_open_seconds: raw.circuit_breaker.open_seconds,
+                    on_failure,
+                }),
+            );
+        }
+    }
+    sources
 }
 
 fn read_text<'s>(
@@ -514,6 +664,7 @@ struct Compiler<'a> {
     exprs: ExprCompiler<'a>,
     reasons: &'a BTreeMap<String, BTreeMap<String, String>>,
     models: &'a HashMap<String, Arc<Model>>,
+    data_sources: &'a BTreeMap<String, Arc<DataSource>>,
     source: &'a PackageSource,
     problems: &'a mut Vec<CompileProblem>,
     file: String,
@@ -656,6 +807,7 @@ impl Compiler<'_> {
             RawStepKind::Model(s) => ("model", &s.id),
             RawStepKind::Branch(s) => ("branch", &s.id),
             RawStepKind::ChampionChallenger(s) => ("champion_challenger", &s.id),
+            RawStepKind::Data(s) => ("data", &s.id),
         };
         let path = format!("{path} ({kind} {id})");
         if !self.step_ids.insert(id.clone()) {
@@ -673,7 +825,43 @@ impl Compiler<'_> {
             RawStepKind::Model(s) => self.model(s, &path, scope),
             RawStepKind::Branch(s) => self.branch(s, &path, scope),
             RawStepKind::ChampionChallenger(s) => self.experiment(s, &path, scope),
+            RawStepKind::Data(s) => self.data_step(s, &path, scope),
         }
+    }
+
+    /// A data step: its source must be declared, and the source's subject (and consent) fields
+    /// must be in scope where the step runs.
+    fn data_step(&mut self, raw: &RawDataStep, path: &str, scope: &mut Scope) -> Option<Step> {
+        let Some(source) = self.data_sources.get(&raw.source).cloned() else {
+            let known: Vec<&str> = self.data_sources.keys().map(String::as_str).collect();
+            self.problem(
+                self.at(&format!("{path}.source")),
+                format!(
+                    "no data source {}; declare it under data_sources in {MANIFEST} (declared: {})",
+                    raw.source,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+            return None;
+        };
+        let when = match &raw.when {
+            Some(text) => Some(self.expr(text, &format!("{path}.when"), scope)?),
+            None => None,
+        };
+        let subject = self.expr(&source.subject_field, &format!("{path} (subject of {})", raw.source), scope)?;
+        let consent = match &source.consent_field {
+            Some(field) => Some(self.expr(field, &format!("{path} (consent of {})", raw.source), scope)?),
+            None => None,
+        };
+        self.define(&raw.id, path, scope);
+        Some(Step::Data(DataStep {
+            id: raw.id.as_str().into(),
+            slot: self.exprs.slot(&raw.id),
+            source,
+            when,
+            subject,
+            consent,
+        }))
     }
 
     /// Derived features: evaluated in dependency order; a cycle is an error naming its members.
@@ -1652,6 +1840,40 @@ fn compile_cases(
                 problem(format!("expects unknown reason code {code}"));
             }
         }
+        // Data answers: a case's own, else those of the case it extends.
+        let mut data = match &case.extends {
+            Some(parent) => cases
+                .iter()
+                .find(|c| &c.name == parent)
+                .map(|c| c.data.clone())
+                .unwrap_or_default(),
+            None => DataRecord::offline(),
+        };
+        for (step, answer) in &case.data {
+            match answer {
+                serde_json::Value::Object(values) => data.insert(
+                    step.clone(),
+                    DataAnswer {
+                        ok: true,
+                        values: values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        reason: None,
+                        meta: serde_json::json!({"source": "test case"}),
+                    },
+                ),
+                serde_json::Value::String(s) if s == "unavailable" => data.insert(
+                    step.clone(),
+                    DataAnswer {
+                        ok: false,
+                        values: BTreeMap::new(),
+                        reason: Some("unavailable in this test case".into()),
+                        meta: serde_json::Value::Null,
+                    },
+                ),
+                other => problem(format!(
+                    "data.{step}: give the step's values as a mapping, or `unavailable`; got {other}"
+                )),
+            }
+        }
         by_name.insert(case.name.clone(), (input.clone(), as_of.clone()));
         cases.push(TestCase {
             name: case.name,
@@ -1659,6 +1881,7 @@ fn compile_cases(
             flow: case.flow,
             as_of: as_of_date,
             input: serde_json::Value::Object(input),
+            data,
             expect: Expectation {
                 outcome,
                 limit: limit.flatten(),

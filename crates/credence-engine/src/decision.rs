@@ -84,6 +84,9 @@ pub struct Decision {
     /// Account actions of the rules that fired (in-loan flows), in the order they first fired.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<AccountAction>,
+    /// Third-party data the decision used, with the values: replays read them from here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<crate::data::DataUse>,
     /// The champion/challenger arm that decided, if the flow has an experiment.
     pub arm: Option<Arc<str>>,
     pub strategy: Arc<str>,
@@ -175,6 +178,13 @@ pub enum StepDetail {
         arm: Arc<str>,
         /// The stable bucket (0–9999) the key hashed to.
         bucket: u32,
+    },
+    Data {
+        source: Arc<str>,
+        /// `ok`, `failed` or `skipped`.
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -4,7 +4,8 @@
 //! takes from its injected clock. The same input, strategy version and `as_of` give the same
 //! decision, byte for byte once serialised.
 
-use crate::compile::{Arm, CompiledStrategy, Experiment, Flow, ModelStep, Step};
+use crate::compile::{Arm, CompiledStrategy, DataStep, Experiment, Flow, ModelStep, Step};
+use crate::data::{DataRecord, DataRequest, DataUse, Evaluation, FailurePolicy};
 use crate::decision::*;
 use crate::error::EngineError;
 use crate::format::RawRuleOutcome;
@@ -124,6 +125,12 @@ struct Run<'s> {
     arm: Option<Arc<str>>,
     /// In a shadow run: the experiment and the arm to take instead of the hashed one.
     forced_arm: Option<(&'s str, &'s Arm)>,
+    /// The answers of data steps this run may use.
+    data: &'s DataRecord,
+    /// Set when a data step needs an answer the record lacks (online): the run unwinds and
+    /// `run` returns the request instead of a decision.
+    needs: Option<DataRequest>,
+    data_uses: Vec<DataUse>,
     shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
 }
 
@@ -154,6 +161,11 @@ impl CompiledStrategy {
     /// Every reason code the strategy declares.
     pub fn reason_codes(&self) -> impl Iterator<Item = &str> {
         self.reasons.keys().map(|code| &**code)
+    }
+
+    /// A declared data source, for the caller that fetches what evaluation asks for.
+    pub fn data_source(&self, name: &str) -> Option<&Arc<crate::data::DataSource>> {
+        self.data_sources.get(name)
     }
 
     pub fn version(&self) -> &str {
@@ -227,13 +239,33 @@ impl CompiledStrategy {
         self.decide(flow, &input, options)
     }
 
-    /// Decides on validated input.
+    /// Decides on validated input, offline: a `data` step uses no answer and fails by its
+    /// source's policy (the CLI, embedded cases without data).
     pub fn decide(
         &self,
         flow_name: &str,
         input: &ValidatedInput,
         options: &EvalOptions,
     ) -> Result<Decision, EngineError> {
+        match self.evaluate(flow_name, input, options, &DataRecord::offline())? {
+            Evaluation::Decided(decision) => Ok(*decision),
+            Evaluation::NeedsData(request) => Err(EngineError::Evaluation {
+                flow: flow_name.to_string(),
+                step: request.step,
+                message: "an offline evaluation asked for data".into(),
+            }),
+        }
+    }
+
+    /// Evaluates with the answers in `data`: a decision, or (online) the first data request
+    /// the record cannot answer. Evaluate again once the answer is in the record.
+    pub fn evaluate(
+        &self,
+        flow_name: &str,
+        input: &ValidatedInput,
+        options: &EvalOptions,
+        data: &DataRecord,
+    ) -> Result<Evaluation, EngineError> {
         let flow = self.flow(flow_name)?;
         let validated_here =
             input
@@ -253,15 +285,20 @@ impl CompiledStrategy {
                 available: self.languages.join(", "),
             });
         }
-        let mut decision = FRAME.with(|frame| match frame.try_borrow_mut() {
-            Ok(mut frame) => self.run(flow, input, options, None, &mut frame),
+        let evaluation = FRAME.with(|frame| match frame.try_borrow_mut() {
+            Ok(mut frame) => self.run(flow, input, options, None, &mut frame, data),
             // Re-entrant use on this thread (not expected): use a fresh frame.
-            Err(_) => self.run(flow, input, options, None, &mut Frame::new()),
+            Err(_) => self.run(flow, input, options, None, &mut Frame::new(), data),
         })?;
-        if options.full_trace {
-            decision.trace.input = Some(input.to_json());
-        }
-        Ok(decision)
+        Ok(match evaluation {
+            Evaluation::Decided(mut decision) => {
+                if options.full_trace {
+                    decision.trace.input = Some(input.to_json());
+                }
+                Evaluation::Decided(decision)
+            }
+            needs => needs,
+        })
     }
 
     fn run<'s>(
@@ -271,7 +308,8 @@ impl CompiledStrategy {
         options: &EvalOptions,
         forced_arm: Option<(&'s str, &'s Arm)>,
         frame: &mut Frame,
-    ) -> Result<Decision, EngineError> {
+        data: &'s DataRecord,
+    ) -> Result<Evaluation, EngineError> {
         frame.reset(&self.names);
         for ((_, value), slot) in input.fields.iter().zip(&flow.input_slots) {
             frame.set(*slot, value.to_variable());
@@ -290,19 +328,33 @@ impl CompiledStrategy {
             arm: None,
             forced_arm,
             shadow_arms: Vec::new(),
+            data,
+            needs: None,
+            data_uses: Vec::new(),
         };
-        run.steps(&flow.steps, frame)?;
+        if let Err(error) = run.steps(&flow.steps, frame) {
+            return match run.needs.take() {
+                Some(request) => Ok(Evaluation::NeedsData(request)),
+                None => Err(error),
+            };
+        }
         let mut decision = run.assemble(frame, options, as_of)?;
         if forced_arm.is_none() && !run.shadow_arms.is_empty() {
             let mut shadow_frame = Frame::new();
+            // Shadow arms never fetch: they use what the champion's run was given.
+            let offline = data.offline_copy();
             for (experiment, arm) in run.shadow_arms {
-                let shadow = self.run(
+                let Evaluation::Decided(shadow) = self.run(
                     flow,
                     input,
                     options,
                     Some((&*experiment.id, arm)),
                     &mut shadow_frame,
-                )?;
+                    &offline,
+                )?
+                else {
+                    continue;
+                };
                 decision.shadow.push(ShadowDecision {
                     arm: arm.name.clone(),
                     outcome: shadow.outcome,
@@ -312,7 +364,7 @@ impl CompiledStrategy {
                 });
             }
         }
-        Ok(decision)
+        Ok(Evaluation::Decided(Box::new(decision)))
     }
 
     /// The reason's text in a language, falling back to the first declared language.
@@ -326,6 +378,22 @@ impl CompiledStrategy {
             })
             .cloned()
             .unwrap_or_else(|| code.to_string())
+    }
+}
+
+/// A recorded data value as an expression value of its field's type.
+fn data_variable(kind: crate::data::DataFieldKind, json: &serde_json::Value) -> Option<Variable> {
+    use crate::data::DataFieldKind as K;
+    use std::str::FromStr;
+    match (kind, json) {
+        (K::Number | K::Integer, serde_json::Value::Number(n)) => {
+            Decimal::from_str(&n.to_string()).ok().map(Variable::Number)
+        }
+        (K::Number, serde_json::Value::String(s)) => Decimal::from_str(s).ok().map(Variable::Number),
+        (K::String, serde_json::Value::String(s)) => Some(Variable::String(s.as_str().into())),
+        (K::Boolean, serde_json::Value::Bool(b)) => Some(Variable::Bool(*b)),
+        (_, serde_json::Value::Null) => Some(Variable::Null),
+        _ => None,
     }
 }
 
@@ -711,7 +779,139 @@ impl<'s> Run<'s> {
                 );
                 self.steps(&arm.steps, frame)?;
             }
+            Step::Data(step) => self.data_step(step, frame)?,
         }
+        Ok(())
+    }
+
+    /// A data step: the recorded answer (or, online, a request for it), published as an object
+    /// of the source's fields plus `available`; a failure contributes the source's policy.
+    fn data_step(&mut self, step: &'s DataStep, frame: &mut Frame) -> Result<(), EngineError> {
+        let lists = &self.strategy.lists;
+        let source = &step.source;
+        let active = match &step.when {
+            Some(when) => self.condition(when, frame, &step.id, || "when".into())?,
+            None => true,
+        };
+        let mut status = "skipped";
+        let mut reason = None;
+        let mut values = BTreeMap::new();
+        let mut meta = serde_json::Value::Null;
+        let mut subject = None;
+        if active {
+            subject = match step
+                .subject
+                .eval(frame, lists)
+                .map_err(|e| self.error(&step.id, format!("subject: {e}")))?
+            {
+                Variable::String(s) if !s.is_empty() => Some(s.to_string()),
+                Variable::Number(n) => Some(n.normalize().to_string()),
+                _ => None,
+            };
+            match (self.data.get(&step.id), &subject) {
+                (None, Some(key)) if self.data.is_online() => {
+                    let consent = match &step.consent {
+                        Some(expr) => match expr.eval(frame, lists) {
+                            Ok(Variable::String(s)) => Some(s.to_string()),
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    self.needs = Some(DataRequest {
+                        step: step.id.to_string(),
+                        source: source.name.to_string(),
+                        subject: key.clone(),
+                        consent,
+                    });
+                    return Err(self.error(&step.id, "waiting for the source's answer"));
+                }
+                (_, None) => {
+                    status = "failed";
+                    reason = Some(format!(
+                        "no subject: {} is empty, so the source cannot be asked",
+                        source.subject_field
+                    ));
+                }
+                (None, Some(_)) => {
+                    status = "failed";
+                    reason = Some(
+                        "not fetched: offline evaluations (replays, back-tests, cases) never call a provider"
+                            .into(),
+                    );
+                }
+                (Some(answer), Some(_)) => {
+                    meta = answer.meta.clone();
+                    if answer.ok {
+                        status = "ok";
+                        values = answer.values.clone();
+                    } else {
+                        status = "failed";
+                        reason = Some(
+                            answer
+                                .reason
+                                .clone()
+                                .unwrap_or_else(|| "the source gave no answer".into()),
+                        );
+                    }
+                }
+            }
+        }
+        let object = Variable::empty_object();
+        if let Variable::Object(map) = &object {
+            let mut map = map.borrow_mut();
+            for field in &source.fields {
+                let value = match values.get(&field.name).or(field.default.as_ref()) {
+                    Some(json) if status == "ok" => data_variable(field.kind, json).ok_or_else(|| {
+                        self.error(
+                            &step.id,
+                            format!(
+                                "{}: {} should be {}",
+                                field.name,
+                                json,
+                                crate::data::kind_name(field.kind)
+                            ),
+                        )
+                    })?,
+                    _ => Variable::Null,
+                };
+                map.insert_str(&field.name, value);
+            }
+            map.insert_str("available", Variable::Bool(status == "ok"));
+        }
+        frame.set(step.slot, object);
+        if status == "failed" {
+            let (outcome, code) = match &source.on_failure {
+                FailurePolicy::Refer(code) => (Some(Outcome::Refer), Some(code.clone())),
+                FailurePolicy::Decline(code) => (Some(Outcome::Decline), Some(code.clone())),
+                FailurePolicy::Continue => (None, None),
+            };
+            if let Some(outcome) = outcome {
+                self.contributions.push(Contribution {
+                    outcome,
+                    reason: code,
+                    explain_with: None,
+                });
+            }
+        }
+        let traced_values = values.clone();
+        self.record(
+            &step.id,
+            StepDetail::Data {
+                source: source.name.clone(),
+                status,
+                reason: reason.clone(),
+            },
+            || traced_values.into_iter().collect(),
+        );
+        self.data_uses.push(DataUse {
+            step: step.id.clone(),
+            source: source.name.clone(),
+            status,
+            subject,
+            values,
+            reason,
+            meta,
+        });
         Ok(())
     }
 
@@ -893,6 +1093,7 @@ impl<'s> Run<'s> {
             reasons,
             flags: std::mem::take(&mut self.flags),
             actions: std::mem::take(&mut self.actions),
+            data: std::mem::take(&mut self.data_uses),
             referral,
             arm: self.arm.clone(),
             strategy: self.strategy.name.clone(),

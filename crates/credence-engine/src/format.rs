@@ -34,6 +34,101 @@ pub struct RawManifest {
     pub tests: Vec<String>,
     #[serde(default)]
     pub review: RawReview,
+    /// Third-party data sources that `data` steps call (bureau, income, liabilities).
+    #[serde(default)]
+    pub data_sources: BTreeMap<String, RawDataSource>,
+}
+
+/// A third-party data source: providers in waterfall order, what to take from their answers,
+/// and what a decision does when none answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataSource {
+    /// The input field naming whom the data is about (the cache key with the source).
+    pub subject: String,
+    /// An input field holding the customer's consent reference, recorded with every call.
+    #[serde(default)]
+    pub consent: Option<String>,
+    pub providers: Vec<RawProvider>,
+    pub fields: BTreeMap<String, RawDataField>,
+    /// How long an answer is reused for the same subject (no second paid pull); 0: never.
+    #[serde(default)]
+    pub cache_ttl_seconds: u64,
+    #[serde(default)]
+    pub circuit_breaker: RawCircuitBreaker,
+    pub on_failure: RawFailurePolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    /// `{secret:NAME}` is filled from the environment or the secrets file, `{subject}` with
+    /// the subject; the package never holds a secret.
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub cost: Option<YamlNumber>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataField {
+    /// RFC 6901 JSON pointer into the response, e.g. `/report/inquiries_12m`.
+    pub pointer: String,
+    #[serde(rename = "type")]
+    pub kind: RawDataFieldType,
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawDataFieldType {
+    Number,
+    Integer,
+    String,
+    Boolean,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(default = "default_breaker_open_seconds")]
+    pub open_seconds: u64,
+}
+
+impl Default for RawCircuitBreaker {
+    fn default() -> Self {
+        RawCircuitBreaker {
+            failures: default_breaker_failures(),
+            open_seconds: default_breaker_open_seconds(),
+        }
+    }
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_open_seconds() -> u64 {
+    30
+}
+
+/// What a decision does when a source gives no usable answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailurePolicy {
+    /// `refer`, `decline`, or `continue` with the source's values missing (null).
+    pub outcome: String,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// How referred cases are reviewed: queues and their SLAs, claims, four-eyes, bounds.
@@ -193,6 +288,17 @@ pub enum RawStepKind {
     Model(RawModelStep),
     Branch(RawBranch),
     ChampionChallenger(RawChampionChallenger),
+    Data(RawDataStep),
+}
+
+/// Calls a data source (or reuses a recorded answer), when `when` holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataStep {
+    pub id: String,
+    pub source: String,
+    #[serde(default)]
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,6 +564,10 @@ pub struct RawTestCase {
     pub as_of: Option<String>,
     #[serde(default)]
     pub input: serde_json::Map<String, serde_json::Value>,
+    /// Answers of `data` steps by step id: the mapped values, or `unavailable`. A step the
+    /// case does not answer is unavailable (cases never call a provider).
+    #[serde(default)]
+    pub data: BTreeMap<String, serde_json::Value>,
     pub expect: RawExpectation,
 }
 

@@ -11,6 +11,7 @@
 
 mod cases;
 mod compile;
+pub mod data;
 mod decision;
 mod error;
 mod eval;

@@ -945,3 +945,140 @@ fn application_input() -> impl Strategy<Value = serde_json::Value> {
         })
     })
 }
+
+fn data_package() -> CompiledStrategy {
+    let mut source = PackageSource::new();
+    source.insert(
+        "strategy.yaml",
+        r#"name: data
+languages: [en]
+reasons: {R1: {en: delinquent elsewhere}, R2: {en: bureau unavailable}}
+flows: {application: flows/a.yaml}
+data_sources:
+  bureau:
+    subject: customer_id
+    consent: consent_ref
+    cache_ttl_seconds: 3600
+    providers:
+      - {name: bureau_a, url: "{secret:BUREAU_URL}/r/{subject}", timeout_ms: 200, retries: 1, cost: 0.45}
+      - {name: bureau_b, url: "{secret:BUREAU_B_URL}/r/{subject}", timeout_ms: 200}
+    fields:
+      delinquencies: {pointer: /d, type: integer, default: 0}
+      utilisation: {pointer: /u, type: number}
+    on_failure: {outcome: refer, reason: R2}
+"#,
+    );
+    source.insert(
+        "flows/a.yaml",
+        r#"input:
+  customer_id: {type: string}
+  score: {type: number}
+  consent_ref: {type: string, required: false}
+steps:
+  - data: {id: bureau, source: bureau, when: "score < 600"}
+  - rule_set:
+      id: rules
+      rules:
+        - {id: A, when: "bureau.available and bureau.delinquencies > 0", outcome: decline, reason: R1}
+outcome: {default: approve}
+"#,
+    );
+    compile(&source).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
+    use crate::data::{DataAnswer, DataRecord, Evaluation};
+    let strategy = data_package();
+    let input = |score: i64| {
+        strategy
+            .validate_input(
+                "application",
+                &json!({"customer_id": "C-1", "score": score, "consent_ref": "consent-77"}),
+            )
+            .unwrap()
+    };
+    let answered = |ok: bool, values: serde_json::Value| {
+        let mut record = DataRecord::online();
+        record.insert(
+            "bureau",
+            DataAnswer {
+                ok,
+                values: values.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
+                meta: json!({"provider": "bureau_a", "cache_hit": false}),
+            },
+        );
+        record
+    };
+    let decide = |score: i64, data: &DataRecord| match strategy.evaluate("application", &input(score), &as_of(), data).unwrap() {
+        Evaluation::Decided(decision) => *decision,
+        Evaluation::NeedsData(request) => panic!("asked for {request:?}"),
+    };
+
+    // Not needed: the step is skipped, nobody is asked.
+    let skipped = decide(700, &DataRecord::online());
+    assert_eq!((skipped.outcome, skipped.data[0].status), (Outcome::Approve, "skipped"));
+
+    // Needed and not yet answered: the caller is asked, with the subject and the consent.
+    match strategy.evaluate("application", &input(500), &as_of(), &DataRecord::online()).unwrap() {
+        Evaluation::NeedsData(request) => {
+            assert_eq!((request.step.as_str(), request.source.as_str(), request.subject.as_str()), ("bureau", "bureau", "C-1"));
+            assert_eq!(request.consent.as_deref(), Some("consent-77"));
+        }
+        Evaluation::Decided(d) => panic!("decided without data: {d:?}"),
+    }
+
+    // Answered: the values decide; they are recorded with the decision.
+    let declined = decide(500, &answered(true, json!({"delinquencies": 2, "utilisation": "0.5"})));
+    assert_eq!(declined.outcome, Outcome::Decline);
+    assert_eq!(declined.reasons[0].code.as_ref(), "R1");
+    assert_eq!(declined.data[0].values["delinquencies"], json!(2));
+    assert_eq!(declined.data[0].meta["provider"], json!("bureau_a"));
+
+    // The source failed: its policy (refer, R2), with the reason in the trace.
+    let referred = decide(500, &answered(false, json!({})));
+    assert_eq!((referred.outcome, referred.reasons[0].code.as_ref()), (Outcome::Refer, "R2"));
+    assert!(referred.data[0].reason.as_deref().unwrap().contains("timeout"));
+
+    // Offline with no answer (a back-test without recorded data): a failure, never a call.
+    let offline = strategy.decide("application", &input(500), &as_of()).unwrap();
+    assert_eq!(offline.outcome, Outcome::Refer);
+    assert!(offline.data[0].reason.as_deref().unwrap().contains("never call a provider"));
+
+    // Replay: the recorded decision's own data reproduces it exactly, offline.
+    let recorded = serde_json::to_value(&declined).unwrap();
+    let replayed = decide(500, &DataRecord::from_decision_json(&recorded));
+    assert_eq!(serde_json::to_value(&replayed).unwrap(), recorded);
+}
+
+#[test]
+fn data_sources_are_checked_at_compile_time() {
+    let manifest = |sources: &str| {
+        let mut source = PackageSource::new();
+        source.insert(
+            "strategy.yaml",
+            format!("name: t\nlanguages: [en]\nreasons: {{R1: {{en: one}}}}\nflows: {{application: flows/a.yaml}}\ndata_sources:\n{sources}\n"),
+        );
+        source.insert(
+            "flows/a.yaml",
+            "input: {customer_id: {type: string}}\nsteps:\n  - data: {id: b, source: bureau}\noutcome: {default: approve}\n",
+        );
+        compile_problems(&source)
+    };
+    let good_provider = "[{name: p, url: \"http://x/{subject}\", timeout_ms: 100}]";
+    let cases = [
+        (format!("  other: {{subject: customer_id, providers: {good_provider}, fields: {{a: {{pointer: /a, type: integer}}}}, on_failure: {{outcome: continue}}}}"), "no data source bureau"),
+        (format!("  bureau: {{subject: national_id, providers: {good_provider}, fields: {{a: {{pointer: /a, type: integer}}}}, on_failure: {{outcome: continue}}}}"), "unknown name `national_id`"),
+        (format!("  bureau: {{subject: customer_id, providers: {good_provider}, fields: {{a: {{pointer: a, type: integer}}}}, on_failure: {{outcome: continue}}}}"), "must start with /"),
+        (format!("  bureau: {{subject: customer_id, providers: {good_provider}, fields: {{a: {{pointer: /a, type: integer, default: x}}}}, on_failure: {{outcome: continue}}}}"), "default \"x\" is not an integer"),
+        (format!("  bureau: {{subject: customer_id, providers: {good_provider}, fields: {{a: {{pointer: /a, type: integer}}}}, on_failure: {{outcome: refer}}}}"), "needs a reason code"),
+        (format!("  bureau: {{subject: customer_id, providers: {good_provider}, fields: {{a: {{pointer: /a, type: integer}}}}, on_failure: {{outcome: shrug}}}}"), "must be refer, decline or continue"),
+        ("  bureau: {subject: customer_id, providers: [{name: p, url: \"http://x\", timeout_ms: 0}], fields: {a: {pointer: /a, type: integer}}, on_failure: {outcome: continue}}".to_string(), "timeout_ms 0"),
+        ("  bureau: {subject: customer_id, providers: [{name: p, url: \"http://x/{subject}\", timeout_ms: 10, headers: {Authorization: \"Bearer abc123\"}}], fields: {a: {pointer: /a, type: integer}}, on_failure: {outcome: continue}}".to_string(), "holds a credential"),
+    ];
+    for (sources, message) in cases {
+        let problems = manifest(&sources);
+        assert!(problems.iter().any(|p| p.contains(message)), "{sources}\nexpected `{message}` in {problems:#?}");
+    }
+}

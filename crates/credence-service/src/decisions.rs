@@ -91,6 +91,7 @@ pub struct ReplayResult {
 
 pub struct Decisions {
     store: Arc<dyn Store>,
+    providers: Arc<crate::providers::Providers>,
     strategies: Arc<Strategies>,
     cases: Arc<crate::cases::Cases>,
     clock: Arc<dyn ServiceClock>,
@@ -140,9 +141,11 @@ impl Decisions {
         strategies: Arc<Strategies>,
         cases: Arc<crate::cases::Cases>,
         clock: Arc<dyn ServiceClock>,
+        providers: Arc<crate::providers::Providers>,
     ) -> Self {
         Decisions {
             store,
+            providers,
             strategies,
             cases,
             clock,
@@ -331,7 +334,7 @@ impl Decisions {
             full_trace: false,
         };
         let input = strategy.validate_input(request.flow, &raw)?;
-        let decision = strategy.decide(request.flow, &input, &options)?;
+        let decision = self.evaluate_online(strategy, request.flow, &input, &options).await?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
         let json = body_with_id(&id, &decision)?;
@@ -406,6 +409,62 @@ impl Decisions {
             replayed: false,
             decision: Some(Arc::new(decision)),
         })
+    }
+
+    /// Evaluates, fetching each third-party answer the flow asks for (asynchronously: a slow
+    /// provider holds this task, never a thread) and evaluating again with it.
+    async fn evaluate_online(
+        &self,
+        strategy: &credence_engine::CompiledStrategy,
+        flow: &str,
+        input: &credence_engine::ValidatedInput,
+        options: &EvalOptions,
+    ) -> Result<credence_engine::Decision, ApiError> {
+        use credence_engine::data::{DataAnswer, DataRecord, Evaluation};
+        let mut data = DataRecord::online();
+        // Each round answers one more data step; a flow has far fewer than this.
+        for _ in 0..64 {
+            match strategy.evaluate(flow, input, options, &data)? {
+                Evaluation::Decided(decision) => return Ok(*decision),
+                Evaluation::NeedsData(request) => {
+                    let source = strategy.data_source(&request.source).ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::StrategyError,
+                            format!("data source {} is not declared", request.source),
+                        )
+                    })?;
+                    let fetched = self.providers.fetch(source, &request.subject).await;
+                    for call in &fetched.calls {
+                        metrics::counter!(m::PROVIDER_CALLS_TOTAL,
+                            "provider" => call.provider.clone(), "status" => call.status)
+                        .increment(1);
+                    }
+                    if fetched.cache_hit {
+                        metrics::counter!(m::PROVIDER_CACHE_HITS_TOTAL, "source" => request.source.clone())
+                            .increment(1);
+                    }
+                    let meta = serde_json::json!({
+                        "provider": fetched.provider,
+                        "cache_hit": fetched.cache_hit,
+                        "calls": fetched.calls,
+                        "consent": request.consent,
+                    });
+                    data.insert(
+                        request.step,
+                        DataAnswer {
+                            ok: fetched.ok,
+                            values: fetched.values,
+                            reason: fetched.reason,
+                            meta,
+                        },
+                    );
+                }
+            }
+        }
+        Err(ApiError::new(
+            ErrorCode::StrategyError,
+            "the flow kept asking for data; check its data steps",
+        ))
     }
 
     /// A stored decision with its input and log position.
@@ -498,17 +557,28 @@ impl Decisions {
             language: record.language.clone(),
             full_trace: false,
         };
-        let decision = strategy.decide_json(&record.flow, &raw, &options)?;
-        let replayed = serde_json::to_value(&decision).map_err(|e| {
-            ApiError::new(
-                ErrorCode::Internal,
-                format!("cannot serialise the replay: {e}"),
-            )
-        })?;
         let recorded: serde_json::Value = serde_json::from_str(&record.decision).map_err(|e| {
             ApiError::new(
                 ErrorCode::Internal,
                 format!("stored decision {id} is unreadable: {e}"),
+            )
+        })?;
+        // Third-party data comes from the record, never from a provider.
+        let data = credence_engine::data::DataRecord::from_decision_json(&recorded);
+        let input = strategy.validate_input(&record.flow, &raw)?;
+        let decision = match strategy.evaluate(&record.flow, &input, &options, &data)? {
+            credence_engine::data::Evaluation::Decided(decision) => decision,
+            credence_engine::data::Evaluation::NeedsData(request) => {
+                return Err(ApiError::new(
+                    ErrorCode::Internal,
+                    format!("replay asked for data step {}", request.step),
+                ))
+            }
+        };
+        let replayed = serde_json::to_value(&decision).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("cannot serialise the replay: {e}"),
             )
         })?;
         Ok(ReplayResult {

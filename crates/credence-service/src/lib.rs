@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod package_archive;
 pub mod portfolio;
+pub mod providers;
 pub mod replay;
 mod routes;
 pub mod strategies;
@@ -81,6 +82,8 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub strategies: Arc<Strategies>,
     pub decisions: Arc<Decisions>,
+    /// Third-party data providers: one HTTP client, circuit breakers and the answer cache.
+    pub providers: Arc<providers::Providers>,
     pub accounts: accounts::Accounts,
     pub cases: Arc<cases::Cases>,
     pub auth: Authenticator,
@@ -100,11 +103,13 @@ impl Service {
             strategies.clone(),
             clock.clone(),
         ));
+        let providers = Arc::new(providers::Providers::new(Default::default()));
         let decisions = Arc::new(Decisions::new(
             store.clone(),
             strategies.clone(),
             cases.clone(),
             clock.clone(),
+            providers.clone(),
         ));
         Arc::new(Service {
             accounts: accounts::Accounts::new(
@@ -115,6 +120,7 @@ impl Service {
                 clock.clone(),
             ),
             decisions,
+            providers,
             cases,
             auth: Authenticator::new(store.clone()),
             strategies,

@@ -26,6 +26,12 @@ pub const ACCOUNT_EVENTS_DUPLICATE_TOTAL: &str = "credence_account_events_duplic
 /// Changes in-loan flows made to accounts, by `flow` and `action`.
 pub const ACCOUNT_ACTIONS_TOTAL: &str = "credence_account_actions_total";
 
+/// Calls to third-party data providers, by `provider` and `status` (ok, timeout, http_error,
+/// unreachable, invalid_response, circuit_open).
+pub const PROVIDER_CALLS_TOTAL: &str = "credence_provider_calls_total";
+/// Third-party answers served from the cache (no call, nothing paid), by `source`.
+pub const PROVIDER_CACHE_HITS_TOTAL: &str = "credence_provider_cache_hits_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and describes every metric.

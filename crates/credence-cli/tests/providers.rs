@@ -1,0 +1,162 @@
+//! Third-party data providers against the provider simulator over real HTTP: success, the
+//! cache, timeouts and the waterfall, the circuit breaker opening and closing, and garbage.
+
+use credence_engine::data::{DataField, DataFieldKind, DataSource, FailurePolicy, Provider};
+use credence_service::providers::{BreakerState, Providers};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_credence");
+
+struct Sim {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim() -> Sim {
+    let mut child = Command::new(BIN)
+        .args(["sim-providers", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.strip_prefix("credence sim-providers listening on ").unwrap().to_string();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Sim { child, url }
+}
+
+fn mode(sim: &Sim, failure: &str) {
+    ureq::post(&format!("{}/_sim/mode", sim.url))
+        .send_json(json!({"failure": failure, "rate": 1.0, "latency_ms": 0}))
+        .unwrap();
+}
+
+fn calls(sim: &Sim) -> Value {
+    ureq::get(&format!("{}/_sim/stats", sim.url)).call().unwrap().into_json::<Value>().unwrap()["calls"].clone()
+}
+
+fn provider(name: &str, url: String, timeout_ms: u64) -> Provider {
+    Provider {
+        name: name.into(),
+        url,
+        headers: vec![("Authorization".into(), "Bearer {secret:BUREAU_TOKEN}".into())],
+        timeout_ms,
+        retries: 0,
+        cost: Some(rust_decimal::Decimal::new(45, 2)),
+    }
+}
+
+fn bureau(providers: Vec<Provider>, cache_ttl_seconds: u64, breaker_open_seconds: u64) -> DataSource {
+    DataSource {
+        name: "bureau".into(),
+        subject_field: "customer_id".into(),
+        consent_field: None,
+        providers,
+        fields: vec![
+            DataField { name: "inquiries_12m".into(), pointer: "/report/inquiries_12m".into(), kind: DataFieldKind::Integer, default: None },
+            DataField { name: "delinquencies_2y".into(), pointer: "/report/delinquency/last_2y".into(), kind: DataFieldKind::Integer, default: Some(json!(0)) },
+            DataField { name: "revolving_limit".into(), pointer: "/report/revolving/limit".into(), kind: DataFieldKind::Number, default: None },
+        ],
+        cache_ttl_seconds,
+        breaker_failures: 3,
+        breaker_open_seconds,
+        on_failure: FailurePolicy::Continue,
+    }
+}
+
+fn providers() -> Providers {
+    Providers::new([("BUREAU_TOKEN".to_string(), "t0ken".to_string())].into_iter().collect())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn success_then_a_cache_hit_with_no_second_call() {
+    let sim = start_sim();
+    let providers = providers();
+    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 60, 30);
+    let (first, second) = runtime().block_on(async {
+        (providers.fetch(&source, "C-100001").await, providers.fetch(&source, "C-100001").await)
+    });
+    assert!(first.ok && !first.cache_hit, "{first:?}");
+    assert_eq!(first.calls.len(), 1);
+    assert_eq!(first.calls[0].status, "ok");
+    assert!(first.values["inquiries_12m"].is_u64());
+    assert!(first.values["revolving_limit"].is_string(), "money is an exact decimal string");
+    assert!(second.ok && second.cache_hit && second.calls.is_empty());
+    assert_eq!(second.values, first.values);
+    assert_eq!(calls(&sim), json!({"bureau": 1}), "no second paid pull within the TTL");
+}
+
+#[test]
+fn a_timeout_falls_through_the_waterfall_to_the_second_provider() {
+    let slow = start_sim();
+    let backup = start_sim();
+    mode(&slow, "timeout");
+    let providers = providers();
+    let source = bureau(
+        vec![
+            provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", slow.url), 150),
+            provider("bureau_b", format!("{}/bureau/v1/reports/{{subject}}", backup.url), 1000),
+        ],
+        0,
+        30,
+    );
+    let outcome = runtime().block_on(providers.fetch(&source, "C-7"));
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.provider.as_deref(), Some("bureau_b"));
+    let statuses: Vec<&str> = outcome.calls.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, vec!["timeout", "ok"]);
+    assert!(outcome.calls[0].latency_ms >= 150);
+}
+
+#[test]
+fn garbage_is_a_recorded_provider_failure_not_a_crash() {
+    let sim = start_sim();
+    mode(&sim, "garbage");
+    let providers = providers();
+    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 0, 30);
+    let outcome = runtime().block_on(providers.fetch(&source, "C-8"));
+    assert!(!outcome.ok);
+    assert_eq!(outcome.calls[0].status, "invalid_response");
+    assert!(outcome.reason.unwrap().contains("not JSON"));
+}
+
+#[test]
+fn errors_open_the_circuit_and_it_closes_after_a_good_trial() {
+    let sim = start_sim();
+    mode(&sim, "error");
+    let providers = providers();
+    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 0, 1);
+    let rt = runtime();
+    for subject in ["A", "B", "C"] {
+        let outcome = rt.block_on(providers.fetch(&source, subject));
+        assert_eq!(outcome.calls[0].status, "http_error");
+        assert_eq!(outcome.calls[0].http_status, Some(500));
+    }
+    assert_eq!(providers.breaker_state("bureau_a"), BreakerState::Open);
+    // While open, nothing reaches the provider.
+    let refused = rt.block_on(providers.fetch(&source, "D"));
+    assert_eq!(refused.calls[0].status, "circuit_open");
+    assert_eq!(calls(&sim), json!({"bureau": 3}));
+
+    // After the open period one trial goes through; it succeeds and the circuit closes.
+    mode(&sim, "none");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(providers.breaker_state("bureau_a"), BreakerState::HalfOpen);
+    let trial = rt.block_on(providers.fetch(&source, "E"));
+    assert!(trial.ok, "{trial:?}");
+    assert_eq!(providers.breaker_state("bureau_a"), BreakerState::Closed);
+}

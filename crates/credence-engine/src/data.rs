@@ -1,0 +1,308 @@
+//! Third-party data in decisions: compiled data sources, the record of answers a decision is
+//! made with, and what a decision says it used.
+//!
+//! The engine never calls anyone. Evaluating a flow with a [`DataRecord`] either decides, or
+//! stops at the first `data` step whose answer the record lacks and asks for it
+//! ([`Evaluation::NeedsData`]); the caller fetches it (the service, asynchronously) and
+//! evaluates again — the steps before it cost microseconds and give the same values. Offline
+//! (the CLI, embedded cases, replays) a missing answer is a failure of the source, handled by
+//! its declared policy, so replays and back-tests never call a provider.
+
+use crate::decision::Decision;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A compiled data source.
+#[derive(Debug, Clone)]
+pub struct DataSource {
+    pub name: Arc<str>,
+    /// The input field naming whom the data is about.
+    pub subject_field: Arc<str>,
+    /// The input field holding the consent reference, if declared.
+    pub consent_field: Option<Arc<str>>,
+    /// In waterfall order.
+    pub providers: Vec<Provider>,
+    pub fields: Vec<DataField>,
+    pub cache_ttl_seconds: u64,
+    pub breaker_failures: u32,
+    pub breaker_open_seconds: u64,
+    pub on_failure: FailurePolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub cost: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFieldKind {
+    Number,
+    Integer,
+    String,
+    Boolean,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataField {
+    pub name: String,
+    pub pointer: String,
+    pub kind: DataFieldKind,
+    pub default: Option<serde_json::Value>,
+}
+
+/// What a decision does when a source gives no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailurePolicy {
+    Refer(Arc<str>),
+    Decline(Arc<str>),
+    /// Go on with the source's values missing (null).
+    Continue,
+}
+
+/// Whether `value` has the field's type (numbers may be decimal strings, as money is).
+fn typed(kind: DataFieldKind, value: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match (kind, value) {
+        (DataFieldKind::Number, Value::Number(n)) => Some(Value::String(n.to_string())),
+        (DataFieldKind::Number, Value::String(s)) if Decimal::from_str(s).is_ok() => {
+            Some(value.clone())
+        }
+        (DataFieldKind::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Some(value.clone())
+        }
+        (DataFieldKind::String, Value::String(_)) | (DataFieldKind::Boolean, Value::Bool(_)) => {
+            Some(value.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Maps a provider's response to the declared fields by JSON pointer, or says why it does not
+/// fit (a provider failure, never a crash). Numbers become exact decimal strings.
+pub fn map_response(
+    fields: &[DataField],
+    body: &serde_json::Value,
+) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    let mut values = BTreeMap::new();
+    for field in fields {
+        let value = match body.pointer(&field.pointer).filter(|v| !v.is_null()) {
+            Some(found) => typed(field.kind, found).ok_or_else(|| {
+                format!(
+                    "{} at {} should be {}, got {found}",
+                    field.name,
+                    field.pointer,
+                    kind_name(field.kind)
+                )
+            })?,
+            None => match &field.default {
+                Some(default) => default.clone(),
+                None => {
+                    return Err(format!(
+                        "{} is missing at {} and has no default",
+                        field.name, field.pointer
+                    ))
+                }
+            },
+        };
+        values.insert(field.name.clone(), value);
+    }
+    Ok(values)
+}
+
+pub(crate) fn kind_name(kind: DataFieldKind) -> &'static str {
+    match kind {
+        DataFieldKind::Number => "a number",
+        DataFieldKind::Integer => "an integer",
+        DataFieldKind::String => "a string",
+        DataFieldKind::Boolean => "true or false",
+    }
+}
+
+/// A source's answer for one `data` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataAnswer {
+    pub ok: bool,
+    /// The mapped values (empty when not ok).
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Why the source failed.
+    pub reason: Option<String>,
+    /// What the caller recorded about fetching it (provider, calls, latency, cache hit, cost,
+    /// consent), copied into the decision as is.
+    pub meta: serde_json::Value,
+}
+
+/// The answers a decision is made with, by `data` step id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataRecord {
+    answers: BTreeMap<String, DataAnswer>,
+    /// Online, a missing answer is asked for; offline it is a failure of the source.
+    online: bool,
+}
+
+impl DataRecord {
+    /// A record the caller fills by fetching what evaluation asks for.
+    pub fn online() -> DataRecord {
+        DataRecord {
+            answers: BTreeMap::new(),
+            online: true,
+        }
+    }
+
+    /// A record that is all there is: missing answers are failures (replays, back-tests).
+    pub fn offline() -> DataRecord {
+        DataRecord::default()
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// The same answers, offline (shadow arms use what the champion's run was given).
+    pub fn offline_copy(&self) -> DataRecord {
+        DataRecord {
+            answers: self.answers.clone(),
+            online: false,
+        }
+    }
+
+    pub fn insert(&mut self, step: impl Into<String>, answer: DataAnswer) {
+        self.answers.insert(step.into(), answer);
+    }
+
+    pub fn get(&self, step: &str) -> Option<&DataAnswer> {
+        self.answers.get(step)
+    }
+
+    /// The answers a recorded decision used (its `data` list), offline: replaying it calls
+    /// nobody.
+    pub fn from_decision_json(decision: &serde_json::Value) -> DataRecord {
+        let mut record = DataRecord::offline();
+        for used in decision["data"].as_array().into_iter().flatten() {
+            let (Some(step), Some(status)) = (used["step"].as_str(), used["status"].as_str())
+            else {
+                continue;
+            };
+            if status == "skipped" {
+                continue;
+            }
+            let values = used["values"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            record.insert(
+                step,
+                DataAnswer {
+                    ok: status == "ok",
+                    values,
+                    reason: used["reason"].as_str().map(str::to_string),
+                    meta: used["meta"].clone(),
+                },
+            );
+        }
+        record
+    }
+}
+
+/// What evaluation asks the caller to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRequest {
+    /// The `data` step, the key of the answer in the record.
+    pub step: String,
+    pub source: String,
+    pub subject: String,
+    pub consent: Option<String>,
+}
+
+/// The result of evaluating with a data record.
+#[derive(Debug, Clone)]
+pub enum Evaluation {
+    Decided(Box<Decision>),
+    NeedsData(DataRequest),
+}
+
+/// A data step as the decision records it; replays take the values from here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataUse {
+    pub step: Arc<str>,
+    pub source: Arc<str>,
+    /// `ok`, `failed` or `skipped` (the step's `when` did not hold: nobody was called).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(name: &str, pointer: &str, kind: DataFieldKind, default: Option<serde_json::Value>) -> DataField {
+        DataField {
+            name: name.into(),
+            pointer: pointer.into(),
+            kind,
+            default,
+        }
+    }
+
+    #[test]
+    fn responses_map_by_pointer_or_fail_with_the_reason() {
+        let fields = [
+            field("inquiries", "/report/inquiries_12m", DataFieldKind::Integer, Some(json!(0))),
+            field("utilisation", "/report/revolving/utilisation", DataFieldKind::Number, None),
+            field("verified", "/income/verified", DataFieldKind::Boolean, Some(json!(false))),
+        ];
+        let cases: &[(serde_json::Value, Result<serde_json::Value, &str>)] = &[
+            (
+                json!({"report": {"inquiries_12m": 3, "revolving": {"utilisation": 0.4512}}}),
+                Ok(json!({"inquiries": 3, "utilisation": "0.4512", "verified": false})),
+            ),
+            (
+                json!({"report": {"revolving": {"utilisation": "1.5"}}, "income": {"verified": true}}),
+                Ok(json!({"inquiries": 0, "utilisation": "1.5", "verified": true})),
+            ),
+            (json!({"report": {}}), Err("utilisation is missing at /report/revolving/utilisation")),
+            (
+                json!({"report": {"inquiries_12m": "three", "revolving": {"utilisation": 0.1}}}),
+                Err("inquiries at /report/inquiries_12m should be an integer"),
+            ),
+            (json!("<html>"), Err("utilisation is missing")),
+        ];
+        for (body, expected) in cases {
+            let got = map_response(&fields, body);
+            match (expected, got) {
+                (Ok(want), Ok(values)) => assert_eq!(&serde_json::to_value(values).unwrap(), want),
+                (Err(want), Err(error)) => assert!(error.contains(want), "{error}"),
+                (want, got) => panic!("{body}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_recorded_decision_gives_back_its_answers_offline() {
+        let decision = json!({"data": [
+            {"step": "bureau", "source": "bureau", "status": "ok", "values": {"inquiries": 2}, "meta": {"provider": "a"}},
+            {"step": "income", "source": "income", "status": "failed", "reason": "timeout"},
+            {"step": "debts", "source": "debts", "status": "skipped"}
+        ]});
+        let record = DataRecord::from_decision_json(&decision);
+        assert!(!record.is_online());
+        assert_eq!(record.get("bureau").unwrap().values["inquiries"], json!(2));
+        assert!(!record.get("income").unwrap().ok);
+        assert!(record.get("debts").is_none());
+    }
+}

@@ -1,0 +1,397 @@
+//! Third-party data providers: HTTP JSON calls with a per-call timeout, retries with backoff
+//! for idempotent calls, a circuit breaker per provider, a TTL cache per (source, subject), a
+//! waterfall across providers, and the mapping of a response to typed values by JSON pointer.
+//!
+//! Everything here is async: a slow provider holds a task, never a thread. A response that
+//! does not fit the declared fields is a provider failure, recorded with its reason, never a
+//! crash. Secrets in URLs and headers (`{secret:NAME}`) come from the environment or a secrets
+//! file handed in by the operator, never from a strategy package.
+
+use credence_engine::data::{map_response, DataSource, Provider};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One attempt at one provider, as recorded with the decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub provider: String,
+    /// `ok`, `http_error`, `timeout`, `unreachable`, `invalid_response`, `circuit_open`.
+    pub status: &'static str,
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<rust_decimal::Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What fetching a source for a subject gave.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FetchOutcome {
+    pub source: String,
+    pub subject: String,
+    pub ok: bool,
+    /// Answered from the cache: no provider was called (and nothing paid).
+    pub cache_hit: bool,
+    /// The provider whose answer was used.
+    pub provider: Option<String>,
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Every call made, in order (empty on a cache hit).
+    pub calls: Vec<CallRecord>,
+    /// Why the source failed, when it did.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    /// Half-open: one trial call is out; others are refused until it ends.
+    trial_out: bool,
+}
+
+struct CacheEntry {
+    expires: Instant,
+    provider: String,
+    values: BTreeMap<String, serde_json::Value>,
+}
+
+/// The providers of a process: one HTTP client, the breakers and the cache.
+pub struct Providers {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    /// From the secrets file; the environment is read when a name is not here.
+    secrets: RwLock<HashMap<String, String>>,
+    breakers: Mutex<HashMap<String, Breaker>>,
+    cache: Mutex<HashMap<(String, String), CacheEntry>>,
+}
+
+/// The state a provider's breaker is in now, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// Reads `NAME=value` lines (blank lines and `#` comments skipped) from a secrets file.
+pub fn parse_secrets(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+impl Providers {
+    pub fn new(secrets: HashMap<String, String>) -> Providers {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Providers {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            secrets: RwLock::new(secrets),
+            breakers: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds secrets (from a secrets file); they take precedence over the environment.
+    pub fn add_secrets(&self, secrets: HashMap<String, String>) {
+        if let Ok(mut current) = self.secrets.write() {
+            current.extend(secrets);
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets
+            .read()
+            .ok()
+            .and_then(|s| s.get(name).cloned())
+            .or_else(|| std::env::var(name).ok())
+    }
+
+    /// Replaces `{subject}` (percent-encoded) and `{secret:NAME}` (the secrets file, then the
+    /// environment); an unknown secret is an error naming it (the package never carries one).
+    fn fill(&self, template: &str, subject: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(template.len() + subject.len());
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else {
+                return Err(format!("unclosed {{ in {template}"));
+            };
+            let name = &rest[start + 1..start + end];
+            if name == "subject" {
+                for byte in subject.bytes() {
+                    if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                        out.push(byte as char);
+                    } else {
+                        out.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+            } else if let Some(secret) = name.strip_prefix("secret:") {
+                match self.secret(secret) {
+                    Some(value) => out.push_str(&value),
+                    None => {
+                        return Err(format!(
+                            "secret {secret} is not set; set it in the environment or the secrets file"
+                        ))
+                    }
+                }
+            } else {
+                return Err(format!("unknown placeholder {{{name}}} in {template}"));
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    pub fn breaker_state(&self, provider: &str) -> BreakerState {
+        let breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        match breakers.get(provider) {
+            Some(b) if b.open_until.is_some_and(|t| Instant::now() < t) => BreakerState::Open,
+            Some(b) if b.open_until.is_some() => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+
+    /// May a call go to this provider now? Half-open lets one trial through.
+    fn admit(&self, provider: &str) -> bool {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let breaker = breakers.entry(provider.to_string()).or_default();
+        match breaker.open_until {
+            None => true,
+            Some(until) if Instant::now() < until => false,
+            Some(_) if breaker.trial_out => false,
+            Some(_) => {
+                breaker.trial_out = true;
+                true
+            }
+        }
+    }
+
+    fn settle(&self, provider: &str, source: &DataSource, ok: bool) {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let breaker = breakers.entry(provider.to_string()).or_default();
+        breaker.trial_out = false;
+        if ok {
+            *breaker = Breaker::default();
+            return;
+        }
+        breaker.consecutive_failures += 1;
+        let half_open = breaker.open_until.is_some();
+        if half_open || breaker.consecutive_failures >= source.breaker_failures.max(1) {
+            breaker.open_until =
+                Some(Instant::now() + Duration::from_millis(source.breaker_open_seconds * 1000));
+        }
+    }
+
+    /// One provider, with its retries: the mapped values, or the record of why not.
+    async fn call(
+        &self,
+        source: &DataSource,
+        provider: &Provider,
+        subject: &str,
+    ) -> (CallRecord, Option<BTreeMap<String, serde_json::Value>>) {
+        let started = Instant::now();
+        let mut record = CallRecord {
+            provider: provider.name.clone(),
+            status: "ok",
+            http_status: None,
+            latency_ms: 0,
+            attempts: 0,
+            cost: provider.cost,
+            error: None,
+        };
+        let prepared = self.fill(&provider.url, subject).and_then(|url| {
+            let mut headers = Vec::with_capacity(provider.headers.len());
+            for (name, value) in &provider.headers {
+                headers.push((name.clone(), self.fill(value, subject)?));
+            }
+            Ok((url, headers))
+        });
+        let (url, headers) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                record.status = "invalid_request";
+                record.error = Some(error);
+                return (record, None);
+            }
+        };
+        let mut result = None;
+        for attempt in 0..=provider.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+            record.attempts = attempt + 1;
+            let mut request = hyper::Request::get(url.as_str());
+            for (name, value) in &headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let request = match request.body(Empty::<Bytes>::new()) {
+                Ok(request) => request,
+                Err(error) => {
+                    record.status = "invalid_request";
+                    record.error = Some(error.to_string());
+                    break;
+                }
+            };
+            let exchange = async {
+                let response = self.client.request(request).await?;
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await?.to_bytes();
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+            };
+            match tokio::time::timeout(Duration::from_millis(provider.timeout_ms), exchange).await
+            {
+                Err(_) => {
+                    record.status = "timeout";
+                    record.error = Some(format!("no answer within {} ms", provider.timeout_ms));
+                }
+                Ok(Err(error)) => {
+                    record.status = "unreachable";
+                    record.error = Some(error.to_string());
+                }
+                Ok(Ok((status, body))) => {
+                    record.http_status = Some(status);
+                    if !(200..300).contains(&status) {
+                        record.status = "http_error";
+                        record.error = Some(format!("HTTP {status}"));
+                    } else {
+                        // A 2xx that does not fit is the provider's failure: not retried.
+                        match serde_json::from_slice::<serde_json::Value>(&body)
+                            .map_err(|e| format!("the body is not JSON: {e}"))
+                            .and_then(|json| map_response(&source.fields, &json))
+                        {
+                            Ok(values) => {
+                                record.status = "ok";
+                                record.error = None;
+                                result = Some(values);
+                            }
+                            Err(error) => {
+                                record.status = "invalid_response";
+                                record.error = Some(error);
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        record.latency_ms = started.elapsed().as_millis() as u64;
+        (record, result)
+    }
+
+    /// Fetches a source for a subject: the cache, then each provider in turn (skipping those
+    /// whose breaker is open), until one answers with a response that fits.
+    pub async fn fetch(&self, source: &DataSource, subject: &str) -> FetchOutcome {
+        let key = (source.name.to_string(), subject.to_string());
+        if source.cache_ttl_seconds > 0 {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = cache.get(&key).filter(|e| Instant::now() < e.expires) {
+                return FetchOutcome {
+                    source: source.name.to_string(),
+                    subject: subject.to_string(),
+                    ok: true,
+                    cache_hit: true,
+                    provider: Some(entry.provider.clone()),
+                    values: entry.values.clone(),
+                    calls: Vec::new(),
+                    reason: None,
+                };
+            }
+        }
+        let mut calls = Vec::new();
+        for provider in &source.providers {
+            if !self.admit(&provider.name) {
+                calls.push(CallRecord {
+                    provider: provider.name.clone(),
+                    status: "circuit_open",
+                    http_status: None,
+                    latency_ms: 0,
+                    attempts: 0,
+                    cost: None,
+                    error: Some("the provider's circuit breaker is open".into()),
+                });
+                continue;
+            }
+            let (record, values) = self.call(source, provider, subject).await;
+            self.settle(&provider.name, source, values.is_some());
+            calls.push(record);
+            if let Some(values) = values {
+                if source.cache_ttl_seconds > 0 {
+                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = Instant::now();
+                    if cache.len() > 100_000 {
+                        cache.retain(|_, e| e.expires > now);
+                    }
+                    cache.insert(
+                        key,
+                        CacheEntry {
+                            expires: now + Duration::from_secs(source.cache_ttl_seconds),
+                            provider: provider.name.clone(),
+                            values: values.clone(),
+                        },
+                    );
+                }
+                return FetchOutcome {
+                    source: source.name.to_string(),
+                    subject: subject.to_string(),
+                    ok: true,
+                    cache_hit: false,
+                    provider: Some(provider.name.clone()),
+                    values,
+                    calls,
+                    reason: None,
+                };
+            }
+        }
+        let reason = calls
+            .iter()
+            .map(|c| format!("{}: {}", c.provider, c.error.as_deref().unwrap_or(c.status)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        FetchOutcome {
+            source: source.name.to_string(),
+            subject: subject.to_string(),
+            ok: false,
+            cache_hit: false,
+            provider: None,
+            values: BTreeMap::new(),
+            calls,
+            reason: Some(if reason.is_empty() {
+                "the source has no providers".into()
+            } else {
+                reason
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_take_the_subject_encoded_and_secrets_by_name() {
+        let providers = Providers::new(parse_secrets("# bureau\nBUREAU_TOKEN = s3cret\n"));
+        providers.add_secrets(parse_secrets("OTHER=1"));
+        assert_eq!(
+            providers.fill("http://b/reports/{subject}?k={secret:BUREAU_TOKEN}", "C 1/2").unwrap(),
+            "http://b/reports/C%201%2F2?k=s3cret"
+        );
+        let missing = providers.fill("Bearer {secret:NOPE}", "x").unwrap_err();
+        assert!(missing.contains("secret NOPE is not set"), "{missing}");
+        assert!(providers.fill("{what}", "x").is_err());
+    }
+}
