@@ -3,69 +3,61 @@
 
 use credence_engine::data::{DataField, DataFieldKind, DataSource, FailurePolicy, Provider};
 use credence_service::providers::{BreakerState, Providers};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use serde_json::json;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credence");
+#[path = "support/sim.rs"]
+mod sim;
 
-struct Sim {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim() -> Sim {
-    let mut child = Command::new(BIN)
-        .args(["sim-providers", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.strip_prefix("credence sim-providers listening on ").unwrap().to_string();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Sim { child, url }
-}
+use sim::{set_failure, sim_calls as calls, start_sim, Sim};
 
 fn mode(sim: &Sim, failure: &str) {
-    ureq::post(&format!("{}/_sim/mode", sim.url))
-        .send_json(json!({"failure": failure, "rate": 1.0, "latency_ms": 0}))
-        .unwrap();
-}
-
-fn calls(sim: &Sim) -> Value {
-    ureq::get(&format!("{}/_sim/stats", sim.url)).call().unwrap().into_json::<Value>().unwrap()["calls"].clone()
+    set_failure(sim, failure, 1.0);
 }
 
 fn provider(name: &str, url: String, timeout_ms: u64) -> Provider {
     Provider {
         name: name.into(),
         url,
-        headers: vec![("Authorization".into(), "Bearer {secret:BUREAU_TOKEN}".into())],
+        headers: vec![(
+            "Authorization".into(),
+            "Bearer {secret:BUREAU_TOKEN}".into(),
+        )],
         timeout_ms,
         retries: 0,
         cost: Some(rust_decimal::Decimal::new(45, 2)),
     }
 }
 
-fn bureau(providers: Vec<Provider>, cache_ttl_seconds: u64, breaker_open_seconds: u64) -> DataSource {
+fn bureau(
+    providers: Vec<Provider>,
+    cache_ttl_seconds: u64,
+    breaker_open_seconds: u64,
+) -> DataSource {
     DataSource {
         name: "bureau".into(),
         subject_field: "customer_id".into(),
         consent_field: None,
         providers,
         fields: vec![
-            DataField { name: "inquiries_12m".into(), pointer: "/report/inquiries_12m".into(), kind: DataFieldKind::Integer, default: None },
-            DataField { name: "delinquencies_2y".into(), pointer: "/report/delinquency/last_2y".into(), kind: DataFieldKind::Integer, default: Some(json!(0)) },
-            DataField { name: "revolving_limit".into(), pointer: "/report/revolving/limit".into(), kind: DataFieldKind::Number, default: None },
+            DataField {
+                name: "inquiries_12m".into(),
+                pointer: "/report/inquiries_12m".into(),
+                kind: DataFieldKind::Integer,
+                default: None,
+            },
+            DataField {
+                name: "delinquencies_2y".into(),
+                pointer: "/report/delinquency/last_2y".into(),
+                kind: DataFieldKind::Integer,
+                default: Some(json!(0)),
+            },
+            DataField {
+                name: "revolving_limit".into(),
+                pointer: "/report/revolving/limit".into(),
+                kind: DataFieldKind::Number,
+                default: None,
+            },
         ],
         cache_ttl_seconds,
         breaker_failures: 3,
@@ -75,41 +67,74 @@ fn bureau(providers: Vec<Provider>, cache_ttl_seconds: u64, breaker_open_seconds
 }
 
 fn providers() -> Providers {
-    Providers::new([("BUREAU_TOKEN".to_string(), "t0ken".to_string())].into_iter().collect())
+    Providers::new(
+        [("BUREAU_TOKEN".to_string(), "t0ken".to_string())]
+            .into_iter()
+            .collect(),
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
 fn success_then_a_cache_hit_with_no_second_call() {
-    let sim = start_sim();
+    let sim = start_sim(&[]);
     let providers = providers();
-    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 60, 30);
+    let source = bureau(
+        vec![provider(
+            "bureau_a",
+            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
+            1000,
+        )],
+        60,
+        30,
+    );
     let (first, second) = runtime().block_on(async {
-        (providers.fetch(&source, "C-100001").await, providers.fetch(&source, "C-100001").await)
+        (
+            providers.fetch(&source, "C-100001").await,
+            providers.fetch(&source, "C-100001").await,
+        )
     });
     assert!(first.ok && !first.cache_hit, "{first:?}");
     assert_eq!(first.calls.len(), 1);
     assert_eq!(first.calls[0].status, "ok");
     assert!(first.values["inquiries_12m"].is_u64());
-    assert!(first.values["revolving_limit"].is_string(), "money is an exact decimal string");
+    assert!(
+        first.values["revolving_limit"].is_string(),
+        "money is an exact decimal string"
+    );
     assert!(second.ok && second.cache_hit && second.calls.is_empty());
     assert_eq!(second.values, first.values);
-    assert_eq!(calls(&sim), json!({"bureau": 1}), "no second paid pull within the TTL");
+    assert_eq!(
+        calls(&sim),
+        json!({"bureau": 1}),
+        "no second paid pull within the TTL"
+    );
 }
 
 #[test]
 fn a_timeout_falls_through_the_waterfall_to_the_second_provider() {
-    let slow = start_sim();
-    let backup = start_sim();
+    let slow = start_sim(&[]);
+    let backup = start_sim(&[]);
     mode(&slow, "timeout");
     let providers = providers();
     let source = bureau(
         vec![
-            provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", slow.url), 150),
-            provider("bureau_b", format!("{}/bureau/v1/reports/{{subject}}", backup.url), 1000),
+            provider(
+                "bureau_a",
+                format!("{}/bureau/v1/reports/{{subject}}", slow.url),
+                150,
+            ),
+            provider(
+                "bureau_b",
+                format!("{}/bureau/v1/reports/{{subject}}", backup.url),
+                1000,
+            ),
         ],
         0,
         30,
@@ -124,10 +149,18 @@ fn a_timeout_falls_through_the_waterfall_to_the_second_provider() {
 
 #[test]
 fn garbage_is_a_recorded_provider_failure_not_a_crash() {
-    let sim = start_sim();
+    let sim = start_sim(&[]);
     mode(&sim, "garbage");
     let providers = providers();
-    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 0, 30);
+    let source = bureau(
+        vec![provider(
+            "bureau_a",
+            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
+            1000,
+        )],
+        0,
+        30,
+    );
     let outcome = runtime().block_on(providers.fetch(&source, "C-8"));
     assert!(!outcome.ok);
     assert_eq!(outcome.calls[0].status, "invalid_response");
@@ -136,10 +169,18 @@ fn garbage_is_a_recorded_provider_failure_not_a_crash() {
 
 #[test]
 fn errors_open_the_circuit_and_it_closes_after_a_good_trial() {
-    let sim = start_sim();
+    let sim = start_sim(&[]);
     mode(&sim, "error");
     let providers = providers();
-    let source = bureau(vec![provider("bureau_a", format!("{}/bureau/v1/reports/{{subject}}", sim.url), 1000)], 0, 1);
+    let source = bureau(
+        vec![provider(
+            "bureau_a",
+            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
+            1000,
+        )],
+        0,
+        1,
+    );
     let rt = runtime();
     for subject in ["A", "B", "C"] {
         let outcome = rt.block_on(providers.fetch(&source, subject));

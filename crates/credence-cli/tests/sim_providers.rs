@@ -2,40 +2,12 @@
 //! injected failure (500, garbage, hang, slow) switched on and off at run time.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credence");
+#[path = "support/sim.rs"]
+mod sim;
 
-struct Sim {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> Sim {
-    let mut child = Command::new(BIN)
-        .args(["sim-providers", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("credence sim-providers listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Sim { child, url }
-}
+use sim::{set_failure, sim_calls, start_sim as start, Sim};
 
 /// (status, body text) of a GET with a client timeout.
 fn get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
@@ -47,10 +19,11 @@ fn get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
 }
 
 fn mode(sim: &Sim, body: Value) {
-    let answer = ureq::post(&format!("{}/_sim/mode", sim.url))
-        .send_json(body)
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    set_failure(
+        sim,
+        body["failure"].as_str().unwrap(),
+        body["rate"].as_f64().unwrap(),
+    );
 }
 
 #[test]
@@ -80,13 +53,8 @@ fn answers_are_stable_per_subject_and_counted() {
     let debts: Value = serde_json::from_str(&debts).unwrap();
     assert!(debts["liabilities"]["revolving_minimum_payment"].is_number());
 
-    let stats: Value = ureq::get(&format!("{}/_sim/stats", sim.url))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
     assert_eq!(
-        stats["calls"],
+        sim_calls(&sim),
         json!({"bureau": 2, "income": 1, "liabilities": 1})
     );
 }

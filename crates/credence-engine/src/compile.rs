@@ -412,16 +412,28 @@ fn compile_data_sources(
         let at = |field: &str| format!("{MANIFEST}: data_sources.{name}.{field}");
         let before = provider_names.len();
         if raw.providers.is_empty() {
-            problem(at("providers"), "list at least one provider (a waterfall is tried in order)".into());
+            problem(
+                at("providers"),
+                "list at least one provider (a waterfall is tried in order)".into(),
+            );
         }
         let mut providers = Vec::new();
         for (i, p) in raw.providers.iter().enumerate() {
             let path = at(&format!("providers[{i}] ({})", p.name));
             if !provider_names.insert(p.name.clone()) {
-                problem(path.clone(), format!("provider name {} is used twice; each provider has its own circuit breaker", p.name));
+                problem(
+                    path.clone(),
+                    format!(
+                        "provider name {} is used twice; each provider has its own circuit breaker",
+                        p.name
+                    ),
+                );
             }
             if !(1..=60_000).contains(&p.timeout_ms) {
-                problem(path.clone(), format!("timeout_ms {} is outside 1–60000", p.timeout_ms));
+                problem(
+                    path.clone(),
+                    format!("timeout_ms {} is outside 1–60000", p.timeout_ms),
+                );
             }
             if p.retries > 5 {
                 problem(path.clone(), "retries: at most 5".into());
@@ -429,7 +441,9 @@ fn compile_data_sources(
             if !p.url.contains("{subject}") {
                 problem(path.clone(), "the url must contain {subject}".into());
             }
-            let secret_free = |text: &str| !text.to_ascii_lowercase().contains("bearer ") || text.contains("{secret:");
+            let secret_free = |text: &str| {
+                !text.to_ascii_lowercase().contains("bearer ") || text.contains("{secret:")
+            };
             for (header, value) in &p.headers {
                 if !secret_free(value) {
                     problem(path.clone(), format!("header {header} holds a credential; write {{secret:NAME}} and set NAME in the environment or the secrets file"));
@@ -445,7 +459,11 @@ fn compile_data_sources(
             providers.push(Provider {
                 name: p.name.clone(),
                 url: p.url.clone(),
-                headers: p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                headers: p
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 timeout_ms: p.timeout_ms,
                 retries: p.retries,
                 cost,
@@ -459,10 +477,19 @@ fn compile_data_sources(
         for (field, f) in &raw.fields {
             let path = at(&format!("fields.{field}"));
             if !is_identifier(field) {
-                problem(path.clone(), "field names are letters, digits and _ and start with a letter".into());
+                problem(
+                    path.clone(),
+                    "field names are letters, digits and _ and start with a letter".into(),
+                );
             }
             if !f.pointer.is_empty() && !f.pointer.starts_with('/') {
-                problem(path.clone(), format!("pointer {:?} must start with / (RFC 6901), e.g. /report/inquiries_12m", f.pointer));
+                problem(
+                    path.clone(),
+                    format!(
+                        "pointer {:?} must start with / (RFC 6901), e.g. /report/inquiries_12m",
+                        f.pointer
+                    ),
+                );
             }
             let kind = match f.kind {
                 RawDataFieldType::Number => DataFieldKind::Number,
@@ -473,27 +500,46 @@ fn compile_data_sources(
             let default = match &f.default {
                 None | Some(serde_json::Value::Null) => None,
                 Some(value) => match crate::data::map_response(
-                    &[DataField { name: field.clone(), pointer: String::new(), kind, default: None }],
+                    &[DataField {
+                        name: field.clone(),
+                        pointer: String::new(),
+                        kind,
+                        default: None,
+                    }],
                     value,
                 ) {
                     Ok(mut mapped) => mapped.remove(field),
                     Err(_) => {
-                        problem(path.clone(), format!("default {value} is not {}", crate::data::kind_name(kind)));
+                        problem(
+                            path.clone(),
+                            format!("default {value} is not {}", crate::data::kind_name(kind)),
+                        );
                         None
                     }
                 },
             };
-            fields.push(DataField { name: field.clone(), pointer: f.pointer.clone(), kind, default });
+            fields.push(DataField {
+                name: field.clone(),
+                pointer: f.pointer.clone(),
+                kind,
+                default,
+            });
         }
         let reason = |problem: &mut dyn FnMut(String, String)| -> Option<Arc<str>> {
             match &raw.on_failure.reason {
                 Some(code) if manifest.reasons.contains_key(code) => Some(code.as_str().into()),
                 Some(code) => {
-                    problem(at("on_failure.reason"), format!("unknown reason code {code}; declare it under reasons"));
+                    problem(
+                        at("on_failure.reason"),
+                        format!("unknown reason code {code}; declare it under reasons"),
+                    );
                     None
                 }
                 None => {
-                    problem(at("on_failure.reason"), "a refer or decline policy needs a reason code".into());
+                    problem(
+                        at("on_failure.reason"),
+                        "a refer or decline policy needs a reason code".into(),
+                    );
                     None
                 }
             }
@@ -503,7 +549,10 @@ fn compile_data_sources(
             "decline" => reason(&mut problem).map(FailurePolicy::Decline),
             "continue" => Some(FailurePolicy::Continue),
             other => {
-                problem(at("on_failure.outcome"), format!("must be refer, decline or continue, got {other}"));
+                problem(
+                    at("on_failure.outcome"),
+                    format!("must be refer, decline or continue, got {other}"),
+                );
                 None
             }
         };
@@ -839,7 +888,11 @@ impl Compiler<'_> {
                 format!(
                     "no data source {}; declare it under data_sources in {MANIFEST} (declared: {})",
                     raw.source,
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             );
             return None;
@@ -848,9 +901,15 @@ impl Compiler<'_> {
             Some(text) => Some(self.expr(text, &format!("{path}.when"), scope)?),
             None => None,
         };
-        let subject = self.expr(&source.subject_field, &format!("{path} (subject of {})", raw.source), scope)?;
+        let subject = self.expr(
+            &source.subject_field,
+            &format!("{path} (subject of {})", raw.source),
+            scope,
+        )?;
         let consent = match &source.consent_field {
-            Some(field) => Some(self.expr(field, &format!("{path} (consent of {})", raw.source), scope)?),
+            Some(field) => {
+                Some(self.expr(field, &format!("{path} (consent of {})", raw.source), scope)?)
+            }
             None => None,
         };
         self.define(&raw.id, path, scope);

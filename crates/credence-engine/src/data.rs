@@ -250,7 +250,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn field(name: &str, pointer: &str, kind: DataFieldKind, default: Option<serde_json::Value>) -> DataField {
+    fn field(
+        name: &str,
+        pointer: &str,
+        kind: DataFieldKind,
+        default: Option<serde_json::Value>,
+    ) -> DataField {
         DataField {
             name: name.into(),
             pointer: pointer.into(),
@@ -262,9 +267,24 @@ mod tests {
     #[test]
     fn responses_map_by_pointer_or_fail_with_the_reason() {
         let fields = [
-            field("inquiries", "/report/inquiries_12m", DataFieldKind::Integer, Some(json!(0))),
-            field("utilisation", "/report/revolving/utilisation", DataFieldKind::Number, None),
-            field("verified", "/income/verified", DataFieldKind::Boolean, Some(json!(false))),
+            field(
+                "inquiries",
+                "/report/inquiries_12m",
+                DataFieldKind::Integer,
+                Some(json!(0)),
+            ),
+            field(
+                "utilisation",
+                "/report/revolving/utilisation",
+                DataFieldKind::Number,
+                None,
+            ),
+            field(
+                "verified",
+                "/income/verified",
+                DataFieldKind::Boolean,
+                Some(json!(false)),
+            ),
         ];
         let cases: &[(serde_json::Value, Result<serde_json::Value, &str>)] = &[
             (
@@ -275,7 +295,10 @@ mod tests {
                 json!({"report": {"revolving": {"utilisation": "1.5"}}, "income": {"verified": true}}),
                 Ok(json!({"inquiries": 0, "utilisation": "1.5", "verified": true})),
             ),
-            (json!({"report": {}}), Err("utilisation is missing at /report/revolving/utilisation")),
+            (
+                json!({"report": {}}),
+                Err("utilisation is missing at /report/revolving/utilisation"),
+            ),
             (
                 json!({"report": {"inquiries_12m": "three", "revolving": {"utilisation": 0.1}}}),
                 Err("inquiries at /report/inquiries_12m should be an integer"),

@@ -389,7 +389,9 @@ fn data_variable(kind: crate::data::DataFieldKind, json: &serde_json::Value) -> 
         (K::Number | K::Integer, serde_json::Value::Number(n)) => {
             Decimal::from_str(&n.to_string()).ok().map(Variable::Number)
         }
-        (K::Number, serde_json::Value::String(s)) => Decimal::from_str(s).ok().map(Variable::Number),
+        (K::Number, serde_json::Value::String(s)) => {
+            Decimal::from_str(s).ok().map(Variable::Number)
+        }
         (K::String, serde_json::Value::String(s)) => Some(Variable::String(s.as_str().into())),
         (K::Boolean, serde_json::Value::Bool(b)) => Some(Variable::Bool(*b)),
         (_, serde_json::Value::Null) => Some(Variable::Null),
@@ -861,17 +863,19 @@ impl<'s> Run<'s> {
             let mut map = map.borrow_mut();
             for field in &source.fields {
                 let value = match values.get(&field.name).or(field.default.as_ref()) {
-                    Some(json) if status == "ok" => data_variable(field.kind, json).ok_or_else(|| {
-                        self.error(
-                            &step.id,
-                            format!(
-                                "{}: {} should be {}",
-                                field.name,
-                                json,
-                                crate::data::kind_name(field.kind)
-                            ),
-                        )
-                    })?,
+                    Some(json) if status == "ok" => {
+                        data_variable(field.kind, json).ok_or_else(|| {
+                            self.error(
+                                &step.id,
+                                format!(
+                                    "{}: {} should be {}",
+                                    field.name,
+                                    json,
+                                    crate::data::kind_name(field.kind)
+                                ),
+                            )
+                        })?
+                    }
                     _ => Variable::Null,
                 };
                 map.insert_str(&field.name, value);

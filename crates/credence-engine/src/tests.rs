@@ -1004,33 +1004,57 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
             "bureau",
             DataAnswer {
                 ok,
-                values: values.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                values: values
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
                 meta: json!({"provider": "bureau_a", "cache_hit": false}),
             },
         );
         record
     };
-    let decide = |score: i64, data: &DataRecord| match strategy.evaluate("application", &input(score), &as_of(), data).unwrap() {
+    let decide = |score: i64, data: &DataRecord| match strategy
+        .evaluate("application", &input(score), &as_of(), data)
+        .unwrap()
+    {
         Evaluation::Decided(decision) => *decision,
         Evaluation::NeedsData(request) => panic!("asked for {request:?}"),
     };
 
     // Not needed: the step is skipped, nobody is asked.
     let skipped = decide(700, &DataRecord::online());
-    assert_eq!((skipped.outcome, skipped.data[0].status), (Outcome::Approve, "skipped"));
+    assert_eq!(
+        (skipped.outcome, skipped.data[0].status),
+        (Outcome::Approve, "skipped")
+    );
 
     // Needed and not yet answered: the caller is asked, with the subject and the consent.
-    match strategy.evaluate("application", &input(500), &as_of(), &DataRecord::online()).unwrap() {
+    match strategy
+        .evaluate("application", &input(500), &as_of(), &DataRecord::online())
+        .unwrap()
+    {
         Evaluation::NeedsData(request) => {
-            assert_eq!((request.step.as_str(), request.source.as_str(), request.subject.as_str()), ("bureau", "bureau", "C-1"));
+            assert_eq!(
+                (
+                    request.step.as_str(),
+                    request.source.as_str(),
+                    request.subject.as_str()
+                ),
+                ("bureau", "bureau", "C-1")
+            );
             assert_eq!(request.consent.as_deref(), Some("consent-77"));
         }
         Evaluation::Decided(d) => panic!("decided without data: {d:?}"),
     }
 
     // Answered: the values decide; they are recorded with the decision.
-    let declined = decide(500, &answered(true, json!({"delinquencies": 2, "utilisation": "0.5"})));
+    let declined = decide(
+        500,
+        &answered(true, json!({"delinquencies": 2, "utilisation": "0.5"})),
+    );
     assert_eq!(declined.outcome, Outcome::Decline);
     assert_eq!(declined.reasons[0].code.as_ref(), "R1");
     assert_eq!(declined.data[0].values["delinquencies"], json!(2));
@@ -1038,13 +1062,26 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
 
     // The source failed: its policy (refer, R2), with the reason in the trace.
     let referred = decide(500, &answered(false, json!({})));
-    assert_eq!((referred.outcome, referred.reasons[0].code.as_ref()), (Outcome::Refer, "R2"));
-    assert!(referred.data[0].reason.as_deref().unwrap().contains("timeout"));
+    assert_eq!(
+        (referred.outcome, referred.reasons[0].code.as_ref()),
+        (Outcome::Refer, "R2")
+    );
+    assert!(referred.data[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("timeout"));
 
     // Offline with no answer (a back-test without recorded data): a failure, never a call.
-    let offline = strategy.decide("application", &input(500), &as_of()).unwrap();
+    let offline = strategy
+        .decide("application", &input(500), &as_of())
+        .unwrap();
     assert_eq!(offline.outcome, Outcome::Refer);
-    assert!(offline.data[0].reason.as_deref().unwrap().contains("never call a provider"));
+    assert!(offline.data[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("never call a provider"));
 
     // Replay: the recorded decision's own data reproduces it exactly, offline.
     let recorded = serde_json::to_value(&declined).unwrap();
@@ -1079,6 +1116,9 @@ fn data_sources_are_checked_at_compile_time() {
     ];
     for (sources, message) in cases {
         let problems = manifest(&sources);
-        assert!(problems.iter().any(|p| p.contains(message)), "{sources}\nexpected `{message}` in {problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.contains(message)),
+            "{sources}\nexpected `{message}` in {problems:#?}"
+        );
     }
 }

@@ -334,7 +334,9 @@ impl Decisions {
             full_trace: false,
         };
         let input = strategy.validate_input(request.flow, &raw)?;
-        let decision = self.evaluate_online(strategy, request.flow, &input, &options).await?;
+        let decision = self
+            .evaluate_online(strategy, request.flow, &input, &options)
+            .await?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
         let json = body_with_id(&id, &decision)?;

@@ -141,11 +141,9 @@ impl Providers {
             } else if let Some(secret) = name.strip_prefix("secret:") {
                 match self.secret(secret) {
                     Some(value) => out.push_str(&value),
-                    None => {
-                        return Err(format!(
-                            "secret {secret} is not set; set it in the environment or the secrets file"
-                        ))
-                    }
+                    None => return Err(format!(
+                        "secret {secret} is not set; set it in the environment or the secrets file"
+                    )),
                 }
             } else {
                 return Err(format!("unknown placeholder {{{name}}} in {template}"));
@@ -252,8 +250,7 @@ impl Providers {
                 let body = response.into_body().collect().await?.to_bytes();
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
             };
-            match tokio::time::timeout(Duration::from_millis(provider.timeout_ms), exchange).await
-            {
+            match tokio::time::timeout(Duration::from_millis(provider.timeout_ms), exchange).await {
                 Err(_) => {
                     record.status = "timeout";
                     record.error = Some(format!("no answer within {} ms", provider.timeout_ms));
@@ -387,7 +384,12 @@ mod tests {
         let providers = Providers::new(parse_secrets("# bureau\nBUREAU_TOKEN = s3cret\n"));
         providers.add_secrets(parse_secrets("OTHER=1"));
         assert_eq!(
-            providers.fill("http://b/reports/{subject}?k={secret:BUREAU_TOKEN}", "C 1/2").unwrap(),
+            providers
+                .fill(
+                    "http://b/reports/{subject}?k={secret:BUREAU_TOKEN}",
+                    "C 1/2"
+                )
+                .unwrap(),
             "http://b/reports/C%201%2F2?k=s3cret"
         );
         let missing = providers.fill("Bearer {secret:NOPE}", "x").unwrap_err();

@@ -1,0 +1,228 @@
+//! Third-party data through the decision service, against two provider simulators over real
+//! HTTP: a conditional bureau call skipped when not needed, success, the cache, the waterfall
+//! after a timeout, the failure policy, and a replay with the simulators switched off.
+
+#[path = "support/sim.rs"]
+mod sim;
+#[path = "support/server.rs"]
+mod support;
+
+use serde_json::{json, Value};
+use sim::{set_failure, sim_calls, start_sim};
+use support::*;
+
+const STRATEGY: &str = r#"name: bureau-check
+languages: [en]
+reasons:
+  KO_DELINQUENT_ELSEWHERE: {en: A payment is past due with another lender.}
+  REF_BUREAU_UNAVAILABLE: {en: We could not obtain your credit report; an underwriter will review.}
+flows: {application: flows/application.yaml}
+tests: [tests/cases.yaml]
+data_sources:
+  bureau:
+    subject: customer_id
+    consent: consent_reference
+    cache_ttl_seconds: 3600
+    circuit_breaker: {failures: 50, open_seconds: 30}
+    providers:
+      - {name: bureau_primary, url: "{secret:PRIMARY_URL}/bureau/v1/reports/{subject}", timeout_ms: 300, cost: 0.45}
+      - {name: bureau_backup, url: "{secret:BACKUP_URL}/bureau/v1/reports/{subject}", timeout_ms: 300, cost: 0.60}
+    fields:
+      delinquent_now: {pointer: /report/delinquency/accounts_delinquent_now, type: integer, default: 0}
+      inquiries_12m: {pointer: /report/inquiries_12m, type: integer}
+    on_failure: {outcome: refer, reason: REF_BUREAU_UNAVAILABLE}
+"#;
+
+const FLOW: &str = r#"input:
+  customer_id: {type: string}
+  score: {type: number}
+  consent_reference: {type: string, required: false}
+steps:
+  # Only the grey zone pays for a bureau report.
+  - data: {id: bureau, source: bureau, when: "score >= 480 and score < 530"}
+  - rule_set:
+      id: bureau_rules
+      rules:
+        - {id: B-01, when: "bureau.available and bureau.delinquent_now > 0", outcome: decline, reason: KO_DELINQUENT_ELSEWHERE}
+outcome: {default: approve}
+"#;
+
+const CASES: &str = r#"- name: clear-score-no-bureau
+  flow: application
+  as_of: 2026-11-29
+  input: {customer_id: C-1, score: 700}
+  expect: {outcome: approve}
+- name: grey-zone-clean-report
+  flow: application
+  extends: clear-score-no-bureau
+  input: {score: 500}
+  data: {bureau: {delinquent_now: 0, inquiries_12m: 2}}
+  expect: {outcome: approve}
+- name: grey-zone-delinquent-elsewhere
+  flow: application
+  extends: grey-zone-clean-report
+  data: {bureau: {delinquent_now: 1, inquiries_12m: 2}}
+  expect: {outcome: decline, reasons: [KO_DELINQUENT_ELSEWHERE]}
+- name: grey-zone-bureau-down
+  flow: application
+  extends: clear-score-no-bureau
+  input: {score: 500}
+  data: {bureau: unavailable}
+  expect: {outcome: refer, reasons: [REF_BUREAU_UNAVAILABLE]}
+"#;
+
+fn cli(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{args:?}: {text}");
+    text
+}
+
+#[test]
+fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
+    let root = scratch_dir("third-party");
+    let package = root.join("package");
+    std::fs::create_dir_all(package.join("flows")).unwrap();
+    std::fs::create_dir_all(package.join("tests")).unwrap();
+    std::fs::write(package.join("strategy.yaml"), STRATEGY).unwrap();
+    std::fs::write(package.join("flows/application.yaml"), FLOW).unwrap();
+    std::fs::write(package.join("tests/cases.yaml"), CASES).unwrap();
+
+    let primary = start_sim(&[]);
+    let backup = start_sim(&[]);
+    let server = Server::start_with_env(
+        &root.join("data"),
+        &[],
+        &[
+            ("PRIMARY_URL", primary.url.as_str()),
+            ("BACKUP_URL", backup.url.as_str()),
+        ],
+    );
+    let analyst = server.key("analyst", "alice");
+    let approver = server.key("approver", "bob");
+    let caller = server.key("decide,analyst", "platform");
+    let uploaded = cli(&[
+        "strategy",
+        "upload",
+        package.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--key",
+        &analyst,
+    ]);
+    let version = uploaded
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 64)
+        .expect("a version in the upload answer")
+        .to_string();
+    cli(&[
+        "strategy",
+        "approve",
+        &version,
+        "--server",
+        &server.url,
+        "--key",
+        &approver,
+    ]);
+    cli(&[
+        "strategy",
+        "activate",
+        &version,
+        "--server",
+        &server.url,
+        "--key",
+        &approver,
+    ]);
+
+    let decide = |customer: &str, score: i64| -> Value {
+        let body = json!({"customer_id": customer, "score": score, "consent_reference": format!("consent-{customer}")});
+        let answer = post_json(
+            &format!("{}/v1/decisions/application", server.url),
+            &caller,
+            &body,
+            &[],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        answer.json
+    };
+
+    // A clear score: the bureau is not needed and not called.
+    let clear = decide("C-100001", 700);
+    assert_eq!(
+        (clear["outcome"].clone(), clear["data"][0]["status"].clone()),
+        (json!("approve"), json!("skipped"))
+    );
+    assert_eq!(sim_calls(&primary), json!({}));
+
+    // The grey zone: the primary answers; the call is recorded with the decision.
+    let first = decide("C-100001", 500);
+    let used = &first["data"][0];
+    assert_eq!(used["status"], "ok", "{first}");
+    assert_eq!(used["meta"]["provider"], "bureau_primary");
+    assert_eq!(used["meta"]["cache_hit"], false);
+    assert_eq!(used["meta"]["consent"], "consent-C-100001");
+    assert_eq!(used["meta"]["calls"][0]["status"], "ok");
+    assert_eq!(used["meta"]["calls"][0]["cost"], "0.45");
+    assert!(used["values"]["inquiries_12m"].is_u64());
+
+    // The same customer again within the TTL: the cache answers, nobody is paid twice.
+    let again = decide("C-100001", 510);
+    assert_eq!(again["data"][0]["meta"]["cache_hit"], true);
+    assert_eq!(sim_calls(&primary), json!({"bureau": 1}));
+
+    // The primary hangs: after its timeout the backup answers.
+    set_failure(&primary, "timeout", 1.0);
+    let fallback = decide("C-200002", 500);
+    let calls = &fallback["data"][0]["meta"]["calls"];
+    assert_eq!(
+        (calls[0]["status"].clone(), calls[1]["status"].clone()),
+        (json!("timeout"), json!("ok")),
+        "{fallback}"
+    );
+    assert_eq!(fallback["data"][0]["meta"]["provider"], "bureau_backup");
+
+    // Both fail: the declared policy (refer) with the reason in the record.
+    set_failure(&backup, "error", 1.0);
+    let referred = decide("C-300003", 500);
+    assert_eq!(referred["outcome"], "refer");
+    assert_eq!(referred["reasons"][0]["code"], "REF_BUREAU_UNAVAILABLE");
+    assert!(
+        referred["data"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500"),
+        "{referred}"
+    );
+
+    // Years later, with no provider reachable, a replay reproduces the decision from its record.
+    drop(primary);
+    drop(backup);
+    let replay = post_json(
+        &format!(
+            "{}/v1/decisions/{}/replay",
+            server.url,
+            first["id"].as_str().unwrap()
+        ),
+        &caller,
+        &json!({}),
+        &[],
+    );
+    assert_eq!(replay.status, 200, "{}", replay.json);
+    assert_eq!(
+        replay.json["diff"]["identical"],
+        json!(true),
+        "{}",
+        replay.json
+    );
+    assert_eq!(
+        replay.json["decision"]["data"][0]["values"],
+        first["data"][0]["values"]
+    );
+}
