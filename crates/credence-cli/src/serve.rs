@@ -23,8 +23,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDENCE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
-    /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format. Flags and
-    /// environment variables override it.
+    /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format,
+    /// secrets_file. Flags and environment variables override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Largest decision request body in bytes [default: 65536].
@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// comes from RUST_LOG (default `info`).
     #[arg(long, env = "CREDENCE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// A file of `NAME=value` lines for the `{secret:NAME}` placeholders of data-source URLs
+    /// and headers; names not in it are read from the environment. Keep it readable by the
+    /// service only.
+    #[arg(long, env = "CREDENCE_SECRETS_FILE", value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
 }
 
 /// The config file's shape; every key optional.
@@ -58,6 +63,7 @@ struct ConfigFile {
     strategy_refresh_ms: Option<u64>,
     session_ttl_seconds: Option<u64>,
     log_format: Option<String>,
+    secrets_file: Option<PathBuf>,
 }
 
 /// The settings in force after merging flags, environment, file and defaults.
@@ -68,6 +74,7 @@ pub struct ServeConfig {
     pub limits: ServiceLimits,
     pub strategy_refresh_ms: u64,
     pub log_json: bool,
+    pub secrets_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -132,6 +139,7 @@ impl ServeArgs {
                 .unwrap_or(1000)
                 .max(50),
             log_json,
+            secrets_file: self.secrets_file.or(file.secrets_file),
         })
     }
 }
@@ -174,6 +182,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let service = Service::new(store.clone(), Arc::new(SystemClock), config.limits.clone());
+    if let Some(path) = &config.secrets_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secrets file {}", path.display()))?;
+        let secrets = credence_service::providers::parse_secrets(&text);
+        tracing::info!(count = secrets.len(), "loaded data-source secrets");
+        service.providers.add_secrets(secrets);
+    }
     match service
         .strategies
         .bootstrap(bundled_package()?, service.now_ms())
