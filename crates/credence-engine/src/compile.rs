@@ -498,7 +498,9 @@ fn compile_data_sources(
                 RawDataFieldType::Boolean => DataFieldKind::Boolean,
             };
             let default = match &f.default {
-                None | Some(serde_json::Value::Null) => None,
+                None => None,
+                // `default: null`: an absent field is simply missing, not a failure.
+                Some(serde_json::Value::Null) => Some(serde_json::Value::Null),
                 Some(value) => match crate::data::map_response(
                     &[DataField {
                         name: field.clone(),

@@ -141,9 +141,11 @@ impl Providers {
             } else if let Some(secret) = name.strip_prefix("secret:") {
                 match self.secret(secret) {
                     Some(value) => out.push_str(&value),
-                    None => return Err(format!(
+                    None => {
+                        return Err(format!(
                         "secret {secret} is not set; set it in the environment or the secrets file"
-                    )),
+                    ))
+                    }
                 }
             } else {
                 return Err(format!("unknown placeholder {{{name}}} in {template}"));
