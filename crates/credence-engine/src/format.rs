@@ -82,8 +82,16 @@ pub struct RawDataField {
     pub pointer: String,
     #[serde(rename = "type")]
     pub kind: RawDataFieldType,
-    #[serde(default)]
+    /// Present (even as `null`) or not: `default: null` lets the field be missing.
+    #[serde(default, deserialize_with = "present")]
     pub default: Option<serde_json::Value>,
+}
+
+/// A key that is present deserialises to `Some`, also when its value is null.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -965,6 +965,7 @@ data_sources:
     fields:
       delinquencies: {pointer: /d, type: integer, default: 0}
       utilisation: {pointer: /u, type: number}
+      note: {pointer: /n, type: string, default: null}
     on_failure: {outcome: refer, reason: R2}
 "#,
     );
@@ -1082,6 +1083,12 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
         .as_deref()
         .unwrap()
         .contains("never call a provider"));
+
+    // `default: null` lets a field be missing from an answer; no default makes it a failure.
+    let source = strategy.data_source("bureau").unwrap();
+    let mapped = crate::data::map_response(&source.fields, &json!({"u": 0.25})).unwrap();
+    assert_eq!(mapped["note"], json!(null));
+    assert!(crate::data::map_response(&source.fields, &json!({"d": 1})).is_err());
 
     // Replay: the recorded decision's own data reproduces it exactly, offline.
     let recorded = serde_json::to_value(&declined).unwrap();

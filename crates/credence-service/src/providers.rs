@@ -294,7 +294,15 @@ impl Providers {
     /// Fetches a source for a subject: the cache, then each provider in turn (skipping those
     /// whose breaker is open), until one answers with a response that fits.
     pub async fn fetch(&self, source: &DataSource, subject: &str) -> FetchOutcome {
-        let key = (source.name.to_string(), subject.to_string());
+        // The mapping is part of the key: a strategy version that reads other fields never
+        // gets an answer shaped for an earlier one.
+        let shape: String = source
+            .fields
+            .iter()
+            .map(|f| format!("{}={}", f.name, f.pointer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let key = (format!("{}|{shape}", source.name), subject.to_string());
         if source.cache_ttl_seconds > 0 {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = cache.get(&key).filter(|e| Instant::now() < e.expires) {

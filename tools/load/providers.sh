@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Load benchmark of decisions that call a third-party provider: the example application flow
+# without a verified income (so it asks the income provider), every request a new customer
+# (no cache hits), against `credence sim-providers` with a fixed latency. Not a test: its
+# numbers go in docs/benchmarks.md.
+#
+#   tools/load/providers.sh [DURATION_S] [CONNECTIONS] [PROVIDER_LATENCY_MS]
+#
+# Needs wrk (Debian: apt-get install wrk).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration="${1:-20}"
+connections="${2:-256}"
+latency="${3:-50}"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+
+cargo build --release --quiet
+bin=target/release/credence
+work="$(mktemp -d)"
+trap 'kill "$server_pid" "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$bin" sim-providers --addr 127.0.0.1:0 --latency-ms "$latency" >"$work/sim.out" 2>&1 &
+sim_pid=$!
+server_pid=$sim_pid
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$work/sim.out" 2>/dev/null && break
+  sleep 0.1
+done
+sim_url="$(head -1 "$work/sim.out" | awk '{print $5}')"
+CREDENCE_PROVIDERS_URL="$sim_url" "$bin" serve --addr 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$work/server.out" 2>/dev/null && break
+  sleep 0.1
+done
+url="$(head -1 "$work/server.out" | awk '{print $4}')"
+key="$("$bin" keys create --data-dir "$work/data" --role decide --user load | tail -1)"
+
+CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
+  wrk -t1 -c"$connections" -d3s -s tools/load/providers.lua "$url/v1/decisions/application" >/dev/null
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; ${connections} connections"
+CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
+  wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/providers.lua "$url/v1/decisions/application"
+echo "--- provider calls"
+curl -s "$url/metrics" | grep -E '^credence_provider_(calls|cache_hits)_total' || true
