@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// service only.
     #[arg(long, env = "CREDENCE_SECRETS_FILE", value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
+    /// Demo mode: also run the provider simulator inside this process and point the example
+    /// strategy's data sources at it (CREDENCE_PROVIDERS_URL).
+    #[arg(long)]
+    pub example: bool,
 }
 
 /// The config file's shape; every key optional.
@@ -75,6 +79,7 @@ pub struct ServeConfig {
     pub strategy_refresh_ms: u64,
     pub log_json: bool,
     pub secrets_file: Option<PathBuf>,
+    pub example: bool,
 }
 
 impl ServeArgs {
@@ -140,6 +145,7 @@ impl ServeArgs {
                 .max(50),
             log_json,
             secrets_file: self.secrets_file.or(file.secrets_file),
+            example: self.example,
         })
     }
 }
@@ -189,6 +195,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(count = secrets.len(), "loaded data-source secrets");
         service.providers.add_secrets(secrets);
     }
+    let simulator_url = if config.example {
+        let url = crate::sim_providers::spawn_local().await?;
+        service.providers.add_secrets(
+            [("CREDENCE_PROVIDERS_URL".to_string(), url.clone())]
+                .into_iter()
+                .collect(),
+        );
+        Some(url)
+    } else {
+        None
+    };
     match service
         .strategies
         .bootstrap(bundled_package()?, service.now_ms())
@@ -214,6 +231,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "data directory {}, active strategy {active}",
         config.data_dir.display()
     );
+    if let Some(url) = &simulator_url {
+        println!("provider simulator (--example) on {url}: the example's data sources call it");
+    }
     if store.keys().await.map(|k| k.is_empty()).unwrap_or(false) {
         println!(
             "no API keys yet; create an admin key with: credence keys create --data-dir {} --role admin --user admin",

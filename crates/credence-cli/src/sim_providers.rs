@@ -302,7 +302,8 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Response {
     Json(serde_json::json!({"calls": calls, "mode": mode})).into_response()
 }
 
-pub fn run(args: SimArgs) -> anyhow::Result<()> {
+/// The simulator's routes over its state.
+fn router(args: &SimArgs) -> anyhow::Result<Router> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.failure_rate),
         "--failure-rate: give a share from 0 to 1, e.g. 0.1"
@@ -323,7 +324,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         turn: AtomicU64::new(0),
         calls: Mutex::new(BTreeMap::new()),
     });
-    let app = Router::new()
+    Ok(Router::new()
         .route("/bureau/v1/reports/{subject}", get(bureau_route))
         .route("/income/v1/verifications/{subject}", get(income_route))
         .route(
@@ -332,7 +333,32 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         )
         .route("/_sim/mode", post(set_mode))
         .route("/_sim/stats", get(stats))
-        .with_state(sim);
+        .with_state(sim))
+}
+
+/// Starts the simulator on a free loopback port inside the calling runtime (for
+/// `credence serve --example`); returns its base URL.
+pub async fn spawn_local() -> anyhow::Result<String> {
+    let app = router(&SimArgs {
+        addr: "127.0.0.1:0".into(),
+        latency_ms: 0,
+        failure_rate: 0.0,
+        seed: 1,
+    })?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen for the provider simulator")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the provider simulator stopped");
+        }
+    });
+    Ok(url)
+}
+
+pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    let app = router(&args)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -226,3 +226,29 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
         first["data"][0]["values"]
     );
 }
+
+#[test]
+fn serve_example_wires_the_example_strategy_to_an_in_process_simulator() {
+    let server = Server::start(&scratch_dir("third-party-example"), &["--example"]);
+    let key = server.key("decide", "platform");
+    let mut application = example_input("application-approve.json");
+    application["customer_id"] = json!("C-example-7");
+    application["consent_reference"] = json!("CONSENT-7");
+    application
+        .as_object_mut()
+        .unwrap()
+        .remove("verified_monthly_income");
+    let answer = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &key,
+        &application,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let used = &answer.json["data"][0];
+    assert_eq!(used["step"], "income_check");
+    assert_eq!(used["status"], "ok", "{}", answer.json);
+    assert_eq!(used["meta"]["provider"], "income_provider");
+    assert_eq!(used["meta"]["consent"], "CONSENT-7");
+    assert!(used["values"]["verified"].is_boolean());
+}
