@@ -391,7 +391,8 @@ fn account_routes_check_roles_and_reject_bad_events_whole() {
         &json!({"events": [
             {"id": "ok-1", "time": at(today(), 1), "type": "repayment", "amount": 10},
             {"id": "bad-1", "time": "last tuesday", "type": "drawdown", "amount": -5},
-            {"id": "bad-2", "time": at(today(), 1), "type": "teleport"}
+            {"id": "bad-2", "time": at(today(), 1), "type": "teleport"},
+            {"id": "bad-3", "time": "2999-01-01T00:00:00Z", "type": "repayment", "amount": 1}
         ]}),
     );
     assert_eq!(bad.status, 422, "{}", bad.json);
@@ -403,7 +404,12 @@ fn account_routes_check_roles_and_reject_bad_events_whole() {
         .collect();
     assert_eq!(
         paths,
-        vec!["events[1].time", "events[1].amount", "events[2].type"]
+        vec![
+            "events[1].time",
+            "events[1].amount",
+            "events[2].type",
+            "events[3].time"
+        ]
     );
     assert_eq!(
         account(&server, &platform, "ACC-ERR-1")["events_applied"],

@@ -27,6 +27,8 @@ use std::sync::Arc;
 const STRIPES: usize = 256;
 /// Most events one request may post.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+/// How far ahead of the server's clock an event time may be (clocks differ a little).
+const MAX_CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
 
 /// An account as the API shows it: terms, status, live features and the schedule.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -415,6 +417,8 @@ impl Accounts {
         }
         let mut events = Vec::with_capacity(list.len());
         let mut violations = Vec::new();
+        // An event from the future would move every window (and age out real history).
+        let latest_ms = self.clock.now().timestamp_millis() + MAX_CLOCK_SKEW_MS;
         for (i, item) in list.into_iter().enumerate() {
             let at = if path.is_empty() && !raw.is_array() {
                 "event".to_string()
@@ -424,6 +428,12 @@ impl Accounts {
                 format!("{path}[{i}]")
             };
             match parse_event(&at, item) {
+                Ok(event) if event.time_ms > latest_ms => {
+                    violations.push(credence_account::EventViolation {
+                        path: format!("{at}.time"),
+                        message: "the event time is in the future; send events once they have happened, with their own time".into(),
+                    })
+                }
                 Ok(event) => events.push(event),
                 Err(problems) => violations.extend(problems),
             }
