@@ -365,6 +365,25 @@ fn index_decisions(
 }
 
 impl SqliteStore {
+    /// The account whose `column` (a unique one: `id` or `decision_id`) equals `value`.
+    async fn account_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let value = value.to_string();
+        self.read(move |_, conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {column} = ?1"),
+                    [value],
+                    account_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     /// Opens (creating if needed) the store in `data_dir` as the one process that appends
     /// decisions: takes the writer lock, recovers the log's tail into the index, and starts
     /// the log writer.
@@ -794,6 +813,21 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<AccountRecord> {
         updated_at_ms: row.get(5)?,
         body: row.get(6)?,
     })
+}
+
+fn insert_account_row(conn: &Connection, account: &AccountRecord) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
+    .execute(params![
+        account.id,
+        account.customer_id,
+        account.decision_id,
+        account.status,
+        account.version,
+        account.updated_at_ms,
+        account.body
+    ])
 }
 
 fn insert_account_events(
@@ -1519,21 +1553,7 @@ impl Store for SqliteStore {
         audit: NewAuditEvent,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                ),
-                params![
-                    account.id,
-                    account.customer_id,
-                    account.decision_id,
-                    account.status,
-                    account.version,
-                    account.updated_at_ms,
-                    account.body
-                ],
-            )
-            .map_err(|e| {
+            insert_account_row(conn, &account).map_err(|e| {
                 StoreError::from_insert(e, || {
                     format!("an account for decision {}", account.decision_id)
                 })
@@ -1549,23 +1569,10 @@ impl Store for SqliteStore {
         accounts: Vec<(AccountRecord, Vec<AccountEventRecord>)>,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let mut statement = conn.prepare_cached(&format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            ))?;
             for (account, events) in &accounts {
-                statement
-                    .execute(params![
-                        account.id,
-                        account.customer_id,
-                        account.decision_id,
-                        account.status,
-                        account.version,
-                        account.updated_at_ms,
-                        account.body
-                    ])
-                    .map_err(|e| {
-                        StoreError::from_insert(e, || format!("account {}", account.id))
-                    })?;
+                insert_account_row(conn, account).map_err(|e| {
+                    StoreError::from_insert(e, || format!("account {}", account.id))
+                })?;
                 insert_account_events(conn, events)?;
             }
             Ok(())
@@ -1574,34 +1581,14 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let id = id.to_string();
-        self.read(move |_, conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
-                    [id],
-                    account_from_row,
-                )
-                .optional()?)
-        })
-        .await
+        self.account_where("id", id).await
     }
 
     async fn account_for_decision(
         &self,
         decision_id: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        let decision_id = decision_id.to_string();
-        self.read(move |_, conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE decision_id = ?1"),
-                    [decision_id],
-                    account_from_row,
-                )
-                .optional()?)
-        })
-        .await
+        self.account_where("decision_id", decision_id).await
     }
 
     async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError> {
