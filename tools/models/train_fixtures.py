@@ -228,6 +228,9 @@ def main():
     xgboost_fixture("xgb_squarederror", lc_x, lc_x["debt_to_income"].fillna(0).to_numpy(),
                     {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.1}, 40,
                     note="reg:squarederror on debt-to-income (a regression)")
+    xgboost_fixture("xgb_absoluteerror", lc_x, lc_x["debt_to_income"].fillna(0).to_numpy(),
+                    {"objective": "reg:absoluteerror", "max_depth": 4, "eta": 0.1}, 40,
+                    note="reg:absoluteerror on debt-to-income (median regression, identity link)")
 
     lightgbm_fixture("lgb_numeric", cd_complete, cd_complete_y,
                      {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1}, 60,

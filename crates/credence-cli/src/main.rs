@@ -16,6 +16,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// The service allocates small, short-lived buffers from many threads at once (requests,
+// provider answers, log records); glibc's allocator spent ~15% of the server's CPU under load
+// there. mimalloc's thread-local free lists remove most of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "credence",

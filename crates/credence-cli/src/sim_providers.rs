@@ -260,6 +260,8 @@ fn liabilities(subject: &str, s: &Subject) -> serde_json::Value {
             "monthly_payments_total": total,
             "revolving_minimum_payment": revolving,
             "revolving_balance": s.credit_used,
+            "revolving_limit": s.credit_limit,
+            "open_accounts": s.open_lines,
             "instalment_accounts": s.instalment_accounts,
             "mortgage_accounts": s.mortgage_accounts,
             "housing": s.homeownership,

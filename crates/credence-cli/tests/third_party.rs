@@ -251,4 +251,28 @@ fn serve_example_wires_the_example_strategy_to_an_in_process_simulator() {
     assert_eq!(used["meta"]["provider"], "income_provider");
     assert_eq!(used["meta"]["consent"], "CONSENT-7");
     assert!(used["values"]["verified"].is_boolean());
+    // The liabilities provider is asked in the same round (the steps are independent) and
+    // its report feeds the income estimate and the obligations.
+    let liabilities = &answer.json["data"][1];
+    assert_eq!(liabilities["step"], "liabilities");
+    assert_eq!(liabilities["status"], "ok", "{}", answer.json);
+    assert_eq!(liabilities["meta"]["provider"], "liabilities_provider");
+    assert!(
+        !liabilities["values"]["revolving_limit"].is_null(),
+        "{}",
+        answer.json
+    );
+    // A clear approval pays for no bureau report: the grey-zone step is skipped.
+    let bureau = &answer.json["data"][2];
+    assert_eq!(
+        (bureau["step"].as_str(), bureau["status"].as_str()),
+        (Some("bureau_report"), Some("skipped")),
+        "{}",
+        answer.json
+    );
+    // The full trace shows the estimate the liabilities report gave.
+    let id = answer.json["id"].as_str().unwrap();
+    let stored = get(&format!("{}/v1/decisions/{id}", server.url), &key);
+    let trace = stored.json.to_string();
+    assert!(trace.contains("income_estimate"), "{trace}");
 }

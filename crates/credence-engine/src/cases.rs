@@ -171,9 +171,12 @@ impl CompiledStrategy {
                     Ok(crate::data::Evaluation::Decided(decision)) => {
                         (compare(&case.expect, &decision), None)
                     }
-                    Ok(crate::data::Evaluation::NeedsData(request)) => (
+                    Ok(crate::data::Evaluation::NeedsData(requests)) => (
                         Vec::new(),
-                        Some(format!("data step {} has no answer", request.step)),
+                        Some(format!(
+                            "data step {} has no answer",
+                            requests.first().map_or("?", |r| r.step.as_str())
+                        )),
                     ),
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };

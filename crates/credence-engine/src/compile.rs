@@ -118,6 +118,9 @@ pub struct DataStep {
     pub when: Option<Expr>,
     pub subject: Expr,
     pub consent: Option<Expr>,
+    /// True when this step directly follows other data steps and reads none of their answers:
+    /// online, its request is then made together with theirs (the calls run concurrently).
+    pub fetch_with_previous: bool,
 }
 
 impl Step {
@@ -844,6 +847,7 @@ impl Compiler<'_> {
                 steps.push(step);
             }
         }
+        mark_concurrent_fetches(&mut steps);
         steps
     }
 
@@ -922,6 +926,7 @@ impl Compiler<'_> {
             when,
             subject,
             consent,
+            fetch_with_previous: false,
         }))
     }
 
@@ -1956,6 +1961,28 @@ fn compile_cases(
                 actions: expect.actions.clone(),
             },
         });
+    }
+}
+
+/// Marks each data step that follows other data steps without reading their answers: such a
+/// run of adjacent steps is fetched at once (one round trip of latency, not one per step).
+fn mark_concurrent_fetches(steps: &mut [Step]) {
+    let mut run: Vec<Arc<str>> = Vec::new();
+    for step in steps.iter_mut() {
+        let Step::Data(data) = step else {
+            run.clear();
+            continue;
+        };
+        let reads_run = std::iter::once(&data.subject)
+            .chain(data.when.as_ref())
+            .chain(data.consent.as_ref())
+            .flat_map(|expr| expr.references())
+            .any(|name| run.iter().any(|id| id.as_ref() == name));
+        if reads_run {
+            run.clear();
+        }
+        data.fetch_with_previous = !run.is_empty();
+        run.push(data.id.clone());
     }
 }
 

@@ -225,7 +225,9 @@ pub struct DataRequest {
 #[derive(Debug, Clone)]
 pub enum Evaluation {
     Decided(Box<Decision>),
-    NeedsData(DataRequest),
+    /// The data steps to answer before evaluating again: one, or several adjacent steps that
+    /// do not read each other's answers (fetch them concurrently).
+    NeedsData(Vec<DataRequest>),
 }
 
 /// A data step as the decision records it; replays take the values from here.

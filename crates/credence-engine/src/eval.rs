@@ -128,8 +128,8 @@ struct Run<'s> {
     /// The answers of data steps this run may use.
     data: &'s DataRecord,
     /// Set when a data step needs an answer the record lacks (online): the run unwinds and
-    /// `run` returns the request instead of a decision.
-    needs: Option<DataRequest>,
+    /// `run` returns the requests instead of a decision.
+    needs: Vec<DataRequest>,
     data_uses: Vec<DataUse>,
     shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
 }
@@ -249,16 +249,17 @@ impl CompiledStrategy {
     ) -> Result<Decision, EngineError> {
         match self.evaluate(flow_name, input, options, &DataRecord::offline())? {
             Evaluation::Decided(decision) => Ok(*decision),
-            Evaluation::NeedsData(request) => Err(EngineError::Evaluation {
+            Evaluation::NeedsData(requests) => Err(EngineError::Evaluation {
                 flow: flow_name.to_string(),
-                step: request.step,
+                step: requests.first().map(|r| r.step.clone()).unwrap_or_default(),
                 message: "an offline evaluation asked for data".into(),
             }),
         }
     }
 
-    /// Evaluates with the answers in `data`: a decision, or (online) the first data request
-    /// the record cannot answer. Evaluate again once the answer is in the record.
+    /// Evaluates with the answers in `data`: a decision, or (online) the data requests the
+    /// record cannot answer — the first unanswered step plus the adjacent steps that may be
+    /// fetched with it. Evaluate again once the answers are in the record.
     pub fn evaluate(
         &self,
         flow_name: &str,
@@ -329,13 +330,14 @@ impl CompiledStrategy {
             forced_arm,
             shadow_arms: Vec::new(),
             data,
-            needs: None,
+            needs: Vec::new(),
             data_uses: Vec::new(),
         };
         if let Err(error) = run.steps(&flow.steps, frame) {
-            return match run.needs.take() {
-                Some(request) => Ok(Evaluation::NeedsData(request)),
-                None => Err(error),
+            return if run.needs.is_empty() {
+                Err(error)
+            } else {
+                Ok(Evaluation::NeedsData(std::mem::take(&mut run.needs)))
             };
         }
         let mut decision = run.assemble(frame, options, as_of)?;
@@ -506,10 +508,57 @@ impl<'s> Run<'s> {
     }
 
     fn steps(&mut self, steps: &'s [Step], frame: &mut Frame) -> Result<(), EngineError> {
-        for step in steps {
-            self.step(step, frame)?;
+        for (i, step) in steps.iter().enumerate() {
+            if let Err(error) = self.step(step, frame) {
+                if matches!(step, Step::Data(_)) && !self.needs.is_empty() {
+                    // Ask for the following data steps' answers in the same round.
+                    for next in &steps[i + 1..] {
+                        match next {
+                            Step::Data(data) if data.fetch_with_previous => {
+                                if let Some(request) = self.pending_request(data, frame) {
+                                    self.needs.push(request);
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                return Err(error);
+            }
         }
         Ok(())
+    }
+
+    /// The request a data step would make now, if it is active, has a subject and has no
+    /// answer in an online record; `None` otherwise (it is then decided when the step runs).
+    fn pending_request(&self, step: &DataStep, frame: &mut Frame) -> Option<DataRequest> {
+        let lists = &self.strategy.lists;
+        if !self.data.is_online() || self.data.get(&step.id).is_some() {
+            return None;
+        }
+        if let Some(when) = &step.when {
+            if !matches!(when.eval(frame, lists), Ok(Variable::Bool(true))) {
+                return None;
+            }
+        }
+        let subject = match step.subject.eval(frame, lists).ok()? {
+            Variable::String(s) if !s.is_empty() => s.to_string(),
+            Variable::Number(n) => n.normalize().to_string(),
+            _ => return None,
+        };
+        Some(DataRequest {
+            step: step.id.to_string(),
+            source: step.source.name.to_string(),
+            subject,
+            consent: self.consent(step, frame),
+        })
+    }
+
+    fn consent(&self, step: &DataStep, frame: &mut Frame) -> Option<String> {
+        match step.consent.as_ref()?.eval(frame, &self.strategy.lists) {
+            Ok(Variable::String(s)) => Some(s.to_string()),
+            _ => None,
+        }
     }
 
     fn step(&mut self, step: &'s Step, frame: &mut Frame) -> Result<(), EngineError> {
@@ -812,14 +861,8 @@ impl<'s> Run<'s> {
             };
             match (self.data.get(&step.id), &subject) {
                 (None, Some(key)) if self.data.is_online() => {
-                    let consent = match &step.consent {
-                        Some(expr) => match expr.eval(frame, lists) {
-                            Ok(Variable::String(s)) => Some(s.to_string()),
-                            _ => None,
-                        },
-                        None => None,
-                    };
-                    self.needs = Some(DataRequest {
+                    let consent = self.consent(step, frame);
+                    self.needs.push(DataRequest {
                         step: step.id.to_string(),
                         source: source.name.to_string(),
                         subject: key.clone(),

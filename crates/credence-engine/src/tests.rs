@@ -987,6 +987,80 @@ outcome: {default: approve}
     compile(&source).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Adjacent data steps that do not read each other's answers are asked for in one round (the
+/// service fetches them concurrently); a step that reads an earlier answer waits for it.
+#[test]
+fn adjacent_independent_data_steps_are_requested_together() {
+    use crate::data::{DataAnswer, DataRecord, Evaluation};
+    let mut source = PackageSource::new();
+    source.insert(
+        "strategy.yaml",
+        r#"name: data
+languages: [en]
+reasons: {R2: {en: unavailable}}
+flows: {application: flows/a.yaml}
+data_sources:
+  income: {subject: customer_id, providers: [{name: p1, url: "{secret:U}/i/{subject}", timeout_ms: 200}],
+           fields: {monthly: {pointer: /m, type: number, default: null}}, on_failure: {outcome: continue}}
+  liabilities: {subject: customer_id, providers: [{name: p2, url: "{secret:U}/l/{subject}", timeout_ms: 200}],
+                fields: {payments: {pointer: /p, type: number, default: null}}, on_failure: {outcome: continue}}
+  bureau: {subject: customer_id, providers: [{name: p3, url: "{secret:U}/b/{subject}", timeout_ms: 200}],
+           fields: {alerts: {pointer: /a, type: integer, default: 0}}, on_failure: {outcome: refer, reason: R2}}
+"#,
+    );
+    source.insert(
+        "flows/a.yaml",
+        r#"input:
+  customer_id: {type: string}
+  score: {type: number}
+steps:
+  - data: {id: income, source: income}
+  - data: {id: liabilities, source: liabilities, when: "score < 900"}
+  - data: {id: skipped_bureau, source: bureau, when: "score > 900"}
+  - data: {id: bureau, source: bureau, when: "liabilities.available and liabilities.payments > 100"}
+  - features: {id: f, values: {x: "1"}}
+outcome: {default: approve}
+"#,
+    );
+    let strategy = compile(&source).unwrap_or_else(|e| panic!("{e}"));
+    let input = strategy
+        .validate_input("application", &json!({"customer_id": "C-9", "score": 500}))
+        .unwrap();
+    let options = EvalOptions::default();
+    let asked = |record: &DataRecord| match strategy
+        .evaluate("application", &input, &options, record)
+        .unwrap()
+    {
+        Evaluation::NeedsData(requests) => requests.into_iter().map(|r| r.step).collect(),
+        Evaluation::Decided(_) => Vec::<String>::new(),
+    };
+    let answer = |record: &mut DataRecord, step: &str, values: serde_json::Value| {
+        record.insert(
+            step,
+            DataAnswer {
+                ok: true,
+                values: values
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                reason: None,
+                meta: json!(null),
+            },
+        );
+    };
+    let mut record = DataRecord::online();
+    // income and liabilities together; the inactive step is not asked; the bureau step reads
+    // liabilities' answer, so it waits for the next round.
+    assert_eq!(asked(&record), ["income", "liabilities"]);
+    answer(&mut record, "income", json!({"monthly": 3000}));
+    answer(&mut record, "liabilities", json!({"payments": 450}));
+    assert_eq!(asked(&record), ["bureau"]);
+    answer(&mut record, "bureau", json!({"alerts": 0}));
+    assert!(asked(&record).is_empty(), "decided once every answer is in");
+}
+
 #[test]
 fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
     use crate::data::{DataAnswer, DataRecord, Evaluation};
@@ -1022,7 +1096,7 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
         .unwrap()
     {
         Evaluation::Decided(decision) => *decision,
-        Evaluation::NeedsData(request) => panic!("asked for {request:?}"),
+        Evaluation::NeedsData(requests) => panic!("asked for {requests:?}"),
     };
 
     // Not needed: the step is skipped, nobody is asked.
@@ -1037,7 +1111,10 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
         .evaluate("application", &input(500), &as_of(), &DataRecord::online())
         .unwrap()
     {
-        Evaluation::NeedsData(request) => {
+        Evaluation::NeedsData(requests) => {
+            let [request] = &requests[..] else {
+                panic!("one request expected: {requests:?}")
+            };
             assert_eq!(
                 (
                     request.step.as_str(),

@@ -59,7 +59,12 @@ pub enum Objective {
     RegLogistic,
     BinaryLogitRaw,
     SquaredError,
-    LightGbmBinary { sigmoid: f64 },
+    /// `reg:absoluteerror`: median regression, identity link (robust to heavy-tailed targets
+    /// such as income).
+    AbsoluteError,
+    LightGbmBinary {
+        sigmoid: f64,
+    },
     LightGbmRegression,
     LogisticRegression,
 }
@@ -71,6 +76,7 @@ impl Objective {
             Objective::RegLogistic => "reg:logistic",
             Objective::BinaryLogitRaw => "binary:logitraw",
             Objective::SquaredError => "reg:squarederror",
+            Objective::AbsoluteError => "reg:absoluteerror",
             Objective::LightGbmBinary { .. } => "binary",
             Objective::LightGbmRegression => "regression",
             Objective::LogisticRegression => "logistic_regression",

@@ -155,12 +155,13 @@ impl XgbModel {
             "reg:logistic" => Objective::RegLogistic,
             "binary:logitraw" => Objective::BinaryLogitRaw,
             "reg:squarederror" => Objective::SquaredError,
+            "reg:absoluteerror" => Objective::AbsoluteError,
             other if other.starts_with("multi:") => {
                 return Err(invalid(format!("objective {other}: multi-class models are not supported yet")))
             }
             other => {
                 return Err(invalid(format!(
-                    "objective {other} is not supported; supported: binary:logistic, binary:logitraw, reg:logistic, reg:squarederror"
+                    "objective {other} is not supported; supported: binary:logistic, binary:logitraw, reg:logistic, reg:squarederror, reg:absoluteerror"
                 )))
             }
         };
@@ -195,7 +196,7 @@ impl XgbModel {
                 // XGBoost's ProbToMargin, in f32.
                 -(1.0f32 / base_score - 1.0f32).ln()
             }
-            Objective::SquaredError => base_score,
+            // Identity links: the stored base_score is the margin.
             _ => base_score,
         };
         let num_features = parse_count(&param.num_feature).max(learner.feature_names.len());

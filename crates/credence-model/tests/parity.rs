@@ -146,6 +146,10 @@ fn metadata_names_features_objective_and_format() {
         load(&dir.join("xgb_squarederror")).objective(),
         Objective::SquaredError
     );
+    assert_eq!(
+        load(&dir.join("xgb_absoluteerror")).objective(),
+        Objective::AbsoluteError
+    );
 }
 
 #[test]

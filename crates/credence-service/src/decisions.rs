@@ -424,42 +424,49 @@ impl Decisions {
     ) -> Result<credence_engine::Decision, ApiError> {
         use credence_engine::data::{DataAnswer, DataRecord, Evaluation};
         let mut data = DataRecord::online();
-        // Each round answers one more data step; a flow has far fewer than this.
+        // Each round answers one or more data steps; a flow has far fewer than this.
         for _ in 0..64 {
             match strategy.evaluate(flow, input, options, &data)? {
                 Evaluation::Decided(decision) => return Ok(*decision),
-                Evaluation::NeedsData(request) => {
-                    let source = strategy.data_source(&request.source).ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::StrategyError,
-                            format!("data source {} is not declared", request.source),
-                        )
-                    })?;
-                    let fetched = self.providers.fetch(source, &request.subject).await;
-                    for call in &fetched.calls {
-                        metrics::counter!(m::PROVIDER_CALLS_TOTAL,
-                            "provider" => call.provider.clone(), "status" => call.status)
-                        .increment(1);
+                Evaluation::NeedsData(requests) => {
+                    let mut fetches = Vec::with_capacity(requests.len());
+                    for request in &requests {
+                        let source = strategy.data_source(&request.source).ok_or_else(|| {
+                            ApiError::new(
+                                ErrorCode::StrategyError,
+                                format!("data source {} is not declared", request.source),
+                            )
+                        })?;
+                        fetches.push(self.providers.fetch(source, &request.subject));
                     }
-                    if fetched.cache_hit {
-                        metrics::counter!(m::PROVIDER_CACHE_HITS_TOTAL, "source" => request.source.clone())
+                    // Independent steps asked together are fetched concurrently.
+                    let answers = futures_util::future::join_all(fetches).await;
+                    for (request, fetched) in requests.into_iter().zip(answers) {
+                        for call in &fetched.calls {
+                            metrics::counter!(m::PROVIDER_CALLS_TOTAL,
+                                "provider" => call.provider.clone(), "status" => call.status)
                             .increment(1);
+                        }
+                        if fetched.cache_hit {
+                            metrics::counter!(m::PROVIDER_CACHE_HITS_TOTAL, "source" => request.source.clone())
+                                .increment(1);
+                        }
+                        let meta = serde_json::json!({
+                            "provider": fetched.provider,
+                            "cache_hit": fetched.cache_hit,
+                            "calls": fetched.calls,
+                            "consent": request.consent,
+                        });
+                        data.insert(
+                            request.step,
+                            DataAnswer {
+                                ok: fetched.ok,
+                                values: fetched.values,
+                                reason: fetched.reason,
+                                meta,
+                            },
+                        );
                     }
-                    let meta = serde_json::json!({
-                        "provider": fetched.provider,
-                        "cache_hit": fetched.cache_hit,
-                        "calls": fetched.calls,
-                        "consent": request.consent,
-                    });
-                    data.insert(
-                        request.step,
-                        DataAnswer {
-                            ok: fetched.ok,
-                            values: fetched.values,
-                            reason: fetched.reason,
-                            meta,
-                        },
-                    );
                 }
             }
         }
@@ -570,11 +577,12 @@ impl Decisions {
         let input = strategy.validate_input(&record.flow, &raw)?;
         let decision = match strategy.evaluate(&record.flow, &input, &options, &data)? {
             credence_engine::data::Evaluation::Decided(decision) => decision,
-            credence_engine::data::Evaluation::NeedsData(request) => {
+            credence_engine::data::Evaluation::NeedsData(requests) => {
+                let steps: Vec<&str> = requests.iter().map(|r| r.step.as_str()).collect();
                 return Err(ApiError::new(
                     ErrorCode::Internal,
-                    format!("replay asked for data step {}", request.step),
-                ))
+                    format!("replay asked for data step {}", steps.join(", ")),
+                ));
             }
         };
         let replayed = serde_json::to_value(&decision).map_err(|e| {

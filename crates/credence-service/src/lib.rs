@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod package_archive;
 pub mod portfolio;
+mod provider_cache;
 pub mod providers;
 pub mod replay;
 mod routes;

@@ -7,6 +7,7 @@
 //! crash. Secrets in URLs and headers (`{secret:NAME}`) come from the environment or a secrets
 //! file handed in by the operator, never from a strategy package.
 
+use crate::provider_cache::TtlCache;
 use credence_engine::data::{map_response, DataSource, Provider};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -59,10 +60,13 @@ struct Breaker {
 }
 
 struct CacheEntry {
-    expires: Instant,
     provider: String,
     values: BTreeMap<String, serde_json::Value>,
 }
+
+/// Answers kept at most; beyond it the oldest go first (a re-pull costs a provider call, never
+/// a wrong answer).
+const CACHE_CAPACITY: usize = 200_000;
 
 /// The providers of a process: one HTTP client, the breakers and the cache.
 pub struct Providers {
@@ -70,7 +74,7 @@ pub struct Providers {
     /// From the secrets file; the environment is read when a name is not here.
     secrets: RwLock<HashMap<String, String>>,
     breakers: Mutex<HashMap<String, Breaker>>,
-    cache: Mutex<HashMap<(String, String), CacheEntry>>,
+    cache: Mutex<TtlCache<(String, String), CacheEntry>>,
 }
 
 /// The state a provider's breaker is in now, for metrics and tests.
@@ -100,7 +104,7 @@ impl Providers {
             client: Client::builder(TokioExecutor::new()).build(connector),
             secrets: RwLock::new(secrets),
             breakers: Mutex::new(HashMap::new()),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(TtlCache::new(CACHE_CAPACITY)),
         }
     }
 
@@ -304,8 +308,8 @@ impl Providers {
             .join(",");
         let key = (format!("{}|{shape}", source.name), subject.to_string());
         if source.cache_ttl_seconds > 0 {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = cache.get(&key).filter(|e| Instant::now() < e.expires) {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = cache.get(&key, Instant::now()) {
                 return FetchOutcome {
                     source: source.name.to_string(),
                     subject: subject.to_string(),
@@ -339,16 +343,14 @@ impl Providers {
                 if source.cache_ttl_seconds > 0 {
                     let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     let now = Instant::now();
-                    if cache.len() > 100_000 {
-                        cache.retain(|_, e| e.expires > now);
-                    }
                     cache.insert(
                         key,
                         CacheEntry {
-                            expires: now + Duration::from_secs(source.cache_ttl_seconds),
                             provider: provider.name.clone(),
                             values: values.clone(),
                         },
+                        now + Duration::from_secs(source.cache_ttl_seconds),
+                        now,
                     );
                 }
                 return FetchOutcome {
