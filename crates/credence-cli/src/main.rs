@@ -3,7 +3,9 @@
 //! Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage.
 
 mod admin;
+mod backtest;
 mod model_score;
+mod monitor;
 mod package_dir;
 mod portfolio;
 mod serve;
@@ -98,6 +100,16 @@ enum Command {
     /// Serve simulated bureau, income-verification and liability providers (answers derived
     /// from the Lending Club data), with latency and failure injection, for demos and tests.
     SimProviders(sim_providers::SimArgs),
+    /// Evaluate historical rows (CSV, JSON Lines, or a data directory's decision log) under a
+    /// strategy and an optional challenger: rates, swap set, bad rates, expected loss,
+    /// breakdowns, reason codes; a summary JSON, an HTML report and a diff of changed rows.
+    Backtest(Box<backtest::BacktestArgs>),
+    /// Monitoring: drift (PSI/CSI), score performance (KS, AUC, Gini) and vintages from CSV
+    /// files; rates, drift, overrides, vintages and roll rates of a data directory.
+    Monitor {
+        #[command(subcommand)]
+        command: monitor::MonitorCommand,
+    },
     /// Run in-loan flows over the whole portfolio of a data directory.
     Portfolio {
         #[command(subcommand)]
@@ -284,6 +296,8 @@ fn main() -> ExitCode {
             command: SimulateCommand::Portfolio(args),
         } => portfolio::simulate(args).map(|()| 0).map_err(Exit::from),
         Command::SimProviders(args) => sim_providers::run(args).map(|()| 0).map_err(Exit::from),
+        Command::Monitor { command } => monitor::run(command).map(|()| 0).map_err(Exit::from),
+        Command::Backtest(args) => backtest::run(*args).map(|()| 0).map_err(Exit::from),
         Command::Portfolio {
             command: PortfolioCommand::Review(args),
         } => portfolio::review(args).map(|()| 0).map_err(Exit::from),

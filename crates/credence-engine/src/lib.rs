@@ -31,7 +31,7 @@ pub use decision::{
 };
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
-pub use schema::{json_decimal, InputValue, ValidatedInput, Violation};
+pub use schema::{json_decimal, FieldKind, FieldSpec, InputValue, ValidatedInput, Violation};
 pub use source::PackageSource;
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub enum Action {
     ReadAccounts,
     /// Unfreeze, close or charge off an account by hand.
     ChangeAccountStatus,
+    /// Rates, drift, vintages and roll rates over the decision log and the accounts.
+    ReadMonitoring,
 }
 
 impl Action {
@@ -94,6 +96,7 @@ impl Action {
             Action::OperateAccounts => &[Decide],
             Action::ReadAccounts => &[Decide, Review, Analyst],
             Action::ChangeAccountStatus => &[Review],
+            Action::ReadMonitoring => &[Analyst, Approver],
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod decisions;
 pub mod error;
 pub mod mask;
 pub mod metrics;
+pub mod monitoring;
 pub mod openapi;
 pub mod package_archive;
 pub mod portfolio;

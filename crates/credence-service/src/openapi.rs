@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::account_drawdown,
         crate::routes::review_account,
         crate::routes::set_account_status,
+        crate::routes::monitoring,
         crate::routes::healthz,
         crate::routes::readyz,
         crate::routes::metrics_text,

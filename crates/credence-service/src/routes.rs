@@ -74,6 +74,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/accounts/{id}/drawdowns", post(account_drawdown))
         .route("/v1/accounts/{id}/review", post(review_account))
         .route("/v1/accounts/{id}/status", post(set_account_status))
+        .route("/v1/monitoring", get(monitoring))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let uploads = Router::new()
         .route("/v1/strategies", post(upload_strategy))
@@ -628,6 +629,38 @@ async fn audit_events(
         .unwrap_or(100)
         .clamp(1, service.limits.max_page_size);
     Ok(Json(service.store.audit_events(limit).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringParams {
+    /// The flow whose decisions are monitored [default: application].
+    pub flow: Option<String>,
+    /// How many of the newest decisions (and decided cases) to read [default: 10000].
+    pub limit: Option<u32>,
+}
+
+/// Approval, referral and override rates by month; the score's PSI against the first month
+/// with enough scores (flags at 0.1 and 0.25); vintage curves (60+ days past due) and roll
+/// rates from the accounts.
+#[utoipa::path(get, path = "/v1/monitoring", tag = "monitoring", params(MonitoringParams),
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+async fn monitoring(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<MonitoringParams>, QueryRejection>,
+) -> Result<Json<credence_backtest::monitor::MonitorReport>, ApiError> {
+    caller.require(Action::ReadMonitoring)?;
+    let Query(params) = params.map_err(query_error)?;
+    let flow = params.flow.unwrap_or_else(|| "application".into());
+    let limit = params.limit.unwrap_or(10_000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::parameter("limit", "give 1 to 100000"));
+    }
+    let today = service.clock.now().date_naive();
+    Ok(Json(
+        crate::monitoring::report(&service.store, &flow, limit, today).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
