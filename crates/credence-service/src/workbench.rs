@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/review/login", get(login_page).post(login))
         .route("/review/logout", post(logout))
         .route("/review/stats", get(stats_page))
+        .route("/review/monitoring", get(monitoring_page))
         .route("/review/cases/{id}", get(case_page))
         .route("/review/cases/{id}/reveal", post(reveal))
         .route("/review/cases/{id}/act", post(act))
@@ -448,6 +449,149 @@ struct StatsRow {
     approved: usize,
     declined: usize,
     median_minutes: String,
+}
+
+struct MonthRow {
+    month: String,
+    decisions: u64,
+    approve: String,
+    refer: String,
+    decline: String,
+    reviewed: u64,
+    override_rate: String,
+    psi: String,
+    drift: String,
+}
+
+struct GridRow {
+    cohort: String,
+    cells: Vec<String>,
+}
+
+struct RollRow {
+    bucket: String,
+    cells: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "monitoring.html")]
+struct MonitoringPage {
+    username: String,
+    role: String,
+    csrf: String,
+    flow: String,
+    limit: u32,
+    decisions: u64,
+    baseline: Option<String>,
+    months: Vec<MonthRow>,
+    accounts: u64,
+    bad_dpd: u32,
+    vintage_months: Vec<u32>,
+    vintages: Vec<GridRow>,
+    buckets: Vec<String>,
+    rolls: Vec<RollRow>,
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+/// Rates, drift, vintages and roll rates of the application flow, for everyone signed in
+/// (aggregates only: no customer appears on this page).
+async fn monitoring_page(State(service): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = match signed_in(&service, &headers).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let flow = "application".to_string();
+    let limit = 10_000;
+    let today = service.clock.now().date_naive();
+    let report = match crate::monitoring::report(&service.store, &flow, limit, today).await {
+        Ok(report) => report,
+        Err(error) => return plain(error.status(), &error.message),
+    };
+    let months = report
+        .months
+        .iter()
+        .map(|m| MonthRow {
+            month: m.month.clone(),
+            decisions: m.decisions,
+            approve: percent(m.approve_rate),
+            refer: percent(m.refer_rate),
+            decline: percent(m.decline_rate),
+            reviewed: m.reviewed,
+            override_rate: m.override_rate.map(percent).unwrap_or_else(|| "–".into()),
+            psi: m
+                .score_psi
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or_else(|| "–".into()),
+            drift: m
+                .score_drift
+                .map(|d| format!("{d:?}").to_lowercase())
+                .unwrap_or_else(|| "–".into()),
+        })
+        .collect();
+    let longest = report
+        .vintages
+        .values()
+        .map(|points| points.len())
+        .max()
+        .unwrap_or(0)
+        .min(24);
+    let vintages = report
+        .vintages
+        .iter()
+        .map(|(cohort, points)| GridRow {
+            cohort: cohort.clone(),
+            cells: (0..longest)
+                .map(|i| {
+                    points
+                        .get(i)
+                        .map(|p| format!("{} ({})", percent(p.bad_rate), p.loans))
+                        .unwrap_or_default()
+                })
+                .collect(),
+        })
+        .collect();
+    let rolls = report
+        .roll_rates
+        .buckets
+        .iter()
+        .zip(&report.roll_rates.rates)
+        .zip(&report.roll_rates.counts)
+        .map(|((bucket, rates), counts)| RollRow {
+            bucket: bucket.to_string(),
+            cells: rates
+                .iter()
+                .zip(counts)
+                .map(|(r, c)| format!("{} ({c})", percent(*r)))
+                .collect(),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        &MonitoringPage {
+            username: signed.user.username.clone(),
+            role: signed.user.role.clone(),
+            csrf: signed.session.csrf_token.clone(),
+            flow,
+            limit,
+            decisions: report.decisions,
+            baseline: report.baseline_month.clone(),
+            months,
+            accounts: report.accounts,
+            bad_dpd: report.bad_dpd,
+            vintage_months: (1..=longest as u32).collect(),
+            vintages,
+            buckets: report
+                .roll_rates
+                .buckets
+                .iter()
+                .map(|b| b.to_string())
+                .collect(),
+            rolls,
+        },
+    )
 }
 
 #[derive(Template)]
