@@ -884,6 +884,26 @@ struct Row<'r> {
     as_of: Option<chrono::NaiveDate>,
 }
 
+/// A row given as a JSON object (a JSON line, a logged input): its fields are the cells.
+fn json_row<'r>(
+    value: serde_json::Value,
+    data: DataRecord,
+    as_of: Option<chrono::NaiveDate>,
+) -> Row<'r> {
+    let lookup = value.clone();
+    Row {
+        cell: Box::new(move |name: &str| match lookup.get(name)? {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(Cow::Owned(s.clone())),
+            other => Some(Cow::Owned(other.to_string())),
+        }),
+        csv: None,
+        json: Some(value),
+        data,
+        as_of,
+    }
+}
+
 fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String>), String> {
     let row = match raw {
         RawRow::Csv(record) => {
@@ -927,18 +947,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
             if !value.is_object() {
                 return Err("a JSON line must be an object of input fields".into());
             }
-            let lookup = value.clone();
-            Row {
-                cell: Box::new(move |name: &str| match lookup.get(name)? {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) => Some(Cow::Owned(s.clone())),
-                    other => Some(Cow::Owned(other.to_string())),
-                }),
-                csv: None,
-                json: Some(value),
-                data: DataRecord::offline(),
-                as_of: context.as_of,
-            }
+            json_row(value, DataRecord::offline(), context.as_of)
         }
         RawRow::Logged {
             input,
@@ -951,18 +960,11 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
                 .map_err(|e| format!("logged decision is not JSON: {e}"))?;
             let date = chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d")
                 .map_err(|_| format!("logged as_of {as_of} is not a date"))?;
-            let lookup = value.clone();
-            Row {
-                cell: Box::new(move |name: &str| match lookup.get(name)? {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) => Some(Cow::Owned(s.clone())),
-                    other => Some(Cow::Owned(other.to_string())),
-                }),
-                csv: None,
-                json: Some(value),
-                data: DataRecord::from_decision_json(&recorded).offline_copy(),
-                as_of: context.as_of.or(Some(date)),
-            }
+            json_row(
+                value,
+                DataRecord::from_decision_json(&recorded).offline_copy(),
+                context.as_of.or(Some(date)),
+            )
         }
     };
     let as_of = row.as_of.ok_or("no as-of date")?;

@@ -27,6 +27,25 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Arguments comparing the packages `a` and `b` in `dir` on `input`, as of 2026-11-29.
+fn compare_args(dir: &Path, input: &Path) -> Vec<String> {
+    [
+        "--strategy",
+        dir.join("a").to_str().unwrap(),
+        "--challenger",
+        dir.join("b").to_str().unwrap(),
+        "--flow",
+        "application",
+        "--input",
+        input.to_str().unwrap(),
+        "--as-of",
+        "2026-11-29",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn write_package(dir: &Path, cutoff: u32) {
     std::fs::create_dir_all(dir.join("flows")).unwrap();
     std::fs::write(
@@ -53,8 +72,7 @@ outcome: {{default: approve, limit: amount, apr: "0.1"}}
 /// The example with the challenger's changes (as tools/backtest/make_challenger.sh makes it).
 fn example_challenger(dir: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
-    let example = repo_root().join("examples/consumer-loan");
-    copy_tree(&example, dir);
+    copy_example(dir);
     let flow = dir.join("flows/application.yaml");
     let text = std::fs::read_to_string(&flow)
         .unwrap()
@@ -74,19 +92,6 @@ fn example_challenger(dir: &Path) -> PathBuf {
         .replace("name: consumer-loan\n", "name: consumer-loan-challenger\n");
     std::fs::write(&manifest, text).unwrap();
     dir.to_path_buf()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Six rows small enough to work by hand (see the comments), one of them invalid.
@@ -109,26 +114,22 @@ fn a_hand_computable_back_test() {
     .unwrap();
     let summary = dir.join("summary.json");
     let diff = dir.join("diff.csv");
-    let (ok, _, stderr) = backtest(&[
-        "--strategy",
-        dir.join("a").to_str().unwrap(),
-        "--challenger",
-        dir.join("b").to_str().unwrap(),
-        "--flow",
-        "application",
-        "--input",
-        input.to_str().unwrap(),
-        "--as-of",
-        "2026-11-29",
-        "--lgd",
-        "0.5",
-        "--by",
-        "segment",
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--diff",
-        diff.to_str().unwrap(),
-    ]);
+    let mut args = compare_args(&dir, &input);
+    args.extend(
+        [
+            "--lgd",
+            "0.5",
+            "--by",
+            "segment",
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--diff",
+            diff.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = backtest(&args);
     assert!(ok, "{stderr}");
     let s = read_json(&summary);
     // r6 is rejected (score is not a number); five rows are evaluated.
@@ -471,20 +472,10 @@ fn parquet_input_gives_the_same_summary_as_csv() {
     writer.close().unwrap();
 
     let run = |input: &str| -> Value {
-        let (ok, stdout, stderr) = backtest(&[
-            "--strategy",
-            dir.join("a").to_str().unwrap(),
-            "--challenger",
-            dir.join("b").to_str().unwrap(),
-            "--flow",
-            "application",
-            "--input",
-            dir.join(input).to_str().unwrap(),
-            "--as-of",
-            "2026-11-29",
-            "--by",
-            "segment",
-        ]);
+        let mut args = compare_args(&dir, &dir.join(input));
+        args.extend(["--by", "segment"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, stdout, stderr) = backtest(&args);
         assert!(ok, "{input}: {stderr}");
         serde_json::from_str(&stdout).unwrap()
     };
