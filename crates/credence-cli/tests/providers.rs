@@ -1,5 +1,6 @@
 //! Third-party data providers against the provider simulator over real HTTP: success, the
-//! cache, timeouts and the waterfall, the circuit breaker opening and closing, and garbage.
+//! cache, single flight, timeouts and the waterfall, the circuit breaker opening and closing,
+//! and garbage.
 
 use credence_engine::data::{DataField, DataFieldKind, DataSource, FailurePolicy, Provider};
 use credence_service::providers::{BreakerState, Providers};
@@ -115,6 +116,34 @@ fn success_then_a_cache_hit_with_no_second_call() {
         json!({"bureau": 1}),
         "no second paid pull within the TTL"
     );
+}
+
+/// Concurrent requests for the same subject share the call in flight: one paid pull.
+#[test]
+fn concurrent_requests_for_one_subject_make_one_call() {
+    let sim = start_sim(&["--latency-ms", "200"]);
+    let providers = providers();
+    let source = bureau(
+        vec![provider(
+            "bureau_a",
+            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
+            2000,
+        )],
+        60,
+        30,
+    );
+    let outcomes = runtime().block_on(async {
+        let fetches = (0..5).map(|_| providers.fetch(&source, "C-100002"));
+        futures_util::future::join_all(fetches).await
+    });
+    assert!(outcomes.iter().all(|o| o.ok), "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| !o.calls.is_empty()).count(),
+        1,
+        "one leader made the call: {outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|o| o.values == outcomes[0].values));
+    assert_eq!(calls(&sim), json!({"bureau": 1}), "one paid pull");
 }
 
 #[test]

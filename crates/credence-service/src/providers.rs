@@ -59,6 +59,23 @@ struct Breaker {
     trial_out: bool,
 }
 
+/// The answer of a fetch in flight, once it lands.
+type InFlight = tokio::sync::watch::Receiver<Option<FetchOutcome>>;
+
+/// Removes a key from the fetches in flight when the leading fetch ends, also when the request
+/// that made it is dropped mid-call (its followers then fetch for themselves).
+struct InFlightGuard<'a> {
+    map: &'a Mutex<HashMap<(String, String), InFlight>>,
+    key: (String, String),
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&self.key);
+    }
+}
+
 struct CacheEntry {
     provider: String,
     values: BTreeMap<String, serde_json::Value>,
@@ -75,6 +92,9 @@ pub struct Providers {
     secrets: RwLock<HashMap<String, String>>,
     breakers: Mutex<HashMap<String, Breaker>>,
     cache: Mutex<TtlCache<(String, String), CacheEntry>>,
+    /// Fetches in flight by cache key: a concurrent request for the same subject waits for the
+    /// call already made and shares its answer (single flight: one paid pull, not several).
+    in_flight: Mutex<HashMap<(String, String), InFlight>>,
 }
 
 /// The state a provider's breaker is in now, for metrics and tests.
@@ -105,6 +125,7 @@ impl Providers {
             secrets: RwLock::new(secrets),
             breakers: Mutex::new(HashMap::new()),
             cache: Mutex::new(TtlCache::new(CACHE_CAPACITY)),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -295,8 +316,9 @@ impl Providers {
         (record, result)
     }
 
-    /// Fetches a source for a subject: the cache, then each provider in turn (skipping those
-    /// whose breaker is open), until one answers with a response that fits.
+    /// Fetches a source for a subject: the cache; else the answer of the same fetch already in
+    /// flight; else each provider in turn (skipping those whose breaker is open), until one
+    /// answers with a response that fits.
     pub async fn fetch(&self, source: &DataSource, subject: &str) -> FetchOutcome {
         // The mapping is part of the key: a strategy version that reads other fields never
         // gets an answer shaped for an earlier one.
@@ -322,6 +344,59 @@ impl Providers {
                 };
             }
         }
+        if source.cache_ttl_seconds == 0 {
+            return self.fetch_from_providers(source, subject, key).await;
+        }
+        let follow = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(receiver) => Err(receiver.clone()),
+                None => {
+                    let (sender, receiver) = tokio::sync::watch::channel(None);
+                    in_flight.insert(key.clone(), receiver);
+                    Ok(sender)
+                }
+            }
+        };
+        match follow {
+            Ok(sender) => {
+                let guard = InFlightGuard {
+                    map: &self.in_flight,
+                    key: key.clone(),
+                };
+                let outcome = self.fetch_from_providers(source, subject, key).await;
+                let _ = sender.send(Some(outcome.clone()));
+                drop(guard);
+                outcome
+            }
+            Err(mut receiver) => {
+                loop {
+                    if let Some(outcome) = receiver.borrow_and_update().clone() {
+                        // Nobody was called for this request: nothing paid, no calls recorded.
+                        return FetchOutcome {
+                            cache_hit: outcome.ok,
+                            calls: Vec::new(),
+                            ..outcome
+                        };
+                    }
+                    if receiver.changed().await.is_err() {
+                        break;
+                    }
+                }
+                // The leading request went away before its answer: fetch for this one.
+                self.fetch_from_providers(source, subject, key).await
+            }
+        }
+    }
+
+    /// Each provider in turn (skipping those whose breaker is open) until one answers with a
+    /// response that fits; a good answer is cached under `key`.
+    async fn fetch_from_providers(
+        &self,
+        source: &DataSource,
+        subject: &str,
+        key: (String, String),
+    ) -> FetchOutcome {
         let mut calls = Vec::new();
         for provider in &source.providers {
             if !self.admit(&provider.name) {
