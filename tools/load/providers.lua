@@ -1,5 +1,5 @@
 -- wrk script: POST application decisions without a verified income, each for a new customer,
--- so that every decision asks the income provider (no cache hits). Used by
+-- so that every decision asks the income and liabilities providers (no cache hits). Used by
 -- tools/load/providers.sh; reads CREDENCE_KEY and CREDENCE_BODY_FILE from the environment.
 local file = assert(io.open(os.getenv("CREDENCE_BODY_FILE"), "r"))
 local template = file:read("*a")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Load benchmark of decisions that call a third-party provider: the example application flow
-# without a verified income (so it asks the income provider), every request a new customer
-# (no cache hits), against `credence sim-providers` with a fixed latency. Not a test: its
-# numbers go in docs/benchmarks.md.
+# Load benchmark of decisions that call third-party providers: the example application flow
+# without a verified income (so it asks the income and the liabilities provider, concurrently),
+# every request a new customer (no cache hits), against `credence sim-providers` with a fixed
+# latency. Not a test: its numbers go in docs/benchmarks.md.
 #
 #   tools/load/providers.sh [DURATION_S] [CONNECTIONS] [PROVIDER_LATENCY_MS]
 #
