@@ -67,6 +67,24 @@ fn bureau(
     }
 }
 
+/// The bureau source with one provider, the simulator's bureau endpoint.
+fn simulated_bureau(
+    sim: &Sim,
+    timeout_ms: u64,
+    cache_ttl_seconds: u64,
+    breaker_open_seconds: u64,
+) -> DataSource {
+    bureau(
+        vec![provider(
+            "bureau_a",
+            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
+            timeout_ms,
+        )],
+        cache_ttl_seconds,
+        breaker_open_seconds,
+    )
+}
+
 fn providers() -> Providers {
     Providers::new(
         [("BUREAU_TOKEN".to_string(), "t0ken".to_string())]
@@ -86,15 +104,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn success_then_a_cache_hit_with_no_second_call() {
     let sim = start_sim(&[]);
     let providers = providers();
-    let source = bureau(
-        vec![provider(
-            "bureau_a",
-            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
-            1000,
-        )],
-        60,
-        30,
-    );
+    let source = simulated_bureau(&sim, 1000, 60, 30);
     let (first, second) = runtime().block_on(async {
         (
             providers.fetch(&source, "C-100001").await,
@@ -123,15 +133,7 @@ fn success_then_a_cache_hit_with_no_second_call() {
 fn concurrent_requests_for_one_subject_make_one_call() {
     let sim = start_sim(&["--latency-ms", "200"]);
     let providers = providers();
-    let source = bureau(
-        vec![provider(
-            "bureau_a",
-            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
-            2000,
-        )],
-        60,
-        30,
-    );
+    let source = simulated_bureau(&sim, 2000, 60, 30);
     let outcomes = runtime().block_on(async {
         let fetches = (0..5).map(|_| providers.fetch(&source, "C-100002"));
         futures_util::future::join_all(fetches).await
@@ -181,15 +183,7 @@ fn garbage_is_a_recorded_provider_failure_not_a_crash() {
     let sim = start_sim(&[]);
     mode(&sim, "garbage");
     let providers = providers();
-    let source = bureau(
-        vec![provider(
-            "bureau_a",
-            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
-            1000,
-        )],
-        0,
-        30,
-    );
+    let source = simulated_bureau(&sim, 1000, 0, 30);
     let outcome = runtime().block_on(providers.fetch(&source, "C-8"));
     assert!(!outcome.ok);
     assert_eq!(outcome.calls[0].status, "invalid_response");
@@ -201,15 +195,7 @@ fn errors_open_the_circuit_and_it_closes_after_a_good_trial() {
     let sim = start_sim(&[]);
     mode(&sim, "error");
     let providers = providers();
-    let source = bureau(
-        vec![provider(
-            "bureau_a",
-            format!("{}/bureau/v1/reports/{{subject}}", sim.url),
-            1000,
-        )],
-        0,
-        1,
-    );
+    let source = simulated_bureau(&sim, 1000, 0, 1);
     let rt = runtime();
     for subject in ["A", "B", "C"] {
         let outcome = rt.block_on(providers.fetch(&source, subject));
