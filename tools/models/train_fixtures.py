@@ -238,9 +238,20 @@ def main():
     lightgbm_fixture("lgb_missing", cd_x, cd_y,
                      {"objective": "binary", "num_leaves": 31, "learning_rate": 0.1}, 80,
                      note="missing values (missing type NaN)")
+    lightgbm_fixture("lgb_missing_shallow", cd_x, cd_y,
+                     {"objective": "binary", "num_leaves": 31, "max_depth": 6, "learning_rate": 0.1}, 80,
+                     note="missing values (missing type NaN), depth at most 6 (the complete-tree path)")
     lightgbm_fixture("lgb_zero_as_missing", lc_x.fillna(0.0), lc_y,
                      {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "zero_as_missing": True}, 40,
                      note="zero_as_missing (missing type Zero)")
+    lightgbm_fixture("lgb_numeric_shallow", cd_complete, cd_complete_y,
+                     {"objective": "binary", "num_leaves": 15, "max_depth": 5, "learning_rate": 0.1}, 40,
+                     note="numeric, no missing values (type None: NaN read as 0.0), depth at most 5 "
+                          "(the complete-tree path)")
+    lightgbm_fixture("lgb_zero_as_missing_shallow", lc_x.fillna(0.0), lc_y,
+                     {"objective": "binary", "num_leaves": 15, "max_depth": 6, "learning_rate": 0.1,
+                      "zero_as_missing": True}, 40,
+                     note="zero_as_missing (missing type Zero), depth at most 6 (the complete-tree path)")
     gc_codes = gc_x.copy()
     for c in gc_cat:
         gc_codes[c] = gc_codes[c].cat.codes.astype("int32")

@@ -1,69 +1,165 @@
-//! Trees padded to complete binary trees of one depth, scored with a fixed number of branch-free steps.
+//! Trees padded to complete binary trees over binned inputs, scored with a fixed number of branch-free steps.
 //!
 //! A tree ensemble's cost is in walking trees: pointer chasing and a mispredicted branch at
-//! every split. Padding each tree to a complete binary tree of the forest's depth, in
-//! breadth-first order with implicit children (`2i + 1`, `2i + 2`), turns a walk into exactly
-//! `depth` steps of `position = 2·position + 1 + goes_right`, with no branch; and walking
-//! several trees side by side gives the CPU independent loads to overlap. A leaf above the
-//! bottom level becomes a subtree whose every leaf is a copy of its value, so the comparisons
-//! made, the leaf reached and the order of summation — hence the bits — are the library's.
+//! every split. Three changes make a walk cheap without changing a single comparison:
+//!
+//! - **Complete trees.** Each tree is padded to a complete binary tree of the forest's depth, in
+//!   breadth-first order with implicit children (`2i + 1`, `2i + 2`), so a walk is exactly
+//!   `depth` steps of `position = 2·position + 1 + goes_right`, with no branch. A leaf above the
+//!   bottom level becomes a subtree whose every leaf is a copy of its value, so the leaf reached
+//!   and the order of summation — hence the bits — are the library's.
+//! - **Binned inputs.** Each feature's distinct thresholds, sorted, cut its axis into bins. A row
+//!   is turned once into *slots* of `u16` (one per feature and missing-value rule, filled by the
+//!   library's own comparisons — see [`encode_slot`]), and every split becomes four bytes,
+//!   `slots[slot] <= bin`, an integer comparison that also settles missing values.
+//! - **Trees side by side.** Trees are stored in groups of [`LANES`], their splits interleaved by
+//!   position, so one group's walks are independent chains of loads the CPU overlaps, and the
+//!   depth is a compile-time constant so the steps unroll.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::ops::AddAssign;
 
 /// Trees of depth at most this are padded; deeper ones are walked node by node.
 pub(crate) const MAX_DEPTH: usize = 8;
 /// Trees walked side by side.
 const LANES: usize = 8;
+/// The most distinct thresholds one feature may have: bins, shifted by one for default-left
+/// slots, must stay below the missing code `u16::MAX`.
+pub(crate) const MAX_THRESHOLDS_PER_FEATURE: usize = u16::MAX as usize - 2;
 
-/// One split of a complete tree.
-pub(crate) trait Split: Copy {
-    /// What a row holds (the library's input type).
-    type Input: Copy;
-    /// A split any row passes to the left (used above copied leaves).
-    const ALWAYS_LEFT: Self;
-    /// The feature the split reads.
-    fn feature(&self) -> usize;
-    fn goes_left(&self, x: Self::Input) -> bool;
+/// A split on binned input: the row goes left when `slots[slot] <= bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BinSplit {
+    pub(crate) slot: u16,
+    pub(crate) bin: u16,
 }
 
-/// What a node of the source tree is.
-pub(crate) enum SourceNode<S, V, N> {
-    Leaf(V),
-    Split(S, N, N),
+/// Every slot value is at most `u16::MAX`, so this split sends every row left.
+const ALWAYS_LEFT: BinSplit = BinSplit {
+    slot: 0,
+    bin: u16::MAX,
+};
+
+impl BinSplit {
+    /// The split `x ⋈ t_threshold_index` (the library's comparison, `<` or `<=`), whose missing
+    /// values go left when `default_left`, read from `slot`.
+    pub(crate) fn new(slot: u16, threshold_index: u16, default_left: bool) -> BinSplit {
+        BinSplit {
+            slot,
+            bin: threshold_index + u16::from(default_left),
+        }
+    }
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct CompleteForest<S, V> {
-    depth: usize,
-    /// `2^depth - 1` splits per tree.
-    splits: Vec<S>,
-    /// `2^depth` leaf values per tree.
-    leaves: Vec<V>,
-    /// The largest feature index any split reads, plus one: rows must be at least this long.
-    features_needed: usize,
+/// A slot's value for a row: the bin of its value, `None` when the library's rule calls the
+/// value missing. With the thresholds `t_0 < t_1 < …` of the feature, the library's comparison
+/// `x ⋈ t_j` holds exactly when `bin ≤ j` (`bin = #{t ≤ x}` for XGBoost's `x < t`,
+/// `#{t < x}` for LightGBM's `x <= t`).
+///
+/// Missing values are folded into the same comparison: for a default-right slot a missing
+/// value is `u16::MAX`, above every split's bin; for a default-left slot the bins are shifted up
+/// by one ([`BinSplit::new`] shifts the split's bin to match) and a missing value is 0, below
+/// every split's bin.
+#[inline(always)]
+pub(crate) fn encode_slot(bin: Option<usize>, default_left: bool) -> u16 {
+    match bin {
+        // `bin` is at most the feature's threshold count, below `MAX_THRESHOLDS_PER_FEATURE`.
+        Some(bin) => bin as u16 + u16::from(default_left),
+        None if default_left => 0,
+        None => u16::MAX,
+    }
 }
 
-impl<S: Split, V: Copy + AddAssign + Default> CompleteForest<S, V> {
-    pub(crate) fn new(depth: usize) -> Self {
-        CompleteForest {
-            depth: depth.max(1),
-            splits: Vec::new(),
-            leaves: Vec::new(),
-            features_needed: 0,
+/// Numbers the distinct slots (feature and missing-value rule) a forest's splits read.
+#[derive(Debug)]
+pub(crate) struct SlotTable<K> {
+    index: HashMap<K, u16>,
+    keys: Vec<K>,
+}
+
+impl<K: Copy + Eq + Hash> SlotTable<K> {
+    pub(crate) fn new() -> Self {
+        SlotTable {
+            index: HashMap::new(),
+            keys: Vec::new(),
         }
     }
 
-    /// Appends a tree, reading it from its root through `node`.
-    pub(crate) fn push_tree<N: Copy>(&mut self, root: N, node: impl Fn(N) -> SourceNode<S, V, N>) {
+    /// The slot of `key`, numbering it if new; `None` past `u16` slots.
+    pub(crate) fn slot(&mut self, key: K) -> Option<u16> {
+        if let Some(&slot) = self.index.get(&key) {
+            return Some(slot);
+        }
+        let slot = u16::try_from(self.keys.len()).ok()?;
+        self.index.insert(key, slot);
+        self.keys.push(key);
+        Some(slot)
+    }
+
+    /// The slots' keys, in slot order.
+    pub(crate) fn into_keys(self) -> Vec<K> {
+        self.keys
+    }
+}
+
+/// What a node of the source tree is.
+pub(crate) enum SourceNode<V, N> {
+    Leaf(V),
+    Split(BinSplit, N, N),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompleteForest<V> {
+    depth: usize,
+    trees: usize,
+    /// Per group of `LANES` trees, `2^depth - 1` positions, each holding the `LANES` trees'
+    /// splits at that position side by side; lanes past the last tree hold `ALWAYS_LEFT`.
+    splits: Vec<BinSplit>,
+    /// Per group of `LANES` trees, `2^depth` leaf positions, each holding the `LANES` trees'
+    /// leaf values at that position side by side.
+    leaves: Vec<V>,
+    /// The largest slot any split reads, plus one (at least one: `ALWAYS_LEFT` reads slot 0).
+    slots_needed: usize,
+}
+
+impl<V: Copy + AddAssign + Default> CompleteForest<V> {
+    pub(crate) fn new(depth: usize) -> Self {
+        CompleteForest {
+            depth: depth.clamp(1, MAX_DEPTH),
+            trees: 0,
+            splits: Vec::new(),
+            leaves: Vec::new(),
+            slots_needed: 1,
+        }
+    }
+
+    /// Slots a row must have for [`CompleteForest::sum`].
+    pub(crate) fn slots_needed(&self) -> usize {
+        self.slots_needed
+    }
+
+    /// Appends a tree, reading it from its root through `node`. `None` when the tree is deeper
+    /// than the forest, which leaves the forest unusable.
+    pub(crate) fn push_tree<N: Copy>(
+        &mut self,
+        root: N,
+        mut node: impl FnMut(N) -> SourceNode<V, N>,
+    ) -> Option<()> {
         let internal = (1usize << self.depth) - 1;
-        let (base_split, base_leaf) = (self.splits.len(), self.leaves.len());
-        self.splits.resize(base_split + internal, S::ALWAYS_LEFT);
-        self.leaves.resize(base_leaf + internal + 1, V::default());
+        let (group, lane) = (self.trees / LANES, self.trees % LANES);
+        if lane == 0 {
+            self.splits
+                .resize(self.splits.len() + internal * LANES, ALWAYS_LEFT);
+            self.leaves
+                .resize(self.leaves.len() + (internal + 1) * LANES, V::default());
+        }
+        let group_leaves = group * (internal + 1) * LANES;
         let mut stack = vec![(root, 0usize, 0usize)];
         while let Some((current, position, level)) = stack.pop() {
             match node(current) {
                 SourceNode::Leaf(value) if level == self.depth => {
-                    self.leaves[base_leaf + position - internal] = value;
+                    self.leaves[group_leaves + (position - internal) * LANES + lane] = value;
                 }
                 SourceNode::Leaf(_) => {
                     // Above the bottom: both sides lead to copies of this leaf.
@@ -71,59 +167,192 @@ impl<S: Split, V: Copy + AddAssign + Default> CompleteForest<S, V> {
                     stack.push((current, 2 * position + 2, level + 1));
                 }
                 SourceNode::Split(split, left, right) => {
-                    debug_assert!(level < self.depth, "a split below the forest's depth");
-                    self.features_needed = self.features_needed.max(split.feature() + 1);
-                    self.splits[base_split + position] = split;
+                    if level >= self.depth {
+                        return None;
+                    }
+                    self.slots_needed = self.slots_needed.max(usize::from(split.slot) + 1);
+                    self.splits[(group * internal + position) * LANES + lane] = split;
                     stack.push((left, 2 * position + 1, level + 1));
                     stack.push((right, 2 * position + 2, level + 1));
                 }
             }
         }
+        self.trees += 1;
+        Some(())
     }
 
     /// `start` plus the leaf values the row reaches in the first `trees` trees, in tree order.
-    /// `None` when the row is shorter than the features the splits read.
-    pub(crate) fn sum(&self, row: &[S::Input], trees: usize, start: V) -> Option<V> {
-        if row.len() < self.features_needed {
+    /// `None` when the row has fewer slots than the splits read.
+    pub(crate) fn sum(&self, slots: &[u16], trees: usize, start: V) -> Option<V> {
+        if slots.len() < self.slots_needed {
             return None;
         }
+        let trees = trees.min(self.trees);
         let internal = (1usize << self.depth) - 1;
-        let leaves = internal + 1;
-        let trees = trees.min(self.splits.len() / internal.max(1));
-        let step = |splits: &[S], position: usize| -> usize {
-            debug_assert!(position < splits.len());
-            // SAFETY: `position` starts at 0 and after k < depth steps is below 2^(k+1) - 1,
-            // at most 2^depth - 1 = splits.len(); every split's feature is below
-            // `features_needed`, which `row.len()` was checked against above.
-            let split = unsafe { *splits.get_unchecked(position) };
-            let x = unsafe { *row.get_unchecked(split.feature()) };
-            2 * position + 1 + usize::from(!split.goes_left(x))
-        };
+        let group_leaves = (internal + 1) * LANES;
         let mut sum = start;
-        let groups = trees / LANES;
-        for group in 0..groups {
-            let first = group * LANES;
-            let splits: [&[S]; LANES] = std::array::from_fn(|lane| {
-                &self.splits[(first + lane) * internal..(first + lane + 1) * internal]
-            });
-            let mut position = [0usize; LANES];
-            for _ in 0..self.depth {
-                for (p, tree_splits) in position.iter_mut().zip(&splits) {
-                    *p = step(tree_splits, *p);
-                }
-            }
-            for (lane, p) in position.iter().enumerate() {
-                sum += self.leaves[(first + lane) * leaves + (p - internal)];
+        let full_groups = trees / LANES;
+        for group in 0..full_groups {
+            let ends = self.walk_group(group, slots);
+            let leaves = &self.leaves[group * group_leaves..][..group_leaves];
+            for (lane, at) in ends.iter().enumerate() {
+                // SAFETY: a walk ends at `2^depth <= q < 2^(depth+1)`, so the index
+                // `(q - 2^depth)·LANES + lane` is below `2^depth · LANES = group_leaves`.
+                sum += unsafe { *leaves.get_unchecked(at - group_leaves + lane) };
             }
         }
-        for tree in groups * LANES..trees {
-            let splits = &self.splits[tree * internal..(tree + 1) * internal];
-            let mut position = 0;
-            for _ in 0..self.depth {
-                position = step(splits, position);
+        if trees > full_groups * LANES {
+            let ends = self.walk_group(full_groups, slots);
+            let leaves = &self.leaves[full_groups * group_leaves..][..group_leaves];
+            let lanes = trees - full_groups * LANES;
+            for (lane, at) in ends.iter().enumerate().take(lanes) {
+                sum += leaves[at - group_leaves + lane];
             }
-            sum += self.leaves[tree * leaves + (position - internal)];
         }
         Some(sum)
+    }
+
+    /// Where the row ends in each of one group's trees: `q · LANES` for the leaf at 1-based
+    /// heap index `q` (from `2^depth` to `2^(depth+1) - 1`), the `q - 2^depth`-th leaf.
+    #[inline(always)]
+    fn walk_group(&self, group: usize, slots: &[u16]) -> [usize; LANES] {
+        debug_assert!(slots.len() >= self.slots_needed);
+        let internal = (1usize << self.depth) - 1;
+        let splits = &self.splits[group * internal * LANES..(group + 1) * internal * LANES];
+        // Each lane's position as a 1-based heap index `q = p + 1` (children `2q`, `2q + 1`),
+        // kept as `q · LANES`: then a step is `at = 2·at + goes_right·LANES`, and the lane's
+        // split is at `at - LANES + lane`.
+        let mut at = [LANES; LANES];
+        for _ in 0..self.depth {
+            for (lane, at) in at.iter_mut().enumerate() {
+                // SAFETY: after k < depth steps `q < 2^(k+1) <= internal + 1`, so the index
+                // `(q - 1)·LANES + lane` is below `internal · LANES = splits.len()`; every split's
+                // slot is below `slots_needed`, which `sum` checked `slots.len()` against.
+                let split = unsafe { *splits.get_unchecked(*at - LANES + lane) };
+                let value = unsafe { *slots.get_unchecked(usize::from(split.slot)) };
+                *at = 2 * *at + usize::from(split.bin < value) * LANES;
+            }
+        }
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A source tree for tests: nodes `(slot, bin, left, right)` or leaves.
+    #[derive(Debug, Clone)]
+    enum TestNode {
+        Leaf(f64),
+        Split(BinSplit, usize, usize),
+    }
+
+    fn walk(tree: &[TestNode], slots: &[u16]) -> f64 {
+        let mut at = 0;
+        loop {
+            match &tree[at] {
+                TestNode::Leaf(value) => return *value,
+                TestNode::Split(split, left, right) => {
+                    at = if slots[usize::from(split.slot)] <= split.bin {
+                        *left
+                    } else {
+                        *right
+                    };
+                }
+            }
+        }
+    }
+
+    /// A random tree of depth at most `depth`, nodes in pre-order.
+    fn tree(depth: usize, slot_count: u16) -> impl Strategy<Value = Vec<TestNode>> {
+        let leaf = (-8i32..8).prop_map(|v| vec![TestNode::Leaf(f64::from(v) * 0.125)]);
+        leaf.prop_recursive(depth as u32, 64, 2, move |inner| {
+            (0..slot_count, 0u16..6, inner.clone(), inner).prop_map(|(slot, bin, left, right)| {
+                let mut nodes = vec![TestNode::Split(BinSplit { slot, bin }, 1, 1 + left.len())];
+                let shift = |nodes: Vec<TestNode>, by: usize| {
+                    nodes.into_iter().map(move |n| match n {
+                        TestNode::Split(s, l, r) => TestNode::Split(s, l + by, r + by),
+                        leaf => leaf,
+                    })
+                };
+                let right_at = 1 + left.len();
+                nodes.extend(shift(left, 1));
+                nodes.extend(shift(right, right_at));
+                nodes
+            })
+        })
+    }
+
+    fn depth_of(tree: &[TestNode], at: usize) -> usize {
+        match &tree[at] {
+            TestNode::Leaf(_) => 0,
+            TestNode::Split(_, l, r) => 1 + depth_of(tree, *l).max(depth_of(tree, *r)),
+        }
+    }
+
+    fn forest_of(trees: &[Vec<TestNode>]) -> CompleteForest<f64> {
+        let depth = trees.iter().map(|t| depth_of(t, 0)).max().unwrap_or(0);
+        let mut forest = CompleteForest::new(depth);
+        for tree in trees {
+            forest
+                .push_tree(0usize, |at| match &tree[at] {
+                    TestNode::Leaf(v) => SourceNode::Leaf(*v),
+                    TestNode::Split(s, l, r) => SourceNode::Split(*s, *l, *r),
+                })
+                .expect("no tree deeper than the forest");
+        }
+        forest
+    }
+
+    proptest! {
+        #[test]
+        fn sums_what_walking_each_tree_reaches(
+            trees in prop::collection::vec(tree(5, 4), 1..20),
+            slots in prop::collection::vec(prop_oneof![0u16..8, Just(0), Just(u16::MAX)], 4),
+            limit in 0usize..24,
+        ) {
+            let forest = forest_of(&trees);
+            let expected = trees
+                .iter()
+                .take(limit)
+                .fold(0.5, |sum, tree| sum + walk(tree, &slots));
+            prop_assert_eq!(forest.sum(&slots, limit, 0.5), Some(expected));
+        }
+    }
+
+    #[test]
+    fn missing_values_follow_the_default_direction() {
+        // Thresholds t_0 < t_1 < t_2; a split on t_1.
+        for default_left in [false, true] {
+            let split = BinSplit::new(0, 1, default_left);
+            let goes_left = |slot: u16| slot <= split.bin;
+            for bin in 0..=3 {
+                assert_eq!(goes_left(encode_slot(Some(bin), default_left)), bin <= 1);
+            }
+            assert_eq!(goes_left(encode_slot(None, default_left)), default_left);
+        }
+    }
+
+    #[test]
+    fn a_row_with_too_few_slots_is_refused_and_a_deep_tree_rejected() {
+        let tree = [
+            TestNode::Split(BinSplit { slot: 2, bin: 0 }, 1, 2),
+            TestNode::Leaf(1.0),
+            TestNode::Leaf(2.0),
+        ];
+        let forest = forest_of(&[tree.to_vec()]);
+        assert_eq!(forest.slots_needed(), 3);
+        assert_eq!(forest.sum(&[0, 0], 1, 0.0), None);
+        assert_eq!(forest.sum(&[0, 0, 1], 1, 0.0), Some(2.0));
+
+        let mut shallow = CompleteForest::<f64>::new(1);
+        let pushed = shallow.push_tree(0usize, |at| match at {
+            0 => SourceNode::Split(BinSplit { slot: 0, bin: 0 }, 1, 1),
+            1 => SourceNode::Split(BinSplit { slot: 0, bin: 1 }, 2, 2),
+            _ => SourceNode::Leaf(1.0),
+        });
+        assert_eq!(pushed, None);
     }
 }

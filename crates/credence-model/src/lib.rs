@@ -284,6 +284,17 @@ impl Model {
         }
     }
 
+    /// Whether predictions take the fast path: every tree padded to a complete tree over
+    /// binned inputs (numeric splits only, depth at most 8). Other tree models are walked node
+    /// by node; both give the same bits.
+    pub fn uses_complete_trees(&self) -> bool {
+        match &self.kind {
+            Kind::XGBoost(m) => m.uses_complete_trees(),
+            Kind::LightGbm(m) => m.uses_complete_trees(),
+            Kind::Logistic { .. } => false,
+        }
+    }
+
     /// The probability of the positive class (bad) a prediction stands for: the output of a
     /// logistic objective, the sigmoid of a `binary:logitraw` margin; `None` for regressions.
     pub fn probability(&self, prediction: &Prediction) -> Option<f64> {

@@ -6,7 +6,9 @@
 //! bitset (NaN and negative categories go right), and leaf values are summed in `f64` in tree
 //! order.
 
-use crate::complete::{CompleteForest, SourceNode};
+use crate::complete::{
+    encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode, MAX_THRESHOLDS_PER_FEATURE,
+};
 use crate::{ModelError, Objective};
 use std::collections::HashMap;
 
@@ -15,7 +17,7 @@ const DEFAULT_LEFT_MASK: u8 = 2;
 /// LightGBM's `kZeroThreshold`: |x| at most this counts as zero.
 const ZERO_THRESHOLD: f64 = 1e-35;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum MissingType {
     None,
     Zero,
@@ -50,7 +52,7 @@ pub(crate) struct LgbModel {
     trees: Vec<Tree>,
     /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
     /// depth at most `complete::MAX_DEPTH`).
-    complete: Option<CompleteForest<CompleteSplit, f64>>,
+    complete: Option<(CompleteForest<f64>, Binning)>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) categorical_features: Vec<bool>,
@@ -196,7 +198,7 @@ impl LgbModel {
         if trees.is_empty() {
             return Err(invalid("the model has no trees".into()));
         }
-        let complete = complete_forest(&trees);
+        let complete = complete_forest(&trees, feature_names.len());
         Ok(LgbModel {
             trees,
             complete,
@@ -227,14 +229,26 @@ impl LgbModel {
         }
     }
 
+    pub(crate) fn uses_complete_trees(&self) -> bool {
+        self.complete.is_some()
+    }
+
     /// The raw score: leaf values of the first `trees` trees summed in `f64`.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
-        if let Some(sum) = self
-            .complete
-            .as_ref()
-            .and_then(|c| c.sum(features, trees, 0.0))
-        {
-            return sum;
+        if let Some((complete, binning)) = &self.complete {
+            let needed = complete.slots_needed();
+            let mut on_stack = [0u16; 128];
+            let mut on_heap = Vec::new();
+            let slots: &mut [u16] = if needed <= on_stack.len() {
+                &mut on_stack[..needed]
+            } else {
+                on_heap.resize(needed, 0);
+                &mut on_heap
+            };
+            binning.slots_into(features, slots);
+            if let Some(sum) = complete.sum(slots, trees, 0.0) {
+                return sum;
+            }
         }
         let mut sum = 0.0;
         for tree in &self.trees[..trees.min(self.trees.len())] {
@@ -431,41 +445,68 @@ impl Tree {
     }
 }
 
-/// A LightGBM numeric split in a complete tree, with its missing-value handling.
-#[derive(Debug, Clone, Copy)]
-struct CompleteSplit {
-    threshold: f64,
+/// How a row is binned for the complete trees: each slot is a feature read under one
+/// missing-value rule and direction.
+#[derive(Debug, Clone)]
+struct Binning {
+    /// Sorted distinct split thresholds of each feature.
+    thresholds: Vec<Vec<f64>>,
+    /// Per slot: the feature, its missing type and whether missing values go left.
+    slots: Vec<SlotKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SlotKey {
     feature: u32,
-    decision_type: u8,
+    missing: MissingType,
+    default_left: bool,
 }
 
-impl crate::complete::Split for CompleteSplit {
-    type Input = f64;
-    // Missing type None (NaN is read as 0.0), and 0.0 or any number ≤ ∞ goes left.
-    const ALWAYS_LEFT: CompleteSplit = CompleteSplit {
-        threshold: f64::INFINITY,
-        feature: 0,
-        decision_type: DEFAULT_LEFT_MASK,
-    };
-
-    fn feature(&self) -> usize {
-        self.feature as usize
-    }
-
-    #[inline(always)]
-    fn goes_left(&self, x: f64) -> bool {
-        let node = Node {
-            left: 0,
-            right: 1,
-            feature: self.feature,
-            threshold: self.threshold,
-            decision_type: self.decision_type,
-        };
-        numerical_decision(&node, x) == 0
+impl Binning {
+    /// Each slot's value for the row, by LightGBM's rule (`numerical_decision`): NaN is read as
+    /// 0.0 unless the missing type is NaN; a missing value is NaN (type NaN) or within
+    /// `±ZERO_THRESHOLD` (type Zero); otherwise `#{t < x}`, so that `x <= t_j` exactly when
+    /// that count is at most `j`.
+    #[inline]
+    fn slots_into(&self, features: &[f64], slots: &mut [u16]) {
+        for (slot, key) in slots.iter_mut().zip(&self.slots) {
+            let mut x = features
+                .get(key.feature as usize)
+                .copied()
+                .unwrap_or(f64::NAN);
+            if x.is_nan() && key.missing != MissingType::NaN {
+                x = 0.0;
+            }
+            let is_missing = match key.missing {
+                MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
+                MissingType::NaN => x.is_nan(),
+                MissingType::None => false,
+            };
+            let bin =
+                (!is_missing).then(|| count_less_than(&self.thresholds[key.feature as usize], x));
+            *slot = encode_slot(bin, key.default_left);
+        }
     }
 }
 
-fn complete_forest(trees: &[Tree]) -> Option<CompleteForest<CompleteSplit, f64>> {
+/// `#{t ∈ sorted : t < x}` by a binary search whose steps depend only on the length (the
+/// comparison picks with a conditional move, not a branch the CPU would mispredict).
+#[inline]
+fn count_less_than(sorted: &[f64], x: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let (mut base, mut size) = (0usize, sorted.len());
+    while size > 1 {
+        let half = size / 2;
+        // A select, not a branch: which way the search goes is as good as random.
+        base = std::hint::select_unpredictable(sorted[base + half] < x, base + half, base);
+        size -= half;
+    }
+    base + usize::from(sorted[base] < x)
+}
+
+fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteForest<f64>, Binning)> {
     let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
     let categorical = trees.iter().any(|t| {
         t.nodes
@@ -475,8 +516,23 @@ fn complete_forest(trees: &[Tree]) -> Option<CompleteForest<CompleteSplit, f64>>
     if depth > crate::complete::MAX_DEPTH || categorical {
         return None;
     }
+    let mut thresholds = vec![Vec::new(); num_features];
+    for node in trees.iter().flat_map(|t| &t.nodes) {
+        thresholds
+            .get_mut(node.feature as usize)?
+            .push(node.threshold);
+    }
+    for list in &mut thresholds {
+        list.sort_by(f64::total_cmp);
+        list.dedup();
+        if list.len() > MAX_THRESHOLDS_PER_FEATURE || list.iter().any(|t| t.is_nan()) {
+            return None;
+        }
+    }
+    let mut slot_table = SlotTable::new();
     let mut forest = CompleteForest::new(depth);
     for tree in trees {
+        let mut too_many_slots = false;
         // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
         let root = if tree.nodes.is_empty() { -1 } else { 0 };
         forest.push_tree(root, |id: i32| {
@@ -484,15 +540,30 @@ fn complete_forest(trees: &[Tree]) -> Option<CompleteForest<CompleteSplit, f64>>
                 return SourceNode::Leaf(tree.leaf_values[(!id) as usize]);
             }
             let node = &tree.nodes[id as usize];
-            let split = CompleteSplit {
-                threshold: node.threshold,
+            let missing = missing_type(node.decision_type);
+            // With missing type None nothing is missing, so the direction does not matter.
+            let default_left =
+                missing != MissingType::None && node.decision_type & DEFAULT_LEFT_MASK != 0;
+            let list = &thresholds[node.feature as usize];
+            let threshold_index = list.partition_point(|t| *t < node.threshold) as u16;
+            let slot = slot_table.slot(SlotKey {
                 feature: node.feature,
-                decision_type: node.decision_type,
-            };
+                missing,
+                default_left,
+            });
+            too_many_slots |= slot.is_none();
+            let split = BinSplit::new(slot.unwrap_or(0), threshold_index, default_left);
             SourceNode::Split(split, node.left, node.right)
-        });
+        })?;
+        if too_many_slots {
+            return None;
+        }
     }
-    Some(forest)
+    let binning = Binning {
+        thresholds,
+        slots: slot_table.into_keys(),
+    };
+    Some((forest, binning))
 }
 
 impl crate::shap::ShapTree<f64> for Tree {

@@ -6,7 +6,9 @@
 //! left when `x < threshold`, a missing value (NaN) follows `default_left`, leaf values are summed
 //! in `f32` in tree order starting from the base margin, and the sigmoid is XGBoost's own.
 
-use crate::complete::{CompleteForest, SourceNode};
+use crate::complete::{
+    encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode, MAX_THRESHOLDS_PER_FEATURE,
+};
 use crate::{ModelError, Objective};
 use serde::Deserialize;
 
@@ -46,7 +48,7 @@ pub(crate) struct XgbModel {
     default_tree_limit: usize,
     /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
     /// depth at most `complete::MAX_DEPTH`).
-    complete: Option<(CompleteForest<BinnedSplit, f32>, Binning)>,
+    complete: Option<(CompleteForest<f32>, Binning)>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) feature_types: Vec<String>,
@@ -402,19 +404,24 @@ impl XgbModel {
         }
     }
 
+    pub(crate) fn uses_complete_trees(&self) -> bool {
+        self.complete.is_some()
+    }
+
     /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f32 {
         if let Some((complete, binning)) = &self.complete {
-            let mut bins = [0u16; 64];
-            let mut long = Vec::new();
-            let bins: &mut [u16] = if features.len() <= bins.len() {
-                &mut bins[..features.len()]
+            let needed = complete.slots_needed();
+            let mut on_stack = [0u16; 128];
+            let mut on_heap = Vec::new();
+            let slots: &mut [u16] = if needed <= on_stack.len() {
+                &mut on_stack[..needed]
             } else {
-                long.resize(features.len(), 0);
-                &mut long
+                on_heap.resize(needed, 0);
+                &mut on_heap
             };
-            binning.bins_into(features, bins);
-            if let Some(sum) = complete.sum(bins, trees, self.base_margin) {
+            binning.slots_into(features, slots);
+            if let Some(sum) = complete.sum(slots, trees, self.base_margin) {
                 return sum;
             }
         }
@@ -426,58 +433,28 @@ impl XgbModel {
     }
 }
 
-/// An XGBoost numeric split in a complete tree, on binned inputs: four bytes.
-///
-/// Each feature's distinct split thresholds, sorted, cut its axis into bins; a row's value is
-/// replaced once by its bin `b(x) = #{t ≤ x}`, and then `x < t_j` exactly when `b(x) ≤ j`. The
-/// bins are computed with the same `f32` comparisons XGBoost makes, so the walk is the same.
-#[derive(Debug, Clone, Copy)]
-struct BinnedSplit {
-    /// The index of the threshold among its feature's sorted thresholds.
-    bin: u16,
-    /// The feature index, with the default-left flag in the top bit.
-    packed: u16,
-}
-
-const DEFAULT_LEFT_BIT: u16 = 1 << 15;
-/// The bin of a missing value.
-const MISSING_BIN: u16 = u16::MAX;
-
-impl crate::complete::Split for BinnedSplit {
-    type Input = u16;
-    // Every bin is at most MISSING_BIN - 1, and missing values go left by default.
-    const ALWAYS_LEFT: BinnedSplit = BinnedSplit {
-        bin: MISSING_BIN - 1,
-        packed: DEFAULT_LEFT_BIT,
-    };
-
-    fn feature(&self) -> usize {
-        (self.packed & !DEFAULT_LEFT_BIT) as usize
-    }
-
-    #[inline(always)]
-    fn goes_left(&self, bin: u16) -> bool {
-        (bin <= self.bin) | ((bin == MISSING_BIN) & (self.packed & DEFAULT_LEFT_BIT != 0))
-    }
-}
-
-/// Sorted distinct thresholds of each feature.
+/// How a row is binned for the complete trees: each slot is a feature read with one
+/// missing-value direction.
 #[derive(Debug, Clone)]
 struct Binning {
+    /// Sorted distinct split thresholds of each feature.
     thresholds: Vec<Vec<f32>>,
+    /// Per slot: the feature and whether its missing values go left.
+    slots: Vec<(u32, bool)>,
 }
 
 impl Binning {
-    /// The row's bins: `#{t ≤ x}` per feature, or `MISSING_BIN` for NaN.
+    /// Each slot's value for the row: `#{t ≤ x}` over the feature's thresholds (`x < t_j`
+    /// exactly when that count is at most `j`), compared in `f32` as XGBoost compares; NaN is
+    /// missing.
     #[inline]
-    fn bins_into(&self, features: &[f64], bins: &mut [u16]) {
-        for ((bin, thresholds), x) in bins.iter_mut().zip(&self.thresholds).zip(features) {
-            let x = *x as f32;
-            *bin = if x.is_nan() {
-                MISSING_BIN
-            } else {
-                count_at_most(thresholds, x) as u16
-            };
+    fn slots_into(&self, features: &[f64], slots: &mut [u16]) {
+        for (slot, &(feature, default_left)) in slots.iter_mut().zip(&self.slots) {
+            let x = features
+                .get(feature as usize)
+                .map_or(f32::NAN, |x| *x as f32);
+            let bin = (!x.is_nan()).then(|| count_at_most(&self.thresholds[feature as usize], x));
+            *slot = encode_slot(bin, default_left);
         }
     }
 }
@@ -492,11 +469,8 @@ fn count_at_most(sorted: &[f32], x: f32) -> usize {
     let (mut base, mut size) = (0usize, sorted.len());
     while size > 1 {
         let half = size / 2;
-        base = if sorted[base + half] <= x {
-            base + half
-        } else {
-            base
-        };
+        // A select, not a branch: which way the search goes is as good as random.
+        base = std::hint::select_unpredictable(sorted[base + half] <= x, base + half, base);
         size -= half;
     }
     base + usize::from(sorted[base] <= x)
@@ -504,10 +478,8 @@ fn count_at_most(sorted: &[f32], x: f32) -> usize {
 
 impl XgbModel {
     /// The complete-tree form, for models with numeric splits only and no deep trees.
-    fn complete_forest(&self) -> Option<(CompleteForest<BinnedSplit, f32>, Binning)> {
-        let too_wide = self.feature_names.len() >= DEFAULT_LEFT_BIT as usize;
-        if too_wide
-            || self.max_depth > crate::complete::MAX_DEPTH
+    fn complete_forest(&self) -> Option<(CompleteForest<f32>, Binning)> {
+        if self.max_depth > crate::complete::MAX_DEPTH
             || self.nodes.iter().any(|n| n.categories.is_some())
         {
             return None;
@@ -519,32 +491,35 @@ impl XgbModel {
         for list in &mut thresholds {
             list.sort_by(f32::total_cmp);
             list.dedup();
-            if list.len() >= (MISSING_BIN - 1) as usize || list.iter().any(|t| t.is_nan()) {
+            if list.len() > MAX_THRESHOLDS_PER_FEATURE || list.iter().any(|t| t.is_nan()) {
                 return None;
             }
         }
+        let mut slot_table = SlotTable::new();
         let mut forest = CompleteForest::new(self.max_depth);
         for &root in &self.roots {
+            let mut too_many_slots = false;
             forest.push_tree(root, |index: u32| {
                 let node = &self.nodes[index as usize];
                 if node.left == LEAF {
                     return SourceNode::Leaf(node.value);
                 }
                 let list = &thresholds[node.feature as usize];
-                let bin = list.partition_point(|t| *t < node.value) as u16;
-                let flag = if node.default_left {
-                    DEFAULT_LEFT_BIT
-                } else {
-                    0
-                };
-                let split = BinnedSplit {
-                    bin,
-                    packed: node.feature as u16 | flag,
-                };
+                let threshold_index = list.partition_point(|t| *t < node.value) as u16;
+                let slot = slot_table.slot((node.feature, node.default_left));
+                too_many_slots |= slot.is_none();
+                let split = BinSplit::new(slot.unwrap_or(0), threshold_index, node.default_left);
                 SourceNode::Split(split, node.left, node.right)
-            });
+            })?;
+            if too_many_slots {
+                return None;
+            }
         }
-        Some((forest, Binning { thresholds }))
+        let binning = Binning {
+            thresholds,
+            slots: slot_table.into_keys(),
+        };
+        Some((forest, binning))
     }
 }
 
