@@ -4,7 +4,6 @@
 //! merge; every sum is an integer or a decimal, so the summary is the same for any split.
 
 use credence_engine::Outcome;
-use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -158,7 +157,7 @@ impl Tally {
         let pd = performance
             .pd
             .or(result.pd)
-            .and_then(|p| Decimal::from_f64(p).map(|d| d.round_dp(8)))
+            .and_then(pd_to_eight_places)
             .or(performance
                 .bad
                 .map(|bad| if bad { Decimal::ONE } else { Decimal::ZERO }))
@@ -547,6 +546,19 @@ pub struct ScoreBinSummary {
     pub decline: u64,
     pub goods: u64,
     pub bads: u64,
+}
+
+/// A probability of default as a decimal to eight places, half away from zero.
+///
+/// Through `f64` (`p · 10⁸`, rounded): a fraction of the cost of converting the binary float
+/// exactly and then rounding, and the same digits except for a product within one ulp of a
+/// rounding midpoint, far below any PD's precision. `None` for a value that is not a
+/// probability.
+fn pd_to_eight_places(pd: f64) -> Option<Decimal> {
+    if !(0.0..=1.0).contains(&pd) {
+        return None;
+    }
+    Some(Decimal::from_i128_with_scale((pd * 1e8).round() as i128, 8).normalize())
 }
 
 #[cfg(test)]

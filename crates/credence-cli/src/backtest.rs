@@ -102,7 +102,7 @@ enum RawRow {
 /// Where each kind of column is, by name.
 struct Columns {
     index: HashMap<String, usize>,
-    /// `step.field` columns: step → (field, column).
+    /// `step.field` columns: step → (field, column), fields in name order.
     data: BTreeMap<String, Vec<(String, usize)>>,
 }
 
@@ -215,7 +215,13 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             if let Some(challenger) = challenger.as_mut() {
                 challenger.set_columns(&columns);
             }
-            (Some(columns), Box::new(CsvSource { reader }))
+            (
+                Some(columns),
+                Box::new(CsvSource {
+                    reader,
+                    last_shape: (0, 0),
+                }),
+            )
         }
         Format::Parquet => {
             let source = ParquetSource::open(&args.input)?;
@@ -453,6 +459,10 @@ fn columns_of(headers: &csv::StringRecord) -> Columns {
                 .push((field.to_string(), i));
         }
     }
+    // In name order, as each row's answer map is built from them (a sorted build is linear).
+    for fields in data.values_mut() {
+        fields.sort();
+    }
     Columns { index, data }
 }
 
@@ -552,17 +562,22 @@ trait RowSource: Send {
 
 struct CsvSource {
     reader: csv::Reader<std::fs::File>,
+    /// The last row's text length and field count: each new record is allocated that large
+    /// once, rather than grown field by field.
+    last_shape: (usize, usize),
 }
 
 impl RowSource for CsvSource {
     fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
-        let mut record = csv::StringRecord::new();
+        let (text_bytes, fields) = self.last_shape;
+        let mut record = csv::StringRecord::with_capacity(text_bytes, fields);
         let before = self.reader.position().byte();
         let more = self
             .reader
             .read_record(&mut record)
             .with_context(|| format!("CSV line {}", self.reader.position().line()))?;
         let read = self.reader.position().byte() - before;
+        self.last_shape = (record.as_slice().len(), record.len());
         Ok(more.then_some((RawRow::Csv(record), read)))
     }
 }
@@ -849,9 +864,46 @@ fn typed_cell(kind: Option<&FieldKind>, text: &str) -> serde_json::Value {
     }
 }
 
+thread_local! {
+    /// One back-test worker's typed cells of the row in hand, reused from row to row.
+    static CELLS: std::cell::RefCell<Vec<serde_json::Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `text.trim()`, answered without decoding characters when both ends are plain ASCII (a CSV
+/// cell nearly always): then there is nothing to trim.
+fn trim_cell(text: &str) -> &str {
+    let plain = |b: &u8| b.is_ascii_graphic();
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if plain(first) && plain(last) => text,
+        _ => text.trim(),
+    }
+}
+
+/// [`typed_cell`] into `cell`, reusing the string it holds: an empty cell is null.
+fn type_cell_into(kind: &FieldKind, text: &str, cell: &mut serde_json::Value) {
+    if text.is_empty() {
+        *cell = serde_json::Value::Null;
+        return;
+    }
+    match kind {
+        FieldKind::Integer { .. } if text.parse::<i64>().is_ok() => {
+            *cell = typed_cell(Some(kind), text);
+        }
+        FieldKind::Boolean | FieldKind::List { .. } => *cell = typed_cell(Some(kind), text),
+        // Everything else is validated from its text.
+        _ => match cell {
+            serde_json::Value::String(held) => {
+                held.clear();
+                held.push_str(text);
+            }
+            _ => *cell = serde_json::Value::String(text.to_string()),
+        },
+    }
+}
+
 /// A recorded provider value from a CSV cell: a number, a boolean or text.
 fn data_cell(text: &str) -> serde_json::Value {
-    if let Ok(number) = serde_json::Number::from_str(text) {
+    if let Some(number) = json_number(text) {
         return serde_json::Value::Number(number);
     }
     match text {
@@ -859,6 +911,56 @@ fn data_cell(text: &str) -> serde_json::Value {
         "false" => false.into(),
         _ => text.into(),
     }
+}
+
+/// `text` as the JSON number it spells, as `serde_json` reads one (an integer when it fits,
+/// else a double), without running a JSON parser: `None` unless the whole text is a JSON number.
+fn json_number(text: &str) -> Option<serde_json::Number> {
+    let bytes = text.as_bytes();
+    let digits = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    let whole = digits(at);
+    if whole == 0 || (whole > 1 && bytes[at] == b'0') {
+        return None;
+    }
+    at += whole;
+    let integer = at == bytes.len();
+    if bytes.get(at) == Some(&b'.') {
+        let fraction = digits(at + 1);
+        if fraction == 0 {
+            return None;
+        }
+        at += 1 + fraction;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let exponent = digits(at);
+        if exponent == 0 {
+            return None;
+        }
+        at += exponent;
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    // serde_json reads `-0` as the double -0.0.
+    if integer && text != "-0" {
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    serde_json::Number::from_f64(text.parse::<f64>().ok()?)
 }
 
 fn bad_flag(text: &str) -> Result<bool, String> {
@@ -913,7 +1015,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
                 let values: BTreeMap<String, serde_json::Value> = fields
                     .iter()
                     .filter_map(|(field, i)| {
-                        let text = record.get(*i)?.trim();
+                        let text = trim_cell(record.get(*i)?);
                         (!text.is_empty()).then(|| (field.clone(), data_cell(text)))
                     })
                     .collect();
@@ -922,7 +1024,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
                         step.clone(),
                         DataAnswer {
                             ok: true,
-                            values,
+                            values: Arc::new(values),
                             reason: None,
                             meta: serde_json::Value::Null,
                         },
@@ -932,7 +1034,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
             Row {
                 cell: Box::new(move |name: &str| {
                     let i = *columns.index.get(name)?;
-                    let text = record.get(i)?.trim();
+                    let text = trim_cell(record.get(i)?);
                     (!text.is_empty()).then_some(Cow::Borrowed(text))
                 }),
                 csv: Some(record),
@@ -1028,7 +1130,15 @@ fn decide(
     let strategy = &side.strategy;
     let input = match (&row.json, row.csv) {
         (Some(json), _) => strategy.validate_input(&context.flow, json),
-        (None, Some(record)) => {
+        (None, Some(record)) => CELLS.with_borrow_mut(|cells| {
+            // Each field's cell, typed, into this thread's reused values (text keeps its
+            // string's capacity from row to row, so a row allocates no cell).
+            cells.resize(side.fields.len(), serde_json::Value::Null);
+            for ((cell, (_, kind)), column) in cells.iter_mut().zip(&side.fields).zip(&side.columns)
+            {
+                let text = column.and_then(|c| record.get(c)).map_or("", trim_cell);
+                type_cell_into(kind, text, cell);
+            }
             // Fields are asked for in schema order: a cursor finds each without hashing.
             let mut next = 0usize;
             strategy.validate_fields(&context.flow, |name| {
@@ -1038,10 +1148,10 @@ fn decide(
                     side.fields.iter().position(|(n, _)| n == name)?
                 };
                 next = i + 1;
-                let text = record.get(side.columns.get(i).copied().flatten()?)?.trim();
-                (!text.is_empty()).then(|| Cow::Owned(typed_cell(Some(&side.fields[i].1), text)))
+                let cell = &cells[i];
+                (!cell.is_null()).then_some(Cow::Borrowed(cell))
             })
-        }
+        }),
         (None, None) => strategy.validate_fields(&context.flow, |name| {
             let text = (row.cell)(name)?;
             let kind = side.fields.iter().find(|(n, _)| n == name).map(|f| &f.1);
@@ -1110,6 +1220,64 @@ fn strategy_result(decision: &Decision, score_step: Option<&str>) -> StrategyRes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_numbers_read_as_serde_json_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "5000.25",
+            "0.1",
+            "1e3",
+            "-2.5E-3",
+            "1E+2",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "01",
+            "+5",
+            ".5",
+            "5.",
+            "1e",
+            "--1",
+            "1.2.3",
+            "NaN",
+            "inf",
+            "",
+            "-",
+            "12a",
+            "1e400",
+        ] {
+            assert_eq!(
+                json_number(text),
+                serde_json::Number::from_str(text).ok(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cells_are_trimmed_as_str_trim_trims() {
+        for text in [
+            "",
+            " ",
+            "12",
+            " 12",
+            "12 ",
+            "\t12\n",
+            "\u{0B}12",
+            "12\u{A0}",
+            "\u{3000}x",
+            "é",
+            " é ",
+            "a b",
+            "-1.5",
+        ] {
+            assert_eq!(trim_cell(text), text.trim(), "{text:?}");
+        }
+    }
 
     #[test]
     fn cells_take_the_type_their_field_declares() {

@@ -1431,6 +1431,7 @@ impl Compiler<'_> {
                     test,
                     points,
                     label: raw_bin.label.clone().unwrap_or(default_label).into(),
+                    shortfall_rank: 0,
                 });
             }
             if missing > 1 || otherwise > 1 {
@@ -1469,6 +1470,7 @@ impl Compiler<'_> {
         if self.problems.len() > before {
             return None;
         }
+        crate::scorecard::rank_shortfalls(&mut characteristics);
         Some(Step::Scorecard(Scorecard {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
@@ -1921,7 +1923,9 @@ fn compile_cases(
                     step.clone(),
                     DataAnswer {
                         ok: true,
-                        values: values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        values: std::sync::Arc::new(
+                            values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        ),
                         reason: None,
                         meta: serde_json::json!({"source": "test case"}),
                     },
@@ -1930,7 +1934,7 @@ fn compile_cases(
                     step.clone(),
                     DataAnswer {
                         ok: false,
-                        values: BTreeMap::new(),
+                        values: Default::default(),
                         reason: Some("unavailable in this test case".into()),
                         meta: serde_json::Value::Null,
                     },

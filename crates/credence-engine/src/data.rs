@@ -126,12 +126,16 @@ pub(crate) fn kind_name(kind: DataFieldKind) -> &'static str {
     }
 }
 
+/// A source's mapped values by field name, shared: the answer, the decision's record of it and
+/// a provider cache hold one map, not copies.
+pub type DataValues = Arc<BTreeMap<String, serde_json::Value>>;
+
 /// A source's answer for one `data` step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataAnswer {
     pub ok: bool,
     /// The mapped values (empty when not ok).
-    pub values: BTreeMap<String, serde_json::Value>,
+    pub values: DataValues,
     /// Why the source failed.
     pub reason: Option<String>,
     /// What the caller recorded about fetching it (provider, calls, latency, cache hit, cost,
@@ -193,7 +197,7 @@ impl DataRecord {
             if status == "skipped" {
                 continue;
             }
-            let values = used["values"]
+            let values: BTreeMap<String, serde_json::Value> = used["values"]
                 .as_object()
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default();
@@ -201,7 +205,7 @@ impl DataRecord {
                 step,
                 DataAnswer {
                     ok: status == "ok",
-                    values,
+                    values: Arc::new(values),
                     reason: used["reason"].as_str().map(str::to_string),
                     meta: used["meta"].clone(),
                 },
@@ -239,12 +243,16 @@ pub struct DataUse {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub values: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "no_values")]
+    pub values: DataValues,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+}
+
+fn no_values(values: &DataValues) -> bool {
+    values.is_empty()
 }
 
 #[cfg(test)]

@@ -388,8 +388,8 @@ fn data_variable(kind: crate::data::DataFieldKind, json: &serde_json::Value) -> 
     use crate::data::DataFieldKind as K;
     use std::str::FromStr;
     match (kind, json) {
-        (K::Number | K::Integer, serde_json::Value::Number(n)) => {
-            Decimal::from_str(&n.to_string()).ok().map(Variable::Number)
+        (K::Number | K::Integer, serde_json::Value::Number(_)) => {
+            crate::schema::json_decimal(json).map(Variable::Number)
         }
         (K::Number, serde_json::Value::String(s)) => {
             Decimal::from_str(s).ok().map(Variable::Number)
@@ -846,7 +846,7 @@ impl<'s> Run<'s> {
         };
         let mut status = "skipped";
         let mut reason = None;
-        let mut values = BTreeMap::new();
+        let mut values = crate::data::DataValues::default();
         let mut meta = serde_json::Value::Null;
         let mut subject = None;
         if active {
@@ -942,7 +942,7 @@ impl<'s> Run<'s> {
         }
         // The values are copied into the trace only for a full trace.
         let traced_values = if self.full {
-            values.clone()
+            values.as_ref().clone()
         } else {
             BTreeMap::new()
         };

@@ -394,7 +394,12 @@ pub fn parse_decimal_text(text: &str) -> Option<Decimal> {
 /// parsed, so `0.1` is one tenth, not the nearest binary float.
 pub fn json_decimal(value: &serde_json::Value) -> Option<Decimal> {
     match value {
-        serde_json::Value::Number(n) => parse_decimal_text(&n.to_string()),
+        // An integer converts exactly without printing it; a fraction is parsed from its text.
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Some(Decimal::from(i)),
+            (None, Some(u)) => Some(Decimal::from(u)),
+            _ => parse_decimal_text(&n.to_string()),
+        },
         serde_json::Value::String(s) => parse_decimal_text(s),
         _ => None,
     }

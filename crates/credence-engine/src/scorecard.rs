@@ -23,6 +23,28 @@ pub struct Bin {
     pub test: BinTest,
     pub points: Decimal,
     pub label: Arc<str>,
+    /// The bin's shortfall (its characteristic's best points minus its own) ranked among every
+    /// distinct shortfall of the scorecard: 0 for none, larger for more. Set by
+    /// [`rank_shortfalls`], so that ranking reasons compares integers, not decimals.
+    pub shortfall_rank: u32,
+}
+
+/// Numbers every bin's shortfall by its place among the scorecard's distinct shortfalls.
+pub fn rank_shortfalls(characteristics: &mut [Characteristic]) {
+    let mut shortfalls: Vec<Decimal> = characteristics
+        .iter()
+        .flat_map(|c| c.bins.iter().map(|b| c.max_points - b.points))
+        .chain([Decimal::ZERO])
+        .collect();
+    shortfalls.sort();
+    shortfalls.dedup();
+    for characteristic in characteristics {
+        let best = characteristic.max_points;
+        for bin in &mut characteristic.bins {
+            let rank = shortfalls.partition_point(|s| *s < best - bin.points);
+            bin.shortfall_rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +124,7 @@ impl Scorecard {
     ) -> Result<ScorecardResult, String> {
         let mut score = self.base_points;
         let mut bins = Vec::with_capacity(self.characteristics.len());
-        let mut shortfalls: Vec<(Decimal, usize)> = Vec::new();
+        let mut shortfalls: Vec<(u32, usize)> = Vec::with_capacity(self.characteristics.len());
         let mut values = Vec::with_capacity(self.characteristics.len());
         for (position, characteristic) in self.characteristics.iter().enumerate() {
             let value = characteristic
@@ -118,9 +140,8 @@ impl Scorecard {
                 )
             })?;
             score += bin.points;
-            let shortfall = characteristic.max_points - bin.points;
-            if shortfall > Decimal::ZERO {
-                shortfalls.push((shortfall, position));
+            if bin.shortfall_rank > 0 {
+                shortfalls.push((bin.shortfall_rank, position));
             }
             bins.push(BinHit {
                 characteristic: characteristic.name.clone(),
@@ -131,7 +152,7 @@ impl Scorecard {
         }
         // Largest shortfall first; ties keep declaration order.
         shortfalls.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut ranked_reasons: Vec<Arc<str>> = Vec::new();
+        let mut ranked_reasons: Vec<Arc<str>> = Vec::with_capacity(shortfalls.len());
         for (_, position) in shortfalls {
             let reason = &self.characteristics[position].reason;
             if !ranked_reasons.contains(reason) {
@@ -179,6 +200,35 @@ fn constant_equals(constant: &Constant, value: &Variable) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortfall_ranks_order_bins_by_points_lost_across_characteristics() {
+        let lists = NamedLists::default();
+        let mut compiler = credence_expr::ExprCompiler::new(&lists);
+        let mut characteristic = |points: &[i64]| Characteristic {
+            name: "c".into(),
+            value: compiler.compile("1").unwrap(),
+            reason: "R".into(),
+            bins: points
+                .iter()
+                .map(|p| Bin {
+                    test: BinTest::Else,
+                    points: Decimal::from(*p),
+                    label: "b".into(),
+                    shortfall_rank: 0,
+                })
+                .collect(),
+            max_points: Decimal::from(*points.iter().max().unwrap()),
+        };
+        // Shortfalls 0, 10, 25 and 0, 10, 40: the distinct ones are 0 < 10 < 25 < 40.
+        let mut characteristics = [characteristic(&[30, 20, 5]), characteristic(&[40, 30, 0])];
+        rank_shortfalls(&mut characteristics);
+        let ranks: Vec<Vec<u32>> = characteristics
+            .iter()
+            .map(|c| c.bins.iter().map(|b| b.shortfall_rank).collect())
+            .collect();
+        assert_eq!(ranks, [vec![0, 1, 2], vec![0, 1, 3]]);
+    }
 
     #[test]
     fn calibration_doubles_odds_every_pdo_points() {

@@ -1044,7 +1044,8 @@ outcome: {default: approve}
                     .unwrap()
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into(),
                 reason: None,
                 meta: json!(null),
             },
@@ -1084,7 +1085,8 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
                     .unwrap()
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into(),
                 reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
                 meta: json!({"provider": "bureau_a", "cache_hit": false}),
             },

@@ -80,6 +80,9 @@ pub struct Frame {
     values: Vec<Variable>,
     /// Whether `values[i]` is what the ZEN context holds under its name.
     in_context: Vec<bool>,
+    /// Slots set since the last reset (repeats allowed), so a reset clears only those: a
+    /// strategy has several times more names than one evaluation sets.
+    touched: Vec<u32>,
     context: Variable,
     pub(crate) scope: Scope,
     pub(crate) vm: VM,
@@ -102,6 +105,7 @@ impl Frame {
             names: NameTable::default(),
             values: Vec::new(),
             in_context: Vec::new(),
+            touched: Vec::new(),
             scope: Scope::new(context.clone()),
             context,
             vm: VM::new(),
@@ -112,14 +116,24 @@ impl Frame {
 
     /// Starts a new evaluation: every name null, the VM's buffers kept.
     pub fn reset(&mut self, names: &NameTable) {
-        if !Arc::ptr_eq(&self.names.0, &names.0) {
-            self.names = names.clone();
+        let same_names = Arc::ptr_eq(&self.names.0, &names.0);
+        if same_names && self.values.len() == names.len() {
+            // Every slot not set since the last reset is still null and in the context.
+            for index in self.touched.drain(..) {
+                self.values[index as usize] = Variable::Null;
+                self.in_context[index as usize] = true;
+            }
+        } else {
+            if !same_names {
+                self.names = names.clone();
+            }
+            self.touched.clear();
+            self.values.clear();
+            self.values.resize(names.len(), Variable::Null);
+            self.in_context.clear();
+            self.in_context.resize(names.len(), true);
         }
-        self.values.clear();
-        self.values.resize(names.len(), Variable::Null);
         // An absent name reads as null in ZEN too, so an empty context agrees with all-null values.
-        self.in_context.clear();
-        self.in_context.resize(names.len(), true);
         let cleared = match &self.context {
             Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
             _ => false,
@@ -139,6 +153,7 @@ impl Frame {
         }
         self.values[index] = value;
         self.in_context[index] = false;
+        self.touched.push(slot.0);
     }
 
     /// Reads a slot (null when never set).
@@ -216,5 +231,40 @@ fn field(value: &Variable, name: &str) -> Variable {
             .cloned()
             .unwrap_or(Variable::Null),
         _ => Variable::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_clears_every_slot_set_since_the_last_one() {
+        let mut names = Names::default();
+        let (a, b, c) = (names.slot("a"), names.slot("b"), names.slot("c"));
+        let table = names.table();
+        let mut frame = Frame::with_names(&table);
+        for round in 0..3 {
+            for slot in [a, b, c] {
+                assert_eq!(frame.get(slot), Variable::Null, "round {round}");
+            }
+            frame.set(a, Variable::Bool(true));
+            frame.set(c, Variable::Bool(true));
+            frame.set(c, Variable::Bool(false));
+            frame.sync(&[("a".into(), a)]);
+            assert_eq!(frame.get(c), Variable::Bool(false));
+            frame.reset(&table);
+            assert!(frame.in_context.iter().all(|fresh| *fresh));
+        }
+
+        // Another strategy's names: a full reset to their length.
+        let mut other = Names::default();
+        let d = other.slot("d");
+        other.slot("e");
+        frame.set(b, Variable::Bool(true));
+        frame.reset(&other.table());
+        assert_eq!(frame.values.len(), 2);
+        assert_eq!(frame.get(d), Variable::Null);
+        assert!(frame.set_named("e", Variable::Bool(true)));
     }
 }

@@ -216,28 +216,20 @@ pub fn format_date(date: NaiveDate) -> String {
         return date.format("%Y-%m-%d").to_string();
     }
     let year = year as u32;
-    let digits = [
-        year / 1000,
-        year / 100 % 10,
-        year / 10 % 10,
-        year % 10,
-        10,
-        month / 10,
-        month % 10,
-        10,
-        day / 10,
-        day % 10,
+    let digit = |d: u32| b'0' + (d % 10) as u8;
+    let text = [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
     ];
-    digits
-        .iter()
-        .map(|&d| {
-            if d == 10 {
-                '-'
-            } else {
-                char::from(b'0' + d as u8)
-            }
-        })
-        .collect()
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Whole calendar months from `from` to `to` (negative when `to` is earlier).
@@ -282,6 +274,21 @@ mod tests {
     use super::*;
     use rust_decimal::Decimal;
     use std::str::FromStr;
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (2026, 11, 29),
+            (1, 1, 1),
+            (999, 12, 31),
+            (9999, 2, 28),
+            (2024, 2, 29),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(format_date(date), date.format("%Y-%m-%d").to_string());
+            assert_eq!(parse_date(&format_date(date), "date"), Ok(date));
+        }
+    }
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()

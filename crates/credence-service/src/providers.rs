@@ -8,7 +8,7 @@
 //! file handed in by the operator, never from a strategy package.
 
 use crate::provider_cache::TtlCache;
-use credence_engine::data::{map_response, DataSource, Provider};
+use credence_engine::data::{map_response, DataSource, DataValues, Provider};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -44,7 +44,7 @@ pub struct FetchOutcome {
     pub cache_hit: bool,
     /// The provider whose answer was used.
     pub provider: Option<String>,
-    pub values: BTreeMap<String, serde_json::Value>,
+    pub values: DataValues,
     /// Every call made, in order (empty on a cache hit).
     pub calls: Vec<CallRecord>,
     /// Why the source failed, when it did.
@@ -78,7 +78,7 @@ impl Drop for InFlightGuard<'_> {
 
 struct CacheEntry {
     provider: String,
-    values: BTreeMap<String, serde_json::Value>,
+    values: DataValues,
 }
 
 /// Answers kept at most; beyond it the oldest go first (a re-pull costs a provider call, never
@@ -415,6 +415,7 @@ impl Providers {
             self.settle(&provider.name, source, values.is_some());
             calls.push(record);
             if let Some(values) = values {
+                let values = DataValues::new(values);
                 if source.cache_ttl_seconds > 0 {
                     let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     let now = Instant::now();
@@ -451,7 +452,7 @@ impl Providers {
             ok: false,
             cache_hit: false,
             provider: None,
-            values: BTreeMap::new(),
+            values: DataValues::default(),
             calls,
             reason: Some(if reason.is_empty() {
                 "the source has no providers".into()
