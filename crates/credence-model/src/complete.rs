@@ -103,6 +103,24 @@ impl<K: Copy + Eq + Hash> SlotTable<K> {
     }
 }
 
+/// How many of `sorted`'s leading elements pass `passes`, a test that holds up to some point of
+/// the list and fails after it (`t ≤ x`, `t < x`): a binary search whose steps depend only on the
+/// length, each picking with a conditional move rather than a branch the CPU would mispredict
+/// (which way it goes is as good as random).
+#[inline]
+pub(crate) fn count_passing<T: Copy>(sorted: &[T], passes: impl Fn(T) -> bool) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let (mut base, mut size) = (0usize, sorted.len());
+    while size > 1 {
+        let half = size / 2;
+        base = std::hint::select_unpredictable(passes(sorted[base + half]), base + half, base);
+        size -= half;
+    }
+    base + usize::from(passes(sorted[base]))
+}
+
 /// What a node of the source tree is.
 pub(crate) enum SourceNode<V, N> {
     Leaf(V),
@@ -134,9 +152,24 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
         }
     }
 
-    /// Slots a row must have for [`CompleteForest::sum`].
-    pub(crate) fn slots_needed(&self) -> usize {
-        self.slots_needed
+    /// `start` plus the leaves the row reaches in the first `trees` trees, the row's slots
+    /// filled by `bin` (the library's binning) into a buffer on the stack when they fit.
+    pub(crate) fn sum_binned(
+        &self,
+        trees: usize,
+        start: V,
+        bin: impl FnOnce(&mut [u16]),
+    ) -> Option<V> {
+        let mut on_stack = [0u16; 128];
+        let mut on_heap = Vec::new();
+        let slots: &mut [u16] = if self.slots_needed <= on_stack.len() {
+            &mut on_stack[..self.slots_needed]
+        } else {
+            on_heap.resize(self.slots_needed, 0);
+            &mut on_heap
+        };
+        bin(slots);
+        self.sum(slots, trees, start)
     }
 
     /// Appends a tree, reading it from its root through `node`. `None` when the tree is deeper
@@ -323,6 +356,39 @@ mod tests {
     }
 
     #[test]
+    fn counting_passing_thresholds_is_a_partition_point() {
+        let sorted = [-1.5f32, 0.0, 2.0, 2.5, 10.0];
+        for x in [
+            -3.0f32,
+            -1.5,
+            -0.0,
+            0.0,
+            1.0,
+            2.0,
+            2.25,
+            2.5,
+            9.0,
+            10.0,
+            11.0,
+            f32::INFINITY,
+        ] {
+            assert_eq!(
+                count_passing(&sorted, |t| t <= x),
+                sorted.partition_point(|t| *t <= x),
+                "{x} (at most)"
+            );
+            assert_eq!(
+                count_passing(&sorted, |t| t < x),
+                sorted.partition_point(|t| *t < x),
+                "{x} (below)"
+            );
+        }
+        assert_eq!(count_passing(&[] as &[f32], |t| t <= 1.0), 0);
+        assert_eq!(count_passing(&[1.0f32], |t| t <= 0.5), 0);
+        assert_eq!(count_passing(&[1.0f32], |t| t <= 1.0), 1);
+    }
+
+    #[test]
     fn missing_values_follow_the_default_direction() {
         // Thresholds t_0 < t_1 < t_2; a split on t_1.
         for default_left in [false, true] {
@@ -343,7 +409,7 @@ mod tests {
             TestNode::Leaf(2.0),
         ];
         let forest = forest_of(&[tree.to_vec()]);
-        assert_eq!(forest.slots_needed(), 3);
+        assert_eq!(forest.slots_needed, 3);
         assert_eq!(forest.sum(&[0, 0], 1, 0.0), None);
         assert_eq!(forest.sum(&[0, 0, 1], 1, 0.0), Some(2.0));
 

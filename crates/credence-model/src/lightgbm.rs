@@ -7,7 +7,8 @@
 //! order.
 
 use crate::complete::{
-    encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode, MAX_THRESHOLDS_PER_FEATURE,
+    count_passing, encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode,
+    MAX_THRESHOLDS_PER_FEATURE,
 };
 use crate::{ModelError, Objective};
 use std::collections::HashMap;
@@ -236,17 +237,10 @@ impl LgbModel {
     /// The raw score: leaf values of the first `trees` trees summed in `f64`.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
         if let Some((complete, binning)) = &self.complete {
-            let needed = complete.slots_needed();
-            let mut on_stack = [0u16; 128];
-            let mut on_heap = Vec::new();
-            let slots: &mut [u16] = if needed <= on_stack.len() {
-                &mut on_stack[..needed]
-            } else {
-                on_heap.resize(needed, 0);
-                &mut on_heap
-            };
-            binning.slots_into(features, slots);
-            if let Some(sum) = complete.sum(slots, trees, 0.0) {
+            let binned = complete.sum_binned(trees, 0.0, |slots| {
+                binning.slots_into(features, slots);
+            });
+            if let Some(sum) = binned {
                 return sum;
             }
         }
@@ -482,28 +476,11 @@ impl Binning {
                 MissingType::NaN => x.is_nan(),
                 MissingType::None => false,
             };
-            let bin =
-                (!is_missing).then(|| count_less_than(&self.thresholds[key.feature as usize], x));
+            let bin = (!is_missing)
+                .then(|| count_passing(&self.thresholds[key.feature as usize], |t| t < x));
             *slot = encode_slot(bin, key.default_left);
         }
     }
-}
-
-/// `#{t ∈ sorted : t < x}` by a binary search whose steps depend only on the length (the
-/// comparison picks with a conditional move, not a branch the CPU would mispredict).
-#[inline]
-fn count_less_than(sorted: &[f64], x: f64) -> usize {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let (mut base, mut size) = (0usize, sorted.len());
-    while size > 1 {
-        let half = size / 2;
-        // A select, not a branch: which way the search goes is as good as random.
-        base = std::hint::select_unpredictable(sorted[base + half] < x, base + half, base);
-        size -= half;
-    }
-    base + usize::from(sorted[base] < x)
 }
 
 fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteForest<f64>, Binning)> {

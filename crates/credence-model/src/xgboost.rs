@@ -7,7 +7,8 @@
 //! in `f32` in tree order starting from the base margin, and the sigmoid is XGBoost's own.
 
 use crate::complete::{
-    encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode, MAX_THRESHOLDS_PER_FEATURE,
+    count_passing, encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode,
+    MAX_THRESHOLDS_PER_FEATURE,
 };
 use crate::{ModelError, Objective};
 use serde::Deserialize;
@@ -411,17 +412,10 @@ impl XgbModel {
     /// The margin, summing the first `trees` trees in `f32` as XGBoost does.
     pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f32 {
         if let Some((complete, binning)) = &self.complete {
-            let needed = complete.slots_needed();
-            let mut on_stack = [0u16; 128];
-            let mut on_heap = Vec::new();
-            let slots: &mut [u16] = if needed <= on_stack.len() {
-                &mut on_stack[..needed]
-            } else {
-                on_heap.resize(needed, 0);
-                &mut on_heap
-            };
-            binning.slots_into(features, slots);
-            if let Some(sum) = complete.sum(slots, trees, self.base_margin) {
+            let binned = complete.sum_binned(trees, self.base_margin, |slots| {
+                binning.slots_into(features, slots);
+            });
+            if let Some(sum) = binned {
                 return sum;
             }
         }
@@ -453,27 +447,11 @@ impl Binning {
             let x = features
                 .get(feature as usize)
                 .map_or(f32::NAN, |x| *x as f32);
-            let bin = (!x.is_nan()).then(|| count_at_most(&self.thresholds[feature as usize], x));
+            let thresholds = &self.thresholds[feature as usize];
+            let bin = (!x.is_nan()).then(|| count_passing(thresholds, |t| t <= x));
             *slot = encode_slot(bin, default_left);
         }
     }
-}
-
-/// `#{t ∈ sorted : t ≤ x}` by a binary search whose steps depend only on the length (the
-/// comparison picks with a conditional move, not a branch the CPU would mispredict).
-#[inline]
-fn count_at_most(sorted: &[f32], x: f32) -> usize {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let (mut base, mut size) = (0usize, sorted.len());
-    while size > 1 {
-        let half = size / 2;
-        // A select, not a branch: which way the search goes is as good as random.
-        base = std::hint::select_unpredictable(sorted[base + half] <= x, base + half, base);
-        size -= half;
-    }
-    base + usize::from(sorted[base] <= x)
 }
 
 impl XgbModel {
@@ -566,34 +544,6 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn count_at_most_is_a_partition_point() {
-        let sorted = [-1.5f32, 0.0, 2.0, 2.5, 10.0];
-        for x in [
-            -3.0f32,
-            -1.5,
-            -0.0,
-            0.0,
-            1.0,
-            2.0,
-            2.25,
-            2.5,
-            9.0,
-            10.0,
-            11.0,
-            f32::INFINITY,
-        ] {
-            assert_eq!(
-                count_at_most(&sorted, x),
-                sorted.partition_point(|t| *t <= x),
-                "{x}"
-            );
-        }
-        assert_eq!(count_at_most(&[], 1.0), 0);
-        assert_eq!(count_at_most(&[1.0], 0.5), 0);
-        assert_eq!(count_at_most(&[1.0], 1.0), 1);
-    }
 
     #[test]
     fn base_score_in_every_stored_form() {
