@@ -13,8 +13,8 @@
 //!   library's own comparisons — see [`encode_slot`]), and every split becomes four bytes,
 //!   `slots[slot] <= bin`, an integer comparison that also settles missing values.
 //! - **Trees side by side.** Trees are stored in groups of [`LANES`], their splits interleaved by
-//!   position, so one group's walks are independent chains of loads the CPU overlaps, and the
-//!   depth is a compile-time constant so the steps unroll.
+//!   position, so a lane's split is one addressing mode away and one group's walks are
+//!   independent chains of loads the CPU overlaps.
 
 use std::collections::HashMap;
 use std::hash::Hash;
