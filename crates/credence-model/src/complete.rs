@@ -76,6 +76,8 @@ pub(crate) fn encode_slot(bin: Option<usize>, default_left: bool) -> u16 {
 pub(crate) struct SlotTable<K> {
     index: HashMap<K, u16>,
     keys: Vec<K>,
+    /// More distinct slots were asked for than `u16` numbers.
+    overflowed: bool,
 }
 
 impl<K: Copy + Eq + Hash> SlotTable<K> {
@@ -83,23 +85,28 @@ impl<K: Copy + Eq + Hash> SlotTable<K> {
         SlotTable {
             index: HashMap::new(),
             keys: Vec::new(),
+            overflowed: false,
         }
     }
 
-    /// The slot of `key`, numbering it if new; `None` past `u16` slots.
-    pub(crate) fn slot(&mut self, key: K) -> Option<u16> {
+    /// The slot of `key`, numbering it if new (past `u16` slots the table is spoilt: see
+    /// [`SlotTable::into_keys`]).
+    pub(crate) fn slot(&mut self, key: K) -> u16 {
         if let Some(&slot) = self.index.get(&key) {
-            return Some(slot);
+            return slot;
         }
-        let slot = u16::try_from(self.keys.len()).ok()?;
+        let Ok(slot) = u16::try_from(self.keys.len()) else {
+            self.overflowed = true;
+            return 0;
+        };
         self.index.insert(key, slot);
         self.keys.push(key);
-        Some(slot)
+        slot
     }
 
-    /// The slots' keys, in slot order.
-    pub(crate) fn into_keys(self) -> Vec<K> {
-        self.keys
+    /// The slots' keys, in slot order; `None` when they did not fit in `u16` numbers.
+    pub(crate) fn into_keys(self) -> Option<Vec<K>> {
+        (!self.overflowed).then_some(self.keys)
     }
 }
 
@@ -386,6 +393,22 @@ mod tests {
         assert_eq!(count_passing(&[] as &[f32], |t| t <= 1.0), 0);
         assert_eq!(count_passing(&[1.0f32], |t| t <= 0.5), 0);
         assert_eq!(count_passing(&[1.0f32], |t| t <= 1.0), 1);
+    }
+
+    #[test]
+    fn slots_are_numbered_once_and_too_many_spoil_the_table() {
+        let mut table = SlotTable::new();
+        assert_eq!(
+            (table.slot('a'), table.slot('b'), table.slot('a')),
+            (0, 1, 0)
+        );
+        assert_eq!(table.into_keys(), Some(vec!['a', 'b']));
+
+        let mut table = SlotTable::new();
+        for key in 0..=u32::from(u16::MAX) + 1 {
+            table.slot(key);
+        }
+        assert_eq!(table.into_keys(), None);
     }
 
     #[test]

@@ -509,7 +509,6 @@ fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteFores
     let mut slot_table = SlotTable::new();
     let mut forest = CompleteForest::new(depth);
     for tree in trees {
-        let mut too_many_slots = false;
         // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
         let root = if tree.nodes.is_empty() { -1 } else { 0 };
         forest.push_tree(root, |id: i32| {
@@ -528,17 +527,13 @@ fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteFores
                 missing,
                 default_left,
             });
-            too_many_slots |= slot.is_none();
-            let split = BinSplit::new(slot.unwrap_or(0), threshold_index, default_left);
+            let split = BinSplit::new(slot, threshold_index, default_left);
             SourceNode::Split(split, node.left, node.right)
         })?;
-        if too_many_slots {
-            return None;
-        }
     }
     let binning = Binning {
         thresholds,
-        slots: slot_table.into_keys(),
+        slots: slot_table.into_keys()?,
     };
     Some((forest, binning))
 }

@@ -476,7 +476,6 @@ impl XgbModel {
         let mut slot_table = SlotTable::new();
         let mut forest = CompleteForest::new(self.max_depth);
         for &root in &self.roots {
-            let mut too_many_slots = false;
             forest.push_tree(root, |index: u32| {
                 let node = &self.nodes[index as usize];
                 if node.left == LEAF {
@@ -485,17 +484,13 @@ impl XgbModel {
                 let list = &thresholds[node.feature as usize];
                 let threshold_index = list.partition_point(|t| *t < node.value) as u16;
                 let slot = slot_table.slot((node.feature, node.default_left));
-                too_many_slots |= slot.is_none();
-                let split = BinSplit::new(slot.unwrap_or(0), threshold_index, node.default_left);
+                let split = BinSplit::new(slot, threshold_index, node.default_left);
                 SourceNode::Split(split, node.left, node.right)
             })?;
-            if too_many_slots {
-                return None;
-            }
         }
         let binning = Binning {
             thresholds,
-            slots: slot_table.into_keys(),
+            slots: slot_table.into_keys()?,
         };
         Some((forest, binning))
     }
