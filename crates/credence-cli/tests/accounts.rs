@@ -24,6 +24,14 @@ fn at(date: NaiveDate, hour: u32) -> String {
     format!("{date}T{hour:02}:00:00Z")
 }
 
+/// A minute ago: an event that has just happened, whatever the hour the test runs at (the
+/// service rejects events from the future, so "today at 08:00" fails before 08:00 UTC).
+fn just_now() -> String {
+    (Utc::now() - chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 /// Approves an application for `customer` and opens an account booked `booked_months_ago`.
 fn open_account(
     server: &Server,
@@ -226,7 +234,7 @@ fn an_account_lives_through_events_reviews_drawdowns_and_interception() {
     );
 
     // A severe delinquency at another lender: early warning freezes the line and refers it.
-    let alert = json!({"id": "bureau-1", "time": at(today(), 8), "type": "bureau_alert", "alert": "new_delinquency", "days_past_due": 90});
+    let alert = json!({"id": "bureau-1", "time": just_now(), "type": "bureau_alert", "alert": "new_delinquency", "days_past_due": 90});
     let warned = events(&server, &platform, "ACC-GOOD-1", &alert);
     let warning = &warned.json["early_warning"];
     assert_eq!(warning["decision"]["outcome"], "refer", "{}", warned.json);
@@ -379,7 +387,7 @@ fn account_routes_check_roles_and_reject_bad_events_whole() {
         &server,
         &analyst,
         "ACC-ERR-1",
-        &json!({"id": "x", "time": at(today(), 1), "type": "drawdown", "amount": 1}),
+        &json!({"id": "x", "time": just_now(), "type": "drawdown", "amount": 1}),
     );
     assert_eq!(forbidden.status, 403);
 
@@ -389,9 +397,9 @@ fn account_routes_check_roles_and_reject_bad_events_whole() {
         &platform,
         "ACC-ERR-1",
         &json!({"events": [
-            {"id": "ok-1", "time": at(today(), 1), "type": "repayment", "amount": 10},
+            {"id": "ok-1", "time": just_now(), "type": "repayment", "amount": 10},
             {"id": "bad-1", "time": "last tuesday", "type": "drawdown", "amount": -5},
-            {"id": "bad-2", "time": at(today(), 1), "type": "teleport"},
+            {"id": "bad-2", "time": just_now(), "type": "teleport"},
             {"id": "bad-3", "time": "2999-01-01T00:00:00Z", "type": "repayment", "amount": 1}
         ]}),
     );

@@ -347,13 +347,18 @@ fn an_early_warning_case_shows_the_account_as_it_is_now() {
         &[],
     );
     assert_eq!(opened.status, 201, "{}", opened.json);
-    let today = chrono::Utc::now().date_naive();
+    // Events that have just happened, whatever the hour: the service rejects future times.
+    let minutes_ago = |minutes: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
     let warned = post_json(
         &format!("{}/v1/accounts/ACC-WB-1/events", server.url),
         &key,
         &serde_json::json!([
-            {"id": "d1", "time": format!("{today}T08:00:00Z"), "type": "drawdown", "amount": 1200},
-            {"id": "b1", "time": format!("{today}T09:00:00Z"), "type": "bureau_alert", "alert": "new_delinquency", "days_past_due": 90}
+            {"id": "d1", "time": minutes_ago(2), "type": "drawdown", "amount": 1200},
+            {"id": "b1", "time": minutes_ago(1), "type": "bureau_alert", "alert": "new_delinquency", "days_past_due": 90}
         ]),
         &[],
     );
