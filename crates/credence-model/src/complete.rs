@@ -3,18 +3,24 @@
 //! A tree ensemble's cost is in walking trees: pointer chasing and a mispredicted branch at
 //! every split. Three changes make a walk cheap without changing a single comparison:
 //!
-//! - **Complete trees.** Each tree is padded to a complete binary tree of the forest's depth, in
-//!   breadth-first order with implicit children (`2i + 1`, `2i + 2`), so a walk is exactly
-//!   `depth` steps of `position = 2·position + 1 + goes_right`, with no branch. A leaf above the
-//!   bottom level becomes a subtree whose every leaf is a copy of its value, so the leaf reached
-//!   and the order of summation — hence the bits — are the library's.
+//! - **Complete trees.** Each tree is padded to a complete binary tree of the forest's depth,
+//!   stored as a heap with implicit children (the node at 1-based index `q` has children `2q`
+//!   and `2q + 1`), so a walk is exactly `depth` steps of `q = 2q + goes_right` with no branch:
+//!   on x86-64 one add with carry fed by the comparison's flag. A leaf above the bottom level
+//!   becomes a subtree whose every leaf is a copy of its value, so the leaf reached and the
+//!   order of summation — hence the bits — are the library's.
 //! - **Binned inputs.** Each feature's distinct thresholds, sorted, cut its axis into bins. A row
 //!   is turned once into *slots* of `u16` (one per feature and missing-value rule, filled by the
 //!   library's own comparisons — see [`encode_slot`]), and every split becomes four bytes,
 //!   `slots[slot] <= bin`, an integer comparison that also settles missing values.
-//! - **Trees side by side.** Trees are stored in groups of [`LANES`], their splits interleaved by
-//!   position, so a lane's split is one addressing mode away and one group's walks are
-//!   independent chains of loads the CPU overlaps.
+//! - **Trees side by side.** Trees are walked in groups of [`LANES`]: one step of every lane,
+//!   then the next, so a group's walks are independent chains of loads the CPU overlaps. Each
+//!   tree takes `2^depth` entries and the walk is compiled once per depth, so a lane's split is
+//!   one load at a constant offset from the group, `lane·2^depth + q`.
+//!
+//! A lane step is four instructions (two loads of the split, a compare against the slot in
+//! memory, an add with carry); a 500-tree depth-6 forest is about 14,000 instructions a row,
+//! bound by the latency of the split loads (docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -138,11 +144,12 @@ pub(crate) enum SourceNode<V, N> {
 pub(crate) struct CompleteForest<V> {
     depth: usize,
     trees: usize,
-    /// Per group of `LANES` trees, `2^depth - 1` positions, each holding the `LANES` trees'
-    /// splits at that position side by side; lanes past the last tree hold `ALWAYS_LEFT`.
+    /// Per tree, `2^depth` entries: the split at 1-based heap index `q` (from 1 to
+    /// `2^depth - 1`) at entry `q`; entry 0 is unused. Trees are padded to a whole number of
+    /// groups of `LANES` with trees of `ALWAYS_LEFT` splits.
     splits: Vec<BinSplit>,
-    /// Per group of `LANES` trees, `2^depth` leaf positions, each holding the `LANES` trees'
-    /// leaf values at that position side by side.
+    /// Per tree, `2^depth` leaf values: the leaf at heap index `q` (from `2^depth` to
+    /// `2^(depth+1) - 1`) at entry `q - 2^depth`.
     leaves: Vec<V>,
     /// The largest slot any split reads, plus one (at least one: `ALWAYS_LEFT` reads slot 0).
     slots_needed: usize,
@@ -186,34 +193,34 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
         root: N,
         mut node: impl FnMut(N) -> SourceNode<V, N>,
     ) -> Option<()> {
-        let internal = (1usize << self.depth) - 1;
-        let (group, lane) = (self.trees / LANES, self.trees % LANES);
-        if lane == 0 {
+        let width = 1usize << self.depth;
+        if self.trees.is_multiple_of(LANES) {
             self.splits
-                .resize(self.splits.len() + internal * LANES, ALWAYS_LEFT);
+                .resize(self.splits.len() + width * LANES, ALWAYS_LEFT);
             self.leaves
-                .resize(self.leaves.len() + (internal + 1) * LANES, V::default());
+                .resize(self.leaves.len() + width * LANES, V::default());
         }
-        let group_leaves = group * (internal + 1) * LANES;
-        let mut stack = vec![(root, 0usize, 0usize)];
-        while let Some((current, position, level)) = stack.pop() {
+        let tree_at = self.trees * width;
+        // (node, 1-based heap index, level)
+        let mut stack = vec![(root, 1usize, 0usize)];
+        while let Some((current, q, level)) = stack.pop() {
             match node(current) {
                 SourceNode::Leaf(value) if level == self.depth => {
-                    self.leaves[group_leaves + (position - internal) * LANES + lane] = value;
+                    self.leaves[tree_at + q - width] = value;
                 }
                 SourceNode::Leaf(_) => {
                     // Above the bottom: both sides lead to copies of this leaf.
-                    stack.push((current, 2 * position + 1, level + 1));
-                    stack.push((current, 2 * position + 2, level + 1));
+                    stack.push((current, 2 * q, level + 1));
+                    stack.push((current, 2 * q + 1, level + 1));
                 }
                 SourceNode::Split(split, left, right) => {
                     if level >= self.depth {
                         return None;
                     }
                     self.slots_needed = self.slots_needed.max(usize::from(split.slot) + 1);
-                    self.splits[(group * internal + position) * LANES + lane] = split;
-                    stack.push((left, 2 * position + 1, level + 1));
-                    stack.push((right, 2 * position + 2, level + 1));
+                    self.splits[tree_at + q] = split;
+                    stack.push((left, 2 * q, level + 1));
+                    stack.push((right, 2 * q + 1, level + 1));
                 }
             }
         }
@@ -228,53 +235,83 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
             return None;
         }
         let trees = trees.min(self.trees);
-        let internal = (1usize << self.depth) - 1;
-        let group_leaves = (internal + 1) * LANES;
-        let mut sum = start;
-        let full_groups = trees / LANES;
-        for group in 0..full_groups {
-            let ends = self.walk_group(group, slots);
-            let leaves = &self.leaves[group * group_leaves..][..group_leaves];
-            for (lane, at) in ends.iter().enumerate() {
-                // SAFETY: a walk ends at `2^depth <= q < 2^(depth+1)`, so the index
-                // `(q - 2^depth)·LANES + lane` is below `2^depth · LANES = group_leaves`.
-                sum += unsafe { *leaves.get_unchecked(at - group_leaves + lane) };
-            }
-        }
-        if trees > full_groups * LANES {
-            let ends = self.walk_group(full_groups, slots);
-            let leaves = &self.leaves[full_groups * group_leaves..][..group_leaves];
-            let lanes = trees - full_groups * LANES;
-            for (lane, at) in ends.iter().enumerate().take(lanes) {
-                sum += leaves[at - group_leaves + lane];
-            }
-        }
-        Some(sum)
+        // One copy of the walk per depth, so that a lane's place in its group is a constant
+        // offset the compiler folds into each load's address.
+        Some(match self.depth {
+            1 => self.sum_at_depth::<1>(slots, trees, start),
+            2 => self.sum_at_depth::<2>(slots, trees, start),
+            3 => self.sum_at_depth::<3>(slots, trees, start),
+            4 => self.sum_at_depth::<4>(slots, trees, start),
+            5 => self.sum_at_depth::<5>(slots, trees, start),
+            6 => self.sum_at_depth::<6>(slots, trees, start),
+            7 => self.sum_at_depth::<7>(slots, trees, start),
+            _ => self.sum_at_depth::<MAX_DEPTH>(slots, trees, start),
+        })
     }
 
-    /// Where the row ends in each of one group's trees: `q · LANES` for the leaf at 1-based
-    /// heap index `q` (from `2^depth` to `2^(depth+1) - 1`), the `q - 2^depth`-th leaf.
-    #[inline(always)]
-    fn walk_group(&self, group: usize, slots: &[u16]) -> [usize; LANES] {
-        debug_assert!(slots.len() >= self.slots_needed);
-        let internal = (1usize << self.depth) - 1;
-        let splits = &self.splits[group * internal * LANES..(group + 1) * internal * LANES];
-        // Each lane's position as a 1-based heap index `q = p + 1` (children `2q`, `2q + 1`),
-        // kept as `q · LANES`: then a step is `at = 2·at + goes_right·LANES`, and the lane's
-        // split is at `at - LANES + lane`.
-        let mut at = [LANES; LANES];
-        for _ in 0..self.depth {
-            for (lane, at) in at.iter_mut().enumerate() {
-                // SAFETY: after k < depth steps `q < 2^(k+1) <= internal + 1`, so the index
-                // `(q - 1)·LANES + lane` is below `internal · LANES = splits.len()`; every split's
-                // slot is below `slots_needed`, which `sum` checked `slots.len()` against.
-                let split = unsafe { *splits.get_unchecked(*at - LANES + lane) };
-                let value = unsafe { *slots.get_unchecked(usize::from(split.slot)) };
-                *at = 2 * *at + usize::from(split.bin < value) * LANES;
+    fn sum_at_depth<const DEPTH: usize>(&self, slots: &[u16], trees: usize, start: V) -> V {
+        debug_assert_eq!(self.depth, DEPTH);
+        let group_len = (1usize << DEPTH) * LANES;
+        let mut sum = start;
+        let mut groups = self
+            .splits
+            .chunks_exact(group_len)
+            .zip(self.leaves.chunks_exact(group_len));
+        let leaf = |leaves: &[V], lane: usize, q: usize| {
+            // SAFETY: a walk ends at `2^DEPTH <= q < 2^(DEPTH+1)`, so the index
+            // `lane·2^DEPTH + q - 2^DEPTH` is below `LANES·2^DEPTH = leaves.len()`.
+            unsafe { *leaves.get_unchecked((lane << DEPTH) + q - (1 << DEPTH)) }
+        };
+        for (splits, leaves) in groups.by_ref().take(trees / LANES) {
+            for (lane, q) in walk_group::<DEPTH>(splits, slots).into_iter().enumerate() {
+                sum += leaf(leaves, lane, q);
             }
         }
-        at
+        if !trees.is_multiple_of(LANES) {
+            if let Some((splits, leaves)) = groups.next() {
+                let ends = walk_group::<DEPTH>(splits, slots);
+                for (lane, q) in ends.into_iter().enumerate().take(trees % LANES) {
+                    sum += leaf(leaves, lane, q);
+                }
+            }
+        }
+        sum
     }
+}
+
+/// The child of heap index `q`: `2q + goes_right`. On x86-64 an add with carry, so the
+/// comparison's flag feeds the add directly.
+#[inline(always)]
+fn step(q: usize, goes_right: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut child = 0u64;
+        core::arch::x86_64::_addcarry_u64(u8::from(goes_right), q as u64, q as u64, &mut child);
+        child as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        2 * q + usize::from(goes_right)
+    }
+}
+
+/// The heap index `q` (from `2^DEPTH` to `2^(DEPTH+1) - 1`) of the leaf the row reaches in each
+/// of one group's trees, whose splits are `splits` (`LANES` trees of `2^DEPTH` entries).
+#[inline(always)]
+fn walk_group<const DEPTH: usize>(splits: &[BinSplit], slots: &[u16]) -> [usize; LANES] {
+    assert_eq!(splits.len(), LANES << DEPTH);
+    let mut at = [1usize; LANES];
+    for _ in 0..DEPTH {
+        for (lane, q) in at.iter_mut().enumerate() {
+            // SAFETY: after k < DEPTH steps `q < 2^(k+1) <= 2^DEPTH`, so the index
+            // `lane·2^DEPTH + q` is below `LANES·2^DEPTH = splits.len()`; every split's slot is
+            // below `slots_needed`, which `sum` checked `slots.len()` against.
+            let split = unsafe { *splits.get_unchecked((lane << DEPTH) + *q) };
+            let value = unsafe { *slots.get_unchecked(usize::from(split.slot)) };
+            *q = step(*q, split.bin < value);
+        }
+    }
+    at
 }
 
 #[cfg(test)]
@@ -349,7 +386,7 @@ mod tests {
     proptest! {
         #[test]
         fn sums_what_walking_each_tree_reaches(
-            trees in prop::collection::vec(tree(5, 4), 1..20),
+            trees in prop::collection::vec(tree(MAX_DEPTH, 4), 1..20),
             slots in prop::collection::vec(prop_oneof![0u16..8, Just(0), Just(u16::MAX)], 4),
             limit in 0usize..24,
         ) {
