@@ -16,8 +16,9 @@ use credence_engine::data::{DataAnswer, DataRecord, Evaluation};
 use credence_engine::{CompiledStrategy, Decision, EvalOptions, FieldKind, StepDetail};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -101,7 +102,9 @@ enum RawRow {
 
 /// Where each kind of column is, by name.
 struct Columns {
-    index: HashMap<String, usize>,
+    /// Looked up for every row (outcome, id and segment columns): Fx-hashed, the header being
+    /// the user's own file.
+    index: FxHashMap<String, usize>,
     /// `step.field` columns: step → (field, column), fields in name order.
     data: BTreeMap<String, Vec<(String, usize)>>,
 }
@@ -449,7 +452,7 @@ fn side(dir: &Path, flow: &str) -> anyhow::Result<Side> {
 }
 
 fn columns_of(headers: &csv::StringRecord) -> Columns {
-    let mut index = HashMap::new();
+    let mut index = FxHashMap::default();
     let mut data: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     for (i, name) in headers.iter().enumerate() {
         index.insert(name.to_string(), i);

@@ -185,49 +185,71 @@ impl Fast {
 
     /// Evaluates; `None` where the VM would raise an error (let it, with its message).
     pub(crate) fn eval(&self, frame: &Frame) -> Option<Variable> {
+        match self {
+            // A name alone: the frame's value itself (a string or object shared, not copied).
+            Fast::Path(root, fields) => Some(frame.get_path(*root, fields)),
+            _ => Some(self.scalar(frame)?.into_variable()),
+        }
+    }
+
+    /// Evaluates to a [`Scalar`]: numbers and booleans by value, strings and the rest borrowed
+    /// from the expression or the frame, so inner nodes neither clone nor drop variables.
+    fn scalar<'a>(&'a self, frame: &'a Frame) -> Option<Scalar<'a>> {
         Some(match self {
-            Fast::Constant(c) => c.to_variable(),
-            Fast::Path(root, fields) => frame.get_path(*root, fields),
+            Fast::Constant(c) => match c {
+                Constant::Null => Scalar::Null,
+                Constant::Bool(b) => Scalar::Bool(*b),
+                Constant::Number(n) => Scalar::Number(*n),
+                Constant::String(s) => Scalar::Text(s),
+            },
+            Fast::Path(root, fields) if fields.is_empty() => match frame.slot_value(*root) {
+                Some(value) => Scalar::of(value),
+                None => Scalar::Null,
+            },
+            Fast::Path(root, fields) => Scalar::owned(frame.get_path(*root, fields)),
             Fast::Equal {
                 left,
                 right,
                 negate,
             } => {
-                let equal = match (left.eval(frame)?, right.eval(frame)?) {
-                    (Variable::Number(a), Variable::Number(b)) => a == b,
-                    (Variable::Bool(a), Variable::Bool(b)) => a == b,
-                    (Variable::String(a), Variable::String(b)) => a == b,
-                    (Variable::Null, Variable::Null) => true,
+                let (left, right) = (left.scalar(frame)?, right.scalar(frame)?);
+                let equal = match (&left, &right) {
+                    (Scalar::Number(a), Scalar::Number(b)) => a == b,
+                    (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+                    (Scalar::Null, Scalar::Null) => true,
                     // Dates compare in ZEN's own way; leave them to it.
-                    (Variable::Dynamic(_), _) | (_, Variable::Dynamic(_)) => return None,
-                    _ => false,
+                    _ if left.is_dynamic() || right.is_dynamic() => return None,
+                    _ => match (left.as_str(), right.as_str()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => false,
+                    },
                 };
-                Variable::Bool(equal != *negate)
+                Scalar::Bool(equal != *negate)
             }
             Fast::Order {
                 left,
                 right,
                 accept,
-            } => match (left.eval(frame)?, right.eval(frame)?) {
-                (Variable::Number(a), Variable::Number(b)) => Variable::Bool(accept(a.cmp(&b))),
+            } => match (left.scalar(frame)?, right.scalar(frame)?) {
+                (Scalar::Number(a), Scalar::Number(b)) => Scalar::Bool(accept(a.cmp(&b))),
                 _ => return None,
             },
-            Fast::And(left, right) => match left.eval(frame)? {
-                Variable::Bool(false) => Variable::Bool(false),
-                Variable::Bool(true) => right.eval(frame)?,
+            Fast::And(left, right) => match left.scalar(frame)? {
+                Scalar::Bool(false) => Scalar::Bool(false),
+                Scalar::Bool(true) => right.scalar(frame)?,
                 _ => return None,
             },
-            Fast::Or(left, right) => match left.eval(frame)? {
-                Variable::Bool(true) => Variable::Bool(true),
-                Variable::Bool(false) => right.eval(frame)?,
+            Fast::Or(left, right) => match left.scalar(frame)? {
+                Scalar::Bool(true) => Scalar::Bool(true),
+                Scalar::Bool(false) => right.scalar(frame)?,
                 _ => return None,
             },
-            Fast::Coalesce(left, right) => match left.eval(frame)? {
-                Variable::Null => right.eval(frame)?,
+            Fast::Coalesce(left, right) => match left.scalar(frame)? {
+                Scalar::Null => right.scalar(frame)?,
                 value => value,
             },
-            Fast::Not(inner) => match inner.eval(frame)? {
-                Variable::Bool(b) => Variable::Bool(!b),
+            Fast::Not(inner) => match inner.scalar(frame)? {
+                Scalar::Bool(b) => Scalar::Bool(!b),
                 _ => return None,
             },
             Fast::Arithmetic {
@@ -235,32 +257,32 @@ impl Fast {
                 right,
                 operator,
             } => {
-                let (Variable::Number(a), Variable::Number(b)) =
-                    (left.eval(frame)?, right.eval(frame)?)
+                let (Scalar::Number(a), Scalar::Number(b)) =
+                    (left.scalar(frame)?, right.scalar(frame)?)
                 else {
                     return None;
                 };
                 match operator {
-                    Arithmetic::Add => Variable::Number(a.checked_add(b)?),
-                    Arithmetic::Subtract => Variable::Number(a.checked_sub(b)?),
-                    Arithmetic::Multiply => Variable::Number(a.checked_mul(b)?),
+                    Arithmetic::Add => Scalar::Number(a.checked_add(b)?),
+                    Arithmetic::Subtract => Scalar::Number(a.checked_sub(b)?),
+                    Arithmetic::Multiply => Scalar::Number(a.checked_mul(b)?),
                     // As in ZEN: division by zero gives null, not an error.
-                    Arithmetic::Divide => a.checked_div(b).map_or(Variable::Null, Variable::Number),
+                    Arithmetic::Divide => a.checked_div(b).map_or(Scalar::Null, Scalar::Number),
                 }
             }
             Fast::Conditional {
                 condition,
                 then,
                 otherwise,
-            } => match condition.eval(frame)? {
-                Variable::Bool(true) => then.eval(frame)?,
-                Variable::Bool(false) => otherwise.eval(frame)?,
+            } => match condition.scalar(frame)? {
+                Scalar::Bool(true) => then.scalar(frame)?,
+                Scalar::Bool(false) => otherwise.scalar(frame)?,
                 _ => return None,
             },
             Fast::Extreme { items, smallest } => {
                 let mut best: Option<rust_decimal::Decimal> = None;
                 for item in items {
-                    let Variable::Number(n) = item.eval(frame)? else {
+                    let Scalar::Number(n) = item.scalar(frame)? else {
                         return None;
                     };
                     best = Some(match best {
@@ -269,8 +291,75 @@ impl Fast {
                         Some(b) => b.max(n),
                     });
                 }
-                Variable::Number(best?)
+                Scalar::Number(best?)
             }
         })
+    }
+}
+
+/// A value met inside an expression. Numbers, booleans and null are held by value; a string
+/// constant or a frame's value is borrowed; only a value read from inside an object is owned.
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(rust_decimal::Decimal),
+    /// A string constant of the expression.
+    Text(&'a str),
+    /// A frame's value other than a number, boolean or null.
+    Borrowed(&'a Variable),
+    /// A value other than a number, boolean or null, read from inside an object.
+    Owned(Variable),
+}
+
+impl<'a> Scalar<'a> {
+    fn of(value: &'a Variable) -> Scalar<'a> {
+        match value {
+            Variable::Null => Scalar::Null,
+            Variable::Bool(b) => Scalar::Bool(*b),
+            Variable::Number(n) => Scalar::Number(*n),
+            other => Scalar::Borrowed(other),
+        }
+    }
+
+    fn owned(value: Variable) -> Scalar<'a> {
+        match value {
+            Variable::Null => Scalar::Null,
+            Variable::Bool(b) => Scalar::Bool(b),
+            Variable::Number(n) => Scalar::Number(n),
+            other => Scalar::Owned(other),
+        }
+    }
+
+    fn variable(&self) -> Option<&Variable> {
+        match self {
+            Scalar::Borrowed(value) => Some(value),
+            Scalar::Owned(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Text(text) => Some(text),
+            _ => match self.variable()? {
+                Variable::String(s) => Some(s.as_str()),
+                _ => None,
+            },
+        }
+    }
+
+    fn is_dynamic(&self) -> bool {
+        matches!(self.variable(), Some(Variable::Dynamic(_)))
+    }
+
+    fn into_variable(self) -> Variable {
+        match self {
+            Scalar::Null => Variable::Null,
+            Scalar::Bool(b) => Variable::Bool(b),
+            Scalar::Number(n) => Variable::Number(n),
+            Scalar::Text(text) => Variable::String(text.into()),
+            Scalar::Borrowed(value) => value.clone(),
+            Scalar::Owned(value) => value,
+        }
     }
 }

@@ -164,6 +164,11 @@ impl Frame {
             .unwrap_or(Variable::Null)
     }
 
+    /// A slot's value by reference (`None` for a slot past the frame's names, which reads as null).
+    pub(crate) fn slot_value(&self, slot: Slot) -> Option<&Variable> {
+        self.values.get(slot.index())
+    }
+
     /// Sets a value by name; `false` when the strategy has no such name. For tests and tools:
     /// the engine sets by slot.
     pub fn set_named(&mut self, name: &str, value: Variable) -> bool {
