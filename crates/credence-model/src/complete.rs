@@ -251,6 +251,7 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
 
     fn sum_at_depth<const DEPTH: usize>(&self, slots: &[u16], trees: usize, start: V) -> V {
         debug_assert_eq!(self.depth, DEPTH);
+        debug_assert!(slots.len() >= self.slots_needed);
         let group_len = (1usize << DEPTH) * LANES;
         let mut sum = start;
         let mut groups = self
@@ -262,14 +263,17 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
             // `lane·2^DEPTH + q - 2^DEPTH` is below `LANES·2^DEPTH = leaves.len()`.
             unsafe { *leaves.get_unchecked((lane << DEPTH) + q - (1 << DEPTH)) }
         };
+        // SAFETY (both walks): `sum`, this method's only caller, checked that `slots` covers
+        // every slot a split reads.
         for (splits, leaves) in groups.by_ref().take(trees / LANES) {
-            for (lane, q) in walk_group::<DEPTH>(splits, slots).into_iter().enumerate() {
+            let ends = unsafe { walk_group::<DEPTH>(splits, slots) };
+            for (lane, q) in ends.into_iter().enumerate() {
                 sum += leaf(leaves, lane, q);
             }
         }
         if !trees.is_multiple_of(LANES) {
             if let Some((splits, leaves)) = groups.next() {
-                let ends = walk_group::<DEPTH>(splits, slots);
+                let ends = unsafe { walk_group::<DEPTH>(splits, slots) };
                 for (lane, q) in ends.into_iter().enumerate().take(trees % LANES) {
                     sum += leaf(leaves, lane, q);
                 }
@@ -297,15 +301,19 @@ fn step(q: usize, goes_right: bool) -> usize {
 
 /// The heap index `q` (from `2^DEPTH` to `2^(DEPTH+1) - 1`) of the leaf the row reaches in each
 /// of one group's trees, whose splits are `splits` (`LANES` trees of `2^DEPTH` entries).
+///
+/// # Safety
+///
+/// Every split's `slot` is below `slots.len()`.
 #[inline(always)]
-fn walk_group<const DEPTH: usize>(splits: &[BinSplit], slots: &[u16]) -> [usize; LANES] {
+unsafe fn walk_group<const DEPTH: usize>(splits: &[BinSplit], slots: &[u16]) -> [usize; LANES] {
     assert_eq!(splits.len(), LANES << DEPTH);
     let mut at = [1usize; LANES];
     for _ in 0..DEPTH {
         for (lane, q) in at.iter_mut().enumerate() {
             // SAFETY: after k < DEPTH steps `q < 2^(k+1) <= 2^DEPTH`, so the index
             // `lane·2^DEPTH + q` is below `LANES·2^DEPTH = splits.len()`; every split's slot is
-            // below `slots_needed`, which `sum` checked `slots.len()` against.
+            // below `slots.len()`, as the caller promises.
             let split = unsafe { *splits.get_unchecked((lane << DEPTH) + *q) };
             let value = unsafe { *slots.get_unchecked(usize::from(split.slot)) };
             *q = step(*q, split.bin < value);
