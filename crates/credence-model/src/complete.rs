@@ -32,7 +32,7 @@ pub(crate) const MAX_DEPTH: usize = 8;
 const LANES: usize = 8;
 /// The most distinct thresholds one feature may have: bins, shifted by one for default-left
 /// slots, must stay below the missing code `u16::MAX`.
-pub(crate) const MAX_THRESHOLDS_PER_FEATURE: usize = u16::MAX as usize - 2;
+const MAX_THRESHOLDS_PER_FEATURE: usize = u16::MAX as usize - 2;
 
 /// A split on binned input: the row goes left when `slots[slot] <= bin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,26 @@ impl<K: Copy + Eq + Hash> SlotTable<K> {
     pub(crate) fn into_keys(self) -> Option<Vec<K>> {
         (!self.overflowed).then_some(self.keys)
     }
+}
+
+/// Sorts and deduplicates each feature's split thresholds, by the float type's total order.
+/// `None` (no complete-tree form) when a feature has more thresholds than `u16` bins can number
+/// or a NaN threshold, which no bin could place.
+pub(crate) fn sort_thresholds<T: PartialOrd>(
+    per_feature: &mut [Vec<T>],
+    total_cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Option<()> {
+    for list in per_feature {
+        list.sort_by(&total_cmp);
+        list.dedup();
+        // Only NaN is unordered against itself.
+        if list.len() > MAX_THRESHOLDS_PER_FEATURE
+            || list.iter().any(|t| t.partial_cmp(t).is_none())
+        {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// How many of `sorted`'s leading elements pass `passes`, a test that holds up to some point of

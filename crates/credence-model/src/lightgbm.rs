@@ -7,8 +7,7 @@
 //! order.
 
 use crate::complete::{
-    count_passing, encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode,
-    MAX_THRESHOLDS_PER_FEATURE,
+    count_passing, encode_slot, sort_thresholds, BinSplit, CompleteForest, SlotTable, SourceNode,
 };
 use crate::{ModelError, Objective};
 use std::collections::HashMap;
@@ -499,13 +498,7 @@ fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteFores
             .get_mut(node.feature as usize)?
             .push(node.threshold);
     }
-    for list in &mut thresholds {
-        list.sort_by(f64::total_cmp);
-        list.dedup();
-        if list.len() > MAX_THRESHOLDS_PER_FEATURE || list.iter().any(|t| t.is_nan()) {
-            return None;
-        }
-    }
+    sort_thresholds(&mut thresholds, f64::total_cmp)?;
     let mut slot_table = SlotTable::new();
     let mut forest = CompleteForest::new(depth);
     for tree in trees {

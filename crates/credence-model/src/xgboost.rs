@@ -7,8 +7,7 @@
 //! in `f32` in tree order starting from the base margin, and the sigmoid is XGBoost's own.
 
 use crate::complete::{
-    count_passing, encode_slot, BinSplit, CompleteForest, SlotTable, SourceNode,
-    MAX_THRESHOLDS_PER_FEATURE,
+    count_passing, encode_slot, sort_thresholds, BinSplit, CompleteForest, SlotTable, SourceNode,
 };
 use crate::{ModelError, Objective};
 use serde::Deserialize;
@@ -466,13 +465,7 @@ impl XgbModel {
         for node in self.nodes.iter().filter(|n| n.left != LEAF) {
             thresholds.get_mut(node.feature as usize)?.push(node.value);
         }
-        for list in &mut thresholds {
-            list.sort_by(f32::total_cmp);
-            list.dedup();
-            if list.len() > MAX_THRESHOLDS_PER_FEATURE || list.iter().any(|t| t.is_nan()) {
-                return None;
-            }
-        }
+        sort_thresholds(&mut thresholds, f32::total_cmp)?;
         let mut slot_table = SlotTable::new();
         let mut forest = CompleteForest::new(self.max_depth);
         for &root in &self.roots {
