@@ -738,6 +738,7 @@ fn work(
         rejected: 0,
         rejections: Vec::new(),
     };
+    let mut recorded = DataRecord::offline();
     loop {
         let chunk = match chunks.lock() {
             Ok(receiver) => receiver.recv(),
@@ -747,7 +748,7 @@ fn work(
         let mut lines = Vec::new();
         for (offset, raw) in chunk.rows.iter().enumerate() {
             let row_number = chunk.first_row + offset as u64;
-            match evaluate_row(context, raw) {
+            match evaluate_row(context, raw, &mut recorded) {
                 Ok((row, id)) => {
                     if want_diff {
                         if let Some(line) = diff_line(row_number, id.as_deref(), &row) {
@@ -985,14 +986,14 @@ struct Row<'r> {
     /// The CSV record, read by column position for the input fields.
     csv: Option<&'r csv::StringRecord>,
     json: Option<serde_json::Value>,
-    data: DataRecord,
+    data: Cow<'r, DataRecord>,
     as_of: Option<chrono::NaiveDate>,
 }
 
 /// A row given as a JSON object (a JSON line, a logged input): its fields are the cells.
 fn json_row<'r>(
     value: serde_json::Value,
-    data: DataRecord,
+    data: Cow<'r, DataRecord>,
     as_of: Option<chrono::NaiveDate>,
 ) -> Row<'r> {
     let lookup = value.clone();
@@ -1009,31 +1010,60 @@ fn json_row<'r>(
     }
 }
 
-fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String>), String> {
+/// Puts a CSV row's recorded provider answers into `recorded`, one answer per data step that
+/// has a non-empty column, keeping the maps and keys of the previous row where it can: a value
+/// is replaced in place, and a map still shared with an earlier decision is copied first.
+fn refill_recorded_answers(
+    steps: &BTreeMap<String, Vec<(String, usize)>>,
+    record: &csv::StringRecord,
+    recorded: &mut DataRecord,
+) {
+    for (step, fields) in steps {
+        let cell = |i: usize| record.get(i).map_or("", trim_cell);
+        if fields.iter().all(|(_, i)| cell(*i).is_empty()) {
+            recorded.remove(step);
+            continue;
+        }
+        if recorded.get(step).is_none() {
+            recorded.insert(
+                step.clone(),
+                DataAnswer {
+                    ok: true,
+                    values: Arc::default(),
+                    reason: None,
+                    meta: serde_json::Value::Null,
+                },
+            );
+        }
+        let Some(answer) = recorded.get_mut(step) else {
+            continue;
+        };
+        let values = Arc::make_mut(&mut answer.values);
+        for (field, i) in fields {
+            let text = cell(*i);
+            if text.is_empty() {
+                values.remove(field.as_str());
+            } else if let Some(value) = values.get_mut(field.as_str()) {
+                *value = data_cell(text);
+            } else {
+                values.insert(field.clone(), data_cell(text));
+            }
+        }
+    }
+}
+
+/// Evaluates one row. `recorded` is the worker's record of provider answers, refilled in place
+/// for each CSV row so that its maps and keys are allocated once per worker, not once per row.
+fn evaluate_row<'r>(
+    context: &'r Job,
+    raw: &'r RawRow,
+    recorded: &'r mut DataRecord,
+) -> Result<(RowResult, Option<String>), String> {
     let row = match raw {
         RawRow::Csv(record) => {
             let columns = context.columns.as_ref().ok_or("CSV row without a header")?;
-            let mut data = DataRecord::offline();
-            for (step, fields) in &columns.data {
-                let values: BTreeMap<String, serde_json::Value> = fields
-                    .iter()
-                    .filter_map(|(field, i)| {
-                        let text = trim_cell(record.get(*i)?);
-                        (!text.is_empty()).then(|| (field.clone(), data_cell(text)))
-                    })
-                    .collect();
-                if !values.is_empty() {
-                    data.insert(
-                        step.clone(),
-                        DataAnswer {
-                            ok: true,
-                            values: Arc::new(values),
-                            reason: None,
-                            meta: serde_json::Value::Null,
-                        },
-                    );
-                }
-            }
+            refill_recorded_answers(&columns.data, record, recorded);
+            let data = Cow::Borrowed(&*recorded);
             Row {
                 cell: Box::new(move |name: &str| {
                     let i = *columns.index.get(name)?;
@@ -1052,7 +1082,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
             if !value.is_object() {
                 return Err("a JSON line must be an object of input fields".into());
             }
-            json_row(value, DataRecord::offline(), context.as_of)
+            json_row(value, Cow::Owned(DataRecord::offline()), context.as_of)
         }
         RawRow::Logged {
             input,
@@ -1067,7 +1097,7 @@ fn evaluate_row(context: &Job, raw: &RawRow) -> Result<(RowResult, Option<String
                 .map_err(|_| format!("logged as_of {as_of} is not a date"))?;
             json_row(
                 value,
-                DataRecord::from_decision_json(&recorded).offline_copy(),
+                Cow::Owned(DataRecord::from_decision_json(&recorded).offline_copy()),
                 context.as_of.or(Some(date)),
             )
         }
@@ -1172,7 +1202,7 @@ fn decide(
         full_trace: false,
     };
     let decision = match strategy
-        .evaluate(&context.flow, &input, &options, &row.data)
+        .evaluate(&context.flow, &input, &options, row.data.as_ref())
         .map_err(|e| e.to_string())?
     {
         Evaluation::Decided(decision) => decision,
@@ -1223,6 +1253,69 @@ fn strategy_result(decision: &Decision, score_step: Option<&str>) -> StrategyRes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recorded_answers_are_refilled_row_by_row_as_if_built_afresh() {
+        let steps: BTreeMap<String, Vec<(String, usize)>> = [
+            (
+                "income".to_string(),
+                vec![("monthly".to_string(), 0), ("employer".to_string(), 1)],
+            ),
+            ("liabilities".to_string(), vec![("debt".to_string(), 2)]),
+        ]
+        .into();
+        // (cells, expected answers): income values, then liabilities values; None = no answer.
+        let rows: [(
+            [&str; 3],
+            Option<serde_json::Value>,
+            Option<serde_json::Value>,
+        ); 5] = [
+            (
+                ["4200", "Acme", "310"],
+                Some(json!({"monthly": 4200, "employer": "Acme"})),
+                Some(json!({"debt": 310})),
+            ),
+            (
+                ["3900", " ", "0.5"],
+                Some(json!({"monthly": 3900})),
+                Some(json!({"debt": 0.5})),
+            ),
+            (["", "", "12"], None, Some(json!({"debt": 12}))),
+            (
+                ["", "Initech", ""],
+                Some(json!({"employer": "Initech"})),
+                None,
+            ),
+            (
+                ["true", "Acme", "-1"],
+                Some(json!({"monthly": true, "employer": "Acme"})),
+                Some(json!({"debt": -1})),
+            ),
+        ];
+        let mut recorded = DataRecord::offline();
+        let mut held = Vec::new();
+        for (number, (cells, income, liabilities)) in rows.into_iter().enumerate() {
+            let record = csv::StringRecord::from(cells.to_vec());
+            refill_recorded_answers(&steps, &record, &mut recorded);
+            for (step, expected) in [("income", income), ("liabilities", liabilities)] {
+                let got = recorded.get(step).map(|answer| {
+                    assert!(answer.ok && answer.reason.is_none() && answer.meta.is_null());
+                    serde_json::to_value(answer.values.as_ref()).unwrap()
+                });
+                assert_eq!(got, expected, "row {number}, step {step}");
+            }
+            // A decision of an earlier row still holding its answer keeps what it saw.
+            if let Some(answer) = recorded.get("liabilities") {
+                held.push((number, answer.values.clone()));
+            }
+        }
+        assert_eq!(
+            held[0].1.get("debt"),
+            Some(&json!(310)),
+            "a held answer was overwritten"
+        );
+    }
 
     #[test]
     fn recorded_numbers_read_as_serde_json_reads_them() {

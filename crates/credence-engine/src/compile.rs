@@ -81,6 +81,25 @@ pub struct Flow {
     pub schema: InputSchema,
     pub steps: Vec<Step>,
     pub outcome: OutcomeSpec,
+    /// Every step of the flow, nested ones included: the most a trace can hold, reserved once
+    /// per decision instead of grown.
+    pub trace_capacity: usize,
+}
+
+/// Steps in `steps` and in every branch case and experiment arm below them.
+fn count_steps(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|step| {
+            1 + match step {
+                Step::Branch { cases, .. } => cases.iter().map(|c| count_steps(&c.steps)).sum(),
+                Step::Experiment(experiment) => {
+                    experiment.arms.iter().map(|a| count_steps(&a.steps)).sum()
+                }
+                _ => 0,
+            }
+        })
+        .sum()
 }
 
 #[derive(Debug)]
@@ -815,6 +834,7 @@ impl Compiler<'_> {
         }
         Some(Flow {
             name: name.into(),
+            trace_capacity: count_steps(&steps),
             input_slots,
             description: raw.description,
             schema: InputSchema {

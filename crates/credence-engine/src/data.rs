@@ -185,6 +185,15 @@ impl DataRecord {
         self.answers.get(step)
     }
 
+    /// A step's answer to change in place (a caller reusing one record from row to row).
+    pub fn get_mut(&mut self, step: &str) -> Option<&mut DataAnswer> {
+        self.answers.get_mut(step)
+    }
+
+    pub fn remove(&mut self, step: &str) -> Option<DataAnswer> {
+        self.answers.remove(step)
+    }
+
     /// The answers a recorded decision used (its `data` list), offline: replaying it calls
     /// nobody.
     pub fn from_decision_json(decision: &serde_json::Value) -> DataRecord {

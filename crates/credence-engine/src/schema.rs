@@ -7,7 +7,7 @@
 
 use crate::format::{AdditionalFields, RawField, RawFieldType};
 use chrono::NaiveDate;
-use credence_expr::Variable;
+use credence_expr::{compare_decimals, Variable};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::str::FromStr;
@@ -271,7 +271,8 @@ impl FieldSpec {
                 let Some(n) = json_decimal(raw) else {
                     return violate(describe_json(raw));
                 };
-                if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                let below = min.is_some_and(|m| compare_decimals(n, m).is_lt());
+                if below || max.is_some_and(|m| compare_decimals(n, m).is_gt()) {
                     return violate(n.to_string());
                 }
                 InputValue::Number(n)

@@ -7,7 +7,7 @@
 //! a string against a number, `and` on a non-boolean), so errors still come from ZEN. A property
 //! test holds the two together.
 
-use crate::{Constant, Frame, Names, Slot, Variable};
+use crate::{compare_decimals, Constant, Frame, Names, Slot, Variable};
 use std::cmp::Ordering;
 use std::sync::Arc;
 use zen_expression::functions::{FunctionKind, InternalFunction};
@@ -214,7 +214,7 @@ impl Fast {
             } => {
                 let (left, right) = (left.scalar(frame)?, right.scalar(frame)?);
                 let equal = match (&left, &right) {
-                    (Scalar::Number(a), Scalar::Number(b)) => a == b,
+                    (Scalar::Number(a), Scalar::Number(b)) => compare_decimals(*a, *b).is_eq(),
                     (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
                     (Scalar::Null, Scalar::Null) => true,
                     // Dates compare in ZEN's own way; leave them to it.
@@ -231,7 +231,9 @@ impl Fast {
                 right,
                 accept,
             } => match (left.scalar(frame)?, right.scalar(frame)?) {
-                (Scalar::Number(a), Scalar::Number(b)) => Scalar::Bool(accept(a.cmp(&b))),
+                (Scalar::Number(a), Scalar::Number(b)) => {
+                    Scalar::Bool(accept(compare_decimals(a, b)))
+                }
                 _ => return None,
             },
             Fast::And(left, right) => match left.scalar(frame)? {
@@ -285,10 +287,23 @@ impl Fast {
                     let Scalar::Number(n) = item.scalar(frame)? else {
                         return None;
                     };
+                    // Of equal values, `min` keeps the first and `max` the last, as `Ord` does.
                     best = Some(match best {
                         None => n,
-                        Some(b) if *smallest => b.min(n),
-                        Some(b) => b.max(n),
+                        Some(b) if *smallest => {
+                            if compare_decimals(b, n).is_gt() {
+                                n
+                            } else {
+                                b
+                            }
+                        }
+                        Some(b) => {
+                            if compare_decimals(b, n).is_gt() {
+                                b
+                            } else {
+                                n
+                            }
+                        }
                     });
                 }
                 Scalar::Number(best?)

@@ -189,11 +189,12 @@ impl Frame {
         let Some((last, middle)) = rest.split_last() else {
             return first.clone();
         };
-        let mut value = first.clone();
+        // Fields are read through borrows; only values inside nested objects are held on the way.
+        let mut inner: Option<Variable> = None;
         for segment in middle {
-            value = field(&value, segment);
+            inner = Some(field(inner.as_ref().unwrap_or(first), segment));
         }
-        field(&value, last)
+        field(inner.as_ref().unwrap_or(first), last)
     }
 
     /// Copies the given slots into the ZEN context where it is stale.

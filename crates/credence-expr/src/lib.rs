@@ -20,10 +20,12 @@ mod fast;
 mod frame;
 pub mod functions;
 mod lists;
+mod order;
 mod simple;
 
 pub use frame::{Frame, NameTable, Names, Slot};
 pub use lists::NamedLists;
+pub use order::compare_decimals;
 pub use simple::{Interval, Literal, SimpleTest};
 pub use zen_expression::variable::Variable;
 

@@ -4,7 +4,7 @@
 //! usual ones. Cells in these forms are understood here, with the same meaning ZEN gives them
 //! (a property test holds the two to each other); any other cell stays a ZEN program.
 
-use crate::Variable;
+use crate::{compare_decimals, Variable};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
@@ -19,7 +19,7 @@ pub enum Literal {
 impl Literal {
     pub fn matches(&self, value: &Variable) -> bool {
         match (self, value) {
-            (Literal::Number(a), Variable::Number(b)) => a == b,
+            (Literal::Number(a), Variable::Number(b)) => compare_decimals(*a, *b).is_eq(),
             (Literal::String(a), Variable::String(b)) => a.as_str() == b.as_str(),
             (Literal::Bool(a), Variable::Bool(b)) => a == b,
             _ => false,
@@ -40,13 +40,13 @@ impl Interval {
     pub fn contains(&self, x: Decimal) -> bool {
         let above = match self.low {
             None => true,
-            Some((low, true)) => x >= low,
-            Some((low, false)) => x > low,
+            Some((low, true)) => compare_decimals(x, low).is_ge(),
+            Some((low, false)) => compare_decimals(x, low).is_gt(),
         };
         let below = match self.high {
             None => true,
-            Some((high, true)) => x <= high,
-            Some((high, false)) => x < high,
+            Some((high, true)) => compare_decimals(x, high).is_le(),
+            Some((high, false)) => compare_decimals(x, high).is_lt(),
         };
         above && below
     }
