@@ -188,6 +188,24 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
     );
     assert_eq!(fallback["data"][0]["meta"]["provider"], "bureau_backup");
 
+    // Operators see each provider's calls and their latency by outcome.
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for needle in [
+        "credence_provider_calls_total{provider=\"bureau_primary\",status=\"timeout\"} 1",
+        "credence_provider_cache_hits_total{source=\"bureau\"} 1",
+        "credence_provider_call_seconds_count{provider=\"bureau_primary\",status=\"ok\"} 1",
+        "credence_provider_call_seconds_count{provider=\"bureau_backup\",status=\"ok\"} 1",
+        // The timed-out call waited its 300 ms: above the 0.25 s bucket, within the 0.5 s one.
+        "credence_provider_call_seconds_bucket{provider=\"bureau_primary\",status=\"timeout\",le=\"0.25\"} 0",
+        "credence_provider_call_seconds_bucket{provider=\"bureau_primary\",status=\"timeout\",le=\"0.5\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in\n{metrics}");
+    }
+
     // Both fail: the declared policy (refer) with the reason in the record.
     set_failure(&backup, "error", 1.0);
     let referred = decide("C-300003", 500);

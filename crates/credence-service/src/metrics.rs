@@ -31,6 +31,15 @@ pub const ACCOUNT_ACTIONS_TOTAL: &str = "credence_account_actions_total";
 pub const PROVIDER_CALLS_TOTAL: &str = "credence_provider_calls_total";
 /// Third-party answers served from the cache (no call, nothing paid), by `source`.
 pub const PROVIDER_CACHE_HITS_TOTAL: &str = "credence_provider_cache_hits_total";
+/// Seconds one call to a provider took, retries included, by `provider` and `status`: the
+/// latency a decision waits on, to watch against the provider's SLA and the call's timeout.
+pub const PROVIDER_CALL_SECONDS: &str = "credence_provider_call_seconds";
+
+/// Buckets for provider calls: bureaus answer in tens to hundreds of milliseconds, and
+/// timeouts are set in seconds.
+const PROVIDER_CALL_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -41,8 +50,15 @@ pub fn install() -> &'static PrometheusHandle {
             0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
             1.0,
         ];
+        // A full-name matcher takes precedence over the suffix one.
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(PROVIDER_CALL_SECONDS.into()),
+                    &PROVIDER_CALL_BUCKETS,
+                )
+            })
             .and_then(|b| {
                 b.set_buckets_for_metric(
                     Matcher::Full(credence_store::METRIC_BATCH_SIZE.into()),
@@ -77,6 +93,19 @@ fn describe() {
         "HTTP request time by route, log commit included"
     );
     describe_counter!(ERRORS_TOTAL, "Error responses by error code");
+    describe_counter!(
+        PROVIDER_CALLS_TOTAL,
+        "Calls to third-party data providers, by provider and status"
+    );
+    describe_counter!(
+        PROVIDER_CACHE_HITS_TOTAL,
+        "Third-party answers served from the cache, by source"
+    );
+    describe_histogram!(
+        PROVIDER_CALL_SECONDS,
+        Unit::Seconds,
+        "Time of one provider call, retries included, by provider and status"
+    );
     describe_counter!(
         ACCOUNTS_OPENED_TOTAL,
         "Accounts opened from approved decisions"

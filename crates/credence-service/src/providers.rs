@@ -312,7 +312,11 @@ impl Providers {
                 }
             }
         }
-        record.latency_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        record.latency_ms = elapsed.as_millis() as u64;
+        metrics::histogram!(crate::metrics::PROVIDER_CALL_SECONDS,
+            "provider" => record.provider.clone(), "status" => record.status)
+        .record(elapsed.as_secs_f64());
         (record, result)
     }
 
