@@ -24,7 +24,7 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
     /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format,
-    /// secrets_file. Flags and environment variables override it.
+    /// secrets_file, provider_ca_file. Flags and environment variables override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Largest decision request body in bytes [default: 65536].
@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// service only.
     #[arg(long, env = "CREDENCE_SECRETS_FILE", value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for HTTPS data providers, besides the Mozilla roots
+    /// built in (a bureau behind a private PKI, a TLS-inspecting egress proxy).
+    #[arg(long, env = "CREDENCE_PROVIDER_CA_FILE", value_name = "FILE")]
+    pub provider_ca_file: Option<PathBuf>,
     /// Demo mode: also run the provider simulator inside this process and point the example
     /// strategy's data sources at it (CREDENCE_PROVIDERS_URL).
     #[arg(long)]
@@ -68,6 +72,7 @@ struct ConfigFile {
     session_ttl_seconds: Option<u64>,
     log_format: Option<String>,
     secrets_file: Option<PathBuf>,
+    provider_ca_file: Option<PathBuf>,
 }
 
 /// The settings in force after merging flags, environment, file and defaults.
@@ -79,6 +84,7 @@ pub struct ServeConfig {
     pub strategy_refresh_ms: u64,
     pub log_json: bool,
     pub secrets_file: Option<PathBuf>,
+    pub provider_ca_file: Option<PathBuf>,
     pub example: bool,
 }
 
@@ -145,6 +151,7 @@ impl ServeArgs {
                 .max(50),
             log_json,
             secrets_file: self.secrets_file.or(file.secrets_file),
+            provider_ca_file: self.provider_ca_file.or(file.provider_ca_file),
             example: self.example,
         })
     }
@@ -194,6 +201,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let secrets = credence_service::providers::parse_secrets(&text);
         tracing::info!(count = secrets.len(), "loaded data-source secrets");
         service.providers.add_secrets(secrets);
+    }
+    if let Some(path) = &config.provider_ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the provider CA file {}", path.display()))?;
+        let count = service
+            .providers
+            .trust_ca_pem(&pem)
+            .with_context(|| path.display().to_string())?;
+        tracing::info!(
+            count,
+            "trusting extra CA certificates for HTTPS data providers"
+        );
     }
     let simulator_url = if config.example {
         let url = crate::sim_providers::spawn_local().await?;

@@ -1,15 +1,20 @@
 //! Third-party data through the decision service, against two provider simulators over real
 //! HTTP: a conditional bureau call skipped when not needed, success, the cache, the waterfall
-//! after a timeout, the failure policy, and a replay with the simulators switched off.
+//! after a timeout, the failure policy, and a replay with the simulators switched off; and a
+//! provider over HTTPS, trusted through an operator's CA file and refused without it.
 
 #[path = "support/sim.rs"]
 mod sim;
 #[path = "support/server.rs"]
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
 use serde_json::{json, Value};
 use sim::{set_failure, sim_calls, start_sim};
+use std::path::{Path, PathBuf};
 use support::*;
+use tls::{fixture, start_https_provider};
 
 const STRATEGY: &str = r#"name: bureau-check
 languages: [en]
@@ -85,26 +90,20 @@ fn cli(args: &[&str]) -> String {
     text
 }
 
-#[test]
-fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
-    let root = scratch_dir("third-party");
+/// Writes the bureau-check package under `root`.
+fn write_package(root: &Path) -> PathBuf {
     let package = root.join("package");
     std::fs::create_dir_all(package.join("flows")).unwrap();
     std::fs::create_dir_all(package.join("tests")).unwrap();
     std::fs::write(package.join("strategy.yaml"), STRATEGY).unwrap();
     std::fs::write(package.join("flows/application.yaml"), FLOW).unwrap();
     std::fs::write(package.join("tests/cases.yaml"), CASES).unwrap();
+    package
+}
 
-    let primary = start_sim(&[]);
-    let backup = start_sim(&[]);
-    let server = Server::start_with_env(
-        &root.join("data"),
-        &[],
-        &[
-            ("PRIMARY_URL", primary.url.as_str()),
-            ("BACKUP_URL", backup.url.as_str()),
-        ],
-    );
+/// Uploads, approves (a second person) and activates `package`; returns a key that may decide
+/// and replay.
+fn activate(server: &Server, package: &Path) -> String {
     let analyst = server.key("analyst", "alice");
     let approver = server.key("approver", "bob");
     let caller = server.key("decide,analyst", "platform");
@@ -122,24 +121,35 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
         .find(|w| w.len() == 64)
         .expect("a version in the upload answer")
         .to_string();
-    cli(&[
-        "strategy",
-        "approve",
-        &version,
-        "--server",
-        &server.url,
-        "--key",
-        &approver,
-    ]);
-    cli(&[
-        "strategy",
-        "activate",
-        &version,
-        "--server",
-        &server.url,
-        "--key",
-        &approver,
-    ]);
+    for step in ["approve", "activate"] {
+        cli(&[
+            "strategy",
+            step,
+            &version,
+            "--server",
+            &server.url,
+            "--key",
+            &approver,
+        ]);
+    }
+    caller
+}
+
+#[test]
+fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
+    let root = scratch_dir("third-party");
+    let package = write_package(&root);
+    let primary = start_sim(&[]);
+    let backup = start_sim(&[]);
+    let server = Server::start_with_env(
+        &root.join("data"),
+        &[],
+        &[
+            ("PRIMARY_URL", primary.url.as_str()),
+            ("BACKUP_URL", backup.url.as_str()),
+        ],
+    );
+    let caller = activate(&server, &package);
 
     let decide = |customer: &str, score: i64| -> Value {
         let body = json!({"customer_id": customer, "score": score, "consent_reference": format!("consent-{customer}")});
@@ -293,4 +303,75 @@ fn serve_example_wires_the_example_strategy_to_an_in_process_simulator() {
     let stored = get(&format!("{}/v1/decisions/{id}", server.url), &key);
     let trace = stored.json.to_string();
     assert!(trace.contains("income_estimate"), "{trace}");
+}
+
+#[test]
+fn https_providers_are_trusted_through_the_operator_ca_file_and_refused_without_it() {
+    const REPORT: &str =
+        r#"{"report": {"delinquency": {"accounts_delinquent_now": 0}, "inquiries_12m": 3}}"#;
+    let primary = start_https_provider(REPORT);
+    let backup = start_https_provider(REPORT);
+    let providers = [
+        ("PRIMARY_URL", primary.url.as_str()),
+        ("BACKUP_URL", backup.url.as_str()),
+    ];
+    let ca_file = fixture("ca.pem");
+    let decide = |server: &Server, caller: &str| -> Value {
+        let body = json!({"customer_id": "C-TLS-1", "score": 500});
+        let url = format!("{}/v1/decisions/application", server.url);
+        let answer = post_json(&url, caller, &body, &[]);
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        answer.json
+    };
+
+    // With the test CA trusted, the report comes over TLS from the primary.
+    let root = scratch_dir("third-party-tls");
+    let trusting = Server::start_with_env(
+        &root.join("data"),
+        &["--provider-ca-file", ca_file.to_str().unwrap()],
+        &providers,
+    );
+    let caller = activate(&trusting, &write_package(&root));
+    let decided = decide(&trusting, &caller);
+    let used = &decided["data"][0];
+    assert_eq!(decided["outcome"], "approve", "{decided}");
+    assert_eq!(used["status"], "ok", "{decided}");
+    assert_eq!(used["meta"]["provider"], "bureau_primary");
+    assert_eq!(used["values"]["inquiries_12m"], 3);
+    assert_eq!((primary.answered(), backup.answered()), (1, 0));
+
+    // Without it, neither certificate is trusted: no answer is read, both calls are recorded
+    // as unreachable with the reason, and the source's failure policy refers.
+    let root = scratch_dir("third-party-tls-untrusted");
+    let untrusting = Server::start_with_env(&root.join("data"), &[], &providers);
+    let caller = activate(&untrusting, &write_package(&root));
+    let referred = decide(&untrusting, &caller);
+    assert_eq!(referred["outcome"], "refer", "{referred}");
+    assert_eq!(referred["reasons"][0]["code"], "REF_BUREAU_UNAVAILABLE");
+    let calls = &referred["data"][0]["meta"]["calls"];
+    for call in [&calls[0], &calls[1]] {
+        assert_eq!(call["status"], "unreachable", "{referred}");
+        assert!(
+            call["error"]
+                .as_str()
+                .unwrap()
+                .contains("invalid peer certificate: UnknownIssuer"),
+            "{referred}"
+        );
+    }
+    assert_eq!((primary.answered(), backup.answered()), (1, 0));
+
+    // A CA file that is not PEM stops the server at start, naming the setting.
+    let not_pem = root.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(root.join("data-refused"))
+        .arg("--provider-ca-file")
+        .arg(&not_pem)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("provider_ca_file"), "{stderr}");
 }

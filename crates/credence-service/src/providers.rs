@@ -6,16 +6,24 @@
 //! does not fit the declared fields is a provider failure, recorded with its reason, never a
 //! crash. Secrets in URLs and headers (`{secret:NAME}`) come from the environment or a secrets
 //! file handed in by the operator, never from a strategy package.
+//!
+//! Providers are called over HTTPS (rustls, TLS 1.2 and 1.3) or plain HTTP, as each URL says.
+//! Servers are trusted by Mozilla's root certificates, compiled in, plus any CA the operator
+//! adds ([`Providers::trust_ca_pem`]) for a bureau behind a private PKI.
 
+use crate::error::{ApiError, ErrorCode};
 use crate::provider_cache::TtlCache;
+use arc_swap::ArcSwap;
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -87,7 +95,8 @@ const CACHE_CAPACITY: usize = 200_000;
 
 /// The providers of a process: one HTTP client, the breakers and the cache.
 pub struct Providers {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    /// Replaced (not changed) when the operator adds a CA, before serving.
+    client: ArcSwap<ProviderClient>,
     /// From the secrets file; the environment is read when a name is not here.
     secrets: RwLock<HashMap<String, String>>,
     breakers: Mutex<HashMap<String, Breaker>>,
@@ -116,17 +125,87 @@ pub fn parse_secrets(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// An error with its causes, outermost first: the client's own message ("client error
+/// (Connect)") does not say whether DNS, the TCP connection or the certificate failed.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let message = inner.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+type ProviderClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// A client for `http` and `https` URLs that trusts Mozilla's roots and `extra_roots`.
+fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderClient, ApiError> {
+    let invalid = |what: String| ApiError::new(ErrorCode::InvalidParameter, what);
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in extra_roots {
+        roots
+            .add(certificate.clone())
+            .map_err(|e| invalid(format!("a provider CA certificate is not usable: {e}")))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(format!("TLS set-up for providers failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 impl Providers {
     pub fn new(secrets: HashMap<String, String>) -> Providers {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let client = provider_client(&[])
+            .expect("Mozilla's roots with the ring provider's defaults are a valid TLS set-up");
         Providers {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: ArcSwap::from_pointee(client),
             secrets: RwLock::new(secrets),
             breakers: Mutex::new(HashMap::new()),
             cache: Mutex::new(TtlCache::new(CACHE_CAPACITY)),
             in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Trusts, besides Mozilla's roots, the CA certificates in `pem` (PEM text, one or more
+    /// `CERTIFICATE` blocks) for HTTPS providers; returns how many were added. Call it before
+    /// serving: calls already connected keep the trust they were made with.
+    pub fn trust_ca_pem(&self, pem: &[u8]) -> Result<usize, ApiError> {
+        let certificates = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!(
+                        "provider_ca_file: not PEM certificates ({e}); give CA certificates as PEM"
+                    ),
+                )
+            })?;
+        if certificates.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "provider_ca_file: no CERTIFICATE block found; give CA certificates as PEM",
+            ));
+        }
+        self.client.store(Arc::new(provider_client(&certificates)?));
+        Ok(certificates.len())
     }
 
     /// Adds secrets (from a secrets file); they take precedence over the environment.
@@ -253,6 +332,7 @@ impl Providers {
                 return (record, None);
             }
         };
+        let client = self.client.load_full();
         let mut result = None;
         for attempt in 0..=provider.retries {
             if attempt > 0 {
@@ -272,7 +352,7 @@ impl Providers {
                 }
             };
             let exchange = async {
-                let response = self.client.request(request).await?;
+                let response = client.request(request).await?;
                 let status = response.status().as_u16();
                 let body = response.into_body().collect().await?.to_bytes();
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
@@ -284,7 +364,7 @@ impl Providers {
                 }
                 Ok(Err(error)) => {
                     record.status = "unreachable";
-                    record.error = Some(error.to_string());
+                    record.error = Some(error_chain(error.as_ref()));
                 }
                 Ok(Ok((status, body))) => {
                     record.http_status = Some(status);
