@@ -192,6 +192,21 @@ impl Fast {
         }
     }
 
+    /// A child's value: a leaf (a constant, a name) read here, inlined into the parent, without
+    /// the call and the returned `Option<Scalar>` of a recursive step; anything else recursively.
+    /// Most children of comparisons and arithmetic are leaves.
+    #[inline(always)]
+    fn operand<'a>(&'a self, frame: &'a Frame) -> Option<Scalar<'a>> {
+        match self {
+            Fast::Constant(Constant::Number(n)) => Some(Scalar::Number(*n)),
+            Fast::Path(root, fields) if fields.is_empty() => Some(match frame.slot_value(*root) {
+                Some(value) => Scalar::of(value),
+                None => Scalar::Null,
+            }),
+            _ => self.scalar(frame),
+        }
+    }
+
     /// Evaluates to a [`Scalar`]: numbers and booleans by value, strings and the rest borrowed
     /// from the expression or the frame, so inner nodes neither clone nor drop variables.
     fn scalar<'a>(&'a self, frame: &'a Frame) -> Option<Scalar<'a>> {
@@ -212,7 +227,7 @@ impl Fast {
                 right,
                 negate,
             } => {
-                let (left, right) = (left.scalar(frame)?, right.scalar(frame)?);
+                let (left, right) = (left.operand(frame)?, right.operand(frame)?);
                 let equal = match (&left, &right) {
                     (Scalar::Number(a), Scalar::Number(b)) => compare_decimals(*a, *b).is_eq(),
                     (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
@@ -230,27 +245,27 @@ impl Fast {
                 left,
                 right,
                 accept,
-            } => match (left.scalar(frame)?, right.scalar(frame)?) {
+            } => match (left.operand(frame)?, right.operand(frame)?) {
                 (Scalar::Number(a), Scalar::Number(b)) => {
                     Scalar::Bool(accept(compare_decimals(a, b)))
                 }
                 _ => return None,
             },
-            Fast::And(left, right) => match left.scalar(frame)? {
+            Fast::And(left, right) => match left.operand(frame)? {
                 Scalar::Bool(false) => Scalar::Bool(false),
-                Scalar::Bool(true) => right.scalar(frame)?,
+                Scalar::Bool(true) => right.operand(frame)?,
                 _ => return None,
             },
-            Fast::Or(left, right) => match left.scalar(frame)? {
+            Fast::Or(left, right) => match left.operand(frame)? {
                 Scalar::Bool(true) => Scalar::Bool(true),
-                Scalar::Bool(false) => right.scalar(frame)?,
+                Scalar::Bool(false) => right.operand(frame)?,
                 _ => return None,
             },
-            Fast::Coalesce(left, right) => match left.scalar(frame)? {
-                Scalar::Null => right.scalar(frame)?,
+            Fast::Coalesce(left, right) => match left.operand(frame)? {
+                Scalar::Null => right.operand(frame)?,
                 value => value,
             },
-            Fast::Not(inner) => match inner.scalar(frame)? {
+            Fast::Not(inner) => match inner.operand(frame)? {
                 Scalar::Bool(b) => Scalar::Bool(!b),
                 _ => return None,
             },
@@ -260,7 +275,7 @@ impl Fast {
                 operator,
             } => {
                 let (Scalar::Number(a), Scalar::Number(b)) =
-                    (left.scalar(frame)?, right.scalar(frame)?)
+                    (left.operand(frame)?, right.operand(frame)?)
                 else {
                     return None;
                 };
@@ -276,15 +291,15 @@ impl Fast {
                 condition,
                 then,
                 otherwise,
-            } => match condition.scalar(frame)? {
-                Scalar::Bool(true) => then.scalar(frame)?,
-                Scalar::Bool(false) => otherwise.scalar(frame)?,
+            } => match condition.operand(frame)? {
+                Scalar::Bool(true) => then.operand(frame)?,
+                Scalar::Bool(false) => otherwise.operand(frame)?,
                 _ => return None,
             },
             Fast::Extreme { items, smallest } => {
                 let mut best: Option<rust_decimal::Decimal> = None;
                 for item in items {
-                    let Scalar::Number(n) = item.scalar(frame)? else {
+                    let Scalar::Number(n) = item.operand(frame)? else {
                         return None;
                     };
                     // Of equal values, `min` keeps the first and `max` the last, as `Ord` does.

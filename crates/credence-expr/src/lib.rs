@@ -632,7 +632,8 @@ impl Expr {
 impl HoistedCall {
     fn evaluate(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, String> {
         use functions as f;
-        let mut values = Vec::with_capacity(self.arguments.len());
+        // Credit functions take at most four arguments: kept on the stack, not allocated.
+        let mut values: smallvec::SmallVec<[Variable; 4]> = smallvec::SmallVec::new();
         for argument in &self.arguments {
             values.push(argument.eval(frame, lists).map_err(|e| e.to_string())?);
         }
