@@ -800,11 +800,7 @@ fn operations_endpoints_report_health_metrics_and_the_api() {
     decide(&server, &key, &with_customer("C-ops"), &[]);
     let ready = request("GET", &format!("{}/readyz", server.url), None, &[], None);
     assert_eq!(ready.json["status"], "ready");
-    let metrics = ureq::get(&format!("{}/metrics", server.url))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = server.metrics();
     for needle in [
         "credence_decisions_total{flow=\"application\",outcome=\"approve\",arm=\"champion\"} 1",
         "credence_decision_seconds_bucket",
@@ -979,11 +975,7 @@ fn referred_decisions_become_cases_decided_by_reviewers_under_four_eyes() {
         .unwrap()
         .len();
     assert_eq!(history, 5, "open, claim, decide, claim, confirm");
-    let metrics = ureq::get(&format!("{}/metrics", server.url))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = server.metrics();
     assert!(
         metrics.contains(
             "credence_review_decisions_total{queue=\"income_verification\",verdict=\"approve\"} 1"

@@ -199,11 +199,7 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
     assert_eq!(fallback["data"][0]["meta"]["provider"], "bureau_backup");
 
     // Operators see each provider's calls and their latency by outcome.
-    let metrics = ureq::get(&format!("{}/metrics", server.url))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = server.metrics();
     for needle in [
         "credence_provider_calls_total{provider=\"bureau_primary\",status=\"timeout\"} 1",
         "credence_provider_cache_hits_total{source=\"bureau\"} 1",

@@ -83,6 +83,15 @@ impl Server {
         create_key(&self.data_dir, roles, user)
     }
 
+    /// The Prometheus text of `/metrics` (open: scrapers carry no key).
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
