@@ -19,5 +19,5 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
   "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$work/ext.cnf"
 openssl x509 -req -in "$work/server.csr" -CA "$dir/ca.pem" -CAkey "$work/ca.key" \
-  -CAcreateserial -days 7300 -extfile "$work/ext.cnf" -out "$dir/server.pem" 2>/dev/null
+  -CAserial "$work/ca.srl" -CAcreateserial -days 7300 -extfile "$work/ext.cnf" -out "$dir/server.pem" 2>/dev/null
 echo "wrote $dir/ca.pem, $dir/server.pem, $dir/server.key"
