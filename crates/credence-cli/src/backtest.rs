@@ -884,6 +884,7 @@ fn trim_cell(text: &str) -> &str {
 }
 
 /// [`typed_cell`] into `cell`, reusing the string it holds: an empty cell is null.
+#[inline]
 fn type_cell_into(kind: &FieldKind, text: &str, cell: &mut serde_json::Value) {
     if text.is_empty() {
         *cell = serde_json::Value::Null;
@@ -1039,14 +1040,24 @@ fn refill_recorded_answers(
             continue;
         };
         let values = Arc::make_mut(&mut answer.values);
-        for (field, i) in fields {
-            let text = cell(*i);
-            if text.is_empty() {
-                values.remove(field.as_str());
-            } else if let Some(value) = values.get_mut(field.as_str()) {
-                *value = data_cell(text);
-            } else {
-                values.insert(field.clone(), data_cell(text));
+        // Columns of one field (a header naming it twice) are adjacent: the last non-empty wins.
+        for columns in fields.chunk_by(|a, b| a.0 == b.0) {
+            let field = &columns[0].0;
+            match columns
+                .iter()
+                .rev()
+                .map(|(_, i)| cell(*i))
+                .find(|t| !t.is_empty())
+            {
+                None => {
+                    values.remove(field.as_str());
+                }
+                Some(text) => match values.get_mut(field.as_str()) {
+                    Some(value) => *value = data_cell(text),
+                    None => {
+                        values.insert(field.clone(), data_cell(text));
+                    }
+                },
             }
         }
     }
@@ -1315,6 +1326,27 @@ mod tests {
             Some(&json!(310)),
             "a held answer was overwritten"
         );
+
+        // A header naming a field twice: the last non-empty column wins, an empty one is skipped.
+        let twice: BTreeMap<String, Vec<(String, usize)>> = [(
+            "income".to_string(),
+            vec![("monthly".to_string(), 0), ("monthly".to_string(), 1)],
+        )]
+        .into();
+        for (cells, expected) in [
+            (["100", ""], json!(100)),
+            (["100", "200"], json!(200)),
+            (["", "300"], json!(300)),
+        ] {
+            let mut recorded = DataRecord::offline();
+            refill_recorded_answers(
+                &twice,
+                &csv::StringRecord::from(cells.to_vec()),
+                &mut recorded,
+            );
+            let answer = recorded.get("income").expect("an answer");
+            assert_eq!(answer.values.get("monthly"), Some(&expected), "{cells:?}");
+        }
     }
 
     #[test]
