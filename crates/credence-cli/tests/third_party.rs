@@ -205,9 +205,10 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
         "credence_provider_cache_hits_total{source=\"bureau\"} 1",
         "credence_provider_call_seconds_count{provider=\"bureau_primary\",status=\"ok\"} 1",
         "credence_provider_call_seconds_count{provider=\"bureau_backup\",status=\"ok\"} 1",
-        // The timed-out call waited its 300 ms: above the 0.25 s bucket, within the 0.5 s one.
+        // The timed-out call is recorded, and not before its 300 ms timeout (a timer never fires
+        // early; how much later it fires depends on the machine, so no upper bound is checked).
+        "credence_provider_call_seconds_count{provider=\"bureau_primary\",status=\"timeout\"} 1",
         "credence_provider_call_seconds_bucket{provider=\"bureau_primary\",status=\"timeout\",le=\"0.25\"} 0",
-        "credence_provider_call_seconds_bucket{provider=\"bureau_primary\",status=\"timeout\",le=\"0.5\"} 1",
     ] {
         assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }
