@@ -7,6 +7,7 @@
 //! tallies merge at the end (exact sums, so the summary does not depend on the split), and a
 //! writer puts diff lines back in input order.
 
+use crate::csv_rows::{CsvRecord, CsvRows};
 use anyhow::{bail, Context};
 use credence_backtest::report::{self, ReportContext};
 use credence_backtest::{
@@ -91,7 +92,7 @@ pub struct BacktestArgs {
 const CHUNK_ROWS: usize = 512;
 
 enum RawRow {
-    Csv(csv::StringRecord),
+    Csv(CsvRecord),
     Json(String),
     Logged {
         input: String,
@@ -207,24 +208,17 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         Format::Csv => {
             let file = std::fs::File::open(&args.input)
                 .with_context(|| format!("opening {}", args.input.display()))?;
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
-            let headers = reader
-                .headers()
-                .with_context(|| format!("{}: reading the header", args.input.display()))?
-                .clone();
+            let mut rows = CsvRows::new(file);
+            let headers = rows
+                .header()
+                .with_context(|| format!("{}: reading the header", args.input.display()))?;
             let columns = columns_of(&headers);
             check_segments(&args.segments, &columns, &args.input, &headers)?;
             champion.set_columns(&columns);
             if let Some(challenger) = challenger.as_mut() {
                 challenger.set_columns(&columns);
             }
-            (
-                Some(columns),
-                Box::new(CsvSource {
-                    reader,
-                    last_shape: (0, 0),
-                }),
-            )
+            (Some(columns), Box::new(CsvSource { rows }))
         }
         Format::Parquet => {
             let source = ParquetSource::open(&args.input)?;
@@ -451,7 +445,7 @@ fn side(dir: &Path, flow: &str) -> anyhow::Result<Side> {
     })
 }
 
-fn columns_of(headers: &csv::StringRecord) -> Columns {
+fn columns_of(headers: &CsvRecord) -> Columns {
     let mut index = FxHashMap::default();
     let mut data: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     for (i, name) in headers.iter().enumerate() {
@@ -473,7 +467,7 @@ fn check_segments(
     segments: &[String],
     columns: &Columns,
     input: &Path,
-    headers: &csv::StringRecord,
+    headers: &CsvRecord,
 ) -> anyhow::Result<()> {
     for segment in segments {
         if !columns.index.contains_key(segment) {
@@ -491,10 +485,10 @@ fn check_segments(
 /// schema, `step.field` columns as provider answers): numbers print in their shortest exact
 /// form, decimals exactly, dates as YYYY-MM-DD, nulls as empty cells.
 struct ParquetSource {
-    header: csv::StringRecord,
+    header: CsvRecord,
     rows: u64,
     batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    pending: std::collections::VecDeque<csv::StringRecord>,
+    pending: std::collections::VecDeque<CsvRecord>,
 }
 
 impl ParquetSource {
@@ -544,7 +538,7 @@ impl RowSource for ParquetSource {
                 .collect::<Result<Vec<_>, _>>()
                 .context("a Parquet column of a type that cannot be read as text")?;
             for row in 0..batch.num_rows() {
-                let mut record = csv::StringRecord::new();
+                let mut record = CsvRecord::default();
                 for (formatter, column) in formatters.iter().zip(batch.columns()) {
                     if column.is_null(row) {
                         record.push_field("");
@@ -564,24 +558,15 @@ trait RowSource: Send {
 }
 
 struct CsvSource {
-    reader: csv::Reader<std::fs::File>,
-    /// The last row's text length and field count: each new record is allocated that large
-    /// once, rather than grown field by field.
-    last_shape: (usize, usize),
+    rows: CsvRows<std::fs::File>,
 }
 
 impl RowSource for CsvSource {
     fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
-        let (text_bytes, fields) = self.last_shape;
-        let mut record = csv::StringRecord::with_capacity(text_bytes, fields);
-        let before = self.reader.position().byte();
-        let more = self
-            .reader
-            .read_record(&mut record)
-            .with_context(|| format!("CSV line {}", self.reader.position().line()))?;
-        let read = self.reader.position().byte() - before;
-        self.last_shape = (record.as_slice().len(), record.len());
-        Ok(more.then_some((RawRow::Csv(record), read)))
+        Ok(self
+            .rows
+            .next_record()?
+            .map(|(record, bytes)| (RawRow::Csv(record), bytes)))
     }
 }
 
@@ -985,7 +970,7 @@ type CellLookup<'r> = Box<dyn Fn(&str) -> Option<Cow<'r, str>> + 'r>;
 struct Row<'r> {
     cell: CellLookup<'r>,
     /// The CSV record, read by column position for the input fields.
-    csv: Option<&'r csv::StringRecord>,
+    csv: Option<&'r CsvRecord>,
     json: Option<serde_json::Value>,
     data: Cow<'r, DataRecord>,
     as_of: Option<chrono::NaiveDate>,
@@ -1016,7 +1001,7 @@ fn json_row<'r>(
 /// is replaced in place, and a map still shared with an earlier decision is copied first.
 fn refill_recorded_answers(
     steps: &BTreeMap<String, Vec<(String, usize)>>,
-    record: &csv::StringRecord,
+    record: &CsvRecord,
     recorded: &mut DataRecord,
 ) {
     for (step, fields) in steps {
@@ -1307,7 +1292,7 @@ mod tests {
         let mut recorded = DataRecord::offline();
         let mut held = Vec::new();
         for (number, (cells, income, liabilities)) in rows.into_iter().enumerate() {
-            let record = csv::StringRecord::from(cells.to_vec());
+            let record = cells.iter().copied().collect::<CsvRecord>();
             refill_recorded_answers(&steps, &record, &mut recorded);
             for (step, expected) in [("income", income), ("liabilities", liabilities)] {
                 let got = recorded.get(step).map(|answer| {
@@ -1341,7 +1326,7 @@ mod tests {
             let mut recorded = DataRecord::offline();
             refill_recorded_answers(
                 &twice,
-                &csv::StringRecord::from(cells.to_vec()),
+                &cells.iter().copied().collect::<CsvRecord>(),
                 &mut recorded,
             );
             let answer = recorded.get("income").expect("an answer");
