@@ -236,6 +236,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Ok(None) => {}
         Err(error) => anyhow::bail!("loading the active strategy: {error}"),
     }
+    // Provider answers paid for by an earlier run are reused until their TTL, not paid again.
+    match service.restore_provider_answers().await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "restored cached provider answers"),
+        Err(error) => tracing::warn!(%error, "cannot restore cached provider answers"),
+    }
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -310,10 +316,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
 
-    axum::serve(listener, credence_service::router(service))
+    // Paid provider answers go to the store four times a second (small batches, no burst),
+    // for the next run's cache.
+    let saver_service = service.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            ticker.tick().await;
+            if let Err(error) = saver_service.save_provider_answers().await {
+                tracing::warn!(%error, "cannot save cached provider answers");
+            }
+        }
+    });
+
+    axum::serve(listener, credence_service::router(service.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    if let Err(error) = service.save_provider_answers().await {
+        tracing::warn!(%error, "cannot save cached provider answers");
+    }
     tracing::info!("stopped");
     Ok(())
 }

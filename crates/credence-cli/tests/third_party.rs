@@ -1,7 +1,8 @@
 //! Third-party data through the decision service, against two provider simulators over real
-//! HTTP: a conditional bureau call skipped when not needed, success, the cache, the waterfall
-//! after a timeout, the failure policy, and a replay with the simulators switched off; and a
-//! provider over HTTPS, trusted through an operator's CA file and refused without it.
+//! HTTP: a conditional bureau call skipped when not needed, success, the cache (also across a
+//! restart), the waterfall after a timeout, the failure policy, and a replay with the simulators
+//! switched off; and a provider over HTTPS, trusted through an operator's CA file and refused
+//! without it.
 
 #[path = "support/sim.rs"]
 mod sim;
@@ -250,6 +251,65 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
         replay.json["decision"]["data"][0]["values"],
         first["data"][0]["values"]
     );
+}
+
+/// Stops the server as an operator does (SIGTERM) and waits for it to exit.
+fn stop_gracefully(server: &mut Server) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "the server exits cleanly on SIGTERM: {exit}"
+    );
+}
+
+#[test]
+fn a_restart_within_the_ttl_reuses_the_paid_answer_instead_of_pulling_again() {
+    let root = scratch_dir("third-party-restart");
+    let package = write_package(&root);
+    let primary = start_sim(&[]);
+    let env = [
+        ("PRIMARY_URL", primary.url.as_str()),
+        ("BACKUP_URL", primary.url.as_str()),
+    ];
+    let mut server = Server::start_with_env(&root.join("data"), &[], &env);
+    let caller = activate(&server, &package);
+    let decide = |server: &Server, customer: &str| -> Value {
+        let body = json!({"customer_id": customer, "score": 500});
+        let answer = post_json(
+            &format!("{}/v1/decisions/application", server.url),
+            &caller,
+            &body,
+            &[],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        answer.json
+    };
+    let first = decide(&server, "C-400004");
+    assert_eq!(first["data"][0]["meta"]["cache_hit"], false, "{first}");
+    assert_eq!(sim_calls(&primary), json!({"bureau": 1}));
+
+    // A deploy: the server stops and starts again on the same data directory.
+    stop_gracefully(&mut server);
+    let server = Server::start_with_env(&root.join("data"), &[], &env);
+    let again = decide(&server, "C-400004");
+    let used = &again["data"][0];
+    assert_eq!(used["meta"]["cache_hit"], true, "{again}");
+    assert_eq!(used["meta"]["provider"], "bureau_primary");
+    assert_eq!(used["values"], first["data"][0]["values"]);
+    assert_eq!(
+        sim_calls(&primary),
+        json!({"bureau": 1}),
+        "nobody is paid twice"
+    );
+    // Another customer is still pulled.
+    let other = decide(&server, "C-500005");
+    assert_eq!(other["data"][0]["meta"]["cache_hit"], false, "{other}");
+    assert_eq!(sim_calls(&primary), json!({"bureau": 2}));
 }
 
 #[test]

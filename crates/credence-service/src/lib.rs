@@ -36,7 +36,7 @@ pub use error::{ApiError, ErrorCode};
 pub use routes::router;
 pub use strategies::Strategies;
 
-use credence_store::Store;
+use credence_store::{Store, StoreError};
 use std::sync::Arc;
 
 /// The service's source of time (the engine reads only the date it is handed).
@@ -134,5 +134,28 @@ impl Service {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
+    }
+
+    /// Loads the provider answers an earlier process kept, unexpired, into the cache, and from
+    /// now on keeps every paid answer for [`Service::save_provider_answers`]; returns how many
+    /// were loaded. Call it once, before serving.
+    pub async fn restore_provider_answers(&self) -> Result<usize, StoreError> {
+        let records = self
+            .store
+            .provider_answers(self.now_ms(), providers::CACHE_CAPACITY as u32)
+            .await?;
+        self.providers.keep_answers();
+        Ok(self.providers.restore(records, self.now_ms()))
+    }
+
+    /// Hands the provider answers paid for since the last call to the store, which also deletes
+    /// the expired ones; returns how many were handed over. Run it a few times a second and once
+    /// at shutdown: an answer not yet saved when the process dies is at worst pulled again.
+    pub async fn save_provider_answers(&self) -> Result<usize, StoreError> {
+        let now_ms = self.now_ms();
+        let answers = self.providers.take_unsaved(now_ms);
+        let count = answers.len();
+        self.store.put_provider_answers(answers, now_ms).await?;
+        Ok(count)
     }
 }

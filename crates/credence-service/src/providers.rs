@@ -10,11 +10,17 @@
 //! Providers are called over HTTPS (rustls, TLS 1.2 and 1.3) or plain HTTP, as each URL says.
 //! Servers are trusted by Mozilla's root certificates, compiled in, plus any CA the operator
 //! adds ([`Providers::trust_ca_pem`]) for a bureau behind a private PKI.
+//!
+//! The cache outlives the process when the service asks it to ([`Providers::keep_answers`]):
+//! each paid answer is also queued for the store ([`Providers::take_unsaved`]), and a new
+//! process loads the unexpired ones back ([`Providers::restore`]), so a restart or a deploy does
+//! not pay for the same customer's report twice within the TTL.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::provider_cache::TtlCache;
 use arc_swap::ArcSwap;
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
+use credence_store::ProviderAnswerRecord;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -22,7 +28,9 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -89,9 +97,18 @@ struct CacheEntry {
     values: DataValues,
 }
 
+/// A paid answer not yet handed to the store.
+struct UnsavedAnswer {
+    key: (String, String),
+    provider: String,
+    values: DataValues,
+    fetched: Instant,
+    expires: Instant,
+}
+
 /// Answers kept at most; beyond it the oldest go first (a re-pull costs a provider call, never
 /// a wrong answer).
-const CACHE_CAPACITY: usize = 200_000;
+pub(crate) const CACHE_CAPACITY: usize = 200_000;
 
 /// The providers of a process: one HTTP client, the breakers and the cache.
 pub struct Providers {
@@ -104,6 +121,9 @@ pub struct Providers {
     /// Fetches in flight by cache key: a concurrent request for the same subject waits for the
     /// call already made and shares its answer (single flight: one paid pull, not several).
     in_flight: Mutex<HashMap<(String, String), InFlight>>,
+    /// Whether paid answers are queued in `unsaved` for the store.
+    keep_answers: AtomicBool,
+    unsaved: Mutex<Vec<UnsavedAnswer>>,
 }
 
 /// The state a provider's breaker is in now, for metrics and tests.
@@ -181,7 +201,75 @@ impl Providers {
             breakers: Mutex::new(HashMap::new()),
             cache: Mutex::new(TtlCache::new(CACHE_CAPACITY)),
             in_flight: Mutex::new(HashMap::new()),
+            keep_answers: AtomicBool::new(false),
+            unsaved: Mutex::new(Vec::new()),
         }
+    }
+
+    /// From now on, queues every paid answer for [`Providers::take_unsaved`].
+    pub fn keep_answers(&self) {
+        self.keep_answers.store(true, Ordering::Relaxed);
+    }
+
+    /// The answers paid for since the last call, with their times on the wall clock (`now_ms`
+    /// being the wall clock's now), for the store.
+    pub fn take_unsaved(&self, now_ms: i64) -> Vec<ProviderAnswerRecord> {
+        let unsaved = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()));
+        let now = Instant::now();
+        let wall_ms = |at: Instant| {
+            if at >= now {
+                now_ms.saturating_add(at.duration_since(now).as_millis() as i64)
+            } else {
+                now_ms.saturating_sub(now.duration_since(at).as_millis() as i64)
+            }
+        };
+        unsaved
+            .into_iter()
+            .filter_map(|answer| {
+                Some(ProviderAnswerRecord {
+                    source_key: answer.key.0,
+                    subject: answer.key.1,
+                    provider: answer.provider,
+                    values_json: serde_json::to_string(&*answer.values).ok()?,
+                    fetched_at_ms: wall_ms(answer.fetched),
+                    expires_at_ms: wall_ms(answer.expires),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts answers kept by an earlier process back in the cache until they expire (`now_ms`
+    /// being the wall clock's now); returns how many. A record that does not read back as a
+    /// JSON object is skipped: the next decision that needs it pulls it again.
+    pub fn restore(&self, records: Vec<ProviderAnswerRecord>, now_ms: i64) -> usize {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut restored = 0;
+        // Latest expiry last: when the cache is full, the answers that expire first leave first.
+        let mut records = records;
+        records.sort_by_key(|r| r.expires_at_ms);
+        for record in records {
+            if record.expires_at_ms <= now_ms {
+                continue;
+            }
+            let left_ms = record.expires_at_ms.abs_diff(now_ms);
+            let Ok(values) =
+                serde_json::from_str::<BTreeMap<String, serde_json::Value>>(&record.values_json)
+            else {
+                continue;
+            };
+            cache.insert(
+                (record.source_key, record.subject),
+                CacheEntry {
+                    provider: record.provider,
+                    values: DataValues::new(values),
+                },
+                now + Duration::from_millis(left_ms),
+                now,
+            );
+            restored += 1;
+        }
+        restored
     }
 
     /// Trusts, besides Mozilla's roots, the CA certificates in `pem` (PEM text, one or more
@@ -405,14 +493,22 @@ impl Providers {
     /// answers with a response that fits.
     pub async fn fetch(&self, source: &DataSource, subject: &str) -> FetchOutcome {
         // The mapping is part of the key: a strategy version that reads other fields never
-        // gets an answer shaped for an earlier one.
-        let shape: String = source
-            .fields
-            .iter()
-            .map(|f| format!("{}={}", f.name, f.pointer))
-            .collect::<Vec<_>>()
-            .join(",");
-        let key = (format!("{}|{shape}", source.name), subject.to_string());
+        // gets an answer shaped for an earlier one. It enters as a digest (128 bits of SHA-256),
+        // keeping the key short in memory and in the store.
+        let mut shape = sha2::Sha256::new();
+        for field in source.fields.iter() {
+            for part in [field.name.as_bytes(), b"=", field.pointer.as_bytes(), b","] {
+                shape.update(part);
+            }
+        }
+        let digest = shape.finalize();
+        let mut key_text = String::with_capacity(source.name.len() + 33);
+        key_text.push_str(&source.name);
+        key_text.push('#');
+        for byte in &digest[..16] {
+            key_text.push_str(&format!("{byte:02x}"));
+        }
+        let key = (key_text, subject.to_string());
         if source.cache_ttl_seconds > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = cache.get(&key, Instant::now()) {
@@ -501,15 +597,29 @@ impl Providers {
             if let Some(values) = values {
                 let values = DataValues::new(values);
                 if source.cache_ttl_seconds > 0 {
-                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     let now = Instant::now();
+                    let expires = now + Duration::from_secs(source.cache_ttl_seconds);
+                    if self.keep_answers.load(Ordering::Relaxed) {
+                        let mut unsaved = self.unsaved.lock().unwrap_or_else(|e| e.into_inner());
+                        // Bounded like the cache: past it, an answer is kept for this process only.
+                        if unsaved.len() < CACHE_CAPACITY {
+                            unsaved.push(UnsavedAnswer {
+                                key: key.clone(),
+                                provider: provider.name.clone(),
+                                values: values.clone(),
+                                fetched: now,
+                                expires,
+                            });
+                        }
+                    }
+                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                     cache.insert(
                         key,
                         CacheEntry {
                             provider: provider.name.clone(),
                             values: values.clone(),
                         },
-                        now + Duration::from_secs(source.cache_ttl_seconds),
+                        expires,
                         now,
                     );
                 }
@@ -550,6 +660,48 @@ impl Providers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_answers_skip_the_expired_and_the_unreadable() {
+        let providers = Providers::new(HashMap::new());
+        let record = |subject: &str, expires_at_ms: i64, values_json: &str| ProviderAnswerRecord {
+            source_key: "bureau#0123456789abcdef0123456789abcdef".into(),
+            subject: subject.into(),
+            provider: "primary".into(),
+            values_json: values_json.into(),
+            fetched_at_ms: 0,
+            expires_at_ms,
+        };
+        let restored = providers.restore(
+            vec![
+                record("C-1", 10_000, r#"{"score": 1}"#),
+                record("C-2", 1_000, r#"{"score": 2}"#),
+                record("C-3", 10_000, "not json"),
+            ],
+            1_000,
+        );
+        assert_eq!(restored, 1);
+        let mut cache = providers.cache.lock().unwrap();
+        let key = |subject: &str| {
+            (
+                "bureau#0123456789abcdef0123456789abcdef".to_string(),
+                subject.to_string(),
+            )
+        };
+        let now = Instant::now();
+        let kept = cache.get(&key("C-1"), now).unwrap();
+        assert_eq!(kept.values["score"], serde_json::json!(1));
+        // Kept for what was left of its TTL (9 s), not longer.
+        assert!(cache
+            .get(&key("C-1"), now + Duration::from_secs(9))
+            .is_none());
+        assert!(cache.get(&key("C-2"), now).is_none());
+        assert!(cache.get(&key("C-3"), now).is_none());
+        drop(cache);
+        // Nothing was paid for here, so nothing is waiting for the store.
+        providers.keep_answers();
+        assert!(providers.take_unsaved(1_000).is_empty());
+    }
 
     #[test]
     fn templates_take_the_subject_encoded_and_secrets_by_name() {

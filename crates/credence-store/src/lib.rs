@@ -142,6 +142,20 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
+    /// Keeps provider answers for the cache (a newer answer for the same source key and subject
+    /// replaces the older), and deletes every answer expired by `now_ms`. Not synced to disk:
+    /// an answer lost in a crash is at worst pulled again.
+    async fn put_provider_answers(
+        &self,
+        answers: Vec<ProviderAnswerRecord>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Unexpired provider answers at `now_ms`, those expiring last first, at most `limit`.
+    async fn provider_answers(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProviderAnswerRecord>, StoreError>;
     /// Records an audit event on its own (e.g. a reviewer revealing personal data).
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
 

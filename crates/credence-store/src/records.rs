@@ -188,6 +188,21 @@ pub struct UserRecord {
     pub created_at_ms: i64,
 }
 
+/// A third-party answer kept for the provider cache across restarts, until it expires: the same
+/// customer within the source's TTL is not pulled (and paid for) again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAnswerRecord {
+    /// The cache's key for the source: its name and a digest of its field mapping.
+    pub source_key: String,
+    pub subject: String,
+    /// The provider that answered.
+    pub provider: String,
+    /// The mapped values, as a JSON object.
+    pub values_json: String,
+    pub fetched_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 /// A signed-in browser session; the cookie's token is stored only as a SHA-256 hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -1,7 +1,8 @@
 //! The embedded store: group-committed appends form one verifiable chain, and a reused
-//! idempotency key fails alone without taking its batch down.
+//! idempotency key fails alone without taking its batch down; provider answers are kept until
+//! they expire.
 
-use credence_store::{chain, NewDecision, SqliteStore, Store, StoreError};
+use credence_store::{chain, NewDecision, ProviderAnswerRecord, SqliteStore, Store, StoreError};
 use std::sync::Arc;
 
 fn decision(n: usize, key: Option<&str>) -> NewDecision {
@@ -114,4 +115,62 @@ async fn concurrent_appends_form_one_chain_that_survives_reopening() {
         "{error}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn provider_answers_are_kept_until_they_expire_and_the_newest_wins() {
+    let dir = temp_dir("provider-answers");
+    let answer = |subject: &str, fetched: i64, expires: i64, provider: &str| ProviderAnswerRecord {
+        source_key: "bureau#0123456789abcdef0123456789abcdef".into(),
+        subject: subject.into(),
+        provider: provider.into(),
+        values_json: format!("{{\"fetched\":{fetched}}}"),
+        fetched_at_ms: fetched,
+        expires_at_ms: expires,
+    };
+    {
+        let store = SqliteStore::open(&dir).unwrap();
+        store
+            .put_provider_answers(
+                vec![
+                    answer("C-1", 1_000, 5_000, "primary"),
+                    answer("C-2", 1_000, 2_000, "primary"),
+                    // Already expired when it arrives: not kept.
+                    answer("C-3", 100, 900, "primary"),
+                ],
+                1_000,
+            )
+            .await
+            .unwrap();
+        // A newer answer replaces the older; an older one arriving late does not.
+        store
+            .put_provider_answers(vec![answer("C-1", 1_500, 6_000, "backup")], 1_500)
+            .await
+            .unwrap();
+        store
+            .put_provider_answers(vec![answer("C-1", 1_200, 5_200, "primary")], 1_600)
+            .await
+            .unwrap();
+    }
+    // Reopened (as after a restart): what is unexpired, latest expiry first.
+    let store = SqliteStore::open(&dir).unwrap();
+    let kept = store.provider_answers(1_700, 10).await.unwrap();
+    assert_eq!(
+        kept,
+        vec![
+            answer("C-1", 1_500, 6_000, "backup"),
+            answer("C-2", 1_000, 2_000, "primary")
+        ]
+    );
+    assert_eq!(store.provider_answers(1_700, 1).await.unwrap().len(), 1);
+    // Past C-2's expiry it is no longer read, and the next write deletes it.
+    assert_eq!(store.provider_answers(2_000, 10).await.unwrap().len(), 1);
+    store.put_provider_answers(Vec::new(), 2_000).await.unwrap();
+    let count: i64 = rusqlite::Connection::open(dir.join(credence_store::DATABASE_FILE))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM provider_answers", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(count, 1);
 }
