@@ -1026,14 +1026,34 @@ fn refill_recorded_answers(
         };
         let values = Arc::make_mut(&mut answer.values);
         // Columns of one field (a header naming it twice) are adjacent: the last non-empty wins.
-        for columns in fields.chunk_by(|a, b| a.0 == b.0) {
-            let field = &columns[0].0;
-            match columns
-                .iter()
-                .rev()
-                .map(|(_, i)| cell(*i))
-                .find(|t| !t.is_empty())
-            {
+        let field_texts = || {
+            fields.chunk_by(|a, b| a.0 == b.0).map(|columns| {
+                let text = columns
+                    .iter()
+                    .rev()
+                    .map(|(_, i)| cell(*i))
+                    .find(|t| !t.is_empty());
+                (&columns[0].0, text)
+            })
+        };
+        // Most rows fill the same fields as the row before: the map then holds exactly the
+        // fields with text, in the same (name) order, and each value is replaced where it is.
+        let mut held = values.iter_mut();
+        let same_fields = field_texts()
+            .filter_map(|(field, text)| Some((field, text?)))
+            .all(|(field, text)| match held.next() {
+                Some((key, value)) if key == field => {
+                    *value = data_cell(text);
+                    true
+                }
+                _ => false,
+            });
+        if same_fields && held.next().is_none() {
+            continue;
+        }
+        // Otherwise field by field (values already replaced above are set again, to the same).
+        for (field, text) in field_texts() {
+            match text {
                 None => {
                     values.remove(field.as_str());
                 }

@@ -278,10 +278,12 @@ impl FieldSpec {
                 InputValue::Number(n)
             }
             FieldKind::Integer { min, max } => {
-                let Some(n) = json_decimal(raw)
-                    .filter(|d| d.fract().is_zero())
-                    .and_then(|d| i64::try_from(d).ok())
-                else {
+                // A JSON integer as such; anything else (`5.0`, `"5"`) through its decimal.
+                let Some(n) = raw.as_i64().or_else(|| {
+                    json_decimal(raw)
+                        .filter(|d| d.fract().is_zero())
+                        .and_then(|d| i64::try_from(d).ok())
+                }) else {
                     return violate(describe_json(raw));
                 };
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
