@@ -140,11 +140,12 @@ impl Service {
     /// now on keeps every paid answer for [`Service::save_provider_answers`]; returns how many
     /// were loaded. Call it once, before serving.
     pub async fn restore_provider_answers(&self) -> Result<usize, StoreError> {
+        // Kept from now on even if the earlier ones cannot be read.
+        self.providers.keep_answers();
         let records = self
             .store
             .provider_answers(self.now_ms(), providers::CACHE_CAPACITY as u32)
             .await?;
-        self.providers.keep_answers();
         Ok(self.providers.restore(records, self.now_ms()))
     }
 

@@ -30,6 +30,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde::Serialize;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -506,7 +507,7 @@ impl Providers {
         key_text.push_str(&source.name);
         key_text.push('#');
         for byte in &digest[..16] {
-            key_text.push_str(&format!("{byte:02x}"));
+            let _ = write!(key_text, "{byte:02x}");
         }
         let key = (key_text, subject.to_string());
         if source.cache_ttl_seconds > 0 {
