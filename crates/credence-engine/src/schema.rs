@@ -41,7 +41,8 @@ pub enum InputValue {
     Null,
     Number(Decimal),
     Integer(i64),
-    String(String),
+    /// Shared with the schema for an enum's value (validating it allocates nothing).
+    String(Arc<str>),
     Boolean(bool),
     Date(NaiveDate),
     List(Vec<InputValue>),
@@ -53,7 +54,7 @@ impl InputValue {
             InputValue::Null => Variable::Null,
             InputValue::Number(n) => Variable::Number(*n),
             InputValue::Integer(i) => Variable::Number(Decimal::from(*i)),
-            InputValue::String(s) => Variable::String(s.as_str().into()),
+            InputValue::String(s) => Variable::String(s.as_ref().into()),
             InputValue::Boolean(b) => Variable::Bool(*b),
             InputValue::Date(d) => {
                 Variable::String(credence_expr::functions::format_date(*d).as_str().into())
@@ -128,7 +129,7 @@ pub enum FieldKind {
         max: Option<NaiveDate>,
     },
     Enum {
-        values: Vec<String>,
+        values: Vec<Arc<str>>,
     },
     List {
         items: Box<FieldSpec>,
@@ -203,7 +204,7 @@ impl FieldSpec {
                     return Err("an enum needs `values`, the allowed strings".into());
                 }
                 FieldKind::Enum {
-                    values: raw.values.clone(),
+                    values: raw.values.iter().map(|v| Arc::from(v.as_str())).collect(),
                 }
             }
             RawFieldType::List => {
@@ -303,7 +304,7 @@ impl FieldSpec {
                 {
                     return violate(format!("a string of {length} characters"));
                 }
-                InputValue::String(s.clone())
+                InputValue::String(Arc::from(s.as_str()))
             }
             FieldKind::Boolean => match raw {
                 J::Bool(b) => InputValue::Boolean(*b),
@@ -322,7 +323,10 @@ impl FieldSpec {
                 InputValue::Date(date)
             }
             FieldKind::Enum { values } => match raw {
-                J::String(s) if values.iter().any(|v| v == s) => InputValue::String(s.clone()),
+                J::String(s) => match values.iter().find(|v| v.as_ref() == s.as_str()) {
+                    Some(value) => InputValue::String(value.clone()),
+                    None => violate(describe_json(raw)),
+                },
                 _ => violate(describe_json(raw)),
             },
             FieldKind::List {
