@@ -136,6 +136,18 @@ fn activate(server: &Server, package: &Path) -> String {
     caller
 }
 
+/// Decides `body` with the application flow; the answer must be a decision.
+fn decide_application(server: &Server, key: &str, body: &Value) -> Value {
+    let answer = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        key,
+        body,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    answer.json
+}
+
 #[test]
 fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
     let root = scratch_dir("third-party");
@@ -154,14 +166,7 @@ fn bureau_calls_are_conditional_cached_fall_back_and_replay_without_calling() {
 
     let decide = |customer: &str, score: i64| -> Value {
         let body = json!({"customer_id": customer, "score": score, "consent_reference": format!("consent-{customer}")});
-        let answer = post_json(
-            &format!("{}/v1/decisions/application", server.url),
-            &caller,
-            &body,
-            &[],
-        );
-        assert_eq!(answer.status, 200, "{}", answer.json);
-        answer.json
+        decide_application(&server, &caller, &body)
     };
 
     // A clear score: the bureau is not needed and not called.
@@ -279,15 +284,11 @@ fn a_restart_within_the_ttl_reuses_the_paid_answer_instead_of_pulling_again() {
     let mut server = Server::start_with_env(&root.join("data"), &[], &env);
     let caller = activate(&server, &package);
     let decide = |server: &Server, customer: &str| -> Value {
-        let body = json!({"customer_id": customer, "score": 500});
-        let answer = post_json(
-            &format!("{}/v1/decisions/application", server.url),
+        decide_application(
+            server,
             &caller,
-            &body,
-            &[],
-        );
-        assert_eq!(answer.status, 200, "{}", answer.json);
-        answer.json
+            &json!({"customer_id": customer, "score": 500}),
+        )
     };
     let first = decide(&server, "C-400004");
     assert_eq!(first["data"][0]["meta"]["cache_hit"], false, "{first}");
