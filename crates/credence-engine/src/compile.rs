@@ -176,6 +176,18 @@ pub struct ModelStep {
     pub inputs: Vec<Expr>,
     /// The reason code of each model feature, if it has one.
     pub reasons: Vec<Option<Arc<str>>>,
+    /// The model's name, version, SHA-256, format and objective, as every trace names them
+    /// (shared, not copied per decision).
+    pub identity: ModelIdentity,
+}
+
+#[derive(Debug)]
+pub struct ModelIdentity {
+    pub name: Arc<str>,
+    pub version: Arc<str>,
+    pub sha256: Arc<str>,
+    pub format: Arc<str>,
+    pub objective: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -1217,7 +1229,7 @@ impl Compiler<'_> {
         }
         for (i, band) in raw.bands.iter().enumerate() {
             match self.exprs.compile_unary(&band.test) {
-                Ok(test) => bands.push((band.label.clone(), test)),
+                Ok(test) => bands.push((band.label.as_str().into(), test)),
                 Err(e) => self.problem(self.at(&format!("{path}.bands[{i}]")), e.to_string()),
             }
         }
@@ -1558,12 +1570,21 @@ impl Compiler<'_> {
             self.explainer_ids.insert(raw.id.clone());
         }
         (inputs.len() == features.len()).then(|| {
+            let metadata = model.metadata();
+            let identity = ModelIdentity {
+                name: metadata.name.as_str().into(),
+                version: metadata.version.as_str().into(),
+                sha256: metadata.sha256.as_str().into(),
+                format: metadata.format.as_str().into(),
+                objective: metadata.objective.as_str().into(),
+            };
             Step::Model(ModelStep {
                 id: raw.id.as_str().into(),
                 slot: self.exprs.slot(&raw.id),
                 model,
                 inputs,
                 reasons,
+                identity,
             })
         })
     }

@@ -150,8 +150,8 @@ pub enum StepDetail {
         rows: Vec<usize>,
     },
     Matrix {
-        row: Option<String>,
-        column: Option<String>,
+        row: Option<Arc<str>>,
+        column: Option<Arc<str>>,
     },
     Scorecard {
         score: Decimal,
@@ -160,12 +160,12 @@ pub enum StepDetail {
         bins: Vec<crate::scorecard::BinHit>,
     },
     Model {
-        model: String,
-        model_version: String,
-        model_sha256: String,
+        model: Arc<str>,
+        model_version: Arc<str>,
+        model_sha256: Arc<str>,
         /// The file's format and the library version that wrote it, e.g. `xgboost 3.1.2`.
-        model_format: String,
-        objective: String,
+        model_format: Arc<str>,
+        objective: Arc<str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         probability: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -629,16 +629,16 @@ impl<'s> Run<'s> {
                         break;
                     }
                 }
-                let summary = Variable::empty_object();
-                if let Variable::Object(map) = &summary {
-                    let mut map = map.borrow_mut();
-                    map.insert_str(
-                        "outcome",
-                        worst.map_or(Variable::Null, |o| Variable::String(o.as_str().into())),
-                    );
-                    map.insert_str("hits", Variable::Number(Decimal::from(hits.len())));
-                }
-                frame.set(*slot, summary);
+                frame.set_object(
+                    *slot,
+                    [
+                        (
+                            "outcome",
+                            worst.map_or(Variable::Null, |o| Variable::String(o.as_str().into())),
+                        ),
+                        ("hits", Variable::Number(Decimal::from(hits.len()))),
+                    ],
+                );
                 self.record(id, StepDetail::RuleSet { hits }, BTreeMap::new);
             }
             Step::Table(table) => {
@@ -666,20 +666,20 @@ impl<'s> Run<'s> {
             }
             Step::Scorecard(scorecard) => {
                 let result = scorecard
-                    .evaluate(frame, lists)
+                    .evaluate(frame, lists, self.full)
                     .map_err(|e| self.error(&scorecard.id, e))?;
-                let object = Variable::empty_object();
-                if let Variable::Object(map) = &object {
-                    let mut map = map.borrow_mut();
-                    map.insert_str("score", Variable::Number(result.score));
-                    map.insert_str(
-                        "pd",
-                        result.probability_of_default.map_or(Variable::Null, |pd| {
-                            Variable::Number(probability_decimal(pd))
-                        }),
-                    );
-                }
-                frame.set(scorecard.slot, object);
+                frame.set_object(
+                    scorecard.slot,
+                    [
+                        ("score", Variable::Number(result.score)),
+                        (
+                            "pd",
+                            result.probability_of_default.map_or(Variable::Null, |pd| {
+                                Variable::Number(probability_decimal(pd))
+                            }),
+                        ),
+                    ],
+                );
                 let values = if self.full {
                     let mut values = BTreeMap::new();
                     for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
@@ -729,28 +729,28 @@ impl<'s> Run<'s> {
                     features.push(x);
                 }
                 let prediction = step.model.predict(&features);
-                let object = Variable::empty_object();
-                if let Variable::Object(map) = &object {
-                    let mut map = map.borrow_mut();
-                    let number = |x: Option<f64>| {
-                        x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)))
-                    };
-                    map.insert_str(
-                        "probability",
-                        number(prediction.as_ref().and_then(|p| step.model.probability(p))),
-                    );
-                    map.insert_str("margin", number(prediction.map(|p| p.margin)));
-                }
-                frame.set(step.slot, object);
-                let metadata = step.model.metadata();
+                let number = |x: Option<f64>| {
+                    x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)))
+                };
+                frame.set_object(
+                    step.slot,
+                    [
+                        (
+                            "probability",
+                            number(prediction.as_ref().and_then(|p| step.model.probability(p))),
+                        ),
+                        ("margin", number(prediction.map(|p| p.margin))),
+                    ],
+                );
+                let identity = &step.identity;
                 self.record(
                     &step.id,
                     StepDetail::Model {
-                        model: metadata.name.clone(),
-                        model_version: metadata.version.clone(),
-                        model_sha256: metadata.sha256.clone(),
-                        model_format: metadata.format.clone(),
-                        objective: metadata.objective.clone(),
+                        model: identity.name.clone(),
+                        model_version: identity.version.clone(),
+                        model_sha256: identity.sha256.clone(),
+                        model_format: identity.format.clone(),
+                        objective: identity.objective.clone(),
                         probability: prediction.as_ref().and_then(|p| step.model.probability(p)),
                         margin: prediction.map(|p| p.margin),
                     },
@@ -901,31 +901,33 @@ impl<'s> Run<'s> {
                 }
             }
         }
-        let object = Variable::empty_object();
-        if let Variable::Object(map) = &object {
-            let mut map = map.borrow_mut();
-            for field in &source.fields {
-                let value = match values.get(&field.name).or(field.default.as_ref()) {
-                    Some(json) if status == "ok" => {
-                        data_variable(field.kind, json).ok_or_else(|| {
-                            self.error(
-                                &step.id,
-                                format!(
-                                    "{}: {} should be {}",
-                                    field.name,
-                                    json,
-                                    crate::data::kind_name(field.kind)
-                                ),
-                            )
-                        })?
-                    }
-                    _ => Variable::Null,
-                };
-                map.insert_str(&field.name, value);
-            }
-            map.insert_str("available", Variable::Bool(status == "ok"));
+        let ok = status == "ok";
+        // The first value that does not fit its declared kind (the evaluation then fails).
+        let mut misfit = None;
+        let entries = source.fields.iter().map(|field| {
+            let value = match values.get(&field.name).or(field.default.as_ref()) {
+                Some(json) if ok => data_variable(field.kind, json).unwrap_or_else(|| {
+                    misfit.get_or_insert_with(|| {
+                        format!(
+                            "{}: {} should be {}",
+                            field.name,
+                            json,
+                            crate::data::kind_name(field.kind)
+                        )
+                    });
+                    Variable::Null
+                }),
+                _ => Variable::Null,
+            };
+            (field.name.as_str(), value)
+        });
+        frame.set_object(
+            step.slot,
+            entries.chain(std::iter::once(("available", Variable::Bool(ok)))),
+        );
+        if let Some(message) = misfit {
+            return Err(self.error(&step.id, message));
         }
-        frame.set(step.slot, object);
         if status == "failed" {
             let (outcome, code) = match &source.on_failure {
                 FailurePolicy::Refer(code) => (Some(Outcome::Refer), Some(code.clone())),

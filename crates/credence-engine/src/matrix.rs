@@ -8,7 +8,7 @@ use std::sync::Arc;
 pub struct Axis {
     pub value: Expr,
     /// Bands in order; the first whose test matches is taken.
-    pub bands: Vec<(String, UnaryTest)>,
+    pub bands: Vec<(Arc<str>, UnaryTest)>,
 }
 
 impl Axis {
@@ -34,8 +34,8 @@ pub struct Matrix {
 }
 
 pub struct MatrixResult {
-    pub row: Option<String>,
-    pub column: Option<String>,
+    pub row: Option<Arc<str>>,
+    pub column: Option<Arc<str>>,
     /// The cell's outputs as an object; null when a value fell outside every band.
     pub value: Variable,
 }

@@ -112,20 +112,26 @@ pub struct ScorecardResult {
     pub bins: Vec<BinHit>,
     /// Reason codes ranked by points lost against each characteristic's best bin.
     pub ranked_reasons: Vec<Arc<str>>,
-    /// Each characteristic's value, for the full trace.
+    /// Each characteristic's value, for the full trace (empty unless asked for).
     pub values: Vec<Variable>,
 }
 
 impl Scorecard {
+    /// Scores; `keep_values` keeps each characteristic's value for a full trace.
     pub fn evaluate(
         &self,
         frame: &mut Frame,
         lists: &NamedLists,
+        keep_values: bool,
     ) -> Result<ScorecardResult, String> {
         let mut score = self.base_points;
         let mut bins = Vec::with_capacity(self.characteristics.len());
         let mut shortfalls: Vec<(u32, usize)> = Vec::with_capacity(self.characteristics.len());
-        let mut values = Vec::with_capacity(self.characteristics.len());
+        let mut values = Vec::with_capacity(if keep_values {
+            self.characteristics.len()
+        } else {
+            0
+        });
         for (position, characteristic) in self.characteristics.iter().enumerate() {
             let value = characteristic
                 .value
@@ -148,7 +154,9 @@ impl Scorecard {
                 bin: bin.label.clone(),
                 points: bin.points,
             });
-            values.push(value);
+            if keep_values {
+                values.push(value);
+            }
         }
         // Largest shortfall first; ties keep declaration order.
         shortfalls.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -489,7 +489,7 @@ fn model_steps_check_their_feature_mapping_and_score() {
             margin,
             ..
         } => {
-            assert_eq!(model, "pd");
+            assert_eq!(&**model, "pd");
             assert_eq!(model_sha256.len(), 64);
             assert!((margin.unwrap() - 1.2).abs() < 1e-12);
             assert!((probability.unwrap() - 1.0 / (1.0 + (-1.2f64).exp())).abs() < 1e-12);

@@ -7,6 +7,7 @@
 //! a string against a number, `and` on a non-boolean), so errors still come from ZEN. A property
 //! test holds the two together.
 
+use crate::frame::FieldName;
 use crate::{compare_decimals, Constant, Frame, Names, Slot, Variable};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use zen_expression::parser::Node;
 pub(crate) enum Fast {
     Constant(Constant),
     /// A name, then fields of objects: `grade.grade`.
-    Path(Slot, Vec<Arc<str>>),
+    Path(Slot, Vec<FieldName>),
     Equal {
         left: Box<Fast>,
         right: Box<Fast>,
@@ -72,7 +73,7 @@ impl Fast {
                 property: Node::String(field),
             } => match Fast::from_node(node, names)? {
                 Fast::Path(root, mut fields) => {
-                    fields.push(Arc::from(*field));
+                    fields.push(FieldName::new(field));
                     Fast::Path(root, fields)
                 }
                 _ => return None,

@@ -6,9 +6,12 @@
 //! expression that runs on the VM reads it, which, with the direct evaluator, is rare.
 
 use crate::Variable;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use zen_expression::variable::VariableMap;
+use zen_expression::variable::{MapIter, VariableMap};
 use zen_expression::vm::VM;
 use zen_expression::Scope;
 
@@ -83,6 +86,9 @@ pub struct Frame {
     /// Slots set since the last reset (repeats allowed), so a reset clears only those: a
     /// strategy has several times more names than one evaluation sets.
     touched: Vec<u32>,
+    /// By slot, the object the slot held when the frame was last reset, if nothing else held
+    /// it: [`Frame::set_object`] refills it instead of building a new one.
+    spare_objects: Vec<Option<Rc<RefCell<VariableMap>>>>,
     context: Variable,
     pub(crate) scope: Scope,
     pub(crate) vm: VM,
@@ -106,6 +112,7 @@ impl Frame {
             values: Vec::new(),
             in_context: Vec::new(),
             touched: Vec::new(),
+            spare_objects: Vec::new(),
             scope: Scope::new(context.clone()),
             context,
             vm: VM::new(),
@@ -116,12 +123,31 @@ impl Frame {
 
     /// Starts a new evaluation: every name null, the VM's buffers kept.
     pub fn reset(&mut self, names: &NameTable) {
+        // The context first: its copies of objects must be gone before the slots are looked at
+        // for objects nothing else holds.
+        let cleared = match &self.context {
+            Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
+            _ => false,
+        };
+        if !cleared {
+            self.context = Variable::from_object(VariableMap::with_capacity(8));
+        }
+        self.scope = Scope::new(self.context.clone());
         let same_names = Arc::ptr_eq(&self.names.0, &names.0);
         if same_names && self.values.len() == names.len() {
             // Every slot not set since the last reset is still null and in the context.
             for index in self.touched.drain(..) {
-                self.values[index as usize] = Variable::Null;
-                self.in_context[index as usize] = true;
+                let index = index as usize;
+                if let Variable::Object(object) =
+                    std::mem::replace(&mut self.values[index], Variable::Null)
+                {
+                    if Rc::strong_count(&object) == 1 && Rc::weak_count(&object) == 0 {
+                        if let Some(spare) = self.spare_objects.get_mut(index) {
+                            *spare = Some(object);
+                        }
+                    }
+                }
+                self.in_context[index] = true;
             }
         } else {
             if !same_names {
@@ -132,16 +158,41 @@ impl Frame {
             self.values.resize(names.len(), Variable::Null);
             self.in_context.clear();
             self.in_context.resize(names.len(), true);
+            self.spare_objects.clear();
+            self.spare_objects.resize(names.len(), None);
         }
-        // An absent name reads as null in ZEN too, so an empty context agrees with all-null values.
-        let cleared = match &self.context {
-            Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
-            _ => false,
+    }
+
+    /// Sets a slot to an object of `entries`, in their order.
+    ///
+    /// A step builds an object of the same fields in the same order every time, so the object
+    /// the slot held in the previous evaluation (kept at reset when nothing else held it) is
+    /// refilled in place: its keys are compared, not allocated again, and its storage is
+    /// reused. Where the fields differ from the previous ones, the object is rebuilt; either
+    /// way it ends up holding exactly `entries`.
+    pub fn set_object<'n>(
+        &mut self,
+        slot: Slot,
+        entries: impl IntoIterator<Item = (&'n str, Variable)>,
+    ) {
+        let spare = self
+            .spare_objects
+            .get_mut(slot.index())
+            .and_then(Option::take);
+        let object = match spare {
+            Some(object) => {
+                refill(&mut object.borrow_mut(), entries);
+                object
+            }
+            None => {
+                let mut map = VariableMap::new();
+                for (name, value) in entries {
+                    map.insert_str(name, value);
+                }
+                Rc::new(RefCell::new(map))
+            }
         };
-        if !cleared {
-            self.context = Variable::from_object(VariableMap::with_capacity(8));
-        }
-        self.scope = Scope::new(self.context.clone());
+        self.set(slot, Variable::Object(object));
     }
 
     /// Sets a slot's value.
@@ -182,7 +233,7 @@ impl Frame {
     }
 
     /// Reads `root.a.b`: null where a value on the way is not an object or lacks the field.
-    pub(crate) fn get_path(&self, root: Slot, rest: &[Arc<str>]) -> Variable {
+    pub(crate) fn get_path(&self, root: Slot, rest: &[FieldName]) -> Variable {
         let Some(first) = self.values.get(root.index()) else {
             return Variable::Null;
         };
@@ -229,14 +280,92 @@ impl Frame {
     }
 }
 
-fn field(value: &Variable, name: &str) -> Variable {
-    match value {
-        Variable::Object(object) => object
-            .borrow()
-            .get_str(name)
-            .cloned()
-            .unwrap_or(Variable::Null),
-        _ => Variable::Null,
+/// Makes `map` hold exactly `entries`, in their order, replacing values in place while its keys
+/// are the entries' names in order.
+fn refill<'n>(map: &mut VariableMap, entries: impl IntoIterator<Item = (&'n str, Variable)>) {
+    let mut entries = entries.into_iter();
+    let mut matched = 0usize;
+    let mut pending = None;
+    let mut diverged = false;
+    for (key, value) in map.iter_mut() {
+        match entries.next() {
+            Some((name, new)) if key.as_str() == name => {
+                *value = new;
+                matched += 1;
+            }
+            other => {
+                pending = other;
+                diverged = true;
+                break;
+            }
+        }
+    }
+    if diverged {
+        // Keep the matched prefix, then add the rest by name.
+        let held = std::mem::take(map);
+        map.extend(held.into_iter().take(matched));
+    } else {
+        pending = entries.next();
+    }
+    for (name, value) in pending.into_iter().chain(entries) {
+        map.insert_str(name, value);
+    }
+}
+
+fn field(value: &Variable, name: &FieldName) -> Variable {
+    let Variable::Object(object) = value else {
+        return Variable::Null;
+    };
+    let map = object.borrow();
+    let MapIter::Small(entries) = map.iter() else {
+        return map.get_str(&name.name).cloned().unwrap_or(Variable::Null);
+    };
+    let entries = entries.as_slice();
+    let hint = name.position.load(Ordering::Relaxed) as usize;
+    if let Some((key, value)) = entries.get(hint) {
+        if key.as_str() == &*name.name {
+            return value.clone();
+        }
+    }
+    match entries
+        .iter()
+        .position(|(key, _)| key.as_str() == &*name.name)
+    {
+        Some(position) => {
+            name.position.store(position as u32, Ordering::Relaxed);
+            entries[position].1.clone()
+        }
+        None => Variable::Null,
+    }
+}
+
+/// A field read from an object (`liabilities.open_accounts`), with the position it was last
+/// found at. A step builds its object with the same fields in the same order every time, so
+/// the remembered position nearly always holds the field and the search by name is skipped.
+/// The position is only a hint: a wrong one costs a search, never a wrong value. It is shared
+/// by the threads evaluating the same compiled expression (relaxed atomics: any stored value
+/// is a valid hint).
+#[derive(Debug)]
+pub(crate) struct FieldName {
+    pub(crate) name: Arc<str>,
+    position: AtomicU32,
+}
+
+impl FieldName {
+    pub(crate) fn new(name: &str) -> FieldName {
+        FieldName {
+            name: Arc::from(name),
+            position: AtomicU32::new(0),
+        }
+    }
+}
+
+impl Clone for FieldName {
+    fn clone(&self) -> FieldName {
+        FieldName {
+            name: self.name.clone(),
+            position: AtomicU32::new(self.position.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -272,5 +401,107 @@ mod tests {
         assert_eq!(frame.values.len(), 2);
         assert_eq!(frame.get(d), Variable::Null);
         assert!(frame.set_named("e", Variable::Bool(true)));
+    }
+
+    fn keys_and_values(value: &Variable) -> Vec<(String, Variable)> {
+        let Variable::Object(object) = value else {
+            panic!("not an object: {value:?}")
+        };
+        let map = object.borrow();
+        map.iter()
+            .map(|(key, value)| (key.as_str().to_string(), value.clone()))
+            .collect()
+    }
+
+    fn number(n: i64) -> Variable {
+        Variable::Number(n.into())
+    }
+
+    /// Each case: the object's fields in one evaluation, then in the next; the second object
+    /// must hold exactly its own fields, in order, whatever the first held.
+    #[test]
+    fn a_refilled_object_holds_exactly_the_new_fields() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("same fields", &["a", "b", "c"], &["a", "b", "c"]),
+            ("one more", &["a", "b"], &["a", "b", "c"]),
+            ("one fewer", &["a", "b", "c"], &["a", "b"]),
+            ("one renamed", &["a", "b", "c"], &["a", "x", "c"]),
+            ("reordered", &["a", "b", "c"], &["c", "b", "a"]),
+            ("none before", &[], &["a"]),
+            ("none after", &["a", "b"], &[]),
+            (
+                "past the map's inline size",
+                &["f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10"],
+                &[
+                    "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11",
+                ],
+            ),
+        ];
+        let mut names = Names::default();
+        let slot = names.slot("step");
+        let table = names.table();
+        for (case, first, second) in cases {
+            let mut frame = Frame::with_names(&table);
+            let entries = |fields: &'static [&'static str], base: i64| {
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, name)| (*name, number(base + i as i64)))
+            };
+            frame.set_object(slot, entries(first, 0));
+            frame.reset(&table);
+            assert!(frame.spare_objects[slot.index()].is_some(), "{case}: kept");
+            frame.set_object(slot, entries(second, 100));
+            let expected: Vec<(String, Variable)> = entries(second, 100)
+                .map(|(name, value)| (name.to_string(), value))
+                .collect();
+            assert_eq!(keys_and_values(&frame.get(slot)), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn an_object_held_elsewhere_is_never_refilled() {
+        let mut names = Names::default();
+        let slot = names.slot("step");
+        let table = names.table();
+        let mut frame = Frame::with_names(&table);
+        frame.set_object(slot, [("a", number(1))]);
+        let kept_by_caller = frame.get(slot);
+        frame.reset(&table);
+        frame.set_object(slot, [("a", number(2))]);
+        assert_eq!(keys_and_values(&kept_by_caller), [("a".into(), number(1))]);
+        assert_eq!(keys_and_values(&frame.get(slot)), [("a".into(), number(2))]);
+    }
+
+    #[test]
+    fn a_stale_field_position_still_finds_the_field() {
+        let mut names = Names::default();
+        let slot = names.slot("step");
+        let table = names.table();
+        let mut frame = Frame::with_names(&table);
+        let b = FieldName::new("b");
+        let missing = FieldName::new("z");
+        for (round, fields) in [&["a", "b"][..], &["b"], &["x", "y", "b"], &["a"]]
+            .iter()
+            .enumerate()
+        {
+            frame.reset(&table);
+            let value = number(round as i64);
+            frame.set_object(slot, fields.iter().map(|name| (*name, value.clone())));
+            let expected = if fields.contains(&"b") {
+                value
+            } else {
+                Variable::Null
+            };
+            assert_eq!(
+                frame.get_path(slot, std::slice::from_ref(&b)),
+                expected,
+                "round {round}"
+            );
+            assert_eq!(
+                frame.get_path(slot, std::slice::from_ref(&missing)),
+                Variable::Null
+            );
+        }
     }
 }
