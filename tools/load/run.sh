@@ -12,8 +12,9 @@ duration="${1:-20}"
 connections="${2:-32}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 
-cargo build --release --quiet
-bin=target/release/credence
+# CREDENCE_BIN runs a given binary instead (to compare two builds in alternation).
+[ -n "${CREDENCE_BIN:-}" ] || cargo build --release --quiet
+bin="${CREDENCE_BIN:-target/release/credence}"
 work="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
