@@ -181,12 +181,16 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     if !from_log && as_of.is_none() {
         bail!("--as-of DATE is required for a file input: a back-test must not depend on the day it runs");
     }
-    let mut champion = side(&args.strategy, &args.flow)?;
-    let mut challenger = args
-        .challenger
-        .as_deref()
-        .map(|dir| side(dir, &args.flow))
-        .transpose()?;
+    let sides = || -> anyhow::Result<(Side, Option<Side>)> {
+        let champion = side(&args.strategy, &args.flow)?;
+        let challenger = args
+            .challenger
+            .as_deref()
+            .map(|dir| side(dir, &args.flow))
+            .transpose()?;
+        Ok((champion, challenger))
+    };
+    let (mut champion, mut challenger) = sides()?;
     let format = Format::of(&args.input)?;
     let total_bytes = if from_log {
         0
@@ -274,12 +278,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     // between cores on every row, which cost a quarter more CPU than separate copies.
     let mut jobs = vec![job(champion, challenger)];
     for _ in 1..threads {
-        let mut champion = side(&args.strategy, &args.flow)?;
-        let mut challenger = args
-            .challenger
-            .as_deref()
-            .map(|dir| side(dir, &args.flow))
-            .transpose()?;
+        let (mut champion, mut challenger) = sides()?;
         if let Some(columns) = &columns {
             champion.set_columns(columns);
             if let Some(challenger) = challenger.as_mut() {
