@@ -124,7 +124,8 @@ impl Frame {
     /// Starts a new evaluation: every name null, the VM's buffers kept.
     pub fn reset(&mut self, names: &NameTable) {
         // The context first: its copies of objects must be gone before the slots are looked at
-        // for objects nothing else holds.
+        // for objects nothing else holds. An absent name reads as null in ZEN too, so an empty
+        // context agrees with all-null values.
         let cleared = match &self.context {
             Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
             _ => false,
