@@ -209,31 +209,104 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// How long a verified key is trusted without reading the store again.
+/// How long a verified key is trusted without reading the store again: the longest a
+/// revocation made through another process takes to reach this one.
 const CACHE_TTL: Duration = Duration::from_secs(5);
+/// A cached key this old is read again in the background while requests go on using it, so
+/// that under steady traffic it never expires. Without this, every request in flight when the
+/// entry expired would read the store at once, a stall every [`CACHE_TTL`] that showed in the
+/// tail latency under load.
+const REFRESH_AFTER: Duration = Duration::from_secs(3);
+
+struct CachedKey {
+    verified_at: Instant,
+    principal: Principal,
+    /// A background read of this key is under way.
+    refreshing: bool,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    by_secret_sha256: HashMap<String, CachedKey>,
+    /// Bumped by [`Authenticator::forget`]: a verification that started before it must not
+    /// put back what it read, which may predate a revocation.
+    generation: u64,
+}
 
 /// Verifies bearer keys against the store, with a short cache.
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<String, (Instant, Principal)>>,
+    cache: Arc<Mutex<KeyCache>>,
+    ttl: Duration,
+    refresh_after: Duration,
+}
+
+fn unauthenticated(why: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        format!("{why}; send `Authorization: Bearer <key>` with a key from `credence keys create`"),
+    )
+}
+
+/// Reads key `id` and checks the secret's hash and the revocation.
+async fn verify(store: &dyn Store, id: &str, secret_sha256: &str) -> Result<Principal, ApiError> {
+    let record = store
+        .key(id)
+        .await?
+        .filter(|r| constant_time_eq(r.secret_sha256.as_bytes(), secret_sha256.as_bytes()))
+        .ok_or_else(|| unauthenticated("unknown API key"))?;
+    if record.revoked_at_ms.is_some() {
+        return Err(unauthenticated("this API key was revoked"));
+    }
+    Ok(Principal {
+        key_id: record.id.clone(),
+        user: record.user.clone(),
+        roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+    })
+}
+
+impl KeyCache {
+    /// Keeps a verification made at `generation`, unless the cache was cleared since.
+    fn keep(&mut self, generation: u64, secret_sha256: String, principal: Principal) {
+        if generation != self.generation {
+            return;
+        }
+        if self.by_secret_sha256.len() > 10_000 {
+            self.by_secret_sha256.clear();
+        }
+        self.by_secret_sha256.insert(
+            secret_sha256,
+            CachedKey {
+                verified_at: Instant::now(),
+                principal,
+                refreshing: false,
+            },
+        );
+    }
 }
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>) -> Authenticator {
+        Authenticator::with_timing(store, CACHE_TTL, REFRESH_AFTER)
+    }
+
+    /// An authenticator whose cache trusts a key for `ttl` and re-reads it after
+    /// `refresh_after` (tests shorten them).
+    pub fn with_timing(
+        store: Arc<dyn Store>,
+        ttl: Duration,
+        refresh_after: Duration,
+    ) -> Authenticator {
         Authenticator {
             store,
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(KeyCache::default())),
+            ttl,
+            refresh_after: refresh_after.min(ttl),
         }
     }
 
     /// The principal for an `Authorization` header value, or 401.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
-        let unauthenticated = |why: &str| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                format!("{why}; send `Authorization: Bearer <key>` with a key from `credence keys create`"),
-            )
-        };
         let header = header.ok_or_else(|| unauthenticated("no API key"))?;
         let key = header
             .strip_prefix("Bearer ")
@@ -241,40 +314,69 @@ impl Authenticator {
             .ok_or_else(|| unauthenticated("the Authorization header is not a Bearer key"))?;
         let (id, secret) = parse_key(key).ok_or_else(|| unauthenticated("malformed API key"))?;
         let secret_hash = credence_store::chain::sha256_hex(secret.as_bytes());
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((at, principal)) = cache.get(&secret_hash) {
-                if at.elapsed() < CACHE_TTL && principal.key_id == id {
-                    return Ok(principal.clone());
+        let generation = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let generation = cache.generation;
+            if let Some(entry) = cache.by_secret_sha256.get_mut(&secret_hash) {
+                let age = entry.verified_at.elapsed();
+                if age < self.ttl && entry.principal.key_id == id {
+                    let principal = entry.principal.clone();
+                    if age >= self.refresh_after && !entry.refreshing {
+                        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                            entry.refreshing = true;
+                            runtime.spawn(refresh(
+                                self.store.clone(),
+                                self.cache.clone(),
+                                generation,
+                                id.to_string(),
+                                secret_hash,
+                            ));
+                        }
+                    }
+                    return Ok(principal);
                 }
             }
-        }
-        let record = self
-            .store
-            .key(id)
-            .await?
-            .filter(|r| constant_time_eq(r.secret_sha256.as_bytes(), secret_hash.as_bytes()))
-            .ok_or_else(|| unauthenticated("unknown API key"))?;
-        if record.revoked_at_ms.is_some() {
-            return Err(unauthenticated("this API key was revoked"));
-        }
-        let principal = Principal {
-            key_id: record.id.clone(),
-            user: record.user.clone(),
-            roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            generation
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(secret_hash, (Instant::now(), principal.clone()));
-        }
+        let principal = verify(&*self.store, id, &secret_hash).await?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).keep(
+            generation,
+            secret_hash,
+            principal.clone(),
+        );
         Ok(principal)
     }
 
     /// Forgets cached keys (after a revocation through this process).
     pub fn forget(&self) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.clear();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.by_secret_sha256.clear();
+        cache.generation += 1;
+    }
+}
+
+/// Reads a cached key again: kept fresh if it still verifies, dropped if it was revoked or
+/// removed. If the store cannot be read, the entry stays until its TTL, and the first request
+/// after that asks the store itself (and gets its error).
+async fn refresh(
+    store: Arc<dyn Store>,
+    cache: Arc<Mutex<KeyCache>>,
+    generation: u64,
+    id: String,
+    secret_sha256: String,
+) {
+    let verified = verify(&*store, &id, &secret_sha256).await;
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    match verified {
+        Ok(principal) => cache.keep(generation, secret_sha256, principal),
+        Err(error) if error.code == ErrorCode::Unauthenticated => {
+            cache.by_secret_sha256.remove(&secret_sha256);
+        }
+        Err(error) => {
+            tracing::warn!(key_id = %id, %error, "cannot re-read an API key; it expires from the cache");
+            if let Some(entry) = cache.by_secret_sha256.get_mut(&secret_sha256) {
+                entry.refreshing = false;
+            }
         }
     }
 }
@@ -303,6 +405,66 @@ mod tests {
             refusal.details["required_roles"],
             serde_json::json!(["admin"])
         );
+    }
+
+    fn audit(action: &str) -> credence_store::NewAuditEvent {
+        credence_store::NewAuditEvent {
+            at_ms: 1,
+            actor: "admin".into(),
+            action: action.into(),
+            subject: "key".into(),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    /// A key revoked through another process (the store changed, this cache not told) stops
+    /// working once a background re-read has seen it, while requests meanwhile are answered
+    /// from the cache; a key that still verifies stays usable across re-reads.
+    #[tokio::test]
+    async fn cached_keys_are_reread_in_the_background_and_revocations_land() {
+        let dir = std::env::temp_dir().join(format!("credence-auth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn Store> = Arc::new(credence_store::SqliteStore::open(&dir).unwrap());
+        let kept = issue_key("alice", &[Role::Decide], "admin", 1).unwrap();
+        let revoked = issue_key("bob", &[Role::Review], "admin", 1).unwrap();
+        for issued in [&kept, &revoked] {
+            store
+                .insert_key(issued.record.clone(), audit("key.create"))
+                .await
+                .unwrap();
+        }
+        // Every cached use starts a re-read (one at a time); entries never expire here.
+        let auth =
+            Authenticator::with_timing(store.clone(), Duration::from_secs(3600), Duration::ZERO);
+        let bearer = |issued: &IssuedKey| format!("Bearer {}", issued.plaintext);
+        for issued in [&kept, &revoked] {
+            auth.authenticate(Some(&bearer(issued))).await.unwrap();
+        }
+        store
+            .revoke_key(&revoked.record.id, 2, audit("key.revoke"))
+            .await
+            .unwrap();
+        let mut refused = None;
+        for _ in 0..500 {
+            match auth.authenticate(Some(&bearer(&revoked))).await {
+                Ok(principal) => assert_eq!(principal.user, "bob"),
+                Err(error) => {
+                    refused = Some(error);
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let refused = refused.expect("the revocation never reached the cache");
+        assert_eq!(refused.code, ErrorCode::Unauthenticated);
+        assert!(refused.message.contains("revoked"), "{}", refused.message);
+        for _ in 0..20 {
+            let principal = auth.authenticate(Some(&bearer(&kept))).await.unwrap();
+            assert_eq!(principal.roles, vec![Role::Decide]);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
