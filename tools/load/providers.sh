@@ -45,3 +45,8 @@ CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/applicatio
   wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/providers.lua "$url/v1/decisions/application"
 echo "--- provider calls"
 curl -s "$url/metrics" | grep -E '^credence_provider_(calls|cache_hits)_total' || true
+# Commits slower than 5 ms: on this VM they come from the disk, not from Credence
+# (tools/load/disk_probe.py).
+curl -s "$url/metrics" | awk -F'[ ]' '/^credence_log_commit_seconds_bucket\{le="0.005"\}/ {fast=$2}
+  /^credence_log_commit_seconds_count/ {all=$2}
+  END {if (all) printf "log commits over 5 ms: %d of %d (%.2f%%)\n", all-fast, all, 100*(all-fast)/all}'
