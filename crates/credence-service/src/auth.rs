@@ -214,8 +214,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 const CACHE_TTL: Duration = Duration::from_secs(5);
 /// A cached key this old is read again in the background while requests go on using it, so
 /// that under steady traffic it never expires. Without this, every request in flight when the
-/// entry expired would read the store at once, a stall every [`CACHE_TTL`] that showed in the
-/// tail latency under load.
+/// entry expired would read the store at once: a burst of blocking reads, one per connection,
+/// every [`CACHE_TTL`].
 const REFRESH_AFTER: Duration = Duration::from_secs(3);
 
 struct CachedKey {
