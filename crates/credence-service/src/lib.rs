@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod package_archive;
 pub mod portfolio;
 mod provider_cache;
+pub mod provider_http;
 pub mod providers;
 pub mod replay;
 mod routes;

@@ -18,14 +18,10 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::provider_cache::TtlCache;
+use crate::provider_http::ProviderHttp;
 use arc_swap::ArcSwap;
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
 use credence_store::ProviderAnswerRecord;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde::Serialize;
 use sha2::Digest;
@@ -114,7 +110,7 @@ pub(crate) const CACHE_CAPACITY: usize = 200_000;
 /// The providers of a process: one HTTP client, the breakers and the cache.
 pub struct Providers {
     /// Replaced (not changed) when the operator adds a CA, before serving.
-    client: ArcSwap<ProviderClient>,
+    client: ArcSwap<ProviderHttp>,
     /// From the secrets file; the environment is read when a name is not here.
     secrets: RwLock<HashMap<String, String>>,
     breakers: Mutex<HashMap<String, Breaker>>,
@@ -146,26 +142,8 @@ pub fn parse_secrets(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// An error with its causes, outermost first: the client's own message ("client error
-/// (Connect)") does not say whether DNS, the TCP connection or the certificate failed.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let message = inner.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-type ProviderClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// A client for `http` and `https` URLs that trusts Mozilla's roots and `extra_roots`.
-fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderClient, ApiError> {
+fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderHttp, ApiError> {
     let invalid = |what: String| ApiError::new(ErrorCode::InvalidParameter, what);
     let mut roots =
         rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -181,15 +159,9 @@ fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderCl
     .map_err(|e| invalid(format!("TLS set-up for providers failed: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.enforce_http(false);
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    let mut tls = tls;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(ProviderHttp::new(Arc::new(tls)))
 }
 
 impl Providers {
@@ -428,24 +400,7 @@ impl Providers {
                 tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
             }
             record.attempts = attempt + 1;
-            let mut request = hyper::Request::get(url.as_str());
-            for (name, value) in &headers {
-                request = request.header(name.as_str(), value.as_str());
-            }
-            let request = match request.body(Empty::<Bytes>::new()) {
-                Ok(request) => request,
-                Err(error) => {
-                    record.status = "invalid_request";
-                    record.error = Some(error.to_string());
-                    break;
-                }
-            };
-            let exchange = async {
-                let response = client.request(request).await?;
-                let status = response.status().as_u16();
-                let body = response.into_body().collect().await?.to_bytes();
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
-            };
+            let exchange = client.get(&url, &headers);
             match tokio::time::timeout(Duration::from_millis(provider.timeout_ms), exchange).await {
                 Err(_) => {
                     record.status = "timeout";
@@ -453,9 +408,9 @@ impl Providers {
                 }
                 Ok(Err(error)) => {
                     record.status = "unreachable";
-                    record.error = Some(error_chain(error.as_ref()));
+                    record.error = Some(error);
                 }
-                Ok(Ok((status, body))) => {
+                Ok(Ok(crate::provider_http::HttpAnswer { status, body })) => {
                     record.http_status = Some(status);
                     if !(200..300).contains(&status) {
                         record.status = "http_error";
