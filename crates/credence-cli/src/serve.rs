@@ -236,6 +236,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Ok(None) => {}
         Err(error) => anyhow::bail!("loading the active strategy: {error}"),
     }
+    // A crash between a referral's answer and its case being stored left a referred decision
+    // without its case: open it now, from the decision in the log.
+    match service
+        .cases
+        .open_missing(credence_service::cases::RECONCILE_RECENT_DECISIONS)
+        .await
+    {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(
+            count,
+            "opened review cases a crash had kept from being stored"
+        ),
+        Err(error) => anyhow::bail!("opening the review cases of referred decisions: {error}"),
+    }
     // Provider answers paid for by an earlier run are reused until their TTL, not paid again.
     match service.restore_provider_answers().await {
         Ok(0) => {}
@@ -333,6 +347,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // The cases of the last referrals answered are stored before the process ends.
+    service.cases.settled().await;
     if let Err(error) = service.save_provider_answers().await {
         tracing::warn!(%error, "cannot save cached provider answers");
     }

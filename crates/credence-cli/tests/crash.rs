@@ -1,6 +1,7 @@
 //! Durability: the server is killed with SIGKILL mid-load; every decision that got a 2xx must
 //! be in the log after restart, and the log's hash chain must verify — and stop verifying
-//! once a stored byte is changed.
+//! once a stored byte is changed. A referral whose case a crash kept from being stored gets it
+//! at the next start.
 
 #[path = "support/server.rs"]
 mod support;
@@ -126,4 +127,49 @@ fn frame_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
         at += 4 + length;
     }
     frames
+}
+
+#[test]
+fn a_referral_whose_case_was_not_stored_gets_it_at_the_next_start() {
+    let dir = scratch_dir("crash-case");
+    let mut server = Server::start(&dir, &[]);
+    let caller = server.key("decide", "platform");
+    let reviewer = server.key("review", "ann");
+    let referred = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &caller,
+        &example_input("application-refer.json"),
+        &[],
+    );
+    assert_eq!(referred.json["outcome"], "refer", "{}", referred.json);
+    let id = referred.json["id"].as_str().unwrap().to_string();
+    let record = get(&format!("{}/v1/decisions/{id}", server.url), &caller).json;
+    let case_id = record["review"]["case_id"].as_str().unwrap().to_string();
+    let case_url = |server: &Server| format!("{}/v1/cases/{case_id}", server.url);
+    let opened = get(&case_url(&server), &reviewer).json;
+    assert_eq!(opened["decision_id"], id.as_str(), "{opened}");
+    server.kill();
+
+    // What a crash between the answer and the case's commit leaves: the decision, no case.
+    let database = rusqlite::Connection::open(dir.join("credence.sqlite3")).unwrap();
+    let deleted = database
+        .execute("DELETE FROM review_cases WHERE decision_id = ?1", [&id])
+        .unwrap();
+    assert_eq!(deleted, 1);
+    drop(database);
+
+    // The next start opens it again from the decision in the log: the same case.
+    let server = Server::start(&dir, &[]);
+    let reopened = get(&case_url(&server), &reviewer).json;
+    for field in [
+        "id",
+        "decision_id",
+        "queue",
+        "priority",
+        "created_at_ms",
+        "due_at_ms",
+        "status",
+    ] {
+        assert_eq!(reopened[field], opened[field], "{field}: {reopened}");
+    }
 }

@@ -10,7 +10,9 @@ use credence_review::{Case, Command, QueuePolicy, ReviewError, ReviewPolicy, Rev
 use credence_store::{CaseQuery, CaseRecord, Store};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Reviews decided, by `queue` and `verdict`.
 pub const REVIEW_DECISIONS_TOTAL: &str = "credence_review_decisions_total";
@@ -135,7 +137,39 @@ pub struct Cases {
     store: Arc<dyn Store>,
     strategies: Arc<Strategies>,
     clock: Arc<dyn ServiceClock>,
+    opening: Mutex<Opening>,
+    /// Signalled whenever a case opened in the background is stored (or failed to be).
+    opened: Notify,
 }
+
+/// Cases being opened in the background, by ticket.
+#[derive(Default)]
+struct Opening {
+    next_ticket: u64,
+    open: BTreeSet<u64>,
+}
+
+/// Ends a background opening however its task ends, waking the readers waiting for it.
+struct OpeningTicket {
+    cases: Arc<Cases>,
+    ticket: u64,
+}
+
+impl Drop for OpeningTicket {
+    fn drop(&mut self) {
+        self.cases
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .remove(&self.ticket);
+        self.cases.opened.notify_waiters();
+    }
+}
+
+/// How many of the newest decisions [`Cases::open_missing`] looks through at start: far more
+/// than are answered while a case is being opened.
+pub const RECONCILE_RECENT_DECISIONS: u32 = 100_000;
 
 fn to_record(case: &Case, version: i64) -> Result<CaseRecord, ApiError> {
     Ok(CaseRecord {
@@ -175,6 +209,8 @@ impl Cases {
             store,
             strategies,
             clock,
+            opening: Mutex::new(Opening::default()),
+            opened: Notify::new(),
         }
     }
 
@@ -192,31 +228,140 @@ impl Cases {
         }
     }
 
-    /// Opens the case of a referred decision.
-    pub async fn open_for(
-        &self,
+    /// The case a referred decision opens.
+    fn case_for(
         decision_id: &str,
         referral: &Referral,
         requested_amount: Option<Decimal>,
         strategy: &CompiledStrategy,
         now_ms: i64,
-    ) -> Result<(), ApiError> {
-        let policy = policy_for(strategy);
-        let id = format!("case_{}", decision_id.trim_start_matches("dec_"));
+    ) -> Result<CaseRecord, ApiError> {
         let case = credence_review::open_case(
-            id,
+            format!("case_{}", decision_id.trim_start_matches("dec_")),
             decision_id.to_string(),
             referral.queue.clone(),
             referral.priority,
             requested_amount,
-            &policy,
+            &policy_for(strategy),
             now_ms,
         );
-        self.store.insert_case(to_record(&case, 1)?).await?;
-        Ok(())
+        to_record(&case, 1)
+    }
+
+    /// Opens the case of a referred decision, already in the log, without making its answer
+    /// wait for a second commit: the case is stored by a task of its own. Reads of cases wait
+    /// for the openings begun before them ([`Cases::settled`]), so a reviewer or a client who
+    /// looks after the answer finds the case; a crash before it is stored is made good at the
+    /// next start ([`Cases::open_missing`]), the decision in the log being the record of it.
+    pub fn open_in_background(
+        self: &Arc<Self>,
+        decision_id: &str,
+        referral: &Referral,
+        requested_amount: Option<Decimal>,
+        strategy: &CompiledStrategy,
+        now_ms: i64,
+    ) {
+        let record = match Self::case_for(decision_id, referral, requested_amount, strategy, now_ms)
+        {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(decision_id, %error, "cannot open the review case");
+                return;
+            }
+        };
+        let ticket = {
+            let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+            let ticket = opening.next_ticket;
+            opening.next_ticket += 1;
+            opening.open.insert(ticket);
+            OpeningTicket {
+                cases: self.clone(),
+                ticket,
+            }
+        };
+        tokio::spawn(async move {
+            let decision_id = record.decision_id.clone();
+            if let Err(error) = ticket.cases.store.insert_case(record).await {
+                tracing::error!(%decision_id, %error, "cannot open the review case");
+            }
+            drop(ticket);
+        });
+    }
+
+    /// Waits until every case whose opening began before this call is stored (or failed).
+    pub async fn settled(&self) {
+        let mark = self
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_ticket;
+        loop {
+            let notified = self.opened.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a wake-up between the look and the wait is kept.
+            notified.as_mut().enable();
+            let waiting = {
+                let opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+                opening.open.range(..mark).next().is_some()
+            };
+            if !waiting {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Opens the cases of referred decisions, among the newest `recent`, that have none (a
+    /// crash came between a referral's answer and its case being stored); returns how many.
+    /// Run it once at start, before serving.
+    pub async fn open_missing(&self, recent: u32) -> Result<usize, ApiError> {
+        let mut opened = 0;
+        for decision_id in self.store.referrals_without_case(recent).await? {
+            let Some(stored) = self.store.decision(&decision_id).await? else {
+                continue;
+            };
+            let record = &stored.record;
+            let decision: serde_json::Value =
+                serde_json::from_str(&record.decision).map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        format!("stored decision {decision_id} is unreadable: {e}"),
+                    )
+                })?;
+            let Some(referral) = decision
+                .get("referral")
+                .and_then(|r| serde_json::from_value::<Referral>(r.clone()).ok())
+            else {
+                tracing::warn!(%decision_id, "a referred decision without its referral; no case opened");
+                continue;
+            };
+            let requested_amount = serde_json::from_str::<serde_json::Value>(&record.input)
+                .ok()
+                .and_then(|input| {
+                    input
+                        .get("requested_amount")
+                        .and_then(credence_engine::json_decimal)
+                });
+            let strategy = self.strategies.compiled(&record.strategy_version).await?;
+            let case = Self::case_for(
+                &decision_id,
+                &referral,
+                requested_amount,
+                &strategy,
+                record.created_at_ms,
+            )?;
+            match self.store.insert_case(case).await {
+                Ok(()) => opened += 1,
+                // Opened meanwhile by someone else: nothing to make good.
+                Err(credence_store::StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(opened)
     }
 
     pub async fn list(&self, query: CaseQuery) -> Result<Vec<CaseView>, ApiError> {
+        self.settled().await;
         let records = self.store.cases(&query).await?;
         records
             .iter()
@@ -225,6 +370,7 @@ impl Cases {
     }
 
     pub async fn get(&self, id: &str) -> Result<CaseView, ApiError> {
+        self.settled().await;
         let record = self
             .store
             .case(id)
@@ -235,6 +381,7 @@ impl Cases {
 
     /// The review part of a decision's record, if it was referred.
     pub async fn for_decision(&self, decision_id: &str) -> Result<Option<CaseView>, ApiError> {
+        self.settled().await;
         match self.store.case_for_decision(decision_id).await? {
             Some(record) => Ok(Some(self.view(from_record(&record)?))),
             None => Ok(None),
@@ -243,6 +390,7 @@ impl Cases {
 
     /// Escalates every waiting case past its SLA to the senior reviewers; returns how many.
     pub async fn escalate_breached(&self) -> Result<usize, ApiError> {
+        self.settled().await;
         let now = self.now_ms();
         let breached = self
             .store
@@ -288,6 +436,7 @@ impl Cases {
         command: Command,
         actor: &Reviewer,
     ) -> Result<CaseView, ApiError> {
+        self.settled().await;
         let record = self
             .store
             .case(id)

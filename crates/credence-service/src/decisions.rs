@@ -383,18 +383,13 @@ impl Decisions {
             Err(other) => return Err(other.into()),
         }
         if let Some(referral) = &decision.referral {
-            // The decision is durable already; a case that cannot be opened is logged, not
-            // turned into a failed answer.
+            // The decision is durable already and is the record of the referral: its case is
+            // stored behind the answer, not before it.
             let requested = raw
                 .get("requested_amount")
                 .and_then(credence_engine::json_decimal);
-            if let Err(error) = self
-                .cases
-                .open_for(&id, referral, requested, strategy, created_at_ms)
-                .await
-            {
-                tracing::error!(decision_id = %id, %error, "cannot open the review case");
-            }
+            self.cases
+                .open_in_background(&id, referral, requested, strategy, created_at_ms);
         }
         metrics::counter!(m::DECISIONS_TOTAL,
             "flow" => request.flow.to_string(),

@@ -91,6 +91,10 @@ pub trait Store: Send + Sync + 'static {
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
     async fn case_for_decision(&self, decision_id: &str) -> Result<Option<CaseRecord>, StoreError>;
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError>;
+    /// The ids of referred decisions, among the newest `recent` in the log, that have no review
+    /// case, oldest first: cases whose opening a crash cut short (the service opens them at
+    /// start). Looks at indexed decisions only; at start, all are indexed.
+    async fn referrals_without_case(&self, recent: u32) -> Result<Vec<String>, StoreError>;
     /// Replaces a case if it is still at `expected_version` (its new version is one more);
     /// a [`StoreError::Precondition`] if someone changed it first.
     async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError>;

@@ -1501,6 +1501,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn referrals_without_case(&self, recent: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |_, conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT d.id FROM decision_index d
+                 WHERE d.seq > (SELECT COALESCE(MAX(seq), 0) FROM decision_index) - ?1
+                   AND d.outcome = 'refer'
+                   AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.decision_id = d.id)
+                 ORDER BY d.seq",
+            )?;
+            let ids = statement
+                .query_map([i64::from(recent)], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError> {
         let query = query.clone();
         self.read(move |_, conn| {

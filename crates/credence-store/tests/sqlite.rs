@@ -174,3 +174,44 @@ async fn provider_answers_are_kept_until_they_expire_and_the_newest_wins() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn referrals_without_a_case_are_found_among_the_newest_decisions_after_reopening() {
+    let dir = temp_dir("referrals-without-case");
+    {
+        let store = SqliteStore::open(&dir).unwrap();
+        // Decisions 1–6; 2, 4 and 6 referred; only 4 got its case before the "crash".
+        for n in 1..=6 {
+            let mut record = decision(n, None);
+            if n % 2 == 0 {
+                record.outcome = "refer".into();
+            }
+            store.append_decision(record).await.unwrap();
+        }
+        store
+            .insert_case(credence_store::CaseRecord {
+                id: "case_000004".into(),
+                decision_id: "dec_000004".into(),
+                queue: "standard".into(),
+                priority: 1,
+                state: "open".into(),
+                created_at_ms: 0,
+                due_at_ms: 0,
+                version: 1,
+                body: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    // Reopened: the decisions come back from the log into the index, and the gaps show.
+    let store = SqliteStore::open(&dir).unwrap();
+    assert_eq!(
+        store.referrals_without_case(100).await.unwrap(),
+        ["dec_000002", "dec_000006"]
+    );
+    // Only the newest three decisions looked at: decision 2 is older.
+    assert_eq!(
+        store.referrals_without_case(3).await.unwrap(),
+        ["dec_000006"]
+    );
+}
