@@ -17,7 +17,7 @@
 //! not pay for the same customer's report twice within the TTL.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::provider_cache::TtlCache;
+use crate::provider_cache::ShardedCache;
 use crate::provider_http::ProviderHttp;
 use arc_swap::ArcSwap;
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
@@ -114,7 +114,7 @@ pub struct Providers {
     /// From the secrets file; the environment is read when a name is not here.
     secrets: RwLock<HashMap<String, String>>,
     breakers: Mutex<HashMap<String, Breaker>>,
-    cache: Mutex<TtlCache<(String, String), CacheEntry>>,
+    cache: ShardedCache<(String, String), CacheEntry>,
     /// Fetches in flight by cache key: a concurrent request for the same subject waits for the
     /// call already made and shares its answer (single flight: one paid pull, not several).
     in_flight: Mutex<HashMap<(String, String), InFlight>>,
@@ -172,7 +172,7 @@ impl Providers {
             client: ArcSwap::from_pointee(client),
             secrets: RwLock::new(secrets),
             breakers: Mutex::new(HashMap::new()),
-            cache: Mutex::new(TtlCache::new(CACHE_CAPACITY)),
+            cache: ShardedCache::new(CACHE_CAPACITY),
             in_flight: Mutex::new(HashMap::new()),
             keep_answers: AtomicBool::new(false),
             unsaved: Mutex::new(Vec::new()),
@@ -216,7 +216,6 @@ impl Providers {
     /// JSON object is skipped: the next decision that needs it pulls it again.
     pub fn restore(&self, records: Vec<ProviderAnswerRecord>, now_ms: i64) -> usize {
         let now = Instant::now();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut restored = 0;
         // Latest expiry last: when the cache is full, the answers that expire first leave first.
         let mut records = records;
@@ -231,8 +230,9 @@ impl Providers {
             else {
                 continue;
             };
-            cache.insert(
-                (record.source_key, record.subject),
+            let key = (record.source_key, record.subject);
+            self.cache.shard(&key).insert(
+                key,
                 CacheEntry {
                     provider: record.provider,
                     values: DataValues::new(values),
@@ -466,7 +466,7 @@ impl Providers {
         }
         let key = (key_text, subject.to_string());
         if source.cache_ttl_seconds > 0 {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.shard(&key);
             if let Some(entry) = cache.get(&key, Instant::now()) {
                 return FetchOutcome {
                     source: source.name.to_string(),
@@ -568,7 +568,7 @@ impl Providers {
                             });
                         }
                     }
-                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut cache = self.cache.shard(&key);
                     cache.insert(
                         key,
                         CacheEntry {
@@ -637,23 +637,24 @@ mod tests {
             1_000,
         );
         assert_eq!(restored, 1);
-        let mut cache = providers.cache.lock().unwrap();
         let key = |subject: &str| {
             (
                 "bureau#0123456789abcdef0123456789abcdef".to_string(),
                 subject.to_string(),
             )
         };
+        let get = |subject: &str, at: Instant| {
+            let key = key(subject);
+            let mut shard = providers.cache.shard(&key);
+            shard.get(&key, at).map(|entry| entry.values.clone())
+        };
         let now = Instant::now();
-        let kept = cache.get(&key("C-1"), now).unwrap();
-        assert_eq!(kept.values["score"], serde_json::json!(1));
+        let kept = get("C-1", now).unwrap();
+        assert_eq!(kept["score"], serde_json::json!(1));
         // Kept for what was left of its TTL (9 s), not longer.
-        assert!(cache
-            .get(&key("C-1"), now + Duration::from_secs(9))
-            .is_none());
-        assert!(cache.get(&key("C-2"), now).is_none());
-        assert!(cache.get(&key("C-3"), now).is_none());
-        drop(cache);
+        assert!(get("C-1", now + Duration::from_secs(9)).is_none());
+        assert!(get("C-2", now).is_none());
+        assert!(get("C-3", now).is_none());
         // Nothing was paid for here, so nothing is waiting for the store.
         providers.keep_answers();
         assert!(providers.take_unsaved(1_000).is_empty());
