@@ -18,7 +18,10 @@
 //! syncing an overwrite of allocated blocks flushes data only, while syncing an append must
 //! also commit the file's new size to the filesystem journal — measured here at 0.15 ms
 //! against 0.3–0.6 ms per `fdatasync`. A zero length prefix therefore marks the end of the
-//! frames.
+//! frames. The zeros are written and synced [`ZERO_FILL_CHUNK_BYTES`] at a time: a sync of
+//! the file waits for every dirty page in it, so the log's own commits, running meanwhile, wait
+//! for at most one chunk of zeros rather than for all of them (8 MB at once held commits up
+//! for tens of milliseconds, about once a second at 2,000 decisions/s).
 
 use crate::chain::record_hash;
 use crate::error::StoreError;
@@ -36,6 +39,8 @@ pub const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 /// How far ahead of the write position a segment is zero-filled.
 pub const PREALLOCATE_BYTES: u64 = 8 * 1024 * 1024;
+/// Zeros written, then synced, at a time by the preallocator.
+pub const ZERO_FILL_CHUNK_BYTES: u64 = 256 * 1024;
 
 /// Where a frame lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,15 +317,19 @@ fn run_preallocator(file: File, allocated: Arc<AtomicU64>, requests: mpsc::Recei
         while let Ok(later) = requests.try_recv() {
             target = target.max(later);
         }
-        let from = allocated.load(Ordering::Acquire);
-        if target <= from {
-            continue;
-        }
-        if write_zeros(&file, from, target)
-            .and_then(|()| file.sync_all())
-            .is_ok()
-        {
-            allocated.store(target, Ordering::Release);
+        let mut from = allocated.load(Ordering::Acquire);
+        while from < target {
+            // One chunk written and synced before the next: the writer's commits never find
+            // more than a chunk of zeros dirty in the file.
+            let to = (from + ZERO_FILL_CHUNK_BYTES).min(target);
+            if write_zeros(&file, from, to)
+                .and_then(|()| file.sync_data())
+                .is_err()
+            {
+                break;
+            }
+            allocated.fetch_max(to, Ordering::AcqRel);
+            from = to;
         }
     }
 }
