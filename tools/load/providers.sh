@@ -4,18 +4,23 @@
 # every request a new customer (no cache hits), against `credence sim-providers` with a fixed
 # latency. Not a test: its numbers go in docs/benchmarks.md.
 #
-#   tools/load/providers.sh [DURATION_S] [CONNECTIONS] [PROVIDER_LATENCY_MS]
+#   tools/load/providers.sh [DURATION_S] [CONNECTIONS] [PROVIDER_LATENCY_MS] [RATE]
 #
-# Needs wrk (Debian: apt-get install wrk).
+# Without RATE, wrk keeps CONNECTIONS requests in flight (a closed loop). With RATE, requests
+# arrive at RATE a second whatever happens to earlier ones (credence-loadgen, an open loop),
+# and each one's latency counts from when it was due: the test of "sustains RATE decisions/s
+# with p99 ≤ X". Needs wrk (Debian: apt-get install wrk) for the closed loop.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-20}"
 connections="${2:-256}"
 latency="${3:-50}"
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+rate="${4:-}"
+[ -n "$rate" ] || command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 
 # CREDENCE_BIN runs a given binary instead (to compare two builds in alternation).
 [ -n "${CREDENCE_BIN:-}" ] || cargo build --release --quiet
+[ -z "$rate" ] || cargo build --release --quiet -p credence-loadgen
 bin="${CREDENCE_BIN:-target/release/credence}"
 work="$(mktemp -d)"
 trap 'kill "$server_pid" "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -37,12 +42,23 @@ done
 url="$(head -1 "$work/server.out" | awk '{print $4}')"
 key="$("$bin" keys create --data-dir "$work/data" --role decide --user load | tail -1)"
 
-CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-  wrk -t1 -c"$connections" -d3s -s tools/load/providers.lua "$url/v1/decisions/application" >/dev/null
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; ${connections} connections"
-CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-  wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/providers.lua "$url/v1/decisions/application"
+if [ -n "$rate" ]; then
+  echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; open loop at ${rate}/s"
+  # The lender sends no verified income (so the flow asks the providers); each request is a
+  # new customer.
+  sed -e 's/"verified_monthly_income": [0-9]*,//' -e "s/\"C-100001\"/\"C-rate-$RANDOM-{n}\"/" \
+    examples/consumer-loan/samples/application-approve.json >"$work/body.json"
+  target/release/credence-loadgen "$url/v1/decisions/application" --rate "$rate" \
+    --duration-s "$duration" --warmup-s 3 --max-connections "$connections" \
+    --body-file "$work/body.json" --header "Authorization: Bearer $key"
+else
+  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
+    wrk -t1 -c"$connections" -d3s -s tools/load/providers.lua "$url/v1/decisions/application" >/dev/null
+  echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; ${connections} connections"
+  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
+    wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/providers.lua "$url/v1/decisions/application"
+fi
 echo "--- provider calls"
 curl -s "$url/metrics" | grep -E '^credence_provider_(calls|cache_hits)_total' || true
 # The server's own view of the target (p99 within the provider latency + 10 ms), warm-up
