@@ -135,14 +135,10 @@ fn a_referral_whose_case_was_not_stored_gets_it_at_the_next_start() {
     let mut server = Server::start(&dir, &[]);
     let caller = server.key("decide", "platform");
     let reviewer = server.key("review", "ann");
-    let referred = post_json(
-        &format!("{}/v1/decisions/application", server.url),
-        &caller,
-        &example_input("application-refer.json"),
-        &[],
-    );
-    assert_eq!(referred.json["outcome"], "refer", "{}", referred.json);
-    let id = referred.json["id"].as_str().unwrap().to_string();
+    let id = refer_application(&server, &caller)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let record = get(&format!("{}/v1/decisions/{id}", server.url), &caller).json;
     let case_id = record["review"]["case_id"].as_str().unwrap().to_string();
     let case_url = |server: &Server| format!("{}/v1/cases/{case_id}", server.url);

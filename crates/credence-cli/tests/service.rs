@@ -865,18 +865,9 @@ fn referred_decisions_become_cases_decided_by_reviewers_under_four_eyes() {
     let caller = server.key("decide", "platform");
     let ann = server.key("review", "ann");
     let bob = server.key("review", "bob");
-    let referred = post_json(
-        &format!("{}/v1/decisions/application", server.url),
-        &caller,
-        &example_input("application-refer.json"),
-        &[],
-    );
-    assert_eq!(referred.json["outcome"], "refer", "{}", referred.json);
-    let decision_id = referred.json["id"].as_str().unwrap().to_string();
-    let queue = referred.json["referral"]["queue"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let referred = refer_application(&server, &caller);
+    let decision_id = referred["id"].as_str().unwrap().to_string();
+    let queue = referred["referral"]["queue"].as_str().unwrap().to_string();
 
     let forbidden = get(&format!("{}/v1/cases", server.url), &caller);
     assert_eq!(forbidden.status, 403, "a decide key cannot read cases");
@@ -1071,13 +1062,10 @@ fn decided_reviews_are_posted_to_webhooks_signed_and_retried() {
 
     let caller = server.key("decide", "platform");
     let reviewer = server.key("review", "ann");
-    let referred = post_json(
-        &format!("{}/v1/decisions/application", server.url),
-        &caller,
-        &example_input("application-refer.json"),
-        &[],
-    );
-    let decision_id = referred.json["id"].as_str().unwrap().to_string();
+    let decision_id = refer_application(&server, &caller)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let case_url = format!(
         "{}/v1/cases/case_{}",
         server.url,

@@ -132,14 +132,8 @@ fn sign_in(server: &Server, username: &str, password: &str) -> Browser {
 
 fn refer(server: &Server) -> String {
     let key = server.key("decide", "platform");
-    let answer = post_json(
-        &format!("{}/v1/decisions/application", server.url),
-        &key,
-        &example_input("application-refer.json"),
-        &[],
-    );
-    assert_eq!(answer.json["outcome"], "refer");
-    let id = answer.json["id"].as_str().unwrap();
+    let answer = refer_application(server, &key);
+    let id = answer["id"].as_str().unwrap();
     format!("case_{}", id.trim_start_matches("dec_"))
 }
 

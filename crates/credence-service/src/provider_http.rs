@@ -240,6 +240,10 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, String> {
             }
         }
     }
+    if status == 101 {
+        // Switched to another protocol: not HTTP/1.1 any more.
+        close = true;
+    }
     let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
         Framing::Empty
     } else if chunked {
@@ -420,6 +424,33 @@ async fn line_end(stream: &mut Stream, buffer: &mut Vec<u8>, from: usize) -> Res
     }
 }
 
+/// A GET ready to send: where to, and its bytes. Building it checks the URL and the headers,
+/// so a request that could never be sent is refused before any attempt.
+pub struct PreparedGet {
+    target: Target,
+    request: Vec<u8>,
+    /// The pool key of the origin.
+    key: String,
+}
+
+impl PreparedGet {
+    pub fn new(url: &str, headers: &[(String, String)]) -> Result<PreparedGet, String> {
+        let target = parse_target(url)?;
+        let request = request_bytes(&target, headers)?;
+        let key = format!(
+            "{}://{}:{}",
+            if target.https { "https" } else { "http" },
+            target.host,
+            target.port
+        );
+        Ok(PreparedGet {
+            target,
+            request,
+            key,
+        })
+    }
+}
+
 /// The provider client of a process: TLS settings and the idle connections by origin.
 pub struct ProviderHttp {
     tls: tokio_rustls::TlsConnector,
@@ -442,15 +473,6 @@ impl ProviderHttp {
             .values()
             .map(Vec::len)
             .sum()
-    }
-
-    fn pool_key(target: &Target) -> String {
-        format!(
-            "{}://{}:{}",
-            if target.https { "https" } else { "http" },
-            target.host,
-            target.port
-        )
     }
 
     fn checkout(&self, key: &str) -> Option<Stream> {
@@ -495,21 +517,23 @@ impl ProviderHttp {
         Ok(Stream::Tls(Box::new(tls)))
     }
 
-    /// GETs `url` with `headers`: the answer, or why there is none (a message for the call's
+    /// GETs a prepared request: the answer, or why there is none (a message for the call's
     /// record). No deadline of its own: the caller drops the future when its time is up.
-    pub async fn get(&self, url: &str, headers: &[(String, String)]) -> Result<HttpAnswer, String> {
-        let target = parse_target(url)?;
-        let request = request_bytes(&target, headers)?;
-        let key = Self::pool_key(&target);
-        let mut pooled = self.checkout(&key);
+    pub async fn get(&self, prepared: &PreparedGet) -> Result<HttpAnswer, String> {
+        let PreparedGet {
+            target,
+            request,
+            key,
+        } = prepared;
+        let mut pooled = self.checkout(key);
         loop {
             let reused = pooled.is_some();
             let mut stream = match pooled.take() {
                 Some(stream) => stream,
-                None => self.connect(&target).await?,
+                None => self.connect(target).await?,
             };
             let mut buffer = Vec::with_capacity(8192);
-            let outcome = match stream.send(&request).await {
+            let outcome = match stream.send(request).await {
                 Ok(()) => read_response(&mut stream, &mut buffer, reused).await,
                 Err(error) => Err(Failed {
                     message: format!("sending the request failed: {error}"),
@@ -519,7 +543,7 @@ impl ProviderHttp {
             match outcome {
                 Ok((answer, keep_alive)) => {
                     if keep_alive {
-                        self.give_back(key, stream);
+                        self.give_back(key.clone(), stream);
                     }
                     return Ok(answer);
                 }
@@ -633,7 +657,8 @@ mod tests {
         for (pieces, status, body, kept) in cases {
             let (url, _) = scripted(vec![pieces.clone()], 1).await;
             let http = client();
-            let answer = http.get(&format!("{url}/r"), &[]).await.unwrap();
+            let request = PreparedGet::new(&format!("{url}/r"), &[]).unwrap();
+            let answer = http.get(&request).await.unwrap();
             assert_eq!(answer.status, status, "{pieces:?}");
             assert_eq!(String::from_utf8(answer.body).unwrap(), body, "{pieces:?}");
             assert_eq!(http.idle_connections(), usize::from(kept), "{pieces:?}");
@@ -667,7 +692,8 @@ mod tests {
         ];
         for (pieces, expected) in cases {
             let (url, _) = scripted(vec![pieces.clone()], 1).await;
-            let error = client().get(&url, &[]).await.unwrap_err();
+            let request = PreparedGet::new(&url, &[]).unwrap();
+            let error = client().get(&request).await.unwrap_err();
             assert!(error.contains(expected), "{pieces:?}: {error}");
         }
     }
@@ -679,8 +705,9 @@ mod tests {
         // connection closed and makes the call again on a new one.
         let (url, accepted) = scripted(vec![vec![ok], vec![ok], vec![ok]], 1).await;
         let http = client();
+        let request = PreparedGet::new(&url, &[]).unwrap();
         for _ in 0..3 {
-            assert_eq!(http.get(&url, &[]).await.unwrap().status, 200);
+            assert_eq!(http.get(&request).await.unwrap().status, 200);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
@@ -688,8 +715,9 @@ mod tests {
         // A server that keeps its connections serves every call on the first one.
         let (url, accepted) = scripted(vec![vec![ok]; 5], 5).await;
         let http = client();
+        let request = PreparedGet::new(&url, &[]).unwrap();
         for _ in 0..5 {
-            assert_eq!(http.get(&url, &[]).await.unwrap().status, 200);
+            assert_eq!(http.get(&request).await.unwrap().status, 200);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(http.idle_connections(), 1);

@@ -18,7 +18,7 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::provider_cache::ShardedCache;
-use crate::provider_http::ProviderHttp;
+use crate::provider_http::{PreparedGet, ProviderHttp};
 use arc_swap::ArcSwap;
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
 use credence_store::ProviderAnswerRecord;
@@ -383,9 +383,9 @@ impl Providers {
             for (name, value) in &provider.headers {
                 headers.push((name.clone(), self.fill(value, subject)?));
             }
-            Ok((url, headers))
+            PreparedGet::new(&url, &headers)
         });
-        let (url, headers) = match prepared {
+        let request = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 record.status = "invalid_request";
@@ -400,7 +400,7 @@ impl Providers {
                 tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
             }
             record.attempts = attempt + 1;
-            let exchange = client.get(&url, &headers);
+            let exchange = client.get(&request);
             match tokio::time::timeout(Duration::from_millis(provider.timeout_ms), exchange).await {
                 Err(_) => {
                     record.status = "timeout";

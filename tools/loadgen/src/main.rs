@@ -129,11 +129,14 @@ async fn exchange(
     Ok(status)
 }
 
+/// The `p`th percentile (0–100, to a tenth) of sorted values.
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    // Nearest rank, in tenths of a per cent so that 99.9 is exact (0.999 is not, in binary).
+    let tenths = (p * 10.0).round().clamp(0.0, 1000.0) as usize;
+    let rank = (tenths * sorted.len()).div_ceil(1000);
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 

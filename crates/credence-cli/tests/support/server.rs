@@ -186,6 +186,18 @@ pub fn get(url: &str, key: &str) -> Answer {
     request("GET", url, Some(key), &[], None)
 }
 
+/// Decides the example application that is referred (with a `decide` key); its decision.
+pub fn refer_application(server: &Server, key: &str) -> serde_json::Value {
+    let referred = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        key,
+        &example_input("application-refer.json"),
+        &[],
+    );
+    assert_eq!(referred.json["outcome"], "refer", "{}", referred.json);
+    referred.json
+}
+
 /// Runs `credence audit verify`; returns (exit code, output).
 pub fn audit_verify(data_dir: &Path) -> (i32, String) {
     let output = Command::new(BIN)
