@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 static LENDING_CLUB: &str = include_str!("../../../data/lending_club_2018q1.csv");
 
@@ -72,7 +73,136 @@ struct Mode {
     latency_ms: u64,
 }
 
+/// Wakes sleepers at their deadlines, late by a tenth of a millisecond at most, never early.
+///
+/// Why not `tokio::time::sleep`: tokio's timer rounds each deadline up to its next 1 ms tick, so
+/// an answer asked to take 50 ms took 50–51 ms plus the wake-up — up to a millisecond and a
+/// half the simulator added to the latency it was told to inject. One thread keeps the
+/// deadlines in a heap and waits on a condition variable for the earliest (the kernel's
+/// high-resolution timers make that precise to tens of microseconds); it waits [`COALESCE`]
+/// past it, so that sleepers due close together are woken in one pass.
+struct PreciseTimer {
+    shared: Arc<TimerShared>,
+}
+
+/// How long past the earliest deadline the timer thread waits, to wake its neighbours with it.
+const COALESCE: Duration = Duration::from_micros(50);
+
+struct TimerShared {
+    state: Mutex<TimerState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TimerState {
+    due: BinaryHeap<Reverse<Due>>,
+    next_id: u64,
+    stopped: bool,
+}
+
+struct Due {
+    at: Instant,
+    id: u64,
+    wake: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.id) == (other.at, other.id)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.id).cmp(&(other.at, other.id))
+    }
+}
+
+impl PreciseTimer {
+    fn start() -> anyhow::Result<PreciseTimer> {
+        let shared = Arc::new(TimerShared {
+            state: Mutex::new(TimerState::default()),
+            changed: Condvar::new(),
+        });
+        let running = shared.clone();
+        std::thread::Builder::new()
+            .name("sim-timer".into())
+            .spawn(move || run_timer(&running))
+            .context("starting the simulator's timer thread")?;
+        Ok(PreciseTimer { shared })
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        let at = Instant::now() + duration;
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let earliest = state.due.peek().is_none_or(|Reverse(first)| at < first.at);
+            let id = state.next_id;
+            state.next_id += 1;
+            state.due.push(Reverse(Due { at, id, wake }));
+            if earliest {
+                self.shared.changed.notify_one();
+            }
+        }
+        let _ = woken.await;
+    }
+}
+
+impl Drop for PreciseTimer {
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stopped = true;
+        self.shared.changed.notify_one();
+    }
+}
+
+fn run_timer(shared: &TimerShared) {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if state.stopped {
+            return;
+        }
+        let now = Instant::now();
+        while state
+            .due
+            .peek()
+            .is_some_and(|Reverse(first)| first.at <= now)
+        {
+            if let Some(Reverse(due)) = state.due.pop() {
+                let _ = due.wake.send(());
+            }
+        }
+        let wait = state
+            .due
+            .peek()
+            .map(|Reverse(first)| first.at.saturating_duration_since(now) + COALESCE);
+        state = match wait {
+            Some(wait) => {
+                shared
+                    .changed
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}
+
 struct Sim {
+    timer: PreciseTimer,
     subjects: Vec<Subject>,
     mode: Mutex<Mode>,
     rng: Mutex<u64>,
@@ -125,7 +255,7 @@ impl Sim {
             _ => Duration::from_millis(mode.latency_ms),
         };
         if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+            self.timer.sleep(latency).await;
         }
         match failure {
             "error" => (StatusCode::INTERNAL_SERVER_ERROR, "provider unavailable").into_response(),
@@ -311,6 +441,7 @@ fn router(args: &SimArgs) -> anyhow::Result<Router> {
         "--failure-rate: give a share from 0 to 1, e.g. 0.1"
     );
     let sim = Arc::new(Sim {
+        timer: PreciseTimer::start()?,
         subjects: parse(LENDING_CLUB)?,
         mode: Mutex::new(Mode {
             failure: if args.failure_rate > 0.0 {
@@ -387,6 +518,29 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_timer_wakes_every_sleeper_and_none_early() {
+        let timer = Arc::new(PreciseTimer::start().unwrap());
+        // Deadlines pushed out of order: a later one first, earlier ones after it.
+        let sleeps: Vec<_> = [30u64, 2, 17, 2, 9, 0, 25, 5]
+            .into_iter()
+            .map(|ms| {
+                let timer = timer.clone();
+                tokio::spawn(async move {
+                    let asked = Duration::from_millis(ms);
+                    let started = Instant::now();
+                    timer.sleep(asked).await;
+                    (asked, started.elapsed())
+                })
+            })
+            .collect();
+        for sleep in sleeps {
+            let (asked, slept) = sleep.await.unwrap();
+            assert!(slept >= asked, "woken after {slept:?}, asked {asked:?}");
+        }
+        assert!(timer.shared.state.lock().unwrap().due.is_empty());
+    }
 
     #[test]
     fn every_lending_club_loan_becomes_a_subject_with_consistent_answers() {
