@@ -313,51 +313,58 @@ impl Cases {
 
     /// Opens the cases of referred decisions, among the newest `recent`, that have none (a
     /// crash came between a referral's answer and its case being stored); returns how many.
-    /// Run it once at start, before serving.
+    /// Run it once at start, before serving. A decision whose case cannot be rebuilt is
+    /// logged with the reason and skipped: it must not keep the service from starting.
     pub async fn open_missing(&self, recent: u32) -> Result<usize, ApiError> {
         let mut opened = 0;
         for decision_id in self.store.referrals_without_case(recent).await? {
-            let Some(stored) = self.store.decision(&decision_id).await? else {
-                continue;
-            };
-            let record = &stored.record;
-            let decision: serde_json::Value =
-                serde_json::from_str(&record.decision).map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::Internal,
-                        format!("stored decision {decision_id} is unreadable: {e}"),
-                    )
-                })?;
-            let Some(referral) = decision
-                .get("referral")
-                .and_then(|r| serde_json::from_value::<Referral>(r.clone()).ok())
-            else {
-                tracing::warn!(%decision_id, "a referred decision without its referral; no case opened");
-                continue;
-            };
-            let requested_amount = serde_json::from_str::<serde_json::Value>(&record.input)
-                .ok()
-                .and_then(|input| {
-                    input
-                        .get("requested_amount")
-                        .and_then(credence_engine::json_decimal)
-                });
-            let strategy = self.strategies.compiled(&record.strategy_version).await?;
-            let case = Self::case_for(
-                &decision_id,
-                &referral,
-                requested_amount,
-                &strategy,
-                record.created_at_ms,
-            )?;
-            match self.store.insert_case(case).await {
-                Ok(()) => opened += 1,
-                // Opened meanwhile by someone else: nothing to make good.
-                Err(credence_store::StoreError::Conflict { .. }) => {}
-                Err(error) => return Err(error.into()),
+            match self.reopen(&decision_id).await {
+                Ok(true) => opened += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%decision_id, %error, "cannot open the review case of a referred decision");
+                }
             }
         }
         Ok(opened)
+    }
+
+    /// Opens the case of one referred decision from its record in the log; false when there
+    /// was nothing to open (no such decision, or a case exists by now).
+    async fn reopen(&self, decision_id: &str) -> Result<bool, ApiError> {
+        let Some(stored) = self.store.decision(decision_id).await? else {
+            return Ok(false);
+        };
+        let record = &stored.record;
+        let unreadable = |what: &str, e: serde_json::Error| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("the stored {what} of decision {decision_id} is unreadable: {e}"),
+            )
+        };
+        let decision: serde_json::Value =
+            serde_json::from_str(&record.decision).map_err(|e| unreadable("decision", e))?;
+        let referral: Referral = serde_json::from_value(decision["referral"].clone())
+            .map_err(|e| unreadable("referral", e))?;
+        let input: serde_json::Value =
+            serde_json::from_str(&record.input).map_err(|e| unreadable("input", e))?;
+        let requested_amount = input
+            .get("requested_amount")
+            .and_then(credence_engine::json_decimal);
+        let strategy = self.strategies.compiled(&record.strategy_version).await?;
+        let case = Self::case_for(
+            decision_id,
+            &referral,
+            requested_amount,
+            &strategy,
+            record.created_at_ms,
+        )?;
+        match self.store.insert_case(case).await {
+            Ok(()) => Ok(true),
+            // Opened meanwhile: nothing to make good.
+            Err(credence_store::StoreError::Conflict { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub async fn list(&self, query: CaseQuery) -> Result<Vec<CaseView>, ApiError> {
