@@ -32,7 +32,8 @@ pub struct SimulateArgs {
     /// The same seed gives the same portfolio.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The day the histories end (YYYY-MM-DD) [default: today, UTC].
+    /// The day the histories end (YYYY-MM-DD) [default: yesterday, UTC, so that every event
+    /// has happened: the service refuses events from the future].
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
     /// Store only the account states, not the simulated events (large benchmark portfolios).
@@ -109,8 +110,17 @@ fn open_appender(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// The last day a simulated history covers when none is given: yesterday. Events fall at
+/// any hour of their day, so a history ending today holds events later than now.
+fn default_history_end(today: NaiveDate) -> NaiveDate {
+    today.pred_opt().unwrap_or(today)
+}
+
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let as_of = parse_as_of(args.as_of.as_deref())?;
+    let as_of = match args.as_of.as_deref() {
+        Some(_) => parse_as_of(args.as_of.as_deref())?,
+        None => default_history_end(chrono::Utc::now().date_naive()),
+    };
     if args.accounts == 0 {
         bail!("--accounts: give at least 1");
     }
@@ -364,4 +374,27 @@ pub fn review(args: ReviewArgs) -> anyhow::Result<()> {
         println!("{line}");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_ends_the_day_before_by_default() {
+        let cases = [
+            ((2026, 11, 30), (2026, 11, 29)),
+            ((2026, 3, 1), (2026, 2, 28)),
+            ((2024, 3, 1), (2024, 2, 29)),
+            ((2027, 1, 1), (2026, 12, 31)),
+        ];
+        for ((y, m, d), (ey, em, ed)) in cases {
+            let today = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                default_history_end(today),
+                NaiveDate::from_ymd_opt(ey, em, ed).unwrap(),
+                "{today}"
+            );
+        }
+    }
 }

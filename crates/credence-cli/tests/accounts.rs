@@ -597,3 +597,30 @@ fn simulated_portfolio_reviews_in_batch_and_dry_run_changes_nothing() {
         "{message}"
     );
 }
+
+#[test]
+fn a_simulated_portfolio_is_fed_through_the_api_at_any_hour() {
+    // No --as-of: the histories end yesterday, so the service finds no event from the future
+    // whatever the hour the test runs at.
+    let data_dir = scratch_dir("accounts-portfolio-api");
+    let server = Server::start(&data_dir, &[]);
+    let key = server.key("decide", "servicing");
+    let fed = run(&[
+        "simulate",
+        "portfolio",
+        "--server",
+        &server.url,
+        "--key",
+        &key,
+        "--accounts",
+        "60",
+        "--months",
+        "2",
+        "--connections",
+        "4",
+    ]);
+    assert_eq!(fed["accounts"], 60);
+    assert!(fed["events"].as_u64().unwrap() > 60, "{fed}");
+    let page = get(&format!("{}/v1/accounts?limit=5", server.url), &key);
+    assert_eq!(page.json.as_array().unwrap().len(), 5, "{}", page.json);
+}
