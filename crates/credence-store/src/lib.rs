@@ -17,6 +17,7 @@
 pub mod chain;
 mod error;
 mod log;
+mod priority;
 mod records;
 mod sqlite;
 

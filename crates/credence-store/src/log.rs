@@ -313,6 +313,7 @@ fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
 
 /// Zero-fills a segment up to each requested length, then publishes it in `allocated`.
 fn run_preallocator(file: File, allocated: Arc<AtomicU64>, requests: mpsc::Receiver<u64>) {
+    crate::priority::lower_this_thread();
     while let Ok(mut target) = requests.recv() {
         while let Ok(later) = requests.try_recv() {
             target = target.max(later);

@@ -9,7 +9,8 @@
 //! **SQLite writer** runs every database write, each in its own savepoint, committing what is
 //! waiting in one transaction with `synchronous=FULL` — except index batches, which need no
 //! sync because recovery rebuilds the index from the log. Readers use a pool of connections on
-//! the blocking thread pool.
+//! the blocking thread pool. The SQLite writer and the indexer run at a lower priority than the
+//! log writer and the request threads ([`crate::priority`] says why).
 //!
 //! One process appends to a data directory at a time (a lock file says so); others open it
 //! with [`SqliteStore::open_shared`] to manage keys and strategies and to read and verify the
@@ -712,6 +713,7 @@ fn run_log_writer(
 /// Moves acknowledged decisions from memory into the index, a batch every [`INDEX_EVERY`].
 /// Ends when the store is dropped, indexing what is left first.
 fn run_indexer(store: std::sync::Weak<Inner>) {
+    crate::priority::lower_this_thread();
     loop {
         std::thread::sleep(INDEX_EVERY);
         let Some(inner) = store.upgrade() else {
@@ -757,6 +759,7 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn run_writer(conn: Connection, receiver: mpsc::Receiver<Box<dyn Job>>) {
+    crate::priority::lower_this_thread();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     let mut synced = true;
