@@ -118,7 +118,7 @@ fn default_history_end(today: NaiveDate) -> NaiveDate {
 
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let as_of = match args.as_of.as_deref() {
-        Some(_) => parse_as_of(args.as_of.as_deref())?,
+        Some(text) => parse_as_of(Some(text))?,
         None => default_history_end(chrono::Utc::now().date_naive()),
     };
     if args.accounts == 0 {

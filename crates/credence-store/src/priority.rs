@@ -7,9 +7,10 @@
 //! core at 10,000 decisions/s — and while it held a core at the same priority, the log writer
 //! and the workers waited their turn: commits stalled for 4–10 ms around each batch, and with
 //! them every decision in flight. At a lower priority the scheduler hands the core to a woken
-//! request thread at once; the background work runs in the gaps, which at any rate the service
-//! sustains are ample (docs/benchmarks.md, "On a quiet host"). A durable write on the SQLite
-//! writer (a case, an account event, a key) is slower only while every core is busy.
+//! request thread at once, and the background work runs in the gaps; when there are none it
+//! still gets a share (a thread at nice +10 weighs about a tenth of one at 0), so it slows but
+//! does not stop. A durable write on the SQLite writer (a case, an account event, a key) is
+//! slower only while every core is busy. Measured in docs/benchmarks.md, "On a quiet host".
 
 /// How much less priority (added to the nice value, at most 19) a background thread takes.
 pub(crate) const BACKGROUND_NICE_INCREMENT: i32 = 10;
