@@ -12,6 +12,7 @@
 # with p99 ≤ X". Needs wrk (Debian: apt-get install wrk) for the closed loop.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tools/load/common.sh
 duration="${1:-20}"
 connections="${2:-256}"
 latency="${3:-50}"
@@ -45,31 +46,16 @@ key="$("$bin" keys create --data-dir "$work/data" --role decide --user load | ta
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [ -n "$rate" ]; then
   echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; open loop at ${rate}/s"
-  # The lender sends no verified income (so the flow asks the providers); each request is a
-  # new customer.
-  sed -e 's/"verified_monthly_income": [0-9]*,//' -e "s/\"C-100001\"/\"C-rate-$RANDOM-{n}\"/" \
-    examples/consumer-loan/samples/application-approve.json >"$work/body.json"
-  target/release/credence-loadgen "$url/v1/decisions/application" --rate "$rate" \
-    --duration-s "$duration" --warmup-s 3 --max-connections "$connections" \
-    --body-file "$work/body.json" --header "Authorization: Bearer $key"
 else
-  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-    wrk -t1 -c"$connections" -d3s -s tools/load/providers.lua "$url/v1/decisions/application" >/dev/null
   echo "date: $(date -u +%Y-%m-%d); provider latency ${latency} ms; ${connections} connections"
-  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-    wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/providers.lua "$url/v1/decisions/application"
 fi
+# The lender sends no verified income, so the flow asks the providers (providers.lua drops it
+# for wrk); each request is a new customer.
+send_load "$url" "$key" "$duration" "$connections" "$rate" tools/load/providers.lua \
+  examples/consumer-loan/samples/application-approve.json -e 's/"verified_monthly_income": [0-9]*,//'
 echo "--- provider calls"
 curl -s "$url/metrics" | grep -E '^credence_provider_(calls|cache_hits)_total' || true
-# The server's own view of the target (p99 within the provider latency + 10 ms), warm-up
-# included, when the histogram has that bucket (it has 60 ms for the default 50 ms latency).
-within="$(awk -v l="$latency" 'BEGIN {printf "%g", (l + 10) / 1000}')"
-curl -s "$url/metrics" | awk -v le="$within" -v ms="$((latency + 10))" '
-  index($0, "credence_http_request_seconds_bucket{route=\"/v1/decisions/{flow_or_id}\",le=\"" le "\"}") == 1 {ok=$2}
-  index($0, "credence_http_request_seconds_count{route=\"/v1/decisions/{flow_or_id}\"}") == 1 {all=$2}
-  END {if (all && ok != "") printf "decisions answered within %d ms, server side: %d of %d (%.2f%%)\n", ms, ok, all, 100*ok/all}'
-# Commits slower than 5 ms: on this VM they come from the disk, not from Credence
-# (tools/load/disk_probe.py).
-curl -s "$url/metrics" | awk -F'[ ]' '/^credence_log_commit_seconds_bucket\{le="0.005"\}/ {fast=$2}
-  /^credence_log_commit_seconds_count/ {all=$2}
-  END {if (all) printf "log commits over 5 ms: %d of %d (%.2f%%)\n", all-fast, all, 100*(all-fast)/all}'
+# The server's own view of the target (p99 within the provider latency + 10 ms), when the
+# histogram has that bucket (it has 60 ms for the default 50 ms latency).
+print_share_within "$url" "$(awk -v l="$latency" 'BEGIN {printf "%g", (l + 10) / 1000}')"
+print_slow_commits "$url"

@@ -11,6 +11,7 @@
 # loop, on up to CONNECTIONS connections), each latency counted from when it was due.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tools/load/common.sh
 duration="${1:-20}"
 connections="${2:-32}"
 rate="${3:-}"
@@ -35,34 +36,15 @@ key="$("$bin" keys create --data-dir "$work/data" --role decide --user load | ta
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [ -n "$rate" ]; then
   echo "date: $(date -u +%Y-%m-%d); open loop at ${rate}/s"
-  # Each request is a new customer.
-  sed -e "s/\"C-100001\"/\"C-rate-$RANDOM-{n}\"/" \
-    examples/consumer-loan/samples/application-approve.json >"$work/body.json"
-  target/release/credence-loadgen "$url/v1/decisions/application" --rate "$rate" \
-    --duration-s "$duration" --warmup-s 3 --max-connections "$connections" \
-    --body-file "$work/body.json" --header "Authorization: Bearer $key"
 else
-  # Warm up (connections, caches), then measure.
-  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-    wrk -t1 -c"$connections" -d3s -s tools/load/decide.lua "$url/v1/decisions/application" >/dev/null
-  echo "date: $(date -u +%Y-%m-%d)"
-  CREDENCE_KEY="$key" CREDENCE_BODY_FILE=examples/consumer-loan/samples/application-approve.json \
-    wrk -t1 -c"$connections" -d"${duration}s" --latency -s tools/load/decide.lua "$url/v1/decisions/application"
+  echo "date: $(date -u +%Y-%m-%d); ${connections} connections"
 fi
-
-# The server's own view of the target (p99 within 5 ms), warm-up included: from a request
-# reaching its route (body read, key checked) to its answer being ready, commit included;
-# without the load generator, the network or the wait for a core before the request is read.
-curl -s "$url/metrics" | awk '
-  index($0, "credence_http_request_seconds_bucket{route=\"/v1/decisions/{flow_or_id}\",le=\"0.005\"}") == 1 {ok=$2}
-  index($0, "credence_http_request_seconds_count{route=\"/v1/decisions/{flow_or_id}\"}") == 1 {all=$2}
-  END {if (all && ok != "") printf "decisions answered within 5 ms, server side: %d of %d (%.2f%%)\n", ok, all, 100*ok/all}'
+send_load "$url" "$key" "$duration" "$connections" "$rate" tools/load/decide.lua \
+  examples/consumer-loan/samples/application-approve.json
+# The server's own view of the target (p99 within 5 ms).
+print_share_within "$url" 0.005
 echo "--- decision log"
 curl -s "$url/metrics" | grep -E '^credence_log_(commit_seconds|batch_size)_(sum|count)' || true
-# Commits slower than 5 ms: on this VM they come from the disk, not from Credence
-# (tools/load/disk_probe.py).
-curl -s "$url/metrics" | awk -F'[ ]' '/^credence_log_commit_seconds_bucket\{le="0.005"\}/ {fast=$2}
-  /^credence_log_commit_seconds_count/ {all=$2}
-  END {if (all) printf "log commits over 5 ms: %d of %d (%.2f%%)\n", all-fast, all, 100*(all-fast)/all}'
+print_slow_commits "$url"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 "$bin" audit verify --data-dir "$work/data"

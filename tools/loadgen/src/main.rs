@@ -135,6 +135,13 @@ async fn exchange(
     Ok(status)
 }
 
+/// p50, p90, p99 and p99.9 of sorted microseconds, in milliseconds.
+fn spread_ms(sorted: &[u64]) -> String {
+    let [p50, p90, p99, p999] =
+        [50.0, 90.0, 99.0, 99.9].map(|p| percentile(sorted, p) as f64 / 1000.0);
+    format!("p50 {p50:.1} ms, p90 {p90:.1} ms, p99 {p99:.1} ms, p99.9 {p999:.1} ms")
+}
+
 /// The `p`th percentile (0–100, to a tenth) of sorted values.
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -279,11 +286,8 @@ async fn run(args: Args, target: Target, template: String) -> anyhow::Result<()>
         sending_s
     );
     println!(
-        "latency from the scheduled time: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 90.0)),
-        ms(percentile(&latencies, 99.0)),
-        ms(percentile(&latencies, 99.9)),
+        "latency from the scheduled time: {}, max {:.1} ms",
+        spread_ms(&latencies),
         ms(latencies.last().copied().unwrap_or(0)),
     );
     // The same requests timed from when each was written: what the server and the network
@@ -296,11 +300,8 @@ async fn run(args: Args, target: Target, template: String) -> anyhow::Result<()>
     let mut lags: Vec<u64> = measured.iter().map(|s| s.send_lag_us).collect();
     lags.sort_unstable();
     println!(
-        "latency from sending: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; sent after it was due by p50 {:.2} ms, p99 {:.2} ms",
-        ms(percentile(&from_sending, 50.0)),
-        ms(percentile(&from_sending, 90.0)),
-        ms(percentile(&from_sending, 99.0)),
-        ms(percentile(&from_sending, 99.9)),
+        "latency from sending: {}; sent after it was due by p50 {:.2} ms, p99 {:.2} ms",
+        spread_ms(&from_sending),
         ms(percentile(&lags, 50.0)),
         ms(percentile(&lags, 99.0)),
     );
@@ -340,6 +341,10 @@ mod tests {
             assert_eq!(percentile(&values, p), expected, "p{p}");
         }
         assert_eq!(percentile(&[], 99.0), 0);
+        assert_eq!(
+            spread_ms(&values.iter().map(|v| v * 100).collect::<Vec<_>>()),
+            "p50 50.0 ms, p90 90.0 ms, p99 99.0 ms, p99.9 99.9 ms"
+        );
     }
 
     #[test]
