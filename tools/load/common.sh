@@ -9,20 +9,20 @@
 send_load() {
   local url="$1" key="$2" duration="$3" connections="$4" rate="$5" lua="$6" sample="$7"
   shift 7
-  local body
-  body="$(mktemp)"
   if [ -n "$rate" ]; then
+    local body
+    body="$(mktemp)"
     sed "$@" -e "s/\"C-100001\"/\"C-rate-$RANDOM-{n}\"/" "$sample" >"$body"
     target/release/credence-loadgen "$url/v1/decisions/application" --rate "$rate" \
       --duration-s "$duration" --warmup-s 3 --max-connections "$connections" \
       --body-file "$body" --header "Authorization: Bearer $key"
+    rm -f "$body"
   else
     CREDENCE_KEY="$key" CREDENCE_BODY_FILE="$sample" \
       wrk -t1 -c"$connections" -d3s -s "$lua" "$url/v1/decisions/application" >/dev/null
     CREDENCE_KEY="$key" CREDENCE_BODY_FILE="$sample" \
       wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$lua" "$url/v1/decisions/application"
   fi
-  rm -f "$body"
 }
 
 # print_share_within URL SECONDS: the share of decisions the server's own histogram put within
@@ -36,8 +36,9 @@ print_share_within() {
     END {if (all && ok != "") printf "decisions answered within %g ms, server side: %d of %d (%.2f%%)\n", le * 1000, ok, all, 100*ok/all}'
 }
 
-# print_slow_commits URL: log commits slower than 5 ms. On this VM they come from the disk or
-# from the host, not from Credence (tools/load/disk_probe.py).
+# print_slow_commits URL: log commits slower than 5 ms — on this VM, disk flushes stalled by
+# the host (tools/load/disk_probe.py) or the log writer waiting for a core
+# (docs/benchmarks.md, issue 4).
 print_slow_commits() {
   curl -s "$1/metrics" | awk -F'[ ]' '/^credence_log_commit_seconds_bucket\{le="0.005"\}/ {fast=$2}
     /^credence_log_commit_seconds_count/ {all=$2}
