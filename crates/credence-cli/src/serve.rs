@@ -24,7 +24,9 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
     /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format,
-    /// secrets_file, provider_ca_file. Flags and environment variables override it.
+    /// secrets_file, provider_ca_file, public_url, secure_cookies, header_read_timeout_ms,
+    /// request_timeout_ms, max_connections, a [sign_in] table and a [limits] table (see
+    /// docs/service.md). Flags and environment variables override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Largest decision request body in bytes [default: 65536].
@@ -52,6 +54,25 @@ pub struct ServeArgs {
     /// built in (a bureau behind a private PKI, a TLS-inspecting egress proxy).
     #[arg(long, env = "CREDENCE_PROVIDER_CA_FILE", value_name = "FILE")]
     pub provider_ca_file: Option<PathBuf>,
+    /// The URL clients reach this service at (behind a proxy, its https:// address); an
+    /// https:// URL turns on Secure cookies.
+    #[arg(long, env = "CREDENCE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Mark workbench cookies Secure (true/false) [default: true when --public-url is https://].
+    #[arg(long, env = "CREDENCE_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// The most time a connection may take to send a request's headers, from its opening or
+    /// its previous answer (so also the keep-alive idle timeout), in ms [default: 10000].
+    #[arg(long, env = "CREDENCE_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// The most time a request may take from its headers to its answer, body included, in ms
+    /// [default: 30000].
+    #[arg(long, env = "CREDENCE_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// The most connections open at once; more are closed on accept [default: 10000, lowered
+    /// to fit the process's open-files limit].
+    #[arg(long, env = "CREDENCE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Demo mode: also run the provider simulator inside this process and point the example
     /// strategy's data sources at it (CREDENCE_PROVIDERS_URL).
     #[arg(long)]
@@ -73,6 +94,82 @@ struct ConfigFile {
     log_format: Option<String>,
     secrets_file: Option<PathBuf>,
     provider_ca_file: Option<PathBuf>,
+    public_url: Option<String>,
+    secure_cookies: Option<bool>,
+    header_read_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    #[serde(default)]
+    sign_in: SignInFile,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+/// `[sign_in]`: workbench sign-in throttling.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInFile {
+    free_failures: Option<u32>,
+    base_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+    lockout_failures: Option<u32>,
+    lockout_ms: Option<u64>,
+    address_free_failures: Option<u32>,
+    address_lockout_failures: Option<u32>,
+    concurrent_hashes: Option<usize>,
+}
+
+/// `[limits]`: what a strategy package may make the engine do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    expression_steps: Option<u64>,
+    range_values: Option<u64>,
+    list_items: Option<u64>,
+    string_chars: Option<u64>,
+    flow_steps: Option<u64>,
+    table_rows: Option<usize>,
+    text_file_bytes: Option<usize>,
+    yaml_nodes: Option<u64>,
+}
+
+impl LimitsFile {
+    fn resolve(&self) -> credence_engine::Limits {
+        let d = credence_engine::Limits::default();
+        credence_engine::Limits {
+            expression: credence_engine::ExprLimits {
+                max_steps: self.expression_steps.unwrap_or(d.expression.max_steps),
+                max_range_values: self.range_values.unwrap_or(d.expression.max_range_values),
+                max_list_items: self.list_items.unwrap_or(d.expression.max_list_items),
+                max_string_chars: self.string_chars.unwrap_or(d.expression.max_string_chars),
+            },
+            max_flow_steps: self.flow_steps.unwrap_or(d.max_flow_steps),
+            max_table_rows: self.table_rows.unwrap_or(d.max_table_rows),
+            max_text_file_bytes: self.text_file_bytes.unwrap_or(d.max_text_file_bytes),
+            max_yaml_nodes: self.yaml_nodes.unwrap_or(d.max_yaml_nodes),
+        }
+    }
+}
+
+impl SignInFile {
+    fn resolve(&self) -> credence_service::sign_in::SignInLimits {
+        let d = credence_service::sign_in::SignInLimits::default();
+        credence_service::sign_in::SignInLimits {
+            free_failures: self.free_failures.unwrap_or(d.free_failures),
+            base_delay_ms: self.base_delay_ms.unwrap_or(d.base_delay_ms),
+            max_delay_ms: self.max_delay_ms.unwrap_or(d.max_delay_ms),
+            lockout_failures: self.lockout_failures.unwrap_or(d.lockout_failures).max(1),
+            lockout_ms: self.lockout_ms.unwrap_or(d.lockout_ms),
+            address_free_failures: self
+                .address_free_failures
+                .unwrap_or(d.address_free_failures),
+            address_lockout_failures: self
+                .address_lockout_failures
+                .unwrap_or(d.address_lockout_failures)
+                .max(1),
+            concurrent_hashes: self.concurrent_hashes.unwrap_or(d.concurrent_hashes).max(1),
+        }
+    }
 }
 
 /// The settings in force after merging flags, environment, file and defaults.
@@ -109,7 +206,38 @@ impl ServeArgs {
             "json" => true,
             other => anyhow::bail!("log_format must be text or json, got {other}"),
         };
+        let public_url = self.public_url.or(file.public_url);
+        let secure_cookies = self
+            .secure_cookies
+            .or(file.secure_cookies)
+            .unwrap_or_else(|| {
+                public_url
+                    .as_deref()
+                    .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"))
+            });
+        let http = credence_service::server::HttpLimits {
+            header_read_timeout_ms: self
+                .header_read_timeout_ms
+                .or(file.header_read_timeout_ms)
+                .unwrap_or(defaults.http.header_read_timeout_ms)
+                .max(1),
+            request_timeout_ms: self
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .unwrap_or(defaults.http.request_timeout_ms)
+                .max(1),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.http.max_connections)
+                .max(1),
+            max_header_bytes: defaults.http.max_header_bytes,
+        };
         let limits = ServiceLimits {
+            secure_cookies,
+            http,
+            sign_in: file.sign_in.resolve(),
+            strategy: file.limits.resolve(),
             max_body_bytes: self
                 .max_body_bytes
                 .or(file.max_body_bytes)
@@ -343,10 +471,23 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
 
-    axum::serve(listener, credence_service::router(service.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let mut http = config.limits.http.clone();
+    http.max_connections = http.max_connections.min(connection_room());
+    tracing::info!(
+        max_connections = http.max_connections,
+        header_read_timeout_ms = http.header_read_timeout_ms,
+        request_timeout_ms = http.request_timeout_ms,
+        "HTTP limits"
+    );
+    credence_service::server::serve(
+        listener,
+        credence_service::router(service.clone()),
+        http,
+        shutdown_signal(),
+        10_000,
+    )
+    .await
+    .context("serving HTTP")?;
     // The cases of the last referrals answered are stored before the process ends.
     service.cases.settled().await;
     if let Err(error) = service.save_provider_answers().await {
@@ -354,6 +495,34 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How many connections the process can hold: its open-files limit, raised to the hard limit
+/// first, less room for the store's files, the provider connections and the log.
+fn connection_room() -> usize {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        usize::try_from(limit.rlim_cur)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(256)
+            .max(64)
+    }
 }
 
 fn shell_path(path: &Path) -> String {

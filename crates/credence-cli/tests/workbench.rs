@@ -268,12 +268,98 @@ fn sign_in_sessions_and_csrf() {
     assert_eq!(decided.status, 303);
     let page = ann.get(&format!("/review/cases/{case_id}"));
     assert!(page.body.contains("id=\"status\">decided<"), "decided");
+    // Who reviewed is in the audit, never in metric labels (`/metrics` needs no key).
+    let metrics = server.metrics();
+    assert!(
+        !metrics.contains("reviewer=") && !metrics.contains("\"ann\""),
+        "a user name in /metrics"
+    );
 
     // Signing out ends the session.
     let out = ann.post("/review/logout", &[("csrf", &csrf)]);
     assert_eq!(out.status, 303);
     ann.cookies.push(("credence_session".into(), session));
     assert_eq!(ann.get("/review").status, 303, "the old session is gone");
+}
+
+/// Posts a sign-in with the login page's token; the page answered.
+fn try_sign_in(server: &Server, username: &str, password: &str) -> (Page, Browser) {
+    let mut browser = Browser::new(&server.url);
+    let login = browser.get("/review/login");
+    let csrf = csrf_of(&login.body);
+    let page = browser.post(
+        "/review/login",
+        &[
+            ("csrf", &csrf),
+            ("username", username),
+            ("password", password),
+        ],
+    );
+    (page, browser)
+}
+
+fn server_with_sign_in_settings(name: &str, settings: &str) -> Server {
+    let dir = scratch_dir(name);
+    let config = dir.with_extension("toml");
+    std::fs::write(&config, format!("[sign_in]\n{settings}")).unwrap();
+    Server::start(&dir, &["--config", config.to_str().unwrap()])
+}
+
+#[test]
+fn failed_sign_ins_back_off_and_then_lock_the_user_out() {
+    // Back-off: after three failures the next attempt must wait, whatever its password, and
+    // no password is checked meanwhile.
+    let server = server_with_sign_in_settings(
+        "wb-backoff",
+        "free_failures = 3\nbase_delay_ms = 600000\nlockout_failures = 10\n",
+    );
+    create_user(
+        &server.data_dir,
+        "ann",
+        "reviewer",
+        "a long enough password",
+    );
+    for attempt in 0..3 {
+        let (page, _) = try_sign_in(&server, "ann", "a wrong password");
+        assert_eq!(page.status, 401, "attempt {attempt}");
+    }
+    let (page, _) = try_sign_in(&server, "ann", "a long enough password");
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("wait"), "{}", page.body);
+    // Another user from the same address is not held back by ann's failures.
+    create_user(&server.data_dir, "bob", "reviewer", "bob's long password");
+    let (page, _) = try_sign_in(&server, "bob", "bob's long password");
+    assert_eq!(page.status, 303, "{}", page.body);
+
+    // Lockout: after five failures even the right password is refused, and the lockout is
+    // audited.
+    let server = server_with_sign_in_settings(
+        "wb-lockout",
+        "free_failures = 100\nlockout_failures = 5\nlockout_ms = 600000\n",
+    );
+    create_user(
+        &server.data_dir,
+        "ann",
+        "reviewer",
+        "a long enough password",
+    );
+    for attempt in 0..5 {
+        let (page, _) = try_sign_in(&server, "ann", &format!("guess number {attempt}"));
+        assert_eq!(page.status, 401, "attempt {attempt}");
+    }
+    let (page, _) = try_sign_in(&server, "ann", "a long enough password");
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("locked"), "{}", page.body);
+    let admin = server.key("admin", "ops");
+    let audit: Value = get(&format!("{}/v1/audit", server.url), &admin).json;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.locked_out" && e["subject"] == "ann"),
+        "{audit}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::data::{
 use crate::decision::Outcome;
 use crate::error::{CompileProblem, EngineError};
 use crate::format::*;
+use crate::limits::{check_yaml_nodes, Limits, YamlRefusal};
 use crate::matrix::{Axis, Matrix};
 use crate::schema::{FieldSpec, InputSchema, RESERVED_NAMES};
 use crate::scorecard::{Bin, BinTest, Calibration, Characteristic, Scorecard};
@@ -235,17 +236,28 @@ pub struct AdverseSpec {
     pub explain_with: Option<String>,
 }
 
-/// Compiles a package. Every problem found is returned together.
+/// Compiles a package under the default [`Limits`]. Every problem found is returned together.
 pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> {
+    compile_with_limits(source, &Limits::default())
+}
+
+/// Compiles a package, refusing whatever goes over `limits` (bytes, YAML nodes, table rows,
+/// expression and flow steps) before anything is evaluated. Every problem found is returned
+/// together.
+pub fn compile_with_limits(
+    source: &PackageSource,
+    limits: &Limits,
+) -> Result<CompiledStrategy, EngineError> {
     let mut used_files = BTreeSet::new();
     let mut problems = Vec::new();
-    let manifest_text = match read_text(source, MANIFEST, &mut used_files) {
+    let max_text = limits.max_text_file_bytes;
+    let manifest_text = match read_text(source, MANIFEST, &mut used_files, max_text) {
         Ok(text) => text,
         Err(problem) => return Err(EngineError::Compile(vec![problem])),
     };
-    let manifest: RawManifest = match serde_yaml_ng::from_str(manifest_text) {
+    let manifest: RawManifest = match parse_yaml(MANIFEST, manifest_text, limits) {
         Ok(m) => m,
-        Err(e) => return Err(EngineError::Compile(vec![yaml_problem(MANIFEST, &e)])),
+        Err(problem) => return Err(EngineError::Compile(vec![problem])),
     };
 
     // Manifest-level parts: reason texts, caps, lists and models.
@@ -278,7 +290,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
         // Lists.
         let mut lists = NamedLists::new();
         for (name, path) in &manifest.lists {
-            match read_text(source, path, &mut used_files) {
+            match read_text(source, path, &mut used_files, max_text) {
                 Ok(text) => lists.insert(
                     name,
                     text.lines().filter(|l| !l.trim_start().starts_with('#')),
@@ -314,7 +326,9 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
     let mut flow_files = BTreeSet::new();
     let (names, today) = {
         let mut compiler = Compiler {
-            exprs: ExprCompiler::new(&lists),
+            exprs: ExprCompiler::with_limits(&lists, limits.expression),
+            limits,
+            flow_steps: 0,
             reasons: &manifest.reasons,
             models: &models,
             data_sources: &data_sources,
@@ -332,7 +346,7 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
             );
         }
         for (flow_name, path) in &manifest.flows {
-            let text = match read_text(source, path, compiler.used_files) {
+            let text = match read_text(source, path, compiler.used_files, max_text) {
                 Ok(t) => t,
                 Err(p) => {
                     compiler.problems.push(CompileProblem {
@@ -342,10 +356,10 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
                     continue;
                 }
             };
-            let raw: RawFlow = match serde_yaml_ng::from_str(text) {
+            let raw: RawFlow = match parse_yaml(path, text, limits) {
                 Ok(f) => f,
-                Err(e) => {
-                    compiler.problems.push(yaml_problem(path, &e));
+                Err(problem) => {
+                    compiler.problems.push(problem);
                     continue;
                 }
             };
@@ -365,17 +379,17 @@ pub fn compile(source: &PackageSource) -> Result<CompiledStrategy, EngineError> 
     // Embedded test cases.
     let mut cases = Vec::new();
     for path in &manifest.tests {
-        let text = match read_text(source, path, &mut used_files) {
+        let text = match read_text(source, path, &mut used_files, max_text) {
             Ok(t) => t,
             Err(p) => {
                 problems.push(p);
                 continue;
             }
         };
-        let raw: Vec<RawTestCase> = match serde_yaml_ng::from_str(text) {
+        let raw: Vec<RawTestCase> = match parse_yaml(path, text, limits) {
             Ok(c) => c,
-            Err(e) => {
-                problems.push(yaml_problem(path, &e));
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
         };
@@ -616,16 +630,95 @@ fn read_text<'s>(
     source: &'s PackageSource,
     path: &str,
     used: &mut BTreeSet<String>,
+    max_bytes: usize,
 ) -> Result<&'s str, CompileProblem> {
     let bytes = source.bytes(path).ok_or_else(|| CompileProblem {
         location: path.to_string(),
         message: format!("file {path} is not in the package"),
     })?;
     used.insert(path.to_string());
+    check_text_size(path, bytes, max_bytes).map_err(|message| CompileProblem {
+        location: path.to_string(),
+        message,
+    })?;
     std::str::from_utf8(bytes).map_err(|e| CompileProblem {
         location: path.to_string(),
         message: format!("not UTF-8 text: {e}"),
     })
+}
+
+/// Holds an input field to the lengths expressions are bounded by: an undeclared maximum
+/// becomes the limit, a declared one above it is refused.
+fn bound_field(
+    mut spec: FieldSpec,
+    limits: &credence_expr::ExprLimits,
+) -> Result<FieldSpec, String> {
+    use crate::schema::FieldKind;
+    let cap = |declared: Option<usize>, limit: u64, what: &str, setting: &str| {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        match declared {
+            Some(n) if n > limit => Err(format!(
+                "{what} {n} is above the limit of {limit} (raise limits.{setting} if it must be)"
+            )),
+            Some(n) => Ok(Some(n)),
+            None => Ok(Some(limit)),
+        }
+    };
+    spec.kind = match spec.kind {
+        FieldKind::String {
+            min_length,
+            max_length,
+        } => FieldKind::String {
+            min_length,
+            max_length: cap(
+                max_length,
+                limits.max_string_chars,
+                "max_length",
+                "string_chars",
+            )?,
+        },
+        FieldKind::List {
+            items,
+            min_items,
+            max_items,
+        } => FieldKind::List {
+            items: Box::new(bound_field(*items, limits)?),
+            min_items,
+            max_items: cap(max_items, limits.max_list_items, "max_items", "list_items")?,
+        },
+        other => other,
+    };
+    Ok(spec)
+}
+
+fn check_text_size(path: &str, bytes: &[u8], max_bytes: usize) -> Result<(), String> {
+    if bytes.len() > max_bytes {
+        return Err(format!(
+            "{path} has {} bytes; a text file may have at most {max_bytes} (split it, or raise limits.text_file_bytes)",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one YAML file of the package after counting its nodes, aliases expanded, against
+/// the limit: a small file that expands to millions of nodes is refused before it is built.
+fn parse_yaml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    limits: &Limits,
+) -> Result<T, CompileProblem> {
+    match check_yaml_nodes(text, limits.max_yaml_nodes) {
+        Ok(()) => {}
+        Err(YamlRefusal::Yaml(e)) => return Err(yaml_problem(file, &e)),
+        Err(YamlRefusal::TooManyNodes(message)) => {
+            return Err(CompileProblem {
+                location: file.to_string(),
+                message,
+            })
+        }
+    }
+    serde_yaml_ng::from_str(text).map_err(|e| yaml_problem(file, &e))
 }
 
 fn yaml_problem(file: &str, error: &serde_yaml_ng::Error) -> CompileProblem {
@@ -747,6 +840,9 @@ struct Scope {
 
 struct Compiler<'a> {
     exprs: ExprCompiler<'a>,
+    limits: &'a Limits,
+    /// The worst-case steps of the flow being compiled so far (see `Limits::max_flow_steps`).
+    flow_steps: u64,
     reasons: &'a BTreeMap<String, BTreeMap<String, String>>,
     models: &'a HashMap<String, Arc<Model>>,
     data_sources: &'a BTreeMap<String, Arc<DataSource>>,
@@ -772,6 +868,7 @@ impl Compiler<'_> {
     fn expr(&mut self, text: &str, path: &str, scope: &Scope) -> Option<Expr> {
         match self.exprs.compile(text) {
             Ok(expr) => {
+                self.flow_steps = self.flow_steps.saturating_add(expr.step_bound());
                 self.check_references(expr.references(), path, scope);
                 Some(expr)
             }
@@ -808,6 +905,7 @@ impl Compiler<'_> {
 
     fn flow(&mut self, name: &str, raw: RawFlow) -> Option<Flow> {
         let problems_before = self.problems.len();
+        self.flow_steps = 0;
         let mut fields = Vec::new();
         let mut input_slots = Vec::new();
         let mut scope = Scope::default();
@@ -830,7 +928,9 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            match FieldSpec::compile(raw_field) {
+            let compiled = FieldSpec::compile(raw_field)
+                .and_then(|spec| bound_field(spec, &self.limits.expression));
+            match compiled {
                 Ok(spec) => {
                     input_slots.push(self.exprs.slot(field_name));
                     fields.push((Arc::from(field_name.as_str()), spec));
@@ -841,6 +941,15 @@ impl Compiler<'_> {
         }
         let steps = self.steps(&raw.steps, "steps", &mut scope);
         let outcome = self.outcome(&raw.outcome, &scope);
+        if self.flow_steps > self.limits.max_flow_steps {
+            self.problem(
+                format!("{}: flow {name}", self.file),
+                format!(
+                    "one decision may take up to {} expression steps, and a flow may take at most {} (simplify the largest expressions or tables, or raise limits.flow_steps)",
+                    self.flow_steps, self.limits.max_flow_steps
+                ),
+            );
+        }
         if self.problems.len() > problems_before {
             return None;
         }
@@ -1117,19 +1226,38 @@ impl Compiler<'_> {
         let mut rows: Vec<Vec<serde_yaml_ng::Value>> = raw.rows.clone();
         if let Some(file) = &raw.rows_file {
             self.used_files.insert(file.clone());
-            match self.source.bytes(file) {
-                Some(bytes) => match parse_rows_csv(bytes, raw.inputs.len() + raw.outputs.len()) {
-                    Ok(more) => rows.extend(more),
-                    Err(e) => self.problem(
-                        self.at(&format!("{path}.rows_file")),
-                        format!("{file}: {e}"),
-                    ),
-                },
+            let checked = self.source.bytes(file).map(|bytes| {
+                check_text_size(file, bytes, self.limits.max_text_file_bytes).map(|()| bytes)
+            });
+            match checked {
+                Some(Err(message)) => {
+                    self.problem(self.at(&format!("{path}.rows_file")), message);
+                }
+                Some(Ok(bytes)) => {
+                    match parse_rows_csv(bytes, raw.inputs.len() + raw.outputs.len()) {
+                        Ok(more) => rows.extend(more),
+                        Err(e) => self.problem(
+                            self.at(&format!("{path}.rows_file")),
+                            format!("{file}: {e}"),
+                        ),
+                    }
+                }
                 None => self.problem(
                     self.at(&format!("{path}.rows_file")),
                     format!("file {file} is not in the package"),
                 ),
             }
+        }
+        if rows.len() > self.limits.max_table_rows {
+            self.problem(
+                self.at(path),
+                format!(
+                    "has {} rows; a table may have at most {} (raise limits.table_rows if the table is right)",
+                    rows.len(),
+                    self.limits.max_table_rows
+                ),
+            );
+            return None;
         }
         let width = raw.inputs.len() + raw.outputs.len();
         let mut cells = Vec::with_capacity(rows.len());
@@ -1166,7 +1294,10 @@ impl Compiler<'_> {
                     }
                 };
                 match self.exprs.compile_unary(&text) {
-                    Ok(test) => row_cells.push(test),
+                    Ok(test) => {
+                        self.flow_steps = self.flow_steps.saturating_add(test.step_bound());
+                        row_cells.push(test)
+                    }
                     Err(e) => self.problem(self.at(&format!("{row_path}[{c}]")), e.to_string()),
                 }
             }
@@ -1229,7 +1360,10 @@ impl Compiler<'_> {
         }
         for (i, band) in raw.bands.iter().enumerate() {
             match self.exprs.compile_unary(&band.test) {
-                Ok(test) => bands.push((band.label.as_str().into(), test)),
+                Ok(test) => {
+                    self.flow_steps = self.flow_steps.saturating_add(test.step_bound());
+                    bands.push((band.label.as_str().into(), test))
+                }
                 Err(e) => self.problem(self.at(&format!("{path}.bands[{i}]")), e.to_string()),
             }
         }
@@ -1347,8 +1481,13 @@ impl Compiler<'_> {
                 let parsed = match self.source.bytes(file).map(std::str::from_utf8) {
                     None => Err(format!("file {file} is not in the package")),
                     Some(Err(e)) => Err(format!("{file} is not UTF-8 text: {e}")),
-                    Some(Ok(text)) => serde_yaml_ng::from_str::<RawScorecardBody>(text)
-                        .map_err(|e| yaml_problem(file, &e).to_string()),
+                    Some(Ok(text)) => {
+                        check_text_size(file, text.as_bytes(), self.limits.max_text_file_bytes)
+                            .and_then(|()| {
+                                parse_yaml::<RawScorecardBody>(file, text, self.limits)
+                                    .map_err(|problem| problem.to_string())
+                            })
+                    }
                 };
                 match parsed {
                     Ok(parsed) => {

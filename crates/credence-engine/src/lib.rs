@@ -16,6 +16,7 @@ mod decision;
 mod error;
 mod eval;
 pub mod format;
+mod limits;
 mod matrix;
 mod schema;
 mod scorecard;
@@ -24,13 +25,17 @@ mod table;
 mod value;
 
 pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};
-pub use compile::{compile, Caps, CompiledStrategy, Flow, ReviewSettings, MANIFEST};
+pub use compile::{
+    compile, compile_with_limits, Caps, CompiledStrategy, Flow, ReviewSettings, MANIFEST,
+};
+pub use credence_expr::ExprLimits;
 pub use decision::{
     AccountAction, CapApplied, Decision, Outcome, Reason, Referral, RuleHit, ShadowDecision,
     StepDetail, Trace, TraceStep,
 };
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
+pub use limits::Limits;
 pub use schema::{json_decimal, FieldKind, FieldSpec, InputValue, ValidatedInput, Violation};
 pub use source::PackageSource;
 

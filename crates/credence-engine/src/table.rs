@@ -1,8 +1,9 @@
 //! Decision tables with DMN hit policies, indexed per column so large tables are not scanned row by row.
 //!
 //! Each input column whose cells are simple tests (`-`, literals, comparisons, intervals) gets
-//! an index: a bitset of rows per literal, and a bitset per elementary interval between the
-//! column's numeric bounds. A lookup intersects one bitset per column and then only checks, with
+//! an index: the rows of each literal, and the rows covering each elementary interval between
+//! the column's numeric bounds (a bitset per interval for small tables, a segment tree for large
+//! ones, so that building stays O(n log n) in rows). A lookup intersects one bitset per column and then only checks, with
 //! ZEN, the few cells no index could answer. Matching order is row order, so hit policies see
 //! exactly what a linear scan would have seen.
 
@@ -23,16 +24,71 @@ fn set_bit(bits: &mut Bits, row: usize) {
     bits[row / 64] |= 1 << (row % 64);
 }
 
+/// Rows of a column that a literal or a stretch of numbers selects: a bitset where that is
+/// small (few rows, or many of them selected), else the row numbers, so that a column of
+/// 100,000 distinct literals costs 100,000 row numbers rather than 100,000 bitsets.
+#[derive(Debug, Clone)]
+enum RowSet {
+    Dense(Bits),
+    Sparse(Vec<u32>),
+}
+
+impl RowSet {
+    fn from_rows(selected: &[u32], rows: usize, allow_dense: bool) -> RowSet {
+        if allow_dense && rows.div_ceil(64) <= 2 * selected.len().max(1) {
+            let mut bits = bits_with(rows);
+            for &row in selected {
+                set_bit(&mut bits, row as usize);
+            }
+            RowSet::Dense(bits)
+        } else {
+            RowSet::Sparse(selected.to_vec())
+        }
+    }
+
+    fn or_into(&self, out: &mut Bits) {
+        match self {
+            RowSet::Dense(bits) => or_into(out, bits),
+            RowSet::Sparse(selected) => {
+                for &row in selected {
+                    set_bit(out, row as usize);
+                }
+            }
+        }
+    }
+}
+
+/// Which rows' intervals cover each segment of a column's number line.
+///
+/// A row's interval covers a contiguous run of segments (found by binary search of its two
+/// bounds). With few rows and bounds, every segment keeps a bitset (one OR per lookup); past
+/// [`DENSE_SEGMENT_WORDS`] words, a segment tree holds each run at O(log n) nodes, so building
+/// is O(n log n) in rows and a lookup ORs the rows on one leaf-to-root path.
+#[derive(Debug, Clone)]
+enum Segments {
+    None,
+    Dense(Vec<Bits>),
+    /// `nodes[1]` is the root over `leaves` segments (a power of two); leaf `s` is
+    /// `nodes[leaves + s]`.
+    Tree {
+        leaves: usize,
+        nodes: Vec<Vec<u32>>,
+    },
+}
+
+/// The largest segments × rows bitset grid kept dense, in 64-bit words (4 MiB).
+const DENSE_SEGMENT_WORDS: usize = 1 << 19;
+
 /// Index of one input column.
 #[derive(Debug, Clone)]
 struct ColumnIndex {
     /// Rows whose cell matches anything, or that the index cannot answer (checked later).
     always: Bits,
-    by_literal: HashMap<Key, Bits>,
+    by_literal: HashMap<Key, RowSet>,
     /// Sorted distinct numeric bounds; segment `2k` is below `bounds[k]`, `2k+1` is it exactly.
     bounds: Vec<Decimal>,
-    /// One bitset per segment, `2 * bounds.len() + 1` of them; empty when no ranges.
-    segments: Vec<Bits>,
+    /// The rows covering each of the `2 * bounds.len() + 1` segments.
+    segments: Segments,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,67 +109,81 @@ impl Key {
 }
 
 impl ColumnIndex {
-    fn build(cells: &[&UnaryTest], rows: usize) -> ColumnIndex {
-        let mut index = ColumnIndex {
-            always: bits_with(rows),
-            by_literal: HashMap::new(),
-            bounds: Vec::new(),
-            segments: Vec::new(),
-        };
-        for cell in cells {
-            if let Some(SimpleTest::Range(interval)) = cell.simple() {
-                index.bounds.extend(interval.low.map(|(b, _)| b));
-                index.bounds.extend(interval.high.map(|(b, _)| b));
-            }
-        }
-        index.bounds.sort();
-        index.bounds.dedup();
-        if cells
-            .iter()
-            .any(|c| matches!(c.simple(), Some(SimpleTest::Range(_))))
-        {
-            index.segments = vec![bits_with(rows); 2 * index.bounds.len() + 1];
-        }
+    /// `dense_words`: the largest bitset grid kept dense (0 keeps nothing dense, for tests).
+    fn build(cells: &[&UnaryTest], rows: usize, dense_words: usize) -> ColumnIndex {
+        let mut always = bits_with(rows);
+        let mut by_literal: HashMap<Key, Vec<u32>> = HashMap::new();
+        let mut bounds = Vec::new();
+        let mut ranges: Vec<(u32, &credence_expr::Interval)> = Vec::new();
         for (row, cell) in cells.iter().enumerate() {
             match cell.simple() {
-                Some(SimpleTest::Any) | None => set_bit(&mut index.always, row),
+                Some(SimpleTest::Any) | None => set_bit(&mut always, row),
                 Some(SimpleTest::OneOf(literals)) => {
                     for literal in literals {
-                        let bits = index
-                            .by_literal
-                            .entry(Key::of_literal(literal))
-                            .or_insert_with(|| bits_with(rows));
-                        set_bit(bits, row);
-                    }
-                }
-                Some(SimpleTest::Range(interval)) => {
-                    // A segment is inside the interval when a representative point of it is.
-                    for segment in 0..index.segments.len() {
-                        if index.segment_inside(segment, interval) {
-                            set_bit(&mut index.segments[segment], row);
+                        let selected = by_literal.entry(Key::of_literal(literal)).or_default();
+                        if selected.last() != Some(&(row as u32)) {
+                            selected.push(row as u32);
                         }
                     }
                 }
+                Some(SimpleTest::Range(interval)) => {
+                    bounds.extend(interval.low.map(|(b, _)| b));
+                    bounds.extend(interval.high.map(|(b, _)| b));
+                    ranges.push((row as u32, interval));
+                }
             }
         }
-        index
-    }
-
-    fn segment_inside(&self, segment: usize, interval: &credence_expr::Interval) -> bool {
-        let k = segment / 2;
-        if segment % 2 == 1 {
-            return interval.contains(self.bounds[k]);
-        }
-        // Open segment between bounds[k-1] and bounds[k] (unbounded at the ends).
-        let low = k.checked_sub(1).map(|i| self.bounds[i]);
-        let high = self.bounds.get(k).copied();
-        let point = match (low, high) {
-            (Some(l), Some(h)) => (l + h) / Decimal::TWO,
-            (Some(l), None) => l + Decimal::ONE,
-            (None, Some(h)) => h - Decimal::ONE,
-            (None, None) => Decimal::ZERO,
+        bounds.sort();
+        bounds.dedup();
+        let segment_count = 2 * bounds.len() + 1;
+        // Each range row's run of segments, first and last inclusive; empty runs are dropped.
+        let runs: Vec<(u32, usize, usize)> = ranges
+            .iter()
+            .filter_map(|&(row, interval)| {
+                let (first, last) = segment_run(&bounds, interval);
+                (first <= last).then_some((row, first, last))
+            })
+            .collect();
+        let segments = if ranges.is_empty() {
+            Segments::None
+        } else if segment_count.saturating_mul(rows.div_ceil(64)) <= dense_words {
+            let mut grid = vec![bits_with(rows); segment_count];
+            for &(row, first, last) in &runs {
+                for bits in &mut grid[first..=last] {
+                    set_bit(bits, row as usize);
+                }
+            }
+            Segments::Dense(grid)
+        } else {
+            let leaves = segment_count.next_power_of_two();
+            let mut nodes = vec![Vec::new(); 2 * leaves];
+            for &(row, first, last) in &runs {
+                // The canonical cover of [first, last]: O(log n) nodes.
+                let (mut low, mut high) = (first + leaves, last + leaves + 1);
+                while low < high {
+                    if low % 2 == 1 {
+                        nodes[low].push(row);
+                        low += 1;
+                    }
+                    if high % 2 == 1 {
+                        high -= 1;
+                        nodes[high].push(row);
+                    }
+                    low /= 2;
+                    high /= 2;
+                }
+            }
+            Segments::Tree { leaves, nodes }
         };
-        interval.contains(point)
+        ColumnIndex {
+            always,
+            by_literal: by_literal
+                .into_iter()
+                .map(|(key, selected)| (key, RowSet::from_rows(&selected, rows, dense_words > 0)))
+                .collect(),
+            bounds,
+            segments,
+        }
     }
 
     /// Rows whose cell may match `value` (exact except for rows the index cannot answer).
@@ -125,17 +195,48 @@ impl ColumnIndex {
             Variable::Bool(b) => Some(Key::Bool(*b)),
             _ => None,
         };
-        if let Some(bits) = key.as_ref().and_then(|k| self.by_literal.get(k)) {
-            or_into(out, bits);
+        if let Some(selected) = key.as_ref().and_then(|k| self.by_literal.get(k)) {
+            selected.or_into(out);
         }
-        if let (Variable::Number(x), false) = (value, self.segments.is_empty()) {
-            let segment = match self.bounds.binary_search(x) {
-                Ok(k) => 2 * k + 1,
-                Err(k) => 2 * k,
-            };
-            or_into(out, &self.segments[segment]);
+        let Variable::Number(x) = value else {
+            return;
+        };
+        let segment = || match self.bounds.binary_search(x) {
+            Ok(k) => 2 * k + 1,
+            Err(k) => 2 * k,
+        };
+        match &self.segments {
+            Segments::None => {}
+            Segments::Dense(grid) => or_into(out, &grid[segment()]),
+            Segments::Tree { leaves, nodes } => {
+                let mut node = leaves + segment();
+                while node >= 1 {
+                    for &row in &nodes[node] {
+                        set_bit(out, row as usize);
+                    }
+                    node /= 2;
+                }
+            }
         }
     }
+}
+
+/// The first and last segment an interval covers (first > last when it covers none). Segment
+/// `2k + 1` is `bounds[k]` itself and segment `2k` the open stretch below it; each of the
+/// interval's ends is one of `bounds`.
+fn segment_run(bounds: &[Decimal], interval: &credence_expr::Interval) -> (usize, usize) {
+    let position = |b: &Decimal| bounds.binary_search(b).unwrap_or_else(|k| k);
+    let first = match interval.low {
+        None => 0,
+        Some((low, true)) => 2 * position(&low) + 1,
+        Some((low, false)) => 2 * position(&low) + 2,
+    };
+    let last = match interval.high {
+        None => 2 * bounds.len(),
+        Some((high, true)) => 2 * position(&high) + 1,
+        Some((high, false)) => 2 * position(&high),
+    };
+    (first, last)
 }
 
 fn or_into(out: &mut Bits, bits: &Bits) {
@@ -192,6 +293,15 @@ pub struct TableResult {
 
 impl DecisionTable {
     pub fn new(definition: TableDefinition) -> DecisionTable {
+        Self::with_dense_limit(definition, DENSE_SEGMENT_WORDS)
+    }
+
+    /// A table whose indexes keep bitsets only up to `dense_words` words (0: none), so tests
+    /// can hold the sparse forms to a linear scan on small tables.
+    pub(crate) fn with_dense_limit(
+        definition: TableDefinition,
+        dense_words: usize,
+    ) -> DecisionTable {
         let TableDefinition {
             id,
             slot,
@@ -207,7 +317,7 @@ impl DecisionTable {
         let indexes = (0..inputs.len())
             .map(|column| {
                 let column_cells: Vec<&UnaryTest> = cells.iter().map(|row| &row[column]).collect();
-                ColumnIndex::build(&column_cells, rows)
+                ColumnIndex::build(&column_cells, rows, dense_words)
             })
             .collect();
         let residual = cells

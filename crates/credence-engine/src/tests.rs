@@ -793,20 +793,28 @@ proptest! {
     ) {
         let lists = NamedLists::new();
         let mut compiler = ExprCompiler::new(&lists);
-        let cells = rows.iter().map(|(a, b)| vec![compiler.compile_unary(a).unwrap(), compiler.compile_unary(b).unwrap()]).collect();
-        let outputs = (0..rows.len()).map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))]).collect();
-        let table = DecisionTable::new(TableDefinition {
+        let cells: Vec<Vec<credence_expr::UnaryTest>> = rows.iter().map(|(a, b)| vec![compiler.compile_unary(a).unwrap(), compiler.compile_unary(b).unwrap()]).collect();
+        let outputs: Vec<Vec<ValueSource>> = (0..rows.len()).map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))]).collect();
+        let cells_of = |cells: &Vec<Vec<credence_expr::UnaryTest>>| cells.clone();
+        let outputs_of = |outputs: &Vec<Vec<ValueSource>>| outputs.clone();
+        let mut definition = || TableDefinition {
             id: "t".into(), slot: compiler.slot("t"), hit_policy: policy, aggregation: None,
             inputs: vec![compiler.compile("a").unwrap(), compiler.compile("b").unwrap()],
-            output_names: vec!["row".into()], cells, outputs, output_priority: vec![],
-        });
+            output_names: vec!["row".into()], cells: cells_of(&cells), outputs: outputs_of(&outputs), output_priority: vec![],
+        };
+        let table = DecisionTable::new(definition());
+        // The same rows with the large-table forms: row lists and a segment tree.
+        let sparse = DecisionTable::with_dense_limit(definition(), 0);
         let mut frame = Frame::with_names(&compiler.names());
         for (a, b) in inputs {
             frame.set_named("a", Variable::from(a.clone()));
             frame.set_named("b", Variable::from(b.clone()));
             let indexed = table.evaluate(&mut frame, &lists);
+            let from_sparse = sparse.evaluate(&mut frame, &lists);
             let linear = table.evaluate_linear(&mut frame, &lists);
-            prop_assert_eq!(indexed.unwrap().rows, linear.unwrap().rows, "a={} b={}", a, b);
+            let linear_rows = linear.unwrap().rows;
+            prop_assert_eq!(&indexed.unwrap().rows, &linear_rows, "a={} b={}", a, b);
+            prop_assert_eq!(&from_sparse.unwrap().rows, &linear_rows, "sparse: a={} b={}", a, b);
         }
     }
 
@@ -1206,5 +1214,247 @@ fn data_sources_are_checked_at_compile_time() {
             problems.iter().any(|p| p.contains(message)),
             "{sources}\nexpected `{message}` in {problems:#?}"
         );
+    }
+}
+
+/// Packages an analyst could upload to exhaust the server: each is refused when it compiles,
+/// naming the expression and the limit, before anything is evaluated.
+#[test]
+fn expensive_expressions_are_refused_at_compile_time() {
+    let ok_outcome = "  default: approve";
+    let cases = [
+        (
+            "count([0..1000000000], # > 0)",
+            "`count` iterates a range of 1,000,000,001 values",
+        ),
+        (
+            "count([1..100000], count([1..100000], # > 0) > 0)",
+            "exceeds the step budget",
+        ),
+        (
+            "count([0..x], # > 0)",
+            "iterates a range whose bounds are computed at run time",
+        ),
+        (
+            "len(flatMap([0..99999], [0..99999]))",
+            "exceeds the step budget",
+        ),
+        (
+            "sum(map([0..50000], count([0..50000], # > 1)))",
+            "exceeds the step budget",
+        ),
+    ];
+    for (expression, expected) in cases {
+        let source = package(
+            &format!("  - features: {{id: f, values: {{big: \"{expression}\"}}}}"),
+            ok_outcome,
+        );
+        let problems = compile_problems(&source);
+        assert_eq!(problems.len(), 1, "{expression}: {problems:#?}");
+        assert!(
+            problems[0].contains("steps[0] (features f).values.big")
+                && problems[0].contains(expected),
+            "{expression}: {}",
+            problems[0]
+        );
+    }
+    // What strategies really write passes.
+    for expression in [
+        "count([1..12], # > x)",
+        "x in [0..1000000000]",
+        "sum(map([1..36], # * x))",
+        "x > 0 ? x : 0",
+    ] {
+        let source = package(
+            &format!("  - features: {{id: f, values: {{ok: \"{expression}\"}}}}"),
+            ok_outcome,
+        );
+        assert_eq!(
+            compile_problems(&source),
+            Vec::<String>::new(),
+            "{expression}"
+        );
+    }
+}
+
+#[test]
+fn a_flow_over_its_step_budget_is_refused() {
+    let source = package(
+        "  - features: {id: f, values: {a: \"count([1..50000], # > x)\", b: \"count([1..50000], # < x)\"}}",
+        "  default: approve",
+    );
+    let limits = Limits {
+        max_flow_steps: 300_000,
+        ..Limits::default()
+    };
+    let Err(EngineError::Compile(problems)) = compile_with_limits(&source, &limits) else {
+        panic!("compiled over the flow budget");
+    };
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let message = problems[0].to_string();
+    assert!(
+        message.contains("flow application") && message.contains("limits.flow_steps"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_list_built_over_the_limit_is_a_decision_error() {
+    let source = package(
+        "  - features: {id: f, values: {xs: \"map([1..20000], # * x)\"}}",
+        "  default: approve",
+    );
+    let strategy = compile(&source).unwrap();
+    let error = strategy
+        .decide_json("application", &json!({"x": 1}), &as_of())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("built a list of 20,000 items") && error.contains("limits.list_items"),
+        "{error}"
+    );
+}
+
+#[test]
+fn input_lists_and_strings_are_held_to_the_expression_limits() {
+    let mut source = package(
+        "  - features: {id: f, values: {n: \"len(xs)\"}}",
+        "  default: approve",
+    );
+    source.insert(
+        "flows/a.yaml",
+        "input:\n  x: {type: number}\n  xs: {type: list, required: false, items: {type: number}}\nsteps:\n  - features: {id: f, values: {n: \"len(xs ?? [])\"}}\noutcome:\n  default: approve\n",
+    );
+    let strategy = compile(&source).unwrap();
+    let long: Vec<i64> = (0..10_001).collect();
+    let error = strategy
+        .decide_json("application", &json!({"x": 1, "xs": long}), &as_of())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("0 to 10000 items"), "{error}");
+    let short: Vec<i64> = (0..10_000).collect();
+    assert!(strategy
+        .decide_json("application", &json!({"x": 1, "xs": short}), &as_of())
+        .is_ok());
+
+    // A declared maximum above the limit is refused where it is written.
+    source.insert(
+        "flows/a.yaml",
+        "input:\n  x: {type: number}\n  xs: {type: list, max_items: 20000, items: {type: number}}\nsteps:\n  - features: {id: f, values: {n: \"1\"}}\noutcome:\n  default: approve\n",
+    );
+    let problems = compile_problems(&source);
+    assert!(
+        problems.len() == 1
+            && problems[0].contains("input.xs")
+            && problems[0].contains("limits.list_items"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_yaml_alias_bomb_in_a_test_case_is_refused_unexpanded() {
+    let mut source = package(
+        "  - features: {id: f, values: {a: \"x\"}}",
+        "  default: approve",
+    );
+    let manifest = String::from_utf8(source.bytes("strategy.yaml").unwrap().to_vec()).unwrap();
+    source.insert(
+        "strategy.yaml",
+        format!("{manifest}tests: [tests/cases.yaml]\n"),
+    );
+    // One anchor of 20,000 items, referenced 20,000 times: 400 million nodes if expanded.
+    let items = vec!["1"; 20_000].join(",");
+    let references = vec!["*a"; 20_000].join(",");
+    source.insert(
+        "tests/cases.yaml",
+        format!("- name: bomb\n  flow: application\n  input: {{x: 1, pad: &a [{items}], more: [{references}]}}\n  expect: {{outcome: approve}}\n"),
+    );
+    let problems = compile_problems(&source);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("tests/cases.yaml") && problems[0].contains("limits.yaml_nodes"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn tables_and_text_files_over_their_limits_are_refused() {
+    let rows: String = (0..30)
+        .map(|i| format!("      - [\"[{i}..{}]\", {i}]\n", i + 1))
+        .collect();
+    let source = package(
+        &format!("  - table:\n      id: t\n      hit_policy: first\n      inputs: [x]\n      outputs: [v]\n      rows:\n{rows}"),
+        "  default: approve",
+    );
+    assert_eq!(compile_problems(&source), Vec::<String>::new());
+    let limits = Limits {
+        max_table_rows: 20,
+        ..Limits::default()
+    };
+    let Err(EngineError::Compile(problems)) = compile_with_limits(&source, &limits) else {
+        panic!("compiled over the row limit");
+    };
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("has 30 rows; a table may have at most 20"),
+        "{problems:#?}"
+    );
+    let limits = Limits {
+        max_text_file_bytes: 100,
+        ..Limits::default()
+    };
+    let Err(EngineError::Compile(problems)) = compile_with_limits(&source, &limits) else {
+        panic!("compiled over the file size limit");
+    };
+    assert!(
+        problems[0].to_string().contains("limits.text_file_bytes"),
+        "{problems:#?}"
+    );
+}
+
+/// A table of many interval rows builds its index in O(n log n): 50,000 rows (100,000 distinct
+/// bounds) would need 100,000 bitsets of 50,000 bits, 30 GB, the dense way.
+#[test]
+fn a_large_interval_table_builds_and_answers_like_a_scan() {
+    let rows = 50_000;
+    let lists = NamedLists::new();
+    let mut compiler = ExprCompiler::new(&lists);
+    let cells = (0..rows)
+        .map(|i| {
+            vec![compiler
+                .compile_unary(&format!("[{}..{})", 2 * i, 2 * i + 1))
+                .unwrap()]
+        })
+        .collect();
+    let outputs = (0..rows)
+        .map(|i| vec![ValueSource::Constant(Constant::Number((i as i64).into()))])
+        .collect();
+    let table = DecisionTable::new(TableDefinition {
+        id: "t".into(),
+        slot: compiler.slot("t"),
+        hit_policy: HitPolicy::First,
+        aggregation: None,
+        inputs: vec![compiler.compile("a").unwrap()],
+        output_names: vec!["row".into()],
+        cells,
+        outputs,
+        output_priority: vec![],
+    });
+    let mut frame = Frame::with_names(&compiler.names());
+    for (value, expected) in [
+        ("0", vec![0]),
+        ("0.5", vec![0]),
+        ("1", vec![]),
+        ("99998.25", vec![49_999]),
+        ("7", vec![]),
+    ] {
+        frame.set_named(
+            "a",
+            Variable::from(serde_json::from_str::<serde_json::Value>(value).unwrap()),
+        );
+        let indexed = table.evaluate(&mut frame, &lists).unwrap().rows;
+        assert_eq!(indexed, expected, "a = {value}");
     }
 }

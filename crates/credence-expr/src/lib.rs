@@ -16,6 +16,7 @@
 //! random source (`rand`, `d()` with no argument, `"now"`) are refused at compile time, so the
 //! same input gives the same output.
 
+mod budget;
 mod fast;
 mod frame;
 pub mod functions;
@@ -23,6 +24,7 @@ mod lists;
 mod order;
 mod simple;
 
+pub use budget::ExprLimits;
 pub use frame::{Frame, NameTable, Names, Slot};
 pub use lists::NamedLists;
 pub use order::compare_decimals;
@@ -69,6 +71,10 @@ pub struct Expr {
     /// Every root name the ZEN program reads (hoisted slots included), for syncing the context.
     vm_references: Vec<(Arc<str>, Slot)>,
     shortcut: Shortcut,
+    /// The worst-case steps of one evaluation, hoisted calls included (see `budget`).
+    steps: u64,
+    /// The longest list the expression may return (`ExprLimits::max_list_items`).
+    max_list_items: u64,
 }
 
 /// Most strategy expressions are a constant (`0.5`), a name (`terms.apr`) or a comparison
@@ -129,6 +135,7 @@ pub struct ExprCompiler<'lists> {
     next_slot: u32,
     isolate: Isolate,
     names: Names,
+    limits: ExprLimits,
 }
 
 /// Prefix of the reserved context keys that hold hoisted call results.
@@ -136,12 +143,23 @@ pub const RESERVED_PREFIX: &str = "__credence_";
 
 impl<'lists> ExprCompiler<'lists> {
     pub fn new(lists: &'lists NamedLists) -> Self {
+        Self::with_limits(lists, ExprLimits::default())
+    }
+
+    /// A compiler that refuses expressions over `limits` (see [`ExprLimits`]).
+    pub fn with_limits(lists: &'lists NamedLists, limits: ExprLimits) -> Self {
         ExprCompiler {
             lists,
             next_slot: 0,
             isolate: Isolate::new(),
             names: Names::default(),
+            limits,
         }
+    }
+
+    /// The limits this compiler holds expressions to.
+    pub fn limits(&self) -> &ExprLimits {
+        &self.limits
     }
 
     /// The slot of a name (an input field, a feature, a step's result), registering it.
@@ -164,7 +182,21 @@ impl<'lists> ExprCompiler<'lists> {
             return Err(error("the expression is empty".into()));
         }
         let (rewritten, hoisted) = self.hoist(text)?;
-        let (references, fast) = analyse(&rewritten, &mut self.names).map_err(error)?;
+        let (references, fast, own_steps) =
+            analyse(&rewritten, &mut self.names, &self.limits).map_err(error)?;
+        let steps = hoisted
+            .iter()
+            .flat_map(|call| &call.arguments)
+            .fold(own_steps, |total, argument| {
+                total.saturating_add(argument.steps)
+            });
+        if steps > self.limits.max_steps {
+            return Err(error(format!(
+                "exceeds the step budget with the credit functions it calls: up to {} steps, at most {} allowed (limits.expression_steps)",
+                budget::group(steps),
+                budget::group(self.limits.max_steps)
+            )));
+        }
         let vm_references = references
             .iter()
             .map(|name| (Arc::from(name.as_str()), self.names.slot(name)))
@@ -203,6 +235,8 @@ impl<'lists> ExprCompiler<'lists> {
             references: all_references,
             vm_references,
             shortcut,
+            steps,
+            max_list_items: self.limits.max_list_items,
         })
     }
 
@@ -215,6 +249,7 @@ impl<'lists> ExprCompiler<'lists> {
                 text: Arc::from(text),
                 simple,
                 program: None,
+                steps: 1,
             });
         }
         if trimmed.contains(RESERVED_PREFIX) {
@@ -223,6 +258,14 @@ impl<'lists> ExprCompiler<'lists> {
                 reason: format!("names starting with {RESERVED_PREFIX} are reserved"),
             });
         }
+        let steps = if simple.is_some() {
+            1
+        } else {
+            unary_step_bound(trimmed, &self.limits).map_err(|reason| ExprError::Compile {
+                text: text.to_string(),
+                reason,
+            })?
+        };
         let program = self
             .isolate
             .compile_unary(trimmed)
@@ -234,6 +277,7 @@ impl<'lists> ExprCompiler<'lists> {
             text: Arc::from(text),
             simple,
             program: Some(program),
+            steps,
         })
     }
 
@@ -425,7 +469,11 @@ fn string_literal(text: &str) -> Option<&str> {
 
 /// Parses the rewritten text once more to list its root references and refuse what would make
 /// evaluation depend on the wall clock or chance.
-fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::Fast>), String> {
+fn analyse(
+    text: &str,
+    names: &mut Names,
+    limits: &ExprLimits,
+) -> Result<(Vec<String>, Option<fast::Fast>, u64), String> {
     use zen_expression::functions::{DeprecatedFunction, FunctionKind, InternalFunction};
     let arena = zen_arena::Arena::new();
     let tokens = Lexer::new()
@@ -436,6 +484,7 @@ fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::F
         .standard()
         .parse();
     parsed.error().map_err(|e| e.to_string())?;
+    let steps = budget::step_bound(parsed.root, limits)?;
     let mut references = Vec::new();
     let mut refusal: Option<String> = None;
     let mut aliases = Vec::new();
@@ -475,7 +524,21 @@ fn analyse(text: &str, names: &mut Names) -> Result<(Vec<String>, Option<fast::F
     references.retain(|name| !aliases.contains(name));
     references.sort();
     references.dedup();
-    Ok((references, fast::Fast::from_node(parsed.root, names)))
+    Ok((references, fast::Fast::from_node(parsed.root, names), steps))
+}
+
+/// The step bound of a unary test (a table or scorecard cell the index cannot answer).
+fn unary_step_bound(text: &str, limits: &ExprLimits) -> Result<u64, String> {
+    let arena = zen_arena::Arena::new();
+    let tokens = Lexer::new()
+        .tokenize(arena.bump(), text)
+        .map_err(|e| e.to_string())?;
+    let parsed = Parser::try_new(&tokens, arena.bump())
+        .map_err(|e| e.to_string())?
+        .unary()
+        .parse();
+    parsed.error().map_err(|e| e.to_string())?;
+    budget::step_bound(parsed.root, limits)
 }
 
 fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {
@@ -567,8 +630,29 @@ impl Expr {
         &self.references
     }
 
-    /// Evaluates against the frame's context.
+    /// The most steps one evaluation can take (worst case, from the syntax tree).
+    pub fn step_bound(&self) -> u64 {
+        self.steps
+    }
+
+    /// Evaluates against the frame's context. A list longer than the limit an expression may
+    /// build is an error, so that the lists every later expression reads stay bounded.
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+        let value = self.eval_unchecked(frame, lists)?;
+        if let Variable::Array(items) = &value {
+            let length = items.borrow().len() as u64;
+            if length > self.max_list_items {
+                return Err(self.eval_error(format!(
+                    "built a list of {} items; an expression may build at most {} (limits.list_items)",
+                    budget::group(length),
+                    budget::group(self.max_list_items)
+                )));
+            }
+        }
+        Ok(value)
+    }
+
+    fn eval_unchecked(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
         match &self.shortcut {
             Shortcut::Constant(c) => Ok(c.to_variable()),
             Shortcut::Call => self.hoisted[0]
@@ -748,9 +832,15 @@ pub struct UnaryTest {
     text: Arc<str>,
     simple: Option<SimpleTest>,
     program: Option<Expression<Unary>>,
+    steps: u64,
 }
 
 impl UnaryTest {
+    /// The most steps one test can take (worst case, from the syntax tree).
+    pub fn step_bound(&self) -> u64 {
+        self.steps
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -382,7 +382,7 @@ impl Accounts {
         body: &[u8],
         actor: &str,
     ) -> Result<EventsResult, ApiError> {
-        let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let raw: serde_json::Value = crate::strict_json::parse_value(body).map_err(|e| {
             ApiError::new(
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}; send an event object, an array of them, or {{\"events\": [...]}}"),
@@ -525,7 +525,7 @@ impl Accounts {
         idempotency_key: Option<String>,
         actor: &str,
     ) -> Result<FlowResult, ApiError> {
-        let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let raw: serde_json::Value = crate::strict_json::parse_value(body).map_err(|e| {
             ApiError::new(
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}; send {{\"amount\": \"500.00\"}}"),

@@ -511,7 +511,6 @@ impl Cases {
                         .to_string();
                     metrics::counter!(REVIEW_OVERRIDES_TOTAL,
                         "queue" => next.queue.clone(),
-                        "reviewer" => decision.by.clone(),
                         "reason" => reason)
                     .increment(1);
                 }

@@ -304,7 +304,7 @@ impl Decisions {
         started: Instant,
     ) -> Result<DecisionBody, ApiError> {
         let raw: serde_json::Value =
-            serde_json::from_slice(request.body).map_err(|e| malformed(&e))?;
+            crate::strict_json::parse_value(request.body).map_err(|e| malformed(&e))?;
         if !raw.is_object() {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,

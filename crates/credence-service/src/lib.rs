@@ -26,7 +26,10 @@ pub mod provider_http;
 pub mod providers;
 pub mod replay;
 mod routes;
+pub mod server;
+pub mod sign_in;
 pub mod strategies;
+pub mod strict_json;
 pub mod users;
 pub mod webhooks;
 mod workbench;
@@ -66,6 +69,15 @@ pub struct ServiceLimits {
     pub max_page_size: u32,
     /// How long a workbench sign-in lasts.
     pub session_ttl_seconds: u64,
+    /// Mark workbench cookies `Secure` (browsers then send them over HTTPS only); on by
+    /// default when the configured public URL is `https://`.
+    pub secure_cookies: bool,
+    /// The listener's connection cap and timeouts.
+    pub http: server::HttpLimits,
+    /// Workbench sign-in throttling and lockout.
+    pub sign_in: sign_in::SignInLimits,
+    /// What a strategy package may make the engine do (checked at upload).
+    pub strategy: credence_engine::Limits,
 }
 
 impl Default for ServiceLimits {
@@ -76,6 +88,10 @@ impl Default for ServiceLimits {
             default_page_size: 50,
             max_page_size: 1000,
             session_ttl_seconds: 8 * 3600,
+            secure_cookies: false,
+            http: server::HttpLimits::default(),
+            sign_in: sign_in::SignInLimits::default(),
+            strategy: credence_engine::Limits::default(),
         }
     }
 }
@@ -92,6 +108,10 @@ pub struct Service {
     pub auth: Authenticator,
     pub clock: Arc<dyn ServiceClock>,
     pub limits: ServiceLimits,
+    /// Failed workbench sign-ins by username and address.
+    pub sign_in: sign_in::SignInGuard,
+    /// Password hashes computed at once (`SignInLimits::concurrent_hashes`).
+    pub password_hashing: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -100,7 +120,7 @@ impl Service {
         clock: Arc<dyn ServiceClock>,
         limits: ServiceLimits,
     ) -> Arc<Service> {
-        let strategies = Arc::new(Strategies::new(store.clone()));
+        let strategies = Arc::new(Strategies::with_limits(store.clone(), limits.strategy));
         let cases = Arc::new(cases::Cases::new(
             store.clone(),
             strategies.clone(),
@@ -129,6 +149,8 @@ impl Service {
             strategies,
             store,
             clock,
+            sign_in: sign_in::SignInGuard::new(limits.sign_in),
+            password_hashing: tokio::sync::Semaphore::new(limits.sign_in.concurrent_hashes.max(1)),
             limits,
         })
     }

@@ -34,6 +34,7 @@ pub const PROVIDER_CACHE_HITS_TOTAL: &str = "credence_provider_cache_hits_total"
 /// Seconds one call to a provider took, retries included, by `provider` and `status`: the
 /// latency a decision waits on, to watch against the provider's SLA and the call's timeout.
 pub const PROVIDER_CALL_SECONDS: &str = "credence_provider_call_seconds";
+pub const CONNECTIONS_REFUSED: &str = "credence_http_connections_refused_total";
 
 /// Buckets for provider calls: bureaus answer in tens to hundreds of milliseconds, and
 /// timeouts are set in seconds.
@@ -81,6 +82,10 @@ pub fn install() -> &'static PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(DECISIONS_TOTAL, "Decisions made, by flow, outcome and arm");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed on accept because max_connections were open"
+    );
     describe_histogram!(
         DECISION_SECONDS,
         Unit::Seconds,
@@ -140,7 +145,7 @@ fn describe() {
     );
     describe_counter!(
         crate::cases::REVIEW_OVERRIDES_TOTAL,
-        "Reviews that departed from the engine's offer, by queue, reviewer and referral reason"
+        "Reviews that departed from the engine's offer, by queue and referral reason (who reviewed is in the audit, not in labels)"
     );
     describe_counter!(
         crate::cases::REVIEW_ESCALATIONS_TOTAL,

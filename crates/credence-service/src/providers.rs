@@ -397,7 +397,7 @@ impl Providers {
         let mut result = None;
         for attempt in 0..=provider.retries {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                tokio::time::sleep(retry_delay(attempt)).await;
             }
             record.attempts = attempt + 1;
             let exchange = client.get(&request);
@@ -415,6 +415,11 @@ impl Providers {
                     if !(200..300).contains(&status) {
                         record.status = "http_error";
                         record.error = Some(format!("HTTP {status}"));
+                        // A refusal of the request itself (401, 404, 422…) would be refused
+                        // again, and each try may be a paid pull: only 429 and 5xx retry.
+                        if !is_retryable_status(status) {
+                            break;
+                        }
                     } else {
                         // A 2xx that does not fit is the provider's failure: not retried.
                         match serde_json::from_slice::<serde_json::Value>(&body)
@@ -613,6 +618,19 @@ impl Providers {
     }
 }
 
+/// Whether a provider's HTTP status is worth another try: overload (429) and server errors.
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+/// The wait before retry `attempt` (1, 2, …): 25 ms doubling, with up to half of it again at
+/// random, so that many decisions retrying one provider do not arrive together.
+fn retry_delay(attempt: u32) -> Duration {
+    let base_ms = 25u64 << attempt.min(6);
+    let jitter_ms = u64::from(getrandom::u32().unwrap_or(0)) % (base_ms / 2 + 1);
+    Duration::from_millis(base_ms + jitter_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,5 +694,28 @@ mod tests {
         let missing = providers.fill("Bearer {secret:NOPE}", "x").unwrap_err();
         assert!(missing.contains("secret NOPE is not set"), "{missing}");
         assert!(providers.fill("{what}", "x").is_err());
+    }
+
+    #[test]
+    fn only_overload_and_server_errors_are_retried() {
+        for (status, retried) in [
+            (400, false),
+            (401, false),
+            (404, false),
+            (422, false),
+            (429, true),
+            (500, true),
+            (503, true),
+        ] {
+            assert_eq!(super::is_retryable_status(status), retried, "{status}");
+        }
+        for attempt in 1..8 {
+            let base = 25u64 << attempt.min(6);
+            let delay = super::retry_delay(attempt).as_millis() as u64;
+            assert!(
+                (base..=base + base / 2).contains(&delay),
+                "{attempt}: {delay}"
+            );
+        }
     }
 }

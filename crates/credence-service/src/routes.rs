@@ -89,6 +89,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.http.request_timeout_ms,
+            request_deadline,
+        ))
         .layer(axum::middleware::from_fn(track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -102,6 +107,54 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "the server hit a defect handling this request; it was logged",
     )
     .into_response()
+}
+
+/// Runs a request, body read included, under `request_timeout_ms`: a client trickling its
+/// body (or a handler stuck on a dependency) holds a connection no longer than that.
+async fn request_deadline(State(timeout_ms): State<u64>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(
+        std::time::Duration::from_millis(timeout_ms),
+        next.run(request),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request did not complete within {timeout_ms} ms (request_timeout_ms); send the body promptly and retry"),
+        )
+        .into_response(),
+    }
+}
+
+/// Headers every answer carries: no MIME sniffing; answers are never cached (API answers
+/// carry personal data, workbench pages too); workbench pages are never framed, load
+/// nothing but their own stylesheet and run no script.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let workbench = request.uri().path().starts_with("/review");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if workbench {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
 }
 
 /// Counts and times every request by its route template (never the raw path, which can
@@ -153,11 +206,28 @@ fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
     {
         None => Ok(()),
-        Some(kind) if kind.starts_with("application/json") || kind.contains("+json") => Ok(()),
+        Some(kind) if is_json_media_type(kind) => Ok(()),
         Some(kind) => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             format!("Content-Type {kind} is not accepted here; send application/json"),
         )),
+    }
+}
+
+/// `application/json`, or an `application/…+json` type (RFC 6839), parameters aside.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", "json")) => true,
+        Some(("application", subtype)) => {
+            subtype.len() > "+json".len() && subtype.ends_with("+json")
+        }
+        _ => false,
     }
 }
 
@@ -357,7 +427,7 @@ async fn replay_decision(
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        crate::strict_json::parse(&body).map_err(|e| {
             ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
         })?
     };
@@ -756,7 +826,7 @@ async fn act_on_case(
     let request: CaseActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CaseActionRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        crate::strict_json::parse(&body).map_err(|e| {
             ApiError::new(
                 ErrorCode::MalformedJson,
                 format!("the case action is not valid: {e}"),
@@ -938,7 +1008,7 @@ pub struct OpenAccountRequest {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+    crate::strict_json::parse(body).map_err(|e| {
         ApiError::new(
             ErrorCode::MalformedJson,
             format!("the {what} is not valid: {e}"),

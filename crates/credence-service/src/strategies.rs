@@ -51,9 +51,56 @@ pub struct UploadOutcome {
 pub struct Strategies {
     store: Arc<dyn Store>,
     active: ArcSwapOption<ActiveStrategy>,
-    compiled: Mutex<HashMap<String, Arc<CompiledStrategy>>>,
+    compiled: Mutex<CompiledCache>,
     /// Serialises activations in this process so the swap follows the durable order.
     activation: tokio::sync::Mutex<()>,
+    /// What a package may make the engine do.
+    limits: credence_engine::Limits,
+    /// Packages compile (and run their cases) one at a time, so that concurrent uploads
+    /// cannot multiply the peak memory one compilation takes.
+    compile_slot: tokio::sync::Semaphore,
+}
+
+/// Compiled versions kept for reuse: at most [`COMPILED_VERSIONS_KEPT`], the least recently
+/// used dropped first (the active version is also held by the active pointer, so dropping it
+/// here frees nothing it needs). A dropped version is compiled again from its stored package.
+struct CompiledCache {
+    entries: HashMap<String, (Arc<CompiledStrategy>, u64)>,
+    clock: u64,
+}
+
+/// How many compiled versions a process keeps besides the active one.
+pub const COMPILED_VERSIONS_KEPT: usize = 8;
+
+impl CompiledCache {
+    fn get(&mut self, version: &str) -> Option<Arc<CompiledStrategy>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(version).map(|(strategy, used)| {
+            *used = clock;
+            strategy.clone()
+        })
+    }
+
+    fn insert(&mut self, version: String, strategy: Arc<CompiledStrategy>) {
+        self.clock += 1;
+        self.entries.insert(version, (strategy, self.clock));
+        while self.entries.len() > COMPILED_VERSIONS_KEPT {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(version, _)| version.clone())
+            else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 fn audit(
@@ -81,10 +128,13 @@ fn unknown_version(version: &str) -> ApiError {
 }
 
 /// Compiles a package off the async threads.
-async fn compile_package(package: Vec<u8>) -> Result<CompiledStrategy, ApiError> {
+async fn compile_package(
+    package: Vec<u8>,
+    limits: credence_engine::Limits,
+) -> Result<CompiledStrategy, ApiError> {
     tokio::task::spawn_blocking(move || {
         let source = package_archive::unpack(&package)?;
-        credence_engine::compile(&source).map_err(ApiError::from)
+        credence_engine::compile_with_limits(&source, &limits).map_err(ApiError::from)
     })
     .await
     .map_err(|e| ApiError::new(ErrorCode::Internal, format!("compilation panicked: {e}")))?
@@ -92,12 +142,36 @@ async fn compile_package(package: Vec<u8>) -> Result<CompiledStrategy, ApiError>
 
 impl Strategies {
     pub fn new(store: Arc<dyn Store>) -> Strategies {
+        Self::with_limits(store, credence_engine::Limits::default())
+    }
+
+    /// Strategies whose packages are held to `limits` when they compile.
+    pub fn with_limits(store: Arc<dyn Store>, limits: credence_engine::Limits) -> Strategies {
         Strategies {
             store,
             active: ArcSwapOption::empty(),
-            compiled: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(CompiledCache {
+                entries: HashMap::new(),
+                clock: 0,
+            }),
             activation: tokio::sync::Mutex::new(()),
+            limits,
+            compile_slot: tokio::sync::Semaphore::new(1),
         }
+    }
+
+    /// How many compiled versions are kept in memory now (besides the active one).
+    pub fn compiled_versions_kept(&self) -> usize {
+        self.compiled.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Compiles a package when no other compilation runs in this process.
+    async fn compile_one_at_a_time(&self, package: Vec<u8>) -> Result<CompiledStrategy, ApiError> {
+        let _slot =
+            self.compile_slot.acquire().await.map_err(|_| {
+                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
+            })?;
+        compile_package(package, self.limits).await
     }
 
     /// The active version, if any (one atomic load).
@@ -107,12 +181,7 @@ impl Strategies {
 
     /// A version compiled, from the cache or from its stored package.
     pub async fn compiled(&self, version: &str) -> Result<Arc<CompiledStrategy>, ApiError> {
-        if let Some(strategy) = self
-            .compiled
-            .lock()
-            .ok()
-            .and_then(|c| c.get(version).cloned())
-        {
+        if let Some(strategy) = self.compiled.lock().ok().and_then(|mut c| c.get(version)) {
             return Ok(strategy);
         }
         let package = self
@@ -120,7 +189,7 @@ impl Strategies {
             .strategy_package(version)
             .await?
             .ok_or_else(|| unknown_version(version))?;
-        let strategy = Arc::new(compile_package(package).await?);
+        let strategy = Arc::new(self.compile_one_at_a_time(package).await?);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(version.to_string(), strategy.clone());
         }
@@ -201,12 +270,17 @@ impl Strategies {
         now_ms: i64,
         state: StrategyState,
     ) -> Result<UploadOutcome, ApiError> {
-        let compiled = compile_package(package.clone()).await?;
+        let slot =
+            self.compile_slot.acquire().await.map_err(|_| {
+                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
+            })?;
+        let compiled = compile_package(package.clone(), self.limits).await?;
         let compiled = Arc::new(compiled);
         let for_cases = compiled.clone();
         let results = tokio::task::spawn_blocking(move || for_cases.run_cases())
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cases panicked: {e}")))?;
+        drop(slot);
         let failed: Vec<_> = results
             .iter()
             .filter(|r| !r.passed())

@@ -177,7 +177,7 @@ struct LoginQuery {
     expired: Option<String>,
 }
 
-async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+async fn login_page(State(service): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
     let csrf = random_hex();
     let error = query
         .expired
@@ -189,13 +189,26 @@ async fn login_page(Query(query): Query<LoginQuery>) -> Response {
             error,
         },
     );
-    set_cookie(&mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
+    set_cookie(&service, &mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
     response
 }
 
-fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_seconds: u64) {
+/// Sets a workbench cookie: HttpOnly, SameSite=Strict, and Secure when the service says so
+/// (`ServiceLimits::secure_cookies`, on by default behind an `https://` public URL).
+fn set_cookie(
+    service: &Service,
+    response: &mut Response,
+    name: &str,
+    value: &str,
+    max_age_seconds: u64,
+) {
+    let secure = if service.limits.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{name}={value}; HttpOnly; SameSite=Strict; Path=/review; Max-Age={max_age_seconds}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/review; Max-Age={max_age_seconds}{secure}"
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -209,8 +222,23 @@ struct LoginForm {
     password: String,
 }
 
+/// The sign-in page again, with a message, a fresh form token and `status`.
+fn login_again(service: &Service, status: StatusCode, message: String) -> Response {
+    let csrf = random_hex();
+    let mut response = page(
+        status,
+        &LoginPage {
+            csrf: csrf.clone(),
+            error: Some(message),
+        },
+    );
+    set_cookie(service, &mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
+    response
+}
+
 async fn login(
     State(service): State<AppState>,
+    peer: Option<axum::Extension<crate::server::PeerAddress>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -222,6 +250,46 @@ async fn login(
             "the sign-in form is missing its security token or it has expired; reload the page",
         );
     }
+    // Throttling first: an attempt too soon after failures costs no password hash.
+    let address = peer.map_or_else(|| "unknown".to_string(), |p| p.0 .0.ip().to_string());
+    let now = service.now_ms();
+    if let Err(refusal) = service.sign_in.check(&form.username, &address, now) {
+        let seconds = refusal.retry_after_ms().div_ceil(1000).max(1);
+        let mut response = login_again(
+            &service,
+            StatusCode::TOO_MANY_REQUESTS,
+            match refusal {
+                crate::sign_in::Refusal::Locked { .. } => format!(
+                    "Too many failed sign-ins: this sign-in is locked for {} more minute(s).",
+                    seconds.div_ceil(60)
+                ),
+                crate::sign_in::Refusal::BackOff { .. } => format!(
+                    "Too many failed sign-ins: wait {seconds} second(s) before trying again."
+                ),
+            },
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    // Password hashing is bounded in concurrency so guessing cannot take the cores decisions
+    // need; an attempt that cannot hash within a second is told to retry.
+    let hashing = match tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        service.password_hashing.acquire(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return login_again(
+                &service,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is busy; try again in a moment.".into(),
+            )
+        }
+    };
     let user = service.store.user(&form.username).await.ok().flatten();
     let password = form.password.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -236,19 +304,43 @@ async fn login(
     })
     .await
     .unwrap_or(false);
+    drop(hashing);
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("a sign-in to the workbench failed");
-        let csrf = random_hex();
-        let mut response = page(
+        let effect = service.sign_in.failed(&form.username, &address, now);
+        let locked = match effect {
+            crate::sign_in::FailureEffect::Counted => None,
+            crate::sign_in::FailureEffect::LockedUser => {
+                Some(("user.locked_out", form.username.clone()))
+            }
+            crate::sign_in::FailureEffect::LockedAddress => {
+                Some(("sign_in.address_locked_out", address.clone()))
+            }
+        };
+        if let Some((action, subject)) = locked {
+            tracing::warn!(action, "workbench sign-ins locked after repeated failures");
+            let limits = service.sign_in.limits();
+            let event = NewAuditEvent {
+                at_ms: now,
+                actor: "workbench".into(),
+                action: action.into(),
+                subject,
+                detail: serde_json::json!({
+                    "address": address,
+                    "lockout_ms": limits.lockout_ms,
+                }),
+            };
+            if let Err(error) = service.store.append_audit(event).await {
+                tracing::error!(%error, "cannot record a sign-in lockout in the audit");
+            }
+        }
+        return login_again(
+            &service,
             StatusCode::UNAUTHORIZED,
-            &LoginPage {
-                csrf: csrf.clone(),
-                error: Some("Unknown username or wrong password.".into()),
-            },
+            "Unknown username or wrong password.".into(),
         );
-        set_cookie(&mut response, LOGIN_CSRF_COOKIE, &csrf, 600);
-        return response;
     };
+    service.sign_in.succeeded(&form.username, &address);
     let token = random_hex();
     let now = service.now_ms();
     let ttl = service.limits.session_ttl_seconds;
@@ -266,8 +358,8 @@ async fn login(
         );
     }
     let mut response = redirect("/review");
-    set_cookie(&mut response, SESSION_COOKIE, &token, ttl);
-    set_cookie(&mut response, LOGIN_CSRF_COOKIE, "", 0);
+    set_cookie(&service, &mut response, SESSION_COOKIE, &token, ttl);
+    set_cookie(&service, &mut response, LOGIN_CSRF_COOKIE, "", 0);
     response
 }
 
@@ -290,7 +382,7 @@ async fn logout(
         .delete_session(&signed.session.token_sha256)
         .await;
     let mut response = redirect("/review/login");
-    set_cookie(&mut response, SESSION_COOKIE, "", 0);
+    set_cookie(&service, &mut response, SESSION_COOKIE, "", 0);
     response
 }
 
