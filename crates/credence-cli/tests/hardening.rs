@@ -343,3 +343,48 @@ fn answers_carry_security_headers_and_cookies_can_be_secure() {
         "{cookie}"
     );
 }
+
+/// Requests with two bodies race on one Idempotency-Key; the second body is refused by the
+/// schema, so only the first can ever be committed. Every request carrying it gets the one
+/// stored decision, whichever request happened to lead; none gets a spurious 422.
+#[test]
+fn an_idempotency_race_answers_every_request_with_the_committed_body_alike() {
+    let root = scratch_dir("hardening-race");
+    let server = Server::start(&root.join("data"), &[]);
+    let key = server.key("decide", "platform");
+    let url = format!("{}/v1/decisions/application", server.url);
+    let valid = example_input("application-approve.json");
+    let mut invalid = valid.clone();
+    invalid
+        .as_object_mut()
+        .unwrap()
+        .remove("declared_monthly_income");
+    for round in 0..4 {
+        let idempotency_key = format!("race-{round}");
+        let answers: Vec<(bool, Answer)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..40)
+                .map(|i| {
+                    let body = if i % 2 == 0 { &valid } else { &invalid };
+                    let (url, key, idempotency_key) = (&url, &key, &idempotency_key);
+                    scope.spawn(move || {
+                        (
+                            i % 2 == 0,
+                            post_json(url, key, body, &[("Idempotency-Key", idempotency_key)]),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ids = std::collections::BTreeSet::new();
+        for (is_valid, answer) in &answers {
+            if *is_valid {
+                assert_eq!(answer.status, 200, "round {round}: {}", answer.json);
+                ids.insert(answer.json["id"].as_str().unwrap().to_string());
+            } else {
+                assert_eq!(answer.status, 422, "round {round}: {}", answer.json);
+            }
+        }
+        assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+    }
+}

@@ -197,9 +197,8 @@ impl Decisions {
                 }
                 Joined::Follower(leader_fingerprint, done) => (leader_fingerprint, done),
             };
-            if leader_fingerprint != fingerprint {
-                return Err(reused());
-            }
+            // Wait for the leader's outcome whatever its body: what was committed, not what is
+            // in flight, decides whether this request is a retry or a reuse of the key.
             let waited = done
                 .wait_for(Option::is_some)
                 .await
@@ -212,6 +211,14 @@ impl Decisions {
                             "idempotent leader vanished",
                         ))
                     });
+                    if leader_fingerprint != fingerprint {
+                        match outcome {
+                            // The leader's request holds the key now.
+                            Ok(_) => return Err(reused()),
+                            // Nothing of the leader's was kept: this request may still lead.
+                            Err(_) => continue,
+                        }
+                    }
                     return outcome.map(|body| {
                         metrics::counter!(m::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
                         DecisionBody {

@@ -206,7 +206,18 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Unavailable,
                 "the service is shutting down; retry",
             ),
-            other => ApiError::new(ErrorCode::Internal, format!("storage failed: {other}")),
+            StoreError::Unavailable(reason) => ApiError::new(
+                ErrorCode::Unavailable,
+                format!("storage is unavailable ({reason}); nothing was recorded: retry later"),
+            ),
+            // Paths and database messages are for the operator's log, not for clients.
+            other => {
+                tracing::error!(error = %other, "storage failed");
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "storage failed; nothing was recorded, and the server's log has the details",
+                )
+            }
         }
     }
 }

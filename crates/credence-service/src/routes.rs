@@ -968,9 +968,13 @@ async fn readyz(State(service): State<AppState>) -> Result<Json<serde_json::Valu
         ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active")
     })?;
     service.store.activations(1).await.map_err(|e| {
+        tracing::error!(error = %e, "readiness: the store does not answer");
+        ApiError::new(ErrorCode::Unavailable, "the store does not answer")
+    })?;
+    service.store.writable().await.map_err(|e| {
         ApiError::new(
             ErrorCode::Unavailable,
-            format!("the store does not answer: {e}"),
+            format!("not ready: {e}; decisions are refused until the operator frees space"),
         )
     })?;
     Ok(Json(

@@ -4,7 +4,7 @@
 pub enum StoreError {
     /// The database refused an operation or could not be opened.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
     /// The data directory could not be created or read.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
@@ -17,6 +17,11 @@ pub enum StoreError {
     /// The batch holding this write could not be committed; nothing of it was kept.
     #[error("the write could not be committed: {0}")]
     Commit(String),
+    /// The storage cannot take writes now (no space left on the device, a quota); nothing
+    /// of the write was kept, and the same write may succeed once the operator frees space.
+    /// The message names no path: it may reach a client.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     /// The writer thread is gone (the store is shutting down).
     #[error("the store is shutting down")]
     Closed,
@@ -32,6 +37,28 @@ impl StoreError {
                 if code.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
                 StoreError::Conflict { what: what() }
+            }
+            _ => StoreError::from(error),
+        }
+    }
+}
+
+/// Whether an I/O error means the device is out of space (or over a quota).
+pub(crate) fn is_out_of_space(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull
+        || matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// A full database or disk is [`StoreError::Unavailable`]; anything else a database error.
+    fn from(error: rusqlite::Error) -> StoreError {
+        match &error {
+            rusqlite::Error::SqliteFailure(code, _)
+                if code.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                StoreError::Unavailable(
+                    "the database cannot be written: no space left on the device".into(),
+                )
             }
             _ => StoreError::Database(error),
         }

@@ -32,6 +32,11 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a decision to the chain; returns once it is durable. A reused idempotency key
     /// is a [`StoreError::Conflict`] and leaves no record.
     async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError>;
+    /// Whether the decision log can take appends now; `Unavailable` with the reason when it
+    /// cannot (a full device). Readiness checks ask this.
+    async fn writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError>;
     async fn decision_by_idempotency_key(
         &self,

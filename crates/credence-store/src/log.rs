@@ -298,6 +298,23 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `dir` (`None` if unknown).
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes only into the struct it is given; `path` is a valid C string.
+    unsafe {
+        let mut stats: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut stats) != 0 {
+            return None;
+        }
+        Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+    }
+}
+
+/// The free space below which the zero fill waits instead of trying (and failing) to grow.
+pub const RESUME_FILL_FREE_BYTES: u64 = 4 * ZERO_FILL_CHUNK_BYTES;
+
 fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     const CHUNK: usize = 1 << 20;
@@ -312,21 +329,40 @@ fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
 }
 
 /// Zero-fills a segment up to each requested length, then publishes it in `allocated`.
-fn run_preallocator(file: File, allocated: Arc<AtomicU64>, requests: mpsc::Receiver<u64>) {
+///
+/// When the device is full the fill stops: requests are then ignored until the file system
+/// has [`RESUME_FILL_FREE_BYTES`] free again, so a failing fill never takes the space an
+/// operator frees (at most one chunk is held by the attempt that failed).
+fn run_preallocator(
+    dir: PathBuf,
+    file: File,
+    allocated: Arc<AtomicU64>,
+    requests: mpsc::Receiver<u64>,
+) {
     crate::priority::lower_this_thread();
+    let mut out_of_space = false;
     while let Ok(mut target) = requests.recv() {
         while let Ok(later) = requests.try_recv() {
             target = target.max(later);
+        }
+        if out_of_space {
+            if free_bytes(&dir).is_some_and(|free| free < RESUME_FILL_FREE_BYTES) {
+                continue;
+            }
+            out_of_space = false;
         }
         let mut from = allocated.load(Ordering::Acquire);
         while from < target {
             // One chunk written and synced before the next: the writer's commits never find
             // more than a chunk of zeros dirty in the file.
             let to = (from + ZERO_FILL_CHUNK_BYTES).min(target);
-            if write_zeros(&file, from, to)
-                .and_then(|()| file.sync_data())
-                .is_err()
-            {
+            if let Err(error) = write_zeros(&file, from, to).and_then(|()| file.sync_data()) {
+                if crate::error::is_out_of_space(&error) {
+                    out_of_space = true;
+                    tracing::warn!(
+                        "the decision log's zero fill stopped: no space left on the device"
+                    );
+                }
                 break;
             }
             allocated.fetch_max(to, Ordering::AcqRel);
@@ -353,8 +389,17 @@ impl Appender {
             .open(&path)
             .map_err(io)?;
         let length = file.metadata().map_err(io)?.len();
-        let allocated = length.max(size + PREALLOCATE_BYTES);
-        write_zeros(&file, size, allocated).map_err(io)?;
+        let mut allocated = length.max(size + PREALLOCATE_BYTES);
+        if let Err(error) = write_zeros(&file, size, allocated) {
+            if !crate::error::is_out_of_space(&error) {
+                return Err(io(error));
+            }
+            // A full device: open with what the file already holds (zeroed past `size`), so
+            // the store serves reads and refuses appends until space is freed.
+            tracing::warn!("opening the decision log on a full device: appends wait for space");
+            allocated = length.max(size);
+            write_zeros(&file, size, allocated).map_err(io)?;
+        }
         file.sync_all().map_err(io)?;
         sync_dir(dir).map_err(io)?;
         file.seek(SeekFrom::Start(size)).map_err(io)?;
@@ -363,9 +408,10 @@ impl Appender {
         let grow = match file.try_clone() {
             Ok(clone) => {
                 let shared = allocated.clone();
+                let dir = dir.to_path_buf();
                 std::thread::Builder::new()
                     .name("credence-log-prealloc".into())
-                    .spawn(move || run_preallocator(clone, shared, requests))
+                    .spawn(move || run_preallocator(dir, clone, shared, requests))
                     .ok()
                     .map(|_| grow)
             }
@@ -415,8 +461,16 @@ impl Appender {
         let allocated = self.allocated.load(Ordering::Acquire);
         if end > allocated {
             // The preallocator fell behind: fill here (the size change needs a full sync).
-            let target = end + PREALLOCATE_BYTES;
+            let mut target = end + PREALLOCATE_BYTES;
             result = write_zeros(&self.file, allocated, target).and_then(|()| self.file.sync_all());
+            if result.as_ref().is_err_and(crate::error::is_out_of_space) {
+                // Short of space: give back what the attempt took, and ask for this batch's
+                // bytes only.
+                let _ = self.file.set_len(allocated.max(self.size));
+                target = end;
+                result =
+                    write_zeros(&self.file, allocated, target).and_then(|()| self.file.sync_all());
+            }
             if result.is_ok() {
                 self.allocated.fetch_max(target, Ordering::AcqRel);
             }
@@ -435,6 +489,15 @@ impl Appender {
             }
             Err(error) => {
                 let _ = write_zeros(&self.file, self.size, end);
+                if crate::error::is_out_of_space(&error) {
+                    // What a failed fill took past the published length is given back, so
+                    // that space an operator frees is there for the next try.
+                    let published = self.allocated.load(Ordering::Acquire);
+                    let _ = self.file.set_len(published.max(self.size));
+                    return Err(StoreError::Unavailable(
+                        "the decision log cannot be written: no space left on the device".into(),
+                    ));
+                }
                 Err(StoreError::Io {
                     path: path.display().to_string(),
                     message: format!("appending to the decision log: {error}"),

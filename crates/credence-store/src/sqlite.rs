@@ -195,6 +195,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Held for the life of an appending store.
     _lock: Option<std::fs::File>,
+    /// Set by the log writer when an append fails for want of space, cleared by the next
+    /// append that succeeds.
+    log_unwritable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Acknowledged decisions not yet in the index.
@@ -275,7 +278,7 @@ where
         };
         Box::new(move |commit: Option<&StoreError>| {
             let outcome = match (result, commit) {
-                (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                (Ok(_), Some(error)) => Err(refusal(error)),
                 (result, _) => result,
             };
             let _ = reply.send(outcome);
@@ -283,7 +286,7 @@ where
     }
 
     fn abandon(self: Box<Self>, error: &StoreError) {
-        let _ = self.reply.send(Err(StoreError::Commit(error.to_string())));
+        let _ = self.reply.send(Err(refusal(error)));
     }
 
     fn durable(&self) -> bool {
@@ -415,6 +418,7 @@ impl SqliteStore {
         let conn = open_connection(&path)?;
         migrate(&conn)?;
         let pending = Arc::new(RwLock::new(Pending::default()));
+        let log_unwritable = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (lock, appender) = if append {
             let lock_path = data_dir.join(LOCK_FILE);
             let lock = std::fs::OpenOptions::new()
@@ -429,15 +433,32 @@ impl SqliteStore {
                     message: "another credence process is serving this data directory; stop it first (or give this one its own --data-dir)".into(),
                 });
             }
-            let (tip, end) = recover(&conn, &log_dir)?;
+            let (tip, end, unindexed) = recover(&conn, &log_dir)?;
+            if !unindexed.is_empty() {
+                // The index could not be written (a full disk): the records wait in memory,
+                // as acknowledged ones do, until the indexer can write them.
+                if let Ok(mut pending) = pending.write() {
+                    for (stored, position) in unindexed {
+                        pending.insert(stored, position);
+                    }
+                }
+            }
             let appender = Appender::open(&log_dir, end)?;
             let index_conn = open_connection(&path)?;
             let (sender, receiver) = mpsc::channel::<AppendRequest>();
             let pending_for_writer = pending.clone();
+            let unwritable = log_unwritable.clone();
             std::thread::Builder::new()
                 .name("credence-log-writer".into())
                 .spawn(move || {
-                    run_log_writer(appender, tip, receiver, pending_for_writer, index_conn)
+                    run_log_writer(
+                        appender,
+                        tip,
+                        receiver,
+                        pending_for_writer,
+                        index_conn,
+                        unwritable,
+                    )
                 })
                 .map_err(|e| io_error(&path, e))?;
             (Some(lock), Some(sender))
@@ -457,6 +478,7 @@ impl SqliteStore {
             pending,
             readers: Mutex::new(Vec::new()),
             _lock: lock,
+            log_unwritable,
         });
         if append {
             let watched = Arc::downgrade(&inner);
@@ -520,6 +542,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             "the database has schema version {version}; this build reads up to {SCHEMA_VERSION}: upgrade credence"
         )));
     }
+    if version == SCHEMA_VERSION {
+        // Up to date: nothing to write, so a store on a full disk still opens.
+        return Ok(());
+    }
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| -> Result<(), StoreError> {
         conn.execute_batch(SCHEMA)?;
@@ -540,8 +566,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-/// The chain tip after recovery, and where the next frame goes (segment, offset).
-type Recovered = ((i64, String), Option<(i64, u64)>);
+/// The chain tip after recovery, where the next frame goes (segment, offset), and the records
+/// found past the index that could not be indexed for want of space.
+type Recovered = (
+    (i64, String),
+    Option<(i64, u64)>,
+    Vec<(Arc<StoredDecision>, FramePosition)>,
+);
 
 /// Reads the log past the index, indexes what it finds, and returns the chain tip and where
 /// the next frame goes. A torn frame at the very end (a write cut off by a crash before it
@@ -601,16 +632,33 @@ fn recover(conn: &Connection, log_dir: &Path) -> Result<Recovered, StoreError> {
         }
     }
     if !found.is_empty() {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        match index_decisions(conn, &found) {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+        let indexed = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)
+            .and_then(|()| index_decisions(conn, &found))
+            .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::from));
+        match indexed {
+            Ok(()) => found.clear(),
+            Err(StoreError::Unavailable(reason)) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::warn!(%reason, count = found.len(), "decisions past the index stay in memory until the index can be written");
+            }
             Err(error) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(error);
             }
         }
     }
-    Ok((tip, end))
+    Ok((tip, end, found))
+}
+
+/// What a refused batch's callers are told: the store's own words for a full device (they
+/// name no path), a commit failure otherwise.
+fn refusal(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(reason) => StoreError::Unavailable(reason.clone()),
+        other => StoreError::Commit(other.to_string()),
+    }
 }
 
 fn index_has_key(conn: &Connection, key: &str) -> bool {
@@ -625,7 +673,9 @@ fn run_log_writer(
     receiver: mpsc::Receiver<AppendRequest>,
     pending: Arc<RwLock<Pending>>,
     index_conn: Connection,
+    unwritable: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    use std::sync::atomic::Ordering;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(MAX_BATCH);
     let mut frames: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut accepted = Vec::with_capacity(MAX_BATCH);
@@ -639,10 +689,10 @@ fn run_log_writer(
             }
         }
         if let Err(error) = appender.rotate_if_full(tip.0 + 1) {
+            tracing::error!(%error, "the decision log could not start a new segment; the batch is refused");
+            unwritable.store(true, Ordering::Release);
             for request in batch.drain(..) {
-                let _ = request
-                    .reply
-                    .send(Err(StoreError::Commit(error.to_string())));
+                let _ = request.reply.send(Err(refusal(&error)));
             }
             continue;
         }
@@ -684,6 +734,7 @@ fn run_log_writer(
         }
         match appender.append_durably(&frames) {
             Ok(()) => {
+                unwritable.store(false, Ordering::Release);
                 if let Ok(mut pending) = pending.write() {
                     for (_, stored, position) in &accepted {
                         pending.insert(stored.clone(), *position);
@@ -701,9 +752,10 @@ fn run_log_writer(
             }
             Err(error) => {
                 tracing::error!(%error, "the decision log could not be written; the batch is refused");
+                unwritable.store(true, Ordering::Release);
                 tip = start_tip;
                 for (reply, _, _) in accepted.drain(..) {
-                    let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+                    let _ = reply.send(Err(refusal(&error)));
                 }
             }
         }
@@ -1001,6 +1053,23 @@ fn insert_audit(conn: &Connection, event: &NewAuditEvent) -> Result<(), StoreErr
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn writable(&self) -> Result<(), StoreError> {
+        let failed = self
+            .inner
+            .log_unwritable
+            .load(std::sync::atomic::Ordering::Acquire);
+        match crate::log::free_bytes(&self.inner.log_dir) {
+            Some(free) if free < crate::log::RESUME_FILL_FREE_BYTES => Err(
+                StoreError::Unavailable("no space left on the device for the decision log".into()),
+            ),
+            None if failed => Err(StoreError::Unavailable(
+                "the last append to the decision log failed".into(),
+            )),
+            // Space is there (again): the next append will try.
+            _ => Ok(()),
+        }
+    }
+
     async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError> {
         let appender = self
             .inner
