@@ -446,12 +446,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     // Webhook deliveries: the outbox is polled four times a second.
     let webhook_service = service.clone();
+    let webhook_agent = credence_service::webhooks::agent(service.providers.tls_config());
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
         loop {
             ticker.tick().await;
             credence_service::webhooks::deliver_due(
                 &webhook_service.store,
+                &webhook_agent,
                 webhook_service.now_ms(),
             )
             .await;

@@ -2,6 +2,8 @@
 
 #[path = "support/server.rs"]
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1126,5 +1128,54 @@ fn decided_reviews_are_posted_to_webhooks_signed_and_retried() {
         assert_eq!(event["decision_id"], decision_id.as_str());
         assert_eq!(event["final_decision"]["verdict"], "decline");
         assert_eq!(event["final_decision"]["by"], "ann");
+    }
+}
+
+/// Webhooks go out over HTTPS too, trusting the operator's CA file as provider calls do.
+#[test]
+fn webhooks_are_delivered_over_https() {
+    let receiver = tls::start_https_provider("{}");
+    let ca_file = tls::fixture("ca.pem");
+    let server = Server::start(
+        &scratch_dir("svc-webhooks-https"),
+        &["--provider-ca-file", ca_file.to_str().unwrap()],
+    );
+    let admin = server.key("admin", "ops");
+    let registered = post_json(
+        &format!("{}/v1/webhooks", server.url),
+        &admin,
+        &json!({"url": receiver.url}),
+        &[],
+    );
+    assert_eq!(registered.status, 201, "{}", registered.json);
+    let caller = server.key("decide", "platform");
+    let reviewer = server.key("review", "ann");
+    let decision_id = refer_application(&server, &caller)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let case_url = format!(
+        "{}/v1/cases/case_{}",
+        server.url,
+        decision_id.trim_start_matches("dec_")
+    );
+    assert_eq!(
+        post_json(&format!("{case_url}/claim"), &reviewer, &json!({}), &[]).status,
+        200
+    );
+    let decided = post_json(
+        &format!("{case_url}/decide"),
+        &reviewer,
+        &json!({"verdict": "decline", "reasons": ["REF_INCOME_MISMATCH"], "note": "income could not be verified"}),
+        &[],
+    );
+    assert_eq!(decided.json["status"], "decided", "{}", decided.json);
+    let started = std::time::Instant::now();
+    while receiver.answered() == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no delivery over HTTPS"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

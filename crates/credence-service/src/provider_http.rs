@@ -455,13 +455,21 @@ impl PreparedGet {
 /// The provider client of a process: TLS settings and the idle connections by origin.
 pub struct ProviderHttp {
     tls: tokio_rustls::TlsConnector,
+    /// The TLS set-up, for other clients that must trust what provider calls trust.
+    tls_config: Arc<rustls::ClientConfig>,
     idle: Mutex<HashMap<String, Vec<Idle>>>,
 }
 
 impl ProviderHttp {
+    /// The TLS set-up these calls use: Mozilla's roots and the operator's CAs.
+    pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls_config.clone()
+    }
+
     pub fn new(tls: Arc<rustls::ClientConfig>) -> ProviderHttp {
         ProviderHttp {
-            tls: tokio_rustls::TlsConnector::from(tls),
+            tls: tokio_rustls::TlsConnector::from(tls.clone()),
+            tls_config: tls,
             idle: Mutex::new(HashMap::new()),
         }
     }

@@ -269,6 +269,12 @@ impl Providers {
         Ok(certificates.len())
     }
 
+    /// The TLS set-up of provider calls (Mozilla's roots and the operator's CAs), for the
+    /// other outbound clients (webhooks).
+    pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.client.load().tls_config()
+    }
+
     /// Adds secrets (from a secrets file); they take precedence over the environment.
     pub fn add_secrets(&self, secrets: HashMap<String, String>) {
         if let Ok(mut current) = self.secrets.write() {

@@ -36,13 +36,22 @@ pub fn backoff_ms(attempts: i64) -> i64 {
         .min(3_600_000)
 }
 
-fn post(delivery: &DeliveryRecord, timestamp_ms: i64) -> Result<(), String> {
+/// The client webhooks are posted with: HTTP and HTTPS, trusting what provider calls trust.
+pub fn agent(tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(tls)
+        .timeout(Duration::from_secs(5))
+        .redirects(0)
+        .build()
+}
+
+fn post(agent: &ureq::Agent, delivery: &DeliveryRecord, timestamp_ms: i64) -> Result<(), String> {
     let signed = format!(
         "t={timestamp_ms},v1={}",
         signature(&delivery.secret, timestamp_ms, &delivery.body)
     );
-    let result = ureq::post(&delivery.url)
-        .timeout(Duration::from_secs(5))
+    let result = agent
+        .post(&delivery.url)
         .set("Content-Type", "application/json")
         .set("X-Credence-Event", &delivery.event)
         .set("X-Credence-Delivery", &delivery.id.to_string())
@@ -56,7 +65,7 @@ fn post(delivery: &DeliveryRecord, timestamp_ms: i64) -> Result<(), String> {
 }
 
 /// Attempts every due delivery once; returns how many were delivered.
-pub async fn deliver_due(store: &Arc<dyn Store>, now_ms: i64) -> usize {
+pub async fn deliver_due(store: &Arc<dyn Store>, agent: &ureq::Agent, now_ms: i64) -> usize {
     let due = match store.due_deliveries(now_ms, 50).await {
         Ok(due) => due,
         Err(error) => {
@@ -67,7 +76,8 @@ pub async fn deliver_due(store: &Arc<dyn Store>, now_ms: i64) -> usize {
     let mut delivered = 0;
     for delivery in due {
         let sending = delivery.clone();
-        let result = tokio::task::spawn_blocking(move || post(&sending, now_ms))
+        let agent = agent.clone();
+        let result = tokio::task::spawn_blocking(move || post(&agent, &sending, now_ms))
             .await
             .unwrap_or_else(|e| Err(format!("the delivery panicked: {e}")));
         let attempts = delivery.attempts + 1;
