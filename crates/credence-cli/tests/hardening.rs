@@ -388,3 +388,53 @@ fn an_idempotency_race_answers_every_request_with_the_committed_body_alike() {
         assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
     }
 }
+
+/// Requests hyper refuses before any route sees them still get the JSON error format.
+#[test]
+fn requests_refused_by_the_listener_get_json_errors() {
+    let root = scratch_dir("hardening-heads");
+    let server = Server::start(&root.join("data"), &[]);
+    let address = address(&server);
+    let long_key = "a".repeat(1_000_000);
+    // (request, status, code)
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\0b\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nIdempotency-Key: {long_key}\r\n\r\n")
+                .into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
+            "400",
+            "malformed_request",
+        ),
+    ];
+    for (raw, status, code) in cases {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        // The server may answer and close before it has read all of a long head.
+        let _ = stream.write_all(&raw);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        assert_eq!(json["code"], code, "{text}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
+    }
+}

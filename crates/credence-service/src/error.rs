@@ -16,6 +16,10 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedJson,
+    /// The request line or a header is not valid HTTP (answered by the listener itself).
+    MalformedRequest,
+    /// The request's headers are over the listener's limit.
+    HeadersTooLarge,
     InvalidInput,
     InvalidParameter,
     BodyTooLarge,
@@ -44,7 +48,10 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidParameter | InvalidPackage => StatusCode::BAD_REQUEST,
+            MalformedJson | MalformedRequest | InvalidParameter | InvalidPackage => {
+                StatusCode::BAD_REQUEST
+            }
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Unauthenticated => StatusCode::UNAUTHORIZED,
             Forbidden | MakerChecker => StatusCode::FORBIDDEN,
             NotFound | UnknownFlow | UnknownStrategyVersion => StatusCode::NOT_FOUND,
@@ -66,6 +73,8 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson => "malformed_json",
+            MalformedRequest => "malformed_request",
+            HeadersTooLarge => "headers_too_large",
             InvalidInput => "invalid_input",
             InvalidParameter => "invalid_parameter",
             BodyTooLarge => "body_too_large",
