@@ -244,7 +244,8 @@ impl Accounts {
             return Ok((view(&decode(&existing)?, existing.version, today), false));
         }
         let stored = self.store.decision(decision_id).await?.ok_or_else(|| {
-            ApiError::parameter("decision_id", format!("no decision {decision_id}"))
+            ApiError::not_found(format!("decision_id: there is no decision {decision_id}"))
+                .with_details(serde_json::json!({"field": "decision_id"}))
         })?;
         let decision: serde_json::Value =
             serde_json::from_str(&stored.record.decision).map_err(|e| corrupt(decision_id, e))?;

@@ -105,8 +105,9 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// Structured detail: the violations, the failing cases, the allowed roles.
-    #[schema(value_type = Object)]
+    /// Structured detail: the violations, the failing cases, the allowed roles; null when
+    /// the message says it all.
+    #[schema(value_type = Option<Object>)]
     pub details: serde_json::Value,
 }
 

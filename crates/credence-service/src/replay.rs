@@ -18,9 +18,9 @@ const COMPARED: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
     pub recorded: Value,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
     pub replayed: Value,
 }
 
@@ -31,9 +31,9 @@ pub struct StepDivergence {
     /// The step id in the recorded trace (null when the recorded trace is shorter).
     pub recorded_step: Option<String>,
     pub replayed_step: Option<String>,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
     pub recorded: Value,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
     pub replayed: Value,
 }
 

@@ -48,7 +48,10 @@ pub fn router(service: Arc<Service>) -> Router {
     let limits = service.limits.clone();
     let api = Router::new()
         .route("/v1/decisions", get(list_decisions))
-        // One path segment is a flow for POST and a decision id for GET.
+        .route("/v1/flows/{flow}/decisions", post(decide))
+        // One path segment is a decision id for GET and, for POST, a flow: the original
+        // route of deciding, kept as an alias of POST /v1/flows/{flow}/decisions (one
+        // template cannot be documented twice).
         .route("/v1/decisions/{flow_or_id}", post(decide).get(get_decision))
         .route("/v1/decisions/{id}/replay", post(replay_decision))
         .route("/v1/strategies", get(list_strategies))
@@ -241,16 +244,30 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecideParams {
     /// Language of reason texts (one the strategy declares); the strategy's first by default.
     pub lang: Option<String>,
 }
 
+/// Deprecated alias of `POST /v1/flows/{flow}/decisions`, kept for callers of the first
+/// release: the path segment names the flow. (Documented under the template of
+/// `GET /v1/decisions/{id}`, since OpenAPI allows one template per path.)
+#[utoipa::path(post, path = "/v1/decisions/{id}", tag = "decisions",
+    params(("id" = String, Path, description = "For POST: the flow, e.g. application or drawdown"), DecideParams,
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
+    request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
+    responses((status = 200, description = "The decision with its id and compact trace", body = Object)),
+    security(("bearer" = [])))]
+#[deprecated = "use POST /v1/flows/{flow}/decisions"]
+#[allow(dead_code)]
+async fn decide_by_alias() {}
+
 /// Decide with the active strategy; the decision is durable before the answer is sent.
-#[utoipa::path(post, path = "/v1/decisions/{flow}", tag = "decisions",
+#[utoipa::path(post, path = "/v1/flows/{flow}/decisions", tag = "decisions",
     params(("flow" = String, Path, description = "The flow, e.g. application or drawdown"), DecideParams,
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
     request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
     responses((status = 200, description = "The decision with its id and compact trace", body = Object),
               (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
@@ -309,18 +326,82 @@ fn query_error(rejection: QueryRejection) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub customer_id: Option<String>,
     pub flow: Option<String>,
     /// Earliest recording time: RFC 3339 (`2026-11-29T10:00:00Z`) or a date (`2026-11-29`).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Recorded before this time (same forms; a date means its start).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Page size (1–max_page_size).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     pub cursor: Option<String>,
+}
+
+/// An `http://` or `https://` URL with a host, at most 2,000 characters, of printable ASCII
+/// (no white space; other characters percent-encoded).
+fn is_webhook_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    url.len() <= 2000
+        && !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && url.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// What a drawdown request holds (documentation of the body `account_drawdown` reads).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DrawdownRequest {
+    /// The amount to draw: a positive decimal, as a string or a number.
+    #[schema(pattern = "^[1-9][0-9]{0,8}(\\.[0-9]{1,2})?$")]
+    amount: String,
+}
+
+/// One account event (documentation of what `post_account_events` reads; an array of them,
+/// or `{"events": [...]}`, is taken too). Fields beyond `id`, `time` and `type` depend on the
+/// type: `amount` (drawdown, repayment, instalment_due, instalment_missed), `days_past_due`
+/// (repayment, instalment_missed), `alert` (bureau_alert), `monthly_income` (income_update),
+/// `field` (contact_change).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AccountEventRequest {
+    /// Unique per account; a repeated id is ignored.
+    #[schema(min_length = 1, max_length = 128)]
+    id: String,
+    /// When it happened (RFC 3339), at most 15 minutes ahead of the server's clock.
+    #[schema(format = DateTime)]
+    time: String,
+    #[schema(
+        pattern = "^(drawdown|repayment|instalment_due|instalment_missed|bureau_alert|income_update|contact_change)$"
+    )]
+    r#type: String,
+}
+
+/// A page size from a query: the default when absent, refused outside 1–`max`.
+fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::parameter(
+            "limit",
+            format!("give a whole number from 1 to {max}"),
+        )),
+    }
 }
 
 fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
@@ -427,9 +508,12 @@ async fn replay_decision(
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
-        crate::strict_json::parse(&body).map_err(|e| {
-            ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
-        })?
+        // `null` is "nothing" too.
+        crate::strict_json::parse::<Option<ReplayRequest>>(&body)
+            .map_err(|e| {
+                ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
+            })?
+            .unwrap_or_default()
     };
     Ok(Json(
         service
@@ -441,7 +525,8 @@ async fn replay_decision(
 
 /// Upload a strategy package (.tar.gz); compiled and its cases run, stored as a draft.
 #[utoipa::path(post, path = "/v1/strategies", tag = "strategies",
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content((Vec<u8> = "application/gzip"), (Vec<u8> = "application/octet-stream")),
+        description = "The package as a .tar.gz (`tar czf package.tgz -C my-strategy .`)"),
     responses((status = 201, body = crate::strategies::UploadOutcome), (status = 200, description = "Already uploaded", body = crate::strategies::UploadOutcome),
               (status = 400, body = ApiError), (status = 422, body = ApiError)),
     security(("bearer" = [])))]
@@ -569,7 +654,9 @@ async fn rollback_strategy(
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Whom the key belongs to (maker-checker compares users).
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub user: String,
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
 }
 
@@ -679,8 +766,11 @@ async fn revoke_key(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
+    /// How many events, newest first (1–max_page_size) [default: 100].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -694,19 +784,18 @@ async fn audit_events(
 ) -> Result<Json<Vec<credence_store::AuditEvent>>, ApiError> {
     caller.require(Action::ReadAudit)?;
     let Query(params) = params.map_err(query_error)?;
-    let limit = params
-        .limit
-        .unwrap_or(100)
-        .clamp(1, service.limits.max_page_size);
+    let limit = page_size(params.limit, 100, service.limits.max_page_size)?;
     Ok(Json(service.store.audit_events(limit).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringParams {
     /// The flow whose decisions are monitored [default: application].
     pub flow: Option<String>,
     /// How many of the newest decisions (and decided cases) to read [default: 10000].
+    #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
 }
 
@@ -734,13 +823,17 @@ async fn monitoring(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseParams {
     pub queue: Option<String>,
     /// `open`, `more_info_requested`, `escalated`, `awaiting_confirmation` or `decided`.
+    #[param(pattern = "^(open|more_info_requested|escalated|awaiting_confirmation|decided)$")]
     pub state: Option<String>,
     /// `true`: only cases past their SLA deadline and not decided.
     pub breached: Option<bool>,
+    /// Page size (1–max_page_size) [default: default_page_size].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -774,10 +867,11 @@ async fn list_cases(
         queue: params.queue,
         state: params.state,
         due_before_ms: params.breached.filter(|b| *b).map(|_| service.now_ms()),
-        limit: params
-            .limit
-            .unwrap_or(service.limits.default_page_size)
-            .clamp(1, service.limits.max_page_size),
+        limit: page_size(
+            params.limit,
+            service.limits.default_page_size,
+            service.limits.max_page_size,
+        )?,
     };
     Ok(Json(service.cases.list(query).await?))
 }
@@ -800,11 +894,13 @@ pub struct CaseActionRequest {
     /// Required for every action but claim and release.
     pub note: Option<String>,
     /// For `decide`: `approve`, `counter_offer` or `decline`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(approve|counter_offer|decline)$")]
     pub verdict: Option<credence_review::Verdict>,
-    #[schema(value_type = Option<String>)]
+    /// A decimal, as a string or a number.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{1,12}(\\.[0-9]{1,6})?$")]
     pub limit: Option<rust_decimal::Decimal>,
-    #[schema(value_type = Option<String>)]
+    /// A decimal fraction (0.12 is 12 %), as a string or a number.
+    #[schema(value_type = Option<String>, pattern = "^0(\\.[0-9]{1,6})?$")]
     pub apr: Option<rust_decimal::Decimal>,
     #[serde(default)]
     pub reasons: Vec<String>,
@@ -812,7 +908,8 @@ pub struct CaseActionRequest {
 
 /// Act on a case: `claim`, `release`, `decide`, `confirm`, `send_back`, `request_info`, `escalate`.
 #[utoipa::path(post, path = "/v1/cases/{id}/{action}", tag = "review",
-    params(("id" = String, Path), ("action" = String, Path)), request_body(content = Option<CaseActionRequest>),
+    params(("id" = String, Path), ("action" = String, Path, pattern = "^(claim|release|decide|confirm|send_back|request_info|escalate)$")),
+    request_body(content = Option<CaseActionRequest>),
     responses((status = 200, body = crate::cases::CaseView), (status = 403, body = ApiError), (status = 409, body = ApiError),
               (status = 422, body = ApiError)), security(("bearer" = [])))]
 async fn act_on_case(
@@ -826,12 +923,15 @@ async fn act_on_case(
     let request: CaseActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CaseActionRequest::default()
     } else {
-        crate::strict_json::parse(&body).map_err(|e| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the case action is not valid: {e}"),
-            )
-        })?
+        // `null` is "nothing" too.
+        crate::strict_json::parse::<Option<CaseActionRequest>>(&body)
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the case action is not valid: {e}"),
+                )
+            })?
+            .unwrap_or_default()
     };
     let note = || request.note.clone().unwrap_or_default();
     use credence_review::Command;
@@ -872,6 +972,10 @@ async fn act_on_case(
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     /// Where review outcomes are posted (http or https).
+    #[schema(
+        pattern = "^https?://[A-Za-z0-9.:\\[\\]-]+([/?#][!-~]*)?$",
+        max_length = 2000
+    )]
     pub url: String,
 }
 
@@ -891,7 +995,7 @@ async fn create_webhook(
         )
     })?;
     let url = request.url.trim().to_string();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2000 {
+    if !is_webhook_url(&url) {
         return Err(ApiError::parameter(
             "url",
             "give an http:// or https:// URL",
@@ -994,6 +1098,9 @@ async fn metrics_text() -> Response {
     response
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 async fn openapi_json() -> Response {
     json_response(StatusCode::OK, crate::openapi::document())
 }
@@ -1002,12 +1109,13 @@ async fn openapi_json() -> Response {
 #[serde(deny_unknown_fields)]
 pub struct OpenAccountRequest {
     /// An approved decision, or a referred one a reviewer approved.
+    #[schema(min_length = 1)]
     pub decision_id: String,
     /// The lender's account number; `acc_…` from the decision id if absent.
     pub account_id: Option<String>,
     /// The booking date (YYYY-MM-DD) when it is not today, e.g. for accounts migrated from
     /// another system; never in the future.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub opened_on: Option<chrono::NaiveDate>,
 }
 
@@ -1037,7 +1145,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// decision already opened one).
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = OpenAccountRequest,
     responses((status = 201, body = crate::accounts::AccountView), (status = 200, body = crate::accounts::AccountView),
-              (status = 400, body = ApiError), (status = 409, body = ApiError)), security(("bearer" = [])))]
+              (status = 400, body = ApiError), (status = 404, description = "decision_id names no decision", body = ApiError),
+              (status = 409, body = ApiError)), security(("bearer" = [])))]
 async fn open_account(
     State(service): State<AppState>,
     caller: Caller,
@@ -1069,13 +1178,17 @@ async fn open_account(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountListParams {
     pub customer_id: Option<String>,
     /// `active`, `frozen`, `closed` or `charged_off`.
+    #[param(pattern = "^(active|frozen|closed|charged_off)$")]
     pub status: Option<String>,
     /// The last id of the previous page.
     pub after: Option<String>,
+    /// Page size (1–max_page_size) [default: default_page_size].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -1105,10 +1218,7 @@ async fn list_accounts(
                 status: params.status,
                 customer_id: params.customer_id,
                 after_id: params.after,
-                limit: params
-                    .limit
-                    .unwrap_or(limits.default_page_size)
-                    .clamp(1, limits.max_page_size),
+                limit: page_size(params.limit, limits.default_page_size, limits.max_page_size)?,
             })
             .await?,
     ))
@@ -1127,8 +1237,11 @@ async fn get_account(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountEventsParams {
+    /// Page size (1–max_page_size) [default: default_page_size].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -1144,10 +1257,7 @@ async fn list_account_events(
     caller.require(Action::ReadAccounts)?;
     let Query(params) = params.map_err(query_error)?;
     let limits = &service.limits;
-    let limit = params
-        .limit
-        .unwrap_or(limits.default_page_size)
-        .clamp(1, limits.max_page_size);
+    let limit = page_size(params.limit, limits.default_page_size, limits.max_page_size)?;
     Ok(Json(service.accounts.events(&id, limit).await?))
 }
 
@@ -1155,7 +1265,7 @@ async fn list_account_events(
 /// events are applied as of their event time; a missed instalment or a bureau alert runs the
 /// strategy's `early_warning` flow.
 #[utoipa::path(post, path = "/v1/accounts/{id}/events", tag = "accounts", params(("id" = String, Path)),
-    request_body(content = Object, description = "An event {id, time, type, …}, an array of them, or {events: [...]}"),
+    request_body(content = AccountEventRequest, description = "An event {id, time, type, …}, an array of them, or {events: [...]}"),
     responses((status = 200, body = crate::accounts::EventsResult), (status = 404, body = ApiError), (status = 422, body = ApiError)),
     security(("bearer" = [])))]
 async fn post_account_events(
@@ -1180,7 +1290,7 @@ async fn post_account_events(
 /// freezes the line. An `Idempotency-Key` makes retries safe.
 #[utoipa::path(post, path = "/v1/accounts/{id}/drawdowns", tag = "accounts", params(("id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first answer and applies nothing again")),
-    request_body(content = Object, description = "{\"amount\": \"500.00\"}"),
+    request_body(content = DrawdownRequest, description = "{\"amount\": \"500.00\"}"),
     responses((status = 200, body = crate::accounts::FlowResult), (status = 404, body = ApiError), (status = 422, body = ApiError)),
     security(("bearer" = [])))]
 async fn account_drawdown(
@@ -1218,8 +1328,10 @@ async fn review_account(
 #[serde(deny_unknown_fields)]
 pub struct AccountStatusRequest {
     /// `active` (unfreeze), `frozen`, `closed` or `charged_off`.
+    #[schema(pattern = "^(active|frozen|closed|charged_off)$")]
     pub status: String,
     /// Why; audited.
+    #[schema(pattern = "\\S")]
     pub note: String,
 }
 

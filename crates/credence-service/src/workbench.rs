@@ -172,11 +172,16 @@ struct LoginPage {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LoginQuery {
+    /// Set when a session expired: the page says so.
     expired: Option<String>,
 }
 
+/// The sign-in form.
+#[utoipa::path(get, path = "/review/login", tag = "workbench", params(LoginQuery),
+    responses((status = 200, description = "The sign-in page", content_type = "text/html")))]
 async fn login_page(State(service): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
     let csrf = random_hex();
     let error = query
@@ -215,7 +220,7 @@ fn set_cookie(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginForm {
     csrf: Option<String>,
     username: String,
@@ -236,6 +241,14 @@ fn login_again(service: &Service, status: StatusCode, message: String) -> Respon
     response
 }
 
+/// Signs a reviewer in: a session cookie and a redirect to the queue.
+#[utoipa::path(post, path = "/review/login", tag = "workbench",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Signed in: to the queue"),
+              (status = 401, description = "Unknown username or wrong password", content_type = "text/html"),
+              (status = 403, description = "The form's token is missing or expired", content_type = "text/plain"),
+              (status = 429, description = "Too many failed sign-ins: back-off or lockout", content_type = "text/html"),
+              (status = 503, description = "Sign-in is busy or the store cannot take the session", content_type = "text/html")))]
 async fn login(
     State(service): State<AppState>,
     peer: Option<axum::Extension<crate::server::PeerAddress>>,
@@ -363,11 +376,16 @@ async fn login(
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CsrfForm {
     csrf: Option<String>,
 }
 
+/// Ends the session.
+#[utoipa::path(post, path = "/review/logout", tag = "workbench",
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Signed out: to the sign-in page"),
+              (status = 403, description = "The form's token does not match the session", content_type = "text/plain")))]
 async fn logout(
     State(service): State<AppState>,
     headers: HeaderMap,
@@ -386,6 +404,9 @@ async fn logout(
     response
 }
 
+/// The workbench's one stylesheet.
+#[utoipa::path(get, path = "/review/static/style.css", tag = "workbench",
+    responses((status = 200, description = "CSS", content_type = "text/css")))]
 async fn stylesheet() -> Response {
     let mut response = STYLESHEET.into_response();
     response.headers_mut().insert(
@@ -426,7 +447,8 @@ struct QueuePage {
     breached_only: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct QueueFilter {
     queue: Option<String>,
     state: Option<String>,
@@ -461,6 +483,10 @@ fn counts_of(cases: &[CaseView]) -> Vec<QueueCount> {
     counts.into_values().collect()
 }
 
+/// The review queue.
+#[utoipa::path(get, path = "/review", tag = "workbench", params(QueueFilter),
+    responses((status = 200, description = "The queue", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to the sign-in page")))]
 async fn queue_page(
     State(service): State<AppState>,
     headers: HeaderMap,
@@ -590,6 +616,10 @@ fn percent(rate: f64) -> String {
 
 /// Rates, drift, vintages and roll rates of the application flow, for everyone signed in
 /// (aggregates only: no customer appears on this page).
+/// Monitoring: rates by month, PSI, vintages and roll rates.
+#[utoipa::path(get, path = "/review/monitoring", tag = "workbench",
+    responses((status = 200, description = "The monitoring page", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to the sign-in page")))]
 async fn monitoring_page(State(service): State<AppState>, headers: HeaderMap) -> Response {
     let signed = match signed_in(&service, &headers).await {
         Ok(signed) => signed,
@@ -695,6 +725,10 @@ struct StatsPage {
     rows: Vec<StatsRow>,
 }
 
+/// Review statistics.
+#[utoipa::path(get, path = "/review/stats", tag = "workbench",
+    responses((status = 200, description = "The statistics page", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to the sign-in page")))]
 async fn stats_page(State(service): State<AppState>, headers: HeaderMap) -> Response {
     let signed = match signed_in(&service, &headers).await {
         Ok(signed) => signed,
@@ -1143,6 +1177,11 @@ async fn render_case(
     )
 }
 
+/// One case: the referral, the application, the trace and the actions.
+#[utoipa::path(get, path = "/review/cases/{id}", tag = "workbench", params(("id" = String, Path)),
+    responses((status = 200, description = "The case page", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to the sign-in page"),
+              (status = 404, description = "No such case", content_type = "text/plain")))]
 async fn case_page(
     State(service): State<AppState>,
     headers: HeaderMap,
@@ -1154,6 +1193,13 @@ async fn case_page(
     }
 }
 
+/// Shows a case's personal identifiers unmasked; the reveal is audited.
+#[utoipa::path(post, path = "/review/cases/{id}/reveal", tag = "workbench", params(("id" = String, Path)),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The case page, unmasked", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to the sign-in page"),
+              (status = 403, description = "The form's token does not match the session", content_type = "text/plain"),
+              (status = 404, description = "No such case", content_type = "text/plain")))]
 async fn reveal(
     State(service): State<AppState>,
     headers: HeaderMap,
@@ -1180,7 +1226,7 @@ async fn reveal(
     render_case(&service, &signed, &id, true, None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ActForm {
     csrf: Option<String>,
     action: String,
@@ -1245,6 +1291,13 @@ fn form_command(form: &ActForm) -> Result<Command, String> {
     })
 }
 
+/// A reviewer's command on a case: claim, decide, request information, escalate, confirm.
+#[utoipa::path(post, path = "/review/cases/{id}/act", tag = "workbench", params(("id" = String, Path)),
+    request_body(content = ActForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Done: back to the case"),
+              (status = 403, description = "The form's token does not match the session", content_type = "text/plain"),
+              (status = 404, description = "No such case", content_type = "text/plain"),
+              (status = 422, description = "The command is not allowed now or is outside the strategy's bounds", content_type = "text/html")))]
 async fn act(
     State(service): State<AppState>,
     headers: HeaderMap,
