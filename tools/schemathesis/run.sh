@@ -12,7 +12,7 @@
 # violations (ST108), undocumented statuses or media types and every other check fail it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-binary=${1:-target/debug/credence}
+binary=$(realpath "${1:-target/debug/credence}")
 max_examples=${2:-25}
 work=$(mktemp -d)
 report="$work/schemathesis.txt"
@@ -35,13 +35,14 @@ done
 key=$("$binary" keys create --data-dir "$work/data" --role admin,decide,analyst,approver,review --user fuzz | tail -1)
 
 set +e
-schemathesis run "$url/openapi.json" \
+# Run from the scratch directory: schemathesis keeps caches in its working directory.
+(cd "$work" && schemathesis run "$url/openapi.json" \
   --checks all \
   --header "Authorization: Bearer $key" \
   --max-examples "$max_examples" \
   --generation-deterministic \
   --request-timeout 30 \
-  --no-color >"$report" 2>&1
+  --no-color >"$report" 2>&1)
 set -e
 sed -n '/^=* SUMMARY =*$/,$p' "$report"
 

@@ -66,7 +66,9 @@ struct Subject {
 /// What calls do now: failure kind and rate, overridable at run time.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 struct Mode {
-    /// `none`, `mixed` (every kind in turn), `error` (500), `garbage`, `timeout`, `slow`.
+    /// `none`, `mixed` (the first four kinds in turn: error, garbage, timeout, slow), `error`
+    /// (500), `not_found` (404), `unauthorized` (401), `throttled` (429), `garbage`, `timeout`,
+    /// `slow`.
     failure: String,
     /// Share of calls that fail (1 = every call).
     rate: f64,
@@ -242,6 +244,9 @@ impl Sim {
                 "mixed" => ["error", "garbage", "timeout", "slow"]
                     [(self.turn.fetch_add(1, Ordering::Relaxed) % 4) as usize],
                 "error" => "error",
+                "not_found" => "not_found",
+                "unauthorized" => "unauthorized",
+                "throttled" => "throttled",
                 "garbage" => "garbage",
                 "timeout" => "timeout",
                 _ => "slow",
@@ -259,6 +264,9 @@ impl Sim {
         }
         match failure {
             "error" => (StatusCode::INTERNAL_SERVER_ERROR, "provider unavailable").into_response(),
+            "not_found" => (StatusCode::NOT_FOUND, "no report for this subject").into_response(),
+            "unauthorized" => (StatusCode::UNAUTHORIZED, "bad credentials").into_response(),
+            "throttled" => (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
             "garbage" => (
                 StatusCode::OK,
                 [("content-type", "application/json")],
@@ -416,7 +424,17 @@ async fn liabilities_route(State(sim): State<Arc<Sim>>, Path(subject): Path<Stri
 }
 
 async fn set_mode(State(sim): State<Arc<Sim>>, Json(mode): Json<Mode>) -> Response {
-    let known = ["none", "mixed", "error", "garbage", "timeout", "slow"];
+    let known = [
+        "none",
+        "mixed",
+        "error",
+        "not_found",
+        "unauthorized",
+        "throttled",
+        "garbage",
+        "timeout",
+        "slow",
+    ];
     if !known.contains(&mode.failure.as_str()) || !(0.0..=1.0).contains(&mode.rate) {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -503,7 +521,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             let local = listener.local_addr()?;
             println!("credence sim-providers listening on http://{local}");
             println!("  GET /bureau/v1/reports/{{subject}}  GET /income/v1/verifications/{{subject}}  GET /liabilities/v1/summaries/{{subject}}");
-            println!("  POST /_sim/mode {{\"failure\": \"none|mixed|error|garbage|timeout|slow\", \"rate\": 0.5, \"latency_ms\": 0}}  GET /_sim/stats");
+            println!("  POST /_sim/mode {{\"failure\": \"none|mixed|error|not_found|unauthorized|throttled|garbage|timeout|slow\", \"rate\": 0.5, \"latency_ms\": 0}}  GET /_sim/stats");
             use std::io::Write;
             let _ = std::io::stdout().flush();
             axum::serve(listener, app)

@@ -216,3 +216,29 @@ fn errors_open_the_circuit_and_it_closes_after_a_good_trial() {
     assert!(trial.ok, "{trial:?}");
     assert_eq!(providers.breaker_state("bureau_a"), BreakerState::Closed);
 }
+
+/// A refusal of the request itself (401, 404) is not retried — each try may be a paid pull —
+/// while overload (429) and server errors are, up to the provider's `retries`.
+#[test]
+fn only_overload_and_server_errors_are_retried() {
+    // (the simulator's answer, its status, calls made with retries: 2)
+    let cases = [
+        ("not_found", 404, 1),
+        ("unauthorized", 401, 1),
+        ("throttled", 429, 3),
+        ("error", 500, 3),
+    ];
+    for (failure, status, expected_calls) in cases {
+        let sim = start_sim(&[]);
+        mode(&sim, failure);
+        let providers = providers();
+        let mut source = simulated_bureau(&sim, 1000, 0, 30);
+        source.providers[0].retries = 2;
+        let outcome = runtime().block_on(providers.fetch(&source, "C-R"));
+        assert!(!outcome.ok, "{failure}");
+        assert_eq!(outcome.calls[0].http_status, Some(status), "{failure}");
+        assert_eq!(outcome.calls[0].attempts, expected_calls, "{failure}");
+        assert_eq!(calls(&sim), json!({"bureau": expected_calls}), "{failure}");
+    }
+}
+

@@ -820,7 +820,8 @@ fn operations_endpoints_report_health_metrics_and_the_api() {
     );
     let paths = api.json["paths"].as_object().unwrap();
     for path in [
-        "/v1/decisions/{flow}",
+        "/v1/flows/{flow}/decisions",
+        "/v1/decisions/{id}",
         "/v1/decisions/{id}/replay",
         "/v1/strategies/{version}/approve",
         "/v1/keys",
@@ -1062,28 +1063,7 @@ fn decided_reviews_are_posted_to_webhooks_signed_and_retried() {
     );
     assert_eq!(bad.status, 400);
 
-    let caller = server.key("decide", "platform");
-    let reviewer = server.key("review", "ann");
-    let decision_id = refer_application(&server, &caller)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let case_url = format!(
-        "{}/v1/cases/case_{}",
-        server.url,
-        decision_id.trim_start_matches("dec_")
-    );
-    assert_eq!(
-        post_json(&format!("{case_url}/claim"), &reviewer, &json!({}), &[]).status,
-        200
-    );
-    let decided = post_json(
-        &format!("{case_url}/decide"),
-        &reviewer,
-        &json!({"verdict": "decline", "reasons": ["REF_INCOME_MISMATCH"], "note": "income could not be verified"}),
-        &[],
-    );
-    assert_eq!(decided.json["status"], "decided", "{}", decided.json);
+    let decision_id = refer_and_decline(&server);
 
     // The first attempt gets a 500; the retry (about a second later) is accepted.
     let started = std::time::Instant::now();
@@ -1148,6 +1128,20 @@ fn webhooks_are_delivered_over_https() {
         &[],
     );
     assert_eq!(registered.status, 201, "{}", registered.json);
+    refer_and_decline(&server);
+    let started = std::time::Instant::now();
+    while receiver.answered() == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no delivery over HTTPS"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Refers the example application and has a reviewer claim and decline its case (which posts
+/// the review's webhooks); the referred decision's id.
+fn refer_and_decline(server: &Server) -> String {
     let caller = server.key("decide", "platform");
     let reviewer = server.key("review", "ann");
     let decision_id = refer_application(&server, &caller)["id"]
@@ -1170,12 +1164,5 @@ fn webhooks_are_delivered_over_https() {
         &[],
     );
     assert_eq!(decided.json["status"], "decided", "{}", decided.json);
-    let started = std::time::Instant::now();
-    while receiver.answered() == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "no delivery over HTTPS"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    decision_id
 }

@@ -1277,6 +1277,26 @@ fn expensive_expressions_are_refused_at_compile_time() {
     }
 }
 
+/// The messages an analyst reads for a package over its limits, as they stand in
+/// docs/strategy-format.md ("Limits").
+#[test]
+fn limit_messages_snapshot() {
+    let messages: Vec<String> = [
+        "count([0..1000000000], # > 0)",
+        "count([1..100000], count([1..100000], # > 0) > 0)",
+        "count([0..x], # > 0)",
+    ]
+    .iter()
+    .flat_map(|expression| {
+        compile_problems(&package(
+            &format!("  - features: {{id: f, values: {{big: \"{expression}\"}}}}"),
+            "  default: approve",
+        ))
+    })
+    .collect();
+    insta::assert_snapshot!(messages.join("\n"));
+}
+
 #[test]
 fn a_flow_over_its_step_budget_is_refused() {
     let source = package(

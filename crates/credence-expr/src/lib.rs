@@ -474,21 +474,20 @@ fn analyse(
     names: &mut Names,
     limits: &ExprLimits,
 ) -> Result<(Vec<String>, Option<fast::Fast>, u64), String> {
+    with_parsed(text, Grammar::Standard, |root| analyse_tree(root, names, limits))
+}
+
+fn analyse_tree(
+    root: &Node<'_>,
+    names: &mut Names,
+    limits: &ExprLimits,
+) -> Result<(Vec<String>, Option<fast::Fast>, u64), String> {
     use zen_expression::functions::{DeprecatedFunction, FunctionKind, InternalFunction};
-    let arena = zen_arena::Arena::new();
-    let tokens = Lexer::new()
-        .tokenize(arena.bump(), text)
-        .map_err(|e| e.to_string())?;
-    let parsed = Parser::try_new(&tokens, arena.bump())
-        .map_err(|e| e.to_string())?
-        .standard()
-        .parse();
-    parsed.error().map_err(|e| e.to_string())?;
-    let steps = budget::step_bound(parsed.root, limits)?;
+    let steps = budget::step_bound(root, limits)?;
     let mut references = Vec::new();
     let mut refusal: Option<String> = None;
     let mut aliases = Vec::new();
-    collect(parsed.root, &mut |node| match node {
+    collect(root, &mut |node| match node {
         Node::Identifier(name) => references.push(name.to_string()),
         Node::Closure {
             alias: Some(alias), ..
@@ -524,21 +523,41 @@ fn analyse(
     references.retain(|name| !aliases.contains(name));
     references.sort();
     references.dedup();
-    Ok((references, fast::Fast::from_node(parsed.root, names), steps))
+    Ok((references, fast::Fast::from_node(root, names), steps))
 }
 
 /// The step bound of a unary test (a table or scorecard cell the index cannot answer).
 fn unary_step_bound(text: &str, limits: &ExprLimits) -> Result<u64, String> {
+    with_parsed(text, Grammar::Unary, |root| budget::step_bound(root, limits))
+}
+
+/// Which of ZEN's two grammars a text is parsed with.
+#[derive(Clone, Copy)]
+enum Grammar {
+    /// A value (`a + 1`).
+    Standard,
+    /// A cell tested against `$` (`> 600`).
+    Unary,
+}
+
+/// Parses `text` into ZEN's syntax tree (which borrows from an arena that lives only for this
+/// call) and hands its root to `inspect`.
+fn with_parsed<T>(
+    text: &str,
+    grammar: Grammar,
+    inspect: impl FnOnce(&Node<'_>) -> Result<T, String>,
+) -> Result<T, String> {
     let arena = zen_arena::Arena::new();
     let tokens = Lexer::new()
         .tokenize(arena.bump(), text)
         .map_err(|e| e.to_string())?;
-    let parsed = Parser::try_new(&tokens, arena.bump())
-        .map_err(|e| e.to_string())?
-        .unary()
-        .parse();
+    let parser = Parser::try_new(&tokens, arena.bump()).map_err(|e| e.to_string())?;
+    let parsed = match grammar {
+        Grammar::Standard => parser.standard().parse(),
+        Grammar::Unary => parser.unary().parse(),
+    };
     parsed.error().map_err(|e| e.to_string())?;
-    budget::step_bound(parsed.root, limits)
+    inspect(parsed.root)
 }
 
 fn collect<'a>(node: &Node<'a>, visit: &mut dyn FnMut(&Node<'a>)) {

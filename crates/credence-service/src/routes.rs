@@ -92,12 +92,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             limits.http.request_timeout_ms,
-            request_deadline,
+            around,
         ))
-        .layer(axum::middleware::from_fn(track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -112,10 +110,26 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// Runs a request, body read included, under `request_timeout_ms`: a client trickling its
-/// body (or a handler stuck on a dependency) holds a connection no longer than that.
-async fn request_deadline(State(timeout_ms): State<u64>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(
+/// What every request goes through, in one layer:
+///
+/// - the deadline: the request, body read included, runs under `request_timeout_ms`, so a
+///   client trickling its body (or a handler stuck on a dependency) holds a connection no
+///   longer than that;
+/// - the headers every answer carries: no MIME sniffing; never cached (API answers carry
+///   personal data, workbench pages too); workbench pages are never framed, load nothing but
+///   their own stylesheet and run no script;
+/// - the request metrics, by route template (never the raw path, which can carry
+///   identifiers).
+async fn around(State(timeout_ms): State<u64>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let workbench = request.uri().path().starts_with("/review");
+    let mut response = match tokio::time::timeout(
         std::time::Duration::from_millis(timeout_ms),
         next.run(request),
     )
@@ -127,15 +141,7 @@ async fn request_deadline(State(timeout_ms): State<u64>, request: Request, next:
             format!("the request did not complete within {timeout_ms} ms (request_timeout_ms); send the body promptly and retry"),
         )
         .into_response(),
-    }
-}
-
-/// Headers every answer carries: no MIME sniffing; answers are never cached (API answers
-/// carry personal data, workbench pages too); workbench pages are never framed, load
-/// nothing but their own stylesheet and run no script.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let workbench = request.uri().path().starts_with("/review");
-    let mut response = next.run(request).await;
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -157,20 +163,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
         );
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
-    response
-}
-
-/// Counts and times every request by its route template (never the raw path, which can
-/// carry identifiers).
-async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())

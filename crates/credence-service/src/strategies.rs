@@ -473,3 +473,42 @@ impl Strategies {
         Ok(Some(version))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-flow package whose version depends on `n`.
+    fn package(n: usize) -> Vec<u8> {
+        let mut source = credence_engine::PackageSource::new();
+        source.insert(
+            "strategy.yaml",
+            "name: t\nlanguages: [en]\ncaps: {apr_max: 0.24}\nreasons:\n  R1: {en: one}\nflows:\n  application: flows/a.yaml\n",
+        );
+        source.insert(
+            "flows/a.yaml",
+            format!("input:\n  x: {{type: number}}\nsteps:\n  - features: {{id: f, values: {{k: \"x + {n}\"}}}}\noutcome:\n  default: approve\n"),
+        );
+        package_archive::pack(&source).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compiled_drafts_are_kept_in_a_bounded_cache_and_compiled_again_on_demand() {
+        let dir = std::env::temp_dir().join(format!("credence-strategies-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(credence_store::SqliteStore::open(&dir).unwrap());
+        let strategies = Strategies::new(store);
+        let mut versions = Vec::new();
+        for n in 0..20 {
+            let outcome = strategies.upload(package(n), "alice", 1_000 + n as i64).await.unwrap();
+            versions.push(outcome.strategy.version.clone());
+            assert!(strategies.compiled_versions_kept() <= COMPILED_VERSIONS_KEPT);
+        }
+        assert_eq!(strategies.compiled_versions_kept(), COMPILED_VERSIONS_KEPT);
+        // The first draft was dropped from memory; asking for it compiles it again.
+        let first = strategies.compiled(&versions[0]).await.unwrap();
+        assert_eq!(first.version(), versions[0]);
+        assert_eq!(strategies.compiled_versions_kept(), COMPILED_VERSIONS_KEPT);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
