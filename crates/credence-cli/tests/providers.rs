@@ -241,4 +241,3 @@ fn only_overload_and_server_errors_are_retried() {
         assert_eq!(calls(&sim), json!({"bureau": expected_calls}), "{failure}");
     }
 }
-

@@ -1228,19 +1228,23 @@ fn expensive_expressions_are_refused_at_compile_time() {
             "`count` iterates a range of 1,000,000,001 values",
         ),
         (
-            "count([1..100000], count([1..100000], # > 0) > 0)",
+            "count([1..10000], count([1..10000], # > 0) > 0)",
             "exceeds the step budget",
+        ),
+        (
+            "count([1..100000], # > 0)",
+            "a range may hold at most 10,000",
         ),
         (
             "count([0..x], # > 0)",
             "iterates a range whose bounds are computed at run time",
         ),
         (
-            "len(flatMap([0..99999], [0..99999]))",
+            "len(flatMap([1..5000], map([1..5000], #)))",
             "exceeds the step budget",
         ),
         (
-            "sum(map([0..50000], count([0..50000], # > 1)))",
+            "sum(map([1..5000], count([1..5000], # > 1)))",
             "exceeds the step budget",
         ),
     ];
@@ -1258,12 +1262,27 @@ fn expensive_expressions_are_refused_at_compile_time() {
             problems[0]
         );
     }
+    // Strings cost their length: a 10,000-character literal joined in a 10,000-value loop
+    // would copy 100 MB.
+    let long = "a".repeat(10_000);
+    let source = package(
+        &format!(
+            "  - features: {{id: f, values: {{big: \"len(map([1..10000], '{long}' + 'x'))\"}}}}"
+        ),
+        ok_outcome,
+    );
+    let problems = compile_problems(&source);
+    assert!(
+        problems.len() == 1 && problems[0].contains("exceeds the step budget"),
+        "{problems:#?}"
+    );
     // What strategies really write passes.
     for expression in [
         "count([1..12], # > x)",
         "x in [0..1000000000]",
         "sum(map([1..36], # * x))",
         "x > 0 ? x : 0",
+        "x + x + x",
     ] {
         let source = package(
             &format!("  - features: {{id: f, values: {{ok: \"{expression}\"}}}}"),
@@ -1283,7 +1302,7 @@ fn expensive_expressions_are_refused_at_compile_time() {
 fn limit_messages_snapshot() {
     let messages: Vec<String> = [
         "count([0..1000000000], # > 0)",
-        "count([1..100000], count([1..100000], # > 0) > 0)",
+        "count([1..10000], count([1..10000], # > 0) > 0)",
         "count([0..x], # > 0)",
     ]
     .iter()
@@ -1300,11 +1319,11 @@ fn limit_messages_snapshot() {
 #[test]
 fn a_flow_over_its_step_budget_is_refused() {
     let source = package(
-        "  - features: {id: f, values: {a: \"count([1..50000], # > x)\", b: \"count([1..50000], # < x)\"}}",
+        "  - features: {id: f, values: {a: \"count([1..5000], # > x)\", b: \"count([1..5000], # < x)\"}}",
         "  default: approve",
     );
     let limits = Limits {
-        max_flow_steps: 300_000,
+        max_flow_steps: 50_000,
         ..Limits::default()
     };
     let Err(EngineError::Compile(problems)) = compile_with_limits(&source, &limits) else {
@@ -1321,7 +1340,7 @@ fn a_flow_over_its_step_budget_is_refused() {
 #[test]
 fn a_list_built_over_the_limit_is_a_decision_error() {
     let source = package(
-        "  - features: {id: f, values: {xs: \"map([1..20000], # * x)\"}}",
+        "  - features: {id: f, values: {xs: \"flatMap([1..6000], [#, # * x])\"}}",
         "  default: approve",
     );
     let strategy = compile(&source).unwrap();
@@ -1330,7 +1349,7 @@ fn a_list_built_over_the_limit_is_a_decision_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("built a list of 20,000 items") && error.contains("limits.list_items"),
+        error.contains("built a list of 12,000 items") && error.contains("limits.list_items"),
         "{error}"
     );
 }

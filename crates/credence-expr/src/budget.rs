@@ -38,9 +38,9 @@ impl Default for ExprLimits {
     fn default() -> Self {
         ExprLimits {
             max_steps: 1_000_000,
-            max_range_values: 100_000,
+            max_range_values: 10_000,
             max_list_items: 10_000,
-            max_string_chars: 100_000,
+            max_string_chars: 4_096,
         }
     }
 }
@@ -87,10 +87,14 @@ fn bound(node: &Node<'_>, limits: &ExprLimits) -> Result<Bound, String> {
     };
     Ok(match node {
         Node::Null | Node::Bool(_) | Node::Number(_) | Node::Root => Bound::scalar(1),
-        Node::String(s) => Bound {
-            steps: 1,
-            items: Some(s.chars().count() as u64),
-        },
+        // A string is copied each time it is pushed: a step per 64 characters.
+        Node::String(s) => {
+            let length = s.chars().count() as u64;
+            Bound {
+                steps: 1 + length / 64,
+                items: Some(length),
+            }
+        }
         // A name or `#` may hold a list (input lists and closure elements are bounded).
         Node::Identifier(_) | Node::Pointer => Bound {
             steps: 1,
@@ -181,11 +185,21 @@ fn bound(node: &Node<'_>, limits: &ExprLimits) -> Result<Bound, String> {
                     };
                     steps = steps.saturating_add(scanned);
                 }
-                // `+` may join strings: a copy as long as both, counted a step per 64 characters.
+                // `+` with a string on one side joins strings: a copy as long as both, counted
+                // a step per 64 characters. Between names it is taken for arithmetic (names
+                // holding strings are bounded by `max_string_chars`).
                 Operator::Arithmetic(ArithmeticOperator::Add) => {
-                    let joined = l.items.unwrap_or(0).saturating_add(r.items.unwrap_or(0));
-                    steps = steps.saturating_add(joined / 64);
-                    items = Some(joined.min(limits.max_string_chars));
+                    let (left_string, right_string) =
+                        (known_string(left, l), known_string(right, r));
+                    if left_string.is_some() || right_string.is_some() {
+                        let joined = left_string
+                            .unwrap_or_else(|| operand_length(left, l, limits))
+                            .saturating_add(
+                                right_string.unwrap_or_else(|| operand_length(right, r, limits)),
+                            );
+                        steps = steps.saturating_add(joined / 64);
+                        items = Some(joined.max(1));
+                    }
                 }
                 _ => {}
             }
@@ -303,6 +317,28 @@ fn function_bound(
     }
 }
 
+/// The length of an operand of `+` known to be a string (a literal, a template, a join).
+fn known_string(node: &Node<'_>, bound: Bound) -> Option<u64> {
+    match node {
+        Node::String(_) | Node::TemplateString(_) => bound.items,
+        Node::Parenthesized(inner) => known_string(inner, bound),
+        Node::Binary {
+            operator: Operator::Arithmetic(ArithmeticOperator::Add),
+            ..
+        } => bound.items.filter(|length| *length > 0),
+        _ => None,
+    }
+}
+
+/// The longest string the other operand of a string join can be: a name or a field may hold
+/// an input string.
+fn operand_length(node: &Node<'_>, bound: Bound, limits: &ExprLimits) -> u64 {
+    match node {
+        Node::Identifier(_) | Node::Member { .. } | Node::Pointer => limits.max_string_chars,
+        _ => bound.items.unwrap_or(0),
+    }
+}
+
 /// The number of whole values a range literal iterates, when both bounds are number literals
 /// (as the VM counts them: an open end steps one in).
 fn range_length(left: &Node<'_>, right: &Node<'_>, open: Bracket, close: Bracket) -> Option<u64> {
@@ -345,4 +381,63 @@ pub(crate) fn group(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ExprCompiler, ExprLimits, NamedLists};
+
+    fn steps(text: &str) -> Result<u64, String> {
+        let lists = NamedLists::new();
+        let mut compiler = ExprCompiler::with_limits(&lists, ExprLimits::default());
+        compiler
+            .compile(text)
+            .map(|e| e.step_bound())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The bounds of typical and hostile expressions: exact where the model is simple, and the
+    /// refusals with what they say.
+    #[test]
+    fn step_bounds_of_a_table_of_expressions() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            ("1", Ok(1)),
+            ("income - expenses", Ok(3)),
+            ("dti > 0.45 and score < 600", Ok(7)),
+            // A loop: 12 values × (body 3 + bookkeeping 3) + 12 to build the range + arguments.
+            ("count([1..12], # > 3)", Ok(7 + 12 * 6 + 12)),
+            // Membership in a range compares twice; in a list scans it.
+            ("x in [1..1000000000]", Ok(7)),
+            ("x in ['a', 'b', 'c']", Ok(1 + 1 + 4 + 3)),
+            // Names may hold lists of up to list_items: a sum walks one.
+            ("sum(xs)", Ok(2 + 10_000)),
+            ("count([0..10000], # > 0)", Err("range of 10,001 values")),
+            (
+                "count([1..y], # > 0)",
+                Err("bounds are computed at run time"),
+            ),
+            (
+                "count([1..10000], count([1..10000], # > 0) > 0)",
+                Err("up to 700,200,013 steps"),
+            ),
+        ];
+        for (text, expected) in cases {
+            match (steps(text), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn joining_strings_costs_their_length() {
+        let short = steps("'ab' + 'cd'").unwrap();
+        let long = steps(&format!("'{}' + 'cd'", "a".repeat(6400))).unwrap();
+        assert_eq!(long - short, 100 + 100, "the literal's copy and the join's");
+        // A name joined to a string is taken to be as long as an input string may be.
+        assert!(steps("'id-' + name").unwrap() >= 4_096 / 64);
+        // Between names, `+` is arithmetic.
+        assert_eq!(steps("a + b").unwrap(), 3);
+    }
 }

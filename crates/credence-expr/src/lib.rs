@@ -474,7 +474,9 @@ fn analyse(
     names: &mut Names,
     limits: &ExprLimits,
 ) -> Result<(Vec<String>, Option<fast::Fast>, u64), String> {
-    with_parsed(text, Grammar::Standard, |root| analyse_tree(root, names, limits))
+    with_parsed(text, Grammar::Standard, |root| {
+        analyse_tree(root, names, limits)
+    })
 }
 
 fn analyse_tree(
@@ -528,7 +530,9 @@ fn analyse_tree(
 
 /// The step bound of a unary test (a table or scorecard cell the index cannot answer).
 fn unary_step_bound(text: &str, limits: &ExprLimits) -> Result<u64, String> {
-    with_parsed(text, Grammar::Unary, |root| budget::step_bound(root, limits))
+    with_parsed(text, Grammar::Unary, |root| {
+        budget::step_bound(root, limits)
+    })
 }
 
 /// Which of ZEN's two grammars a text is parsed with.
@@ -654,24 +658,8 @@ impl Expr {
         self.steps
     }
 
-    /// Evaluates against the frame's context. A list longer than the limit an expression may
-    /// build is an error, so that the lists every later expression reads stay bounded.
+    /// Evaluates against the frame's context.
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
-        let value = self.eval_unchecked(frame, lists)?;
-        if let Variable::Array(items) = &value {
-            let length = items.borrow().len() as u64;
-            if length > self.max_list_items {
-                return Err(self.eval_error(format!(
-                    "built a list of {} items; an expression may build at most {} (limits.list_items)",
-                    budget::group(length),
-                    budget::group(self.max_list_items)
-                )));
-            }
-        }
-        Ok(value)
-    }
-
-    fn eval_unchecked(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
         match &self.shortcut {
             Shortcut::Constant(c) => Ok(c.to_variable()),
             Shortcut::Call => self.hoisted[0]
@@ -724,11 +712,26 @@ impl Expr {
         Ok(())
     }
 
+    /// Runs the ZEN program. A list it returns longer than the limit an expression may build
+    /// is an error, so that the lists every later expression reads stay bounded (constants,
+    /// credit functions and the direct evaluator return scalars or values already in the
+    /// frame, so only the VM can build a new list).
     fn run_program(&self, frame: &mut Frame) -> Result<Variable, ExprError> {
         frame.sync(&self.vm_references);
         let (scope, vm) = (&frame.scope, &mut frame.vm);
-        guard_vm(|| self.program.evaluate_with_scope(scope, vm))
-            .map_err(|reason| self.eval_error(reason))
+        let value = guard_vm(|| self.program.evaluate_with_scope(scope, vm))
+            .map_err(|reason| self.eval_error(reason))?;
+        if let Variable::Array(items) = &value {
+            let length = items.borrow().len() as u64;
+            if length > self.max_list_items {
+                return Err(self.eval_error(format!(
+                    "built a list of {} items; an expression may build at most {} (limits.list_items)",
+                    budget::group(length),
+                    budget::group(self.max_list_items)
+                )));
+            }
+        }
+        Ok(value)
     }
 }
 

@@ -500,7 +500,10 @@ mod tests {
         let strategies = Strategies::new(store);
         let mut versions = Vec::new();
         for n in 0..20 {
-            let outcome = strategies.upload(package(n), "alice", 1_000 + n as i64).await.unwrap();
+            let outcome = strategies
+                .upload(package(n), "alice", 1_000 + n as i64)
+                .await
+                .unwrap();
             versions.push(outcome.strategy.version.clone());
             assert!(strategies.compiled_versions_kept() <= COMPILED_VERSIONS_KEPT);
         }
