@@ -1144,7 +1144,7 @@ fn webhooks_are_delivered_over_https() {
 fn refer_and_decline(server: &Server) -> String {
     let caller = server.key("decide", "platform");
     let reviewer = server.key("review", "ann");
-    let decision_id = refer_application(&server, &caller)["id"]
+    let decision_id = refer_application(server, &caller)["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -1234,7 +1234,11 @@ impl Compiler<'_> {
                     self.problem(self.at(&format!("{path}.rows_file")), message);
                 }
                 Some(Ok(bytes)) => {
-                    match parse_rows_csv(bytes, raw.inputs.len() + raw.outputs.len()) {
+                    match parse_rows_csv(
+                        bytes,
+                        raw.inputs.len() + raw.outputs.len(),
+                        self.limits.max_table_rows.saturating_sub(rows.len()),
+                    ) {
                         Ok(more) => rows.extend(more),
                         Err(e) => self.problem(
                             self.at(&format!("{path}.rows_file")),
@@ -1953,12 +1957,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// A CSV of table rows: a header line, then one row per line; cells as in YAML rows.
-fn parse_rows_csv(bytes: &[u8], width: usize) -> Result<Vec<Vec<serde_yaml_ng::Value>>, String> {
+/// The rows of a table's CSV file, refused once there are more than `max_rows` (so that a file
+/// over the row limit is not built in full before it is refused).
+fn parse_rows_csv(
+    bytes: &[u8],
+    width: usize,
+    max_rows: usize,
+) -> Result<Vec<Vec<serde_yaml_ng::Value>>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
             continue;
+        }
+        if rows.len() == max_rows {
+            return Err(format!(
+                "has more than {max_rows} rows; a table may have at most {max_rows} more besides its inline rows (raise limits.table_rows if the table is right)"
+            ));
         }
         let cells = split_csv_line(line);
         if cells.len() != width {

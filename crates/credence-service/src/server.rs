@@ -5,7 +5,7 @@
 //! nothing. Here each connection is served by hyper with a header-read timeout (which, as
 //! hyper starts it whenever a connection waits for a request's head, is also the keep-alive
 //! idle timeout), the whole request — body included — runs under a deadline (the router's
-//! `request_timeout` layer), and connections beyond `max_connections` are closed as soon as
+//! `around` layer, `request_timeout_ms`), and connections beyond `max_connections` are closed as soon as
 //! they are accepted, so the listener's backlog never fills with them and the connections
 //! already open keep being served.
 

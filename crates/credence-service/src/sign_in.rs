@@ -103,6 +103,18 @@ struct State {
 /// The most usernames and addresses remembered; past it, the stalest are dropped.
 const MAX_TRACKED: usize = 100_000;
 
+/// User names are at most this long (`auth.rs`); a longer one is counted under one shared key,
+/// so that guesses with huge names cannot grow the table's memory.
+const MAX_USERNAME_CHARS: usize = 64;
+
+fn user_key(username: &str) -> &str {
+    if username.len() <= MAX_USERNAME_CHARS {
+        username
+    } else {
+        "(too long)"
+    }
+}
+
 impl SignInGuard {
     pub fn new(limits: SignInLimits) -> SignInGuard {
         SignInGuard {
@@ -118,7 +130,11 @@ impl SignInGuard {
     /// Whether an attempt for `username` from `address` may be checked now.
     pub fn check(&self, username: &str, address: &str, now_ms: i64) -> Result<(), Refusal> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let user = state.users.get(username).copied().unwrap_or_default();
+        let user = state
+            .users
+            .get(user_key(username))
+            .copied()
+            .unwrap_or_default();
         let from = state.addresses.get(address).copied().unwrap_or_default();
         let limits = &self.limits;
         let user_wait = self.wait_ms(user, limits.free_failures, limits.lockout_failures, now_ms);
@@ -187,7 +203,7 @@ impl SignInGuard {
             entry.last_ms = now_ms;
             entry.count
         };
-        let user_count = bump(&mut state.users, username);
+        let user_count = bump(&mut state.users, user_key(username));
         let address_count = bump(&mut state.addresses, address);
         if user_count == self.limits.lockout_failures {
             FailureEffect::LockedUser
@@ -201,7 +217,7 @@ impl SignInGuard {
     /// Clears the counts of a successful sign-in.
     pub fn succeeded(&self, username: &str, address: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.users.remove(username);
+        state.users.remove(user_key(username));
         state.addresses.remove(address);
     }
 }
@@ -293,5 +309,20 @@ mod tests {
         assert!(guard.check("ann", "a", 10).is_err());
         guard.succeeded("ann", "a");
         assert_eq!(guard.check("ann", "a", 10), Ok(()));
+    }
+
+    #[test]
+    fn huge_usernames_share_one_entry() {
+        let guard = guard();
+        for i in 0..5 {
+            guard.failed(
+                &format!("{}{i}", "x".repeat(1000)),
+                &format!("10.1.1.{i}"),
+                i,
+            );
+        }
+        let state = guard.state.lock().unwrap();
+        assert_eq!(state.users.len(), 1);
+        assert_eq!(state.users["(too long)"].count, 5);
     }
 }
