@@ -129,10 +129,28 @@ impl LgbModel {
                         header.insert(key, value);
                     }
                 }
+            } else if current.is_none() && !line.trim().is_empty() {
+                // A header flag without a value (`average_output`).
+                header.insert(line.trim(), "");
             }
         }
         if !ended {
             return Err(invalid("truncated: no `end of trees` line".into()));
+        }
+        // Every header line changes the output or is known not to: refuse what is not known,
+        // rather than score a model differently from LightGBM.
+        for key in header.keys() {
+            match HEADER_KEYS.iter().find(|(known, _)| known == key) {
+                Some((_, HeaderKey::Unsupported(why))) => {
+                    return Err(invalid(format!("header `{key}`: {why}")))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(invalid(format!(
+                        "header `{key}` is not one Credence reads; it may change what the model predicts, so the model is refused rather than scored differently from LightGBM"
+                    )))
+                }
+            }
         }
         let number =
             |key: &str| -> Option<usize> { header.get(key).and_then(|v| v.trim().parse().ok()) };
@@ -142,9 +160,27 @@ impl LgbModel {
         }
         let objective_text = header.get("objective").copied().unwrap_or("").trim();
         let mut objective_parts = objective_text.split_whitespace();
-        let objective = match objective_parts.next() {
+        let objective_name = objective_parts.next();
+        let parameters: Vec<&str> = objective_parts.collect();
+        // Objective parameters change the output (`sqrt` squares a regression back): only
+        // the ones read are allowed.
+        let unread = |allowed: &[&str]| {
+            parameters
+                .iter()
+                .find(|p| !allowed.iter().any(|a| p.split(':').next() == Some(a)))
+                .map(|p| {
+                    invalid(format!(
+                        "objective `{objective_text}`: parameter `{p}` is not supported (it changes the prediction); the model is refused rather than scored differently from LightGBM"
+                    ))
+                })
+        };
+        let objective = match objective_name {
             Some("binary") => {
-                let sigmoid = objective_parts
+                if let Some(error) = unread(&["sigmoid"]) {
+                    return Err(error);
+                }
+                let sigmoid = parameters
+                    .iter()
                     .find_map(|p| p.strip_prefix("sigmoid:"))
                     .map(|s| {
                         s.parse::<f64>().map_err(|_| {
@@ -155,7 +191,12 @@ impl LgbModel {
                     .unwrap_or(1.0);
                 Objective::LightGbmBinary { sigmoid }
             }
-            Some("regression") => Objective::LightGbmRegression,
+            Some("regression") => {
+                if let Some(error) = unread(&[]) {
+                    return Err(error);
+                }
+                Objective::LightGbmRegression
+            }
             Some(other) if other.starts_with("multiclass") => {
                 return Err(invalid(format!(
                     "objective {other}: multi-class models are not supported yet"
@@ -250,6 +291,40 @@ impl LgbModel {
         sum
     }
 }
+
+/// What Credence does with a LightGBM header line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderKey {
+    /// Read: it shapes the prediction, and Credence follows it.
+    Used,
+    /// Written by LightGBM but without effect on a prediction.
+    Ignored,
+    /// It changes the prediction in a way Credence does not reproduce yet: refused.
+    Unsupported(&'static str),
+}
+
+/// Every header line of the LightGBM 4 text format. A key not here is refused.
+const HEADER_KEYS: &[(&str, HeaderKey)] = &[
+    ("version", HeaderKey::Used),
+    ("num_class", HeaderKey::Used),
+    ("num_tree_per_iteration", HeaderKey::Used),
+    ("max_feature_idx", HeaderKey::Used),
+    ("objective", HeaderKey::Used),
+    ("feature_names", HeaderKey::Used),
+    ("feature_infos", HeaderKey::Used),
+    // Which input column was the label at training.
+    ("label_index", HeaderKey::Ignored),
+    // Constraints on training; the trees already obey them.
+    ("monotone_constraints", HeaderKey::Ignored),
+    // Byte sizes of the tree blocks, for loading them in parallel.
+    ("tree_sizes", HeaderKey::Ignored),
+    (
+        "average_output",
+        HeaderKey::Unsupported(
+            "a random forest (boosting=rf) averages its trees; Credence does not score it yet, and would otherwise add them",
+        ),
+    ),
+];
 
 impl Tree {
     fn parse(block: &HashMap<&str, &str>, num_features: usize) -> Result<Tree, String> {
@@ -589,5 +664,76 @@ fn numerical_decision(node: &Node, x: f64) -> i32 {
         node.left
     } else {
         node.right
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: [&str; 3] = [
+        include_str!("../tests/fixtures/lgb_numeric_shallow/model.txt"),
+        include_str!("../tests/fixtures/lgb_categorical/model.txt"),
+        include_str!("../tests/fixtures/lgb_zero_as_missing/model.txt"),
+    ];
+
+    fn header_keys(text: &str) -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("Tree="))
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split('=').next().unwrap_or_default().trim().to_string())
+            .collect()
+    }
+
+    /// Every header line the libraries write is in the list, as read or as known to change
+    /// nothing; so a key a new LightGBM adds is refused, never skipped.
+    #[test]
+    fn every_header_key_is_used_or_deliberately_ignored() {
+        for text in FIXTURES {
+            for key in header_keys(text) {
+                let known = HEADER_KEYS.iter().find(|(k, _)| *k == key);
+                assert!(
+                    matches!(known, Some((_, HeaderKey::Used | HeaderKey::Ignored))),
+                    "header key {key} is neither read nor known to change nothing"
+                );
+            }
+            assert!(LgbModel::load("model.txt", text.as_bytes()).is_ok());
+        }
+    }
+
+    /// What would be scored wrong is refused, naming the file and the line.
+    #[test]
+    fn models_that_would_be_scored_wrong_are_refused() {
+        let text = FIXTURES[0];
+        let objective = text.lines().find(|l| l.starts_with("objective=")).unwrap();
+        let cases = [
+            (
+                text.replacen(objective, &format!("{objective}\naverage_output"), 1),
+                "header `average_output`: a random forest",
+            ),
+            (
+                text.replacen(objective, "objective=regression sqrt", 1),
+                "parameter `sqrt` is not supported",
+            ),
+            (
+                text.replacen(objective, &format!("{objective} boost_from_average"), 1),
+                "parameter `boost_from_average` is not supported",
+            ),
+            (
+                text.replacen(objective, &format!("{objective}\nfuture_key=1"), 1),
+                "header `future_key` is not one Credence reads",
+            ),
+        ];
+        for (model, expected) in cases {
+            let error = LgbModel::load("model.txt", model.as_bytes())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("model.txt") && error.contains(expected),
+                "{expected}: {error}"
+            );
+        }
     }
 }

@@ -69,7 +69,8 @@ struct CompiledCache {
     clock: u64,
 }
 
-/// How many compiled versions a process keeps besides the active one.
+/// How many compiled versions the cache keeps (the active one is also held by the active
+/// pointer, whatever the cache drops).
 pub const COMPILED_VERSIONS_KEPT: usize = 8;
 
 impl CompiledCache {
