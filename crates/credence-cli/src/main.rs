@@ -217,7 +217,8 @@ enum StrategyCommand {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// Score every row of a CSV; writes `margin,probability` (and reasons) per row, in input order.
+    /// Score every row of a CSV; writes `margin,prediction` (what the library's `predict()`
+    /// returns), `probability` where the objective gives one, and reasons, per row, in input order.
     Score {
         /// The model file.
         #[arg(long)]

@@ -64,7 +64,14 @@ pub fn score(
     let file = std::fs::File::create(output)
         .with_context(|| format!("cannot write {}", output.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    let mut head = String::from("margin,probability");
+    // `prediction` is what the library's `predict()` returns for the objective; `probability`
+    // is there only when that is a probability (not for log-odds or a regression).
+    let probability = model.objective().is_probability();
+    let mut head = String::from(if probability {
+        "margin,prediction,probability"
+    } else {
+        "margin,prediction"
+    });
     for k in 1..=options.explain {
         head.push_str(&format!(",reason_{k}"));
     }
@@ -152,9 +159,12 @@ fn score_chunk(
 }
 
 fn score_row(model: &Model, row: &[f64], trees: usize, explain: usize) -> String {
-    let mut line = match model.predict_with_trees(row, trees) {
-        Some(Prediction { margin, output }) => format!("{margin:?},{output:?}"),
-        None => ",".to_string(),
+    let probability = model.objective().is_probability();
+    let mut line = match (model.predict_with_trees(row, trees), probability) {
+        (Some(Prediction { margin, output }), true) => format!("{margin:?},{output:?},{output:?}"),
+        (Some(Prediction { margin, output }), false) => format!("{margin:?},{output:?}"),
+        (None, true) => ",,".to_string(),
+        (None, false) => ",".to_string(),
     };
     if explain > 0 {
         let contributions = model.contributions(row, trees);

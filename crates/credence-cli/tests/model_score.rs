@@ -59,6 +59,17 @@ fn scoring_reproduces_every_fixture() {
             "{name}: {}",
             String::from_utf8_lossy(&result.stderr)
         );
+        // A probability column only where the output is one.
+        let header = std::fs::read_to_string(&output).unwrap();
+        let header = header.lines().next().unwrap().to_string();
+        let probabilistic =
+            !["xgb_logitraw", "xgb_squarederror", "xgb_absoluteerror"].contains(&name.as_str());
+        let expected_header = if probabilistic {
+            "margin,prediction,probability"
+        } else {
+            "margin,prediction"
+        };
+        assert_eq!(header, expected_header, "{name}");
         let (got, want) = (numbers(&output), numbers(&dir.join("expected.csv")));
         assert_eq!(got.len(), want.len(), "{name}");
         let xgboost = name.starts_with("xgb");
@@ -100,7 +111,7 @@ fn explain_names_the_features_pushing_towards_bad() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "margin,probability,reason_1,reason_2,reason_3"
+        "margin,prediction,probability,reason_1,reason_2,reason_3"
     );
     // reason_1 is the feature with the largest positive contribution in the library's own SHAP values.
     let contribs = std::fs::read_to_string(dir.join("contribs.csv")).unwrap();
@@ -113,7 +124,7 @@ fn explain_names_the_features_pushing_towards_bad() {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .unwrap();
-        let reason_1 = line.split(',').nth(2).unwrap();
+        let reason_1 = line.split(',').nth(3).unwrap();
         if *value > 1e-9 {
             assert_eq!(reason_1, header[best], "{line}");
         }
