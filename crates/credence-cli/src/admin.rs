@@ -177,8 +177,16 @@ pub fn audit_verify(data_dir: &Path) -> anyhow::Result<bool> {
 
 /// Where a strategy command acts.
 pub enum Target {
-    Server { url: String, key: String },
-    DataDir { dir: PathBuf, user: String },
+    Server {
+        url: String,
+        key: String,
+        /// Speaks HTTP and HTTPS, trusting Mozilla's roots and `--ca-file`.
+        agent: ureq::Agent,
+    },
+    DataDir {
+        dir: PathBuf,
+        user: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +197,14 @@ pub struct TargetArgs {
     /// The API key for --server.
     #[arg(long, env = "CREDENCE_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// PEM CA certificates to trust for an https:// --server besides Mozilla's roots.
+    #[arg(
+        long,
+        env = "CREDENCE_CA_FILE",
+        value_name = "FILE",
+        requires = "server"
+    )]
+    pub ca_file: Option<PathBuf>,
     /// Act on a data directory directly instead of a server.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -200,12 +216,24 @@ pub struct TargetArgs {
 impl TargetArgs {
     pub fn target(self) -> anyhow::Result<Target> {
         match (self.server, self.data_dir) {
-            (Some(url), None) => Ok(Target::Server {
-                url: url.trim_end_matches('/').to_string(),
-                key: self
-                    .key
-                    .context("--server needs --key (or CREDENCE_KEY) with a suitable role")?,
-            }),
+            (Some(url), None) => {
+                let extra_roots = match &self.ca_file {
+                    Some(path) => {
+                        let pem = std::fs::read(path)
+                            .with_context(|| format!("cannot read --ca-file {}", path.display()))?;
+                        credence_service::providers::pem_certificates(&pem, "--ca-file")?
+                    }
+                    None => Vec::new(),
+                };
+                let tls = credence_service::providers::tls_config(&extra_roots)?;
+                Ok(Target::Server {
+                    url: url.trim_end_matches('/').to_string(),
+                    key: self
+                        .key
+                        .context("--server needs --key (or CREDENCE_KEY) with a suitable role")?,
+                    agent: ureq::AgentBuilder::new().tls_config(tls).build(),
+                })
+            }
             (None, Some(dir)) => Ok(Target::DataDir {
                 dir,
                 user: self
@@ -235,9 +263,10 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
         _ => None,
     };
     let answer: serde_json::Value = match target {
-        Target::Server { url, key } => {
+        Target::Server { url, key, agent } => {
             let request = |method: &str, path: &str| {
-                ureq::request(method, &format!("{url}{path}"))
+                agent
+                    .request(method, &format!("{url}{path}"))
                     .set("Authorization", &format!("Bearer {key}"))
             };
             let response = match &op {

@@ -433,3 +433,29 @@ fn https_providers_are_trusted_through_the_operator_ca_file_and_refused_without_
     assert!(!refused.status.success());
     assert!(stderr.contains("provider_ca_file"), "{stderr}");
 }
+
+/// The CLI's `--server` speaks HTTPS, trusting `--ca-file` besides Mozilla's roots.
+#[test]
+fn the_cli_reaches_an_https_server_trusting_its_ca_file() {
+    let server = start_https_provider("[]");
+    let list = |extra: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["strategy", "list", "--server", &server.url, "--key", "k"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ca_file = fixture("ca.pem");
+    let trusted = list(&["--ca-file", ca_file.to_str().unwrap()]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert_eq!(server.answered(), 1);
+    // Without it, the test CA is unknown: the handshake fails and says why.
+    let untrusted = list(&[]);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+}

@@ -144,6 +144,34 @@ pub fn parse_secrets(text: &str) -> HashMap<String, String> {
 
 /// A client for `http` and `https` URLs that trusts Mozilla's roots and `extra_roots`.
 fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderHttp, ApiError> {
+    Ok(ProviderHttp::new(tls_config(extra_roots)?))
+}
+
+/// The certificates of a PEM file (one or more `CERTIFICATE` blocks); `what` names the
+/// setting in errors.
+pub fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ApiError> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("{what}: not PEM certificates ({e}); give CA certificates as PEM"),
+            )
+        })?;
+    if certificates.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{what}: no CERTIFICATE block found; give CA certificates as PEM"),
+        ));
+    }
+    Ok(certificates)
+}
+
+/// The TLS set-up of every outbound client: rustls on ring, Mozilla's roots built in, and
+/// `extra_roots` (an operator's CAs).
+pub fn tls_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, ApiError> {
     let invalid = |what: String| ApiError::new(ErrorCode::InvalidParameter, what);
     let mut roots =
         rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -161,7 +189,7 @@ fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderHt
     .with_no_client_auth();
     let mut tls = tls;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(ProviderHttp::new(Arc::new(tls)))
+    Ok(Arc::new(tls))
 }
 
 impl Providers {
@@ -249,22 +277,7 @@ impl Providers {
     /// `CERTIFICATE` blocks) for HTTPS providers; returns how many were added. Call it before
     /// serving: calls already connected keep the trust they were made with.
     pub fn trust_ca_pem(&self, pem: &[u8]) -> Result<usize, ApiError> {
-        let certificates = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::InvalidParameter,
-                    format!(
-                        "provider_ca_file: not PEM certificates ({e}); give CA certificates as PEM"
-                    ),
-                )
-            })?;
-        if certificates.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                "provider_ca_file: no CERTIFICATE block found; give CA certificates as PEM",
-            ));
-        }
+        let certificates = pem_certificates(pem, "provider_ca_file")?;
         self.client.store(Arc::new(provider_client(&certificates)?));
         Ok(certificates.len())
     }

@@ -195,7 +195,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Held for the life of an appending store.
     _lock: Option<std::fs::File>,
-    /// Set by the log writer when an append fails for want of space, cleared by the next
+    /// Set by the log writer when an append (or starting a segment) fails, cleared by the next
     /// append that succeeds.
     log_unwritable: Arc<std::sync::atomic::AtomicBool>,
 }
