@@ -6,10 +6,14 @@ Each fixture is a folder under crates/credence-model/tests/fixtures/<name>/ with
   model.json | model.txt   the model as the library saves it
   input.csv                the rows scored: a header of feature names; an empty cell is a
                            missing value; a categorical feature is its integer category code
-  expected.csv             the library's own margin and probability for every row, written with
-                           repr() so the Rust tests compare bit for bit
+  expected.csv             the library's own raw score (`margin`, predict(output_margin=True) /
+                           predict(raw_score=True)) and prediction (`prediction`, what predict()
+                           returns) for every row, written with repr() so the Rust tests compare
+                           bit for bit; a multi-class model has `margin_<k>` and `prediction_<k>`
+                           per class (multi:softmax: one `prediction`, the class)
   contribs.csv             the library's SHAP contributions (pred_contribs / pred_contrib): one
-                           column per feature, then the bias
+                           column per feature, then the bias; a multi-class model repeats that
+                           block per class (`c<k>_<feature>`)
 
 The Rust tests read only these files, so they need no Python. Re-run after changing this script:
 
@@ -115,15 +119,29 @@ def write_input(folder, x, categorical=()):
     (folder / "input.csv").write_text("\n".join(lines) + "\n")
 
 
-def write_expected(folder, margins, probabilities):
-    lines = ["margin,probability"]
-    for m, p in zip(margins, probabilities):
-        lines.append(f"{repr(float(m))},{repr(float(p))}")
+def columns(name, values):
+    """One column, or one per class when `values` has a column per class."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        return [name], values.reshape(-1, 1)
+    return [f"{name}_{k}" for k in range(values.shape[1])], values
+
+
+def write_expected(folder, margins, predictions):
+    margin_names, margins = columns("margin", margins)
+    prediction_names, predictions = columns("prediction", predictions)
+    lines = [",".join(margin_names + prediction_names)]
+    for m, p in zip(margins, predictions):
+        lines.append(",".join(repr(float(v)) for v in list(m) + list(p)))
     (folder / "expected.csv").write_text("\n".join(lines) + "\n")
 
 
-def write_contribs(folder, names, contribs):
-    lines = [",".join(list(names) + ["bias"])]
+def write_contribs(folder, names, contribs, classes=1):
+    """`contribs`: rows of (features + 1) values per class, classes one after the other."""
+    contribs = np.asarray(contribs).reshape(len(contribs), -1)
+    block = list(names) + ["bias"]
+    header = block if classes == 1 else [f"c{k}_{n}" for k in range(classes) for n in block]
+    lines = [",".join(header)]
     for row in contribs:
         lines.append(",".join(repr(float(v)) for v in row))
     (folder / "contribs.csv").write_text("\n".join(lines) + "\n")
@@ -137,7 +155,7 @@ def fresh(name):
     return folder
 
 
-def xgboost_fixture(name, x, y, params, rounds, categorical=(), early_stopping=None, note=""):
+def xgboost_fixture(name, x, y, params, rounds, categorical=(), early_stopping=None, note="", file="model.json"):
     folder = fresh(name)
     dtrain = xgb.DMatrix(x, label=y, enable_categorical=bool(categorical), missing=np.nan)
     evals, kwargs = [], {}
@@ -148,7 +166,7 @@ def xgboost_fixture(name, x, y, params, rounds, categorical=(), early_stopping=N
         evals = [(dvalid, "valid")]
         kwargs = {"early_stopping_rounds": early_stopping, "verbose_eval": False}
     booster = xgb.train({"seed": SEED, "nthread": 1, **params}, dtrain, rounds, evals=evals, **kwargs)
-    booster.save_model(folder / "model.json")
+    booster.save_model(folder / file)
     rows = sample_rows(x)
     if categorical:
         # Score integer codes, as Credence receives them, plus rows with unseen and missing categories.
@@ -167,7 +185,8 @@ def xgboost_fixture(name, x, y, params, rounds, categorical=(), early_stopping=N
     write_expected(folder, margins, transformed)
     if not categorical:
         contribs = booster.predict(drows, pred_contribs=True, iteration_range=limit)
-        write_contribs(folder, rows.columns, contribs)
+        classes = contribs.shape[1] if contribs.ndim == 3 else 1
+        write_contribs(folder, rows.columns, contribs, classes)
     (folder / "README.md").write_text(
         f"# {name}\n\nXGBoost {xgb.__version__}: {note}\n\nparams: `{json.dumps(params)}`, rounds: {rounds}"
         + (f", early stopping after {early_stopping} (best iteration {booster.best_iteration})" if early_stopping else "")
@@ -188,8 +207,10 @@ def lightgbm_fixture(name, x, y, params, rounds, categorical=(), note=""):
     margins = booster.predict(rows, raw_score=True)
     probabilities = booster.predict(rows)
     write_expected(folder, margins, probabilities)
-    contribs = booster.predict(rows, pred_contrib=True)
-    write_contribs(folder, rows.columns, contribs)
+    if not params.get("linear_tree"):
+        # LightGBM gives no contributions for linear trees.
+        contribs = booster.predict(rows, pred_contrib=True)
+        write_contribs(folder, rows.columns, contribs, params.get("num_class", 1))
     (folder / "README.md").write_text(
         f"# {name}\n\nLightGBM {lgb.__version__}: {note}\n\nparams: `{json.dumps(params)}`, rounds: {rounds}\n"
     )
@@ -264,6 +285,93 @@ def main():
                       "min_data_in_leaf": 5}, 30, note="depth 10")
     lightgbm_fixture("lgb_wide", cd_x, cd_y,
                      {"objective": "binary", "num_leaves": 4, "learning_rate": 0.02}, 1000, note="1,000 trees")
+
+
+    # Regression, count and multi-class objectives (loss given default, exposure, collections
+    # amounts, roll rates), and the formats and boosters data scientists save.
+    lc_amount = lc_x.drop(columns=["loan_amount"])
+    amount = lc_x["loan_amount"].to_numpy()
+    inquiries = lc_x["inquiries_last_12m"].fillna(0).to_numpy()
+    lc_no_inquiries = lc_x.drop(columns=["inquiries_last_12m"])
+    cd_debt = cd_x.drop(columns=["Debt"])
+    debt = cd_x["Debt"].fillna(0.0).to_numpy()
+    never_delinquent = (lc_x["account_never_delinq_percent"].fillna(100.0) / 100.0).clip(0, 1).to_numpy()
+    lc_no_delinq = lc_x.drop(columns=["account_never_delinq_percent"])
+    grades = pd.read_csv(DATA / "lending_club_2018q1.csv")["grade"]
+    grade_class = grades.map({"A": 0, "B": 1, "C": 2}).fillna(3).astype(int).to_numpy()
+
+    xgboost_fixture("xgb_ubj", cd_x, cd_y, {"objective": "binary:logistic", "max_depth": 5, "eta": 0.1}, 60,
+                    note="saved as UBJSON (model.ubj), missing values", file="model.ubj")
+    xgboost_fixture("xgb_dart", cd_x, cd_y,
+                    {"objective": "binary:logistic", "booster": "dart", "max_depth": 4, "eta": 0.1,
+                     "rate_drop": 0.2, "skip_drop": 0.3}, 60, note="booster=dart: trees weighted by weight_drop")
+    xgboost_fixture("xgb_poisson", lc_no_inquiries, inquiries,
+                    {"objective": "count:poisson", "max_depth": 4, "eta": 0.1}, 60,
+                    note="count:poisson on inquiries in the last 12 months (exp link)")
+    xgboost_fixture("xgb_tweedie", cd_debt, debt,
+                    {"objective": "reg:tweedie", "tweedie_variance_power": 1.4, "max_depth": 4, "eta": 0.1}, 60,
+                    note="reg:tweedie on debt, zero for most applicants (exp link)")
+    xgboost_fixture("xgb_gamma", lc_amount, amount,
+                    {"objective": "reg:gamma", "max_depth": 4, "eta": 0.1}, 60, note="reg:gamma on loan amount (exp link)")
+    xgboost_fixture("xgb_pseudohuber", lc_amount, amount / 1000.0,
+                    {"objective": "reg:pseudohubererror", "huber_slope": 5.0, "max_depth": 4, "eta": 0.3}, 40,
+                    note="reg:pseudohubererror on loan amount in thousands")
+    xgboost_fixture("xgb_squaredlogerror", lc_amount, amount,
+                    {"objective": "reg:squaredlogerror", "max_depth": 4, "eta": 0.3}, 40,
+                    note="reg:squaredlogerror on loan amount")
+    xgboost_fixture("xgb_quantile", lc_amount, amount,
+                    {"objective": "reg:quantileerror", "quantile_alpha": 0.9, "max_depth": 4, "eta": 0.1}, 40,
+                    note="reg:quantileerror, the 90th percentile of loan amount")
+    xgboost_fixture("xgb_multi_softprob", lc_x, grade_class,
+                    {"objective": "multi:softprob", "num_class": 4, "max_depth": 4, "eta": 0.1}, 30,
+                    note="multi:softprob over grades A, B, C, D-or-worse")
+    xgboost_fixture("xgb_multi_softmax", lc_x, grade_class,
+                    {"objective": "multi:softmax", "num_class": 4, "max_depth": 4, "eta": 0.1}, 30,
+                    note="multi:softmax over grades A, B, C, D-or-worse (predict returns the class)")
+
+    lightgbm_fixture("lgb_rf", cd_x, cd_y,
+                     {"objective": "binary", "boosting": "rf", "num_leaves": 31, "bagging_freq": 1,
+                      "bagging_fraction": 0.7, "feature_fraction": 0.8}, 50,
+                     note="random forest (average_output): the prediction is the sigmoid of the trees' mean")
+    lightgbm_fixture("lgb_reg_sqrt", lc_amount, amount,
+                     {"objective": "regression", "reg_sqrt": True, "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="regression with reg_sqrt: trained on sqrt(amount), predictions squared back")
+    lightgbm_fixture("lgb_l1", lc_amount, amount,
+                     {"objective": "regression_l1", "num_leaves": 15, "learning_rate": 0.1}, 40, note="regression_l1")
+    lightgbm_fixture("lgb_huber", lc_amount, amount / 1000.0,
+                     {"objective": "huber", "alpha": 5.0, "num_leaves": 15, "learning_rate": 0.1}, 40, note="huber")
+    lightgbm_fixture("lgb_fair", lc_amount, amount / 1000.0,
+                     {"objective": "fair", "num_leaves": 15, "learning_rate": 0.1}, 40, note="fair")
+    lightgbm_fixture("lgb_quantile", lc_amount, amount,
+                     {"objective": "quantile", "alpha": 0.9, "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="quantile, the 90th percentile")
+    lightgbm_fixture("lgb_mape", lc_amount, amount,
+                     {"objective": "mape", "num_leaves": 15, "learning_rate": 0.1}, 40, note="mape")
+    lightgbm_fixture("lgb_poisson", lc_no_inquiries, inquiries,
+                     {"objective": "poisson", "num_leaves": 15, "learning_rate": 0.1}, 40, note="poisson (exp link)")
+    lightgbm_fixture("lgb_gamma", lc_amount, amount,
+                     {"objective": "gamma", "num_leaves": 15, "learning_rate": 0.1}, 40, note="gamma (exp link)")
+    lightgbm_fixture("lgb_tweedie", cd_debt, debt,
+                     {"objective": "tweedie", "tweedie_variance_power": 1.4, "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="tweedie (exp link) on debt, zero for most applicants")
+    lightgbm_fixture("lgb_cross_entropy", lc_no_delinq, never_delinquent,
+                     {"objective": "cross_entropy", "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="cross_entropy on the share of accounts never delinquent")
+    lightgbm_fixture("lgb_xentlambda", lc_no_delinq, never_delinquent,
+                     {"objective": "cross_entropy_lambda", "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="cross_entropy_lambda (log1p(exp) output)")
+    lightgbm_fixture("lgb_multiclass", lc_x, grade_class,
+                     {"objective": "multiclass", "num_class": 4, "num_leaves": 15, "learning_rate": 0.1}, 30,
+                     note="multiclass (softmax) over grades A, B, C, D-or-worse")
+    lightgbm_fixture("lgb_multiclassova", lc_x, grade_class,
+                     {"objective": "multiclassova", "num_class": 4, "num_leaves": 15, "learning_rate": 0.1}, 30,
+                     note="multiclassova (one sigmoid per class)")
+    lightgbm_fixture("lgb_linear", cd_x, cd_y,
+                     {"objective": "binary", "linear_tree": True, "num_leaves": 15, "learning_rate": 0.1}, 40,
+                     note="linear_tree: a linear model in each leaf, the constant alone when a feature it uses is missing")
+    lightgbm_fixture("lgb_dart", cd_x, cd_y,
+                     {"objective": "binary", "boosting": "dart", "num_leaves": 31, "learning_rate": 0.1}, 40,
+                     note="boosting=dart (trees saved already scaled)")
 
 
 if __name__ == "__main__":

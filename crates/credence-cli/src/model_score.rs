@@ -64,14 +64,34 @@ pub fn score(
     let file = std::fs::File::create(output)
         .with_context(|| format!("cannot write {}", output.display()))?;
     let mut out = std::io::BufWriter::new(file);
+    let classes = model.objective().classes();
+    if options.explain > 0 && (classes > 1 || !model.has_contributions()) {
+        bail!(
+            "{}: --explain ranks features by how far they push one score towards bad; this model has {}",
+            model_path.display(),
+            if classes > 1 {
+                format!("{classes} classes")
+            } else {
+                "linear trees, for which TreeSHAP is not defined".to_string()
+            }
+        );
+    }
     // `prediction` is what the library's `predict()` returns for the objective; `probability`
-    // is there only when that is a probability (not for log-odds or a regression).
+    // is there only when that is a probability (not for log-odds or a regression). A
+    // multi-class model has a margin and a probability per class, and the predicted class.
     let probability = model.objective().is_probability();
-    let mut head = String::from(if probability {
-        "margin,prediction,probability"
+    let mut head = if classes > 1 {
+        let per_class = |name: &'static str| (0..classes).map(move |k| format!("{name}_{k}"));
+        per_class("margin")
+            .chain(per_class("probability"))
+            .chain(["predicted_class".to_string()])
+            .collect::<Vec<_>>()
+            .join(",")
+    } else if probability {
+        "margin,prediction,probability".to_string()
     } else {
-        "margin,prediction"
-    });
+        "margin,prediction".to_string()
+    };
     for k in 1..=options.explain {
         head.push_str(&format!(",reason_{k}"));
     }
@@ -161,8 +181,26 @@ fn score_chunk(
 fn score_row(model: &Model, row: &[f64], trees: usize, explain: usize) -> String {
     let probability = model.objective().is_probability();
     let mut line = match (model.predict_with_trees(row, trees), probability) {
-        (Some(Prediction { margin, output }), true) => format!("{margin:?},{output:?},{output:?}"),
-        (Some(Prediction { margin, output }), false) => format!("{margin:?},{output:?}"),
+        (Some(Prediction::Single { margin, output }), true) => {
+            format!("{margin:?},{output:?},{output:?}")
+        }
+        (Some(Prediction::Single { margin, output }), false) => format!("{margin:?},{output:?}"),
+        (
+            Some(Prediction::Classes {
+                margins,
+                probabilities,
+                predicted_class,
+            }),
+            _,
+        ) => {
+            let mut cells: Vec<String> = margins
+                .iter()
+                .chain(&probabilities)
+                .map(|x| format!("{x:?}"))
+                .collect();
+            cells.push(predicted_class.to_string());
+            cells.join(",")
+        }
         (None, true) => ",,".to_string(),
         (None, false) => ",".to_string(),
     };

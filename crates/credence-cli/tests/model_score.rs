@@ -9,7 +9,7 @@ const FIXTURES: &str = concat!(
 );
 
 fn model_file(dir: &Path) -> PathBuf {
-    ["model.json", "model.txt"]
+    ["model.json", "model.ubj", "model.txt"]
         .iter()
         .map(|f| dir.join(f))
         .find(|p| p.exists())
@@ -33,14 +33,44 @@ fn score(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> std::proc
         .unwrap()
 }
 
-fn numbers(path: &Path) -> Vec<Vec<f64>> {
-    std::fs::read_to_string(path)
+/// A CSV's header and rows of numbers.
+fn table(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
         .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').take(2).map(|c| c.parse().unwrap()).collect())
-        .collect()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    (header, rows)
 }
+
+/// Fixtures whose prediction is not a probability: log-odds and regressions.
+const NOT_PROBABILITIES: &[&str] = &[
+    "xgb_logitraw",
+    "xgb_squarederror",
+    "xgb_absoluteerror",
+    "xgb_poisson",
+    "xgb_tweedie",
+    "xgb_gamma",
+    "xgb_pseudohuber",
+    "xgb_squaredlogerror",
+    "xgb_quantile",
+    "lgb_reg_sqrt",
+    "lgb_l1",
+    "lgb_huber",
+    "lgb_fair",
+    "lgb_quantile",
+    "lgb_mape",
+    "lgb_poisson",
+    "lgb_gamma",
+    "lgb_tweedie",
+    "lgb_xentlambda",
+];
 
 #[test]
 fn scoring_reproduces_every_fixture() {
@@ -59,36 +89,77 @@ fn scoring_reproduces_every_fixture() {
             "{name}: {}",
             String::from_utf8_lossy(&result.stderr)
         );
-        // A probability column only where the output is one.
-        let header = std::fs::read_to_string(&output).unwrap();
-        let header = header.lines().next().unwrap().to_string();
-        let probabilistic =
-            !["xgb_logitraw", "xgb_squarederror", "xgb_absoluteerror"].contains(&name.as_str());
-        let expected_header = if probabilistic {
-            "margin,prediction,probability"
+        let (header, got) = table(&output);
+        let (want_header, want) = table(&dir.join("expected.csv"));
+        let classes = want_header
+            .iter()
+            .filter(|h| h.starts_with("margin"))
+            .count();
+        // The columns: margin and prediction, a probability only where the output is one; per
+        // class for a multi-class model, with the predicted class.
+        let expected_header: Vec<String> = if classes > 1 {
+            (0..classes)
+                .map(|k| format!("margin_{k}"))
+                .chain((0..classes).map(|k| format!("probability_{k}")))
+                .chain(["predicted_class".to_string()])
+                .collect()
+        } else if NOT_PROBABILITIES.contains(&name.as_str()) {
+            vec!["margin".into(), "prediction".into()]
         } else {
-            "margin,prediction"
+            vec!["margin".into(), "prediction".into(), "probability".into()]
         };
         assert_eq!(header, expected_header, "{name}");
-        let (got, want) = (numbers(&output), numbers(&dir.join("expected.csv")));
         assert_eq!(got.len(), want.len(), "{name}");
+        // Where each library column is in the output: margins first, then the predictions
+        // (per-class probabilities, or multi:softmax's class, the last column).
+        let predictions_at: Vec<usize> = if classes > 1 && want_header.len() == classes + 1 {
+            vec![2 * classes]
+        } else {
+            (classes..2 * classes).collect()
+        };
         let xgboost = name.starts_with("xgb");
         for (row, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(
-                g[0].to_bits(),
-                w[0].to_bits(),
-                "{name} row {row}: margin {} vs {}",
-                g[0],
-                w[0]
-            );
-            let ulps = if xgboost {
-                ((g[1] as f32).to_bits() as i64 - (w[1] as f32).to_bits() as i64).unsigned_abs()
-            } else {
-                (g[1].to_bits() as i128 - w[1].to_bits() as i128).unsigned_abs() as u64
-            };
-            assert!(ulps <= 1, "{name} row {row}: output {} vs {}", g[1], w[1]);
+            for k in 0..classes {
+                assert_eq!(
+                    g[k].to_bits(),
+                    w[k].to_bits(),
+                    "{name} row {row}: margin {} vs {}",
+                    g[k],
+                    w[k]
+                );
+            }
+            for (&at, w) in predictions_at.iter().zip(&w[classes..]) {
+                let ulps = if xgboost {
+                    ((g[at] as f32).to_bits() as i64 - (*w as f32).to_bits() as i64).unsigned_abs()
+                } else {
+                    (g[at].to_bits() as i128 - w.to_bits() as i128).unsigned_abs() as u64
+                };
+                assert!(ulps <= 1, "{name} row {row}: prediction {} vs {w}", g[at]);
+            }
         }
         let _ = std::fs::remove_file(output);
+    }
+}
+
+#[test]
+fn explain_is_refused_where_reasons_are_not_defined() {
+    for (fixture, problem) in [
+        ("lgb_multiclass", "4 classes"),
+        ("lgb_linear", "linear trees"),
+    ] {
+        let dir = Path::new(FIXTURES).join(fixture);
+        let output = temp(&format!("{fixture}-explain.csv"));
+        let result = score(
+            &model_file(&dir),
+            &dir.join("input.csv"),
+            &output,
+            &["--explain", "2"],
+        );
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !result.status.success() && stderr.contains(problem),
+            "{fixture}: {stderr}"
+        );
     }
 }
 
@@ -165,4 +236,51 @@ fn bad_inputs_name_the_problem() {
     );
     let _ = std::fs::remove_file(input);
     let _ = std::fs::remove_file(output);
+}
+
+/// A model that would be scored differently from the library is refused: exit 2, naming the
+/// file and the field.
+#[test]
+fn models_that_cannot_be_scored_right_exit_2_naming_the_file_and_field() {
+    let xgb = std::fs::read_to_string(Path::new(FIXTURES).join("xgb_numeric/model.json")).unwrap();
+    let lgb = std::fs::read_to_string(Path::new(FIXTURES).join("lgb_numeric/model.txt")).unwrap();
+    let cases = [
+        (
+            "future.json",
+            xgb.replacen("\"learner\":{", "\"learner\":{\"future_key\":1,", 1),
+            "future_key",
+        ),
+        (
+            "ranking.json",
+            xgb.replace("binary:logistic", "rank:ndcg"),
+            "rank:ndcg",
+        ),
+        (
+            "future.txt",
+            lgb.replacen("objective=", "future_key=1\nobjective=", 1),
+            "header `future_key`",
+        ),
+        (
+            "unread.txt",
+            lgb.replacen(
+                "objective=binary sigmoid:1",
+                "objective=binary sigmoid:1 scale:2",
+                1,
+            ),
+            "parameter `scale:2`",
+        ),
+    ];
+    let input = Path::new(FIXTURES).join("xgb_numeric/input.csv");
+    for (file, text, field) in cases {
+        let model = temp(file);
+        std::fs::write(&model, text).unwrap();
+        let result = score(&model, &input, &temp("refused.csv"), &[]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains(field),
+            "{file}: {stderr}"
+        );
+        let _ = std::fs::remove_file(model);
+    }
 }

@@ -1704,6 +1704,24 @@ impl Compiler<'_> {
             }
             self.reason(code, &reason_path);
         }
+        if !raw.reasons.is_empty() && model.objective().classes() > 1 {
+            self.problem(
+                self.at(&format!("{path}.reasons")),
+                format!(
+                    "model {} is a multi-class model ({} classes): reason codes rank features by how far they push one score towards bad, which a multi-class model does not have; remove reasons, or explain the decision with a scorecard or a binary model",
+                    raw.model,
+                    model.objective().classes()
+                ),
+            );
+        } else if !raw.reasons.is_empty() && !model.has_contributions() {
+            self.problem(
+                self.at(&format!("{path}.reasons")),
+                format!(
+                    "model {} has linear trees, for which TreeSHAP (and so reason codes) is not defined; remove reasons, or retrain without linear_tree",
+                    raw.model
+                ),
+            );
+        }
         let reasons = features
             .iter()
             .map(|f| raw.reasons.get(f).map(|code| Arc::from(code.as_str())))

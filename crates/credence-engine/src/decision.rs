@@ -170,6 +170,17 @@ pub enum StepDetail {
         probability: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         margin: Option<f64>,
+        /// What the library's `predict()` returns for a single-output model (the probability,
+        /// or a regression's prediction on the target's scale). Absent in records written
+        /// before Credence 0.22.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prediction: Option<f64>,
+        /// A multi-class model's probability per class.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class_probabilities: Option<Vec<f64>>,
+        /// A multi-class model's most probable class.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        predicted_class: Option<usize>,
     },
     Branch {
         case: Arc<str>,

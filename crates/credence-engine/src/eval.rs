@@ -13,6 +13,7 @@ use crate::schema::ValidatedInput;
 use crate::value::{decimal_to_json, variable_decimal, variable_to_json};
 use chrono::NaiveDate;
 use credence_expr::{Frame, Slot, Variable};
+use credence_model::Prediction;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
@@ -732,14 +733,30 @@ impl<'s> Run<'s> {
                 let number = |x: Option<f64>| {
                     x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)))
                 };
+                let probability = prediction.as_ref().and_then(|p| step.model.probability(p));
+                let (margin, output) = match &prediction {
+                    Some(p) => (p.margin(), p.output()),
+                    None => (None, None),
+                };
+                let (class_probabilities, predicted_class) = match &prediction {
+                    Some(Prediction::Classes {
+                        probabilities,
+                        predicted_class,
+                        ..
+                    }) => (Some(probabilities.clone()), Some(*predicted_class)),
+                    _ => (None, None),
+                };
+                let classes = class_probabilities.as_ref().map_or(Variable::Null, |ps| {
+                    Variable::from_array(ps.iter().map(|p| number(Some(*p))).collect())
+                });
                 frame.set_object(
                     step.slot,
                     [
-                        (
-                            "probability",
-                            number(prediction.as_ref().and_then(|p| step.model.probability(p))),
-                        ),
-                        ("margin", number(prediction.map(|p| p.margin))),
+                        ("probability", number(probability)),
+                        ("margin", number(margin)),
+                        ("prediction", number(output)),
+                        ("class_probabilities", classes),
+                        ("predicted_class", number(predicted_class.map(|c| c as f64))),
                     ],
                 );
                 let identity = &step.identity;
@@ -751,8 +768,11 @@ impl<'s> Run<'s> {
                         model_sha256: identity.sha256.clone(),
                         model_format: identity.format.clone(),
                         objective: identity.objective.clone(),
-                        probability: prediction.as_ref().and_then(|p| step.model.probability(p)),
-                        margin: prediction.map(|p| p.margin),
+                        probability,
+                        margin,
+                        prediction: output,
+                        class_probabilities,
+                        predicted_class,
                     },
                     || values,
                 );

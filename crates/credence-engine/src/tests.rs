@@ -563,7 +563,7 @@ fn an_xgboost_model_step_scores_natively_and_explains_declines() {
         .iter()
         .map(|f| risky[f].as_f64().unwrap())
         .collect();
-    let probability = model.predict(&row).unwrap().output;
+    let probability = model.predict(&row).unwrap().output().unwrap();
     assert!(probability > 0.5, "{probability}");
     match &decision.trace.steps[0].detail {
         StepDetail::Model {

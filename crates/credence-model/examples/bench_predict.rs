@@ -25,7 +25,9 @@ fn main() {
     for _ in 0..31 {
         let start = Instant::now();
         for row in &rows {
-            checksum += model.predict(row).map_or(0.0, |p| p.output);
+            checksum += model
+                .predict(row)
+                .map_or(0.0, |p| p.output().unwrap_or(0.0));
         }
         rounds.push(start.elapsed().as_secs_f64() * 1e6 / rows.len() as f64);
     }
@@ -45,7 +47,9 @@ fn main() {
                     .map(|part| {
                         scope.spawn(|| {
                             part.iter()
-                                .map(|r| model.predict(r).map_or(0.0, |p| p.output))
+                                .map(|r| {
+                                    model.predict(r).map_or(0.0, |p| p.output().unwrap_or(0.0))
+                                })
                                 .sum::<f64>()
                         })
                     })

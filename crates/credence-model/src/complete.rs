@@ -9,10 +9,8 @@
 //!   on x86-64 one add with carry fed by the comparison's flag. A leaf above the bottom level
 //!   becomes a subtree whose every leaf is a copy of its value, so the leaf reached and the
 //!   order of summation — hence the bits — are the library's.
-//! - **Binned inputs.** Each feature's distinct thresholds, sorted, cut its axis into bins. A row
-//!   is turned once into *slots* of `u16` (one per feature and missing-value rule, filled by the
-//!   library's own comparisons — see [`encode_slot`]), and every split becomes four bytes,
-//!   `slots[slot] <= bin`, an integer comparison that also settles missing values.
+//! - **Binned inputs** ([`crate::binned`]): a row is read once into `u16` slots, and every split,
+//!   numeric or categorical, becomes four bytes, `slots[slot] <= bin`.
 //! - **Trees side by side.** Trees are walked in groups of [`LANES`]: one step of every lane,
 //!   then the next, so a group's walks are independent chains of loads the CPU overlaps. Each
 //!   tree takes `2^depth` entries and the walk is compiled once per depth, so a lane's split is
@@ -22,143 +20,13 @@
 //! memory, an add with carry); a 500-tree depth-6 forest is about 14,000 instructions a row,
 //! bound by the latency of the split loads (docs/benchmarks.md).
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use crate::binned::{BinSplit, Sink, SourceNode, ALWAYS_LEFT};
 use std::ops::AddAssign;
 
-/// Trees of depth at most this are padded; deeper ones are walked node by node.
+/// Trees of depth at most this are padded; deeper ones are walked in lanes ([`crate::lanes`]).
 pub(crate) const MAX_DEPTH: usize = 8;
 /// Trees walked side by side.
-const LANES: usize = 8;
-/// The most distinct thresholds one feature may have: bins, shifted by one for default-left
-/// slots, must stay below the missing code `u16::MAX`.
-const MAX_THRESHOLDS_PER_FEATURE: usize = u16::MAX as usize - 2;
-
-/// A split on binned input: the row goes left when `slots[slot] <= bin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BinSplit {
-    pub(crate) slot: u16,
-    pub(crate) bin: u16,
-}
-
-/// Every slot value is at most `u16::MAX`, so this split sends every row left.
-const ALWAYS_LEFT: BinSplit = BinSplit {
-    slot: 0,
-    bin: u16::MAX,
-};
-
-impl BinSplit {
-    /// The split `x ⋈ t_threshold_index` (the library's comparison, `<` or `<=`), whose missing
-    /// values go left when `default_left`, read from `slot`.
-    pub(crate) fn new(slot: u16, threshold_index: u16, default_left: bool) -> BinSplit {
-        BinSplit {
-            slot,
-            bin: threshold_index + u16::from(default_left),
-        }
-    }
-}
-
-/// A slot's value for a row: the bin of its value, `None` when the library's rule calls the
-/// value missing. With the thresholds `t_0 < t_1 < …` of the feature, the library's comparison
-/// `x ⋈ t_j` holds exactly when `bin ≤ j` (`bin = #{t ≤ x}` for XGBoost's `x < t`,
-/// `#{t < x}` for LightGBM's `x <= t`).
-///
-/// Missing values are folded into the same comparison: for a default-right slot a missing
-/// value is `u16::MAX`, above every split's bin; for a default-left slot the bins are shifted up
-/// by one ([`BinSplit::new`] shifts the split's bin to match) and a missing value is 0, below
-/// every split's bin.
-#[inline(always)]
-pub(crate) fn encode_slot(bin: Option<usize>, default_left: bool) -> u16 {
-    match bin {
-        // `bin` is at most the feature's threshold count, below `MAX_THRESHOLDS_PER_FEATURE`.
-        Some(bin) => bin as u16 + u16::from(default_left),
-        None if default_left => 0,
-        None => u16::MAX,
-    }
-}
-
-/// Numbers the distinct slots (feature and missing-value rule) a forest's splits read.
-#[derive(Debug)]
-pub(crate) struct SlotTable<K> {
-    index: HashMap<K, u16>,
-    keys: Vec<K>,
-    /// More distinct slots were asked for than `u16` numbers.
-    overflowed: bool,
-}
-
-impl<K: Copy + Eq + Hash> SlotTable<K> {
-    pub(crate) fn new() -> Self {
-        SlotTable {
-            index: HashMap::new(),
-            keys: Vec::new(),
-            overflowed: false,
-        }
-    }
-
-    /// The slot of `key`, numbering it if new (past `u16` slots the table is spoilt: see
-    /// [`SlotTable::into_keys`]).
-    pub(crate) fn slot(&mut self, key: K) -> u16 {
-        if let Some(&slot) = self.index.get(&key) {
-            return slot;
-        }
-        let Ok(slot) = u16::try_from(self.keys.len()) else {
-            self.overflowed = true;
-            return 0;
-        };
-        self.index.insert(key, slot);
-        self.keys.push(key);
-        slot
-    }
-
-    /// The slots' keys, in slot order; `None` when they did not fit in `u16` numbers.
-    pub(crate) fn into_keys(self) -> Option<Vec<K>> {
-        (!self.overflowed).then_some(self.keys)
-    }
-}
-
-/// Sorts and deduplicates each feature's split thresholds, by the float type's total order.
-/// `None` (no complete-tree form) when a feature has more thresholds than `u16` bins can number
-/// or a NaN threshold, which no bin could place.
-pub(crate) fn sort_thresholds<T: PartialOrd>(
-    per_feature: &mut [Vec<T>],
-    total_cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
-) -> Option<()> {
-    for list in per_feature {
-        list.sort_by(&total_cmp);
-        list.dedup();
-        // Only NaN is unordered against itself.
-        if list.len() > MAX_THRESHOLDS_PER_FEATURE
-            || list.iter().any(|t| t.partial_cmp(t).is_none())
-        {
-            return None;
-        }
-    }
-    Some(())
-}
-
-/// How many of `sorted`'s leading elements pass `passes`, a test that holds up to some point of
-/// the list and fails after it (`t ≤ x`, `t < x`): a binary search whose steps depend only on the
-/// length, each picking with a conditional move rather than a branch the CPU would mispredict
-/// (which way it goes is as good as random).
-#[inline]
-pub(crate) fn count_passing<T: Copy>(sorted: &[T], passes: impl Fn(T) -> bool) -> usize {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let (mut base, mut size) = (0usize, sorted.len());
-    while size > 1 {
-        let half = size / 2;
-        base = std::hint::select_unpredictable(passes(sorted[base + half]), base + half, base);
-        size -= half;
-    }
-    base + usize::from(passes(sorted[base]))
-}
-
-/// What a node of the source tree is.
-pub(crate) enum SourceNode<V, N> {
-    Leaf(V),
-    Split(BinSplit, N, N),
-}
+pub(crate) const LANES: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CompleteForest<V> {
@@ -184,26 +52,6 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
             leaves: Vec::new(),
             slots_needed: 1,
         }
-    }
-
-    /// `start` plus the leaves the row reaches in the first `trees` trees, the row's slots
-    /// filled by `bin` (the library's binning) into a buffer on the stack when they fit.
-    pub(crate) fn sum_binned(
-        &self,
-        trees: usize,
-        start: V,
-        bin: impl FnOnce(&mut [u16]),
-    ) -> Option<V> {
-        let mut on_stack = [0u16; 128];
-        let mut on_heap = Vec::new();
-        let slots: &mut [u16] = if self.slots_needed <= on_stack.len() {
-            &mut on_stack[..self.slots_needed]
-        } else {
-            on_heap.resize(self.slots_needed, 0);
-            &mut on_heap
-        };
-        bin(slots);
-        self.sum(slots, trees, start)
     }
 
     /// Appends a tree, reading it from its root through `node`. `None` when the tree is deeper
@@ -248,32 +96,57 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
         Some(())
     }
 
+    /// The slots a row needs (at least the largest slot a split reads, plus one).
+    pub(crate) fn slots_needed(&self) -> usize {
+        self.slots_needed
+    }
+
     /// `start` plus the leaf values the row reaches in the first `trees` trees, in tree order.
     /// `None` when the row has fewer slots than the splits read.
+    #[cfg(test)]
     pub(crate) fn sum(&self, slots: &[u16], trees: usize, start: V) -> Option<V> {
+        let mut sum = crate::binned::Sum(start);
+        self.accumulate(slots, trees, &mut sum)?;
+        Some(sum.0)
+    }
+
+    /// Hands `sink` the leaf value the row reaches in each of the first `trees` trees, in tree
+    /// order. `None` when the row has fewer slots than the splits read.
+    #[inline]
+    pub(crate) fn accumulate(
+        &self,
+        slots: &[u16],
+        trees: usize,
+        sink: &mut impl Sink<V>,
+    ) -> Option<()> {
         if slots.len() < self.slots_needed {
             return None;
         }
         let trees = trees.min(self.trees);
         // One copy of the walk per depth, so that a lane's place in its group is a constant
         // offset the compiler folds into each load's address.
-        Some(match self.depth {
-            1 => self.sum_at_depth::<1>(slots, trees, start),
-            2 => self.sum_at_depth::<2>(slots, trees, start),
-            3 => self.sum_at_depth::<3>(slots, trees, start),
-            4 => self.sum_at_depth::<4>(slots, trees, start),
-            5 => self.sum_at_depth::<5>(slots, trees, start),
-            6 => self.sum_at_depth::<6>(slots, trees, start),
-            7 => self.sum_at_depth::<7>(slots, trees, start),
-            _ => self.sum_at_depth::<MAX_DEPTH>(slots, trees, start),
-        })
+        match self.depth {
+            1 => self.accumulate_at_depth::<1>(slots, trees, sink),
+            2 => self.accumulate_at_depth::<2>(slots, trees, sink),
+            3 => self.accumulate_at_depth::<3>(slots, trees, sink),
+            4 => self.accumulate_at_depth::<4>(slots, trees, sink),
+            5 => self.accumulate_at_depth::<5>(slots, trees, sink),
+            6 => self.accumulate_at_depth::<6>(slots, trees, sink),
+            7 => self.accumulate_at_depth::<7>(slots, trees, sink),
+            _ => self.accumulate_at_depth::<MAX_DEPTH>(slots, trees, sink),
+        }
+        Some(())
     }
 
-    fn sum_at_depth<const DEPTH: usize>(&self, slots: &[u16], trees: usize, start: V) -> V {
+    fn accumulate_at_depth<const DEPTH: usize>(
+        &self,
+        slots: &[u16],
+        trees: usize,
+        sum: &mut impl Sink<V>,
+    ) {
         debug_assert_eq!(self.depth, DEPTH);
         debug_assert!(slots.len() >= self.slots_needed);
         let group_len = (1usize << DEPTH) * LANES;
-        let mut sum = start;
         let mut groups = self
             .splits
             .chunks_exact(group_len)
@@ -285,21 +158,21 @@ impl<V: Copy + AddAssign + Default> CompleteForest<V> {
         };
         // SAFETY (both walks): `sum`, this method's only caller, checked that `slots` covers
         // every slot a split reads.
-        for (splits, leaves) in groups.by_ref().take(trees / LANES) {
+        for (group, (splits, leaves)) in groups.by_ref().take(trees / LANES).enumerate() {
             let ends = unsafe { walk_group::<DEPTH>(splits, slots) };
             for (lane, q) in ends.into_iter().enumerate() {
-                sum += leaf(leaves, lane, q);
+                sum.add(group * LANES + lane, leaf(leaves, lane, q));
             }
         }
         if !trees.is_multiple_of(LANES) {
             if let Some((splits, leaves)) = groups.next() {
                 let ends = unsafe { walk_group::<DEPTH>(splits, slots) };
+                let first = trees / LANES * LANES;
                 for (lane, q) in ends.into_iter().enumerate().take(trees % LANES) {
-                    sum += leaf(leaves, lane, q);
+                    sum.add(first + lane, leaf(leaves, lane, q));
                 }
             }
         }
-        sum
     }
 }
 
@@ -424,68 +297,6 @@ mod tests {
                 .take(limit)
                 .fold(0.5, |sum, tree| sum + walk(tree, &slots));
             prop_assert_eq!(forest.sum(&slots, limit, 0.5), Some(expected));
-        }
-    }
-
-    #[test]
-    fn counting_passing_thresholds_is_a_partition_point() {
-        let sorted = [-1.5f32, 0.0, 2.0, 2.5, 10.0];
-        for x in [
-            -3.0f32,
-            -1.5,
-            -0.0,
-            0.0,
-            1.0,
-            2.0,
-            2.25,
-            2.5,
-            9.0,
-            10.0,
-            11.0,
-            f32::INFINITY,
-        ] {
-            assert_eq!(
-                count_passing(&sorted, |t| t <= x),
-                sorted.partition_point(|t| *t <= x),
-                "{x} (at most)"
-            );
-            assert_eq!(
-                count_passing(&sorted, |t| t < x),
-                sorted.partition_point(|t| *t < x),
-                "{x} (below)"
-            );
-        }
-        assert_eq!(count_passing(&[] as &[f32], |t| t <= 1.0), 0);
-        assert_eq!(count_passing(&[1.0f32], |t| t <= 0.5), 0);
-        assert_eq!(count_passing(&[1.0f32], |t| t <= 1.0), 1);
-    }
-
-    #[test]
-    fn slots_are_numbered_once_and_too_many_spoil_the_table() {
-        let mut table = SlotTable::new();
-        assert_eq!(
-            (table.slot('a'), table.slot('b'), table.slot('a')),
-            (0, 1, 0)
-        );
-        assert_eq!(table.into_keys(), Some(vec!['a', 'b']));
-
-        let mut table = SlotTable::new();
-        for key in 0..=u32::from(u16::MAX) + 1 {
-            table.slot(key);
-        }
-        assert_eq!(table.into_keys(), None);
-    }
-
-    #[test]
-    fn missing_values_follow_the_default_direction() {
-        // Thresholds t_0 < t_1 < t_2; a split on t_1.
-        for default_left in [false, true] {
-            let split = BinSplit::new(0, 1, default_left);
-            let goes_left = |slot: u16| slot <= split.bin;
-            for bin in 0..=3 {
-                assert_eq!(goes_left(encode_slot(Some(bin), default_left)), bin <= 1);
-            }
-            assert_eq!(goes_left(encode_slot(None, default_left)), default_left);
         }
     }
 

@@ -6,9 +6,12 @@
 //! (see `xgboost.rs` and `lightgbm.rs` for why and how), reproducing the libraries' outputs bit
 //! for bit; parity fixtures produced by the libraries themselves hold them to it.
 
+mod binned;
 mod complete;
+mod lanes;
 mod lightgbm;
 mod shap;
+mod ubjson;
 mod xgboost;
 
 use serde::Deserialize;
@@ -43,13 +46,82 @@ pub struct ModelMetadata {
 }
 
 /// A model's answer for one row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Prediction {
-    /// The raw score before the link function (log-odds for binary models).
-    pub margin: f64,
-    /// What the library's own `predict` returns: a probability for logistic objectives, the
-    /// margin for `binary:logitraw` and regressions.
-    pub output: f64,
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// A binary classifier or a regression: one raw score and one output.
+    Single {
+        /// The raw score before the link function (log-odds for binary models), as the
+        /// library's `predict(output_margin=True)` / `predict(raw_score=True)` returns it.
+        margin: f64,
+        /// What the library's own `predict()` returns: a probability for logistic
+        /// objectives, the prediction on the target's scale for regressions (`exp` of the
+        /// margin for Poisson, Gamma and Tweedie models), 0 or 1 for `binary:hinge`.
+        output: f64,
+    },
+    /// A multi-class model: one raw score and one probability per class.
+    Classes {
+        margins: Vec<f64>,
+        /// Softmax of the margins (`multi:softprob`, `multi:softmax`, `multiclass`), or each
+        /// class's own sigmoid (`multiclassova`, which need not sum to one).
+        probabilities: Vec<f64>,
+        /// The most probable class (the first of equals), what `multi:softmax` predicts.
+        predicted_class: usize,
+    },
+}
+
+impl Prediction {
+    /// The raw score of a single-output model.
+    pub fn margin(&self) -> Option<f64> {
+        match self {
+            Prediction::Single { margin, .. } => Some(*margin),
+            Prediction::Classes { .. } => None,
+        }
+    }
+
+    /// What the library's `predict()` returns for a single-output model.
+    pub fn output(&self) -> Option<f64> {
+        match self {
+            Prediction::Single { output, .. } => Some(*output),
+            Prediction::Classes { .. } => None,
+        }
+    }
+}
+
+/// How a tree ensemble is scored; every path gives the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoringPath {
+    /// Trees padded to complete binary trees over binned inputs (depth at most 8).
+    CompleteTrees,
+    /// Trees of any depth walked side by side over binned inputs.
+    Lanes,
+    /// Each tree walked node by node on the raw inputs (linear trees, and models too large
+    /// for binning).
+    NodeByNode,
+}
+
+/// The loss of a LightGBM regression; all have the identity link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegressionLoss {
+    L2,
+    L1,
+    Huber,
+    Fair,
+    Quantile,
+    Mape,
+}
+
+impl RegressionLoss {
+    fn name(self) -> &'static str {
+        match self {
+            RegressionLoss::L2 => "regression",
+            RegressionLoss::L1 => "regression_l1",
+            RegressionLoss::Huber => "huber",
+            RegressionLoss::Fair => "fair",
+            RegressionLoss::Quantile => "quantile",
+            RegressionLoss::Mape => "mape",
+        }
+    }
 }
 
 /// The learning objective, which fixes how a margin becomes an output.
@@ -58,38 +130,105 @@ pub enum Objective {
     BinaryLogistic,
     RegLogistic,
     BinaryLogitRaw,
+    /// `binary:hinge`: predicts 1 when the margin is positive, else 0.
+    BinaryHinge,
     SquaredError,
+    SquaredLogError,
+    PseudoHuberError,
     /// `reg:absoluteerror`: median regression, identity link (robust to heavy-tailed targets
     /// such as income).
     AbsoluteError,
+    /// `reg:quantileerror` with one quantile.
+    QuantileError,
+    /// `count:poisson`, `reg:gamma`, `reg:tweedie`: log link, the prediction is `exp(margin)`.
+    CountPoisson,
+    Gamma,
+    Tweedie,
+    MultiSoftprob {
+        classes: usize,
+    },
+    MultiSoftmax {
+        classes: usize,
+    },
     LightGbmBinary {
         sigmoid: f64,
     },
-    LightGbmRegression,
+    /// A LightGBM regression with the identity link; `sqrt` (`reg_sqrt`) squares the margin
+    /// back, keeping its sign.
+    LightGbmRegression {
+        loss: RegressionLoss,
+        sqrt: bool,
+    },
+    LightGbmPoisson,
+    LightGbmGamma,
+    LightGbmTweedie,
+    /// `cross_entropy` (`xentropy`): labels in [0, 1], the prediction is the sigmoid.
+    LightGbmCrossEntropy,
+    /// `cross_entropy_lambda` (`xentlambda`): the prediction is `log(1 + exp(margin))`.
+    LightGbmCrossEntropyLambda,
+    LightGbmMulticlass {
+        classes: usize,
+    },
+    LightGbmMulticlassOva {
+        classes: usize,
+        sigmoid: f64,
+    },
     LogisticRegression,
 }
 
 impl Objective {
-    pub fn name(self) -> &'static str {
+    /// The objective as the library names it (with `sqrt` for a LightGBM `reg_sqrt` model).
+    pub fn name(self) -> String {
         match self {
-            Objective::BinaryLogistic => "binary:logistic",
-            Objective::RegLogistic => "reg:logistic",
-            Objective::BinaryLogitRaw => "binary:logitraw",
-            Objective::SquaredError => "reg:squarederror",
-            Objective::AbsoluteError => "reg:absoluteerror",
-            Objective::LightGbmBinary { .. } => "binary",
-            Objective::LightGbmRegression => "regression",
-            Objective::LogisticRegression => "logistic_regression",
+            Objective::BinaryLogistic => "binary:logistic".into(),
+            Objective::RegLogistic => "reg:logistic".into(),
+            Objective::BinaryLogitRaw => "binary:logitraw".into(),
+            Objective::BinaryHinge => "binary:hinge".into(),
+            Objective::SquaredError => "reg:squarederror".into(),
+            Objective::SquaredLogError => "reg:squaredlogerror".into(),
+            Objective::PseudoHuberError => "reg:pseudohubererror".into(),
+            Objective::AbsoluteError => "reg:absoluteerror".into(),
+            Objective::QuantileError => "reg:quantileerror".into(),
+            Objective::CountPoisson => "count:poisson".into(),
+            Objective::Gamma => "reg:gamma".into(),
+            Objective::Tweedie => "reg:tweedie".into(),
+            Objective::MultiSoftprob { .. } => "multi:softprob".into(),
+            Objective::MultiSoftmax { .. } => "multi:softmax".into(),
+            Objective::LightGbmBinary { .. } => "binary".into(),
+            Objective::LightGbmRegression { loss, sqrt } => {
+                format!("{}{}", loss.name(), if sqrt { " sqrt" } else { "" })
+            }
+            Objective::LightGbmPoisson => "poisson".into(),
+            Objective::LightGbmGamma => "gamma".into(),
+            Objective::LightGbmTweedie => "tweedie".into(),
+            Objective::LightGbmCrossEntropy => "cross_entropy".into(),
+            Objective::LightGbmCrossEntropyLambda => "cross_entropy_lambda".into(),
+            Objective::LightGbmMulticlass { .. } => "multiclass".into(),
+            Objective::LightGbmMulticlassOva { .. } => "multiclassova".into(),
+            Objective::LogisticRegression => "logistic_regression".into(),
         }
     }
 
-    /// Whether the output is a probability.
+    /// Classes of a multi-class model; 1 for every other.
+    pub fn classes(self) -> usize {
+        match self {
+            Objective::MultiSoftprob { classes }
+            | Objective::MultiSoftmax { classes }
+            | Objective::LightGbmMulticlass { classes }
+            | Objective::LightGbmMulticlassOva { classes, .. } => classes,
+            _ => 1,
+        }
+    }
+
+    /// Whether the output of a single-output model is a probability (multi-class models give
+    /// one per class).
     pub fn is_probability(self) -> bool {
         matches!(
             self,
             Objective::BinaryLogistic
                 | Objective::RegLogistic
                 | Objective::LightGbmBinary { .. }
+                | Objective::LightGbmCrossEntropy
                 | Objective::LogisticRegression
         )
     }
@@ -146,7 +285,7 @@ fn tree_metadata(
         version: sha256[..12].to_string(),
         sha256,
         format,
-        objective: objective.name().into(),
+        objective: objective.name(),
         features: features.to_vec(),
         categorical_features: features
             .iter()
@@ -177,28 +316,23 @@ impl Model {
         let Some(start) = start else {
             return Err(invalid("the file is empty".into()));
         };
+        // UBJSON (XGBoost's `.ubj`) opens an object with `{` and a length-prefixed key (`L`
+        // and eight bytes in XGBoost's writer); JSON with `{` and a quoted key.
+        let ubjson = bytes[start] == b'{'
+            && matches!(
+                bytes.get(start + 1),
+                Some(b'i' | b'U' | b'I' | b'l' | b'L' | b'#' | b'$')
+            );
+        if ubjson {
+            let value = ubjson::from_slice(&bytes[start..])
+                .map_err(|e| invalid(format!("not a valid XGBoost UBJSON model: {e}")))?;
+            let model = xgboost::XgbModel::from_value(file, value)?;
+            return Ok(Model::xgboost(file, sha256, model));
+        }
         if bytes[start] == b'{' {
             if bytes.windows(9).any(|w| w == b"\"learner\"") {
                 let model = xgboost::XgbModel::load(file, bytes)?;
-                let categorical = model
-                    .feature_types
-                    .iter()
-                    .map(|t| t == "c")
-                    .collect::<Vec<_>>();
-                let metadata = tree_metadata(
-                    file,
-                    sha256,
-                    format!("xgboost {}", model.version),
-                    model.objective,
-                    &model.feature_names,
-                    &categorical,
-                    model.tree_count(),
-                );
-                return Ok(Model {
-                    metadata,
-                    objective: model.objective,
-                    kind: Kind::XGBoost(model),
-                });
+                return Ok(Model::xgboost(file, sha256, model));
             }
             return Model::load_logistic(file, bytes, sha256);
         }
@@ -253,7 +387,7 @@ impl Model {
                 version: raw.version.unwrap_or_else(|| sha256[..12].to_string()),
                 sha256,
                 format: "credence.logistic_regression.v1".into(),
-                objective: Objective::LogisticRegression.name().into(),
+                objective: Objective::LogisticRegression.name(),
                 features,
                 categorical_features: Vec::new(),
                 trees: 0,
@@ -284,23 +418,42 @@ impl Model {
         }
     }
 
-    /// Whether predictions take the fast path: every tree padded to a complete tree over
-    /// binned inputs (numeric splits only, depth at most 8). Other tree models are walked node
-    /// by node; both give the same bits.
-    pub fn uses_complete_trees(&self) -> bool {
+    /// How predictions are scored: trees of depth at most 8 padded to complete trees, deeper
+    /// ones walked side by side, both over binned inputs; linear trees node by node. All give
+    /// the library's bits.
+    pub fn scoring_path(&self) -> ScoringPath {
         match &self.kind {
-            Kind::XGBoost(m) => m.uses_complete_trees(),
-            Kind::LightGbm(m) => m.uses_complete_trees(),
-            Kind::Logistic { .. } => false,
+            Kind::XGBoost(m) => m.scoring_path(),
+            Kind::LightGbm(m) => m.scoring_path(),
+            Kind::Logistic { .. } => ScoringPath::NodeByNode,
         }
     }
 
+    /// The same model scored by `path`, for comparing paths; `None` when the model cannot take
+    /// it (complete trees deeper than 8, binned forms of linear trees).
+    pub fn with_scoring_path(&self, path: ScoringPath) -> Option<Model> {
+        let kind = match &self.kind {
+            Kind::XGBoost(m) => Kind::XGBoost(m.with_scoring_path(path)?),
+            Kind::LightGbm(m) => Kind::LightGbm(m.with_scoring_path(path)?),
+            Kind::Logistic { .. } => return None,
+        };
+        Some(Model {
+            metadata: self.metadata.clone(),
+            objective: self.objective,
+            kind,
+        })
+    }
+
     /// The probability of the positive class (bad) a prediction stands for: the output of a
-    /// logistic objective, the sigmoid of a `binary:logitraw` margin; `None` for regressions.
+    /// logistic objective, the sigmoid of a `binary:logitraw` margin; `None` for regressions
+    /// and multi-class models (whose probabilities are per class).
     pub fn probability(&self, prediction: &Prediction) -> Option<f64> {
+        let Prediction::Single { margin, output } = *prediction else {
+            return None;
+        };
         match self.objective {
-            Objective::BinaryLogitRaw => Some(1.0 / (1.0 + (-prediction.margin).exp())),
-            objective if objective.is_probability() => Some(prediction.output),
+            Objective::BinaryLogitRaw => Some(1.0 / (1.0 + (-margin).exp())),
+            objective if objective.is_probability() => Some(output),
             _ => None,
         }
     }
@@ -337,42 +490,26 @@ impl Model {
                         .zip(features)
                         .map(|(w, x)| w * x)
                         .sum::<f64>();
-                Some(Prediction {
+                Some(Prediction::Single {
                     margin,
                     output: 1.0 / (1.0 + (-margin).exp()),
                 })
             }
-            Kind::XGBoost(model) => {
-                let margin = model.margin(features, trees);
-                let output = match self.objective {
-                    Objective::BinaryLogistic | Objective::RegLogistic => xgboost::sigmoid(margin),
-                    _ => margin,
-                };
-                Some(Prediction {
-                    margin: f64::from(margin),
-                    output: f64::from(output),
-                })
-            }
-            Kind::LightGbm(model) => {
-                let margin = model.margin(features, trees);
-                let output = match self.objective {
-                    Objective::LightGbmBinary { sigmoid } => {
-                        1.0 / (1.0 + (-sigmoid * margin).exp())
-                    }
-                    _ => margin,
-                };
-                Some(Prediction { margin, output })
-            }
+            Kind::XGBoost(model) => Some(model.predict(features, trees)),
+            Kind::LightGbm(model) => Some(model.predict(features, trees)),
         }
     }
 }
 
 impl Model {
     /// Exact TreeSHAP contributions of each feature to the margin, with the bias last
-    /// (`features + 1` values): they sum to the margin. For a logistic regression, each weight
-    /// times its value, and the intercept. `trees` as in `predict_with_trees`.
+    /// (`features + 1` values): they sum to the margin. A multi-class model gives that block
+    /// for each class in turn (`classes × (features + 1)` values), each summing to the class's
+    /// margin. For a logistic regression, each weight times its value, and the intercept.
+    /// `trees` as in `predict_with_trees`.
     pub fn contributions(&self, features: &[f64], trees: usize) -> Vec<f64> {
-        let mut out = vec![0.0; self.metadata.features.len() + 1];
+        let width = self.metadata.features.len() + 1;
+        let mut out = vec![0.0; width * self.objective.classes()];
         match &self.kind {
             Kind::Logistic {
                 intercept,
@@ -387,6 +524,37 @@ impl Model {
             Kind::LightGbm(model) => model.contributions(features, trees, &mut out),
         }
         out
+    }
+
+    /// Whether [`Model::contributions`] explains the model: the libraries give no TreeSHAP for
+    /// LightGBM's linear trees.
+    pub fn has_contributions(&self) -> bool {
+        match &self.kind {
+            Kind::LightGbm(m) => m.has_contributions(),
+            _ => true,
+        }
+    }
+
+    fn xgboost(file: &str, sha256: String, model: xgboost::XgbModel) -> Model {
+        let categorical = model
+            .feature_types
+            .iter()
+            .map(|t| t == "c")
+            .collect::<Vec<_>>();
+        let metadata = tree_metadata(
+            file,
+            sha256,
+            format!("xgboost {}", model.version),
+            model.objective,
+            &model.feature_names,
+            &categorical,
+            model.tree_count(),
+        );
+        Model {
+            metadata,
+            objective: model.objective,
+            kind: Kind::XGBoost(model),
+        }
     }
 }
 
@@ -407,8 +575,13 @@ mod tests {
         assert_eq!(model.metadata().features, ["dti", "delinquencies"]);
         assert_eq!(model.metadata().sha256.len(), 64);
         let prediction = model.predict(&[0.5, 1.0]).unwrap();
-        assert_eq!(prediction.margin, 0.0);
-        assert_eq!(prediction.output, 0.5);
+        assert_eq!(
+            prediction,
+            Prediction::Single {
+                margin: 0.0,
+                output: 0.5
+            }
+        );
         assert!(model.predict(&[f64::NAN, 1.0]).is_none());
     }
 

@@ -4,12 +4,20 @@
 //! split goes left when `x <= threshold`, the missing type in `decision_type` decides where NaN
 //! (or zero) goes — with no missing type, NaN is scored as 0.0 — categorical splits test a
 //! bitset (NaN and negative categories go right), and leaf values are summed in `f64` in tree
-//! order.
+//! order — one sum per class for a multi-class model, tree `i` adding to class
+//! `i % num_tree_per_iteration`. A random forest (`average_output`) divides the sums by the
+//! iterations before the output transform; a linear tree's leaf is its linear model (its
+//! constant alone when a feature it reads is missing). Output transforms are LightGBM's
+//! `ConvertOutput`, in `f64`.
+//!
+//! Every header line and tree field is known: a key the loader has not been taught refuses the
+//! model rather than risk scoring it differently from LightGBM.
 
-use crate::complete::{
-    count_passing, encode_slot, sort_thresholds, BinSplit, CompleteForest, SlotTable, SourceNode,
+use crate::binned::{
+    categorical_slot, categorical_split, count_passing, encode_slot, sort_thresholds, BinSplit,
+    BinnedForest, PerGroup, SlotTable, SourceNode, Sum,
 };
-use crate::{ModelError, Objective};
+use crate::{ModelError, Objective, Prediction, RegressionLoss, ScoringPath};
 use std::collections::HashMap;
 
 const CATEGORICAL_MASK: u8 = 1;
@@ -45,14 +53,29 @@ struct Tree {
     /// Categorical splits: `cat_boundaries[k]..cat_boundaries[k + 1]` in `cat_threshold`.
     cat_boundaries: Vec<usize>,
     cat_threshold: Vec<u32>,
+    /// A linear tree's leaf models.
+    linear: Option<LinearLeaves>,
+}
+
+/// The linear models in a linear tree's leaves (`linear_tree=true`).
+#[derive(Debug, Clone)]
+struct LinearLeaves {
+    constants: Vec<f64>,
+    /// Per leaf: the features read and their coefficients.
+    terms: Vec<Vec<(u32, f64)>>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct LgbModel {
     trees: Vec<Tree>,
-    /// The same trees padded to complete binary trees, for fast scoring (numeric splits only,
-    /// depth at most `complete::MAX_DEPTH`).
-    complete: Option<(CompleteForest<f64>, Binning)>,
+    /// Outputs: the classes of a multi-class model, else 1 (`num_tree_per_iteration`).
+    classes: usize,
+    /// The class each tree adds to.
+    tree_groups: Vec<u16>,
+    /// A random forest: the prediction transforms the mean over iterations.
+    average_output: bool,
+    /// The same trees over binned inputs, for fast scoring (none for linear trees).
+    fast: Option<(BinnedForest<f64>, Binning)>,
     pub(crate) objective: Objective,
     pub(crate) feature_names: Vec<String>,
     pub(crate) categorical_features: Vec<bool>,
@@ -139,76 +162,27 @@ impl LgbModel {
         }
         // Every header line changes the output or is known not to: refuse what is not known,
         // rather than score a model differently from LightGBM.
-        for key in header.keys() {
-            match HEADER_KEYS.iter().find(|(known, _)| known == key) {
-                Some((_, HeaderKey::Unsupported(why))) => {
-                    return Err(invalid(format!("header `{key}`: {why}")))
-                }
-                Some(_) => {}
-                None => {
-                    return Err(invalid(format!(
-                        "header `{key}` is not one Credence reads; it may change what the model predicts, so the model is refused rather than scored differently from LightGBM"
-                    )))
-                }
-            }
+        if let Some(key) = header
+            .keys()
+            .find(|key| !HEADER_KEYS.iter().any(|(known, _)| known == *key))
+        {
+            return Err(invalid(format!(
+                "header `{key}` is not one Credence reads; it may change what the model predicts, so the model is refused rather than scored differently from LightGBM"
+            )));
         }
         let number =
             |key: &str| -> Option<usize> { header.get(key).and_then(|v| v.trim().parse().ok()) };
-        if number("num_class").unwrap_or(1) > 1 || number("num_tree_per_iteration").unwrap_or(1) > 1
-        {
-            return Err(invalid("multi-class models are not supported yet".into()));
-        }
+        let num_class = number("num_class").unwrap_or(1).max(1);
+        let classes = number("num_tree_per_iteration").unwrap_or(num_class).max(1);
         let objective_text = header.get("objective").copied().unwrap_or("").trim();
-        let mut objective_parts = objective_text.split_whitespace();
-        let objective_name = objective_parts.next();
-        let parameters: Vec<&str> = objective_parts.collect();
-        // Objective parameters change the output (`sqrt` squares a regression back): only
-        // the ones read are allowed.
-        let unread = |allowed: &[&str]| {
-            parameters
-                .iter()
-                .find(|p| !allowed.iter().any(|a| p.split(':').next() == Some(a)))
-                .map(|p| {
-                    invalid(format!(
-                        "objective `{objective_text}`: parameter `{p}` is not supported (it changes the prediction); the model is refused rather than scored differently from LightGBM"
-                    ))
-                })
-        };
-        let objective = match objective_name {
-            Some("binary") => {
-                if let Some(error) = unread(&["sigmoid"]) {
-                    return Err(error);
-                }
-                let sigmoid = parameters
-                    .iter()
-                    .find_map(|p| p.strip_prefix("sigmoid:"))
-                    .map(|s| {
-                        s.parse::<f64>().map_err(|_| {
-                            invalid(format!("objective {objective_text}: bad sigmoid"))
-                        })
-                    })
-                    .transpose()?
-                    .unwrap_or(1.0);
-                Objective::LightGbmBinary { sigmoid }
-            }
-            Some("regression") => {
-                if let Some(error) = unread(&[]) {
-                    return Err(error);
-                }
-                Objective::LightGbmRegression
-            }
-            Some(other) if other.starts_with("multiclass") => {
-                return Err(invalid(format!(
-                    "objective {other}: multi-class models are not supported yet"
-                )))
-            }
-            other => {
-                return Err(invalid(format!(
-                    "objective {} is not supported; supported: binary, regression",
-                    other.unwrap_or("(none)")
-                )))
-            }
-        };
+        let objective = objective_of(objective_text).map_err(invalid)?;
+        if objective.classes() != classes || num_class != classes {
+            return Err(invalid(format!(
+                "objective `{objective_text}` has {} classes, but num_class is {num_class} and num_tree_per_iteration {classes}",
+                objective.classes()
+            )));
+        }
+        let average_output = header.contains_key("average_output");
         let feature_names: Vec<String> = header
             .get("feature_names")
             .map(|v| v.split_whitespace().map(str::to_string).collect())
@@ -239,10 +213,19 @@ impl LgbModel {
         if trees.is_empty() {
             return Err(invalid("the model has no trees".into()));
         }
-        let complete = complete_forest(&trees, feature_names.len());
-        Ok(LgbModel {
+        if trees.len() % classes != 0 {
+            return Err(invalid(format!(
+                "{} trees do not make whole iterations of {classes}",
+                trees.len()
+            )));
+        }
+        let tree_groups = (0..trees.len()).map(|t| (t % classes) as u16).collect();
+        let mut model = LgbModel {
             trees,
-            complete,
+            classes,
+            tree_groups,
+            average_output,
+            fast: None,
             objective,
             feature_names,
             categorical_features,
@@ -250,57 +233,280 @@ impl LgbModel {
                 .get("version")
                 .map_or("unknown".into(), |v| v.trim().to_string()),
             pandas_categorical,
-        })
+        };
+        model.fast = model.binned(BinnedForest::<f64>::fastest_path(model.max_depth()));
+        Ok(model)
     }
 
     pub(crate) fn tree_count(&self) -> usize {
         self.trees.len()
     }
 
+    fn max_depth(&self) -> usize {
+        self.trees.iter().map(|t| t.depth).max().unwrap_or(0)
+    }
+
+    pub(crate) fn scoring_path(&self) -> ScoringPath {
+        self.fast
+            .as_ref()
+            .map_or(ScoringPath::NodeByNode, |(forest, _)| forest.path())
+    }
+
+    pub(crate) fn with_scoring_path(&self, path: ScoringPath) -> Option<LgbModel> {
+        let fast = match path {
+            ScoringPath::NodeByNode => None,
+            path => Some(self.binned(path)?),
+        };
+        Some(LgbModel {
+            fast,
+            ..self.clone()
+        })
+    }
+
+    /// Whether TreeSHAP is defined: LightGBM gives none for linear trees.
+    pub(crate) fn has_contributions(&self) -> bool {
+        self.trees.iter().all(|t| t.linear.is_none())
+    }
+
     /// SHAP contributions as LightGBM's `pred_contrib` computes them (in `f64`, accumulated over
-    /// trees); the bias (last slot) is the sum of the trees' expected values.
+    /// trees), one block of `features + 1` per class; each block's bias (its last slot) is the
+    /// sum of its trees' expected values. Linear trees have none: zeros.
     pub(crate) fn contributions(&self, features: &[f64], trees: usize, out: &mut [f64]) {
         let n = self.feature_names.len();
         out.iter_mut().for_each(|c| *c = 0.0);
-        for tree in &self.trees[..trees.min(self.trees.len())] {
-            out[n] += tree.expected_value();
+        if !self.has_contributions() {
+            return;
+        }
+        for (t, tree) in self.trees[..trees.min(self.trees.len())].iter().enumerate() {
+            let group = usize::from(self.tree_groups[t]);
+            let block = &mut out[group * (n + 1)..(group + 1) * (n + 1)];
+            block[n] += tree.expected_value();
             if !tree.nodes.is_empty() {
-                crate::shap::tree_shap(tree, features, &mut out[..n], tree.depth);
+                crate::shap::tree_shap(tree, features, &mut block[..n], tree.depth);
             }
         }
     }
 
-    pub(crate) fn uses_complete_trees(&self) -> bool {
-        self.complete.is_some()
+    /// The raw scores (one per class): leaf values of the first `trees` trees summed in `f64`,
+    /// as LightGBM's `raw_score`.
+    pub(crate) fn margins(&self, features: &[f64], trees: usize, out: &mut [f64]) {
+        out.iter_mut().for_each(|m| *m = 0.0);
+        let trees = trees.min(self.trees.len());
+        if let Some((forest, binning)) = &self.fast {
+            let bin = |slots: &mut [u16]| binning.slots_into(features, slots);
+            let done = if let [sum] = out {
+                let mut single = Sum(0.0);
+                let done = forest.accumulate(trees, &mut single, bin);
+                *sum = single.0;
+                done
+            } else {
+                let mut per_group = PerGroup {
+                    sums: out,
+                    groups: &self.tree_groups,
+                };
+                forest.accumulate(trees, &mut per_group, bin)
+            };
+            if done.is_some() {
+                return;
+            }
+            out.iter_mut().for_each(|m| *m = 0.0);
+        }
+        for (t, tree) in self.trees[..trees].iter().enumerate() {
+            out[usize::from(self.tree_groups[t])] += tree.value(features);
+        }
     }
 
-    /// The raw score: leaf values of the first `trees` trees summed in `f64`.
-    pub(crate) fn margin(&self, features: &[f64], trees: usize) -> f64 {
-        if let Some((complete, binning)) = &self.complete {
-            let binned = complete.sum_binned(trees, 0.0, |slots| {
-                binning.slots_into(features, slots);
-            });
-            if let Some(sum) = binned {
-                return sum;
+    /// The prediction: raw scores and what LightGBM's `predict()` makes of them.
+    pub(crate) fn predict(&self, features: &[f64], trees: usize) -> Prediction {
+        let trees = trees.min(self.trees.len());
+        let mut margins = vec![0.0; self.classes];
+        self.margins(features, trees, &mut margins);
+        // GBDT::Predict: a random forest's sums become means over the iterations used.
+        let mut scores = margins.clone();
+        if self.average_output {
+            let iterations = (trees / self.classes).max(1) as f64;
+            scores.iter_mut().for_each(|s| *s /= iterations);
+        }
+        let sigmoid = |scale: f64, x: f64| 1.0 / (1.0 + (-scale * x).exp());
+        match self.objective {
+            Objective::LightGbmMulticlass { .. } => {
+                let probabilities = softmax(&scores);
+                let predicted_class = first_max(&probabilities);
+                Prediction::Classes {
+                    margins,
+                    probabilities,
+                    predicted_class,
+                }
+            }
+            Objective::LightGbmMulticlassOva { sigmoid: scale, .. } => {
+                let probabilities: Vec<f64> = scores.iter().map(|&x| sigmoid(scale, x)).collect();
+                let predicted_class = first_max(&probabilities);
+                Prediction::Classes {
+                    margins,
+                    probabilities,
+                    predicted_class,
+                }
+            }
+            objective => {
+                let x = scores[0];
+                let output = match objective {
+                    Objective::LightGbmBinary { sigmoid: scale } => sigmoid(scale, x),
+                    Objective::LightGbmCrossEntropy => sigmoid(1.0, x),
+                    Objective::LightGbmCrossEntropyLambda => x.exp().ln_1p(),
+                    Objective::LightGbmPoisson
+                    | Objective::LightGbmGamma
+                    | Objective::LightGbmTweedie => x.exp(),
+                    // Common::Sign(x) * x * x: the sign as an integer, then two products.
+                    Objective::LightGbmRegression { sqrt: true, .. } => {
+                        let sign = f64::from(i32::from(x > 0.0) - i32::from(x < 0.0));
+                        sign * x * x
+                    }
+                    _ => x,
+                };
+                Prediction::Single {
+                    margin: margins[0],
+                    output,
+                }
             }
         }
-        let mut sum = 0.0;
-        for tree in &self.trees[..trees.min(self.trees.len())] {
-            sum += tree.leaf_value(features);
-        }
-        sum
     }
 }
 
-/// What Credence does with a LightGBM header line.
+/// LightGBM's `Common::Softmax`, in `f64`.
+fn softmax(scores: &[f64]) -> Vec<f64> {
+    let max = scores
+        .iter()
+        .skip(1)
+        .fold(scores[0], |m, &x| if x < m { m } else { x });
+    let mut out: Vec<f64> = scores.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f64 = out.iter().fold(0.0, |s, &x| s + x);
+    out.iter_mut().for_each(|x| *x /= sum);
+    out
+}
+
+/// The index of the first largest value (`numpy.argmax`).
+fn first_max(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The objective line (`objective=binary sigmoid:1`): its name and the parameters that shape
+/// the output. A parameter not read refuses the model.
+fn objective_of(text: &str) -> Result<Objective, String> {
+    let mut parts = text.split_whitespace();
+    let name = parts.next().unwrap_or("(none)");
+    let parameters: Vec<&str> = parts.collect();
+    let check = |allowed: &[&str]| -> Result<(), String> {
+        match parameters
+            .iter()
+            .find(|p| !allowed.iter().any(|a| p.split(':').next() == Some(a)))
+        {
+            Some(p) => Err(format!(
+                "objective `{text}`: parameter `{p}` is not supported (it may change the prediction); the model is refused rather than scored differently from LightGBM"
+            )),
+            None => Ok(()),
+        }
+    };
+    let value = |key: &str| -> Result<Option<f64>, String> {
+        parameters
+            .iter()
+            .find_map(|p| p.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| format!("objective `{text}`: {key} `{v}` is not a number"))
+            })
+            .transpose()
+    };
+    let classes = || -> Result<usize, String> {
+        match value("num_class")? {
+            Some(k) if k >= 2.0 && k.fract() == 0.0 => Ok(k as usize),
+            _ => Err(format!(
+                "objective `{text}`: num_class must be a whole number of at least 2"
+            )),
+        }
+    };
+    let regression = |loss: RegressionLoss| -> Result<Objective, String> {
+        check(&["sqrt"])?;
+        Ok(Objective::LightGbmRegression {
+            loss,
+            sqrt: parameters.contains(&"sqrt"),
+        })
+    };
+    Ok(match name {
+        "binary" => {
+            check(&["sigmoid"])?;
+            Objective::LightGbmBinary {
+                sigmoid: value("sigmoid")?.unwrap_or(1.0),
+            }
+        }
+        "regression" => regression(RegressionLoss::L2)?,
+        "regression_l1" => regression(RegressionLoss::L1)?,
+        "fair" => regression(RegressionLoss::Fair)?,
+        "quantile" => regression(RegressionLoss::Quantile)?,
+        "mape" => regression(RegressionLoss::Mape)?,
+        // LightGBM turns `sqrt` off for these, so it never writes it.
+        "huber" => {
+            check(&[])?;
+            Objective::LightGbmRegression {
+                loss: RegressionLoss::Huber,
+                sqrt: false,
+            }
+        }
+        "poisson" | "gamma" | "tweedie" => {
+            check(&[])?;
+            match name {
+                "poisson" => Objective::LightGbmPoisson,
+                "gamma" => Objective::LightGbmGamma,
+                _ => Objective::LightGbmTweedie,
+            }
+        }
+        "cross_entropy" => {
+            check(&[])?;
+            Objective::LightGbmCrossEntropy
+        }
+        "cross_entropy_lambda" => {
+            check(&[])?;
+            Objective::LightGbmCrossEntropyLambda
+        }
+        "multiclass" => {
+            check(&["num_class"])?;
+            Objective::LightGbmMulticlass { classes: classes()? }
+        }
+        "multiclassova" => {
+            check(&["num_class", "sigmoid"])?;
+            Objective::LightGbmMulticlassOva {
+                classes: classes()?,
+                sigmoid: value("sigmoid")?.unwrap_or(1.0),
+            }
+        }
+        "lambdarank" | "rank_xendcg" => {
+            return Err(format!(
+                "objective {name} is a ranking objective, whose scores only order rows within a query group; it is not supported"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "objective {other} is not supported; supported: binary, regression, regression_l1, huber, fair, quantile, mape, poisson, gamma, tweedie, cross_entropy, cross_entropy_lambda, multiclass, multiclassova"
+            ))
+        }
+    })
+}
+
+/// What Credence does with a LightGBM header line or tree field. A key in neither list is
+/// refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HeaderKey {
     /// Read: it shapes the prediction, and Credence follows it.
     Used,
     /// Written by LightGBM but without effect on a prediction.
     Ignored,
-    /// It changes the prediction in a way Credence does not reproduce yet: refused.
-    Unsupported(&'static str),
 }
 
 /// Every header line of the LightGBM 4 text format. A key not here is refused.
@@ -318,12 +524,38 @@ const HEADER_KEYS: &[(&str, HeaderKey)] = &[
     ("monotone_constraints", HeaderKey::Ignored),
     // Byte sizes of the tree blocks, for loading them in parallel.
     ("tree_sizes", HeaderKey::Ignored),
-    (
-        "average_output",
-        HeaderKey::Unsupported(
-            "a random forest (boosting=rf) averages its trees; Credence does not score it yet, and would otherwise add them",
-        ),
-    ),
+    // A random forest (boosting=rf): predictions transform the mean of the trees.
+    ("average_output", HeaderKey::Used),
+];
+
+/// Every field of a tree block (after its `Tree=` line). A key not here is refused.
+const TREE_KEYS: &[(&str, HeaderKey)] = &[
+    ("num_leaves", HeaderKey::Used),
+    ("split_feature", HeaderKey::Used),
+    ("threshold", HeaderKey::Used),
+    ("decision_type", HeaderKey::Used),
+    ("left_child", HeaderKey::Used),
+    ("right_child", HeaderKey::Used),
+    ("leaf_value", HeaderKey::Used),
+    ("cat_boundaries", HeaderKey::Used),
+    ("cat_threshold", HeaderKey::Used),
+    // Training rows per node: the cover of TreeSHAP.
+    ("leaf_count", HeaderKey::Used),
+    ("internal_count", HeaderKey::Used),
+    ("is_linear", HeaderKey::Used),
+    ("leaf_const", HeaderKey::Used),
+    ("num_features", HeaderKey::Used),
+    ("leaf_features", HeaderKey::Used),
+    ("leaf_coeff", HeaderKey::Used),
+    // Implied by cat_boundaries.
+    ("num_cat", HeaderKey::Ignored),
+    // Training records: gains, hessian sums, internal nodes' values.
+    ("split_gain", HeaderKey::Ignored),
+    ("leaf_weight", HeaderKey::Ignored),
+    ("internal_value", HeaderKey::Ignored),
+    ("internal_weight", HeaderKey::Ignored),
+    // The learning rate already applied to leaf_value.
+    ("shrinkage", HeaderKey::Ignored),
 ];
 
 impl Tree {
@@ -334,13 +566,26 @@ impl Tree {
                 .copied()
                 .ok_or_else(|| format!("missing `{key}`"))
         };
+        if let Some(key) = block
+            .keys()
+            .find(|key| !TREE_KEYS.iter().any(|(known, _)| known == *key))
+        {
+            return Err(format!(
+                "field `{key}` is not one Credence reads; it may change what the model predicts, so the model is refused rather than scored differently from LightGBM"
+            ));
+        }
         let num_leaves: usize = get("num_leaves")?
             .trim()
             .parse()
             .map_err(|_| "num_leaves is not a number")?;
-        if block.get("is_linear").is_some_and(|v| v.trim() != "0") {
-            return Err("linear trees are not supported".into());
+        if num_leaves == 0 {
+            return Err("num_leaves is 0".into());
         }
+        let linear = match block.get("is_linear").map(|v| v.trim()) {
+            None | Some("0") => None,
+            Some("1") => Some(LinearLeaves::parse(block, num_leaves, num_features)?),
+            Some(other) => return Err(format!("is_linear `{other}` is neither 0 nor 1")),
+        };
         let leaf_values: Vec<f64> = parse_list("leaf_value", get("leaf_value")?)?;
         if leaf_values.len() != num_leaves {
             return Err(format!(
@@ -361,6 +606,7 @@ impl Tree {
                 depth: 0,
                 cat_boundaries: Vec::new(),
                 cat_threshold: Vec::new(),
+                linear,
             });
         }
         let internal = num_leaves - 1;
@@ -441,6 +687,7 @@ impl Tree {
             depth: 0,
             cat_boundaries,
             cat_threshold,
+            linear,
         };
         tree.depth = tree.depth_below(0);
         Ok(tree)
@@ -477,10 +724,11 @@ impl Tree {
         }
     }
 
+    /// The leaf a row reaches.
     #[inline]
-    fn leaf_value(&self, features: &[f64]) -> f64 {
+    fn leaf(&self, features: &[f64]) -> usize {
         if self.nodes.is_empty() {
-            return self.leaf_values[0];
+            return 0;
         }
         let mut index = 0i32;
         while index >= 0 {
@@ -491,119 +739,232 @@ impl Tree {
                 .unwrap_or(f64::NAN);
             index = self.next(node, x);
         }
-        self.leaf_values[(!index) as usize]
+        (!index) as usize
+    }
+
+    /// What the tree adds for a row (`Tree::Predict`): its leaf's value, or a linear tree's
+    /// leaf model — the constant plus each coefficient times its feature, in order, or the
+    /// leaf value when one of those features is missing.
+    #[inline]
+    fn value(&self, features: &[f64]) -> f64 {
+        let leaf = self.leaf(features);
+        let Some(linear) = &self.linear else {
+            return self.leaf_values[leaf];
+        };
+        let mut output = linear.constants[leaf];
+        for &(feature, coefficient) in &linear.terms[leaf] {
+            let x = features.get(feature as usize).copied().unwrap_or(f64::NAN);
+            if x.is_nan() {
+                return self.leaf_values[leaf];
+            }
+            output += coefficient * x;
+        }
+        output
     }
 
     fn categorical_decision(&self, node: &Node, x: f64) -> i32 {
-        if x.is_nan() {
-            return node.right;
-        }
-        let code = x as i32;
-        if code < 0 {
-            return node.right;
-        }
-        let k = node.threshold as usize;
-        let words = &self.cat_threshold[self.cat_boundaries[k]..self.cat_boundaries[k + 1]];
-        let (word, bit) = (code as usize / 32, code as usize % 32);
-        if words.get(word).is_some_and(|w| (w >> bit) & 1 == 1) {
+        if category_goes_left(x, self.category_words(node)) {
             node.left
         } else {
             node.right
         }
     }
+
+    /// The bitset of categories a categorical node sends left.
+    fn category_words(&self, node: &Node) -> &[u32] {
+        let k = node.threshold as usize;
+        &self.cat_threshold[self.cat_boundaries[k]..self.cat_boundaries[k + 1]]
+    }
 }
 
-/// How a row is binned for the complete trees: each slot is a feature read under one
-/// missing-value rule and direction.
+/// LightGBM's `CategoricalDecision`: NaN and negative codes go right; a code in the bitset left.
+#[inline]
+fn category_goes_left(x: f64, words: &[u32]) -> bool {
+    if x.is_nan() {
+        return false;
+    }
+    let code = x as i32;
+    if code < 0 {
+        return false;
+    }
+    let (word, bit) = (code as usize / 32, code as usize % 32);
+    words.get(word).is_some_and(|w| (w >> bit) & 1 == 1)
+}
+
+impl LinearLeaves {
+    /// `leaf_const`, and per leaf `num_features` entries of `leaf_features` and `leaf_coeff`.
+    fn parse(
+        block: &HashMap<&str, &str>,
+        num_leaves: usize,
+        num_features: usize,
+    ) -> Result<LinearLeaves, String> {
+        let get = |key: &str| {
+            block
+                .get(key)
+                .copied()
+                .ok_or_else(|| format!("linear tree without `{key}`"))
+        };
+        let constants: Vec<f64> = parse_list("leaf_const", get("leaf_const")?)?;
+        let counts: Vec<usize> = parse_list("num_features", get("num_features")?)?;
+        let features: Vec<u32> =
+            parse_list("leaf_features", block.get("leaf_features").unwrap_or(&""))?;
+        let coefficients: Vec<f64> =
+            parse_list("leaf_coeff", block.get("leaf_coeff").unwrap_or(&""))?;
+        if constants.len() != num_leaves || counts.len() != num_leaves {
+            return Err(format!(
+                "leaf_const and num_features need {num_leaves} entries, one per leaf"
+            ));
+        }
+        if counts.iter().sum::<usize>() != features.len() || features.len() != coefficients.len() {
+            return Err("leaf_features and leaf_coeff do not match num_features".into());
+        }
+        if let Some(f) = features.iter().find(|f| **f as usize >= num_features) {
+            return Err(format!(
+                "a leaf model reads feature {f}, the model has {num_features}"
+            ));
+        }
+        let mut terms = Vec::with_capacity(num_leaves);
+        let mut at = 0;
+        for count in counts {
+            terms.push(
+                features[at..at + count]
+                    .iter()
+                    .copied()
+                    .zip(coefficients[at..at + count].iter().copied())
+                    .collect(),
+            );
+            at += count;
+        }
+        Ok(LinearLeaves { constants, terms })
+    }
+}
+
+/// A slot of the binned form: a numeric feature read under one missing-value rule and
+/// direction, or a categorical split's own 0/1 answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SlotKey {
+    Numeric {
+        feature: u32,
+        missing: MissingType,
+        default_left: bool,
+    },
+    Categorical {
+        feature: u32,
+        /// Index in `Binning::category_sets`.
+        set: u32,
+    },
+}
+
+/// How a row is binned.
 #[derive(Debug, Clone)]
 struct Binning {
     /// Sorted distinct split thresholds of each feature.
     thresholds: Vec<Vec<f64>>,
-    /// Per slot: the feature, its missing type and whether missing values go left.
     slots: Vec<SlotKey>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct SlotKey {
-    feature: u32,
-    missing: MissingType,
-    default_left: bool,
+    /// The distinct category bitsets of the categorical splits.
+    category_sets: Vec<Vec<u32>>,
 }
 
 impl Binning {
     /// Each slot's value for the row, by LightGBM's rule (`numerical_decision`): NaN is read as
     /// 0.0 unless the missing type is NaN; a missing value is NaN (type NaN) or within
     /// `±ZERO_THRESHOLD` (type Zero); otherwise `#{t < x}`, so that `x <= t_j` exactly when
-    /// that count is at most `j`.
+    /// that count is at most `j`. A categorical slot holds its split's direction.
     #[inline]
     fn slots_into(&self, features: &[f64], slots: &mut [u16]) {
         for (slot, key) in slots.iter_mut().zip(&self.slots) {
-            let mut x = features
-                .get(key.feature as usize)
-                .copied()
-                .unwrap_or(f64::NAN);
-            if x.is_nan() && key.missing != MissingType::NaN {
-                x = 0.0;
+            match *key {
+                SlotKey::Numeric {
+                    feature,
+                    missing,
+                    default_left,
+                } => {
+                    let mut x = features.get(feature as usize).copied().unwrap_or(f64::NAN);
+                    if x.is_nan() && missing != MissingType::NaN {
+                        x = 0.0;
+                    }
+                    let is_missing = match missing {
+                        MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
+                        MissingType::NaN => x.is_nan(),
+                        MissingType::None => false,
+                    };
+                    let bin = (!is_missing)
+                        .then(|| count_passing(&self.thresholds[feature as usize], |t| t < x));
+                    *slot = encode_slot(bin, default_left);
+                }
+                SlotKey::Categorical { feature, set } => {
+                    let x = features.get(feature as usize).copied().unwrap_or(f64::NAN);
+                    let words = &self.category_sets[set as usize];
+                    *slot = categorical_slot(category_goes_left(x, words));
+                }
             }
-            let is_missing = match key.missing {
-                MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
-                MissingType::NaN => x.is_nan(),
-                MissingType::None => false,
-            };
-            let bin = (!is_missing)
-                .then(|| count_passing(&self.thresholds[key.feature as usize], |t| t < x));
-            *slot = encode_slot(bin, key.default_left);
         }
     }
 }
 
-fn complete_forest(trees: &[Tree], num_features: usize) -> Option<(CompleteForest<f64>, Binning)> {
-    let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
-    let categorical = trees.iter().any(|t| {
-        t.nodes
-            .iter()
-            .any(|n| n.decision_type & CATEGORICAL_MASK != 0)
-    });
-    if depth > crate::complete::MAX_DEPTH || categorical {
-        return None;
-    }
-    let mut thresholds = vec![Vec::new(); num_features];
-    for node in trees.iter().flat_map(|t| &t.nodes) {
-        thresholds
-            .get_mut(node.feature as usize)?
-            .push(node.threshold);
-    }
-    sort_thresholds(&mut thresholds, f64::total_cmp)?;
-    let mut slot_table = SlotTable::new();
-    let mut forest = CompleteForest::new(depth);
-    for tree in trees {
-        // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
-        let root = if tree.nodes.is_empty() { -1 } else { 0 };
-        forest.push_tree(root, |id: i32| {
-            if id < 0 {
-                return SourceNode::Leaf(tree.leaf_values[(!id) as usize]);
+impl LgbModel {
+    /// The binned form taking `path`; `None` when the model cannot take it (linear trees,
+    /// complete trees deeper than 8, too many slots or thresholds for `u16`).
+    fn binned(&self, path: ScoringPath) -> Option<(BinnedForest<f64>, Binning)> {
+        if self.trees.iter().any(|t| t.linear.is_some()) {
+            return None;
+        }
+        let mut forest = BinnedForest::new(path, self.max_depth())?;
+        let mut thresholds = vec![Vec::new(); self.feature_names.len()];
+        for node in self.trees.iter().flat_map(|t| &t.nodes) {
+            if node.decision_type & CATEGORICAL_MASK == 0 {
+                thresholds
+                    .get_mut(node.feature as usize)?
+                    .push(node.threshold);
             }
-            let node = &tree.nodes[id as usize];
-            let missing = missing_type(node.decision_type);
-            // With missing type None nothing is missing, so the direction does not matter.
-            let default_left =
-                missing != MissingType::None && node.decision_type & DEFAULT_LEFT_MASK != 0;
-            let list = &thresholds[node.feature as usize];
-            let threshold_index = list.partition_point(|t| *t < node.threshold) as u16;
-            let slot = slot_table.slot(SlotKey {
-                feature: node.feature,
-                missing,
-                default_left,
-            });
-            let split = BinSplit::new(slot, threshold_index, default_left);
-            SourceNode::Split(split, node.left, node.right)
-        })?;
+        }
+        sort_thresholds(&mut thresholds, f64::total_cmp)?;
+        let mut slot_table = SlotTable::new();
+        let mut category_sets: Vec<Vec<u32>> = Vec::new();
+        let mut set_index: HashMap<Vec<u32>, u32> = HashMap::new();
+        for tree in &self.trees {
+            // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
+            let root = if tree.nodes.is_empty() { -1 } else { 0 };
+            forest.push_tree(root, |id: i32| {
+                if id < 0 {
+                    return SourceNode::Leaf(tree.leaf_values[(!id) as usize]);
+                }
+                let node = &tree.nodes[id as usize];
+                if node.decision_type & CATEGORICAL_MASK != 0 {
+                    let words = tree.category_words(node).to_vec();
+                    let next = category_sets.len() as u32;
+                    let set = *set_index.entry(words.clone()).or_insert(next);
+                    if set == next {
+                        category_sets.push(words);
+                    }
+                    let slot = slot_table.slot(SlotKey::Categorical {
+                        feature: node.feature,
+                        set,
+                    });
+                    return SourceNode::Split(categorical_split(slot), node.left, node.right);
+                }
+                let missing = missing_type(node.decision_type);
+                // With missing type None nothing is missing, so the direction does not matter.
+                let default_left =
+                    missing != MissingType::None && node.decision_type & DEFAULT_LEFT_MASK != 0;
+                let list = &thresholds[node.feature as usize];
+                let threshold_index = list.partition_point(|t| *t < node.threshold) as u16;
+                let slot = slot_table.slot(SlotKey::Numeric {
+                    feature: node.feature,
+                    missing,
+                    default_left,
+                });
+                let split = BinSplit::new(slot, threshold_index, default_left);
+                SourceNode::Split(split, node.left, node.right)
+            })?;
+        }
+        let binning = Binning {
+            thresholds,
+            slots: slot_table.into_keys()?,
+            category_sets,
+        };
+        Some((forest.finish(), binning))
     }
-    let binning = Binning {
-        thresholds,
-        slots: slot_table.into_keys()?,
-    };
-    Some((forest, binning))
 }
 
 impl crate::shap::ShapTree<f64> for Tree {
@@ -671,11 +1032,24 @@ fn numerical_decision(node: &Node, x: f64) -> i32 {
 mod tests {
     use super::*;
 
-    const FIXTURES: [&str; 3] = [
+    const FIXTURES: [&str; 7] = [
         include_str!("../tests/fixtures/lgb_numeric_shallow/model.txt"),
         include_str!("../tests/fixtures/lgb_categorical/model.txt"),
         include_str!("../tests/fixtures/lgb_zero_as_missing/model.txt"),
+        include_str!("../tests/fixtures/lgb_rf/model.txt"),
+        include_str!("../tests/fixtures/lgb_linear/model.txt"),
+        include_str!("../tests/fixtures/lgb_multiclassova/model.txt"),
+        include_str!("../tests/fixtures/lgb_reg_sqrt/model.txt"),
     ];
+
+    fn tree_keys(text: &str) -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Tree="))
+            .take_while(|l| *l != "end of trees")
+            .filter(|l| !l.starts_with("Tree=") && l.contains('='))
+            .map(|l| l.split('=').next().unwrap_or_default().to_string())
+            .collect()
+    }
 
     fn header_keys(text: &str) -> Vec<String> {
         text.lines()
@@ -698,6 +1072,12 @@ mod tests {
                     "header key {key} is neither read nor known to change nothing"
                 );
             }
+            for key in tree_keys(text) {
+                assert!(
+                    TREE_KEYS.iter().any(|(k, _)| *k == key),
+                    "tree field {key} is neither read nor known to change nothing"
+                );
+            }
             assert!(LgbModel::load("model.txt", text.as_bytes()).is_ok());
         }
     }
@@ -709,12 +1089,16 @@ mod tests {
         let objective = text.lines().find(|l| l.starts_with("objective=")).unwrap();
         let cases = [
             (
-                text.replacen(objective, &format!("{objective}\naverage_output"), 1),
-                "header `average_output`: a random forest",
+                text.replacen(objective, "objective=poisson sqrt", 1),
+                "parameter `sqrt` is not supported",
             ),
             (
-                text.replacen(objective, "objective=regression sqrt", 1),
-                "parameter `sqrt` is not supported",
+                text.replacen(objective, "objective=lambdarank", 1),
+                "ranking objective",
+            ),
+            (
+                text.replacen("shrinkage=", "future_field=1\nshrinkage=", 1),
+                "tree 0: field `future_field` is not one Credence reads",
             ),
             (
                 text.replacen(objective, &format!("{objective} boost_from_average"), 1),

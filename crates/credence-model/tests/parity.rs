@@ -3,7 +3,7 @@
 //! The fixtures (model files, inputs, and the libraries' own outputs) are written by
 //! `tools/models/train_fixtures.py`; these tests need no Python.
 
-use credence_model::{Model, Objective};
+use credence_model::{Model, Objective, Prediction, ScoringPath};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> Vec<PathBuf> {
@@ -15,7 +15,7 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     assert!(
-        dirs.len() >= 19,
+        dirs.len() >= 45,
         "expected the parity fixtures, found {}",
         dirs.len()
     );
@@ -23,7 +23,7 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn load(dir: &Path) -> Model {
-    for name in ["model.json", "model.txt"] {
+    for name in ["model.json", "model.ubj", "model.txt"] {
         let path = dir.join(name);
         if path.exists() {
             return Model::load(&path.display().to_string(), &std::fs::read(&path).unwrap())
@@ -44,15 +44,28 @@ fn rows(dir: &Path, model: &Model) -> Vec<Vec<f64>> {
     )
 }
 
-fn expected(dir: &Path) -> Vec<(f64, f64)> {
+/// The library's margins and predictions for every row: `margin`/`prediction`, or per class
+/// `margin_<k>`/`prediction_<k>` (multi:softmax: one `prediction`, the class).
+struct Expected {
+    margins: Vec<Vec<f64>>,
+    predictions: Vec<Vec<f64>>,
+}
+
+fn expected(dir: &Path) -> Expected {
     let text = std::fs::read_to_string(dir.join("expected.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|line| {
-            let (m, p) = line.split_once(',').unwrap();
-            (m.parse().unwrap(), p.parse().unwrap())
-        })
-        .collect()
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let margin_columns = header.iter().filter(|h| h.starts_with("margin")).count();
+    let (mut margins, mut predictions) = (Vec::new(), Vec::new());
+    for line in lines {
+        let cells: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+        margins.push(cells[..margin_columns].to_vec());
+        predictions.push(cells[margin_columns..].to_vec());
+    }
+    Expected {
+        margins,
+        predictions,
+    }
 }
 
 fn ulps_f32(a: f32, b: f32) -> u32 {
@@ -63,52 +76,96 @@ fn ulps_f64(a: f64, b: f64) -> u64 {
     (a.to_bits() as i128 - b.to_bits() as i128).unsigned_abs() as u64
 }
 
+/// Margins and predictions of one row as the library writes them: per class for a multi-class
+/// model (and the class alone where `predict` returns it).
+fn answer(prediction: &Prediction, predictions_are_classes: bool) -> (Vec<f64>, Vec<f64>) {
+    match prediction {
+        Prediction::Single { margin, output } => (vec![*margin], vec![*output]),
+        Prediction::Classes {
+            margins,
+            predicted_class,
+            ..
+        } if predictions_are_classes => (margins.clone(), vec![*predicted_class as f64]),
+        Prediction::Classes {
+            margins,
+            probabilities,
+            ..
+        } => (margins.clone(), probabilities.clone()),
+    }
+}
+
 #[test]
-fn margins_are_bit_exact_and_outputs_within_one_ulp() {
+fn margins_are_bit_exact_and_predictions_within_one_ulp_on_every_path() {
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let model = load(&dir);
         let inputs = rows(&dir, &model);
         let expected = expected(&dir);
-        assert_eq!(inputs.len(), expected.len(), "{name}");
+        assert_eq!(inputs.len(), expected.margins.len(), "{name}");
+        // The fastest path the model can take: complete trees up to depth 8, lanes past it
+        // (LightGBM's `num_leaves` without `max_depth` grows trees past 8), node by node for
+        // linear trees only.
+        let fastest = if model
+            .with_scoring_path(ScoringPath::CompleteTrees)
+            .is_some()
+        {
+            ScoringPath::CompleteTrees
+        } else if name == "lgb_linear" {
+            ScoringPath::NodeByNode
+        } else {
+            ScoringPath::Lanes
+        };
+        assert_eq!(model.scoring_path(), fastest, "{name}: scoring path");
         let xgboost = model.metadata().format.starts_with("xgboost");
-        // Deep (depth > 8) and categorical models are walked node by node; the rest take the
-        // complete-tree path, so both paths are held to the libraries' bits. LightGBM's
-        // `num_leaves` without `max_depth` grows some trees past depth 8.
-        let walked = ["_deep", "_categorical"].iter().any(|s| name.ends_with(s))
-            || ["lgb_missing", "lgb_numeric", "lgb_zero_as_missing"].contains(&name.as_str());
-        assert_eq!(model.uses_complete_trees(), !walked, "{name}: scoring path");
-        for (row, (features, (margin, output))) in inputs.iter().zip(&expected).enumerate() {
-            let prediction = model.predict(features).unwrap();
-            if xgboost {
+        let classes_predicted = matches!(model.objective(), Objective::MultiSoftmax { .. });
+        let paths = [
+            ScoringPath::CompleteTrees,
+            ScoringPath::Lanes,
+            ScoringPath::NodeByNode,
+        ];
+        let mut scored = 0;
+        for path in paths {
+            let Some(model) = model.with_scoring_path(path) else {
+                continue;
+            };
+            scored += 1;
+            for (row, features) in inputs.iter().enumerate() {
+                let prediction = model.predict(features).unwrap();
+                let (margins, predictions) = answer(&prediction, classes_predicted);
+                let (want_margins, want_predictions) =
+                    (&expected.margins[row], &expected.predictions[row]);
+                assert_eq!(margins.len(), want_margins.len(), "{name}: margins");
                 assert_eq!(
-                    (prediction.margin as f32).to_bits(),
-                    (*margin as f32).to_bits(),
-                    "{name} row {row}: margin {} vs XGBoost {}",
-                    prediction.margin,
-                    margin
+                    predictions.len(),
+                    want_predictions.len(),
+                    "{name}: predictions"
                 );
-                let ulps = ulps_f32(prediction.output as f32, *output as f32);
-                assert!(
-                    ulps <= 1,
-                    "{name} row {row}: output {} vs {output} ({ulps} ulps)",
-                    prediction.output
-                );
-            } else {
-                assert_eq!(
-                    prediction.margin.to_bits(),
-                    margin.to_bits(),
-                    "{name} row {row}: margin {} vs LightGBM {margin}",
-                    prediction.margin
-                );
-                let ulps = ulps_f64(prediction.output, *output);
-                assert!(
-                    ulps <= 1,
-                    "{name} row {row}: output {} vs {output} ({ulps} ulps)",
-                    prediction.output
-                );
+                for (got, want) in margins.iter().zip(want_margins) {
+                    let same = if xgboost {
+                        (*got as f32).to_bits() == (*want as f32).to_bits()
+                    } else {
+                        got.to_bits() == want.to_bits()
+                    };
+                    assert!(
+                        same,
+                        "{name} {path:?} row {row}: margin {got} vs library {want}"
+                    );
+                }
+                for (got, want) in predictions.iter().zip(want_predictions) {
+                    let ulps = if xgboost {
+                        u64::from(ulps_f32(*got as f32, *want as f32))
+                    } else {
+                        ulps_f64(*got, *want)
+                    };
+                    assert!(
+                        ulps <= 1,
+                        "{name} {path:?} row {row}: prediction {got} vs library {want} ({ulps} ulps)"
+                    );
+                }
             }
         }
+        let minimum = if name == "lgb_linear" { 1 } else { 2 };
+        assert!(scored >= minimum, "{name}: scored on {scored} paths");
     }
 }
 
@@ -124,7 +181,7 @@ fn early_stopping_scores_up_to_the_best_iteration_unless_asked_for_all_trees() {
     let features = &rows(&dir, &model)[0];
     let best = model.predict(features).unwrap();
     let all = model.predict_with_trees(features, usize::MAX).unwrap();
-    assert_ne!(best.margin, all.margin);
+    assert_ne!(best.margin(), all.margin());
 }
 
 #[test]
@@ -172,12 +229,31 @@ fn corrupt_truncated_and_unsupported_files_are_clear_errors() {
         (
             "multiclass.json",
             xgb.replace("binary:logistic", "multi:softprob"),
-            "multi-class models are not supported",
+            "needs num_class of at least 2",
         ),
         (
             "unknown.json",
             xgb.replace("binary:logistic", "rank:pairwise"),
-            "objective rank:pairwise is not supported",
+            "objective rank:pairwise is a ranking objective",
+        ),
+        (
+            "gblinear.json",
+            xgb.replacen("\"name\":\"gbtree\"", "\"name\":\"gblinear\"", 1),
+            "booster gblinear (a linear model) is not supported",
+        ),
+        (
+            "future_key.json",
+            xgb.replacen("\"learner\":{", "\"learner\":{\"future_key\":1,", 1),
+            "unknown field `future_key`",
+        ),
+        (
+            "future_parameter.json",
+            xgb.replacen(
+                "\"reg_loss_param\"",
+                "\"future_param\":{},\"reg_loss_param\"",
+                1,
+            ),
+            "objective parameter `future_param` is not one Credence reads",
         ),
         (
             "children.json",
@@ -192,12 +268,12 @@ fn corrupt_truncated_and_unsupported_files_are_clear_errors() {
         (
             "multiclass.txt",
             lgb.replace("num_class=1", "num_class=3"),
-            "multi-class models are not supported",
+            "num_class is 3",
         ),
         (
             "unknown.txt",
             lgb.replace("objective=binary sigmoid:1", "objective=lambdarank"),
-            "objective lambdarank is not supported",
+            "objective lambdarank is a ranking objective",
         ),
         (
             "garbled.txt",
@@ -220,14 +296,29 @@ fn expected_contribs(dir: &Path, model: &Model) -> Option<Vec<Vec<f64>>> {
     let text = std::fs::read_to_string(dir.join("contribs.csv")).ok()?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(',').collect();
-    // Columns in the model's feature order, then the bias.
-    let mut order: Vec<usize> = model
-        .metadata()
-        .features
-        .iter()
-        .map(|f| header.iter().position(|h| h == f).unwrap())
-        .collect();
-    order.push(header.len() - 1);
+    // Per class (`c<k>_` prefixes for a multi-class model): columns in the model's feature
+    // order, then the bias.
+    let classes = model.objective().classes();
+    let prefix = |k: usize| {
+        if classes == 1 {
+            String::new()
+        } else {
+            format!("c{k}_")
+        }
+    };
+    let mut order = Vec::new();
+    for k in 0..classes {
+        for name in model
+            .metadata()
+            .features
+            .iter()
+            .map(String::as_str)
+            .chain(["bias"])
+        {
+            let column = format!("{}{name}", prefix(k));
+            order.push(header.iter().position(|h| *h == column).unwrap());
+        }
+    }
     Some(
         lines
             .map(|line| {
@@ -247,23 +338,33 @@ fn tree_shap_matches_the_libraries_and_sums_to_the_margin() {
         let Some(expected) = expected_contribs(&dir, &model) else {
             continue;
         };
+        let width = model.metadata().features.len() + 1;
         let inputs = rows(&dir, &model);
         for (row, (features, want)) in inputs.iter().zip(&expected).enumerate() {
             let got = model.contributions(features, model.default_tree_limit());
+            assert_eq!(got.len(), want.len(), "{name}");
             for (k, (g, w)) in got.iter().zip(want).enumerate() {
                 assert!(
-                    (g - w).abs() <= 1e-6,
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
                     "{name} row {row} column {k}: {g} vs library {w}"
                 );
             }
-            let margin = model.predict(features).unwrap().margin;
-            let sum: f64 = got.iter().sum();
-            assert!(
-                (sum - margin).abs() <= 1e-5 * margin.abs().max(1.0),
-                "{name} row {row}: contributions sum to {sum}, margin {margin}"
-            );
+            let margins = match model.predict(features).unwrap() {
+                Prediction::Single { margin, .. } => vec![margin],
+                Prediction::Classes { margins, .. } => margins,
+            };
+            for (block, margin) in got.chunks(width).zip(margins) {
+                let sum: f64 = block.iter().sum();
+                // XGBoost sums in f32, tree by tree: with a large bias and large opposing
+                // contributions, its own contributions drift as far from the margin.
+                let scale: f64 = block.iter().map(|c| c.abs()).sum::<f64>().max(1.0);
+                assert!(
+                    (sum - margin).abs() <= 1e-5 * scale,
+                    "{name} row {row}: contributions sum to {sum}, margin {margin}"
+                );
+            }
         }
         checked += 1;
     }
-    assert!(checked >= 12, "only {checked} fixtures have contributions");
+    assert!(checked >= 43, "only {checked} fixtures have contributions");
 }

@@ -1,0 +1,343 @@
+//! Binned inputs: a row read once into `u16` slots, and splits that compare a slot with a bin.
+//!
+//! Each feature's distinct thresholds, sorted, cut its axis into bins. A row is turned once into
+//! *slots* of `u16` — one per feature and missing-value rule, filled by the library's own
+//! comparisons (see [`encode_slot`]) — and every numeric split becomes four bytes,
+//! `slots[slot] <= bin`, an integer comparison that also settles missing values. A categorical
+//! split gets a slot of its own holding 0 when the row goes left and 1 when it goes right, so it
+//! is the same comparison against bin 0. Both fast forms of a forest ([`crate::complete`] and
+//! [`crate::lanes`]) walk these splits.
+
+use crate::complete::CompleteForest;
+use crate::lanes::LaneForest;
+use crate::ScoringPath;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::ops::AddAssign;
+
+/// The most distinct thresholds one feature may have: bins, shifted by one for default-left
+/// slots, must stay below the missing code `u16::MAX`.
+const MAX_THRESHOLDS_PER_FEATURE: usize = u16::MAX as usize - 2;
+
+/// A split on binned input: the row goes left when `slots[slot] <= bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BinSplit {
+    pub(crate) slot: u16,
+    pub(crate) bin: u16,
+}
+
+/// Every slot value is at most `u16::MAX`, so this split sends every row left.
+pub(crate) const ALWAYS_LEFT: BinSplit = BinSplit {
+    slot: 0,
+    bin: u16::MAX,
+};
+
+impl BinSplit {
+    /// The split `x ⋈ t_threshold_index` (the library's comparison, `<` or `<=`), whose missing
+    /// values go left when `default_left`, read from `slot`.
+    pub(crate) fn new(slot: u16, threshold_index: u16, default_left: bool) -> BinSplit {
+        BinSplit {
+            slot,
+            bin: threshold_index + u16::from(default_left),
+        }
+    }
+}
+
+/// A slot's value for a row: the bin of its value, `None` when the library's rule calls the
+/// value missing. With the thresholds `t_0 < t_1 < …` of the feature, the library's comparison
+/// `x ⋈ t_j` holds exactly when `bin ≤ j` (`bin = #{t ≤ x}` for XGBoost's `x < t`,
+/// `#{t < x}` for LightGBM's `x <= t`).
+///
+/// Missing values are folded into the same comparison: for a default-right slot a missing
+/// value is `u16::MAX`, above every split's bin; for a default-left slot the bins are shifted up
+/// by one ([`BinSplit::new`] shifts the split's bin to match) and a missing value is 0, below
+/// every split's bin.
+#[inline(always)]
+pub(crate) fn encode_slot(bin: Option<usize>, default_left: bool) -> u16 {
+    match bin {
+        // `bin` is at most the feature's threshold count, below `MAX_THRESHOLDS_PER_FEATURE`.
+        Some(bin) => bin as u16 + u16::from(default_left),
+        None if default_left => 0,
+        None => u16::MAX,
+    }
+}
+
+/// Numbers the distinct slots (feature and missing-value rule) a forest's splits read.
+#[derive(Debug)]
+pub(crate) struct SlotTable<K> {
+    index: HashMap<K, u16>,
+    keys: Vec<K>,
+    /// More distinct slots were asked for than `u16` numbers.
+    overflowed: bool,
+}
+
+impl<K: Copy + Eq + Hash> SlotTable<K> {
+    pub(crate) fn new() -> Self {
+        SlotTable {
+            index: HashMap::new(),
+            keys: Vec::new(),
+            overflowed: false,
+        }
+    }
+
+    /// The slot of `key`, numbering it if new (past `u16` slots the table is spoilt: see
+    /// [`SlotTable::into_keys`]).
+    pub(crate) fn slot(&mut self, key: K) -> u16 {
+        if let Some(&slot) = self.index.get(&key) {
+            return slot;
+        }
+        let Ok(slot) = u16::try_from(self.keys.len()) else {
+            self.overflowed = true;
+            return 0;
+        };
+        self.index.insert(key, slot);
+        self.keys.push(key);
+        slot
+    }
+
+    /// The slots' keys, in slot order; `None` when they did not fit in `u16` numbers.
+    pub(crate) fn into_keys(self) -> Option<Vec<K>> {
+        (!self.overflowed).then_some(self.keys)
+    }
+}
+
+/// Sorts and deduplicates each feature's split thresholds, by the float type's total order.
+/// `None` (no complete-tree form) when a feature has more thresholds than `u16` bins can number
+/// or a NaN threshold, which no bin could place.
+pub(crate) fn sort_thresholds<T: PartialOrd>(
+    per_feature: &mut [Vec<T>],
+    total_cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Option<()> {
+    for list in per_feature {
+        list.sort_by(&total_cmp);
+        list.dedup();
+        // Only NaN is unordered against itself.
+        if list.len() > MAX_THRESHOLDS_PER_FEATURE
+            || list.iter().any(|t| t.partial_cmp(t).is_none())
+        {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// How many of `sorted`'s leading elements pass `passes`, a test that holds up to some point of
+/// the list and fails after it (`t ≤ x`, `t < x`): a binary search whose steps depend only on the
+/// length, each picking with a conditional move rather than a branch the CPU would mispredict
+/// (which way it goes is as good as random).
+#[inline]
+pub(crate) fn count_passing<T: Copy>(sorted: &[T], passes: impl Fn(T) -> bool) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let (mut base, mut size) = (0usize, sorted.len());
+    while size > 1 {
+        let half = size / 2;
+        base = std::hint::select_unpredictable(passes(sorted[base + half]), base + half, base);
+        size -= half;
+    }
+    base + usize::from(passes(sorted[base]))
+}
+
+/// What a node of the source tree is.
+pub(crate) enum SourceNode<V, N> {
+    Leaf(V),
+    Split(BinSplit, N, N),
+}
+
+/// The slot value of a categorical split's own slot: 0 sends the row left, 1 right.
+#[inline(always)]
+pub(crate) fn categorical_slot(goes_left: bool) -> u16 {
+    u16::from(!goes_left)
+}
+
+/// The split reading a categorical slot.
+pub(crate) fn categorical_split(slot: u16) -> BinSplit {
+    BinSplit { slot, bin: 0 }
+}
+
+/// Runs `f` on a zeroed buffer of `n` slots, on the stack when it fits.
+#[inline]
+pub(crate) fn with_slots<R>(n: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
+    let mut on_stack = [0u16; 128];
+    if n <= on_stack.len() {
+        f(&mut on_stack[..n])
+    } else {
+        f(&mut vec![0u16; n])
+    }
+}
+
+/// Where a forest's leaf values go: one running sum, or one per output (class).
+pub(crate) trait Sink<V> {
+    /// Adds the leaf value of tree `tree` (trees come in order).
+    fn add(&mut self, tree: usize, value: V);
+}
+
+/// One output: a sum kept in a register.
+pub(crate) struct Sum<V>(pub(crate) V);
+
+impl<V: std::ops::AddAssign> Sink<V> for Sum<V> {
+    #[inline(always)]
+    fn add(&mut self, _tree: usize, value: V) {
+        self.0 += value;
+    }
+}
+
+/// One sum per output; `groups[tree]` is the output a tree adds to.
+pub(crate) struct PerGroup<'a, V> {
+    pub(crate) sums: &'a mut [V],
+    pub(crate) groups: &'a [u16],
+}
+
+impl<V: std::ops::AddAssign> Sink<V> for PerGroup<'_, V> {
+    #[inline(always)]
+    fn add(&mut self, tree: usize, value: V) {
+        self.sums[usize::from(self.groups[tree])] += value;
+    }
+}
+
+/// A forest in one of its two binned forms.
+#[derive(Debug, Clone)]
+pub(crate) enum BinnedForest<V> {
+    Complete(CompleteForest<V>),
+    Lanes(LaneForest<V>),
+}
+
+impl<V: Copy + AddAssign + Default> BinnedForest<V> {
+    /// An empty forest taking `path` (`CompleteTrees` only for `depth` at most
+    /// [`crate::complete::MAX_DEPTH`]; `None` for `NodeByNode`, which needs no binned form).
+    pub(crate) fn new(path: ScoringPath, depth: usize) -> Option<Self> {
+        match path {
+            ScoringPath::CompleteTrees if depth <= crate::complete::MAX_DEPTH => {
+                Some(BinnedForest::Complete(CompleteForest::new(depth)))
+            }
+            ScoringPath::Lanes => Some(BinnedForest::Lanes(LaneForest::new())),
+            _ => None,
+        }
+    }
+
+    /// The fastest form for trees of this depth.
+    pub(crate) fn fastest_path(depth: usize) -> ScoringPath {
+        if depth <= crate::complete::MAX_DEPTH {
+            ScoringPath::CompleteTrees
+        } else {
+            ScoringPath::Lanes
+        }
+    }
+
+    pub(crate) fn push_tree<N: Copy>(
+        &mut self,
+        root: N,
+        node: impl FnMut(N) -> SourceNode<V, N>,
+    ) -> Option<()> {
+        match self {
+            BinnedForest::Complete(f) => f.push_tree(root, node),
+            BinnedForest::Lanes(f) => f.push_tree(root, node),
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Self {
+        if let BinnedForest::Lanes(f) = &mut self {
+            f.finish();
+        }
+        self
+    }
+
+    pub(crate) fn path(&self) -> ScoringPath {
+        match self {
+            BinnedForest::Complete(_) => ScoringPath::CompleteTrees,
+            BinnedForest::Lanes(_) => ScoringPath::Lanes,
+        }
+    }
+
+    pub(crate) fn slots_needed(&self) -> usize {
+        match self {
+            BinnedForest::Complete(f) => f.slots_needed(),
+            BinnedForest::Lanes(f) => f.slots_needed(),
+        }
+    }
+
+    /// Bins a row with `bin` and hands `sink` the leaf values of the first `trees` trees.
+    #[inline]
+    pub(crate) fn accumulate(
+        &self,
+        trees: usize,
+        sink: &mut impl Sink<V>,
+        bin: impl FnOnce(&mut [u16]),
+    ) -> Option<()> {
+        with_slots(self.slots_needed(), |slots| {
+            bin(slots);
+            match self {
+                BinnedForest::Complete(f) => f.accumulate(slots, trees, sink),
+                BinnedForest::Lanes(f) => f.accumulate(slots, trees, sink),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_passing_thresholds_is_a_partition_point() {
+        let sorted = [-1.5f32, 0.0, 2.0, 2.5, 10.0];
+        for x in [
+            -3.0f32,
+            -1.5,
+            -0.0,
+            0.0,
+            1.0,
+            2.0,
+            2.25,
+            2.5,
+            9.0,
+            10.0,
+            11.0,
+            f32::INFINITY,
+        ] {
+            assert_eq!(
+                count_passing(&sorted, |t| t <= x),
+                sorted.partition_point(|t| *t <= x),
+                "{x} (at most)"
+            );
+            assert_eq!(
+                count_passing(&sorted, |t| t < x),
+                sorted.partition_point(|t| *t < x),
+                "{x} (below)"
+            );
+        }
+        assert_eq!(count_passing(&[] as &[f32], |t| t <= 1.0), 0);
+        assert_eq!(count_passing(&[1.0f32], |t| t <= 0.5), 0);
+        assert_eq!(count_passing(&[1.0f32], |t| t <= 1.0), 1);
+    }
+
+    #[test]
+    fn slots_are_numbered_once_and_too_many_spoil_the_table() {
+        let mut table = SlotTable::new();
+        assert_eq!(
+            (table.slot('a'), table.slot('b'), table.slot('a')),
+            (0, 1, 0)
+        );
+        assert_eq!(table.into_keys(), Some(vec!['a', 'b']));
+
+        let mut table = SlotTable::new();
+        for key in 0..=u32::from(u16::MAX) + 1 {
+            table.slot(key);
+        }
+        assert_eq!(table.into_keys(), None);
+    }
+
+    #[test]
+    fn missing_values_follow_the_default_direction() {
+        // Thresholds t_0 < t_1 < t_2; a split on t_1.
+        for default_left in [false, true] {
+            let split = BinSplit::new(0, 1, default_left);
+            let goes_left = |slot: u16| slot <= split.bin;
+            for bin in 0..=3 {
+                assert_eq!(goes_left(encode_slot(Some(bin), default_left)), bin <= 1);
+            }
+            assert_eq!(goes_left(encode_slot(None, default_left)), default_left);
+        }
+    }
+}
