@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Times XGBoost, LightGBM and Credence on the same 500-tree depth-6 models and the same rows, in one run.
+"""Times XGBoost, LightGBM and Credence on the same models and rows, through each one's fastest entry point.
 
     pip install -r tools/models/requirements.txt
-    python3 tools/models/bench_vs_libraries.py        # writes target/bench-models/results.json
+    python3 tools/models/bench_vs_libraries.py            # writes target/bench-models/results.json
 
-Single-row: one row per call, one thread; for XGBoost through `inplace_predict` (its fastest
-Python path) and also its native per-row cost inside a one-thread batch, so the Python call
-overhead is visible rather than hidden. Batch: 100,000 rows, one thread and every core.
-Credence is timed by crates/credence-model/examples/bench_predict.rs on the same files.
+Four models, each trained by both libraries on Lending Club 2018Q1 (data/, OpenIntro CC BY-SA 3.0):
+
+  numeric      500 trees of depth 6, numeric features (missing values as NaN)
+  deep         200 leaf-wise trees of up to 255 leaves, no depth limit
+  categorical  300 trees over numeric features and five categorical ones (state, purpose, ...)
+  multiclass   200 iterations × 4 classes (grades A, B, C, D-or-worse)
+
+The libraries are timed by tools/models/bench_libraries.c through their C APIs (single row:
+XGBoosterPredictFromDense on one row, LGBM_BoosterPredictForMatSingleRowFast; batch:
+XGBoosterPredictFromDense, LGBM_BoosterPredictForMat), Credence by
+crates/credence-model/examples/bench_predict.rs (Model::predict per row). Every measurement runs
+three times, interleaved (library, Credence, library, ...), and the table reports each run.
 """
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightgbm as lgb
@@ -23,108 +30,108 @@ import xgboost as xgb
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "target" / "bench-models"
+DATA = ROOT / "data"
 SEED = 20261129
 SINGLE_ROWS = 2000
 BATCH_ROWS = 100_000
+RUNS = 3
 THREADS = os.cpu_count() or 1
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import lending_club  # noqa: E402
 
-
-def median_per_row_us(call, rows, rounds=7):
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for row in rows:
-            call(row)
-        times.append((time.perf_counter() - start) * 1e6 / len(rows))
-    return float(np.median(times))
+CATEGORICAL = ["state", "homeownership", "verified_income", "loan_purpose", "application_type"]
 
 
-def best_rows_per_s(call, batch, rounds=5):
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call(batch)
-        best = min(best, time.perf_counter() - start)
-    return len(batch) / best
+def datasets():
+    x, y = lending_club()
+    raw = pd.read_csv(DATA / "lending_club_2018q1.csv")
+    grades = raw["grade"].map({"A": 0, "B": 1, "C": 2}).fillna(3).astype(int).to_numpy()
+    codes = x.copy()
+    for c in CATEGORICAL:
+        codes[c] = pd.Categorical(raw[c]).codes.astype("float64")
+    return x, y, codes, grades
 
 
-def credence(model_path, rows_path):
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "credence-model", "--example", "bench_predict"],
-                   cwd=ROOT, check=True)
-    binary = ROOT / "target" / "release" / "examples" / "bench_predict"
-    result = subprocess.run([str(binary), str(model_path), str(rows_path), str(BATCH_ROWS)],
-                            capture_output=True, text=True, check=True)
+def train(name, x, y):
+    """Both libraries' model for one benchmark model; paths of the saved files."""
+    categorical = CATEGORICAL if name == "categorical" else []
+    if name == "numeric":
+        xp, xr = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.05}, 500
+        lp, lr = {"objective": "binary", "num_leaves": 63, "max_depth": 6, "learning_rate": 0.05}, 500
+    elif name == "deep":
+        xp = {"objective": "binary:logistic", "grow_policy": "lossguide", "max_leaves": 255, "max_depth": 0,
+              "eta": 0.05, "min_child_weight": 0.1}
+        xr = 200
+        lp, lr = {"objective": "binary", "num_leaves": 255, "learning_rate": 0.05, "min_data_in_leaf": 5}, 200
+    elif name == "categorical":
+        xp = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.05, "max_cat_to_onehot": 1}
+        xr = 300
+        lp = {"objective": "binary", "num_leaves": 31, "learning_rate": 0.05, "min_data_per_group": 20,
+              "cat_smooth": 10}
+        lr = 300
+    else:
+        xp, xr = {"objective": "multi:softprob", "num_class": 4, "max_depth": 6, "eta": 0.1}, 200
+        lp, lr = {"objective": "multiclass", "num_class": 4, "num_leaves": 31, "learning_rate": 0.1}, 200
+    types = ["c" if c in categorical else "q" for c in x.columns]
+    dtrain = xgb.DMatrix(x.to_numpy(), label=y, missing=np.nan, feature_names=list(x.columns),
+                         feature_types=types, enable_categorical=bool(categorical))
+    booster = xgb.train({"seed": SEED, "nthread": THREADS, "tree_method": "hist", **xp}, dtrain, xr)
+    xgb_path = OUT / f"xgb_{name}.json"
+    booster.save_model(xgb_path)
+    dataset = lgb.Dataset(x, label=y, categorical_feature=categorical or "auto")
+    model = lgb.train({"seed": SEED, "verbose": -1, "num_threads": THREADS, **lp}, dataset, lr)
+    lgb_path = OUT / f"lgb_{name}.txt"
+    model.save_model(lgb_path)
+    return xgb_path, lgb_path
+
+
+def run(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{command[0]} failed:\n{result.stderr}")
     return json.loads(result.stdout)
 
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    x, y = lending_club()
+    harness = OUT / "bench_libraries"
+    libs = [Path(xgb.__file__).parent / "lib", Path(lgb.__file__).parent / "lib"]
+    subprocess.run(["cc", "-O2", "-o", str(harness), str(Path(__file__).parent / "bench_libraries.c")]
+                   + [f"-L{d}" for d in libs] + [f"-Wl,-rpath,{d}" for d in libs]
+                   + ["-lxgboost", "-l_lightgbm", "-lm"], check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "credence-model", "--example", "bench_predict"],
+                   cwd=ROOT, check=True)
+    credence = ROOT / "target" / "release" / "examples" / "bench_predict"
+
+    x, y, codes, grades = datasets()
     rng = np.random.default_rng(SEED)
-    sample = x.iloc[rng.choice(len(x), size=SINGLE_ROWS, replace=False)].reset_index(drop=True)
-    rows_path = OUT / "rows.csv"
-    sample.to_csv(rows_path, index=False, na_rep="")
-    matrix = sample.to_numpy(dtype=np.float32)
-    single = [matrix[i:i + 1] for i in range(len(matrix))]
-    batch = np.tile(matrix, (BATCH_ROWS // len(matrix) + 1, 1))[:BATCH_ROWS]
-
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.05, "seed": SEED,
-                         "nthread": THREADS}, xgb.DMatrix(x, label=y, missing=np.nan), 500)
-    xgb_path = OUT / "xgb_500_depth6.json"
-    booster.save_model(xgb_path)
-    booster.set_param({"nthread": 1})
-    xgb_single = median_per_row_us(lambda r: booster.inplace_predict(r), single)
-    xgb_batch_1 = best_rows_per_s(lambda b: booster.inplace_predict(b), batch)
-    booster.set_param({"nthread": THREADS})
-    xgb_batch_all = best_rows_per_s(lambda b: booster.inplace_predict(b), batch)
-
-    lgb_model = lgb.train({"objective": "binary", "num_leaves": 63, "max_depth": 6, "learning_rate": 0.05,
-                           "seed": SEED, "verbose": -1}, lgb.Dataset(x, label=y), 500)
-    lgb_path = OUT / "lgb_500_depth6.txt"
-    lgb_model.save_model(lgb_path)
-    batch64 = batch.astype(np.float64)
-    lgb_single = median_per_row_us(lambda r: lgb_model.predict(r.astype(np.float64), num_threads=1), single[:200], rounds=3)
-    lgb_batch_1 = best_rows_per_s(lambda b: lgb_model.predict(b, num_threads=1), batch64, rounds=3)
-    lgb_batch_all = best_rows_per_s(lambda b: lgb_model.predict(b, num_threads=THREADS), batch64, rounds=3)
-
-    ours_xgb = credence(xgb_path, rows_path)
-    ours_lgb = credence(lgb_path, rows_path)
-    results = {
-        "machine": {"cpus": THREADS, "python": sys.version.split()[0], "xgboost": xgb.__version__,
-                    "lightgbm": lgb.__version__},
-        "xgboost": {
-            "single_row_us_inplace_predict": xgb_single,
-            "native_per_row_us_1_thread_batch": 1e6 / xgb_batch_1,
-            "batch_rows_per_s_1_thread": xgb_batch_1,
-            "batch_rows_per_s_all_threads": xgb_batch_all,
-            "credence": ours_xgb,
-        },
-        "lightgbm": {
-            "single_row_us_predict": lgb_single,
-            "native_per_row_us_1_thread_batch": 1e6 / lgb_batch_1,
-            "batch_rows_per_s_1_thread": lgb_batch_1,
-            "batch_rows_per_s_all_threads": lgb_batch_all,
-            "credence": ours_lgb,
-        },
-    }
+    sample_index = rng.choice(len(x), size=SINGLE_ROWS, replace=False)
+    results = {"machine": {"cpus": THREADS, "xgboost": xgb.__version__, "lightgbm": lgb.__version__,
+                           "single_rows": SINGLE_ROWS, "batch_rows": BATCH_ROWS}, "models": {}}
+    for name in ["numeric", "deep", "categorical", "multiclass"]:
+        features = codes if name == "categorical" else x
+        labels = grades if name == "multiclass" else y
+        xgb_path, lgb_path = train(name, features, labels)
+        sample = features.iloc[sample_index].reset_index(drop=True)
+        rows_csv, rows_bin = OUT / f"rows_{name}.csv", OUT / f"rows_{name}.f64"
+        sample.to_csv(rows_csv, index=False, na_rep="")
+        sample.to_numpy(dtype="<f8").tofile(rows_bin)
+        entry = {}
+        for library, path in (("xgboost", xgb_path), ("lightgbm", lgb_path)):
+            runs = []
+            for _ in range(RUNS):
+                theirs = run([str(harness), library, str(path), str(rows_bin), str(sample.shape[1]),
+                              str(BATCH_ROWS), str(THREADS)])
+                ours = run([str(credence), str(path), str(rows_csv), str(BATCH_ROWS)])
+                runs.append({"library": theirs, "credence": ours})
+            entry[library] = runs
+            print(f"{name:12} {library:9} " + "  ".join(
+                f"1-row {r['library']['single_row_us']:.2f}/{r['credence']['single_row_us']:.2f} µs, "
+                f"1-thread {r['credence']['batch_rows_per_s_1_thread'] / r['library']['batch_rows_per_s_1_thread']:.2f}×"
+                for r in runs), flush=True)
+        results["models"][name] = entry
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    for library, r in (("XGBoost", results["xgboost"]), ("LightGBM", results["lightgbm"])):
-        ours = r["credence"]
-        python_single = r.get("single_row_us_inplace_predict", r.get("single_row_us_predict"))
-        print(f"== {library} 500 trees, depth 6 ==")
-        print(f"single row, 1 thread:  {library} (Python call) {python_single:9.2f} µs   "
-              f"{library} native in batch {r['native_per_row_us_1_thread_batch']:7.2f} µs   "
-              f"Credence {ours['single_row_us']:7.2f} µs   "
-              f"→ {python_single / ours['single_row_us']:.1f}× / {r['native_per_row_us_1_thread_batch'] / ours['single_row_us']:.2f}×")
-        print(f"batch, 1 thread:       {library} {r['batch_rows_per_s_1_thread']:12,.0f} rows/s   "
-              f"Credence {ours['batch_rows_per_s_1_thread']:12,.0f} rows/s   "
-              f"→ {ours['batch_rows_per_s_1_thread'] / r['batch_rows_per_s_1_thread']:.2f}×")
-        print(f"batch, {THREADS} threads:      {library} {r['batch_rows_per_s_all_threads']:12,.0f} rows/s   "
-              f"Credence {ours['batch_rows_per_s_all_threads']:12,.0f} rows/s   "
-              f"→ {ours['batch_rows_per_s_all_threads'] / r['batch_rows_per_s_all_threads']:.2f}×")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ pub(crate) fn encode_slot(bin: Option<usize>, default_left: bool) -> u16 {
 /// Numbers the distinct slots (feature and missing-value rule) a forest's splits read.
 #[derive(Debug)]
 pub(crate) struct SlotTable<K> {
+    /// The number of the first slot (those below belong to categorical splits).
+    first: usize,
     index: HashMap<K, u16>,
     keys: Vec<K>,
     /// More distinct slots were asked for than `u16` numbers.
@@ -72,8 +74,15 @@ pub(crate) struct SlotTable<K> {
 }
 
 impl<K: Copy + Eq + Hash> SlotTable<K> {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        SlotTable::starting_at(0)
+    }
+
+    /// A table numbering slots from `first`.
+    pub(crate) fn starting_at(first: usize) -> Self {
         SlotTable {
+            first,
             index: HashMap::new(),
             keys: Vec::new(),
             overflowed: false,
@@ -86,7 +95,7 @@ impl<K: Copy + Eq + Hash> SlotTable<K> {
         if let Some(&slot) = self.index.get(&key) {
             return slot;
         }
-        let Ok(slot) = u16::try_from(self.keys.len()) else {
+        let Ok(slot) = u16::try_from(self.first + self.keys.len()) else {
             self.overflowed = true;
             return 0;
         };
@@ -145,15 +154,135 @@ pub(crate) enum SourceNode<V, N> {
     Split(BinSplit, N, N),
 }
 
-/// The slot value of a categorical split's own slot: 0 sends the row left, 1 right.
-#[inline(always)]
-pub(crate) fn categorical_slot(goes_left: bool) -> u16 {
-    u16::from(!goes_left)
-}
-
 /// The split reading a categorical slot.
 pub(crate) fn categorical_split(slot: u16) -> BinSplit {
     BinSplit { slot, bin: 0 }
+}
+
+/// What a row holds for a categorical feature, as the library classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Category {
+    Missing,
+    /// A value no split lists and the library treats alike (negative, too large).
+    Outside,
+    Code(usize),
+}
+
+/// The most bytes one categorical feature's table may take; past it the model is walked node
+/// by node.
+const MAX_CATEGORY_TABLE_BYTES: usize = 1 << 20;
+
+/// One categorical feature's splits, answered for a row by one table lookup.
+///
+/// The feature's splits own consecutive slots; row `c` of the table holds, bit `i`, whether
+/// the `i`-th split sends code `c` right — its slot value (0 goes left, 1 right, compared with
+/// bin 0). A row costs one lookup and a bit per split, however many categories a split lists.
+#[derive(Debug, Clone)]
+pub(crate) struct CategoryBlock {
+    pub(crate) feature: u32,
+    first_slot: usize,
+    splits: usize,
+    words: usize,
+    codes: usize,
+    table: Vec<u64>,
+    missing: Vec<u64>,
+    outside: Vec<u64>,
+}
+
+impl CategoryBlock {
+    /// The block of `splits` splits on `feature` from slot `first_slot`, for codes below
+    /// `codes`; `goes_right(split, category)` is the library's rule. `None` when the table
+    /// would pass [`MAX_CATEGORY_TABLE_BYTES`].
+    pub(crate) fn new(
+        feature: u32,
+        first_slot: usize,
+        splits: usize,
+        codes: usize,
+        goes_right: impl Fn(usize, Category) -> bool,
+    ) -> Option<CategoryBlock> {
+        let words = splits.div_ceil(64).max(1);
+        if codes.saturating_mul(words).saturating_mul(8) > MAX_CATEGORY_TABLE_BYTES {
+            return None;
+        }
+        let row = |category: Category| {
+            let mut bits = vec![0u64; words];
+            for split in 0..splits {
+                if goes_right(split, category) {
+                    bits[split / 64] |= 1 << (split % 64);
+                }
+            }
+            bits
+        };
+        let mut table = Vec::with_capacity(codes * words);
+        for code in 0..codes {
+            table.extend(row(Category::Code(code)));
+        }
+        Some(CategoryBlock {
+            feature,
+            first_slot,
+            splits,
+            words,
+            codes,
+            table,
+            missing: row(Category::Missing),
+            outside: row(Category::Outside),
+        })
+    }
+
+    /// Writes the slots of the feature's splits for a row holding `category`.
+    #[inline]
+    pub(crate) fn fill(&self, category: Category, slots: &mut [u16]) {
+        let row: &[u64] = match category {
+            Category::Missing => &self.missing,
+            Category::Code(code) if code < self.codes => {
+                &self.table[code * self.words..(code + 1) * self.words]
+            }
+            _ => &self.outside,
+        };
+        let out = &mut slots[self.first_slot..self.first_slot + self.splits];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = ((row[i / 64] >> (i % 64)) & 1) as u16;
+        }
+    }
+}
+
+/// Numbers a forest's categorical splits: the distinct splits of each feature get consecutive
+/// slots from 0, feature by feature, so that each feature is one [`CategoryBlock`].
+pub(crate) struct CategoricalSplits<K> {
+    /// Per feature (sorted), its distinct split keys in slot order.
+    by_feature: std::collections::BTreeMap<u32, Vec<K>>,
+}
+
+impl<K: Clone + Eq + Hash> CategoricalSplits<K> {
+    pub(crate) fn new() -> Self {
+        CategoricalSplits {
+            by_feature: std::collections::BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, feature: u32, key: K) {
+        let keys = self.by_feature.entry(feature).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+
+    /// The slot of every feature's key, and per feature its keys with their first slot.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn number(self) -> (HashMap<(u32, K), u16>, Vec<(u32, usize, Vec<K>)>) {
+        let mut slots = HashMap::new();
+        let mut blocks = Vec::new();
+        let mut next = 0usize;
+        for (feature, keys) in self.by_feature {
+            for (i, key) in keys.iter().enumerate() {
+                let slot = (next + i).min(usize::from(u16::MAX)) as u16;
+                slots.insert((feature, key.clone()), slot);
+            }
+            blocks.push((feature, next, keys.clone()));
+            next += keys.len();
+        }
+        (slots, blocks)
+    }
 }
 
 /// Runs `f` on a zeroed buffer of `n` slots, on the stack when it fits.
@@ -278,6 +407,52 @@ impl<V: Copy + AddAssign + Default> BinnedForest<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_category_block_answers_each_split_from_one_row_of_its_table() {
+        // Three splits on one feature, from slot 2: codes {1, 3}, {0}, {} go right; a missing
+        // value goes right on the second split only; outside codes go left.
+        let right: [&[usize]; 3] = [&[1, 3], &[0], &[]];
+        let block = CategoryBlock::new(7, 2, 3, 4, |split, category| match category {
+            Category::Code(code) => right[split].contains(&code),
+            Category::Missing => split == 1,
+            Category::Outside => false,
+        })
+        .unwrap();
+        let mut slots = [9u16; 6];
+        for (category, expected) in [
+            (Category::Code(0), [0, 1, 0]),
+            (Category::Code(1), [1, 0, 0]),
+            (Category::Code(3), [1, 0, 0]),
+            (Category::Code(4), [0, 0, 0]),
+            (Category::Missing, [0, 1, 0]),
+            (Category::Outside, [0, 0, 0]),
+        ] {
+            block.fill(category, &mut slots);
+            assert_eq!(&slots[2..5], &expected, "{category:?}");
+            assert_eq!(
+                (slots[0], slots[1], slots[5]),
+                (9, 9, 9),
+                "other slots untouched"
+            );
+        }
+        assert!(CategoryBlock::new(0, 0, 64, 1 << 20, |_, _| false).is_none());
+    }
+
+    #[test]
+    fn categorical_splits_of_each_feature_take_consecutive_slots() {
+        let mut splits = CategoricalSplits::new();
+        splits.add(5, "a");
+        splits.add(2, "a");
+        splits.add(5, "b");
+        splits.add(5, "a");
+        let (slots, blocks) = splits.number();
+        assert_eq!(blocks, vec![(2, 0, vec!["a"]), (5, 1, vec!["a", "b"])]);
+        assert_eq!(
+            (slots[&(2, "a")], slots[&(5, "a")], slots[&(5, "b")]),
+            (0, 1, 2)
+        );
+    }
 
     #[test]
     fn counting_passing_thresholds_is_a_partition_point() {

@@ -14,8 +14,8 @@
 //! model rather than risk scoring it differently from LightGBM.
 
 use crate::binned::{
-    categorical_slot, categorical_split, count_passing, encode_slot, sort_thresholds, BinSplit,
-    BinnedForest, PerGroup, SlotTable, SourceNode, Sum,
+    categorical_split, count_passing, encode_slot, sort_thresholds, BinSplit, BinnedForest,
+    CategoricalSplits, Category, CategoryBlock, PerGroup, SlotTable, SourceNode, Sum,
 };
 use crate::{ModelError, Objective, Prediction, RegressionLoss, ScoringPath};
 use std::collections::HashMap;
@@ -839,20 +839,13 @@ impl LinearLeaves {
     }
 }
 
-/// A slot of the binned form: a numeric feature read under one missing-value rule and
-/// direction, or a categorical split's own 0/1 answer.
+/// A numeric slot of the binned form: a feature read under one missing-value rule and
+/// direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SlotKey {
-    Numeric {
-        feature: u32,
-        missing: MissingType,
-        default_left: bool,
-    },
-    Categorical {
-        feature: u32,
-        /// Index in `Binning::category_sets`.
-        set: u32,
-    },
+struct SlotKey {
+    feature: u32,
+    missing: MissingType,
+    default_left: bool,
 }
 
 /// How a row is binned.
@@ -860,44 +853,44 @@ enum SlotKey {
 struct Binning {
     /// Sorted distinct split thresholds of each feature.
     thresholds: Vec<Vec<f64>>,
-    slots: Vec<SlotKey>,
-    /// The distinct category bitsets of the categorical splits.
-    category_sets: Vec<Vec<u32>>,
+    /// Numeric slots, numbered from `first_numeric`.
+    numeric: Vec<SlotKey>,
+    first_numeric: usize,
+    /// Categorical splits, one block per feature, in the slots below `first_numeric`.
+    blocks: Vec<CategoryBlock>,
 }
 
 impl Binning {
     /// Each slot's value for the row, by LightGBM's rule (`numerical_decision`): NaN is read as
     /// 0.0 unless the missing type is NaN; a missing value is NaN (type NaN) or within
     /// `±ZERO_THRESHOLD` (type Zero); otherwise `#{t < x}`, so that `x <= t_j` exactly when
-    /// that count is at most `j`. A categorical slot holds its split's direction.
+    /// that count is at most `j`. A categorical split's slot holds its direction.
     #[inline]
     fn slots_into(&self, features: &[f64], slots: &mut [u16]) {
-        for (slot, key) in slots.iter_mut().zip(&self.slots) {
-            match *key {
-                SlotKey::Numeric {
-                    feature,
-                    missing,
-                    default_left,
-                } => {
-                    let mut x = features.get(feature as usize).copied().unwrap_or(f64::NAN);
-                    if x.is_nan() && missing != MissingType::NaN {
-                        x = 0.0;
-                    }
-                    let is_missing = match missing {
-                        MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
-                        MissingType::NaN => x.is_nan(),
-                        MissingType::None => false,
-                    };
-                    let bin = (!is_missing)
-                        .then(|| count_passing(&self.thresholds[feature as usize], |t| t < x));
-                    *slot = encode_slot(bin, default_left);
-                }
-                SlotKey::Categorical { feature, set } => {
-                    let x = features.get(feature as usize).copied().unwrap_or(f64::NAN);
-                    let words = &self.category_sets[set as usize];
-                    *slot = categorical_slot(category_goes_left(x, words));
-                }
+        let x_of = |feature: u32| features.get(feature as usize).copied().unwrap_or(f64::NAN);
+        for block in &self.blocks {
+            let x = x_of(block.feature);
+            // As `category_goes_left`: NaN and negative codes go right (outside the table).
+            let category = if x.is_nan() || (x as i32) < 0 {
+                Category::Outside
+            } else {
+                Category::Code(x as i32 as usize)
+            };
+            block.fill(category, slots);
+        }
+        for (slot, key) in slots[self.first_numeric..].iter_mut().zip(&self.numeric) {
+            let mut x = x_of(key.feature);
+            if x.is_nan() && key.missing != MissingType::NaN {
+                x = 0.0;
             }
+            let is_missing = match key.missing {
+                MissingType::Zero => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
+                MissingType::NaN => x.is_nan(),
+                MissingType::None => false,
+            };
+            let bin = (!is_missing)
+                .then(|| count_passing(&self.thresholds[key.feature as usize], |t| t < x));
+            *slot = encode_slot(bin, key.default_left);
         }
     }
 }
@@ -919,9 +912,36 @@ impl LgbModel {
             }
         }
         sort_thresholds(&mut thresholds, f64::total_cmp)?;
-        let mut slot_table = SlotTable::new();
-        let mut category_sets: Vec<Vec<u32>> = Vec::new();
-        let mut set_index: HashMap<Vec<u32>, u32> = HashMap::new();
+        // Categorical splits first (keyed by their bitsets): slots from 0, feature by feature.
+        let mut categorical = CategoricalSplits::new();
+        for tree in &self.trees {
+            for node in &tree.nodes {
+                if node.decision_type & CATEGORICAL_MASK != 0 {
+                    categorical.add(node.feature, tree.category_words(node).to_vec());
+                }
+            }
+        }
+        let (categorical_slots, features) = categorical.number();
+        let mut blocks = Vec::with_capacity(features.len());
+        let mut first_numeric = 0;
+        for (feature, first, sets) in features {
+            let codes = sets.iter().map(|words| words.len() * 32).max().unwrap_or(0);
+            blocks.push(CategoryBlock::new(
+                feature,
+                first,
+                sets.len(),
+                codes,
+                |split, category| match category {
+                    Category::Code(code) => !category_goes_left(code as f64, &sets[split]),
+                    Category::Missing | Category::Outside => true,
+                },
+            )?);
+            first_numeric = first + sets.len();
+        }
+        if first_numeric > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut slot_table = SlotTable::starting_at(first_numeric);
         for tree in &self.trees {
             // Node ids: `>= 0` internal, `< 0` the leaf `!id`; a one-leaf tree is just its leaf.
             let root = if tree.nodes.is_empty() { -1 } else { 0 };
@@ -931,16 +951,8 @@ impl LgbModel {
                 }
                 let node = &tree.nodes[id as usize];
                 if node.decision_type & CATEGORICAL_MASK != 0 {
-                    let words = tree.category_words(node).to_vec();
-                    let next = category_sets.len() as u32;
-                    let set = *set_index.entry(words.clone()).or_insert(next);
-                    if set == next {
-                        category_sets.push(words);
-                    }
-                    let slot = slot_table.slot(SlotKey::Categorical {
-                        feature: node.feature,
-                        set,
-                    });
+                    let key = (node.feature, tree.category_words(node).to_vec());
+                    let slot = categorical_slots[&key];
                     return SourceNode::Split(categorical_split(slot), node.left, node.right);
                 }
                 let missing = missing_type(node.decision_type);
@@ -949,7 +961,7 @@ impl LgbModel {
                     missing != MissingType::None && node.decision_type & DEFAULT_LEFT_MASK != 0;
                 let list = &thresholds[node.feature as usize];
                 let threshold_index = list.partition_point(|t| *t < node.threshold) as u16;
-                let slot = slot_table.slot(SlotKey::Numeric {
+                let slot = slot_table.slot(SlotKey {
                     feature: node.feature,
                     missing,
                     default_left,
@@ -960,8 +972,9 @@ impl LgbModel {
         }
         let binning = Binning {
             thresholds,
-            slots: slot_table.into_keys()?,
-            category_sets,
+            numeric: slot_table.into_keys()?,
+            first_numeric,
+            blocks,
         };
         Some((forest.finish(), binning))
     }
