@@ -3,6 +3,7 @@
 
     pip install -r tools/models/requirements.txt
     python3 tools/models/bench_vs_libraries.py            # writes target/bench-models/results.json
+    python3 tools/models/bench_vs_libraries.py --table    # its tables, as in docs/benchmarks.md
 
 Four models, each trained by both libraries on Lending Club 2018Q1 (data/, OpenIntro CC BY-SA 3.0):
 
@@ -134,5 +135,36 @@ def main():
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
+def table():
+    """The markdown tables of docs/benchmarks.md from results.json: each run's numbers, library
+    then Credence, and Credence's speed-up."""
+    results = json.loads((OUT / "results.json").read_text())
+    rows = [
+        ("single row, 1 thread (µs)", "single_row_us", False),
+        ("batch, 1 thread (rows/s)", "batch_rows_per_s_1_thread", True),
+        (f"batch, {results['machine']['cpus']} threads (rows/s)", "batch_rows_per_s_all_threads", True),
+        ("batch, 1 thread: CPU µs per row", "batch_cpu_us_per_row_1_thread", False),
+    ]
+    for name, entry in results["models"].items():
+        for library, runs in entry.items():
+            label = "XGBoost" if library == "xgboost" else "LightGBM"
+            path = runs[0]["credence"]["scoring_path"]
+            print(f"\n**{name}, {label}** (Credence path: `{path}`)\n")
+            print(f"| | run 1: {label} / Credence | run 2 | run 3 | speed-up (runs) |")
+            print("| --- | --- | --- | --- | --- |")
+            for title, key, higher_is_better in rows:
+                cells, ratios = [], []
+                for run in runs:
+                    theirs, ours = run["library"][key], run["credence"][key]
+                    fmt = (lambda v: f"{v:,.0f}") if higher_is_better else (lambda v: f"{v:.2f}")
+                    cells.append(f"{fmt(theirs)} / {fmt(ours)}")
+                    ratios.append(ours / theirs if higher_is_better else theirs / ours)
+                print(f"| {title} | " + " | ".join(cells)
+                      + f" | {min(ratios):.1f}–{max(ratios):.1f}× |")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--table"]:
+        table()
+    else:
+        main()

@@ -305,6 +305,8 @@ def main():
     xgboost_fixture("xgb_dart", cd_x, cd_y,
                     {"objective": "binary:logistic", "booster": "dart", "max_depth": 4, "eta": 0.1,
                      "rate_drop": 0.2, "skip_drop": 0.3}, 60, note="booster=dart: trees weighted by weight_drop")
+    xgboost_fixture("xgb_hinge", cd_x, cd_y, {"objective": "binary:hinge", "max_depth": 4, "eta": 0.1}, 40,
+                    note="binary:hinge: predicts 1 when the margin is positive, else 0")
     xgboost_fixture("xgb_poisson", lc_no_inquiries, inquiries,
                     {"objective": "count:poisson", "max_depth": 4, "eta": 0.1}, 60,
                     note="count:poisson on inquiries in the last 12 months (exp link)")

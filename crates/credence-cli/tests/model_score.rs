@@ -52,6 +52,7 @@ fn table(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
 /// Fixtures whose prediction is not a probability: log-odds and regressions.
 const NOT_PROBABILITIES: &[&str] = &[
     "xgb_logitraw",
+    "xgb_hinge",
     "xgb_squarederror",
     "xgb_absoluteerror",
     "xgb_poisson",

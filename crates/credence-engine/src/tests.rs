@@ -1497,3 +1497,118 @@ fn a_large_interval_table_builds_and_answers_like_a_scan() {
         assert_eq!(indexed, expected, "a = {value}");
     }
 }
+
+/// A strategy over a model file from the parity fixtures: every feature an optional number.
+fn model_strategy(fixture: &str, file: &str, step: &str, rules: &str) -> (PackageSource, Vec<u8>) {
+    let path = format!(
+        "{}/../credence-model/tests/fixtures/{fixture}/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let model = credence_model::Model::load(file, &bytes).unwrap();
+    let features = &model.metadata().features;
+    let inputs: String = features
+        .iter()
+        .map(|f| format!("  {f}: {{type: number, required: false}}\n"))
+        .collect();
+    let mapping: Vec<String> = features.iter().map(|f| format!("{f}: {f}")).collect();
+    let mut source = PackageSource::new();
+    source.insert(
+        "strategy.yaml",
+        format!("name: t\nreasons:\n  POOR_GRADE: {{en: poor grade}}\n  INCOME: {{en: income}}\nmodels:\n  m: models/{file}\nflows:\n  application: flows/a.yaml\n"),
+    );
+    source.insert(
+        "flows/a.yaml",
+        format!(
+            "input:\n{inputs}steps:\n  - model: {{id: grade, model: m, inputs: {{{}}}{step}}}\n{rules}outcome: {{default: approve}}\n",
+            mapping.join(", ")
+        ),
+    );
+    source.insert(format!("models/{file}"), bytes.clone());
+    (source, bytes)
+}
+
+#[test]
+fn a_multi_class_model_gives_class_probabilities_and_the_predicted_class() {
+    let rules = "  - rule_set: {id: r, rules: [{id: POOR, when: \"grade.predicted_class == 3 or grade.class_probabilities[3] > 0.4\", outcome: decline, reason: POOR_GRADE}]}\n";
+    let (source, bytes) = model_strategy("lgb_multiclass", "model.txt", "", rules);
+    let strategy = compile(&source).unwrap_or_else(|e| panic!("{e}"));
+    let model = credence_model::Model::load("model.txt", &bytes).unwrap();
+    let features = model.metadata().features.clone();
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../credence-model/tests/fixtures/lgb_multiclass/input.csv"
+    ))
+    .unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let mut outcomes = std::collections::BTreeSet::new();
+    for line in csv.lines().skip(1).take(60) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let mut input = serde_json::Map::new();
+        let mut row = Vec::new();
+        for feature in &features {
+            let cell = cells[header.iter().position(|h| h == feature).unwrap()];
+            let value: Option<f64> = cell.parse().ok();
+            input.insert(feature.clone(), json!(value));
+            row.push(value.unwrap_or(f64::NAN));
+        }
+        let decision = strategy
+            .decide_json("application", &serde_json::Value::Object(input), &as_of())
+            .unwrap();
+        let Some(credence_model::Prediction::Classes {
+            probabilities,
+            predicted_class,
+            ..
+        }) = model.predict(&row)
+        else {
+            panic!("a multi-class prediction");
+        };
+        match &decision.trace.steps[0].detail {
+            StepDetail::Model {
+                class_probabilities,
+                predicted_class: traced_class,
+                probability,
+                margin,
+                ..
+            } => {
+                assert_eq!(class_probabilities.as_ref(), Some(&probabilities));
+                assert_eq!(*traced_class, Some(predicted_class));
+                assert_eq!((*probability, *margin), (None, None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let poor = predicted_class == 3 || probabilities[3] > 0.4;
+        let expected = if poor {
+            Outcome::Decline
+        } else {
+            Outcome::Approve
+        };
+        assert_eq!(decision.outcome, expected, "{probabilities:?}");
+        outcomes.insert(format!("{:?}", decision.outcome));
+    }
+    assert_eq!(outcomes.len(), 2, "both outcomes occur: {outcomes:?}");
+}
+
+#[test]
+fn reason_codes_are_refused_where_tree_shap_is_not_defined() {
+    for (fixture, file, feature, problem) in [
+        (
+            "lgb_multiclass",
+            "model.txt",
+            "annual_income",
+            "is a multi-class model (4 classes)",
+        ),
+        ("lgb_linear", "model.txt", "Income", "has linear trees"),
+    ] {
+        let step = format!(", reasons: {{{feature}: INCOME}}");
+        let (source, _) = model_strategy(fixture, file, &step, "");
+        let error = compile(&source)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("steps[0] (model grade).reasons") && error.contains(problem),
+            "{fixture}: {error}"
+        );
+    }
+}
