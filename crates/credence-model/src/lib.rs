@@ -558,6 +558,45 @@ impl Model {
     }
 }
 
+/// The deepest tree a model may have: far past what boosting grows (LightGBM's leaf-wise
+/// `num_leaves=255` reaches 30–40), low enough that walking it recursively is safe.
+pub const MAX_TREE_DEPTH: usize = 256;
+
+/// Checks that nodes `0..n`, node 0 the root, with `children(i)` (`None` for a leaf), form a
+/// tree: no node has two parents (a graph could make recursive walks exponential) and no path
+/// is deeper than [`MAX_TREE_DEPTH`]. Children always come after their parent (the loaders
+/// check it), so one forward pass gives every depth.
+fn check_tree_shape(
+    n: usize,
+    children: impl Fn(usize) -> Option<(usize, usize)>,
+) -> Result<(), String> {
+    let mut parents = vec![0u8; n];
+    let mut depth = vec![0usize; n];
+    for i in 0..n {
+        let Some((left, right)) = children(i) else {
+            continue;
+        };
+        for child in [left, right] {
+            if child <= i || child >= n {
+                return Err(format!("node {i} has child {child} outside the tree"));
+            }
+            if parents[child] > 0 {
+                return Err(format!(
+                    "node {child} has two parents: the nodes do not form a tree"
+                ));
+            }
+            parents[child] = 1;
+            depth[child] = depth[i] + 1;
+            if depth[child] > MAX_TREE_DEPTH {
+                return Err(format!(
+                    "the tree is deeper than {MAX_TREE_DEPTH} levels, which Credence does not score"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -583,6 +622,29 @@ mod tests {
             }
         );
         assert!(model.predict(&[f64::NAN, 1.0]).is_none());
+    }
+
+    #[test]
+    fn tree_shapes_that_would_exhaust_a_walk_are_refused() {
+        // A chain: each even node splits into a leaf and the next even node.
+        let chain = |levels: usize| {
+            let n = 2 * levels + 1;
+            check_tree_shape(n, move |i| {
+                (i % 2 == 0 && i + 2 < n).then_some((i + 1, i + 2))
+            })
+        };
+        assert_eq!(chain(MAX_TREE_DEPTH), Ok(()));
+        assert!(chain(MAX_TREE_DEPTH + 1)
+            .unwrap_err()
+            .contains("deeper than 256"));
+        // A diamond: a node with two parents.
+        let diamond = check_tree_shape(4, |i| match i {
+            0 => Some((1, 2)),
+            1 => Some((2, 3)),
+            _ => None,
+        });
+        assert!(diamond.unwrap_err().contains("node 2 has two parents"));
+        assert_eq!(check_tree_shape(3, |i| (i == 0).then_some((1, 2))), Ok(()));
     }
 
     #[test]

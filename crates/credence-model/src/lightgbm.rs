@@ -689,6 +689,19 @@ impl Tree {
             cat_threshold,
             linear,
         };
+        // A tree, not a graph, and not so deep that the recursions below (and TreeSHAP) could
+        // exhaust the stack. Internal nodes are `0..internal`, leaf `k` is `internal + k`.
+        crate::check_tree_shape(internal + num_leaves, |i| {
+            let node = tree.nodes.get(i)?;
+            let id = |child: i32| {
+                if child >= 0 {
+                    child as usize
+                } else {
+                    internal + (!child) as usize
+                }
+            };
+            Some((id(node.left), id(node.right)))
+        })?;
         tree.depth = tree.depth_below(0);
         Ok(tree)
     }

@@ -176,15 +176,18 @@ impl Reader<'_> {
                 return self.fail("a typed container must give its count (`#`)");
             }
         }
+        if let Some(t @ (b'Z' | b'T' | b'F' | b'N')) = element_type {
+            // Elements of no bytes: a count could not be checked against the file's size.
+            return self.fail(format!(
+                "a container typed `{}` (elements without bytes) is not read",
+                char::from(t)
+            ));
+        }
         let mut count = None;
         if self.peek_marker()? == b'#' {
             self.at += 1;
-            // Every element takes at least one byte unless its type marker says it all.
-            let each = match element_type {
-                Some(b'Z' | b'T' | b'F' | b'N') => 0,
-                _ => 1,
-            };
-            count = Some(self.length(each)?);
+            // Every element takes at least one byte.
+            count = Some(self.length(1)?);
         }
         Ok((element_type, count))
     }
@@ -344,6 +347,32 @@ mod tests {
         }
     }
 
+    /// An XGBoost model read from UBJSON scores exactly as the same model read from JSON.
+    #[test]
+    fn a_model_scores_the_same_from_ubjson_and_json() {
+        let json = include_str!("../tests/fixtures/xgb_missing/model.json");
+        let value: Value = serde_json::from_str(json).unwrap();
+        let mut ubj = Vec::new();
+        write(&value, true, &mut ubj);
+        let from_json = crate::Model::load("m.json", json.as_bytes()).unwrap();
+        let from_ubj = crate::Model::load("m.ubj", &ubj).unwrap();
+        assert_eq!(from_ubj.metadata().features, from_json.metadata().features);
+        let n = from_json.metadata().features.len();
+        for seed in 0..200u32 {
+            let row: Vec<f64> = (0..n)
+                .map(|i| {
+                    let v = seed.wrapping_mul(2_654_435_761).rotate_left(i as u32 * 7) % 5000;
+                    if v % 11 == 0 {
+                        f64::NAN
+                    } else {
+                        f64::from(v)
+                    }
+                })
+                .collect();
+            assert_eq!(from_ubj.predict(&row), from_json.predict(&row), "{row:?}");
+        }
+    }
+
     #[test]
     fn typed_arrays_as_xgboost_writes_them() {
         // {"a": [$d#L 2: 0.5f32, -1.25f32], "b": [$U#L 3: 1 2 3]}
@@ -371,6 +400,12 @@ mod tests {
         huge.extend(i64::MAX.to_be_bytes());
         let error = from_slice(&huge).unwrap_err();
         assert!(error.contains("longer than the 0 bytes left"), "{error}");
+
+        let mut nulls = b"[$Z#L".to_vec();
+        nulls.extend(i64::MAX.to_be_bytes());
+        assert!(from_slice(&nulls)
+            .unwrap_err()
+            .contains("elements without bytes"));
 
         let deep = vec![b'['; 10_000];
         assert!(from_slice(&deep).unwrap_err().contains("nesting deeper"));

@@ -353,6 +353,12 @@ impl XgbModel {
                 .ok_or_else(|| invalid("the gbtree booster has no model".into()))?,
         )
         .map_err(|e| invalid(format!("not a valid XGBoost gbtree model: {e}")))?;
+        if groups > gbtree.trees.len().max(1) {
+            return Err(invalid(format!(
+                "num_class is {groups} but the model has {} trees; every class needs its own",
+                gbtree.trees.len()
+            )));
+        }
         let stored = parse_base_score(&param.base_score)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| invalid(format!("base_score {} is not a number", param.base_score)))?;
@@ -552,6 +558,17 @@ impl XgbModel {
                 cover: tree.sum_hessian.get(i).copied().unwrap_or(0.0) as f32,
             });
         }
+        // A tree, not a graph, and not so deep that the recursions below (and TreeSHAP) could
+        // exhaust the stack: each node has at most one parent, and depth is bounded.
+        crate::check_tree_shape(n, |i| {
+            let node = &self.nodes[offset as usize + i];
+            (node.left != LEAF).then(|| {
+                (
+                    (node.left - offset) as usize,
+                    (node.right - offset) as usize,
+                )
+            })
+        })?;
         self.roots.push(offset);
         let (mean, depth) = self.node_mean_and_depth(offset);
         self.tree_means.push(mean);
