@@ -386,6 +386,30 @@ impl<V: Copy + AddAssign + Default> BinnedForest<V> {
         }
     }
 
+    /// Bins a row with `bin` and adds the leaf values of the first `trees` trees, in tree order,
+    /// to `sums`: one sum per output, tree `t` adding to `sums[groups[t]]` (a single output keeps
+    /// its sum in a register). `false` when the form cannot score the row (the slot buffer is
+    /// always large enough, so never in practice), `sums` then possibly part-summed.
+    #[inline]
+    pub(crate) fn add_leaves(
+        &self,
+        trees: usize,
+        sums: &mut [V],
+        groups: &[u16],
+        bin: impl FnOnce(&mut [u16]),
+    ) -> bool {
+        if let [sum] = sums {
+            let mut single = Sum(*sum);
+            let done = self.accumulate(trees, &mut single, bin).is_some();
+            if done {
+                *sum = single.0;
+            }
+            return done;
+        }
+        let mut per_group = PerGroup { sums, groups };
+        self.accumulate(trees, &mut per_group, bin).is_some()
+    }
+
     /// Bins a row with `bin` and hands `sink` the leaf values of the first `trees` trees.
     #[inline]
     pub(crate) fn accumulate(

@@ -15,7 +15,7 @@
 
 use crate::binned::{
     categorical_split, count_passing, encode_slot, sort_thresholds, BinSplit, BinnedForest,
-    CategoricalSplits, Category, CategoryBlock, PerGroup, SlotTable, SourceNode, Sum,
+    CategoricalSplits, Category, CategoryBlock, SlotTable, SourceNode,
 };
 use crate::{ModelError, Objective, Prediction, RegressionLoss, ScoringPath};
 use std::collections::HashMap;
@@ -294,19 +294,7 @@ impl LgbModel {
         let trees = trees.min(self.trees.len());
         if let Some((forest, binning)) = &self.fast {
             let bin = |slots: &mut [u16]| binning.slots_into(features, slots);
-            let done = if let [sum] = out {
-                let mut single = Sum(0.0);
-                let done = forest.accumulate(trees, &mut single, bin);
-                *sum = single.0;
-                done
-            } else {
-                let mut per_group = PerGroup {
-                    sums: out,
-                    groups: &self.tree_groups,
-                };
-                forest.accumulate(trees, &mut per_group, bin)
-            };
-            if done.is_some() {
+            if forest.add_leaves(trees, out, &self.tree_groups, bin) {
                 return;
             }
             out.iter_mut().for_each(|m| *m = 0.0);

@@ -14,7 +14,7 @@
 
 use crate::binned::{
     categorical_split, count_passing, encode_slot, sort_thresholds, BinSplit, BinnedForest,
-    CategoricalSplits, Category, CategoryBlock, PerGroup, SlotTable, SourceNode, Sum,
+    CategoricalSplits, Category, CategoryBlock, SlotTable, SourceNode,
 };
 use crate::{ModelError, Objective, Prediction, ScoringPath};
 use serde::Deserialize;
@@ -621,6 +621,7 @@ impl XgbModel {
         }
         node
     }
+
     pub(crate) fn tree_count(&self) -> usize {
         self.roots.len()
     }
@@ -661,19 +662,7 @@ impl XgbModel {
         let trees = trees.min(self.roots.len());
         if let Some((forest, binning)) = &self.fast {
             let bin = |slots: &mut [u16]| binning.slots_into(features, slots);
-            let done = if let [sum] = out {
-                let mut single = Sum(*sum);
-                let done = forest.accumulate(trees, &mut single, bin);
-                *sum = single.0;
-                done
-            } else {
-                let mut per_group = PerGroup {
-                    sums: out,
-                    groups: &self.tree_groups,
-                };
-                forest.accumulate(trees, &mut per_group, bin)
-            };
-            if done.is_some() {
+            if forest.add_leaves(trees, out, &self.tree_groups, bin) {
                 return;
             }
             out.copy_from_slice(&self.base_margins);
