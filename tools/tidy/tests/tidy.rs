@@ -1,0 +1,253 @@
+//! Tidy tests: the rules of ARCHITECTURE.md that a reviewer would otherwise have to remember — layering, pure core, module docs, file sizes.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The layers, bottom up: a crate may depend on crates of its own layer or below, never above.
+/// The pure core does no I/O and knows nothing of HTTP, storage or time; adapters (stores, the
+/// service, the command line) sit on it.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "pure core",
+        &[
+            "credence-expr",
+            "credence-model",
+            "credence-engine",
+            "credence-account",
+            "credence-backtest",
+            "credence-review",
+        ],
+    ),
+    ("stores", &["credence-store"]),
+    ("service", &["credence-service"]),
+    (
+        "binaries and tools",
+        &["credence-cli", "credence-loadgen", "credence-tidy"],
+    ),
+];
+
+/// Crates that do I/O (network, files, databases, processes) or keep global state: none of them
+/// may be a dependency of the pure core.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "tower",
+    "tower-http",
+    "rusqlite",
+    "tokio-postgres",
+    "sqlx",
+    "ureq",
+    "reqwest",
+    "libc",
+    "mimalloc",
+    "tracing",
+    "metrics",
+    "indicatif",
+];
+
+/// What a pure-core source file must not call: files, network, processes, the environment, the
+/// clock (time is injected).
+const IO_CALLS: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::env",
+    "SystemTime::now",
+    "Instant::now",
+    "Utc::now",
+    "Local::now",
+];
+
+/// The longest a source file may be, not counting its unit tests.
+const MAX_LINES: usize = 800;
+
+/// Source files still longer than [`MAX_LINES`], to be split (issue 23). The list may only
+/// shrink: a listed file within the limit fails the test until it is removed from here.
+const TOO_LONG_FOR_NOW: &[&str] = &[
+    "crates/credence-expr/src/lib.rs",
+    "crates/credence-engine/src/compile.rs",
+    "crates/credence-engine/src/eval.rs",
+    "crates/credence-store/src/sqlite.rs",
+    "crates/credence-service/src/routes.rs",
+    "crates/credence-service/src/workbench.rs",
+    "crates/credence-cli/src/backtest.rs",
+];
+
+fn layer_of(name: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, crates)| crates.contains(&name))
+}
+
+/// Each workspace crate: its directory and parsed manifest.
+fn crates() -> Vec<(PathBuf, toml::Table)> {
+    let mut out = Vec::new();
+    for folder in ["crates", "tools"] {
+        for entry in std::fs::read_dir(root().join(folder)).unwrap() {
+            let dir = entry.unwrap().path();
+            let manifest = dir.join("Cargo.toml");
+            if manifest.exists() {
+                let text = std::fs::read_to_string(&manifest).unwrap();
+                out.push((dir, text.parse::<toml::Table>().unwrap()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn name(manifest: &toml::Table) -> String {
+    manifest["package"]["name"].as_str().unwrap().to_string()
+}
+
+/// The names of a manifest's normal (not dev or build) dependencies.
+fn dependencies(manifest: &toml::Table) -> Vec<String> {
+    manifest
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+#[test]
+fn every_crate_is_in_a_layer_and_depends_only_downwards() {
+    let mut problems = Vec::new();
+    for (_, manifest) in crates() {
+        let crate_name = name(&manifest);
+        let Some(layer) = layer_of(&crate_name) else {
+            problems.push(format!("{crate_name} is in no layer: add it to LAYERS"));
+            continue;
+        };
+        for dependency in dependencies(&manifest) {
+            if let Some(their_layer) = layer_of(&dependency) {
+                if their_layer > layer {
+                    problems.push(format!(
+                        "{crate_name} ({}) depends on {dependency} ({}), a layer above it",
+                        LAYERS[layer].0, LAYERS[their_layer].0
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_pure_core_does_no_io() {
+    let mut problems = Vec::new();
+    for (dir, manifest) in crates() {
+        let crate_name = name(&manifest);
+        if layer_of(&crate_name) != Some(0) {
+            continue;
+        }
+        for dependency in dependencies(&manifest) {
+            if IO_CRATES.contains(&dependency.as_str()) {
+                problems.push(format!(
+                    "{crate_name} depends on {dependency}, which does I/O"
+                ));
+            }
+        }
+        for file in rust_files(&dir.join("src")) {
+            // A unit-test module in a file of its own may read fixtures.
+            if file.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for call in IO_CALLS {
+                if code.contains(call) {
+                    problems.push(format!("{} uses {call}", relative(&file)));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_source_file_opens_with_what_it_owns() {
+    let mut problems = Vec::new();
+    for folder in ["crates", "tools"] {
+        for file in rust_files(&root().join(folder)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if !text.starts_with("//!") {
+                problems.push(relative(&file));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "files without a leading `//!` line saying what they own: {problems:#?}"
+    );
+}
+
+#[test]
+fn no_source_file_is_longer_than_800_lines_without_its_tests() {
+    let mut too_long = Vec::new();
+    for folder in ["crates", "tools"] {
+        for file in rust_files(&root().join(folder)) {
+            let path = relative(&file);
+            let is_test = path.contains("/tests/")
+                || path.contains("/benches/")
+                || path.ends_with("/tests.rs");
+            if is_test {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines = text
+                .lines()
+                .take_while(|l| !l.starts_with("#[cfg(test)]"))
+                .count();
+            if lines > MAX_LINES {
+                too_long.push((path, lines));
+            }
+        }
+    }
+    let new: Vec<_> = too_long
+        .iter()
+        .filter(|(path, _)| !TOO_LONG_FOR_NOW.contains(&path.as_str()))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "split these files (at most {MAX_LINES} lines besides their tests): {new:#?}"
+    );
+    let fixed: Vec<_> = TOO_LONG_FOR_NOW
+        .iter()
+        .filter(|path| !too_long.iter().any(|(p, _)| p == *path))
+        .collect();
+    assert!(
+        fixed.is_empty(),
+        "these files are within the limit now: remove them from TOO_LONG_FOR_NOW: {fixed:#?}"
+    );
+}
