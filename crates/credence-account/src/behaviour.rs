@@ -246,17 +246,11 @@ pub(crate) fn months_window_start(as_of: NaiveDate, months: u32) -> i32 {
     day_of_date(start) + 1
 }
 
-/// Whole months from `opened` to `as_of` (0 before the first monthly anniversary).
+/// Whole months from `opened` to `as_of` (0 before the first monthly anniversary): the one rule
+/// of `credence_expr::functions::months_between` (anniversaries with end-of-month clamping).
 pub fn months_between(opened: NaiveDate, as_of: NaiveDate) -> u32 {
-    let mut months = 0u32;
-    while months < 2400
-        && opened
-            .checked_add_months(Months::new(months + 1))
-            .is_some_and(|d| d <= as_of)
-    {
-        months += 1;
-    }
-    months
+    u32::try_from(credence_expr::functions::months_between(opened, as_of).max(0))
+        .unwrap_or(u32::MAX)
 }
 
 /// Totals over the window of days `from..=to`.

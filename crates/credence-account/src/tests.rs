@@ -546,3 +546,35 @@ fn simulated_histories_give_the_features_of_a_recomputation_from_their_events() 
         assert_eq!(account.features(as_of), expected, "account {index}");
     }
 }
+
+/// Months on book follow the one `months_between` rule: anniversaries, clamped to the end of
+/// shorter months, so an account opened on 31 January has a month on book on 28 February.
+#[test]
+fn months_on_book_count_anniversaries_clamped_to_month_ends() {
+    let mut opening = Opening {
+        account_id: "acc-eom".into(),
+        customer_id: "cust-1".into(),
+        decision_id: "dec-1".into(),
+        opened_on: date(2026, 1, 31),
+        credit_limit: Some(Decimal::from(1000)),
+        apr: Some(Decimal::new(1299, 4)),
+        term_months: Some(12),
+        monthly_income: None,
+    };
+    let account = Account::open(opening.clone()).unwrap();
+    for (as_of, months) in [
+        (date(2026, 2, 27), 0),
+        (date(2026, 2, 28), 1),
+        (date(2026, 3, 30), 1),
+        (date(2026, 3, 31), 2),
+    ] {
+        assert_eq!(account.features(as_of).months_on_book, months, "{as_of}");
+        assert_eq!(
+            i64::from(months),
+            credence_expr::functions::months_between(date(2026, 1, 31), as_of)
+        );
+    }
+    opening.opened_on = date(2024, 1, 31);
+    let leap = Account::open(opening).unwrap();
+    assert_eq!(leap.features(date(2024, 2, 29)).months_on_book, 1);
+}

@@ -15,6 +15,7 @@ mod sim_providers;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use credence_engine::{Clock, CompiledStrategy, EngineError, EvalOptions};
+use credence_service::SystemClock;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -354,15 +355,6 @@ fn main() -> ExitCode {
             eprintln!("error: {}", exit.message);
             ExitCode::from(exit.code)
         }
-    }
-}
-
-/// Today's date in UTC, read once per command.
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn today(&self) -> chrono::NaiveDate {
-        chrono::Utc::now().date_naive()
     }
 }
 

@@ -415,11 +415,7 @@ pub fn compile_with_limits(
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    let version: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let version = hex::encode(hasher.finalize());
 
     Ok(CompiledStrategy {
         name: manifest.name.into(),

@@ -20,16 +20,28 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The source of "today" for decisions; the service and CLI inject one, tests fix one.
+/// The one source of time: the engine reads only the date it is handed, and everything above it
+/// (the service, the command line) asks a `Clock`. The real one reads the system clock and lives
+/// with the adapters (`credence_service::SystemClock`); tests and replays fix one.
 pub trait Clock: Send + Sync {
-    fn today(&self) -> NaiveDate;
+    /// The current instant.
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+
+    /// Today's date, in UTC.
+    fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
 }
 
-/// A clock that always answers the same date (tests, replays).
+/// A clock that always answers the same date, at midnight UTC (tests, replays).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub NaiveDate);
 
 impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.and_time(chrono::NaiveTime::MIN).and_utc()
+    }
+
     fn today(&self) -> NaiveDate {
         self.0
     }

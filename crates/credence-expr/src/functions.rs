@@ -232,17 +232,33 @@ pub fn format_date(date: NaiveDate) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-/// Whole calendar months from `from` to `to` (negative when `to` is earlier).
+/// Whole months from `from` to `to` (negative when `to` is earlier): how many monthly
+/// anniversaries of `from` have come by `to`, an anniversary in a shorter month falling on its
+/// last day (31 January → 28 February is one month).
+///
+/// This is the rule credit runs on: a loan opened on 31 January has its first monthly due date,
+/// and a first month on book, on 28 February; payment schedules, months on book and months since
+/// a delinquency all count anniversaries with end-of-month clamping (as `chrono`'s
+/// `checked_add_months` does). The other common rule — a month only once the day of month is
+/// reached again — would leave such a loan at zero months until 3 March. The one definition
+/// serves the expression function `months_between` and account behaviour features alike.
 pub fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
     if to < from {
         return -months_between(to, from);
     }
-    let mut months =
+    let months =
         (to.year() as i64 - from.year() as i64) * 12 + to.month() as i64 - from.month() as i64;
-    if to.day() < from.day() {
-        months -= 1;
+    // The candidate anniversary, clamped to the end of its month; one too many if it lies
+    // beyond `to`.
+    let reached = u32::try_from(months)
+        .ok()
+        .and_then(|m| from.checked_add_months(chrono::Months::new(m)))
+        .is_some_and(|anniversary| anniversary <= to);
+    if reached {
+        months
+    } else {
+        months - 1
     }
-    months
 }
 
 /// Whole years of age on `on` for someone born on `birth`.
@@ -350,7 +366,10 @@ mod tests {
     #[test]
     fn dates() {
         let cases = [
-            ("2000-01-31", "2000-02-29", 0),
+            // The anniversary rule (see `months_between`): 31 January's first monthly
+            // anniversary in 2000 is 29 February.
+            ("2000-01-31", "2000-02-29", 1),
+            ("2000-01-31", "2000-02-28", 0),
             ("2000-01-31", "2000-03-31", 2),
             ("1990-06-15", "2026-06-14", 431),
             ("1990-06-15", "2026-06-15", 432),
@@ -376,5 +395,71 @@ mod tests {
         assert_eq!(round_money(d("-10.005"), d("2")).unwrap(), d("-10.01"));
         assert_eq!(floor_to(d("12345.67"), d("100")).unwrap(), d("12300"));
         assert!(floor_to(d("1"), d("0")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod months_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    /// The definition: count the anniversaries, one month at a time.
+    fn anniversaries(from: NaiveDate, to: NaiveDate) -> i64 {
+        let mut months = 0;
+        while from
+            .checked_add_months(chrono::Months::new(months + 1))
+            .is_some_and(|d| d <= to)
+        {
+            months += 1;
+        }
+        i64::from(months)
+    }
+
+    #[test]
+    fn months_are_anniversaries_clamped_to_the_end_of_shorter_months() {
+        for (from, to, months) in [
+            ("2026-01-31", "2026-02-27", 0),
+            ("2026-01-31", "2026-02-28", 1),
+            ("2024-01-31", "2024-02-29", 1),
+            ("2026-01-31", "2026-03-30", 1),
+            ("2026-01-31", "2026-03-31", 2),
+            ("2026-01-15", "2026-03-14", 1),
+            ("2026-01-15", "2026-03-15", 2),
+            ("2026-03-31", "2026-04-30", 1),
+            ("2026-05-10", "2026-05-10", 0),
+            ("2000-02-29", "2001-02-28", 12),
+            ("2026-02-28", "2026-01-31", -1),
+            ("1990-06-15", "2026-06-14", 431),
+        ] {
+            assert_eq!(
+                months_between(date(from), date(to)),
+                months,
+                "{from} → {to}"
+            );
+        }
+        assert_eq!(age_years(date("2000-02-29"), date("2001-02-28")), 1);
+        assert_eq!(age_years(date("1990-06-15"), date("2026-06-14")), 35);
+    }
+
+    proptest! {
+        #[test]
+        fn months_between_counts_anniversaries(
+            from in 0i32..40_000,
+            span in -3_000i32..3_000,
+        ) {
+            let base = date("1950-01-01");
+            let from = base + chrono::Duration::days(i64::from(from));
+            let to = from + chrono::Duration::days(i64::from(span));
+            let expected = if to >= from {
+                anniversaries(from, to)
+            } else {
+                -anniversaries(to, from)
+            };
+            prop_assert_eq!(months_between(from, to), expected);
+        }
     }
 }

@@ -17,8 +17,8 @@
 //!   one load at a constant offset from the group, `lane·2^depth + q`.
 //!
 //! A lane step is four instructions (two loads of the split, a compare against the slot in
-//! memory, an add with carry); a 500-tree depth-6 forest is about 14,000 instructions a row,
-//! bound by the latency of the split loads (docs/benchmarks.md).
+//! memory, an add with carry), so the walk is bound by the latency of the split loads; the
+//! measured instruction counts are in docs/benchmarks.md.
 
 use crate::binned::{BinSplit, Sink, SourceNode, ALWAYS_LEFT};
 use std::ops::AddAssign;

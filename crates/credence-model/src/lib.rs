@@ -311,7 +311,7 @@ impl Model {
             file: file.to_string(),
             problem,
         };
-        let sha256 = hex(&Sha256::digest(bytes));
+        let sha256 = hex::encode(Sha256::digest(bytes));
         let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
         let Some(start) = start else {
             return Err(invalid("the file is empty".into()));
@@ -595,10 +595,6 @@ fn check_tree_shape(
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

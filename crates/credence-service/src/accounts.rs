@@ -10,7 +10,7 @@
 use crate::decisions::{DecideRequest, Decisions};
 use crate::error::{ApiError, ErrorCode};
 use crate::strategies::Strategies;
-use crate::{metrics as m, ServiceClock};
+use crate::{metrics as m, Clock};
 use chrono::NaiveDate;
 use credence_account::{
     parse_event, Account, AccountStatus, BehaviourFeatures, Change, Event, FlowKind, Instalment,
@@ -87,7 +87,7 @@ pub struct Accounts {
     strategies: Arc<Strategies>,
     decisions: Arc<Decisions>,
     cases: Arc<crate::cases::Cases>,
-    clock: Arc<dyn ServiceClock>,
+    clock: Arc<dyn Clock>,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -192,7 +192,7 @@ impl Accounts {
         strategies: Arc<Strategies>,
         decisions: Arc<Decisions>,
         cases: Arc<crate::cases::Cases>,
-        clock: Arc<dyn ServiceClock>,
+        clock: Arc<dyn Clock>,
     ) -> Accounts {
         Accounts {
             store,

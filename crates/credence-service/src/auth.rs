@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 
 /// A role a key can hold. `admin` holds every permission (maker-checker still applies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -157,8 +158,8 @@ pub fn issue_key(
     getrandom::fill(&mut id)
         .and_then(|()| getrandom::fill(&mut secret))
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
-    let id = hex(&id);
-    let secret = hex(&secret);
+    let id = hex::encode(id);
+    let secret = hex::encode(secret);
     let mut roles: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
     roles.sort();
     roles.dedup();
@@ -193,20 +194,12 @@ pub fn validate_user(user: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Splits `cred_<id>_<secret>`.
 fn parse_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("cred_")?;
     let (id, secret) = rest.split_once('_')?;
     let hex_ok = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hex_ok(id, 12) && hex_ok(secret, 64)).then_some((id, secret))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// How long a verified key is trusted without reading the store again: the longest a
@@ -253,7 +246,7 @@ async fn verify(store: &dyn Store, id: &str, secret_sha256: &str) -> Result<Prin
     let record = store
         .key(id)
         .await?
-        .filter(|r| constant_time_eq(r.secret_sha256.as_bytes(), secret_sha256.as_bytes()))
+        .filter(|r| bool::from(r.secret_sha256.as_bytes().ct_eq(secret_sha256.as_bytes())))
         .ok_or_else(|| unauthenticated("unknown API key"))?;
     if record.revoked_at_ms.is_some() {
         return Err(unauthenticated("this API key was revoked"));

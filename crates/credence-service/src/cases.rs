@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::strategies::Strategies;
-use crate::ServiceClock;
+use crate::Clock;
 use credence_engine::{CompiledStrategy, Referral};
 use credence_review::{Case, Command, QueuePolicy, ReviewError, ReviewPolicy, Reviewer};
 use credence_store::{CaseQuery, CaseRecord, Store};
@@ -136,7 +136,7 @@ fn review_error(error: ReviewError) -> ApiError {
 pub struct Cases {
     store: Arc<dyn Store>,
     strategies: Arc<Strategies>,
-    clock: Arc<dyn ServiceClock>,
+    clock: Arc<dyn Clock>,
     opening: Mutex<Opening>,
     /// Signalled whenever a case opened in the background is stored (or failed to be).
     opened: Notify,
@@ -200,11 +200,7 @@ fn from_record(record: &CaseRecord) -> Result<Case, ApiError> {
 }
 
 impl Cases {
-    pub fn new(
-        store: Arc<dyn Store>,
-        strategies: Arc<Strategies>,
-        clock: Arc<dyn ServiceClock>,
-    ) -> Cases {
+    pub fn new(store: Arc<dyn Store>, strategies: Arc<Strategies>, clock: Arc<dyn Clock>) -> Cases {
         Cases {
             store,
             strategies,

@@ -9,7 +9,7 @@
 use crate::error::{ApiError, ErrorCode};
 use crate::replay::{self, DecisionDiff};
 use crate::strategies::Strategies;
-use crate::{mask, metrics as m, ServiceClock};
+use crate::{mask, metrics as m, Clock};
 use credence_engine::EvalOptions;
 use credence_store::{
     DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision,
@@ -94,7 +94,7 @@ pub struct Decisions {
     providers: Arc<crate::providers::Providers>,
     strategies: Arc<Strategies>,
     cases: Arc<crate::cases::Cases>,
-    clock: Arc<dyn ServiceClock>,
+    clock: Arc<dyn Clock>,
     in_flight: Mutex<HashMap<String, InFlight>>,
 }
 
@@ -128,11 +128,7 @@ pub fn new_id(now_ms: i64) -> Result<String, ApiError> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
-    Ok(format!(
-        "dec_{:012x}{}",
-        now_ms.max(0),
-        crate::auth::hex(&random)
-    ))
+    Ok(format!("dec_{:012x}{}", now_ms.max(0), hex::encode(random)))
 }
 
 impl Decisions {
@@ -140,7 +136,7 @@ impl Decisions {
         store: Arc<dyn Store>,
         strategies: Arc<Strategies>,
         cases: Arc<crate::cases::Cases>,
-        clock: Arc<dyn ServiceClock>,
+        clock: Arc<dyn Clock>,
         providers: Arc<crate::providers::Providers>,
     ) -> Self {
         Decisions {

@@ -8,7 +8,7 @@
 //! Handlers are thin: they authenticate, check the caller's role, turn the request into a
 //! call on [`Decisions`] or [`Strategies`], and turn the answer (or the [`ApiError`]) into a
 //! response. All I/O goes through the [`credence_store::Store`] trait; time comes from a
-//! [`ServiceClock`].
+//! [`Clock`].
 
 pub mod accounts;
 pub mod auth;
@@ -43,15 +43,13 @@ pub use strategies::Strategies;
 use credence_store::{Store, StoreError};
 use std::sync::Arc;
 
-/// The service's source of time (the engine reads only the date it is handed).
-pub trait ServiceClock: Send + Sync {
-    fn now(&self) -> chrono::DateTime<chrono::Utc>;
-}
+/// The service's source of time: the engine's one clock trait.
+pub use credence_engine::Clock;
 
-/// The real clock.
+/// The real clock: the system's time in UTC.
 pub struct SystemClock;
 
-impl ServiceClock for SystemClock {
+impl Clock for SystemClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now()
     }
@@ -106,7 +104,7 @@ pub struct Service {
     pub accounts: accounts::Accounts,
     pub cases: Arc<cases::Cases>,
     pub auth: Authenticator,
-    pub clock: Arc<dyn ServiceClock>,
+    pub clock: Arc<dyn Clock>,
     pub limits: ServiceLimits,
     /// Failed workbench sign-ins by username and address.
     pub sign_in: sign_in::SignInGuard,
@@ -117,7 +115,7 @@ pub struct Service {
 impl Service {
     pub fn new(
         store: Arc<dyn Store>,
-        clock: Arc<dyn ServiceClock>,
+        clock: Arc<dyn Clock>,
         limits: ServiceLimits,
     ) -> Arc<Service> {
         let strategies = Arc::new(Strategies::with_limits(store.clone(), limits.strategy));

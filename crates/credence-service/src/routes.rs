@@ -1000,9 +1000,9 @@ async fn create_webhook(
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
     let now_ms = service.now_ms();
     let hook = credence_store::WebhookRecord {
-        id: format!("wh_{}", crate::auth::hex(&id)),
+        id: format!("wh_{}", hex::encode(id)),
         url: url.clone(),
-        secret: format!("whsec_{}", crate::auth::hex(&secret)),
+        secret: format!("whsec_{}", hex::encode(secret)),
         created_by: principal.user.clone(),
         created_at_ms: now_ms,
     };

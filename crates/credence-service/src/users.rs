@@ -40,7 +40,7 @@ pub fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| {
         let mut secret = [0u8; 24];
         let _ = getrandom::fill(&mut secret);
-        hash_password(&crate::auth::hex(&secret)).unwrap_or_default()
+        hash_password(&hex::encode(secret)).unwrap_or_default()
     })
 }
 

@@ -26,7 +26,7 @@ pub fn signature(secret: &str, timestamp_ms: i64, body: &str) -> String {
     mac.update(timestamp_ms.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    crate::auth::hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Wait before the next attempt after `attempts` failed ones: 1 s, 2 s, 4 s, … at most an hour.
@@ -123,7 +123,7 @@ mod tests {
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         assert_eq!(
-            crate::auth::hex(&mac.finalize().into_bytes()),
+            hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         let waits: Vec<i64> = (0..4).map(backoff_ms).collect();

@@ -18,6 +18,7 @@ use credence_store::{CaseQuery, DecisionQuery, NewAuditEvent, SessionRecord, Use
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 type AppState = Arc<Service>;
 
@@ -44,7 +45,7 @@ fn random_hex() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         return String::new();
     }
-    crate::auth::hex(&bytes)
+    hex::encode(bytes)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -57,14 +58,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty())
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 fn redirect(to: &str) -> Response {
@@ -116,7 +109,9 @@ impl SignedIn {
 
     /// Whether a form carries this session's CSRF token.
     fn csrf_ok(&self, token: Option<&str>) -> bool {
-        token.is_some_and(|token| constant_time_eq(token, &self.session.csrf_token))
+        token.is_some_and(|token| {
+            bool::from(token.as_bytes().ct_eq(self.session.csrf_token.as_bytes()))
+        })
     }
 }
 
@@ -257,7 +252,7 @@ async fn login(
 ) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     let given = form.csrf.as_deref().unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected, given) {
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
         return plain(
             StatusCode::FORBIDDEN,
             "the sign-in form is missing its security token or it has expired; reload the page",

@@ -37,7 +37,7 @@ pub fn record_hash(seq: i64, prev_hash: &str, record: &NewDecision) -> String {
     field(&record.latency_us.to_be_bytes());
     field(record.input.as_bytes());
     field(record.decision.as_bytes());
-    hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 fn optional(field: &mut impl FnMut(&[u8]), value: Option<&str>) {
@@ -53,17 +53,7 @@ fn optional(field: &mut impl FnMut(&[u8]), value: Option<&str>) {
 
 /// Lower-case hex of SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[(byte >> 4) as usize] as char);
-        out.push(DIGITS[(byte & 15) as usize] as char);
-    }
-    out
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// What `verify` found wrong first, if anything.
