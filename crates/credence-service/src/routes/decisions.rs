@@ -1,0 +1,212 @@
+//! Decisions: decide (and its deprecated alias), list, read and replay stored decisions.
+
+use super::*;
+use crate::auth::Action;
+use crate::error::{ApiError, ErrorCode};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use credence_store::DecisionQuery;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DecideParams {
+    /// Language of reason texts (one the strategy declares); the strategy's first by default.
+    pub lang: Option<String>,
+}
+
+/// Deprecated alias of `POST /v1/flows/{flow}/decisions`, kept for callers of the first
+/// release: the path segment names the flow. (Documented under the template of
+/// `GET /v1/decisions/{id}`, since OpenAPI allows one template per path.)
+#[utoipa::path(post, path = "/v1/decisions/{id}", tag = "decisions",
+    params(("id" = String, Path, description = "For POST: the flow, e.g. application or drawdown"), DecideParams,
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
+    request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
+    responses((status = 200, description = "The decision with its id and compact trace", body = Object)),
+    security(("bearer" = [])))]
+#[deprecated = "use POST /v1/flows/{flow}/decisions"]
+#[allow(dead_code)]
+pub(crate) async fn decide_by_alias() {}
+
+/// Decide with the active strategy; the decision is durable before the answer is sent.
+#[utoipa::path(post, path = "/v1/flows/{flow}/decisions", tag = "decisions",
+    params(("flow" = String, Path, description = "The flow, e.g. application or drawdown"), DecideParams,
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
+    request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
+    responses((status = 200, description = "The decision with its id and compact trace", body = Object),
+              (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub(crate) async fn decide(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(flow): Path<String>,
+    params: Result<Query<DecideParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Action::Decide)?;
+    let Query(params) = params.map_err(query_error)?;
+    json_content(&headers)?;
+    let body = body.map_err(body_error)?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::parameter("Idempotency-Key", "use visible ASCII characters")
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let answer = service
+        .decisions
+        .decide(crate::decisions::DecideRequest {
+            flow: &flow,
+            body: &body,
+            idempotency_key,
+            language: params.lang,
+            caller_request: None,
+        })
+        .await?;
+    let mut response = json_response(StatusCode::OK, answer.json);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/decisions/{}", answer.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub customer_id: Option<String>,
+    pub flow: Option<String>,
+    /// Earliest recording time: RFC 3339 (`2026-11-29T10:00:00Z`) or a date (`2026-11-29`).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Recorded before this time (same forms; a date means its start).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    /// Page size (1–max_page_size).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
+    pub cursor: Option<String>,
+}
+
+/// Page through stored decisions, newest first.
+#[utoipa::path(get, path = "/v1/decisions", tag = "decisions", params(ListParams),
+    responses((status = 200, body = crate::decisions::DecisionPage), (status = 400, body = ApiError)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_decisions(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<crate::decisions::DecisionPage>, ApiError> {
+    caller.require(Action::ListDecisions)?;
+    let Query(params) = params.map_err(query_error)?;
+    let limits = &service.limits;
+    let limit = match params.limit.as_deref() {
+        None => limits.default_page_size,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=limits.max_page_size).contains(n))
+            .ok_or_else(|| {
+                ApiError::parameter(
+                    "limit",
+                    format!("give a whole number from 1 to {}", limits.max_page_size),
+                )
+            })?,
+    };
+    let before_seq = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::parameter(
+                "cursor",
+                "pass the next_cursor of the previous page unchanged",
+            )
+        })?),
+    };
+    let query = DecisionQuery {
+        customer_id: params.customer_id,
+        flow: params.flow,
+        from_ms: params
+            .from
+            .as_deref()
+            .map(|t| parse_time_ms("from", t))
+            .transpose()?,
+        to_ms: params
+            .to
+            .as_deref()
+            .map(|t| parse_time_ms("to", t))
+            .transpose()?,
+        before_seq,
+        limit,
+    };
+    Ok(Json(service.decisions.list(query).await?))
+}
+
+/// A stored decision with its trace, input and place in the log.
+#[utoipa::path(get, path = "/v1/decisions/{id}", tag = "decisions",
+    params(("id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_decision(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Action::ReadDecision)?;
+    Ok(Json(service.decisions.get(&id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Replay against this version instead of the one that made the decision.
+    pub strategy_version: Option<String>,
+}
+
+/// Re-run a stored decision; returns the new decision and what changed.
+#[utoipa::path(post, path = "/v1/decisions/{id}/replay", tag = "decisions",
+    params(("id" = String, Path)), request_body(content = Option<ReplayRequest>),
+    responses((status = 200, body = crate::decisions::ReplayResult), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+pub(crate) async fn replay_decision(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::decisions::ReplayResult>, ApiError> {
+    caller.require(Action::ReplayDecision)?;
+    let body = body.map_err(body_error)?;
+    let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayRequest::default()
+    } else {
+        // `null` is "nothing" too.
+        crate::strict_json::parse::<Option<ReplayRequest>>(&body)
+            .map_err(|e| {
+                ApiError::new(ErrorCode::MalformedJson, format!("the replay request is not valid: {e}; send {{\"strategy_version\": \"…\"}} or nothing"))
+            })?
+            .unwrap_or_default()
+    };
+    Ok(Json(
+        service
+            .decisions
+            .replay(&id, request.strategy_version)
+            .await?,
+    ))
+}
