@@ -73,7 +73,6 @@ const TOO_LONG_FOR_NOW: &[&str] = &[
     "crates/credence-engine/src/compile.rs",
     "crates/credence-engine/src/eval.rs",
     "crates/credence-store/src/sqlite.rs",
-    "crates/credence-service/src/workbench.rs",
     "crates/credence-cli/src/backtest.rs",
 ];
 
