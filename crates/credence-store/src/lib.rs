@@ -1,4 +1,4 @@
-//! Credence's durable state behind one trait: the decision log, strategy versions, keys, audit.
+//! Credence's durable state behind one trait per aggregate: the decision log, strategy versions, keys and users, audit, cases, accounts, provider answers, webhooks.
 //!
 //! The service holds an `Arc<dyn Store>`; [`SqliteStore`] is the embedded default: the
 //! decision log in append-only segment files under `log/` (see `log.rs` for why), everything
@@ -26,9 +26,49 @@ pub use error::StoreError;
 pub use records::*;
 pub use sqlite::{SqliteStore, DATABASE_FILE, LOG_DIR};
 
-/// Durable state. Methods are async so that a networked database can implement them.
+/// Durable state, one trait per aggregate; a store implements them all. Methods are async so
+/// that a networked database can implement them. Call them with [`prelude`] in scope.
+pub trait Store:
+    DecisionLog
+    + StrategyStore
+    + AccessStore
+    + AuditLog
+    + CaseStore
+    + AccountStore
+    + ProviderAnswerStore
+    + WebhookOutbox
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: DecisionLog
+        + StrategyStore
+        + AccessStore
+        + AuditLog
+        + CaseStore
+        + AccountStore
+        + ProviderAnswerStore
+        + WebhookOutbox
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The store traits, to bring their methods into scope: `use credence_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AccessStore, AccountStore, AuditLog, CaseStore, DecisionLog, ProviderAnswerStore, Store,
+        StrategyStore, WebhookOutbox,
+    };
+}
+
+/// The decision log: an append-only, hash-chained record of every decision, with an index to find them.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait DecisionLog: Send + Sync {
     /// Appends a decision to the chain; returns once it is durable. A reused idempotency key
     /// is a [`StoreError::Conflict`] and leaves no record.
     async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError>;
@@ -48,7 +88,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DecisionSummary>, StoreError>;
     /// Checks the whole chain and its head.
     async fn verify_chain(&self) -> Result<ChainReport, StoreError>;
+}
 
+/// Strategy versions: packages, approvals (maker-checker) and the activation history.
+#[async_trait::async_trait]
+pub trait StrategyStore: Send + Sync {
     /// Stores a new draft version. Returns false (and writes nothing) when it already exists.
     async fn insert_strategy(
         &self,
@@ -78,7 +122,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Activation, StoreError>;
     /// The activation history, newest first.
     async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError>;
+}
 
+/// Who may call: API keys, workbench users and their sessions.
+#[async_trait::async_trait]
+pub trait AccessStore: Send + Sync {
     async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
     async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
@@ -88,10 +136,26 @@ pub trait Store: Send + Sync + 'static {
         at_ms: i64,
         audit: NewAuditEvent,
     ) -> Result<(), StoreError>;
+    /// Adds a workbench user; an existing username is a conflict.
+    async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
+}
 
+/// The audit trail: who changed what, newest first.
+#[async_trait::async_trait]
+pub trait AuditLog: Send + Sync {
     /// Audit events, newest first.
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Records an audit event on its own (e.g. a reviewer revealing personal data).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+}
 
+/// Manual review cases, one per referred decision, changed under optimistic concurrency.
+#[async_trait::async_trait]
+pub trait CaseStore: Send + Sync {
     /// Stores a new review case; a second case for the same decision is a conflict.
     async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError>;
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
@@ -104,10 +168,11 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a case if it is still at `expected_version` (its new version is one more);
     /// a [`StoreError::Precondition`] if someone changed it first.
     async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError>;
+}
 
-    /// Adds a workbench user; an existing username is a conflict.
-    async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
-
+/// Credit accounts after approval, with the events they were built from.
+#[async_trait::async_trait]
+pub trait AccountStore: Send + Sync {
     /// Opens an account; a second account for the same decision is a conflict.
     async fn insert_account(
         &self,
@@ -148,10 +213,11 @@ pub trait Store: Send + Sync + 'static {
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Vec<String>, StoreError>;
-    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
-    async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
-    async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
-    async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
+}
+
+/// Third-party answers kept for the cache across restarts.
+#[async_trait::async_trait]
+pub trait ProviderAnswerStore: Send + Sync {
     /// Keeps provider answers for the cache (a newer answer for the same source key and subject
     /// replaces the older), and deletes every answer expired by `now_ms`. Not synced to disk:
     /// an answer lost in a crash is at worst pulled again.
@@ -166,9 +232,11 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<ProviderAnswerRecord>, StoreError>;
-    /// Records an audit event on its own (e.g. a reviewer revealing personal data).
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+}
 
+/// Webhook registrations and the outbox of their deliveries.
+#[async_trait::async_trait]
+pub trait WebhookOutbox: Send + Sync {
     async fn insert_webhook(
         &self,
         hook: WebhookRecord,

@@ -2,7 +2,8 @@
 //! idempotency key fails alone without taking its batch down; provider answers are kept until
 //! they expire.
 
-use credence_store::{chain, NewDecision, ProviderAnswerRecord, SqliteStore, Store, StoreError};
+use credence_store::prelude::*;
+use credence_store::{chain, NewDecision, ProviderAnswerRecord, SqliteStore, StoreError};
 use std::sync::Arc;
 
 fn decision(n: usize, key: Option<&str>) -> NewDecision {

@@ -72,7 +72,6 @@ const TOO_LONG_FOR_NOW: &[&str] = &[
     "crates/credence-expr/src/lib.rs",
     "crates/credence-engine/src/compile.rs",
     "crates/credence-engine/src/eval.rs",
-    "crates/credence-store/src/sqlite.rs",
     "crates/credence-cli/src/backtest.rs",
 ];
 
