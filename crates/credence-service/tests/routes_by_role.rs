@@ -1,12 +1,12 @@
 //! In-process tests of every `/v1` route × every role: no key is 401, a role the action's table does not allow is 403, an allowed role gets past the check; the operations routes need no key.
 //!
-//! The router is called with `tower::ServiceExt::oneshot` over a service on a SQLite store in a
-//! temporary folder: no process, no socket.
+//! The router is called with `tower::ServiceExt::oneshot` over a service on the in-memory store:
+//! no process, no socket, no files.
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use credence_service::{issue_key, router, Action, Role, Service, SystemClock};
-use credence_store::{NewAuditEvent, SqliteStore, Store};
+use credence_store::{MemoryStore, NewAuditEvent, Store};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -77,20 +77,10 @@ const ROUTES: &[(&str, &str, Action)] = &[
 struct Harness {
     service: Arc<Service>,
     keys: Vec<(Role, String)>,
-    dir: std::path::PathBuf,
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn harness(name: &str) -> Harness {
-    let dir = std::env::temp_dir().join(format!("credence-routes-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
+async fn harness() -> Harness {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let service = Service::new(store.clone(), Arc::new(SystemClock), Default::default());
     let mut keys = Vec::new();
     for role in Role::ALL {
@@ -105,7 +95,7 @@ async fn harness(name: &str) -> Harness {
         store.insert_key(key.record, audit).await.unwrap();
         keys.push((role, key.plaintext));
     }
-    Harness { service, keys, dir }
+    Harness { service, keys }
 }
 
 /// Calls the router once; the status and the error code of the body, if it has one.
@@ -140,7 +130,7 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_checks_its_action_for_every_role() {
-    let harness = harness("roles").await;
+    let harness = harness().await;
     let mut problems = Vec::new();
     for &(method, path, action) in ROUTES {
         let (status, code) = call(&harness.service, method, path, None).await;
@@ -164,7 +154,7 @@ async fn every_route_checks_its_action_for_every_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_routes_need_no_key_and_unknown_routes_are_json_404() {
-    let harness = harness("ops").await;
+    let harness = harness().await;
     for path in ["/healthz", "/metrics", "/openapi.json"] {
         let (status, _) = call(&harness.service, "GET", path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -189,7 +179,7 @@ async fn operations_routes_need_no_key_and_unknown_routes_are_json_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_or_malformed_key_is_401() {
-    let harness = harness("revoked").await;
+    let harness = harness().await;
     for key in [
         "cred_nothex_0000",
         "Basic abc",

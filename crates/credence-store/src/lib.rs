@@ -17,12 +17,14 @@
 pub mod chain;
 mod error;
 mod log;
+mod memory;
 mod priority;
 mod records;
 mod sqlite;
 
 pub use chain::{ChainProblem, ChainReport};
 pub use error::StoreError;
+pub use memory::MemoryStore;
 pub use records::*;
 pub use sqlite::{SqliteStore, DATABASE_FILE, LOG_DIR};
 

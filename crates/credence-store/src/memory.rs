@@ -1,0 +1,826 @@
+//! An in-memory store: every aggregate's contract kept in maps behind one lock, for in-process tests and tools that need no durability.
+//!
+//! It keeps the same rules as [`crate::SqliteStore`] — the store conformance suite
+//! (`tests/conformance.rs`) runs the same tests against both: decisions form one hash chain
+//! and a reused idempotency key is refused; a write that fails changes nothing (multi-row writes
+//! work on a copy that replaces the state only when the whole write succeeds); lists come in
+//! the same orders. Nothing survives the process, so an "append" is durable only in the sense
+//! that every later read sees it.
+
+use crate::chain::{record_hash, ChainReport, ChainVerifier, GENESIS_HASH};
+use crate::error::StoreError;
+use crate::records::*;
+use crate::{
+    AccessStore, AccountStore, AuditLog, CaseStore, DecisionLog, ProviderAnswerStore,
+    StrategyStore, WebhookOutbox,
+};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// The in-memory store. Cheap to create; not shared between processes.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default, Clone)]
+struct State {
+    /// The decision log in `seq` order (`seq` = index + 1).
+    decisions: Vec<StoredDecision>,
+    strategies: BTreeMap<String, (StrategyRecord, Vec<u8>)>,
+    activations: Vec<Activation>,
+    keys: BTreeMap<String, ApiKeyRecord>,
+    users: BTreeMap<String, UserRecord>,
+    sessions: BTreeMap<String, SessionRecord>,
+    audit: Vec<AuditEvent>,
+    cases: BTreeMap<String, CaseRecord>,
+    accounts: BTreeMap<String, AccountRecord>,
+    /// Events by (account id, event id).
+    account_events: BTreeMap<(String, String), AccountEventRecord>,
+    provider_answers: BTreeMap<(String, String), ProviderAnswerRecord>,
+    webhooks: BTreeMap<String, WebhookRecord>,
+    deliveries: BTreeMap<i64, Delivery>,
+}
+
+#[derive(Clone)]
+struct Delivery {
+    webhook_id: String,
+    event: String,
+    body: String,
+    attempts: i64,
+    next_attempt_ms: Option<i64>,
+    delivered_at_ms: Option<i64>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-done write (writes replace the
+        // state whole or change nothing), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a multi-row write on a copy of the state, keeping it only if the write succeeds.
+    fn transaction<T>(
+        &self,
+        write: impl FnOnce(&mut State) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut state = self.state();
+        let mut copy = state.clone();
+        let result = write(&mut copy)?;
+        *state = copy;
+        Ok(result)
+    }
+}
+
+impl State {
+    fn audit(&mut self, event: NewAuditEvent) {
+        let seq = self.audit.last().map_or(0, |e| e.seq) + 1;
+        self.audit.push(AuditEvent {
+            seq,
+            at_ms: event.at_ms,
+            actor: event.actor,
+            action: event.action,
+            subject: event.subject,
+            detail: event.detail,
+        });
+    }
+
+    fn insert_events(&mut self, events: &[AccountEventRecord]) -> Result<(), StoreError> {
+        for event in events {
+            let key = (event.account_id.clone(), event.event_id.clone());
+            if self.account_events.contains_key(&key) {
+                return Err(StoreError::Conflict {
+                    what: format!("event {} of account {}", event.event_id, event.account_id),
+                });
+            }
+            self.account_events.insert(key, event.clone());
+        }
+        Ok(())
+    }
+
+    fn insert_account(&mut self, account: &AccountRecord, what: String) -> Result<(), StoreError> {
+        let taken = self.accounts.contains_key(&account.id)
+            || self
+                .accounts
+                .values()
+                .any(|a| a.decision_id == account.decision_id);
+        if taken {
+            return Err(StoreError::Conflict { what });
+        }
+        self.accounts.insert(account.id.clone(), account.clone());
+        Ok(())
+    }
+}
+
+fn summary(stored: &StoredDecision) -> DecisionSummary {
+    let r = &stored.record;
+    DecisionSummary {
+        id: r.id.clone(),
+        seq: stored.seq,
+        flow: r.flow.clone(),
+        customer_id: r.customer_id.clone(),
+        outcome: r.outcome.clone(),
+        arm: r.arm.clone(),
+        strategy_version: r.strategy_version.clone(),
+        created_at_ms: r.created_at_ms,
+    }
+}
+
+#[async_trait::async_trait]
+impl DecisionLog for MemoryStore {
+    async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError> {
+        let mut state = self.state();
+        if let Some(key) = &decision.idempotency_key {
+            if state
+                .decisions
+                .iter()
+                .any(|d| d.record.idempotency_key.as_ref() == Some(key))
+            {
+                return Err(StoreError::Conflict {
+                    what: format!("a decision with idempotency key {key}"),
+                });
+            }
+        }
+        let (seq, prev_hash) = state
+            .decisions
+            .last()
+            .map_or((1, GENESIS_HASH.to_string()), |d| {
+                (d.seq + 1, d.hash.clone())
+            });
+        let hash = record_hash(seq, &prev_hash, &decision);
+        state.decisions.push(StoredDecision {
+            seq,
+            record: decision,
+            prev_hash,
+            hash: hash.clone(),
+        });
+        Ok(AppendReceipt { seq, hash })
+    }
+
+    async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError> {
+        Ok(self
+            .state()
+            .decisions
+            .iter()
+            .find(|d| d.record.id == id)
+            .cloned())
+    }
+
+    async fn decision_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<StoredDecision>, StoreError> {
+        Ok(self
+            .state()
+            .decisions
+            .iter()
+            .find(|d| d.record.idempotency_key.as_deref() == Some(key))
+            .cloned())
+    }
+
+    async fn list_decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<DecisionSummary>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .decisions
+            .iter()
+            .rev()
+            .filter(|s| {
+                let r = &s.record;
+                query
+                    .customer_id
+                    .as_ref()
+                    .is_none_or(|c| r.customer_id.as_ref() == Some(c))
+                    && query.flow.as_ref().is_none_or(|f| &r.flow == f)
+                    && query.from_ms.is_none_or(|t| r.created_at_ms >= t)
+                    && query.to_ms.is_none_or(|t| r.created_at_ms < t)
+                    && query.before_seq.is_none_or(|b| s.seq < b)
+            })
+            .take(query.limit.max(1) as usize)
+            .map(summary)
+            .collect())
+    }
+
+    async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
+        let state = self.state();
+        let mut verifier = ChainVerifier::with_checkpoint(None);
+        for d in &state.decisions {
+            if !verifier.push(d.seq, &d.record, &d.prev_hash, &d.hash) {
+                break;
+            }
+        }
+        Ok(verifier.finish())
+    }
+}
+
+#[async_trait::async_trait]
+impl StrategyStore for MemoryStore {
+    async fn insert_strategy(
+        &self,
+        record: StrategyRecord,
+        package: Vec<u8>,
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.strategies.contains_key(&record.version) {
+            return Ok(false);
+        }
+        state
+            .strategies
+            .insert(record.version.clone(), (record, package));
+        state.audit(audit);
+        Ok(true)
+    }
+
+    async fn strategy(&self, version: &str) -> Result<Option<StrategyRecord>, StoreError> {
+        Ok(self.state().strategies.get(version).map(|(r, _)| r.clone()))
+    }
+
+    async fn strategy_package(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().strategies.get(version).map(|(_, p)| p.clone()))
+    }
+
+    async fn strategies(&self) -> Result<Vec<StrategyRecord>, StoreError> {
+        let mut all: Vec<StrategyRecord> = self
+            .state()
+            .strategies
+            .values()
+            .map(|(r, _)| r.clone())
+            .collect();
+        all.sort_by(|a, b| {
+            b.uploaded_at_ms
+                .cmp(&a.uploaded_at_ms)
+                .then_with(|| a.version.cmp(&b.version))
+        });
+        Ok(all)
+    }
+
+    async fn approve_strategy(
+        &self,
+        version: &str,
+        approver: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match state.strategies.get_mut(version) {
+            Some((record, _)) if record.state == StrategyState::Draft => {
+                record.state = StrategyState::Approved;
+                record.approved_by = Some(approver.to_string());
+                record.approved_at_ms = Some(at_ms);
+            }
+            _ => {
+                return Err(StoreError::Precondition {
+                    what: format!("strategy version {version} is not a draft"),
+                })
+            }
+        }
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn record_activation(
+        &self,
+        version: &str,
+        actor: &str,
+        kind: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<Activation, StoreError> {
+        let mut state = self.state();
+        let approved = state
+            .strategies
+            .get(version)
+            .is_some_and(|(r, _)| r.state == StrategyState::Approved);
+        if !approved {
+            return Err(StoreError::Precondition {
+                what: format!("strategy version {version} is not approved"),
+            });
+        }
+        let activation = Activation {
+            seq: state.activations.last().map_or(0, |a| a.seq) + 1,
+            version: version.to_string(),
+            activated_by: actor.to_string(),
+            activated_at_ms: at_ms,
+            kind: kind.to_string(),
+        };
+        state.activations.push(activation.clone());
+        state.audit(audit);
+        Ok(activation)
+    }
+
+    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
+        Ok(self
+            .state()
+            .activations
+            .iter()
+            .rev()
+            .take(limit.max(1) as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessStore for MemoryStore {
+    async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.keys.contains_key(&key.id) {
+            return Err(StoreError::Conflict {
+                what: format!("key {}", key.id),
+            });
+        }
+        let mut key = key;
+        key.revoked_at_ms = None;
+        state.keys.insert(key.id.clone(), key);
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.state().keys.get(id).cloned())
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut all: Vec<ApiKeyRecord> = self.state().keys.values().cloned().collect();
+        all.sort_by(|a, b| {
+            a.created_at_ms
+                .cmp(&b.created_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    async fn revoke_key(
+        &self,
+        id: &str,
+        at_ms: i64,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match state.keys.get_mut(id) {
+            Some(key) if key.revoked_at_ms.is_none() => key.revoked_at_ms = Some(at_ms),
+            _ => {
+                return Err(StoreError::Precondition {
+                    what: format!("key {id} does not exist or is already revoked"),
+                })
+            }
+        }
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.users.contains_key(&user.username) {
+            return Err(StoreError::Conflict {
+                what: format!("user {}", user.username),
+            });
+        }
+        state.users.insert(user.username.clone(), user);
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.state().users.get(username).cloned())
+    }
+
+    async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError> {
+        let mut state = self.state();
+        // Expired sessions go as new ones arrive.
+        state
+            .sessions
+            .retain(|_, s| s.expires_at_ms >= session.created_at_ms);
+        if state.sessions.contains_key(&session.token_sha256) {
+            return Err(StoreError::Conflict {
+                what: "a session with this token".into(),
+            });
+        }
+        state.sessions.insert(session.token_sha256.clone(), session);
+        Ok(())
+    }
+
+    async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.state().sessions.get(token_sha256).cloned())
+    }
+
+    async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
+        self.state().sessions.remove(token_sha256);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditLog for MemoryStore {
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self
+            .state()
+            .audit
+            .iter()
+            .rev()
+            .take(limit.max(1) as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
+        self.state().audit(event);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl CaseStore for MemoryStore {
+    async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let taken = state.cases.contains_key(&case.id)
+            || state
+                .cases
+                .values()
+                .any(|c| c.decision_id == case.decision_id);
+        if taken {
+            return Err(StoreError::Conflict {
+                what: format!("a case for decision {}", case.decision_id),
+            });
+        }
+        state.cases.insert(case.id.clone(), case);
+        Ok(())
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        Ok(self.state().cases.get(id).cloned())
+    }
+
+    async fn case_for_decision(&self, decision_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        Ok(self
+            .state()
+            .cases
+            .values()
+            .find(|c| c.decision_id == decision_id)
+            .cloned())
+    }
+
+    async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError> {
+        let mut found: Vec<CaseRecord> = self
+            .state()
+            .cases
+            .values()
+            .filter(|c| {
+                query.queue.as_ref().is_none_or(|q| &c.queue == q)
+                    && query.state.as_ref().is_none_or(|s| &c.state == s)
+                    && query
+                        .due_before_ms
+                        .is_none_or(|due| c.state != "decided" && c.due_at_ms < due)
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            a.due_at_ms
+                .cmp(&b.due_at_ms)
+                .then_with(|| b.priority.cmp(&a.priority))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        found.truncate(query.limit.max(1) as usize);
+        Ok(found)
+    }
+
+    async fn referrals_without_case(&self, recent: u32) -> Result<Vec<String>, StoreError> {
+        let state = self.state();
+        let newest = state.decisions.last().map_or(0, |d| d.seq);
+        Ok(state
+            .decisions
+            .iter()
+            .filter(|d| d.seq > newest - i64::from(recent))
+            .filter(|d| d.record.outcome == "refer")
+            .filter(|d| !state.cases.values().any(|c| c.decision_id == d.record.id))
+            .map(|d| d.record.id.clone())
+            .collect())
+    }
+
+    async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match state.cases.get_mut(&case.id) {
+            Some(stored) if stored.version == expected_version => {
+                stored.state = case.state;
+                stored.due_at_ms = case.due_at_ms;
+                stored.version = expected_version + 1;
+                stored.body = case.body;
+                Ok(())
+            }
+            _ => Err(StoreError::Precondition {
+                what: format!(
+                    "case {} was changed by someone else; reload it and try again",
+                    case.id
+                ),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountStore for MemoryStore {
+    async fn insert_account(
+        &self,
+        account: AccountRecord,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let what = format!("an account for decision {}", account.decision_id);
+        state.insert_account(&account, what)?;
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn insert_accounts(
+        &self,
+        accounts: Vec<(AccountRecord, Vec<AccountEventRecord>)>,
+    ) -> Result<(), StoreError> {
+        self.transaction(|state| {
+            for (account, events) in &accounts {
+                state.insert_account(account, format!("account {}", account.id))?;
+                state.insert_events(events)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.state().accounts.get(id).cloned())
+    }
+
+    async fn account_for_decision(
+        &self,
+        decision_id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self
+            .state()
+            .accounts
+            .values()
+            .find(|a| a.decision_id == decision_id)
+            .cloned())
+    }
+
+    async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError> {
+        // BTreeMap order is id order.
+        Ok(self
+            .state()
+            .accounts
+            .values()
+            .filter(|a| {
+                query.status.as_ref().is_none_or(|s| &a.status == s)
+                    && query
+                        .customer_id
+                        .as_ref()
+                        .is_none_or(|c| &a.customer_id == c)
+                    && query.after_id.as_ref().is_none_or(|after| &a.id > after)
+            })
+            .take(query.limit.max(1) as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn count_accounts(&self, status: Option<&str>) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .accounts
+            .values()
+            .filter(|a| status.is_none_or(|s| a.status == s))
+            .count() as u64)
+    }
+
+    async fn known_event_ids(
+        &self,
+        account_id: &str,
+        event_ids: Vec<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let state = self.state();
+        Ok(event_ids
+            .into_iter()
+            .filter(|id| {
+                state
+                    .account_events
+                    .contains_key(&(account_id.to_string(), id.clone()))
+            })
+            .collect())
+    }
+
+    async fn account_events(
+        &self,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AccountEventRecord>, StoreError> {
+        let mut events: Vec<AccountEventRecord> = self
+            .state()
+            .account_events
+            .values()
+            .filter(|e| e.account_id == account_id)
+            .cloned()
+            .collect();
+        events.sort_by(|a, b| {
+            b.event_time_ms
+                .cmp(&a.event_time_ms)
+                .then_with(|| b.event_id.cmp(&a.event_id))
+        });
+        events.truncate(limit as usize);
+        Ok(events)
+    }
+
+    async fn update_accounts(
+        &self,
+        updates: Vec<AccountUpdate>,
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.transaction(|state| {
+            let mut stale = Vec::new();
+            for update in updates {
+                let account = &update.account;
+                let current = state
+                    .accounts
+                    .get(&account.id)
+                    .filter(|a| a.version == update.expected_version)
+                    .cloned();
+                let Some(mut current) = current else {
+                    stale.push(account.id.clone());
+                    continue;
+                };
+                current.status = account.status.clone();
+                current.version = update.expected_version + 1;
+                current.updated_at_ms = account.updated_at_ms;
+                current.body = account.body.clone();
+                state.accounts.insert(current.id.clone(), current);
+                state.insert_events(&update.events)?;
+                for event in update.audit {
+                    state.audit(event);
+                }
+            }
+            for event in audit {
+                state.audit(event);
+            }
+            Ok(stale)
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderAnswerStore for MemoryStore {
+    async fn put_provider_answers(
+        &self,
+        answers: Vec<ProviderAnswerRecord>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state
+            .provider_answers
+            .retain(|_, a| a.expires_at_ms > now_ms);
+        for answer in answers.into_iter().filter(|a| a.expires_at_ms > now_ms) {
+            let key = (answer.source_key.clone(), answer.subject.clone());
+            let newer = state
+                .provider_answers
+                .get(&key)
+                .is_none_or(|old| answer.fetched_at_ms >= old.fetched_at_ms);
+            if newer {
+                state.provider_answers.insert(key, answer);
+            }
+        }
+        Ok(())
+    }
+
+    async fn provider_answers(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProviderAnswerRecord>, StoreError> {
+        let mut answers: Vec<ProviderAnswerRecord> = self
+            .state()
+            .provider_answers
+            .values()
+            .filter(|a| a.expires_at_ms > now_ms)
+            .cloned()
+            .collect();
+        answers.sort_by_key(|a| std::cmp::Reverse(a.expires_at_ms));
+        answers.truncate(limit as usize);
+        Ok(answers)
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookOutbox for MemoryStore {
+    async fn insert_webhook(
+        &self,
+        hook: WebhookRecord,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.webhooks.contains_key(&hook.id) {
+            return Err(StoreError::Conflict {
+                what: format!("webhook {}", hook.id),
+            });
+        }
+        state.webhooks.insert(hook.id.clone(), hook);
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        let mut all: Vec<WebhookRecord> = self.state().webhooks.values().cloned().collect();
+        all.sort_by(|a, b| {
+            a.created_at_ms
+                .cmp(&b.created_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    async fn delete_webhook(&self, id: &str, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.webhooks.remove(id).is_none() {
+            return Err(StoreError::Precondition {
+                what: format!("there is no webhook {id}"),
+            });
+        }
+        for delivery in state.deliveries.values_mut() {
+            if delivery.webhook_id == id && delivery.delivered_at_ms.is_none() {
+                delivery.next_attempt_ms = None;
+            }
+        }
+        state.audit(audit);
+        Ok(())
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        event: &str,
+        body: &str,
+        at_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let mut next = state.deliveries.keys().next_back().copied().unwrap_or(0);
+        let hooks: Vec<String> = state.webhooks.keys().cloned().collect();
+        for webhook_id in &hooks {
+            next += 1;
+            state.deliveries.insert(
+                next,
+                Delivery {
+                    webhook_id: webhook_id.clone(),
+                    event: event.to_string(),
+                    body: body.to_string(),
+                    attempts: 0,
+                    next_attempt_ms: Some(at_ms),
+                    delivered_at_ms: None,
+                },
+            );
+        }
+        Ok(hooks.len())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .deliveries
+            .iter()
+            .filter(|(_, d)| {
+                d.delivered_at_ms.is_none() && d.next_attempt_ms.is_some_and(|t| t <= now_ms)
+            })
+            .filter_map(|(id, d)| {
+                let hook = state.webhooks.get(&d.webhook_id)?;
+                Some(DeliveryRecord {
+                    id: *id,
+                    webhook_id: d.webhook_id.clone(),
+                    url: hook.url.clone(),
+                    secret: hook.secret.clone(),
+                    event: d.event.clone(),
+                    body: d.body.clone(),
+                    attempts: d.attempts,
+                })
+            })
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        delivered_at_ms: Option<i64>,
+        next_attempt_ms: Option<i64>,
+        _error: Option<String>,
+    ) -> Result<(), StoreError> {
+        if let Some(delivery) = self.state().deliveries.get_mut(&id) {
+            delivery.attempts += 1;
+            delivery.delivered_at_ms = delivered_at_ms;
+            delivery.next_attempt_ms = next_attempt_ms;
+        }
+        Ok(())
+    }
+}
