@@ -1,7 +1,7 @@
 //! CSV records for the back-test: plain lines split by hand, anything quoted parsed by `csv-core`.
 //!
-//! Why not `csv::Reader` alone: its byte-at-a-time state machine was about 4,700 instructions
-//! of a typical 275-byte back-test row, a twentieth of the row's whole cost. Nearly every line
+//! Why not `csv::Reader` alone: its byte-at-a-time state machine was a noticeable share of a
+//! back-test row's whole cost (measured in docs/benchmarks.md, "Back-testing"). Nearly every line
 //! of a history file has no quote and no carriage return inside it; such a line's fields are
 //! exactly the text between its commas, found eight bytes at a time (the line's end and any
 //! quote or carriage return are found with `memchr`). A line that has either is handed to

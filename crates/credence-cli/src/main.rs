@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 // The service allocates small, short-lived buffers from many threads at once (requests,
-// provider answers, log records); glibc's allocator spent ~15% of the server's CPU under load
-// there. mimalloc's thread-local free lists remove most of that.
+// provider answers, log records); glibc's allocator took a large share of the server's CPU
+// under load there (docs/benchmarks.md). mimalloc's thread-local free lists remove most of it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

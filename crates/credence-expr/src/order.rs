@@ -1,8 +1,8 @@
 //! Ordering of decimals: the same answer as `Decimal::cmp`, a few instructions where scales are close.
 //!
 //! Strategies compare decimals everywhere: rule thresholds, scorecard bins, table intervals,
-//! schema bounds — about sixty comparisons in one application decision. `rust_decimal` orders two
-//! values by rescaling their 96-bit mantissas limb by limb, about sixty instructions a call. A
+//! schema bounds — dozens of comparisons in one application decision. `rust_decimal` orders two
+//! values by rescaling their 96-bit mantissas limb by limb, dozens of instructions a call. A
 //! decimal is `mantissa / 10^scale` with `|mantissa| < 2^96`, so when the scales differ by at
 //! most nine the smaller-scale mantissa times `10^difference` stays below `2^126` and the two
 //! compare as `i128`s exactly. Other pairs (rare: a 28-place value against an integer) fall back

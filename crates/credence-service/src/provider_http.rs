@@ -4,9 +4,8 @@
 //! Why not a general-purpose client: hyper's pooled client runs each connection as a task of
 //! its own and passes every request and response across channels between the two. At the
 //! thousands of provider calls a second a busy service makes, that machinery was a large part
-//! of the server's CPU: without it, a decision with two provider calls takes about 390 µs of
-//! server CPU instead of 500 on the benchmark machine (`docs/benchmarks.md`, issue 7). A
-//! provider call is narrow — a GET with a few headers, a JSON answer,
+//! of the server's CPU (the measurement is in docs/benchmarks.md, "Decisions that call a
+//! third-party provider"). A provider call is narrow — a GET with a few headers, a JSON answer,
 //! a deadline set by the caller — so the exchange is written out here: the request in one
 //! write, the response head parsed by `httparse`, the body framed by `Content-Length`, chunked
 //! coding or the end of the connection.

@@ -16,12 +16,12 @@
 //!
 //! Segments are zero-filled ahead of the write position ([`PREALLOCATE_BYTES`] at a time):
 //! syncing an overwrite of allocated blocks flushes data only, while syncing an append must
-//! also commit the file's new size to the filesystem journal — measured here at 0.15 ms
-//! against 0.3–0.6 ms per `fdatasync`. A zero length prefix therefore marks the end of the
+//! also commit the file's new size to the filesystem journal, which takes several times as long
+//! (docs/benchmarks.md, "Measurements behind design choices"). A zero length prefix therefore marks the end of the
 //! frames. The zeros are written and synced [`ZERO_FILL_CHUNK_BYTES`] at a time: a sync of
 //! the file waits for every dirty page in it, so the log's own commits, running meanwhile, wait
-//! for at most one chunk of zeros rather than for all of them (8 MB at once held commits up
-//! for tens of milliseconds, about once a second at 2,000 decisions/s).
+//! for at most one chunk of zeros rather than for all of them (a whole preallocation at once
+//! held commits up for tens of milliseconds).
 
 use crate::chain::record_hash;
 use crate::error::StoreError;

@@ -3,10 +3,10 @@
 //! waits on (the runtime's workers and the log writer).
 //!
 //! Why: on a machine with few cores these threads compete for them. The indexer moves a
-//! quarter second of decisions into the SQLite index in one transaction — about 20 ms of one
-//! core at 10,000 decisions/s — and while it held a core at the same priority, the log writer
-//! and the workers waited their turn: commits stalled for 4–10 ms around each batch, and with
-//! them every decision in flight. At a lower priority the scheduler hands the core to a woken
+//! quarter second of decisions into the SQLite index in one transaction, many milliseconds of
+//! a core under load, and while it held a core at the same priority, the log writer and the
+//! workers waited their turn: commits stalled around each batch, and with them every decision
+//! in flight. At a lower priority the scheduler hands the core to a woken
 //! request thread at once, and the background work runs in the gaps; when there are none it
 //! still gets a share (a thread at nice +10 weighs about a tenth of one at 0), so it slows but
 //! does not stop. A durable write on the SQLite writer (a case, an account event, a key) is
