@@ -194,11 +194,25 @@ impl DataRecord {
         self.answers.remove(step)
     }
 
+    /// The answers a decision record used, offline: replaying it calls nobody.
+    pub fn from_record(decision: &crate::DecisionRecord) -> DataRecord {
+        let used: Vec<serde_json::Value> = decision
+            .data
+            .iter()
+            .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+            .collect();
+        DataRecord::from_data_uses(&used)
+    }
+
     /// The answers a recorded decision used (its `data` list), offline: replaying it calls
     /// nobody.
     pub fn from_decision_json(decision: &serde_json::Value) -> DataRecord {
+        DataRecord::from_data_uses(decision["data"].as_array().map_or(&[], |a| a.as_slice()))
+    }
+
+    fn from_data_uses(uses: &[serde_json::Value]) -> DataRecord {
         let mut record = DataRecord::offline();
-        for used in decision["data"].as_array().into_iter().flatten() {
+        for used in uses {
             let (Some(step), Some(status)) = (used["step"].as_str(), used["status"].as_str())
             else {
                 continue;

@@ -41,6 +41,31 @@ pub enum EngineError {
         step: String,
         message: String,
     },
+    /// A stored decision record that is not one (damaged, or not JSON).
+    #[error("the decision record is unreadable: {problem}")]
+    UnreadableRecord { problem: String },
+    /// A decision record written by a newer build.
+    #[error(
+        "the decision record has version {version}; this build reads up to {}: upgrade credence",
+        crate::record::DECISION_RECORD_VERSION
+    )]
+    RecordTooNew { version: u32 },
+}
+
+impl EngineError {
+    /// The stable machine code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Compile(_) => "invalid_package",
+            EngineError::UnknownFlow { .. } => "unknown_flow",
+            EngineError::InvalidInput { .. } => "invalid_input",
+            EngineError::NotValidatedForFlow { .. } => "not_validated_for_flow",
+            EngineError::UnknownLanguage { .. } => "unknown_language",
+            EngineError::Evaluation { .. } => "strategy_error",
+            EngineError::UnreadableRecord { .. } => "unreadable_record",
+            EngineError::RecordTooNew { .. } => "record_too_new",
+        }
+    }
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {

@@ -18,6 +18,7 @@ mod eval;
 pub mod format;
 mod limits;
 mod matrix;
+mod record;
 mod schema;
 mod scorecard;
 mod source;
@@ -36,6 +37,7 @@ pub use decision::{
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
 pub use limits::Limits;
+pub use record::{DecisionRecord, DECISION_RECORD_VERSION};
 pub use schema::{json_decimal, FieldKind, FieldSpec, InputValue, ValidatedInput, Violation};
 pub use source::PackageSource;
 

@@ -247,15 +247,11 @@ impl Accounts {
             ApiError::not_found(format!("decision_id: there is no decision {decision_id}"))
                 .with_details(serde_json::json!({"field": "decision_id"}))
         })?;
-        let decision: serde_json::Value =
-            serde_json::from_str(&stored.record.decision).map_err(|e| corrupt(decision_id, e))?;
+        let record = crate::decisions::read_record(&stored.record)?;
         let input: serde_json::Value =
             serde_json::from_str(&stored.record.input).unwrap_or(serde_json::Value::Null);
         let (limit, apr) = match stored.record.outcome.as_str() {
-            "approve" => (
-                decimal_field(&decision, "limit"),
-                decimal_field(&decision, "apr"),
-            ),
+            "approve" => (record.limit, record.apr),
             outcome => {
                 // A referral opens an account only once a reviewer has approved it.
                 let review = self.cases.for_decision(decision_id).await?;
@@ -296,10 +292,7 @@ impl Accounts {
             opened_on: opened_on.unwrap_or(today),
             credit_limit: limit,
             apr,
-            term_months: decision
-                .get("term_months")
-                .and_then(|v| v.as_u64())
-                .map(|t| t as u32),
+            term_months: record.term_months,
             monthly_income: decimal_field(&input, "verified_monthly_income")
                 .or_else(|| decimal_field(&input, "declared_monthly_income"))
                 .or_else(|| decimal_field(&input, "monthly_income")),

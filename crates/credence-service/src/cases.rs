@@ -57,15 +57,15 @@ pub fn policy_for(strategy: &CompiledStrategy) -> ReviewPolicy {
 
 /// Whether a review departs from what the engine offered with its referral: a decline, or an
 /// approval on other terms.
-fn is_override(engine: &serde_json::Value, proposal: &credence_review::Proposal) -> bool {
-    let offered = |field: &str| {
-        engine[field]
-            .as_str()
-            .and_then(|t| t.parse::<Decimal>().ok())
-    };
+/// Whether a reviewer's proposal overrides what the engine offered (`limit`, `apr`).
+fn is_override(
+    limit: Option<Decimal>,
+    apr: Option<Decimal>,
+    proposal: &credence_review::Proposal,
+) -> bool {
     proposal.verdict == credence_review::Verdict::Decline
-        || proposal.limit.map(|l| l.normalize()) != offered("limit").map(|l| l.normalize())
-        || proposal.apr.map(|a| a.normalize()) != offered("apr").map(|a| a.normalize())
+        || proposal.limit.map(|l| l.normalize()) != limit.map(|l| l.normalize())
+        || proposal.apr.map(|a| a.normalize()) != apr.map(|a| a.normalize())
 }
 
 /// A case as the API shows it.
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn overrides_are_declines_or_other_terms_than_the_engine_offered() {
-        let engine = serde_json::json!({"limit": "6000", "apr": "0.0899"});
+        let (limit, apr) = (Some(Decimal::from(6000)), Some(Decimal::new(899, 4)));
         let proposal = |verdict, limit: &str, apr: &str| Proposal {
             verdict,
             limit: limit.parse().ok(),
@@ -92,7 +92,7 @@ mod tests {
             (proposal(Verdict::Decline, "", ""), true),
         ];
         for (p, expected) in cases {
-            assert_eq!(is_override(&engine, &p), expected, "{p:?}");
+            assert_eq!(is_override(limit, apr, &p), expected, "{p:?}");
         }
     }
 }
@@ -338,10 +338,13 @@ impl Cases {
                 format!("the stored {what} of decision {decision_id} is unreadable: {e}"),
             )
         };
-        let decision: serde_json::Value =
-            serde_json::from_str(&record.decision).map_err(|e| unreadable("decision", e))?;
-        let referral: Referral = serde_json::from_value(decision["referral"].clone())
-            .map_err(|e| unreadable("referral", e))?;
+        let recorded = crate::decisions::read_record(record)?;
+        let referral: Referral = recorded.referral.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("the stored decision {decision_id} has no referral to open a case for"),
+            )
+        })?;
         let input: serde_json::Value =
             serde_json::from_str(&record.input).map_err(|e| unreadable("input", e))?;
         let requested_amount = input
@@ -498,13 +501,12 @@ impl Cases {
                 {
                     tracing::error!(%error, case = %next.id, "cannot queue the review's webhooks");
                 }
-                let engine: serde_json::Value =
-                    serde_json::from_str(&stored.record.decision).unwrap_or_default();
-                if is_override(&engine, &decision.proposal) {
-                    let reason = engine["reasons"][0]["code"]
-                        .as_str()
-                        .unwrap_or("none")
-                        .to_string();
+                let engine = crate::decisions::read_record(&stored.record)?;
+                if is_override(engine.limit, engine.apr, &decision.proposal) {
+                    let reason = engine
+                        .reasons
+                        .first()
+                        .map_or_else(|| "none".to_string(), |r| r.code.to_string());
                     metrics::counter!(REVIEW_OVERRIDES_TOTAL,
                         "queue" => next.queue.clone(),
                         "reason" => reason)

@@ -10,6 +10,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::replay::{self, DecisionDiff};
 use crate::strategies::Strategies;
 use crate::{mask, metrics as m, Clock};
+use credence_engine::DecisionRecord;
 use credence_engine::EvalOptions;
 use credence_store::{
     DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision,
@@ -109,18 +110,24 @@ fn malformed(error: &serde_json::Error) -> ApiError {
     .with_details(serde_json::json!({"line": error.line(), "column": error.column()}))
 }
 
-/// The decision as the API returns and the log stores it: `{"id": …, <the decision's fields>}`.
+/// The decision as the API returns and the log stores it: its [`DecisionRecord`].
 pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<String, ApiError> {
-    let decision_json = serde_json::to_string(decision).map_err(|e| {
+    DecisionRecord::write(id, decision).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
             format!("cannot serialise the decision: {e}"),
         )
-    })?;
-    Ok(format!(
-        "{{\"id\":\"{id}\",{}",
-        decision_json.get(1..).unwrap_or("}")
-    ))
+    })
+}
+
+/// A stored decision's record; a record this build cannot read is an internal error naming it.
+pub fn read_record(stored: &credence_store::NewDecision) -> Result<DecisionRecord, ApiError> {
+    DecisionRecord::parse(&stored.decision).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored decision {}: {e}", stored.id),
+        )
+    })
 }
 
 /// A new decision id: `dec_` + the time in hex + 64 random bits.
@@ -564,14 +571,15 @@ impl Decisions {
             language: record.language.clone(),
             full_trace: false,
         };
-        let recorded: serde_json::Value = serde_json::from_str(&record.decision).map_err(|e| {
+        let recorded = read_record(&record)?;
+        let recorded_json = serde_json::to_value(&recorded).map_err(|e| {
             ApiError::new(
                 ErrorCode::Internal,
-                format!("stored decision {id} is unreadable: {e}"),
+                format!("cannot read the stored decision {id}: {e}"),
             )
         })?;
         // Third-party data comes from the record, never from a provider.
-        let data = credence_engine::data::DataRecord::from_decision_json(&recorded);
+        let data = credence_engine::data::DataRecord::from_record(&recorded);
         let input = strategy.validate_input(&record.flow, &raw)?;
         let decision = match strategy.evaluate(&record.flow, &input, &options, &data)? {
             credence_engine::data::Evaluation::Decided(decision) => decision,
@@ -593,7 +601,7 @@ impl Decisions {
             recorded_id: record.id,
             recorded_strategy_version: record.strategy_version,
             replayed_strategy_version: version,
-            diff: replay::diff(&recorded, &replayed),
+            diff: replay::diff(&recorded_json, &replayed),
             decision: replayed,
         })
     }

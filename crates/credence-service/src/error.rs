@@ -190,6 +190,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::InvalidParameter, error.to_string())
                     .with_details(serde_json::json!({"field": "lang"}))
             }
+            EngineError::UnreadableRecord { .. } | EngineError::RecordTooNew { .. } => {
+                ApiError::new(ErrorCode::Internal, error.to_string())
+            }
             EngineError::Compile(problems) => ApiError::new(
                 ErrorCode::InvalidPackage,
                 format!(

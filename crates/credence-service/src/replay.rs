@@ -103,10 +103,12 @@ pub fn diff(recorded: &Value, replayed: &Value) -> DecisionDiff {
             }
         })
     });
+    // The record's envelope (its id and format version) is not part of the decision.
     let strip = |d: &Value| {
         let mut d = d.clone();
         if let Some(map) = d.as_object_mut() {
             map.remove("id");
+            map.remove("record_version");
         }
         d
     };
