@@ -8,6 +8,7 @@ use std::sync::Arc;
 /// The answer to an application or a drawdown, ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     Approve,
     Refer,
@@ -36,6 +37,7 @@ impl Outcome {
 /// What an in-loan flow does to a credit account besides its outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AccountAction {
     /// Stop further drawdowns on the line.
     Freeze,
@@ -54,13 +56,16 @@ impl AccountAction {
 
 /// A reason code with its customer-facing text in the requested language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reason {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: Arc<str>,
     pub text: String,
 }
 
 /// Where a referred application goes for manual review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Referral {
     pub queue: String,
     pub priority: i64,

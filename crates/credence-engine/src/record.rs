@@ -30,6 +30,7 @@ fn unversioned() -> u32 {
 
 /// A decision as the API returns it and the decision log keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRecord {
     /// The decision's id (`dec_…`).
     pub id: String,
@@ -40,8 +41,10 @@ pub struct DecisionRecord {
     /// Approved for less than was asked.
     pub counter_offer: bool,
     /// The credit limit offered, a decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^-?[0-9]+(\\.[0-9]+)?$"))]
     pub limit: Option<Decimal>,
     /// The rate offered, a decimal string (0.0899 is 8.99 %).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^-?[0-9]+(\\.[0-9]+)?$"))]
     pub apr: Option<Decimal>,
     pub term_months: Option<u32>,
     /// Top reasons, most important first.
@@ -56,6 +59,7 @@ pub struct DecisionRecord {
     pub actions: Vec<AccountAction>,
     /// Third-party data the decision used, with the values: replays read them from here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub data: Vec<Box<RawValue>>,
     /// The champion/challenger arm that decided.
     pub arm: Option<String>,
@@ -66,8 +70,10 @@ pub struct DecisionRecord {
     pub as_of: String,
     /// What challenger arms in shadow would have decided.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub shadow: Vec<Box<RawValue>>,
     /// The compact trace: each step's result.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub trace: Box<RawValue>,
 }
 

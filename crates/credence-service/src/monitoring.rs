@@ -23,9 +23,10 @@ fn store_error(e: credence_store::StoreError) -> ApiError {
 }
 
 /// The first scorecard score in a stored decision's trace (as the back-test charts it).
-fn score_of(decision_json: &str) -> Option<f64> {
-    let decision: serde_json::Value = serde_json::from_str(decision_json).ok()?;
-    decision["trace"]["steps"]
+/// The scorecard score in a decision record's trace, if the flow has a scorecard.
+fn score_of(trace_json: &str) -> Option<f64> {
+    let trace: serde_json::Value = serde_json::from_str(trace_json).ok()?;
+    trace["steps"]
         .as_array()?
         .iter()
         .find(|s| s["kind"] == "scorecard")
@@ -66,7 +67,9 @@ pub async fn report(
                 continue;
             };
             let score = match store.decision(&summary.id).await.map_err(store_error)? {
-                Some(stored) => score_of(&stored.record.decision),
+                Some(stored) => credence_engine::DecisionRecord::parse(&stored.record.decision)
+                    .ok()
+                    .and_then(|record| score_of(record.trace.get())),
                 None => None,
             };
             decisions.push(DecisionObservation {
@@ -153,9 +156,9 @@ mod tests {
 
     #[test]
     fn scores_are_read_from_the_trace() {
-        let json = r#"{"trace":{"steps":[{"step":"x","kind":"features"},{"step":"app_score","kind":"scorecard","score":"595"}]}}"#;
-        assert_eq!(score_of(json), Some(595.0));
-        assert_eq!(score_of(r#"{"trace":{"steps":[]}}"#), None);
+        let trace = r#"{"steps":[{"step":"x","kind":"features"},{"step":"app_score","kind":"scorecard","score":"595"}]}"#;
+        assert_eq!(score_of(trace), Some(595.0));
+        assert_eq!(score_of(r#"{"steps":[]}"#), None);
         assert_eq!(month_of_ms(1_764_374_400_000), "2025-11");
     }
 }

@@ -275,3 +275,32 @@ mod tests {
         assert!(details.to_string().contains("null"), "{details}");
     }
 }
+
+#[cfg(test)]
+mod record_schema_tests {
+    use super::*;
+
+    /// Deciding answers with the decision record, described field by field: what is always
+    /// there is required, what may be absent (or written before versions) is not.
+    #[test]
+    fn decisions_answer_with_the_decision_record_schema() {
+        let document: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let answer = &document["paths"]["/v1/flows/{flow}/decisions"]["post"]["responses"]["200"]
+            ["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(answer, "#/components/schemas/DecisionRecord");
+        let schema = &document["components"]["schemas"]["DecisionRecord"];
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for field in ["id", "outcome", "strategy_version", "trace", "as_of"] {
+            assert!(required.contains(&field), "{field} required: {required:?}");
+        }
+        for field in ["record_version", "referral", "data", "shadow", "limit"] {
+            assert!(!required.contains(&field), "{field} optional: {required:?}");
+        }
+        assert!(document["components"]["schemas"]["Outcome"]["enum"].is_array());
+    }
+}

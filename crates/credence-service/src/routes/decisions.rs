@@ -27,7 +27,7 @@ pub struct DecideParams {
     params(("id" = String, Path, description = "For POST: the flow, e.g. application or drawdown"), DecideParams,
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
     request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
-    responses((status = 200, description = "The decision with its id and compact trace", body = Object)),
+    responses((status = 200, description = "The decision record: its id and compact trace", body = credence_engine::DecisionRecord)),
     security(("bearer" = [])))]
 #[deprecated = "use POST /v1/flows/{flow}/decisions"]
 #[allow(dead_code)]
@@ -38,7 +38,7 @@ pub(crate) async fn decide_by_alias() {}
     params(("flow" = String, Path, description = "The flow, e.g. application or drawdown"), DecideParams,
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
     request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
-    responses((status = 200, description = "The decision with its id and compact trace", body = Object),
+    responses((status = 200, description = "The decision record: its id and compact trace", body = credence_engine::DecisionRecord),
               (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
               (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 422, body = ApiError)),
     security(("bearer" = [])))]
