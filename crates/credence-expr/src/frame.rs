@@ -20,6 +20,7 @@ use zen_expression::Scope;
 pub struct Slot(u32);
 
 impl Slot {
+    /// The slot's position in a frame.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -45,14 +46,17 @@ impl Names {
         slot
     }
 
+    /// The slot of `name`, if it has one.
     pub fn find(&self, name: &str) -> Option<Slot> {
         self.index.get(name).copied()
     }
 
+    /// How many names there are.
     pub fn len(&self) -> usize {
         self.names.len()
     }
 
+    /// Whether there are no names.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -68,10 +72,12 @@ impl Names {
 pub struct NameTable(Arc<[Arc<str>]>);
 
 impl NameTable {
+    /// How many names there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are no names.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -101,10 +107,12 @@ impl Default for Frame {
 }
 
 impl Frame {
+    /// An empty frame.
     pub fn new() -> Self {
         Frame::with_names(&NameTable::default())
     }
 
+    /// A frame with room for every name of `names`.
     pub fn with_names(names: &NameTable) -> Self {
         let context = Variable::from_object(VariableMap::with_capacity(8));
         let mut frame = Frame {

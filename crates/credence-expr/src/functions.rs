@@ -30,6 +30,7 @@ pub enum CreditFunction {
 }
 
 impl CreditFunction {
+    /// Every credit function.
     pub const ALL: [CreditFunction; 7] = [
         CreditFunction::AnnuityPayment,
         CreditFunction::AffordablePrincipal,
@@ -40,6 +41,7 @@ impl CreditFunction {
         CreditFunction::InList,
     ];
 
+    /// The name expressions call it by.
     pub fn name(self) -> &'static str {
         match self {
             CreditFunction::AnnuityPayment => "annuity_payment",
@@ -52,10 +54,12 @@ impl CreditFunction {
         }
     }
 
+    /// The function called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<CreditFunction> {
         CreditFunction::ALL.into_iter().find(|f| f.name() == name)
     }
 
+    /// How many arguments it takes.
     pub fn arity(self) -> usize {
         match self {
             CreditFunction::AnnuityPayment | CreditFunction::AffordablePrincipal => 3,
@@ -63,6 +67,7 @@ impl CreditFunction {
         }
     }
 
+    /// Its call signature, for error messages and documentation.
     pub fn signature(self) -> &'static str {
         match self {
             CreditFunction::AnnuityPayment => {

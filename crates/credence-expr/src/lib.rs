@@ -15,6 +15,7 @@
 //! Everything here is pure: no I/O, no clock. Expressions that would read the wall clock or a
 //! random source (`rand`, `d()` with no argument, `"now"`) are refused at compile time, so the
 //! same input gives the same output.
+#![warn(missing_docs)]
 
 mod budget;
 mod fast;
@@ -47,9 +48,31 @@ use zen_expression::{Expression, Isolate, Scope};
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ExprError {
     #[error("cannot compile `{text}`: {reason}")]
-    Compile { text: String, reason: String },
+    /// The text does not compile.
+    Compile {
+        /// The expression as written.
+        text: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
     #[error("evaluating `{text}` failed: {reason}")]
-    Eval { text: String, reason: String },
+    /// Evaluating the expression failed.
+    Eval {
+        /// The expression as written.
+        text: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
+}
+
+impl ExprError {
+    /// The stable machine code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExprError::Compile { .. } => "expression_compile",
+            ExprError::Eval { .. } => "expression_eval",
+        }
+    }
 }
 
 /// A call to a credit function lifted out of an expression; its result is written into
@@ -96,13 +119,18 @@ enum Shortcut {
 /// A scalar that is `Send + Sync` (ZEN variables are not); turned into a variable at use.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Constant {
+    /// No value.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// A number.
     Number(Decimal),
+    /// A string.
     String(Arc<str>),
 }
 
 impl Constant {
+    /// The constant as a ZEN variable.
     pub fn to_variable(&self) -> Variable {
         match self {
             Constant::Null => Variable::Null,
@@ -123,6 +151,7 @@ impl Constant {
         }
     }
 
+    /// The string, if the constant is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Constant::String(s) => Some(s),
@@ -145,6 +174,7 @@ pub struct ExprCompiler<'lists> {
 pub const RESERVED_PREFIX: &str = "__credence_";
 
 impl<'lists> ExprCompiler<'lists> {
+    /// A compiler for one strategy, whose expressions may name `lists`.
     pub fn new(lists: &'lists NamedLists) -> Self {
         Self::with_limits(lists, ExprLimits::default())
     }

@@ -13,6 +13,7 @@ pub struct NamedLists {
 }
 
 impl NamedLists {
+    /// No lists.
     pub fn new() -> Self {
         NamedLists::default()
     }
@@ -38,18 +39,22 @@ impl NamedLists {
         }
     }
 
+    /// The index of the list called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
     }
 
+    /// The lists' names, in index order.
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
+    /// How many values the list at `index` has.
     pub fn len_of(&self, index: usize) -> usize {
         self.sets.get(index).map_or(0, |set| set.len())
     }
 
+    /// Whether the list at `index` holds `value`.
     pub fn contains(&self, index: usize, value: &str) -> bool {
         self.sets
             .get(index)

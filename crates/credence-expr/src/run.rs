@@ -236,6 +236,7 @@ impl UnaryTest {
         self.steps
     }
 
+    /// The cell's text as written.
     pub fn text(&self) -> &str {
         &self.text
     }

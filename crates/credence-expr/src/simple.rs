@@ -11,12 +11,16 @@ use std::str::FromStr;
 /// A literal a cell compares with by equality.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Literal {
+    /// A number.
     Number(Decimal),
+    /// A string.
     String(String),
+    /// A boolean.
     Bool(bool),
 }
 
 impl Literal {
+    /// Whether `value` equals the literal.
     pub fn matches(&self, value: &Variable) -> bool {
         match (self, value) {
             (Literal::Number(a), Variable::Number(b)) => compare_decimals(*a, *b).is_eq(),
@@ -37,6 +41,7 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// Whether `x` lies in the interval.
     pub fn contains(&self, x: Decimal) -> bool {
         let above = match self.low {
             None => true,
@@ -144,6 +149,7 @@ impl SimpleTest {
         Some(SimpleTest::OneOf(literals))
     }
 
+    /// Whether `value` passes the test.
     pub fn matches(&self, value: &Variable) -> bool {
         match self {
             SimpleTest::Any => true,

@@ -5,6 +5,7 @@
 //! at compile time. Tree ensembles are scored by hand-written evaluators over flat node arrays
 //! (see `xgboost.rs` and `lightgbm.rs` for why and how), reproducing the libraries' outputs bit
 //! for bit; parity fixtures produced by the libraries themselves hold them to it.
+#![warn(missing_docs)]
 
 mod binned;
 mod complete;
@@ -21,27 +22,53 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
     #[error("model {file}: {problem}")]
-    Invalid { file: String, problem: String },
-    #[error("model {model}: feature {feature} {problem}")]
-    Feature {
-        model: String,
-        feature: String,
+    /// The file is not a model Credence reads, or is damaged.
+    Invalid {
+        /// The file, as the package names it.
+        file: String,
+        /// What is wrong, and how to fix it.
         problem: String,
     },
+    #[error("model {model}: feature {feature} {problem}")]
+    /// A model step maps a feature the model does not have, or leaves one out.
+    Feature {
+        /// The model's name.
+        model: String,
+        /// The feature.
+        feature: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl ModelError {
+    /// The stable machine code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::Invalid { .. } => "invalid_model",
+            ModelError::Feature { .. } => "model_feature",
+        }
+    }
 }
 
 /// What every loaded model carries into decision traces.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelMetadata {
+    /// The model's name: its file name without folders and extension (or the name a logistic regression declares).
     pub name: String,
+    /// Its version: the first 12 hex digits of its SHA-256 (or the version a logistic regression declares).
     pub version: String,
+    /// SHA-256 of the file's bytes, in hex.
     pub sha256: String,
     /// The format and the library version that wrote it, e.g. `xgboost 3.1.2`.
     pub format: String,
+    /// The objective as the library names it.
     pub objective: String,
+    /// The features in the order a row gives them.
     pub features: Vec<String>,
     /// Features the model splits on as categories: give them as integer category codes.
     pub categorical_features: Vec<String>,
+    /// How many trees the model has (0 for a logistic regression).
     pub trees: usize,
 }
 
@@ -60,6 +87,7 @@ pub enum Prediction {
     },
     /// A multi-class model: one raw score and one probability per class.
     Classes {
+        /// One raw score per class.
         margins: Vec<f64>,
         /// Softmax of the margins (`multi:softprob`, `multi:softmax`, `multiclass`), or each
         /// class's own sigmoid (`multiclassova`, which need not sum to one).
@@ -103,11 +131,17 @@ pub enum ScoringPath {
 /// The loss of a LightGBM regression; all have the identity link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegressionLoss {
+    /// `regression`: squared error.
     L2,
+    /// `regression_l1`: absolute error.
     L1,
+    /// `huber`.
     Huber,
+    /// `fair`.
     Fair,
+    /// `quantile`.
     Quantile,
+    /// `mape`: mean absolute percentage error.
     Mape,
 }
 
@@ -127,13 +161,19 @@ impl RegressionLoss {
 /// The learning objective, which fixes how a margin becomes an output.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Objective {
+    /// `binary:logistic`: the prediction is the sigmoid of the margin.
     BinaryLogistic,
+    /// `reg:logistic`: as `binary:logistic`, for targets in [0, 1].
     RegLogistic,
+    /// `binary:logitraw`: the prediction is the margin (log-odds).
     BinaryLogitRaw,
     /// `binary:hinge`: predicts 1 when the margin is positive, else 0.
     BinaryHinge,
+    /// `reg:squarederror`: identity link.
     SquaredError,
+    /// `reg:squaredlogerror`: identity link (the loss is on log1p of the target).
     SquaredLogError,
+    /// `reg:pseudohubererror`: identity link.
     PseudoHuberError,
     /// `reg:absoluteerror`: median regression, identity link (robust to heavy-tailed targets
     /// such as income).
@@ -142,37 +182,56 @@ pub enum Objective {
     QuantileError,
     /// `count:poisson`, `reg:gamma`, `reg:tweedie`: log link, the prediction is `exp(margin)`.
     CountPoisson,
+    /// `reg:gamma`: log link.
     Gamma,
+    /// `reg:tweedie`: log link.
     Tweedie,
+    /// `multi:softprob`: one probability per class.
     MultiSoftprob {
+        /// How many classes.
         classes: usize,
     },
+    /// `multi:softmax`: predicts the most probable class.
     MultiSoftmax {
+        /// How many classes.
         classes: usize,
     },
+    /// LightGBM `binary`: the prediction is `1 / (1 + exp(-sigmoid * margin))`.
     LightGbmBinary {
+        /// The `sigmoid` parameter (1 by default).
         sigmoid: f64,
     },
     /// A LightGBM regression with the identity link; `sqrt` (`reg_sqrt`) squares the margin
     /// back, keeping its sign.
     LightGbmRegression {
+        /// The loss trained with.
         loss: RegressionLoss,
+        /// Whether `reg_sqrt` was set (the model was trained on the square root of the target).
         sqrt: bool,
     },
+    /// LightGBM `poisson`: log link.
     LightGbmPoisson,
+    /// LightGBM `gamma`: log link.
     LightGbmGamma,
+    /// LightGBM `tweedie`: log link.
     LightGbmTweedie,
     /// `cross_entropy` (`xentropy`): labels in [0, 1], the prediction is the sigmoid.
     LightGbmCrossEntropy,
     /// `cross_entropy_lambda` (`xentlambda`): the prediction is `log(1 + exp(margin))`.
     LightGbmCrossEntropyLambda,
+    /// LightGBM `multiclass`: softmax over the classes.
     LightGbmMulticlass {
+        /// How many classes.
         classes: usize,
     },
+    /// LightGBM `multiclassova`: one sigmoid per class (one-vs-all).
     LightGbmMulticlassOva {
+        /// How many classes.
         classes: usize,
+        /// The `sigmoid` parameter.
         sigmoid: f64,
     },
+    /// Credence's own logistic regression (`credence.logistic_regression.v1`).
     LogisticRegression,
 }
 
@@ -400,10 +459,12 @@ impl Model {
         })
     }
 
+    /// What the model carries into traces.
     pub fn metadata(&self) -> &ModelMetadata {
         &self.metadata
     }
 
+    /// The learning objective.
     pub fn objective(&self) -> Objective {
         self.objective
     }

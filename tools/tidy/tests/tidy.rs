@@ -247,3 +247,39 @@ fn no_source_file_is_longer_than_800_lines_without_its_tests() {
         "these files are within the limit now: remove them from TOO_LONG_FOR_NOW: {fixed:#?}"
     );
 }
+
+/// Library crates whose `pub` items are not all documented yet (issue 23). The list may only
+/// shrink: every other library crate must keep `#![warn(missing_docs)]` (an error under CI's
+/// `clippy -D warnings`).
+const UNDOCUMENTED_FOR_NOW: &[&str] = &[
+    "credence-engine",
+    "credence-account",
+    "credence-backtest",
+    "credence-review",
+    "credence-store",
+    "credence-service",
+];
+
+#[test]
+fn library_crates_document_every_public_item() {
+    let mut problems = Vec::new();
+    for (dir, manifest) in crates() {
+        let crate_name = name(&manifest);
+        let lib = dir.join("src/lib.rs");
+        if !lib.exists() || crate_name == "credence-tidy" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&lib).unwrap();
+        let warns = text.contains("#![warn(missing_docs)]");
+        let listed = UNDOCUMENTED_FOR_NOW.contains(&crate_name.as_str());
+        if !warns && !listed {
+            problems.push(format!("{crate_name}: add #![warn(missing_docs)] to src/lib.rs"));
+        }
+        if warns && listed {
+            problems.push(format!(
+                "{crate_name} documents every item now: remove it from UNDOCUMENTED_FOR_NOW"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
