@@ -130,6 +130,58 @@ pub fn read_record(stored: &credence_store::NewDecision) -> Result<DecisionRecor
     })
 }
 
+/// The fingerprint of a request: SHA-256 of the flow, a line feed and the caller's bytes. It
+/// tells a retry from a different request reusing an idempotency key.
+pub fn request_fingerprint(flow: &str, caller_request: &[u8]) -> String {
+    let mut bytes = Vec::with_capacity(flow.len() + 1 + caller_request.len());
+    bytes.extend_from_slice(flow.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(caller_request);
+    credence_store::chain::sha256_hex(&bytes)
+}
+
+/// What a decision's log record holds besides the decision itself.
+pub struct RecordContext {
+    /// The decision's id (`new_id`).
+    pub id: String,
+    pub customer_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// `request_fingerprint` of what the caller sent.
+    pub request_sha256: String,
+    pub language: String,
+    pub created_at_ms: i64,
+    /// Time from the request to the decision, before the log commit.
+    pub latency_us: i64,
+    /// The input as received: what a replay re-reads.
+    pub input: String,
+}
+
+/// The log record of a decision: the one builder every path that decides uses.
+pub fn new_record(
+    flow: &str,
+    decision: &credence_engine::Decision,
+    context: RecordContext,
+) -> Result<NewDecision, ApiError> {
+    let json = body_with_id(&context.id, decision)?;
+    Ok(NewDecision {
+        id: context.id,
+        flow: flow.to_string(),
+        customer_id: context.customer_id,
+        idempotency_key: context.idempotency_key,
+        request_sha256: context.request_sha256,
+        strategy: decision.strategy.to_string(),
+        strategy_version: decision.strategy_version.to_string(),
+        arm: decision.arm.as_deref().map(str::to_string),
+        outcome: decision.outcome.as_str().to_string(),
+        as_of: decision.as_of.clone(),
+        language: context.language,
+        created_at_ms: context.created_at_ms,
+        latency_us: context.latency_us,
+        input: context.input,
+        decision: json,
+    })
+}
+
 /// A new decision id: `dec_` + the time in hex + 64 random bits.
 pub fn new_id(now_ms: i64) -> Result<String, ApiError> {
     let mut random = [0u8; 8];
@@ -159,14 +211,8 @@ impl Decisions {
     /// Decides with the active strategy and appends the decision to the log.
     pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, ApiError> {
         let started = Instant::now();
-        let fingerprint = {
-            let caller_request = request.caller_request.unwrap_or(request.body);
-            let mut bytes = Vec::with_capacity(request.flow.len() + 1 + caller_request.len());
-            bytes.extend_from_slice(request.flow.as_bytes());
-            bytes.push(b'\n');
-            bytes.extend_from_slice(caller_request);
-            credence_store::chain::sha256_hex(&bytes)
-        };
+        let fingerprint =
+            request_fingerprint(request.flow, request.caller_request.unwrap_or(request.body));
         let Some(key) = request.idempotency_key.clone() else {
             return self.decide_new(&request, fingerprint, started).await;
         };
@@ -349,7 +395,6 @@ impl Decisions {
             .await?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
-        let json = body_with_id(&id, &decision)?;
         let latency = started.elapsed();
         if tracing::enabled!(tracing::Level::DEBUG) {
             let personal = |name: &str| {
@@ -361,27 +406,25 @@ impl Decisions {
             tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
         }
         let arm = decision.arm.as_deref().map(str::to_string);
-        let record = NewDecision {
-            id: id.clone(),
-            flow: request.flow.to_string(),
-            customer_id: raw
-                .get("customer_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            idempotency_key: request.idempotency_key.clone(),
-            request_sha256: fingerprint,
-            strategy: decision.strategy.to_string(),
-            strategy_version: decision.strategy_version.to_string(),
-            arm: arm.clone(),
-            outcome: decision.outcome.as_str().to_string(),
-            as_of: decision.as_of.clone(),
-            language,
-            created_at_ms,
-            latency_us: latency.as_micros() as i64,
-            // Stored as received: what the caller sent is what a replay re-reads.
-            input: String::from_utf8_lossy(request.body).into_owned(),
-            decision: json.clone(),
-        };
+        let record = new_record(
+            request.flow,
+            &decision,
+            RecordContext {
+                id: id.clone(),
+                customer_id: raw
+                    .get("customer_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                idempotency_key: request.idempotency_key.clone(),
+                request_sha256: fingerprint,
+                language,
+                created_at_ms,
+                latency_us: latency.as_micros() as i64,
+                // Stored as received: what the caller sent is what a replay re-reads.
+                input: String::from_utf8_lossy(request.body).into_owned(),
+            },
+        )?;
+        let json = record.decision.clone();
         match self.store.append_decision(record).await {
             Ok(_) => {}
             Err(StoreError::Conflict { what }) => {

@@ -7,7 +7,7 @@
 //! synced) before the accounts are updated, so every applied change has its decision on record.
 
 use crate::accounts::{encode, event_record};
-use crate::decisions::{body_with_id, new_id};
+use crate::decisions::{new_id, new_record, request_fingerprint, RecordContext};
 use crate::error::{ApiError, ErrorCode};
 use chrono::NaiveDate;
 use credence_account::simulate::simulate_account;
@@ -196,7 +196,6 @@ fn review_one(
     }
     account.apply_changes(&changes, options.as_of);
     let id = new_id(now_ms).map_err(|e| e.message)?;
-    let body = body_with_id(&id, &decision).map_err(|e| e.message)?;
     // The flow's declared inputs: what a replay re-validates and re-decides.
     let input_text = input.to_json().to_string();
     let reasons: Vec<String> = decision
@@ -204,23 +203,21 @@ fn review_one(
         .iter()
         .map(|r| r.code.to_string())
         .collect();
-    let decision_record = NewDecision {
-        id: id.clone(),
-        flow: flow.to_string(),
-        customer_id: Some(account.customer_id.clone()),
-        idempotency_key: None,
-        request_sha256: credence_store::chain::sha256_hex(input_text.as_bytes()),
-        strategy: decision.strategy.to_string(),
-        strategy_version: decision.strategy_version.to_string(),
-        arm: decision.arm.as_deref().map(str::to_string),
-        outcome: decision.outcome.as_str().to_string(),
-        as_of: decision.as_of.clone(),
-        language: eval.language.clone(),
-        created_at_ms: now_ms,
-        latency_us: 0,
-        input: input_text,
-        decision: body,
-    };
+    let decision_record = new_record(
+        flow,
+        &decision,
+        RecordContext {
+            id: id.clone(),
+            customer_id: Some(account.customer_id.clone()),
+            idempotency_key: None,
+            request_sha256: request_fingerprint(flow, input_text.as_bytes()),
+            language: eval.language.clone(),
+            created_at_ms: now_ms,
+            latency_us: 0,
+            input: input_text,
+        },
+    )
+    .map_err(|e| e.message)?;
     let update = AccountUpdate {
         account: encode(&account, record.version + 1, now_ms).map_err(|e| e.message)?,
         expected_version: record.version,

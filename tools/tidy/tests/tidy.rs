@@ -273,7 +273,9 @@ fn library_crates_document_every_public_item() {
         let warns = text.contains("#![warn(missing_docs)]");
         let listed = UNDOCUMENTED_FOR_NOW.contains(&crate_name.as_str());
         if !warns && !listed {
-            problems.push(format!("{crate_name}: add #![warn(missing_docs)] to src/lib.rs"));
+            problems.push(format!(
+                "{crate_name}: add #![warn(missing_docs)] to src/lib.rs"
+            ));
         }
         if warns && listed {
             problems.push(format!(
