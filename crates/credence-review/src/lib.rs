@@ -9,6 +9,7 @@
 //!   │                │  └──request_info──▶ MoreInfoRequested ──claim──▶ …                 └──send_back──▶ Open
 //!   └──release───────┘──escalate / SLA breach──▶ Escalated (senior reviewers only) ──claim──▶ …
 //! ```
+#![warn(missing_docs)]
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One queue's service level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuePolicy {
+    /// Minutes from opening within which a case of the queue should be decided.
     pub sla_minutes: u32,
 }
 
 /// What the strategy allows reviewers to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewPolicy {
+    /// The queues the strategy names, with their service levels.
     pub queues: BTreeMap<String, QueuePolicy>,
     /// SLA of a queue the strategy does not list.
     pub default_sla_minutes: u32,
@@ -30,15 +33,20 @@ pub struct ReviewPolicy {
     pub claim_minutes: u32,
     /// An approval or counter-offer with a limit above this needs a second reviewer.
     pub four_eyes_above: Option<Decimal>,
+    /// The lowest limit a reviewer may grant.
     pub limit_min: Option<Decimal>,
+    /// The highest limit a reviewer may grant.
     pub limit_max: Option<Decimal>,
+    /// The lowest rate a reviewer may set.
     pub apr_min: Option<Decimal>,
+    /// The highest rate a reviewer may set.
     pub apr_max: Option<Decimal>,
     /// Reason codes a reviewer may give for a decline (the strategy's codes).
     pub reason_codes: BTreeSet<String>,
 }
 
 impl ReviewPolicy {
+    /// The SLA of `queue`, or the default for a queue the strategy does not list.
     pub fn sla_minutes(&self, queue: &str) -> u32 {
         self.queues
             .get(queue)
@@ -51,101 +59,159 @@ impl ReviewPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseState {
+    /// Waiting for a reviewer.
     Open,
+    /// A reviewer asked the applicant for more information.
     MoreInfoRequested,
+    /// Sent to a senior reviewer.
     Escalated,
+    /// Decided by a first reviewer; a second must confirm (four eyes).
     AwaitingConfirmation,
+    /// The decision stands.
     Decided,
 }
 
+/// A reviewer's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewerRole {
+    /// Works the queues.
     Reviewer,
+    /// Also takes escalated cases.
     SeniorReviewer,
 }
 
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reviewer {
+    /// The reviewer's user name.
     pub user: String,
+    /// Their standing.
     pub role: ReviewerRole,
 }
 
+/// What a reviewer decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// Approve as offered (or with other terms within the bounds).
     Approve,
+    /// Approve for less than was asked.
     CounterOffer,
+    /// Decline, with reason codes.
     Decline,
 }
 
 /// A reviewer's decision as entered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// The verdict.
     pub verdict: Verdict,
+    /// The limit granted (approvals and counter-offers).
     pub limit: Option<Decimal>,
+    /// The rate set (approvals and counter-offers).
     pub apr: Option<Decimal>,
+    /// Reason codes (required for a decline).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// Why, in the reviewer's words.
     pub note: String,
 }
 
 /// A proposal as recorded, with who and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewDecision {
+    /// What was decided.
     #[serde(flatten)]
     pub proposal: Proposal,
+    /// By whom.
     pub by: String,
+    /// When (milliseconds since the epoch).
     pub at_ms: i64,
 }
 
+/// A reviewer's hold on a case, so that two do not work it at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
+    /// The reviewer holding it.
     pub by: String,
+    /// When the hold lapses (milliseconds since the epoch).
     pub until_ms: i64,
 }
 
 /// One line of a case's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseEvent {
+    /// When (milliseconds since the epoch).
     pub at_ms: i64,
+    /// Who acted (a reviewer, or `system` for the SLA clock).
     pub actor: String,
+    /// What was done (`claim`, `decide`, `escalate`, …).
     pub action: String,
+    /// The note given, if any.
     pub note: Option<String>,
 }
 
+/// A manual-review case: one per referred decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
+    /// The case's id.
     pub id: String,
     /// The referred decision this case reviews; the final decision overrides it.
     pub decision_id: String,
+    /// The queue it waits in.
     pub queue: String,
+    /// Higher first among cases due at the same time.
     pub priority: i64,
+    /// Where it stands.
     pub state: CaseState,
+    /// When it was opened (milliseconds since the epoch).
     pub created_at_ms: i64,
+    /// When it should be decided by (the queue's SLA).
     pub due_at_ms: i64,
     /// What the customer asked for, for counter-offers.
     pub requested_amount: Option<Decimal>,
+    /// Who holds it, if anyone.
     pub claim: Option<Claim>,
     /// The first reviewer's decision while it awaits a second one.
     pub pending: Option<ReviewDecision>,
     /// The decision that stands.
     pub decision: Option<ReviewDecision>,
+    /// The second reviewer who confirmed a four-eyes decision.
     pub confirmed_by: Option<String>,
+    /// Everything done to the case, oldest first.
     pub history: Vec<CaseEvent>,
 }
 
 /// What a reviewer (or the SLA clock) does to a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Take the case (for the policy's claim time).
     Claim,
+    /// Give it back to the queue.
     Release,
+    /// Decide it.
     Decide(Proposal),
-    Confirm { note: String },
-    SendBack { note: String },
-    RequestInfo { note: String },
-    Escalate { note: String },
+    /// Confirm a first reviewer's decision (four eyes).
+    Confirm {
+        /// Why.
+        note: String,
+    },
+    /// Send a first reviewer's decision back to be decided again.
+    SendBack {
+        /// Why.
+        note: String,
+    },
+    /// Ask the applicant for more information.
+    RequestInfo {
+        /// What is needed.
+        note: String,
+    },
+    /// Send the case to a senior reviewer.
+    Escalate {
+        /// Why.
+        note: String,
+    },
 }
 
 impl Command {
@@ -165,38 +231,90 @@ impl Command {
 /// Why a command was refused; the message says what would be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewError {
+    /// Someone else holds the case.
     #[error("{by} holds this case until {until_ms} (ms since the epoch); wait, or ask them to release it")]
-    ClaimedByOther { by: String, until_ms: i64 },
+    ClaimedByOther {
+        /// Who holds it.
+        by: String,
+        /// Until when (milliseconds since the epoch).
+        until_ms: i64,
+    },
+    /// The command needs the case claimed first.
     #[error("claim the case before you {action} it")]
-    NotClaimed { action: &'static str },
-    #[error("a case that is {state:?} cannot be given `{action}`")]
-    InvalidState {
-        state: CaseState,
+    NotClaimed {
+        /// The command refused.
         action: &'static str,
     },
+    /// The command does not apply in the case's state.
+    #[error("a case that is {state:?} cannot be given `{action}`")]
+    InvalidState {
+        /// The case's state.
+        state: CaseState,
+        /// The command refused.
+        action: &'static str,
+    },
+    /// The case is decided.
     #[error("the case is decided; its decision stands")]
     AlreadyDecided,
+    /// The command needs a note.
     #[error("a note is required: say why")]
     NoteRequired,
+    /// A decline needs reason codes.
     #[error("a decline needs at least one reason code")]
     ReasonsRequired,
+    /// A reason code the strategy does not have.
     #[error("unknown reason code {0}; use one of the strategy's codes")]
     UnknownReason(String),
+    /// A field the verdict needs is missing.
     #[error("{field} is required for this decision")]
-    Missing { field: &'static str },
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// A limit or rate outside the strategy's bounds.
     #[error("{field} {value} is outside the strategy's bounds [{min}, {max}]")]
     OutOfBounds {
+        /// The field.
         field: &'static str,
+        /// The value given.
         value: Decimal,
+        /// The lowest allowed (or `-inf`).
         min: String,
+        /// The highest allowed (or `inf`).
         max: String,
     },
+    /// A counter-offer at or above what was asked.
     #[error("a counter-offer must be below the requested amount {requested}")]
-    NotACounterOffer { requested: Decimal },
+    NotACounterOffer {
+        /// What the customer asked for.
+        requested: Decimal,
+    },
+    /// The second reviewer is the first one.
     #[error("the second reviewer must be someone other than {0}, who made the first decision")]
     SameReviewer(String),
+    /// Escalated cases are for senior reviewers.
     #[error("escalated cases are for senior reviewers")]
     SeniorOnly,
+}
+
+impl ReviewError {
+    /// The stable machine code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReviewError::ClaimedByOther { .. } => "claimed_by_other",
+            ReviewError::NotClaimed { .. } => "not_claimed",
+            ReviewError::InvalidState { .. } => "invalid_state",
+            ReviewError::AlreadyDecided => "already_decided",
+            ReviewError::NoteRequired => "note_required",
+            ReviewError::ReasonsRequired => "reasons_required",
+            ReviewError::UnknownReason(_) => "unknown_reason",
+            ReviewError::Missing { .. } => "missing_field",
+            ReviewError::OutOfBounds { .. } => "out_of_bounds",
+            ReviewError::NotACounterOffer { .. } => "not_a_counter_offer",
+            ReviewError::SameReviewer(_) => "same_reviewer",
+            ReviewError::SeniorOnly => "senior_only",
+        }
+    }
 }
 
 /// Opens the case for a referred decision.
@@ -241,6 +359,7 @@ impl Case {
             .map(|c| c.by.as_str())
     }
 
+    /// Whether the case is past its due time without a decision.
     pub fn sla_breached(&self, now_ms: i64) -> bool {
         self.state != CaseState::Decided && now_ms > self.due_at_ms
     }

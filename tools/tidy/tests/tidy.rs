@@ -255,7 +255,6 @@ const UNDOCUMENTED_FOR_NOW: &[&str] = &[
     "credence-engine",
     "credence-account",
     "credence-backtest",
-    "credence-review",
     "credence-store",
     "credence-service",
 ];
