@@ -1,0 +1,52 @@
+//! Evaluating `scorecard` steps.
+
+use super::*;
+use crate::scorecard::Scorecard;
+
+impl<'s> Run<'s> {
+    /// A `scorecard` step: each characteristic's bin, the score and its calibration.
+    pub(super) fn scorecard(
+        &mut self,
+        scorecard: &'s Scorecard,
+        frame: &mut Frame,
+    ) -> Result<(), EngineError> {
+        let lists = &self.strategy.lists;
+        let result = scorecard
+            .evaluate(frame, lists, self.full)
+            .map_err(|e| self.error(&scorecard.id, e))?;
+        frame.set_object(
+            scorecard.slot,
+            [
+                ("score", Variable::Number(result.score)),
+                (
+                    "pd",
+                    result.probability_of_default.map_or(Variable::Null, |pd| {
+                        Variable::Number(probability_decimal(pd))
+                    }),
+                ),
+            ],
+        );
+        let values = if self.full {
+            let mut values = BTreeMap::new();
+            for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
+                values.insert(c.name.to_string(), variable_to_json(v));
+            }
+            values.insert("score".into(), decimal_to_json(result.score));
+            values
+        } else {
+            BTreeMap::new()
+        };
+        self.explainers
+            .push((&*scorecard.id, Explainer::Ranked(result.ranked_reasons)));
+        self.record(
+            &scorecard.id,
+            StepDetail::Scorecard {
+                score: result.score,
+                probability_of_default: result.probability_of_default,
+                bins: result.bins,
+            },
+            || values,
+        );
+        Ok(())
+    }
+}
