@@ -1,0 +1,193 @@
+//! Where back-test rows come from: CSV, JSON Lines, Parquet and a decision log, each a `RowSource`.
+
+use super::*;
+
+/// A Parquet file read as text cells, so that its rows take the CSV path (typed by the flow's
+/// schema, `step.field` columns as provider answers): numbers print in their shortest exact
+/// form, decimals exactly, dates as YYYY-MM-DD, nulls as empty cells.
+pub(super) struct ParquetSource {
+    pub(super) header: CsvRecord,
+    pub(super) rows: u64,
+    pub(super) batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    pub(super) pending: std::collections::VecDeque<CsvRecord>,
+}
+
+impl ParquetSource {
+    pub(super) fn open(path: &Path) -> anyhow::Result<ParquetSource> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+        let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let header = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let batches = builder
+            .with_batch_size(CHUNK_ROWS)
+            .build()
+            .with_context(|| format!("{}: reading the Parquet row groups", path.display()))?;
+        Ok(ParquetSource {
+            header,
+            rows,
+            batches,
+            pending: std::collections::VecDeque::new(),
+        })
+    }
+}
+
+impl RowSource for ParquetSource {
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+        use arrow_array::Array;
+        loop {
+            if let Some(record) = self.pending.pop_front() {
+                return Ok(Some((RawRow::Csv(record), 1)));
+            }
+            let Some(batch) = self.batches.next() else {
+                return Ok(None);
+            };
+            let batch = batch.context("decoding a Parquet record batch")?;
+            let options = arrow_cast::display::FormatOptions::default().with_null("");
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    arrow_cast::display::ArrayFormatter::try_new(column.as_ref(), &options)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .context("a Parquet column of a type that cannot be read as text")?;
+            for row in 0..batch.num_rows() {
+                let mut record = CsvRecord::default();
+                for (formatter, column) in formatters.iter().zip(batch.columns()) {
+                    if column.is_null(row) {
+                        record.push_field("");
+                    } else {
+                        record.push_field(&formatter.value(row).to_string());
+                    }
+                }
+                self.pending.push_back(record);
+            }
+        }
+    }
+}
+
+pub(super) trait RowSource: Send {
+    /// The next raw row, or None at the end; `bytes` is advanced by what was read.
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>>;
+}
+
+pub(super) struct CsvSource {
+    pub(super) rows: CsvRows<std::fs::File>,
+}
+
+impl RowSource for CsvSource {
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+        Ok(self
+            .rows
+            .next_record()?
+            .map(|(record, bytes)| (RawRow::Csv(record), bytes)))
+    }
+}
+
+pub(super) struct JsonLinesSource {
+    pub(super) lines: BufReader<std::fs::File>,
+}
+
+impl RowSource for JsonLinesSource {
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+        loop {
+            let mut line = String::new();
+            let read = self
+                .lines
+                .read_line(&mut line)
+                .context("reading a JSON line")?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if !line.trim().is_empty() {
+                return Ok(Some((RawRow::Json(line), read as u64)));
+            }
+        }
+    }
+}
+
+/// The decision log of a data directory, oldest first, for one flow.
+pub(super) struct LogSource {
+    pub(super) records: std::vec::IntoIter<(String, String, String)>,
+}
+
+impl LogSource {
+    pub(super) fn open(dir: &Path, flow: &str) -> anyhow::Result<LogSource> {
+        let store = open_for_reading(dir)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let records = runtime.block_on(async {
+            let mut ids = Vec::new();
+            let mut before_seq = None;
+            loop {
+                let page = store
+                    .list_decisions(&credence_store::DecisionQuery {
+                        flow: Some(flow.to_string()),
+                        before_seq,
+                        limit: 1000,
+                        ..Default::default()
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                before_seq = Some(last.seq);
+                ids.extend(page.into_iter().map(|d| d.id));
+            }
+            ids.reverse();
+            let mut records = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(stored) = store.decision(&id).await? {
+                    records.push((
+                        stored.record.input,
+                        stored.record.decision,
+                        stored.record.as_of,
+                    ));
+                }
+            }
+            anyhow::Ok(records)
+        })?;
+        Ok(LogSource {
+            records: records.into_iter(),
+        })
+    }
+}
+
+impl RowSource for LogSource {
+    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+        Ok(self.records.next().map(|(input, decision, as_of)| {
+            (
+                RawRow::Logged {
+                    input,
+                    decision,
+                    as_of,
+                },
+                0,
+            )
+        }))
+    }
+}
+
+/// Opens a data directory to read its history. As the appender when no server holds it, so
+/// that the log's tail is indexed first; beside a running server the index may lag a moment.
+pub fn open_for_reading(dir: &Path) -> anyhow::Result<Arc<dyn credence_store::Store>> {
+    let store = match credence_store::SqliteStore::open(dir) {
+        Ok(store) => store,
+        Err(_) => {
+            eprintln!(
+                "note: a server is running on {}; decisions it has not indexed yet are left out",
+                dir.display()
+            );
+            credence_store::SqliteStore::open_shared(dir)
+                .with_context(|| format!("opening the store in {}", dir.display()))?
+        }
+    };
+    Ok(Arc::new(store))
+}
