@@ -66,6 +66,37 @@ pub struct DecisionQuery {
     pub limit: u32,
 }
 
+impl DecisionQuery {
+    /// Whether a stored decision passes the query's filters (not its limit).
+    pub fn matches(&self, stored: &StoredDecision) -> bool {
+        let r = &stored.record;
+        self.customer_id
+            .as_ref()
+            .is_none_or(|c| r.customer_id.as_ref() == Some(c))
+            && self.flow.as_ref().is_none_or(|f| &r.flow == f)
+            && self.from_ms.is_none_or(|t| r.created_at_ms >= t)
+            && self.to_ms.is_none_or(|t| r.created_at_ms < t)
+            && self.before_seq.is_none_or(|b| stored.seq < b)
+    }
+}
+
+impl DecisionSummary {
+    /// The history line of a stored decision.
+    pub fn of(stored: &StoredDecision) -> DecisionSummary {
+        let r = &stored.record;
+        DecisionSummary {
+            id: r.id.clone(),
+            seq: stored.seq,
+            flow: r.flow.clone(),
+            customer_id: r.customer_id.clone(),
+            outcome: r.outcome.clone(),
+            arm: r.arm.clone(),
+            strategy_version: r.strategy_version.clone(),
+            created_at_ms: r.created_at_ms,
+        }
+    }
+}
+
 /// A strategy version's review state. Which approved version is live is the activation
 /// history's newest entry, not a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -117,20 +117,6 @@ impl State {
     }
 }
 
-fn summary(stored: &StoredDecision) -> DecisionSummary {
-    let r = &stored.record;
-    DecisionSummary {
-        id: r.id.clone(),
-        seq: stored.seq,
-        flow: r.flow.clone(),
-        customer_id: r.customer_id.clone(),
-        outcome: r.outcome.clone(),
-        arm: r.arm.clone(),
-        strategy_version: r.strategy_version.clone(),
-        created_at_ms: r.created_at_ms,
-    }
-}
-
 #[async_trait::async_trait]
 impl DecisionLog for MemoryStore {
     async fn append_decision(&self, decision: NewDecision) -> Result<AppendReceipt, StoreError> {
@@ -192,19 +178,9 @@ impl DecisionLog for MemoryStore {
             .decisions
             .iter()
             .rev()
-            .filter(|s| {
-                let r = &s.record;
-                query
-                    .customer_id
-                    .as_ref()
-                    .is_none_or(|c| r.customer_id.as_ref() == Some(c))
-                    && query.flow.as_ref().is_none_or(|f| &r.flow == f)
-                    && query.from_ms.is_none_or(|t| r.created_at_ms >= t)
-                    && query.to_ms.is_none_or(|t| r.created_at_ms < t)
-                    && query.before_seq.is_none_or(|b| s.seq < b)
-            })
+            .filter(|s| query.matches(s))
             .take(query.limit.max(1) as usize)
-            .map(summary)
+            .map(DecisionSummary::of)
             .collect())
     }
 

@@ -89,17 +89,6 @@ impl DecisionLog for SqliteStore {
         let query = query.clone();
         self.read(move |inner, conn| {
             let limit = query.limit.max(1) as usize;
-            let matches = |s: &StoredDecision| {
-                let r = &s.record;
-                query
-                    .customer_id
-                    .as_ref()
-                    .is_none_or(|c| r.customer_id.as_ref() == Some(c))
-                    && query.flow.as_ref().is_none_or(|f| &r.flow == f)
-                    && query.from_ms.is_none_or(|t| r.created_at_ms >= t)
-                    && query.to_ms.is_none_or(|t| r.created_at_ms < t)
-                    && query.before_seq.is_none_or(|b| s.seq < b)
-            };
             // The newest decisions may still be pending; they come first.
             let mut items: Vec<DecisionSummary> = match inner.pending.read() {
                 Ok(pending) => pending
@@ -107,18 +96,9 @@ impl DecisionLog for SqliteStore {
                     .values()
                     .rev()
                     .map(|(s, _)| s)
-                    .filter(|s| matches(s))
+                    .filter(|s| query.matches(s))
                     .take(limit)
-                    .map(|s| DecisionSummary {
-                        id: s.record.id.clone(),
-                        seq: s.seq,
-                        flow: s.record.flow.clone(),
-                        customer_id: s.record.customer_id.clone(),
-                        outcome: s.record.outcome.clone(),
-                        arm: s.record.arm.clone(),
-                        strategy_version: s.record.strategy_version.clone(),
-                        created_at_ms: s.record.created_at_ms,
-                    })
+                    .map(|s| DecisionSummary::of(s))
                     .collect(),
                 Err(_) => Vec::new(),
             };
