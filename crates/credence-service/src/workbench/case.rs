@@ -189,8 +189,19 @@ pub(super) async fn render_case(
         Ok(Some(stored)) => stored,
         _ => return plain(StatusCode::NOT_FOUND, "the case's decision is missing"),
     };
-    let decision: serde_json::Value =
-        serde_json::from_str(&stored.record.decision).unwrap_or_default();
+    let decision = match credence_engine::DecisionRecord::parse(&stored.record.decision) {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::error!(%error, decision = %stored.record.id, "unreadable decision record");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the case's decision record cannot be read",
+            );
+        }
+    };
+    let recorded_steps = serde_json::from_str::<serde_json::Value>(decision.trace.get())
+        .ok()
+        .and_then(|trace| trace["steps"].as_array().cloned());
     let input: serde_json::Value = serde_json::from_str(&stored.record.input).unwrap_or_default();
     let strategy = service
         .strategies
@@ -295,10 +306,12 @@ pub(super) async fn render_case(
         && !(awaiting && first_is_me)
         && !(case.state == CaseState::Escalated && reviewer.role != ReviewerRole::SeniorReviewer);
     let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_default();
-    let offer = match (decision["limit"].as_str(), decision["apr"].as_str()) {
+    let offer = match (decision.limit, decision.apr) {
         (Some(limit), Some(apr)) => format!(
             "limit {limit}, APR {apr}, {} months",
-            decision["term_months"]
+            decision
+                .term_months
+                .map_or_else(|| "null".to_string(), |t| t.to_string())
         ),
         _ => "none".into(),
     };
@@ -321,27 +334,21 @@ pub(super) async fn render_case(
             due: time(case.due_at_ms),
             breached: view.sla_breached,
             claimed_by: view.claimed_by.clone(),
-            outcome: text(&decision["outcome"]),
+            outcome: decision.outcome.as_str().to_string(),
             offer,
-            reasons: decision["reasons"]
-                .as_array()
-                .map(|r| {
-                    r.iter()
-                        .map(|r| (text(&r["code"]), text(&r["text"])))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            flags: decision["flags"]
-                .as_array()
-                .map(|f| f.iter().map(text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
+            reasons: decision
+                .reasons
+                .iter()
+                .map(|r| (r.code.to_string(), r.text.clone()))
+                .collect(),
+            flags: decision.flags.join(", "),
             strategy: format!(
                 "{} {}",
-                text(&decision["strategy"]),
+                decision.strategy,
                 &stored.record.strategy_version[..12.min(stored.record.strategy_version.len())]
             ),
             steps: full_steps
-                .or_else(|| decision["trace"]["steps"].as_array().cloned())
+                .or(recorded_steps)
                 .map(|steps| {
                     steps
                         .iter()
@@ -373,12 +380,12 @@ pub(super) async fn render_case(
                 .as_ref()
                 .map(|p| bounds(p.apr_min, p.apr_max))
                 .unwrap_or_default(),
-            default_limit: decision["limit"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| case.requested_amount.map(|a| a.to_string()))
+            default_limit: decision
+                .limit
+                .or(case.requested_amount)
+                .map(|a| a.to_string())
                 .unwrap_or_default(),
-            default_apr: text(&decision["apr"]),
+            default_apr: decision.apr.map(|a| a.to_string()).unwrap_or_default(),
             four_eyes: policy
                 .as_ref()
                 .and_then(|p| p.four_eyes_above)
