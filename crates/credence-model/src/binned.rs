@@ -428,6 +428,71 @@ impl<V: Copy + AddAssign + Default> BinnedForest<V> {
     }
 }
 
+/// Random source trees for the property tests of both binned forms, and the plain walk they are
+/// held to.
+#[cfg(test)]
+pub(crate) mod test_trees {
+    use super::{BinSplit, SourceNode};
+    use proptest::prelude::*;
+
+    /// A source tree for tests: `(slot, bin, left, right)` splits or leaves, root first.
+    #[derive(Debug, Clone)]
+    pub(crate) enum TestNode {
+        Leaf(f64),
+        Split(BinSplit, usize, usize),
+    }
+
+    /// The leaf value a plain walk of `tree` reaches for `slots`.
+    pub(crate) fn walk(tree: &[TestNode], slots: &[u16]) -> f64 {
+        let mut at = 0;
+        loop {
+            match &tree[at] {
+                TestNode::Leaf(value) => return *value,
+                TestNode::Split(split, left, right) => {
+                    at = if slots[usize::from(split.slot)] <= split.bin {
+                        *left
+                    } else {
+                        *right
+                    };
+                }
+            }
+        }
+    }
+
+    /// A random tree of depth at most `depth` and about `size` nodes, reading slots below
+    /// `slot_count`; nodes in pre-order.
+    pub(crate) fn tree(
+        depth: u32,
+        size: u32,
+        slot_count: u16,
+    ) -> impl Strategy<Value = Vec<TestNode>> {
+        let leaf = (-8i32..8).prop_map(|v| vec![TestNode::Leaf(f64::from(v) * 0.125)]);
+        leaf.prop_recursive(depth, size, 2, move |inner| {
+            (0..slot_count, 0u16..6, inner.clone(), inner).prop_map(|(slot, bin, left, right)| {
+                let right_at = 1 + left.len();
+                let shift = |nodes: Vec<TestNode>, by: usize| {
+                    nodes.into_iter().map(move |n| match n {
+                        TestNode::Split(s, l, r) => TestNode::Split(s, l + by, r + by),
+                        leaf => leaf,
+                    })
+                };
+                let mut nodes = vec![TestNode::Split(BinSplit { slot, bin }, 1, right_at)];
+                nodes.extend(shift(left, 1));
+                nodes.extend(shift(right, right_at));
+                nodes
+            })
+        })
+    }
+
+    /// The tree as a forest reads it (`push_tree(0, source(tree))`).
+    pub(crate) fn source(tree: &[TestNode]) -> impl FnMut(usize) -> SourceNode<f64, usize> + '_ {
+        |at| match &tree[at] {
+            TestNode::Leaf(v) => SourceNode::Leaf(*v),
+            TestNode::Split(s, l, r) => SourceNode::Split(*s, *l, *r),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,50 +218,8 @@ unsafe fn walk_group<const DEPTH: usize>(splits: &[BinSplit], slots: &[u16]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binned::test_trees::{source, tree, walk, TestNode};
     use proptest::prelude::*;
-
-    /// A source tree for tests: nodes `(slot, bin, left, right)` or leaves.
-    #[derive(Debug, Clone)]
-    enum TestNode {
-        Leaf(f64),
-        Split(BinSplit, usize, usize),
-    }
-
-    fn walk(tree: &[TestNode], slots: &[u16]) -> f64 {
-        let mut at = 0;
-        loop {
-            match &tree[at] {
-                TestNode::Leaf(value) => return *value,
-                TestNode::Split(split, left, right) => {
-                    at = if slots[usize::from(split.slot)] <= split.bin {
-                        *left
-                    } else {
-                        *right
-                    };
-                }
-            }
-        }
-    }
-
-    /// A random tree of depth at most `depth`, nodes in pre-order.
-    fn tree(depth: usize, slot_count: u16) -> impl Strategy<Value = Vec<TestNode>> {
-        let leaf = (-8i32..8).prop_map(|v| vec![TestNode::Leaf(f64::from(v) * 0.125)]);
-        leaf.prop_recursive(depth as u32, 64, 2, move |inner| {
-            (0..slot_count, 0u16..6, inner.clone(), inner).prop_map(|(slot, bin, left, right)| {
-                let mut nodes = vec![TestNode::Split(BinSplit { slot, bin }, 1, 1 + left.len())];
-                let shift = |nodes: Vec<TestNode>, by: usize| {
-                    nodes.into_iter().map(move |n| match n {
-                        TestNode::Split(s, l, r) => TestNode::Split(s, l + by, r + by),
-                        leaf => leaf,
-                    })
-                };
-                let right_at = 1 + left.len();
-                nodes.extend(shift(left, 1));
-                nodes.extend(shift(right, right_at));
-                nodes
-            })
-        })
-    }
 
     fn depth_of(tree: &[TestNode], at: usize) -> usize {
         match &tree[at] {
@@ -275,10 +233,7 @@ mod tests {
         let mut forest = CompleteForest::new(depth);
         for tree in trees {
             forest
-                .push_tree(0usize, |at| match &tree[at] {
-                    TestNode::Leaf(v) => SourceNode::Leaf(*v),
-                    TestNode::Split(s, l, r) => SourceNode::Split(*s, *l, *r),
-                })
+                .push_tree(0usize, source(tree))
                 .expect("no tree deeper than the forest");
         }
         forest
@@ -287,7 +242,7 @@ mod tests {
     proptest! {
         #[test]
         fn sums_what_walking_each_tree_reaches(
-            trees in prop::collection::vec(tree(MAX_DEPTH, 4), 1..20),
+            trees in prop::collection::vec(tree(MAX_DEPTH as u32, 64, 4), 1..20),
             slots in prop::collection::vec(prop_oneof![0u16..8, Just(0), Just(u16::MAX)], 4),
             limit in 0usize..24,
         ) {

@@ -211,64 +211,19 @@ impl<V: Copy + std::ops::AddAssign + Default> LaneForest<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binned::test_trees::{source, tree, walk};
     use proptest::prelude::*;
-
-    /// A source tree for tests: `(slot, bin, left, right)` splits or leaves, root first.
-    #[derive(Debug, Clone)]
-    enum TestNode {
-        Leaf(f64),
-        Split(BinSplit, usize, usize),
-    }
-
-    fn walk(tree: &[TestNode], slots: &[u16]) -> f64 {
-        let mut at = 0;
-        loop {
-            match &tree[at] {
-                TestNode::Leaf(value) => return *value,
-                TestNode::Split(split, left, right) => {
-                    at = if slots[usize::from(split.slot)] <= split.bin {
-                        *left
-                    } else {
-                        *right
-                    };
-                }
-            }
-        }
-    }
-
-    /// A random tree of depth up to 16, lopsided as leaf-wise trees are.
-    fn tree() -> impl Strategy<Value = Vec<TestNode>> {
-        let leaf = (-8i32..8).prop_map(|v| vec![TestNode::Leaf(f64::from(v) * 0.125)]);
-        leaf.prop_recursive(16, 256, 2, |inner| {
-            (0u16..5, 0u16..6, inner.clone(), inner).prop_map(|(slot, bin, left, right)| {
-                let right_at = 1 + left.len();
-                let shift = |nodes: Vec<TestNode>, by: usize| {
-                    nodes.into_iter().map(move |n| match n {
-                        TestNode::Split(s, l, r) => TestNode::Split(s, l + by, r + by),
-                        leaf => leaf,
-                    })
-                };
-                let mut nodes = vec![TestNode::Split(BinSplit { slot, bin }, 1, right_at)];
-                nodes.extend(shift(left, 1));
-                nodes.extend(shift(right, right_at));
-                nodes
-            })
-        })
-    }
 
     proptest! {
         #[test]
         fn sums_what_walking_each_tree_reaches_in_tree_order(
-            trees in prop::collection::vec(tree(), 1..30),
+            trees in prop::collection::vec(tree(16, 256, 5), 1..30),
             slots in prop::collection::vec(prop_oneof![0u16..8, Just(0), Just(u16::MAX)], 5),
             limit in 0usize..34,
         ) {
             let mut forest = LaneForest::new();
             for tree in &trees {
-                forest.push_tree(0usize, |at| match &tree[at] {
-                    TestNode::Leaf(v) => SourceNode::Leaf(*v),
-                    TestNode::Split(s, l, r) => SourceNode::Split(*s, *l, *r),
-                }).unwrap();
+                forest.push_tree(0usize, source(tree)).unwrap();
             }
             forest.finish();
             // A sink that records the order trees arrive in.

@@ -501,8 +501,18 @@ impl Cases {
                 {
                     tracing::error!(%error, case = %next.id, "cannot queue the review's webhooks");
                 }
-                let engine = crate::decisions::read_record(&stored.record)?;
-                if is_override(engine.limit, engine.apr, &decision.proposal) {
+                // The case is decided and stored: an unreadable record costs the metric, not
+                // the answer.
+                let engine = match crate::decisions::read_record(&stored.record) {
+                    Ok(engine) => Some(engine),
+                    Err(error) => {
+                        tracing::error!(error = %error.message, case = %next.id, "override metric skipped");
+                        None
+                    }
+                };
+                if let Some(engine) =
+                    engine.filter(|e| is_override(e.limit, e.apr, &decision.proposal))
+                {
                     let reason = engine
                         .reasons
                         .first()
