@@ -9,17 +9,22 @@ use credence_engine::{AccountAction, Decision, Outcome};
 use rust_decimal::{Decimal, MathematicalOps};
 use serde::{Deserialize, Serialize};
 
+/// Where an account is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
+    /// Open: drawdowns allowed within the limit.
     Active,
     /// No drawdowns until unfrozen; repayments and events still apply.
     Frozen,
+    /// Closed by the customer or the lender; nothing more is drawn.
     Closed,
+    /// Written off as a loss.
     ChargedOff,
 }
 
 impl AccountStatus {
+    /// The status's name as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             AccountStatus::Active => "active",
@@ -29,6 +34,7 @@ impl AccountStatus {
         }
     }
 
+    /// The status of a name, if it is one.
     pub fn parse(text: &str) -> Option<AccountStatus> {
         match text {
             "active" => Some(AccountStatus::Active),
@@ -43,20 +49,28 @@ impl AccountStatus {
 /// The terms the approval granted; account reviews change the limit and the APR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Terms {
+    /// The credit limit (the principal, for an instalment loan).
     pub credit_limit: Decimal,
+    /// The annual percentage rate, as a fraction.
     pub apr: Decimal,
+    /// The term in months (0 for a revolving line).
     pub term_months: u32,
 }
 
 /// An open credit line and everything Credence knows about how it is used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// The account's id.
     pub id: String,
+    /// The customer it belongs to.
     pub customer_id: String,
     /// The approved decision (engine or reviewer) the account was opened from.
     pub decision_id: String,
+    /// The day it was opened.
     pub opened_on: NaiveDate,
+    /// Its terms now.
     pub terms: Terms,
+    /// Its status now.
     pub status: AccountStatus,
     /// Handed to collections by an early-warning action.
     #[serde(default)]
@@ -64,18 +78,26 @@ pub struct Account {
     /// When a review last changed the limit (increases wait a while after any change).
     #[serde(default)]
     pub limit_changed_on: Option<NaiveDate>,
+    /// What its events say about how it is used.
     pub behaviour: Behaviour,
 }
 
 /// What an approved decision supplies to open an account.
 #[derive(Debug, Clone)]
 pub struct Opening {
+    /// The new account's id.
     pub account_id: String,
+    /// The customer it belongs to.
     pub customer_id: String,
+    /// The approved decision it is opened from.
     pub decision_id: String,
+    /// The day it is opened.
     pub opened_on: NaiveDate,
+    /// The approved limit (required).
     pub credit_limit: Option<Decimal>,
+    /// The approved APR (required).
     pub apr: Option<Decimal>,
+    /// The approved term (required).
     pub term_months: Option<u32>,
     /// Monthly income declared or verified at application, the income features start from.
     pub monthly_income: Option<Decimal>,
@@ -84,8 +106,11 @@ pub struct Opening {
 /// One instalment of the repayment schedule of a fully drawn line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Instalment {
+    /// Its number, from 1.
     pub number: u32,
+    /// The day it falls due.
     pub due_on: NaiveDate,
+    /// What falls due.
     pub amount: Decimal,
 }
 
@@ -136,6 +161,7 @@ impl Account {
         self.behaviour.apply(event);
     }
 
+    /// The behaviour features as of a day (docs/strategy-format.md, "Account features").
     pub fn features(&self, as_of: NaiveDate) -> BehaviourFeatures {
         behaviour::features(
             &self.behaviour,
@@ -347,12 +373,16 @@ impl Account {
 /// Which in-loan flow made a decision; it decides how the decision reads as account changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowKind {
+    /// A drawdown request: approve it or not.
     Drawdown,
+    /// A periodic review: limit and APR changes.
     AccountReview,
+    /// An early-warning check on new signals: freeze, collections, referral.
     EarlyWarning,
 }
 
 impl FlowKind {
+    /// The flow's name in a strategy package.
     pub fn flow_name(self) -> &'static str {
         match self {
             FlowKind::Drawdown => "drawdown",
@@ -361,6 +391,7 @@ impl FlowKind {
         }
     }
 
+    /// The kind of a flow name, if it is an in-loan flow.
     pub fn parse(name: &str) -> Option<FlowKind> {
         match name {
             "drawdown" => Some(FlowKind::Drawdown),
@@ -375,24 +406,39 @@ impl FlowKind {
 /// "from": "5000", "to": "3000"}`, `{"action": "freeze", "from": "active", "to": "frozen"}`, …
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// The credit limit was raised.
     LimitIncrease {
+        /// The limit before.
         from: Decimal,
+        /// The limit after.
         to: Decimal,
     },
+    /// The credit limit was lowered.
     LimitDecrease {
+        /// The limit before.
         from: Decimal,
+        /// The limit after.
         to: Decimal,
     },
+    /// The APR changed.
     AprChange {
+        /// The APR before.
         from: Decimal,
+        /// The APR after.
         to: Decimal,
     },
+    /// The status changed (a freeze, an unfreeze, a closure).
     Status {
+        /// The status before.
         from: AccountStatus,
+        /// The status after.
         to: AccountStatus,
     },
+    /// The account was handed to collections.
     Collections,
+    /// The account was referred to a review queue.
     Refer {
+        /// The queue it was referred to.
         queue: String,
     },
 }

@@ -22,29 +22,40 @@ const RATIO_DP: u32 = 4;
 /// One UTC day's totals for one account. Zero fields are left out when stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayTotals {
+    /// Drawdowns made.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub drawdown_count: u32,
+    /// Money drawn.
     #[serde(default, skip_serializing_if = "Decimal::is_zero")]
     pub drawdown_amount: Decimal,
+    /// Money repaid.
     #[serde(default, skip_serializing_if = "Decimal::is_zero")]
     pub repaid: Decimal,
+    /// Money that fell due.
     #[serde(default, skip_serializing_if = "Decimal::is_zero")]
     pub due: Decimal,
+    /// Instalments missed.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub missed: u32,
     /// Worst days-past-due reported on this day.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub worst_dpd: u32,
+    /// Bureau alerts of any kind.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub bureau_alerts: u32,
+    /// Bureau alerts of a new delinquency elsewhere.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub bureau_delinquencies: u32,
+    /// The worst days-past-due the bureau reported elsewhere.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub bureau_worst_dpd: u32,
+    /// New inquiries the bureau reported.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub bureau_inquiries: u32,
+    /// New debt elsewhere the bureau reported.
     #[serde(default, skip_serializing_if = "Decimal::is_zero")]
     pub bureau_new_debt: Decimal,
+    /// Contact details changed.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub contact_changes: u32,
 }
@@ -56,8 +67,11 @@ fn is_zero_u32(n: &u32) -> bool {
 /// A value that the latest event (by event time, then id) sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latest<T> {
+    /// The setting event's time.
     pub time_ms: i64,
+    /// The setting event's id (breaks ties of time).
     pub event_id: String,
+    /// The value it set.
     pub value: T,
 }
 
@@ -84,10 +98,13 @@ impl<T> Latest<T> {
 pub struct Behaviour {
     /// Drawn minus repaid, over the account's life (negative: in credit).
     pub balance: Decimal,
+    /// Events applied (repeated ids are not counted).
     pub events_applied: u64,
+    /// The newest event time seen.
     pub newest_event_ms: Option<i64>,
     /// Delinquency as last reported (instalment missed, or a repayment bringing it current).
     pub reported_dpd: Option<Latest<u32>>,
+    /// Monthly income as last reported.
     pub monthly_income: Option<Latest<Decimal>>,
     /// Daily totals, ascending by day, covering at most [`RETENTION_DAYS`] behind the newest event.
     /// Stored as one compact string (see [`compact_days`]): decoding a portfolio spends most of
@@ -205,15 +222,25 @@ pub(crate) fn add_to_day(totals: &mut DayTotals, kind: &EventKind) {
 /// months earlier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BehaviourFeatures {
+    /// Drawn minus repaid (negative: in credit).
     pub outstanding_balance: Decimal,
+    /// The limit minus the balance (never below zero).
     pub available_credit: Decimal,
+    /// Whole months since opening.
     pub months_on_book: u32,
+    /// Days past due as last reported.
     pub days_past_due: u32,
+    /// Worst days past due in the last 3 months.
     pub worst_dpd_3m: u32,
+    /// Worst days past due in the last 6 months.
     pub worst_dpd_6m: u32,
+    /// Worst days past due in the last 12 months.
     pub worst_dpd_12m: u32,
+    /// Instalments missed in the last 3 months.
     pub missed_instalments_3m: u32,
+    /// Instalments missed in the last 6 months.
     pub missed_instalments_6m: u32,
+    /// Instalments missed in the last 12 months.
     pub missed_instalments_12m: u32,
     /// Balance over limit (null for a zero limit).
     pub utilisation: Option<Decimal>,
@@ -223,15 +250,25 @@ pub struct BehaviourFeatures {
     pub utilisation_trend_3m: Option<Decimal>,
     /// Repaid over due in the last three months (null when nothing fell due).
     pub payment_to_due_3m: Option<Decimal>,
+    /// Drawdowns in the last 7 days.
     pub drawdowns_7d_count: u32,
+    /// Money drawn in the last 7 days.
     pub drawdowns_7d_amount: Decimal,
+    /// Drawdowns in the last 30 days.
     pub drawdowns_30d_count: u32,
+    /// Money drawn in the last 30 days.
     pub drawdowns_30d_amount: Decimal,
+    /// Bureau alerts in the last 90 days.
     pub bureau_alerts_90d: u32,
+    /// New delinquencies elsewhere in the last 90 days.
     pub bureau_delinquencies_90d: u32,
+    /// Worst days past due reported elsewhere in the last 90 days.
     pub bureau_worst_dpd_90d: u32,
+    /// New inquiries in the last 90 days.
     pub bureau_inquiries_90d: u32,
+    /// New debt elsewhere in the last 90 days.
     pub bureau_new_debt_90d: Decimal,
+    /// Contact details changed in the last 30 days.
     pub contact_changes_30d: u32,
     /// Last verified monthly income (null if never reported).
     pub monthly_income: Option<Decimal>,
@@ -394,6 +431,7 @@ pub mod compact_days {
 
     const FIELDS: usize = 12;
 
+    /// The compact text of days' totals: `day:f0,f1,…;day:…`, zero fields left empty.
     pub fn encode(days: &[(i32, DayTotals)]) -> String {
         let mut out = String::with_capacity(days.len() * 24);
         for (i, (day, t)) in days.iter().enumerate() {
@@ -452,6 +490,7 @@ pub mod compact_days {
         }
     }
 
+    /// Days' totals from their compact text; days must ascend.
     pub fn decode(text: &str) -> Result<Vec<(i32, DayTotals)>, String> {
         let mut days = Vec::with_capacity(text.len() / 20 + 1);
         if text.is_empty() {
@@ -499,6 +538,7 @@ pub mod compact_days {
         Ok(days)
     }
 
+    /// Serialises days' totals as their compact text (for `#[serde(with)]`).
     pub fn serialize<S: Serializer>(
         days: &[(i32, DayTotals)],
         serializer: S,
@@ -506,6 +546,7 @@ pub mod compact_days {
         serializer.serialize_str(&encode(days))
     }
 
+    /// Reads days' totals from their compact text (for `#[serde(with)]`).
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<(i32, DayTotals)>, D::Error> {

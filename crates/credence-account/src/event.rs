@@ -11,10 +11,12 @@ pub const DAY_MS: i64 = 86_400_000;
 /// A validated account event. Its `id` is unique per account: a repeated id is ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// The sender's id of the event; unique per account.
     pub id: String,
     /// When it happened (UTC milliseconds), not when it arrived: late events are applied as of
     /// this time.
     pub time_ms: i64,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
 }
@@ -43,23 +45,38 @@ pub fn date_of_day(day: i32) -> NaiveDate {
     epoch + chrono::Duration::days(i64::from(day))
 }
 
+/// What an account event says happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// Money drawn on the line.
-    Drawdown { amount: Decimal },
-    /// A payment received; `days_past_due` is the account's delinquency after it (0: current).
-    Repayment {
+    Drawdown {
+        /// How much.
         amount: Decimal,
+    },
+    /// A payment received.
+    Repayment {
+        /// How much.
+        amount: Decimal,
+        /// The account's delinquency after it (0: current).
         #[serde(default)]
         days_past_due: u32,
     },
     /// An instalment fell due.
-    InstalmentDue { amount: Decimal },
-    /// An instalment was not paid; the account is now `days_past_due` days late.
-    InstalmentMissed { days_past_due: u32, amount: Decimal },
+    InstalmentDue {
+        /// How much fell due.
+        amount: Decimal,
+    },
+    /// An instalment was not paid.
+    InstalmentMissed {
+        /// How many days late the account is now.
+        days_past_due: u32,
+        /// How much was not paid.
+        amount: Decimal,
+    },
     /// The bureau reports a change elsewhere.
     BureauAlert {
+        /// Which change.
         alert: BureauAlert,
         /// Delinquency days reported on the other account (new_delinquency).
         #[serde(default)]
@@ -72,28 +89,43 @@ pub enum EventKind {
         amount: Decimal,
     },
     /// Newly verified monthly income.
-    IncomeUpdate { monthly_income: Decimal },
+    IncomeUpdate {
+        /// The income.
+        monthly_income: Decimal,
+    },
     /// The customer changed a contact detail.
-    ContactChange { field: ContactField },
+    ContactChange {
+        /// Which detail.
+        field: ContactField,
+    },
 }
 
+/// What the bureau reports about the customer's other credit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BureauAlert {
+    /// A new delinquency on another account.
     NewDelinquency,
+    /// New credit inquiries.
     NewInquiries,
+    /// New debt taken elsewhere.
     NewDebt,
 }
 
+/// A contact detail that changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactField {
+    /// The phone number.
     Phone,
+    /// The email address.
     Email,
+    /// The postal address.
     Address,
 }
 
 impl EventKind {
+    /// The kind's name, as the `type` field gives it.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Drawdown { .. } => "drawdown",

@@ -10,6 +10,8 @@
 //!                       Account::plan(decision) ◀──┘──▶ [Change] ──apply_changes──▶ Account
 //! ```
 
+#![warn(missing_docs)]
+
 mod account;
 mod behaviour;
 mod error;

@@ -49,10 +49,13 @@ impl Rng {
 /// How a simulated customer behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
+    /// Pays on time.
     Steady,
+    /// Now and then misses an instalment or pays part of it.
     Wobbly,
     /// Deteriorates from the given month of the history on.
     Deteriorating {
+        /// The month of the history it starts in.
         from_month: u32,
     },
 }

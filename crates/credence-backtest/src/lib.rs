@@ -13,6 +13,8 @@
 //! Every sum is exact (integer counts, decimal money) and every map is ordered, so the same rows
 //! give the same summary, byte for byte, whatever the number of workers.
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod metrics;
 pub mod monitor;

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// How well a score separates bads from goods.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Discrimination {
+    /// Rows scored.
     pub rows: u64,
+    /// Of those, bads.
     pub bads: u64,
     /// P(a bad scores above a good) + ½ P(they tie): scikit-learn's `roc_auc_score(bad, score)`.
     pub auc: f64,
@@ -89,15 +91,20 @@ pub const PSI_WATCH: f64 = 0.1;
 /// PSI at or above this: a significant shift; the model or strategy may no longer fit.
 pub const PSI_SHIFT: f64 = 0.25;
 
+/// How far a distribution moved, by its PSI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Drift {
+    /// Below [`PSI_WATCH`].
     Stable,
+    /// From [`PSI_WATCH`] to below [`PSI_SHIFT`]: keep an eye on it.
     Watch,
+    /// At or above [`PSI_SHIFT`].
     Shift,
 }
 
 impl Drift {
+    /// The drift of a PSI value.
     pub fn of(psi: f64) -> Drift {
         if psi >= PSI_SHIFT {
             Drift::Shift
@@ -114,6 +121,7 @@ impl Drift {
 /// missing values.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Binning {
+    /// The edges, strictly increasing.
     pub edges: Vec<f64>,
 }
 
@@ -141,6 +149,7 @@ impl Binning {
         Binning::from_edges(edges)
     }
 
+    /// Bins with these edges, which must be finite and strictly increasing.
     pub fn from_edges(edges: Vec<f64>) -> Result<Binning, BacktestError> {
         if edges.iter().any(|e| !e.is_finite()) {
             return Err(BacktestError::Binning("edges must be finite".into()));
@@ -158,6 +167,7 @@ impl Binning {
         self.edges.len() + 2
     }
 
+    /// The bin of a value (the missing bin for none or NaN).
     pub fn bin(&self, value: Option<f64>) -> usize {
         match value {
             Some(x) if !x.is_nan() => self.edges.partition_point(|e| *e <= x),
@@ -165,6 +175,7 @@ impl Binning {
         }
     }
 
+    /// Values counted per bin.
     pub fn count(&self, values: impl IntoIterator<Item = Option<f64>>) -> Vec<u64> {
         let mut counts = vec![0u64; self.bins()];
         for value in values {
@@ -173,6 +184,7 @@ impl Binning {
         counts
     }
 
+    /// Each bin's label (`< a`, `[a, b)`, `>= b`, `missing`).
     pub fn labels(&self) -> Vec<String> {
         let mut labels = Vec::with_capacity(self.bins());
         for k in 0..=self.edges.len() {
@@ -193,19 +205,28 @@ impl Binning {
 /// One bin's part of a PSI.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PsiBin {
+    /// The bin's label.
     pub label: String,
+    /// Baseline values in it.
     pub baseline: u64,
+    /// Current values in it.
     pub current: u64,
+    /// Its share of the baseline.
     pub baseline_share: f64,
+    /// Its share of the current values.
     pub current_share: f64,
     /// (current − baseline) · ln(current / baseline), shares floored at [`EMPTY_BIN_SHARE`].
     pub contribution: f64,
 }
 
+/// A population stability index, bin by bin.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Psi {
+    /// The index: the sum of the bins' contributions.
     pub psi: f64,
+    /// What the index says.
     pub drift: Drift,
+    /// Each bin's part.
     pub bins: Vec<PsiBin>,
 }
 

@@ -14,14 +14,18 @@ use std::collections::BTreeMap;
 pub struct DecisionObservation {
     /// `YYYY-MM`.
     pub month: String,
+    /// What was decided.
     pub outcome: Outcome,
+    /// The flow's score, if it has one.
     pub score: Option<f64>,
 }
 
 /// One reviewed referral: whether the reviewer approved it (an override of the engine's hold).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewObservation {
+    /// `YYYY-MM` of the review.
     pub month: String,
+    /// Whether the reviewer approved.
     pub approved: bool,
 }
 
@@ -37,31 +41,48 @@ pub struct AccountObservation {
 /// Days past due at which an account counts as bad in a vintage.
 pub const BAD_DPD: u32 = 60;
 
+/// One month of decisions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonthRates {
+    /// `YYYY-MM`.
     pub month: String,
+    /// Decisions made.
     pub decisions: u64,
+    /// Share approved.
     pub approve_rate: f64,
+    /// Share referred.
     pub refer_rate: f64,
+    /// Share declined.
     pub decline_rate: f64,
+    /// Referrals reviewed.
     pub reviewed: u64,
     /// Reviewed referrals the reviewer approved.
     pub override_rate: Option<f64>,
     /// The score's PSI against the baseline month (none for the baseline itself or without
     /// scores).
     pub score_psi: Option<f64>,
+    /// What the PSI says.
     pub score_drift: Option<Drift>,
 }
 
+/// The live view of a strategy: rates by month, score drift, vintages and roll rates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonitorReport {
+    /// Decisions observed.
     pub decisions: u64,
+    /// The month scores are compared with, if any had enough scores.
     pub baseline_month: Option<String>,
+    /// The baseline's score bins.
     pub score_binning: Option<Binning>,
+    /// Each month, oldest first.
     pub months: Vec<MonthRates>,
+    /// Accounts observed.
     pub accounts: u64,
+    /// Days past due at which an account counts as bad.
     pub bad_dpd: u32,
+    /// Bad rate by month on book, per opening month.
     pub vintages: BTreeMap<String, Vec<VintagePoint>>,
+    /// Transitions between delinquency buckets.
     pub roll_rates: RollRates,
 }
 

@@ -21,12 +21,17 @@ const OUTCOME_COLOURS: [(&str, &str); 3] = [
 /// What the report says about how it was made (strategies, input, flow).
 #[derive(Debug, Clone, Default)]
 pub struct ReportContext {
+    /// The page's title.
     pub title: String,
+    /// The flow back-tested.
     pub flow: String,
+    /// What the rows were read from.
     pub input: String,
+    /// The step whose score the distribution shows.
     pub score_step: Option<String>,
 }
 
+/// Text made safe to place in HTML (`&`, `<`, `>`, `"`, `'` escaped).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -12,9 +12,13 @@ use std::sync::Arc;
 /// What one strategy decided for one row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategyResult {
+    /// What it decided.
     pub outcome: Outcome,
+    /// The limit it granted.
     pub limit: Option<Decimal>,
+    /// The APR it priced.
     pub apr: Option<Decimal>,
+    /// Its reason codes.
     pub reasons: Vec<Arc<str>>,
     /// The score of the flow's scorecard (or model) step, for the score distribution.
     pub score: Option<f64>,
@@ -25,6 +29,7 @@ pub struct StrategyResult {
 /// How the row's loan performed (all optional: a back-test without outcomes still has rates).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Performance {
+    /// Whether the loan went bad (none: unknown).
     pub bad: Option<bool>,
     /// Exposure at default; when absent, the limit the strategy granted.
     pub exposure: Option<Decimal>,
@@ -34,19 +39,25 @@ pub struct Performance {
     pub pd: Option<f64>,
 }
 
+/// One row of a back-test: what each strategy decided and how the loan performed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowResult {
+    /// What the champion decided.
     pub champion: StrategyResult,
+    /// What the challenger decided, when there is one.
     pub challenger: Option<StrategyResult>,
+    /// How the loan performed.
     pub performance: Performance,
     /// The row's value of each segment column, in [`TallyOptions::segments`] order.
     pub segments: Vec<Option<String>>,
 }
 
+/// How a back-test is tallied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TallyOptions {
     /// Loss given default, declared by the analyst (e.g. 0.45 for unsecured consumer loans).
     pub lgd: Decimal,
+    /// Columns to break rates down by.
     pub segments: Vec<String>,
     /// Width of a score-distribution bin.
     pub score_bin_width: f64,
@@ -132,6 +143,7 @@ fn outcome_index(outcome: Outcome) -> usize {
 const OUTCOMES: [&str; 3] = ["approve", "refer", "decline"];
 
 impl Tally {
+    /// An empty tally.
     pub fn new(options: TallyOptions) -> Tally {
         let segments = vec![BTreeMap::new(); options.segments.len()];
         Tally {
@@ -198,6 +210,7 @@ impl Tally {
         }
     }
 
+    /// Counts one row.
     pub fn add(&mut self, row: &RowResult) {
         let performance = &row.performance;
         self.rows += 1;
@@ -314,10 +327,12 @@ impl Tally {
         }
     }
 
+    /// Rows counted.
     pub fn rows(&self) -> u64 {
         self.rows
     }
 
+    /// The summary of everything counted.
     pub fn summary(&self, champion: StrategyLabel, challenger: Option<StrategyLabel>) -> Summary {
         let mut strategies = BTreeMap::new();
         strategies.insert(
@@ -458,93 +473,142 @@ fn side_summary(side: &Side, rows: u64, label: StrategyLabel) -> StrategySummary
 /// Which strategy a side of the summary is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategyLabel {
+    /// The strategy's name.
     pub name: String,
+    /// Its version.
     pub version: String,
 }
 
+/// What a back-test found: the JSON summary and the report's content.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// Rows back-tested.
     pub rows: u64,
+    /// Rows whose performance (good or bad) is known.
     pub rows_with_outcome: u64,
+    /// Bad rate over rows with a known outcome.
     pub bad_rate: Option<Decimal>,
+    /// The loss given default used for expected loss.
     pub lgd: Decimal,
     /// `champion`, and `challenger` when one was given.
     pub strategies: BTreeMap<&'static str, StrategySummary>,
+    /// Who each strategy approves, with a challenger.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<Swap>,
+    /// Rates per segment column and value.
     pub segments: BTreeMap<String, BTreeMap<String, SegmentSummary>>,
+    /// Outcomes and performance by score bin.
     pub score_distribution: Vec<ScoreBinSummary>,
 }
 
+/// One strategy's side of the summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategySummary {
+    /// The strategy's name.
     pub name: String,
+    /// Its version.
     pub version: String,
+    /// Share approved.
     pub approve_rate: Decimal,
+    /// Share referred.
     pub refer_rate: Decimal,
+    /// Share declined.
     pub decline_rate: Decimal,
+    /// Rows approved.
     pub approved: u64,
+    /// Rows referred.
     pub referred: u64,
+    /// Rows declined.
     pub declined: u64,
+    /// Mean limit over approvals with a limit.
     pub average_limit: Option<Decimal>,
+    /// Sum of limits granted.
     pub total_limit: Decimal,
+    /// Mean APR over approvals with an APR.
     pub average_apr: Option<Decimal>,
     /// Bad rate among approved rows with a known outcome.
     pub approved_bad_rate: Option<Decimal>,
     /// Σ PD × EAD × LGD over approvals.
     pub expected_loss: Decimal,
+    /// Sum of the rows' realised losses over approvals.
     pub realised_loss: Decimal,
     /// Reason codes returned, most frequent first.
     pub reasons: Vec<ReasonCount>,
 }
 
+/// How often a reason code was returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReasonCount {
+    /// The reason code.
     pub code: String,
+    /// Rows it was returned for.
     pub count: u64,
 }
 
 /// The swap set: who each strategy approves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Swap {
+    /// Approved by both.
     pub both: SwapCell,
     /// Swap-outs: approved by the champion, not by the challenger.
     pub champion_only: SwapCell,
     /// Swap-ins: approved by the challenger, not by the champion.
     pub challenger_only: SwapCell,
+    /// Approved by neither.
     pub neither: SwapCell,
+    /// Rows whose outcome differs between the two.
     pub outcome_changed: u64,
     /// Champion outcome → challenger outcome → rows.
     pub outcomes: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
+/// One cell of the swap set.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SwapCell {
+    /// Rows in the cell.
     pub rows: u64,
+    /// Of those, bads.
     pub bads: u64,
+    /// Bad rate over rows with a known outcome.
     pub bad_rate: Option<Decimal>,
+    /// Expected loss at the champion's limits.
     pub expected_loss_champion: Decimal,
+    /// Expected loss at the challenger's limits.
     pub expected_loss_challenger: Decimal,
 }
 
+/// One value of a segment column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentSummary {
+    /// Rows with this value.
     pub rows: u64,
+    /// Of those, bads.
     pub bads: u64,
+    /// Bad rate over rows with a known outcome.
     pub bad_rate: Option<Decimal>,
+    /// The champion's approval rate.
     pub champion_approve_rate: Decimal,
+    /// The challenger's approval rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub challenger_approve_rate: Option<Decimal>,
 }
 
+/// One bin of the score distribution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScoreBinSummary {
+    /// The bin's lower edge (included).
     pub from: f64,
+    /// Its upper edge (excluded).
     pub to: f64,
+    /// Rows approved.
     pub approve: u64,
+    /// Rows referred.
     pub refer: u64,
+    /// Rows declined.
     pub decline: u64,
+    /// Rows known good.
     pub goods: u64,
+    /// Rows known bad.
     pub bads: u64,
 }
 

@@ -16,13 +16,16 @@ pub struct LoanHistory {
     pub first_bad_month: Option<u32>,
 }
 
+/// One point of a vintage curve.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VintagePoint {
+    /// Months on book.
     pub months_on_book: u32,
     /// Loans observed at least this long.
     pub loans: u64,
     /// Of those, loans bad by this month.
     pub bads: u64,
+    /// `bads / loans`.
     pub bad_rate: f64,
 }
 
@@ -67,14 +70,20 @@ pub fn vintage_curves(loans: &[LoanHistory]) -> BTreeMap<String, Vec<VintagePoin
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DpdBucket {
+    /// Not past due.
     Current,
+    /// 1 to 29 days past due.
     Dpd1To29,
+    /// 30 to 59 days past due.
     Dpd30To59,
+    /// 60 to 89 days past due.
     Dpd60To89,
+    /// 90 days or more.
     Dpd90Plus,
 }
 
 impl DpdBucket {
+    /// Every bucket, least late first.
     pub const ALL: [DpdBucket; 5] = [
         DpdBucket::Current,
         DpdBucket::Dpd1To29,
@@ -83,6 +92,7 @@ impl DpdBucket {
         DpdBucket::Dpd90Plus,
     ];
 
+    /// The bucket of a delinquency.
     pub fn of(days_past_due: u32) -> DpdBucket {
         match days_past_due {
             0 => DpdBucket::Current,
@@ -93,6 +103,7 @@ impl DpdBucket {
         }
     }
 
+    /// The bucket's label in reports.
     pub fn label(self) -> &'static str {
         match self {
             DpdBucket::Current => "current",
@@ -108,8 +119,11 @@ impl DpdBucket {
 /// row as rates (a row with no accounts has rates of zero).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RollRates {
+    /// The buckets' labels, in order.
     pub buckets: Vec<&'static str>,
+    /// Accounts moving from bucket `from` to bucket `to`.
     pub counts: Vec<Vec<u64>>,
+    /// Each row of counts as shares of its total.
     pub rates: Vec<Vec<f64>>,
 }
 

@@ -2,7 +2,7 @@
 //! or (for strategies) on a running server through its API.
 
 use anyhow::{bail, Context};
-use credence_service::{issue_key, Role, Service, ServiceLimits, SystemClock};
+use credence_app::{issue_key, Clock, Role, Strategies, SystemClock};
 use credence_store::{NewAuditEvent, SqliteStore, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,17 +82,17 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
 }
 
 pub fn users_create(data_dir: &Path, username: &str, role: &str) -> anyhow::Result<()> {
-    if !credence_service::users::USER_ROLES.contains(&role) {
+    if !credence_app::users::USER_ROLES.contains(&role) {
         bail!("unknown role {role:?}; workbench users are reviewer or senior_reviewer");
     }
-    credence_service::auth::validate_user(username)
+    credence_app::auth::validate_user(username)
         .map_err(|e| anyhow::anyhow!("--username: {}", e.message))?;
     let mut password = String::new();
     std::io::stdin()
         .read_line(&mut password)
         .context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\n', '\r']);
-    let hash = credence_service::users::hash_password(password)
+    let hash = credence_app::users::hash_password(password)
         .map_err(|e| anyhow::anyhow!("the password: {}", e.message))?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -221,11 +221,11 @@ impl TargetArgs {
                     Some(path) => {
                         let pem = std::fs::read(path)
                             .with_context(|| format!("cannot read --ca-file {}", path.display()))?;
-                        credence_service::providers::pem_certificates(&pem, "--ca-file")?
+                        credence_outbound::providers::pem_certificates(&pem, "--ca-file")?
                     }
                     None => Vec::new(),
                 };
-                let tls = credence_service::providers::tls_config(&extra_roots)?;
+                let tls = credence_outbound::providers::tls_config(&extra_roots)?;
                 Ok(Target::Server {
                     url: url.trim_end_matches('/').to_string(),
                     key: self
@@ -258,7 +258,7 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
     let package = match &op {
         StrategyOp::Upload(dir) => {
             let source = crate::package_dir::read(dir)?;
-            Some(credence_service::package_archive::pack(&source).context("packing the package")?)
+            Some(credence_app::package_archive::pack(&source).context("packing the package")?)
         }
         _ => None,
     };
@@ -295,9 +295,8 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
         }
         Target::DataDir { dir, user } => {
             let store = open_store(&dir)?;
-            let service = Service::new(store, Arc::new(SystemClock), ServiceLimits::default());
-            let now = service.now_ms();
-            let strategies = service.strategies.clone();
+            let now = SystemClock.now().timestamp_millis();
+            let strategies = Strategies::new(store);
             let result = runtime()?.block_on(async move {
                 strategies.refresh().await?;
                 let value = match op {
@@ -317,7 +316,7 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
                     }
                     StrategyOp::List => serde_json::to_value(strategies.list().await?),
                 };
-                Ok::<_, credence_service::ApiError>(value)
+                Ok::<_, credence_app::AppError>(value)
             });
             match result {
                 Ok(value) => value?,

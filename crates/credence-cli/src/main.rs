@@ -10,12 +10,11 @@ mod monitor;
 mod package_dir;
 mod portfolio;
 mod serve;
-mod sim_providers;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use credence_app::SystemClock;
 use credence_engine::{Clock, CompiledStrategy, EngineError, EvalOptions};
-use credence_service::SystemClock;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,7 +100,7 @@ enum Command {
     },
     /// Serve simulated bureau, income-verification and liability providers (answers derived
     /// from the Lending Club data), with latency and failure injection, for demos and tests.
-    SimProviders(sim_providers::SimArgs),
+    SimProviders(credence_provider_sim::SimArgs),
     /// Evaluate historical rows (CSV, JSON Lines, or a data directory's decision log) under a
     /// strategy and an optional challenger: rates, swap set, bad rates, expected loss,
     /// breakdowns, reason codes; a summary JSON, an HTML report and a diff of changed rows.
@@ -298,7 +297,9 @@ fn main() -> ExitCode {
         Command::Simulate {
             command: SimulateCommand::Portfolio(args),
         } => portfolio::simulate(args).map(|()| 0).map_err(Exit::from),
-        Command::SimProviders(args) => sim_providers::run(args).map(|()| 0).map_err(Exit::from),
+        Command::SimProviders(args) => credence_provider_sim::run(args)
+            .map(|()| 0)
+            .map_err(Exit::from),
         Command::Monitor { command } => monitor::run(command).map(|()| 0).map_err(Exit::from),
         Command::Backtest(args) => backtest::run(*args).map(|()| 0).map_err(Exit::from),
         Command::Portfolio {

@@ -282,9 +282,7 @@ fn log(data_dir: &Path, flow: &str, limit: u32) -> anyhow::Result<serde_json::Va
         .context("starting the async runtime")?;
     let today = chrono::Utc::now().date_naive();
     let report = runtime
-        .block_on(credence_service::monitoring::report(
-            &store, flow, limit, today,
-        ))
+        .block_on(credence_app::monitoring::report(&store, flow, limit, today))
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(serde_json::to_value(report)?)
 }

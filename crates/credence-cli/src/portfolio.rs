@@ -1,11 +1,11 @@
 //! `credence simulate portfolio` and `credence portfolio review`: argument handling, progress
-//! bars and the final JSON line, over `credence_service::portfolio`.
+//! bars and the final JSON line, over `credence_app::portfolio`.
 
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use credence_account::FlowKind;
-use credence_service::portfolio::{self, ReviewOptions};
-use credence_service::{Service, ServiceLimits, SystemClock};
+use credence_app::portfolio::{self, ReviewOptions};
+use credence_app::{Clock, Strategies, SystemClock};
 use credence_store::{SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -139,14 +139,12 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 fn simulate_into_dir(dir: &Path, args: &SimulateArgs, as_of: NaiveDate) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let store = open_appender(dir)?;
-        let service = Service::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            ServiceLimits::default(),
-        );
-        service
-            .strategies
-            .bootstrap(crate::serve::bundled_package()?, service.now_ms())
+        let strategies = Strategies::new(store.clone());
+        strategies
+            .bootstrap(
+                crate::serve::bundled_package()?,
+                SystemClock.now().timestamp_millis(),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("activating the bundled strategy: {e}"))?;
         let bar = progress_bar(args.accounts, "accounts");
@@ -321,18 +319,12 @@ pub fn review(args: ReviewArgs) -> anyhow::Result<()> {
     }
     runtime()?.block_on(async {
         let store = open_appender(&args.data_dir)?;
-        let service = Service::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            ServiceLimits::default(),
-        );
-        service
-            .strategies
+        let strategies = Strategies::new(store.clone());
+        strategies
             .refresh()
             .await
             .map_err(|e| anyhow::anyhow!("loading the active strategy: {e}"))?;
-        let active = service
-            .strategies
+        let active = strategies
             .active()
             .context("no strategy is active in this data directory; activate one first")?;
         let language = active

@@ -2,7 +2,8 @@
 //! strategy, and the HTTP server's lifetime.
 
 use anyhow::Context;
-use credence_service::{Service, ServiceLimits, SystemClock};
+use credence_app::SystemClock;
+use credence_service::{Service, ServiceLimits};
 use credence_store::{SqliteStore, Store};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -291,7 +292,7 @@ pub fn bundled_package() -> anyhow::Result<Vec<u8>> {
     for (path, bytes) in BUNDLED_STRATEGY {
         source.insert(*path, bytes.to_vec());
     }
-    credence_service::package_archive::pack(&source).context("packing the bundled strategy")
+    credence_app::package_archive::pack(&source).context("packing the bundled strategy")
 }
 
 fn init_logging(json: bool) {
@@ -326,7 +327,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(path) = &config.secrets_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the secrets file {}", path.display()))?;
-        let secrets = credence_service::providers::parse_secrets(&text);
+        let secrets = credence_outbound::providers::parse_secrets(&text);
         tracing::info!(count = secrets.len(), "loaded data-source secrets");
         service.providers.add_secrets(secrets);
     }
@@ -343,7 +344,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     let simulator_url = if config.example {
-        let url = crate::sim_providers::spawn_local().await?;
+        let url = credence_provider_sim::spawn_local().await?;
         service.providers.add_secrets(
             [("CREDENCE_PROVIDERS_URL".to_string(), url.clone())]
                 .into_iter()
@@ -368,7 +369,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // without its case: open it now, from the decision in the log.
     match service
         .cases
-        .open_missing(credence_service::cases::RECONCILE_RECENT_DECISIONS)
+        .open_missing(credence_app::cases::RECONCILE_RECENT_DECISIONS)
         .await
     {
         Ok(0) => {}
@@ -446,12 +447,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     // Webhook deliveries: the outbox is polled four times a second.
     let webhook_service = service.clone();
-    let webhook_agent = credence_service::webhooks::agent(service.providers.tls_config());
+    let webhook_agent = credence_outbound::webhooks::agent(service.providers.tls_config());
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
         loop {
             ticker.tick().await;
-            credence_service::webhooks::deliver_due(
+            credence_outbound::webhooks::deliver_due(
                 &webhook_service.store,
                 &webhook_agent,
                 webhook_service.now_ms(),

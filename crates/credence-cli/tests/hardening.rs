@@ -23,7 +23,7 @@ fn package(steps: &str) -> PackageSource {
 }
 
 fn upload(server: &Server, key: &str, source: &PackageSource) -> Answer {
-    let archive = credence_service::package_archive::pack(source).unwrap();
+    let archive = credence_app::package_archive::pack(source).unwrap();
     request(
         "POST",
         &format!("{}/v1/strategies", server.url),

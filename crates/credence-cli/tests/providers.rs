@@ -3,7 +3,7 @@
 //! and garbage.
 
 use credence_engine::data::{DataField, DataFieldKind, DataSource, FailurePolicy, Provider};
-use credence_service::providers::{BreakerState, Providers};
+use credence_outbound::providers::{BreakerState, Providers};
 use serde_json::json;
 use std::time::Duration;
 

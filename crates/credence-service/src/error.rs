@@ -1,51 +1,25 @@
-//! The service's one error type and the one map from error code to HTTP status.
+//! The HTTP face of errors: the one map from error code to HTTP status, and the response.
 //!
-//! Every failure a client can see is an [`ApiError`]: a stable machine-readable `code`, a
-//! message that names the field and the fix, and `details` (for example every schema
-//! violation). Handlers never build status codes themselves; [`ErrorCode::status`] is the
+//! Every failure a client can see is an [`ApiError`]: the application's [`AppError`] (a
+//! stable machine-readable `code`, a message that names the field and the fix, `details`)
+//! as a response. Handlers never build status codes themselves; [`HttpStatus::status`] is the
 //! only place where a code becomes a status.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+pub use credence_app::error::{AppError, ErrorCode};
 use credence_engine::EngineError;
 use credence_store::StoreError;
 use serde::Serialize;
 
-/// What went wrong, as clients match on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    MalformedJson,
-    /// The request line or a header is not valid HTTP (answered by the listener itself).
-    MalformedRequest,
-    /// The request's headers are over the listener's limit.
-    HeadersTooLarge,
-    InvalidInput,
-    InvalidParameter,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    InvalidPackage,
-    PackageCasesFailed,
-    Unauthenticated,
-    Forbidden,
-    MakerChecker,
-    NotFound,
-    UnknownFlow,
-    UnknownStrategyVersion,
-    MethodNotAllowed,
-    RequestTimeout,
-    TooManyRequests,
-    IdempotencyKeyReused,
-    InvalidState,
-    NoActiveStrategy,
-    StrategyError,
-    Unavailable,
-    Internal,
+/// The HTTP status of an error code.
+pub trait HttpStatus {
+    /// The one map from error code to HTTP status.
+    fn status(self) -> StatusCode;
 }
 
-impl ErrorCode {
-    /// The one map from error code to HTTP status.
-    pub fn status(self) -> StatusCode {
+impl HttpStatus for ErrorCode {
+    fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
             MalformedJson | MalformedRequest | InvalidParameter | InvalidPackage => {
@@ -68,42 +42,14 @@ impl ErrorCode {
             StrategyError | Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            MalformedJson => "malformed_json",
-            MalformedRequest => "malformed_request",
-            HeadersTooLarge => "headers_too_large",
-            InvalidInput => "invalid_input",
-            InvalidParameter => "invalid_parameter",
-            BodyTooLarge => "body_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            InvalidPackage => "invalid_package",
-            PackageCasesFailed => "package_cases_failed",
-            Unauthenticated => "unauthenticated",
-            Forbidden => "forbidden",
-            MakerChecker => "maker_checker",
-            NotFound => "not_found",
-            UnknownFlow => "unknown_flow",
-            UnknownStrategyVersion => "unknown_strategy_version",
-            MethodNotAllowed => "method_not_allowed",
-            RequestTimeout => "request_timeout",
-            TooManyRequests => "too_many_requests",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            InvalidState => "invalid_state",
-            NoActiveStrategy => "no_active_strategy",
-            StrategyError => "strategy_error",
-            Unavailable => "unavailable",
-            Internal => "internal",
-        }
-    }
 }
 
 /// An error as the client receives it: `{code, message, details}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
+    /// What went wrong, as clients match on it.
     pub code: ErrorCode,
+    /// What went wrong and how to fix it, naming the field.
     pub message: String,
     /// Structured detail: the violations, the failing cases, the allowed roles; null when
     /// the message says it all.
@@ -120,30 +66,52 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
+    /// An error with a code and a message, without details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            details: serde_json::Value::Null,
-        }
+        AppError::new(code, message).into()
     }
 
+    /// The same error with structured details.
     pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
         self.details = details;
         self
     }
 
+    /// `not_found` with a message saying what was not found.
     pub fn not_found(what: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorCode::NotFound, what)
+        AppError::not_found(what).into()
     }
 
+    /// `invalid_parameter` naming the parameter and its problem.
     pub fn parameter(name: &str, problem: impl std::fmt::Display) -> ApiError {
-        ApiError::new(ErrorCode::InvalidParameter, format!("{name}: {problem}"))
-            .with_details(serde_json::json!({ "field": name }))
+        AppError::parameter(name, problem).into()
     }
 
+    /// The response's status.
     pub fn status(&self) -> StatusCode {
         self.code.status()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> ApiError {
+        ApiError {
+            code: error.code,
+            message: error.message,
+            details: error.details,
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        AppError::from(error).into()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        AppError::from(error).into()
     }
 }
 
@@ -155,83 +123,6 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code.as_str(), message = %self.message, "request failed");
         }
         (status, axum::Json(self)).into_response()
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(error: EngineError) -> ApiError {
-        match &error {
-            EngineError::InvalidInput { violations, .. } => {
-                let first = violations
-                    .first()
-                    .map(|v| format!(" (first: {}: expected {})", v.path, v.expected))
-                    .unwrap_or_default();
-                let details: Vec<_> = violations
-                    .iter()
-                    .map(|v| {
-                        serde_json::json!({"field": v.path, "expected": v.expected, "got": v.got})
-                    })
-                    .collect();
-                ApiError::new(
-                    ErrorCode::InvalidInput,
-                    format!(
-                        "the input does not match the flow's schema: {} problem(s){first}; fix the fields listed in details",
-                        violations.len()
-                    ),
-                )
-                .with_details(serde_json::json!({ "violations": details }))
-            }
-            EngineError::UnknownFlow { flow, available } => ApiError::new(
-                ErrorCode::UnknownFlow,
-                format!("unknown flow \"{flow}\"; the active strategy has: {available}"),
-            )
-            .with_details(serde_json::json!({"field": "flow"})),
-            EngineError::UnknownLanguage { .. } => {
-                ApiError::new(ErrorCode::InvalidParameter, error.to_string())
-                    .with_details(serde_json::json!({"field": "lang"}))
-            }
-            EngineError::UnreadableRecord { .. } | EngineError::RecordTooNew { .. } => {
-                ApiError::new(ErrorCode::Internal, error.to_string())
-            }
-            EngineError::Compile(problems) => ApiError::new(
-                ErrorCode::InvalidPackage,
-                format!(
-                    "the strategy package has {} problem(s); fix each one listed in details",
-                    problems.len()
-                ),
-            )
-            .with_details(serde_json::json!({ "problems": problems })),
-            EngineError::NotValidatedForFlow { .. } | EngineError::Evaluation { .. } => {
-                ApiError::new(ErrorCode::StrategyError, error.to_string())
-            }
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        match error {
-            StoreError::Conflict { what } => {
-                ApiError::new(ErrorCode::InvalidState, format!("{what} already exists"))
-            }
-            StoreError::Precondition { what } => ApiError::new(ErrorCode::InvalidState, what),
-            StoreError::Closed => ApiError::new(
-                ErrorCode::Unavailable,
-                "the service is shutting down; retry",
-            ),
-            StoreError::Unavailable(reason) => ApiError::new(
-                ErrorCode::Unavailable,
-                format!("storage is unavailable ({reason}); nothing was recorded: retry later"),
-            ),
-            // Paths and database messages are for the operator's log, not for clients.
-            other => {
-                tracing::error!(error = %other, "storage failed");
-                ApiError::new(
-                    ErrorCode::Internal,
-                    "storage failed; nothing was recorded, and the server's log has the details",
-                )
-            }
-        }
     }
 }
 

@@ -1,59 +1,40 @@
-//! Credence's decision service: the HTTP API over the engine and the store.
+//! Credence's HTTP adapter: the decision API, the workbench and the listener, over the use
+//! cases of `credence-app`.
 //!
 //! ```text
-//! HTTP ─▶ routes (auth, parse, map errors) ─▶ Decisions / Strategies ─▶ engine (pure)
-//!                                                      └──────────────▶ Store (durable log)
+//! HTTP ─▶ routes, workbench (auth, parse, map errors) ─▶ credence-app use cases ─▶ engine (pure)
+//!                                                              ├─▶ Store (durable log)
+//!                                                              └─▶ credence-outbound (providers)
 //! ```
 //!
 //! Handlers are thin: they authenticate, check the caller's role, turn the request into a
-//! call on [`Decisions`] or [`Strategies`], and turn the answer (or the [`ApiError`]) into a
-//! response. All I/O goes through the [`credence_store::Store`] trait; time comes from a
-//! [`Clock`].
+//! call on a use case, and turn the answer (or the [`ApiError`]) into a response; the status
+//! of an error code is decided in [`error`] and nowhere else. [`Service`] wires the use cases
+//! to a store, a clock and the outbound providers.
 
-pub mod accounts;
-pub mod auth;
-pub mod cases;
-pub mod decisions;
+#![warn(missing_docs)]
+
 pub mod error;
-pub mod mask;
 pub mod metrics;
-pub mod monitoring;
 pub mod openapi;
-pub mod package_archive;
-pub mod portfolio;
-mod provider_cache;
-pub mod provider_http;
-pub mod providers;
-pub mod replay;
 mod routes;
 pub mod server;
 pub mod sign_in;
-pub mod strategies;
-pub mod strict_json;
-pub mod users;
-pub mod webhooks;
 mod workbench;
 
-pub use auth::{issue_key, Action, Authenticator, Principal, Role};
-pub use decisions::Decisions;
+// The use cases, under the names the handlers use.
+pub(crate) use credence_app::{
+    accounts, auth, cases, decisions, mask, monitoring, strategies, strict_json, users,
+};
+pub use credence_app::{issue_key, Action, Authenticator, Decisions, Principal, Role, Strategies};
+pub(crate) use credence_outbound::providers;
 pub use error::{ApiError, ErrorCode};
 pub use routes::router;
-pub use strategies::Strategies;
 
 use credence_store::{Store, StoreError};
 use std::sync::Arc;
 
-/// The service's source of time: the engine's one clock trait.
-pub use credence_engine::Clock;
-
-/// The real clock: the system's time in UTC.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-}
+pub use credence_app::{Clock, SystemClock};
 
 /// Limits and timings the service runs with (addresses and paths are the binary's business).
 #[derive(Debug, Clone)]
@@ -64,6 +45,7 @@ pub struct ServiceLimits {
     pub max_package_bytes: usize,
     /// History page size when `limit` is not given, and the largest allowed.
     pub default_page_size: u32,
+    /// The largest `limit` a history page may ask for.
     pub max_page_size: u32,
     /// How long a workbench sign-in lasts.
     pub session_ttl_seconds: u64,
@@ -96,15 +78,23 @@ impl Default for ServiceLimits {
 
 /// Everything a request handler can reach.
 pub struct Service {
+    /// The store every use case writes through.
     pub store: Arc<dyn Store>,
+    /// The strategy lifecycle and the active version.
     pub strategies: Arc<Strategies>,
+    /// Decide, read, list and replay.
     pub decisions: Arc<Decisions>,
     /// Third-party data providers: one HTTP client, circuit breakers and the answer cache.
     pub providers: Arc<providers::Providers>,
+    /// Accounts, account events and in-loan flows.
     pub accounts: accounts::Accounts,
+    /// Manual review cases.
     pub cases: Arc<cases::Cases>,
+    /// API keys and their roles.
     pub auth: Authenticator,
+    /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// The limits the service was started with.
     pub limits: ServiceLimits,
     /// Failed workbench sign-ins by username and address.
     pub sign_in: sign_in::SignInGuard,
@@ -113,6 +103,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// Wires the use cases to `store` and `clock`, with providers that have no secrets yet.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -153,6 +144,7 @@ impl Service {
         })
     }
 
+    /// Now, in milliseconds since the epoch, by the service's clock.
     pub fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }

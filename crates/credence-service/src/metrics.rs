@@ -4,36 +4,15 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
-/// Decisions made, by `flow`, `outcome` and `arm`.
-pub const DECISIONS_TOTAL: &str = "credence_decisions_total";
-/// Seconds from receiving a decision request to having the decision (before the log commit).
-pub const DECISION_SECONDS: &str = "credence_decision_seconds";
+pub use credence_app::metrics::*;
+
 /// HTTP requests by matched `route`, `method` and `status`.
 pub const HTTP_REQUESTS_TOTAL: &str = "credence_http_requests_total";
 /// HTTP request seconds by matched `route`, including the log commit.
 pub const HTTP_REQUEST_SECONDS: &str = "credence_http_request_seconds";
 /// Error responses by `code`.
 pub const ERRORS_TOTAL: &str = "credence_http_errors_total";
-/// Requests answered from a stored decision because of a repeated Idempotency-Key.
-pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "credence_idempotent_replays_total";
-
-/// Accounts opened from approved decisions.
-pub const ACCOUNTS_OPENED_TOTAL: &str = "credence_accounts_opened_total";
-/// Account events applied (first time seen).
-pub const ACCOUNT_EVENTS_TOTAL: &str = "credence_account_events_total";
-/// Account events ignored because their id was already applied.
-pub const ACCOUNT_EVENTS_DUPLICATE_TOTAL: &str = "credence_account_events_duplicate_total";
-/// Changes in-loan flows made to accounts, by `flow` and `action`.
-pub const ACCOUNT_ACTIONS_TOTAL: &str = "credence_account_actions_total";
-
-/// Calls to third-party data providers, by `provider` and `status` (ok, timeout, http_error,
-/// unreachable, invalid_response, circuit_open).
-pub const PROVIDER_CALLS_TOTAL: &str = "credence_provider_calls_total";
-/// Third-party answers served from the cache (no call, nothing paid), by `source`.
-pub const PROVIDER_CACHE_HITS_TOTAL: &str = "credence_provider_cache_hits_total";
-/// Seconds one call to a provider took, retries included, by `provider` and `status`: the
-/// latency a decision waits on, to watch against the provider's SLA and the call's timeout.
-pub const PROVIDER_CALL_SECONDS: &str = "credence_provider_call_seconds";
+/// Connections closed on accept because `max_connections` were open.
 pub const CONNECTIONS_REFUSED: &str = "credence_http_connections_refused_total";
 
 /// Buckets for provider calls: bureaus answer in tens to hundreds of milliseconds, and
@@ -132,27 +111,27 @@ fn describe() {
         "Requests answered with a stored decision because their Idempotency-Key was seen before"
     );
     describe_counter!(
-        crate::cases::REVIEW_DECISIONS_TOTAL,
+        credence_app::cases::REVIEW_DECISIONS_TOTAL,
         "Review cases decided, by queue and verdict"
     );
     describe_histogram!(
-        crate::cases::REVIEW_MINUTES,
+        credence_app::cases::REVIEW_MINUTES,
         "Minutes from a case's opening to its final decision"
     );
     describe_counter!(
-        crate::cases::REVIEW_SLA_BREACHES_TOTAL,
+        credence_app::cases::REVIEW_SLA_BREACHES_TOTAL,
         "Cases decided after their SLA deadline"
     );
     describe_counter!(
-        crate::cases::REVIEW_OVERRIDES_TOTAL,
+        credence_app::cases::REVIEW_OVERRIDES_TOTAL,
         "Reviews that departed from the engine's offer, by queue and referral reason (who reviewed is in the audit, not in labels)"
     );
     describe_counter!(
-        crate::cases::REVIEW_ESCALATIONS_TOTAL,
+        credence_app::cases::REVIEW_ESCALATIONS_TOTAL,
         "Cases escalated to senior reviewers because their SLA passed"
     );
     describe_counter!(
-        crate::webhooks::WEBHOOK_DELIVERIES_TOTAL,
+        WEBHOOK_DELIVERIES_TOTAL,
         "Webhook delivery attempts by outcome"
     );
     credence_store::describe_metrics();

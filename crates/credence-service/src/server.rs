@@ -136,6 +136,7 @@ pub struct JsonErrors<IO> {
 }
 
 impl<IO> JsonErrors<IO> {
+    /// Wraps a connection.
     pub fn new(io: IO) -> JsonErrors<IO> {
         JsonErrors { io, pending: None }
     }

@@ -63,13 +63,20 @@ struct Failures {
 /// Why an attempt is refused before its password is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// Too soon after the last failure: retry after this many milliseconds.
-    BackOff { retry_after_ms: u64 },
-    /// Locked out for this many more milliseconds.
-    Locked { retry_after_ms: u64 },
+    /// Too soon after the last failure.
+    BackOff {
+        /// Retry after this many milliseconds.
+        retry_after_ms: u64,
+    },
+    /// Locked out.
+    Locked {
+        /// The lockout ends in this many milliseconds.
+        retry_after_ms: u64,
+    },
 }
 
 impl Refusal {
+    /// How long the caller must wait, whichever the refusal.
     pub fn retry_after_ms(&self) -> u64 {
         match self {
             Refusal::BackOff { retry_after_ms } | Refusal::Locked { retry_after_ms } => {
@@ -82,8 +89,11 @@ impl Refusal {
 /// What a failure did to a username: whether it has just been locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureEffect {
+    /// The failure was counted; no lockout yet.
     Counted,
+    /// The username is locked out now.
     LockedUser,
+    /// The address is locked out now.
     LockedAddress,
 }
 
@@ -116,6 +126,7 @@ fn user_key(username: &str) -> &str {
 }
 
 impl SignInGuard {
+    /// A guard with no failures counted yet.
     pub fn new(limits: SignInLimits) -> SignInGuard {
         SignInGuard {
             limits,
@@ -123,6 +134,7 @@ impl SignInGuard {
         }
     }
 
+    /// The limits it enforces.
     pub fn limits(&self) -> &SignInLimits {
         &self.limits
     }

@@ -61,19 +61,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct ChainProblem {
     /// The position where the chain first fails.
     pub seq: i64,
+    /// What is wrong there.
     pub problem: String,
 }
 
 /// The outcome of checking a whole log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainReport {
+    /// Records checked.
     pub records: u64,
     /// The newest record's hash (the genesis hash for an empty log).
     pub head_hash: String,
+    /// The first problem found; none when the whole chain holds.
     pub problem: Option<ChainProblem>,
 }
 
 impl ChainReport {
+    /// Whether the whole chain holds.
     pub fn verified(&self) -> bool {
         self.problem.is_none()
     }

@@ -1,5 +1,6 @@
 //! The store's one error type.
 
+/// Why a store operation failed; [`StoreError::code`] is its stable machine code.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused an operation or could not be opened.
@@ -7,13 +8,24 @@ pub enum StoreError {
     Database(rusqlite::Error),
     /// The data directory could not be created or read.
     #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
     /// A uniqueness rule held: the row already exists (e.g. a reused idempotency key).
     #[error("{what} already exists")]
-    Conflict { what: String },
+    Conflict {
+        /// What already exists (`idempotency key K`, `account A`).
+        what: String,
+    },
     /// The row an update names does not exist or is not in the state the update needs.
     #[error("{what}")]
-    Precondition { what: String },
+    Precondition {
+        /// What did not hold, and what to do about it.
+        what: String,
+    },
     /// The batch holding this write could not be committed; nothing of it was kept.
     #[error("the write could not be committed: {0}")]
     Commit(String),
@@ -31,6 +43,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The stable machine code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Database(_) => "database",
+            StoreError::Io { .. } => "io",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::Precondition { .. } => "precondition",
+            StoreError::Commit(_) => "commit",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Closed => "closed",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+
     pub(crate) fn from_insert(error: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
         match &error {
             rusqlite::Error::SqliteFailure(code, _)

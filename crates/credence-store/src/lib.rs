@@ -14,6 +14,9 @@
 //! - a reused idempotency key is refused and leaves no record;
 //! - a change to a strategy or a key is written in the same transaction as its audit event.
 
+#![warn(missing_docs)]
+
+/// The hash chain of the decision log: record hashes and their verification.
 pub mod chain;
 mod error;
 mod log;
@@ -79,11 +82,14 @@ pub trait DecisionLog: Send + Sync {
     async fn writable(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// A decision by id.
     async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError>;
+    /// The decision recorded under an Idempotency-Key, if any.
     async fn decision_by_idempotency_key(
         &self,
         key: &str,
     ) -> Result<Option<StoredDecision>, StoreError>;
+    /// A page of history summaries, newest first.
     async fn list_decisions(
         &self,
         query: &DecisionQuery,
@@ -102,8 +108,11 @@ pub trait StrategyStore: Send + Sync {
         package: Vec<u8>,
         audit: NewAuditEvent,
     ) -> Result<bool, StoreError>;
+    /// A version's record.
     async fn strategy(&self, version: &str) -> Result<Option<StrategyRecord>, StoreError>;
+    /// A version's package bytes (a `.tar.gz`).
     async fn strategy_package(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every version, newest upload first.
     async fn strategies(&self) -> Result<Vec<StrategyRecord>, StoreError>;
     /// Moves a draft to approved; a [`StoreError::Precondition`] if it is not a draft.
     async fn approve_strategy(
@@ -129,9 +138,13 @@ pub trait StrategyStore: Send + Sync {
 /// Who may call: API keys, workbench users and their sessions.
 #[async_trait::async_trait]
 pub trait AccessStore: Send + Sync {
+    /// Stores a new key with its audit event.
     async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+    /// A key by id (revoked ones too).
     async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Every key.
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes a key, with its audit event; refused if it is unknown or already revoked.
     async fn revoke_key(
         &self,
         id: &str,
@@ -140,9 +153,13 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Adds a workbench user; an existing username is a conflict.
     async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
+    /// A workbench user by name.
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Stores a new workbench session.
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
+    /// A session by the hash of its token.
     async fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session (signing out).
     async fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError>;
 }
 
@@ -160,8 +177,11 @@ pub trait AuditLog: Send + Sync {
 pub trait CaseStore: Send + Sync {
     /// Stores a new review case; a second case for the same decision is a conflict.
     async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError>;
+    /// A case by id.
     async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
+    /// The case opened for a decision, if any.
     async fn case_for_decision(&self, decision_id: &str) -> Result<Option<CaseRecord>, StoreError>;
+    /// The cases matching `query`, soonest deadline first.
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError>;
     /// The ids of referred decisions, among the newest `recent` in the log, that have no review
     /// case, oldest first: cases whose opening a crash cut short (the service opens them at
@@ -186,11 +206,14 @@ pub trait AccountStore: Send + Sync {
         &self,
         accounts: Vec<(AccountRecord, Vec<AccountEventRecord>)>,
     ) -> Result<(), StoreError>;
+    /// An account by id.
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// The account opened from a decision, if any.
     async fn account_for_decision(
         &self,
         decision_id: &str,
     ) -> Result<Option<AccountRecord>, StoreError>;
+    /// A page of accounts in id order.
     async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError>;
     /// How many accounts there are (with this status).
     async fn count_accounts(&self, status: Option<&str>) -> Result<u64, StoreError>;
@@ -239,12 +262,15 @@ pub trait ProviderAnswerStore: Send + Sync {
 /// Webhook registrations and the outbox of their deliveries.
 #[async_trait::async_trait]
 pub trait WebhookOutbox: Send + Sync {
+    /// Registers a webhook, with its audit event.
     async fn insert_webhook(
         &self,
         hook: WebhookRecord,
         audit: NewAuditEvent,
     ) -> Result<(), StoreError>;
+    /// Every registered webhook.
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// Removes a webhook, with its audit event.
     async fn delete_webhook(&self, id: &str, audit: NewAuditEvent) -> Result<(), StoreError>;
     /// Queues `body` for every registered webhook; returns how many deliveries were queued.
     async fn enqueue_deliveries(

@@ -47,12 +47,14 @@ pub const ZERO_FILL_CHUNK_BYTES: u64 = 256 * 1024;
 pub struct FramePosition {
     /// The segment's first seq (its name).
     pub segment: i64,
+    /// Where the frame starts in the segment.
     pub offset: u64,
     /// Bytes of the whole frame, length prefix included.
     pub length: u64,
 }
 
 impl FramePosition {
+    /// Where the frame ends (the next frame's offset).
     pub fn end(&self) -> u64 {
         self.offset + self.length
     }
@@ -153,6 +155,7 @@ pub fn decode(body: &[u8]) -> Result<StoredDecision, String> {
     })
 }
 
+/// The file of the segment whose first record is `first_seq`.
 pub fn segment_path(dir: &Path, first_seq: i64) -> PathBuf {
     dir.join(format!("decisions-{first_seq:020}.seg"))
 }
@@ -200,6 +203,7 @@ pub struct SegmentReader {
 }
 
 impl SegmentReader {
+    /// A reader of `segment` from `offset` on.
     pub fn open(dir: &Path, segment: i64, offset: u64) -> Result<SegmentReader, StoreError> {
         let path = segment_path(dir, segment);
         let io = |e: std::io::Error| StoreError::Io {
@@ -217,6 +221,7 @@ impl SegmentReader {
         })
     }
 
+    /// The next frame, the end of the segment, or where and why it is damaged.
     pub fn next_frame(&mut self) -> Scanned {
         if self.offset >= self.size {
             return Scanned::End;
@@ -443,10 +448,12 @@ impl Appender {
         Ok(())
     }
 
+    /// The segment being appended to (its first seq).
     pub fn segment(&self) -> i64 {
         self.segment
     }
 
+    /// Bytes written to the segment so far.
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -6,21 +6,33 @@ use serde::Serialize;
 /// verbatim so that what is hashed is exactly what is returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDecision {
+    /// The decision's id (time-ordered, unique).
     pub id: String,
+    /// The flow that decided.
     pub flow: String,
+    /// The customer the input names, for history by customer.
     pub customer_id: Option<String>,
+    /// The caller's Idempotency-Key; unique in the log when present.
     pub idempotency_key: Option<String>,
     /// SHA-256 of the request body, to tell a retry from a different request reusing a key.
     pub request_sha256: String,
+    /// The strategy's name.
     pub strategy: String,
+    /// The strategy version (content hash) that decided.
     pub strategy_version: String,
+    /// The experiment arm, when the flow has one.
     pub arm: Option<String>,
+    /// `approve`, `decline` or `refer`.
     pub outcome: String,
+    /// The date the decision was made as of (`YYYY-MM-DD`).
     pub as_of: String,
+    /// The language of the reason texts.
     pub language: String,
+    /// When the request was received.
     pub created_at_ms: i64,
     /// Time from receiving the request to having the decision, before the log commit.
     pub latency_us: i64,
+    /// The input as received: what a replay re-reads.
     pub input: String,
     /// The decision as returned to the caller, with its compact trace.
     pub decision: String,
@@ -29,40 +41,60 @@ pub struct NewDecision {
 /// A decision as stored: its fields plus its place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDecision {
+    /// Its position in the log, from 1, without gaps.
     pub seq: i64,
+    /// What was appended.
     pub record: NewDecision,
+    /// The hash of the decision before it (zeros for the first).
     pub prev_hash: String,
+    /// This decision's hash, binding `prev_hash` and its content.
     pub hash: String,
 }
 
 /// Where an appended decision landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendReceipt {
+    /// The decision's position in the log.
     pub seq: i64,
+    /// Its chain hash.
     pub hash: String,
 }
 
 /// One line of a history listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecisionSummary {
+    /// The decision's id.
     pub id: String,
+    /// Its position in the log.
     pub seq: i64,
+    /// The flow that decided.
     pub flow: String,
+    /// The customer, when the input named one.
     pub customer_id: Option<String>,
+    /// The outcome.
     pub outcome: String,
+    /// The experiment arm, if any.
     pub arm: Option<String>,
+    /// The strategy version that decided.
     pub strategy_version: String,
+    /// When it was made.
     pub created_at_ms: i64,
 }
 
 /// A page of history, newest first. `before_seq` continues from a previous page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecisionQuery {
+    /// Only this customer's decisions.
     pub customer_id: Option<String>,
+    /// Only this flow's decisions.
     pub flow: Option<String>,
+    /// Made at or after this time.
     pub from_ms: Option<i64>,
+    /// Made before this time.
     pub to_ms: Option<i64>,
+    /// Older than this log position (the previous page's last).
     pub before_seq: Option<i64>,
+    /// The most to return.
     pub limit: u32,
 }
 
@@ -102,11 +134,14 @@ impl DecisionSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StrategyState {
+    /// Uploaded, its cases passed; waiting for another user's approval.
     Draft,
+    /// Approved: may be activated.
     Approved,
 }
 
 impl StrategyState {
+    /// The state's name as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             StrategyState::Draft => "draft",
@@ -114,6 +149,7 @@ impl StrategyState {
         }
     }
 
+    /// The state of a stored name.
     pub fn parse(text: &str) -> Option<StrategyState> {
         match text {
             "draft" => Some(StrategyState::Draft),
@@ -128,11 +164,17 @@ impl StrategyState {
 pub struct StrategyRecord {
     /// The content hash the engine computed: immutable identity.
     pub version: String,
+    /// The package's name.
     pub name: String,
+    /// Draft or approved.
     pub state: StrategyState,
+    /// Who uploaded it.
     pub uploaded_by: String,
+    /// When it was uploaded.
     pub uploaded_at_ms: i64,
+    /// Who approved it (never its uploader).
     pub approved_by: Option<String>,
+    /// When it was approved.
     pub approved_at_ms: Option<i64>,
     /// Embedded cases that passed at upload (all of them, or the upload was refused).
     pub cases_passed: i64,
@@ -141,9 +183,13 @@ pub struct StrategyRecord {
 /// One entry of the activation history; the newest is the active version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Activation {
+    /// Its position in the history.
     pub seq: i64,
+    /// The version made active.
     pub version: String,
+    /// Who did it.
     pub activated_by: String,
+    /// When.
     pub activated_at_ms: i64,
     /// `activate`, `rollback` or `bootstrap`.
     pub kind: String,
@@ -152,35 +198,52 @@ pub struct Activation {
 /// Who did what, when: every change to strategies and keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
+    /// Its position in the audit trail.
     pub seq: i64,
+    /// When it happened.
     pub at_ms: i64,
+    /// Who did it (a user or key owner).
     pub actor: String,
+    /// What was done (`strategy.upload`, `key.revoke`, …).
     pub action: String,
+    /// What it was done to (a version, a key id, …).
     pub subject: String,
+    /// Anything else worth keeping, as JSON.
     pub detail: serde_json::Value,
 }
 
 /// An audit event about to be written with the change it describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEvent {
+    /// When it happened.
     pub at_ms: i64,
+    /// Who did it.
     pub actor: String,
+    /// What was done.
     pub action: String,
+    /// What it was done to.
     pub subject: String,
+    /// Anything else worth keeping, as JSON.
     pub detail: serde_json::Value,
 }
 
 /// An API key as stored: only the SHA-256 of its secret part is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiKeyRecord {
+    /// The key's public id (the part before the secret).
     pub id: String,
+    /// SHA-256 of the secret, hex; the secret itself is never stored.
     #[serde(skip)]
     pub secret_sha256: String,
     /// The person or system the key belongs to; maker-checker compares these.
     pub user: String,
+    /// The roles' names.
     pub roles: Vec<String>,
+    /// When it was issued.
     pub created_at_ms: i64,
+    /// Who issued it.
     pub created_by: String,
+    /// When it was revoked, if it was.
     pub revoked_at_ms: Option<i64>,
 }
 
@@ -188,34 +251,49 @@ pub struct ApiKeyRecord {
 /// crate owns its shape). `version` increases with every change, for optimistic updates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRecord {
+    /// The case's id.
     pub id: String,
+    /// The referred decision the case reviews.
     pub decision_id: String,
+    /// The review queue it waits in.
     pub queue: String,
+    /// Higher is worked first.
     pub priority: i64,
+    /// The review state (`open`, `claimed`, …, `decided`).
     pub state: String,
+    /// When it was opened.
     pub created_at_ms: i64,
+    /// Its SLA deadline.
     pub due_at_ms: i64,
+    /// Increases with every change (optimistic updates).
     pub version: i64,
+    /// The case as JSON, in the review crate's shape.
     pub body: String,
 }
 
 /// A page of cases, soonest deadline first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseQuery {
+    /// Only this queue.
     pub queue: Option<String>,
+    /// Only this state.
     pub state: Option<String>,
     /// Only cases whose deadline is before this time (and not decided).
     pub due_before_ms: Option<i64>,
+    /// The most to return.
     pub limit: u32,
 }
 
 /// A person who signs in to the review workbench; only an argon2 hash of the password is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
+    /// The sign-in name.
     pub username: String,
+    /// The argon2 hash (PHC string).
     pub password_hash: String,
     /// `reviewer` or `senior_reviewer`.
     pub role: String,
+    /// When the user was created.
     pub created_at_ms: i64,
 }
 
@@ -225,46 +303,65 @@ pub struct UserRecord {
 pub struct ProviderAnswerRecord {
     /// The cache's key for the source: its name and a digest of its field mapping.
     pub source_key: String,
+    /// Whom the answer is about.
     pub subject: String,
     /// The provider that answered.
     pub provider: String,
     /// The mapped values, as a JSON object.
     pub values_json: String,
+    /// When it was fetched.
     pub fetched_at_ms: i64,
+    /// When it stops being served.
     pub expires_at_ms: i64,
 }
 
 /// A signed-in browser session; the cookie's token is stored only as a SHA-256 hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
+    /// SHA-256 of the cookie's token, hex.
     pub token_sha256: String,
+    /// Who signed in.
     pub username: String,
     /// Every form of the session carries this token (CSRF protection).
     pub csrf_token: String,
+    /// When the session began.
     pub created_at_ms: i64,
+    /// When it ends.
     pub expires_at_ms: i64,
 }
 
 /// A registered webhook: where review outcomes are posted, and the secret that signs them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookRecord {
+    /// The webhook's id.
     pub id: String,
+    /// Where events are posted.
     pub url: String,
+    /// The HMAC secret that signs each delivery.
     #[serde(skip)]
     pub secret: String,
+    /// Who registered it.
     pub created_by: String,
+    /// When.
     pub created_at_ms: i64,
 }
 
 /// One event on its way to one webhook, retried until delivered or given up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
+    /// The delivery's id (receivers de-duplicate by it).
     pub id: i64,
+    /// The webhook it goes to.
     pub webhook_id: String,
+    /// Where it is posted.
     pub url: String,
+    /// The webhook's signing secret.
     pub secret: String,
+    /// The event name (`review.decided`).
     pub event: String,
+    /// The JSON body.
     pub body: String,
+    /// Attempts made so far.
     pub attempts: i64,
 }
 
@@ -272,24 +369,36 @@ pub struct DeliveryRecord {
 /// behaviour), versioned for optimistic updates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRecord {
+    /// The account's id.
     pub id: String,
+    /// The customer it belongs to.
     pub customer_id: String,
     /// The approved decision the account was opened from (one account per decision).
     pub decision_id: String,
+    /// `active`, `frozen`, `closed` or `charged_off`.
     pub status: String,
+    /// Increases with every change (optimistic updates).
     pub version: i64,
+    /// When it last changed.
     pub updated_at_ms: i64,
+    /// The account as JSON (terms, status, behaviour).
     pub body: String,
 }
 
 /// One applied account event, kept for audit and so that a repeated id is never applied twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountEventRecord {
+    /// The account it applied to.
     pub account_id: String,
+    /// The sender's id of the event: applied once.
     pub event_id: String,
+    /// When it happened, by the sender.
     pub event_time_ms: i64,
+    /// When it was received.
     pub received_at_ms: i64,
+    /// Its kind (`payment`, `drawdown`, …).
     pub kind: String,
+    /// The event as received, JSON.
     pub body: String,
 }
 
@@ -297,17 +406,25 @@ pub struct AccountEventRecord {
 /// audit events; refused if someone else changed the account since `expected_version`.
 #[derive(Debug, Clone)]
 pub struct AccountUpdate {
+    /// The account after the change.
     pub account: AccountRecord,
+    /// The version the change was computed from.
     pub expected_version: i64,
+    /// The events it applied.
     pub events: Vec<AccountEventRecord>,
+    /// What the audit trail records of it.
     pub audit: Vec<NewAuditEvent>,
 }
 
 /// A page of accounts in id order (keyset pagination: pass the last id seen).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountQuery {
+    /// Only this status.
     pub status: Option<String>,
+    /// Only this customer's accounts.
     pub customer_id: Option<String>,
+    /// After this id (the previous page's last).
     pub after_id: Option<String>,
+    /// The most to return.
     pub limit: u32,
 }

@@ -51,13 +51,21 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        state.auth.authenticate(header).await.map(Caller)
+        state
+            .auth
+            .authenticate(header)
+            .await
+            .map(Caller)
+            .map_err(ApiError::from)
     }
 }
 
 impl Caller {
     fn require(&self, action: Action) -> Result<&Principal, ApiError> {
-        self.0.require(action).map(|()| &self.0)
+        self.0
+            .require(action)
+            .map(|()| &self.0)
+            .map_err(ApiError::from)
     }
 }
 

@@ -183,7 +183,7 @@ pub(super) async fn render_case(
 ) -> Response {
     let view = match service.cases.get(id).await {
         Ok(view) => view,
-        Err(error) => return plain(error.status(), &error.message),
+        Err(error) => return plain(error.code.status(), &error.message),
     };
     let stored = match service.store.decision(&view.case.decision_id).await {
         Ok(Some(stored)) => stored,
@@ -558,7 +558,7 @@ pub(super) async fn act(
                 &signed,
                 &id,
                 false,
-                Some((error.status(), error.message)),
+                Some((error.code.status(), error.message)),
             )
             .await
         }

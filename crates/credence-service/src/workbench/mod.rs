@@ -7,7 +7,7 @@
 //! page and redirect responses); `session`, `queue`, `stats` and `case` hold the pages.
 
 use crate::cases::CaseView;
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpStatus};
 use crate::Service;
 use askama::Template;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -83,7 +83,7 @@ pub(super) async fn monitoring_page(
     let today = service.clock.now().date_naive();
     let report = match crate::monitoring::report(&service.store, &flow, limit, today).await {
         Ok(report) => report,
-        Err(error) => return plain(error.status(), &error.message),
+        Err(error) => return plain(error.code.status(), &error.message),
     };
     let months = report
         .months
@@ -189,7 +189,7 @@ pub(super) async fn stats_page(State(service): State<AppState>, headers: HeaderM
     };
     let cases = match waiting_cases(&service).await {
         Ok(cases) => cases,
-        Err(error) => return plain(error.status(), &error.message),
+        Err(error) => return plain(error.code.status(), &error.message),
     };
     let mut by_queue: BTreeMap<String, Vec<&CaseView>> = BTreeMap::new();
     for case in &cases {

@@ -351,6 +351,7 @@ impl SqliteStore {
         Ok(SqliteStore { inner })
     }
 
+    /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

@@ -3,7 +3,7 @@
 //! rates by month, score drift against a baseline month, override rates, vintages, roll rates.
 //! Served at `GET /v1/monitoring` and run by `credence monitor log`.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use credence_backtest::monitor::{
     monitor, AccountObservation, DecisionObservation, MonitorReport, ReviewObservation,
 };
@@ -18,8 +18,8 @@ fn month_of_ms(ms: i64) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn store_error(e: credence_store::StoreError) -> ApiError {
-    ApiError::from(e)
+fn store_error(e: credence_store::StoreError) -> AppError {
+    AppError::from(e)
 }
 
 /// The first scorecard score in a stored decision's trace (as the back-test charts it).
@@ -44,9 +44,9 @@ pub async fn report(
     flow: &str,
     limit: u32,
     today: chrono::NaiveDate,
-) -> Result<MonitorReport, ApiError> {
+) -> Result<MonitorReport, AppError> {
     if limit == 0 {
-        return Err(ApiError::parameter("limit", "give at least 1"));
+        return Err(AppError::parameter("limit", "give at least 1"));
     }
     let mut decisions = Vec::new();
     let mut before_seq = None;
@@ -116,7 +116,7 @@ pub async fn report(
         for record in &page {
             let account: credence_account::Account =
                 serde_json::from_str(&record.body).map_err(|e| {
-                    ApiError::new(
+                    AppError::new(
                         ErrorCode::Internal,
                         format!("stored account {} is unreadable: {e}", record.id),
                     )

@@ -8,7 +8,7 @@
 
 use crate::accounts::{encode, event_record};
 use crate::decisions::{new_id, new_record, request_fingerprint, RecordContext};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use chrono::NaiveDate;
 use credence_account::simulate::simulate_account;
 use credence_account::{Account, FlowKind};
@@ -26,23 +26,32 @@ const CHUNK: usize = 256;
 /// What `credence simulate portfolio` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimulationSummary {
+    /// Accounts simulated.
     pub accounts: u64,
+    /// Account events generated.
     pub events: u64,
+    /// Months of history per account.
     pub months: u32,
+    /// The generator's seed.
     pub seed: u64,
+    /// The day the histories end.
     pub as_of: NaiveDate,
 }
 
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimulationPlan {
+    /// Seeds the generator: the same seed, the same portfolio.
     pub seed: u64,
+    /// Accounts to simulate.
     pub accounts: u64,
+    /// Months of history per account.
     pub months: u32,
     /// The day the histories end.
     pub as_of: NaiveDate,
     /// Store every event too, so their ids count as applied (off for large benchmarks).
     pub keep_events: bool,
+    /// Worker threads.
     pub threads: usize,
 }
 
@@ -52,7 +61,7 @@ pub async fn load_simulated(
     store: Arc<dyn Store>,
     plan: SimulationPlan,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<SimulationSummary, ApiError> {
+) -> Result<SimulationSummary, AppError> {
     let SimulationPlan {
         seed,
         accounts,
@@ -67,7 +76,7 @@ pub async fn load_simulated(
     let mut next = 0u64;
     let mut events_total = 0u64;
     let mut written = 0u64;
-    let generate = move |start: u64, end: u64| -> Result<(Vec<_>, u64), ApiError> {
+    let generate = move |start: u64, end: u64| -> Result<(Vec<_>, u64), AppError> {
         let mut rows = Vec::with_capacity((end - start) as usize);
         let mut events_n = 0u64;
         for index in start..end {
@@ -98,7 +107,7 @@ pub async fn load_simulated(
         };
         let (rows, events_n) = job
             .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("simulation failed: {e}")))??;
+            .map_err(|e| AppError::new(ErrorCode::Internal, format!("simulation failed: {e}")))??;
         let n = rows.len() as u64;
         store.insert_accounts(rows).await?;
         events_total += events_n;
@@ -117,30 +126,41 @@ pub async fn load_simulated(
 /// How to run a portfolio review.
 #[derive(Debug, Clone)]
 pub struct ReviewOptions {
+    /// The in-loan flow to run on every account.
     pub flow: FlowKind,
+    /// The day the review is run as of.
     pub as_of: NaiveDate,
     /// Decide and count, change nothing and record nothing.
     pub dry_run: bool,
+    /// Worker threads.
     pub threads: usize,
     /// Who the audit events name.
     pub actor: String,
+    /// The language of reason texts in the recorded decisions.
     pub language: String,
 }
 
 /// What a portfolio review did: the one JSON line `credence portfolio review` ends with.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReviewSummary {
+    /// The flow run.
     pub flow: String,
+    /// The day the review was run as of.
     pub as_of: String,
+    /// The strategy version that decided.
     pub strategy_version: String,
+    /// True when nothing was changed or recorded.
     pub dry_run: bool,
+    /// Accounts decided.
     pub accounts_reviewed: u64,
     /// Accounts per action (`limit_increase`, `limit_decrease`, `apr_change`, `freeze`,
     /// `collections`, `refer`, `no_change`); an account with two changes counts in both.
     pub actions: BTreeMap<String, u64>,
+    /// Decisions written to the log.
     pub decisions_recorded: u64,
     /// Accounts the flow could not decide (their input did not validate); the first few are named.
     pub errors: u64,
+    /// The first few errors, naming the account.
     pub error_examples: Vec<String>,
     /// Accounts skipped because another process changed them during the review.
     pub skipped_changed: u64,
@@ -273,7 +293,7 @@ async fn write_page(
     writes: Vec<PendingWrite>,
     flow: &'static str,
     actor: String,
-) -> Result<(u64, u64), ApiError> {
+) -> Result<(u64, u64), AppError> {
     if writes.is_empty() {
         return Ok((0, 0));
     }
@@ -289,7 +309,7 @@ async fn write_page(
     }
     let mut recorded = 0u64;
     while let Some(result) = appends.join_next().await {
-        result.map_err(|e| ApiError::new(ErrorCode::Internal, format!("append failed: {e}")))??;
+        result.map_err(|e| AppError::new(ErrorCode::Internal, format!("append failed: {e}")))??;
         recorded += 1;
     }
     let audit = NewAuditEvent {
@@ -304,12 +324,12 @@ async fn write_page(
 }
 
 async fn finish_write(
-    write: tokio::task::JoinHandle<Result<(u64, u64), ApiError>>,
+    write: tokio::task::JoinHandle<Result<(u64, u64), AppError>>,
     summary: &mut ReviewSummary,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     let (recorded, stale) = write
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("write failed: {e}")))??;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("write failed: {e}")))??;
     summary.decisions_recorded += recorded;
     summary.skipped_changed += stale;
     Ok(())
@@ -322,7 +342,7 @@ pub async fn review_portfolio(
     strategy: Arc<CompiledStrategy>,
     options: ReviewOptions,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<ReviewSummary, ApiError> {
+) -> Result<ReviewSummary, AppError> {
     strategy.flow(options.flow.flow_name())?;
     let options = Arc::new(options);
     let mut summary = ReviewSummary {
@@ -363,7 +383,7 @@ pub async fn review_portfolio(
                     }
                 }
                 if !full {
-                    return Ok::<(), ApiError>(());
+                    return Ok::<(), AppError>(());
                 }
             }
         })
@@ -388,7 +408,7 @@ pub async fn review_portfolio(
         }));
     }
     drop(result_tx);
-    let mut writing: Option<tokio::task::JoinHandle<Result<(u64, u64), ApiError>>> = None;
+    let mut writing: Option<tokio::task::JoinHandle<Result<(u64, u64), AppError>>> = None;
     let mut writes = Vec::new();
     let flush = |writes: Vec<PendingWrite>| {
         tokio::spawn(write_page(
@@ -431,11 +451,11 @@ pub async fn review_portfolio(
     }
     reader
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("read failed: {e}")))??;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("read failed: {e}")))??;
     for worker in workers {
         worker
             .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("review failed: {e}")))?;
+            .map_err(|e| AppError::new(ErrorCode::Internal, format!("review failed: {e}")))?;
     }
     Ok(summary)
 }

@@ -15,8 +15,10 @@ const COMPARED: [&str; 7] = [
     "arm",
 ];
 
+/// One top-level field that differs between the recorded and the replayed decision.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldChange {
+    /// The field's name (`outcome`, `offer`, `reasons`, …).
     pub field: String,
     /// Any JSON value.
     pub recorded: Value,
@@ -24,12 +26,14 @@ pub struct FieldChange {
     pub replayed: Value,
 }
 
+/// The first trace step at which the replay went another way.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepDivergence {
     /// 0-based position in the trace.
     pub index: usize,
     /// The step id in the recorded trace (null when the recorded trace is shorter).
     pub recorded_step: Option<String>,
+    /// The step id in the replayed trace (null when the replayed trace is shorter).
     pub replayed_step: Option<String>,
     /// Any JSON value.
     pub recorded: Value,
@@ -37,10 +41,12 @@ pub struct StepDivergence {
     pub replayed: Value,
 }
 
+/// How a replayed decision differs from the recorded one.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DecisionDiff {
     /// True when the replay reproduced the whole recorded decision, trace included.
     pub identical: bool,
+    /// Top-level fields that differ.
     pub changes: Vec<FieldChange>,
     /// The first trace step that differs, if any.
     pub first_divergent_step: Option<StepDivergence>,

@@ -1,6 +1,6 @@
 //! Workbench users: argon2 password hashes, and the rules a new user must meet.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
@@ -11,23 +11,23 @@ pub const USER_ROLES: [&str; 2] = ["reviewer", "senior_reviewer"];
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// An argon2id hash (PHC string) of `password`, salted.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+pub fn hash_password(password: &str) -> Result<String, AppError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::parameter(
+        return Err(AppError::parameter(
             "password",
             format!("use at least {MIN_PASSWORD_CHARS} characters"),
         ));
     }
     let mut salt_bytes = [0u8; 16];
     getrandom::fill(&mut salt_bytes)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
     let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot make a salt: {e}")))?;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot make a salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("cannot hash the password: {e}"),
             )

@@ -2,7 +2,7 @@
 //! and decide it under the strategy's review policy; the review's decision becomes the
 //! record's final word (returned with the decision by `GET /v1/decisions/{id}`).
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use crate::strategies::Strategies;
 use crate::Clock;
 use credence_engine::{CompiledStrategy, Referral};
@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// The webhook event sent when a review case reaches its final decision.
+pub const EVENT_REVIEW_DECIDED: &str = "review.decided";
 /// Reviews decided, by `queue` and `verdict`.
 pub const REVIEW_DECISIONS_TOTAL: &str = "credence_review_decisions_total";
 /// Minutes from a case's opening to its final decision, by `queue`.
@@ -97,18 +99,22 @@ mod tests {
     }
 }
 
+/// A review case as the API and the workbench show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
+    /// The case as the review rules keep it.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub case: Case,
     /// `open`, `claimed`, `more_info_requested`, `escalated`, `awaiting_confirmation`, `decided`.
     pub status: &'static str,
+    /// The reviewer holding the case, if claimed.
     pub claimed_by: Option<String>,
+    /// Whether the case is past its SLA deadline.
     pub sla_breached: bool,
 }
 
-fn review_error(error: ReviewError) -> ApiError {
+fn review_error(error: ReviewError) -> AppError {
     let code = match &error {
         ReviewError::ClaimedByOther { .. }
         | ReviewError::NotClaimed { .. }
@@ -130,9 +136,10 @@ fn review_error(error: ReviewError) -> ApiError {
         ReviewError::NotACounterOffer { .. } => Some("limit"),
         _ => None,
     };
-    ApiError::new(code, error.to_string()).with_details(serde_json::json!({ "field": field }))
+    AppError::new(code, error.to_string()).with_details(serde_json::json!({ "field": field }))
 }
 
+/// The manual-review use cases: open, claim, decide, escalate, reconcile.
 pub struct Cases {
     store: Arc<dyn Store>,
     strategies: Arc<Strategies>,
@@ -171,7 +178,7 @@ impl Drop for OpeningTicket {
 /// than are answered while a case is being opened.
 pub const RECONCILE_RECENT_DECISIONS: u32 = 100_000;
 
-fn to_record(case: &Case, version: i64) -> Result<CaseRecord, ApiError> {
+fn to_record(case: &Case, version: i64) -> Result<CaseRecord, AppError> {
     Ok(CaseRecord {
         id: case.id.clone(),
         decision_id: case.decision_id.clone(),
@@ -185,14 +192,14 @@ fn to_record(case: &Case, version: i64) -> Result<CaseRecord, ApiError> {
         due_at_ms: case.due_at_ms,
         version,
         body: serde_json::to_string(case).map_err(|e| {
-            ApiError::new(ErrorCode::Internal, format!("cannot store the case: {e}"))
+            AppError::new(ErrorCode::Internal, format!("cannot store the case: {e}"))
         })?,
     })
 }
 
-fn from_record(record: &CaseRecord) -> Result<Case, ApiError> {
+fn from_record(record: &CaseRecord) -> Result<Case, AppError> {
     serde_json::from_str(&record.body).map_err(|e| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::Internal,
             format!("stored case {} is unreadable: {e}", record.id),
         )
@@ -200,6 +207,7 @@ fn from_record(record: &CaseRecord) -> Result<Case, ApiError> {
 }
 
 impl Cases {
+    /// The review use cases over a store, with each strategy's review policy.
     pub fn new(store: Arc<dyn Store>, strategies: Arc<Strategies>, clock: Arc<dyn Clock>) -> Cases {
         Cases {
             store,
@@ -231,7 +239,7 @@ impl Cases {
         requested_amount: Option<Decimal>,
         strategy: &CompiledStrategy,
         now_ms: i64,
-    ) -> Result<CaseRecord, ApiError> {
+    ) -> Result<CaseRecord, AppError> {
         let case = credence_review::open_case(
             format!("case_{}", decision_id.trim_start_matches("dec_")),
             decision_id.to_string(),
@@ -311,7 +319,7 @@ impl Cases {
     /// crash came between a referral's answer and its case being stored); returns how many.
     /// Run it once at start, before serving. A decision whose case cannot be rebuilt is
     /// logged with the reason and skipped: it must not keep the service from starting.
-    pub async fn open_missing(&self, recent: u32) -> Result<usize, ApiError> {
+    pub async fn open_missing(&self, recent: u32) -> Result<usize, AppError> {
         let mut opened = 0;
         for decision_id in self.store.referrals_without_case(recent).await? {
             match self.reopen(&decision_id).await {
@@ -327,20 +335,20 @@ impl Cases {
 
     /// Opens the case of one referred decision from its record in the log; false when there
     /// was nothing to open (no such decision, or a case exists by now).
-    async fn reopen(&self, decision_id: &str) -> Result<bool, ApiError> {
+    async fn reopen(&self, decision_id: &str) -> Result<bool, AppError> {
         let Some(stored) = self.store.decision(decision_id).await? else {
             return Ok(false);
         };
         let record = &stored.record;
         let unreadable = |what: &str, e: serde_json::Error| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("the stored {what} of decision {decision_id} is unreadable: {e}"),
             )
         };
         let recorded = crate::decisions::read_record(record)?;
         let referral: Referral = recorded.referral.ok_or_else(|| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("the stored decision {decision_id} has no referral to open a case for"),
             )
@@ -366,7 +374,8 @@ impl Cases {
         }
     }
 
-    pub async fn list(&self, query: CaseQuery) -> Result<Vec<CaseView>, ApiError> {
+    /// The cases that match `query`.
+    pub async fn list(&self, query: CaseQuery) -> Result<Vec<CaseView>, AppError> {
         self.settled().await;
         let records = self.store.cases(&query).await?;
         records
@@ -375,18 +384,19 @@ impl Cases {
             .collect()
     }
 
-    pub async fn get(&self, id: &str) -> Result<CaseView, ApiError> {
+    /// One case by id.
+    pub async fn get(&self, id: &str) -> Result<CaseView, AppError> {
         self.settled().await;
         let record = self
             .store
             .case(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no case {id}")))?;
+            .ok_or_else(|| AppError::not_found(format!("there is no case {id}")))?;
         Ok(self.view(from_record(&record)?))
     }
 
     /// The review part of a decision's record, if it was referred.
-    pub async fn for_decision(&self, decision_id: &str) -> Result<Option<CaseView>, ApiError> {
+    pub async fn for_decision(&self, decision_id: &str) -> Result<Option<CaseView>, AppError> {
         self.settled().await;
         match self.store.case_for_decision(decision_id).await? {
             Some(record) => Ok(Some(self.view(from_record(&record)?))),
@@ -395,7 +405,7 @@ impl Cases {
     }
 
     /// Escalates every waiting case past its SLA to the senior reviewers; returns how many.
-    pub async fn escalate_breached(&self) -> Result<usize, ApiError> {
+    pub async fn escalate_breached(&self) -> Result<usize, AppError> {
         self.settled().await;
         let now = self.now_ms();
         let breached = self
@@ -441,20 +451,20 @@ impl Cases {
         id: &str,
         command: Command,
         actor: &Reviewer,
-    ) -> Result<CaseView, ApiError> {
+    ) -> Result<CaseView, AppError> {
         self.settled().await;
         let record = self
             .store
             .case(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no case {id}")))?;
+            .ok_or_else(|| AppError::not_found(format!("there is no case {id}")))?;
         let case = from_record(&record)?;
         let stored = self
             .store
             .decision(&case.decision_id)
             .await?
             .ok_or_else(|| {
-                ApiError::new(
+                AppError::new(
                     ErrorCode::Internal,
                     format!("case {id} names a missing decision"),
                 )
@@ -483,7 +493,7 @@ impl Cases {
                         .increment(1);
                 }
                 let event = serde_json::json!({
-                    "event": crate::webhooks::EVENT_REVIEW_DECIDED,
+                    "event": EVENT_REVIEW_DECIDED,
                     "decision_id": next.decision_id,
                     "case_id": next.id,
                     "queue": next.queue,
@@ -492,11 +502,7 @@ impl Cases {
                 });
                 if let Err(error) = self
                     .store
-                    .enqueue_deliveries(
-                        crate::webhooks::EVENT_REVIEW_DECIDED,
-                        &event.to_string(),
-                        now,
-                    )
+                    .enqueue_deliveries(EVENT_REVIEW_DECIDED, &event.to_string(), now)
                     .await
                 {
                     tracing::error!(%error, case = %next.id, "cannot queue the review's webhooks");

@@ -6,7 +6,7 @@
 //! later ones read the stored record; the log's unique index on the key is the last word if
 //! two processes race.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use crate::replay::{self, DecisionDiff};
 use crate::strategies::Strategies;
 use crate::{mask, metrics as m, Clock};
@@ -24,7 +24,9 @@ use tokio::sync::watch;
 /// A decision ready to send: its id and its JSON body.
 #[derive(Debug, Clone)]
 pub struct DecisionBody {
+    /// The decision's id.
     pub id: String,
+    /// The body sent to the caller (the decision record's JSON).
     pub json: String,
     /// True when this answer is a stored decision returned for a repeated Idempotency-Key.
     pub replayed: bool,
@@ -34,16 +36,33 @@ pub struct DecisionBody {
 
 /// One decision request as the HTTP layer hands it over.
 pub struct DecideRequest<'a> {
+    /// The flow to decide.
     pub flow: &'a str,
+    /// The request body: the flow's input as JSON.
     pub body: &'a [u8],
+    /// The caller's Idempotency-Key, if any.
     pub idempotency_key: Option<String>,
+    /// The language reason texts are given in (the strategy's first when absent).
     pub language: Option<String>,
     /// What a retry must repeat to count as the same request, when that is not `body`: an
     /// account drawdown's flow input holds live features, so its caller's request is compared.
     pub caller_request: Option<&'a [u8]>,
 }
 
-type Outcome = Option<Result<DecisionBody, ApiError>>;
+type Outcome = Option<Result<DecisionBody, AppError>>;
+
+/// What appending a new decision came to: the race for an Idempotency-Key is told apart by
+/// its own variant, not by an error code.
+enum Committed {
+    /// Recorded now; this is the answer.
+    Now(DecisionBody),
+    /// The log already holds a decision with this unique value (another process, or a
+    /// cancelled leader, committed the same Idempotency-Key first).
+    KeyTakenElsewhere {
+        /// What was taken, as the store names it.
+        what: String,
+    },
+}
 
 struct InFlight {
     request_sha256: String,
@@ -72,6 +91,7 @@ impl Drop for LeaderGuard<'_> {
 /// A page of history.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DecisionPage {
+    /// The decisions on this page, newest first.
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<DecisionSummary>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
@@ -81,18 +101,23 @@ pub struct DecisionPage {
 /// The result of a replay.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplayResult {
+    /// The id of the decision replayed.
     pub recorded_id: String,
+    /// The strategy version that made the recorded decision.
     pub recorded_strategy_version: String,
+    /// The strategy version the replay ran.
     pub replayed_strategy_version: String,
     /// The decision the replay produced (not stored).
     #[schema(value_type = Object)]
     pub decision: serde_json::Value,
+    /// What differs between the recorded and the replayed decision.
     pub diff: DecisionDiff,
 }
 
+/// The decide, read, list and replay use cases: every decision recorded before it is answered.
 pub struct Decisions {
     store: Arc<dyn Store>,
-    providers: Arc<crate::providers::Providers>,
+    providers: Arc<dyn crate::providers::DataProviders>,
     strategies: Arc<Strategies>,
     cases: Arc<crate::cases::Cases>,
     clock: Arc<dyn Clock>,
@@ -102,8 +127,8 @@ pub struct Decisions {
 /// Most characters an Idempotency-Key may have.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
-fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::new(
+fn malformed(error: &serde_json::Error) -> AppError {
+    AppError::new(
         ErrorCode::MalformedJson,
         format!("the body is not valid JSON: {error}; send one JSON object"),
     )
@@ -111,9 +136,9 @@ fn malformed(error: &serde_json::Error) -> ApiError {
 }
 
 /// The decision as the API returns and the log stores it: its [`DecisionRecord`].
-pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<String, ApiError> {
+pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<String, AppError> {
     DecisionRecord::write(id, decision).map_err(|e| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::Internal,
             format!("cannot serialise the decision: {e}"),
         )
@@ -121,9 +146,9 @@ pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<St
 }
 
 /// A stored decision's record; a record this build cannot read is an internal error naming it.
-pub fn read_record(stored: &credence_store::NewDecision) -> Result<DecisionRecord, ApiError> {
+pub fn read_record(stored: &credence_store::NewDecision) -> Result<DecisionRecord, AppError> {
     DecisionRecord::parse(&stored.decision).map_err(|e| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::Internal,
             format!("stored decision {}: {e}", stored.id),
         )
@@ -144,11 +169,15 @@ pub fn request_fingerprint(flow: &str, caller_request: &[u8]) -> String {
 pub struct RecordContext {
     /// The decision's id (`new_id`).
     pub id: String,
+    /// The customer the input names, if any (for history by customer).
     pub customer_id: Option<String>,
+    /// The caller's Idempotency-Key, if any.
     pub idempotency_key: Option<String>,
     /// `request_fingerprint` of what the caller sent.
     pub request_sha256: String,
+    /// The language of reason texts.
     pub language: String,
+    /// When the request was received.
     pub created_at_ms: i64,
     /// Time from the request to the decision, before the log commit.
     pub latency_us: i64,
@@ -161,7 +190,7 @@ pub fn new_record(
     flow: &str,
     decision: &credence_engine::Decision,
     context: RecordContext,
-) -> Result<NewDecision, ApiError> {
+) -> Result<NewDecision, AppError> {
     let json = body_with_id(&context.id, decision)?;
     Ok(NewDecision {
         id: context.id,
@@ -183,20 +212,21 @@ pub fn new_record(
 }
 
 /// A new decision id: `dec_` + the time in hex + 64 random bits.
-pub fn new_id(now_ms: i64) -> Result<String, ApiError> {
+pub fn new_id(now_ms: i64) -> Result<String, AppError> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
     Ok(format!("dec_{:012x}{}", now_ms.max(0), hex::encode(random)))
 }
 
 impl Decisions {
+    /// The decision use cases over a store, the strategies, review cases, a clock and the data providers.
     pub fn new(
         store: Arc<dyn Store>,
         strategies: Arc<Strategies>,
         cases: Arc<crate::cases::Cases>,
         clock: Arc<dyn Clock>,
-        providers: Arc<crate::providers::Providers>,
+        providers: Arc<dyn crate::providers::DataProviders>,
     ) -> Self {
         Decisions {
             store,
@@ -209,24 +239,31 @@ impl Decisions {
     }
 
     /// Decides with the active strategy and appends the decision to the log.
-    pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, ApiError> {
+    pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, AppError> {
         let started = Instant::now();
         let fingerprint =
             request_fingerprint(request.flow, request.caller_request.unwrap_or(request.body));
         let Some(key) = request.idempotency_key.clone() else {
-            return self.decide_new(&request, fingerprint, started).await;
+            return match self.decide_new(&request, fingerprint, started).await? {
+                Committed::Now(body) => Ok(body),
+                // Without a key the only unique value is the fresh id: a clash is a fault.
+                Committed::KeyTakenElsewhere { what } => Err(AppError::new(
+                    ErrorCode::InvalidState,
+                    format!("{what} already exists"),
+                )),
+            };
         };
         if key.is_empty()
             || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
             || !key.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(ApiError::parameter(
+            return Err(AppError::parameter(
                 "Idempotency-Key",
                 format!("use 1–{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters (a UUID is typical)"),
             ));
         }
         let reused = || {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::IdempotencyKeyReused,
                 format!("Idempotency-Key {key} was already used for a different request; use a new key for a new request"),
             )
@@ -255,7 +292,7 @@ impl Decisions {
             match waited {
                 Ok(outcome) => {
                     let outcome = outcome.unwrap_or_else(|| {
-                        Err(ApiError::new(
+                        Err(AppError::new(
                             ErrorCode::Internal,
                             "idempotent leader vanished",
                         ))
@@ -284,11 +321,11 @@ impl Decisions {
     }
 
     /// Becomes the leader for `key`, or joins the request already leading it.
-    fn join(&self, key: &str, fingerprint: &str) -> Result<Joined, ApiError> {
+    fn join(&self, key: &str, fingerprint: &str) -> Result<Joined, AppError> {
         let mut map = self
             .in_flight
             .lock()
-            .map_err(|_| ApiError::new(ErrorCode::Internal, "idempotency table poisoned"))?;
+            .map_err(|_| AppError::new(ErrorCode::Internal, "idempotency table poisoned"))?;
         if let Some(entry) = map.get(key) {
             return Ok(Joined::Follower(
                 entry.request_sha256.clone(),
@@ -312,22 +349,25 @@ impl Decisions {
         key: &str,
         fingerprint: &str,
         started: Instant,
-    ) -> Result<DecisionBody, ApiError> {
+    ) -> Result<DecisionBody, AppError> {
         if let Some(stored) = self.store.decision_by_idempotency_key(key).await? {
             return self.stored_answer(stored, fingerprint, key);
         }
         match self
             .decide_new(request, fingerprint.to_string(), started)
-            .await
+            .await?
         {
+            Committed::Now(body) => Ok(body),
             // Another process (or a cancelled leader) committed the key first.
-            Err(error) if error.code == ErrorCode::InvalidState => {
+            Committed::KeyTakenElsewhere { what } => {
                 match self.store.decision_by_idempotency_key(key).await? {
                     Some(stored) => self.stored_answer(stored, fingerprint, key),
-                    None => Err(error),
+                    None => Err(AppError::new(
+                        ErrorCode::InvalidState,
+                        format!("{what} already exists"),
+                    )),
                 }
             }
-            other => other,
         }
     }
 
@@ -336,9 +376,9 @@ impl Decisions {
         stored: StoredDecision,
         fingerprint: &str,
         key: &str,
-    ) -> Result<DecisionBody, ApiError> {
+    ) -> Result<DecisionBody, AppError> {
         if stored.record.request_sha256 != fingerprint {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::IdempotencyKeyReused,
                 format!("Idempotency-Key {key} was already used for a different request; use a new key for a new request"),
             )
@@ -358,17 +398,17 @@ impl Decisions {
         request: &DecideRequest<'_>,
         fingerprint: String,
         started: Instant,
-    ) -> Result<DecisionBody, ApiError> {
+    ) -> Result<Committed, AppError> {
         let raw: serde_json::Value =
             crate::strict_json::parse_value(request.body).map_err(|e| malformed(&e))?;
         if !raw.is_object() {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::InvalidInput,
                 "the body must be a JSON object whose fields are the flow's inputs",
             ));
         }
         let active = self.strategies.active().ok_or_else(|| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::NoActiveStrategy,
                 "no strategy version is active; upload, approve and activate one",
             )
@@ -427,12 +467,7 @@ impl Decisions {
         let json = record.decision.clone();
         match self.store.append_decision(record).await {
             Ok(_) => {}
-            Err(StoreError::Conflict { what }) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidState,
-                    format!("{what} already exists"),
-                ))
-            }
+            Err(StoreError::Conflict { what }) => return Ok(Committed::KeyTakenElsewhere { what }),
             Err(other) => return Err(other.into()),
         }
         if let Some(referral) = &decision.referral {
@@ -453,12 +488,12 @@ impl Decisions {
             .record(latency.as_secs_f64());
         tracing::debug!(decision_id = %id, flow = request.flow, outcome = decision.outcome.as_str(),
             latency_us = latency.as_micros() as u64, "decided");
-        Ok(DecisionBody {
+        Ok(Committed::Now(DecisionBody {
             id,
             json,
             replayed: false,
             decision: Some(Arc::new(decision)),
-        })
+        }))
     }
 
     /// Evaluates, fetching each third-party answer the flow asks for (asynchronously: a slow
@@ -469,7 +504,7 @@ impl Decisions {
         flow: &str,
         input: &credence_engine::ValidatedInput,
         options: &EvalOptions,
-    ) -> Result<credence_engine::Decision, ApiError> {
+    ) -> Result<credence_engine::Decision, AppError> {
         use credence_engine::data::{DataAnswer, DataRecord, Evaluation};
         let mut data = DataRecord::online();
         // Each round answers one or more data steps; a flow has far fewer than this.
@@ -480,7 +515,7 @@ impl Decisions {
                     let mut fetches = Vec::with_capacity(requests.len());
                     for request in &requests {
                         let source = strategy.data_source(&request.source).ok_or_else(|| {
-                            ApiError::new(
+                            AppError::new(
                                 ErrorCode::StrategyError,
                                 format!("data source {} is not declared", request.source),
                             )
@@ -518,22 +553,22 @@ impl Decisions {
                 }
             }
         }
-        Err(ApiError::new(
+        Err(AppError::new(
             ErrorCode::StrategyError,
             "the flow kept asking for data; check its data steps",
         ))
     }
 
     /// A stored decision with its input and log position.
-    pub async fn get(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+    pub async fn get(&self, id: &str) -> Result<serde_json::Value, AppError> {
         let stored = self
             .store
             .decision(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no decision {id}")))?;
+            .ok_or_else(|| AppError::not_found(format!("there is no decision {id}")))?;
         let parse = |text: &str, what: &str| {
             serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-                ApiError::new(
+                AppError::new(
                     ErrorCode::Internal,
                     format!("stored {what} of {id} is unreadable: {e}"),
                 )
@@ -573,7 +608,7 @@ impl Decisions {
     }
 
     /// A page of history, newest first.
-    pub async fn list(&self, mut query: DecisionQuery) -> Result<DecisionPage, ApiError> {
+    pub async fn list(&self, mut query: DecisionQuery) -> Result<DecisionPage, AppError> {
         let limit = query.limit;
         query.limit = limit + 1;
         let mut items = self.store.list_decisions(&query).await?;
@@ -592,19 +627,19 @@ impl Decisions {
         &self,
         id: &str,
         version: Option<String>,
-    ) -> Result<ReplayResult, ApiError> {
+    ) -> Result<ReplayResult, AppError> {
         let stored = self
             .store
             .decision(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no decision {id}")))?;
+            .ok_or_else(|| AppError::not_found(format!("there is no decision {id}")))?;
         let record = stored.record;
         let version = version.unwrap_or_else(|| record.strategy_version.clone());
         let strategy = self.strategies.compiled(&version).await?;
         let raw: serde_json::Value =
             serde_json::from_str(&record.input).map_err(|e| malformed(&e))?;
         let as_of = chrono::NaiveDate::parse_from_str(&record.as_of, "%Y-%m-%d").map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("stored as_of {} is unreadable: {e}", record.as_of),
             )
@@ -616,7 +651,7 @@ impl Decisions {
         };
         let recorded = read_record(&record)?;
         let recorded_json = serde_json::to_value(&recorded).map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("cannot read the stored decision {id}: {e}"),
             )
@@ -628,14 +663,14 @@ impl Decisions {
             credence_engine::data::Evaluation::Decided(decision) => decision,
             credence_engine::data::Evaluation::NeedsData(requests) => {
                 let steps: Vec<&str> = requests.iter().map(|r| r.step.as_str()).collect();
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::Internal,
                     format!("replay asked for data step {}", steps.join(", ")),
                 ));
             }
         };
         let replayed = serde_json::to_value(&decision).map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("cannot serialise the replay: {e}"),
             )

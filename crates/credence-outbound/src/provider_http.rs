@@ -16,7 +16,7 @@
 //! made once more on a new connection (a GET is idempotent), never when any of the answer had
 //! arrived.
 
-use axum::http::Uri;
+use http::Uri;
 use rustls_pki_types::ServerName;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,9 @@ const MAX_HEADERS: usize = 64;
 /// A provider's answer: its status and its whole body.
 #[derive(Debug)]
 pub struct HttpAnswer {
+    /// The HTTP status.
     pub status: u16,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
@@ -434,6 +436,7 @@ pub struct PreparedGet {
 }
 
 impl PreparedGet {
+    /// A GET of `url` with `headers`, checked and written out once; errors name what is wrong.
     pub fn new(url: &str, headers: &[(String, String)]) -> Result<PreparedGet, String> {
         let target = parse_target(url)?;
         let request = request_bytes(&target, headers)?;
@@ -465,6 +468,7 @@ impl ProviderHttp {
         self.tls_config.clone()
     }
 
+    /// A client with no connections yet, using `tls` for `https` URLs.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> ProviderHttp {
         ProviderHttp {
             tls: tokio_rustls::TlsConnector::from(tls.clone()),

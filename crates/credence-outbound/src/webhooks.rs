@@ -11,12 +11,9 @@ use hmac::{Hmac, Mac};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The event sent when a review case reaches its final decision.
-pub const EVENT_REVIEW_DECIDED: &str = "review.decided";
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i64 = 10;
-/// Webhook deliveries by `outcome` (`delivered`, `retrying`, `failed`).
-pub const WEBHOOK_DELIVERIES_TOTAL: &str = "credence_webhook_deliveries_total";
+use credence_app::metrics::WEBHOOK_DELIVERIES_TOTAL;
 
 /// The `v1` signature of a body sent at `timestamp_ms`.
 pub fn signature(secret: &str, timestamp_ms: i64, body: &str) -> String {

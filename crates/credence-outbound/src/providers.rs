@@ -16,10 +16,11 @@
 //! process loads the unexpired ones back ([`Providers::restore`]), so a restart or a deploy does
 //! not pay for the same customer's report twice within the TTL.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::OutboundError;
 use crate::provider_cache::ShardedCache;
 use crate::provider_http::{PreparedGet, ProviderHttp};
 use arc_swap::ArcSwap;
+use credence_app::providers::{CallRecord, DataProviders, FetchOutcome};
 use credence_engine::data::{map_response, DataSource, DataValues, Provider};
 use credence_store::ProviderAnswerRecord;
 use rustls_pki_types::{pem::PemObject, CertificateDer};
@@ -31,38 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// One attempt at one provider, as recorded with the decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub provider: String,
-    /// `ok`, `http_error`, `timeout`, `unreachable`, `invalid_response`, `circuit_open`.
-    pub status: &'static str,
-    pub http_status: Option<u16>,
-    pub latency_ms: u64,
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<rust_decimal::Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// What fetching a source for a subject gave.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FetchOutcome {
-    pub source: String,
-    pub subject: String,
-    pub ok: bool,
-    /// Answered from the cache: no provider was called (and nothing paid).
-    pub cache_hit: bool,
-    /// The provider whose answer was used.
-    pub provider: Option<String>,
-    pub values: DataValues,
-    /// Every call made, in order (empty on a cache hit).
-    pub calls: Vec<CallRecord>,
-    /// Why the source failed, when it did.
-    pub reason: Option<String>,
-}
 
 #[derive(Debug, Default)]
 struct Breaker {
@@ -105,7 +74,7 @@ struct UnsavedAnswer {
 
 /// Answers kept at most; beyond it the oldest go first (a re-pull costs a provider call, never
 /// a wrong answer).
-pub(crate) const CACHE_CAPACITY: usize = 200_000;
+pub const CACHE_CAPACITY: usize = 200_000;
 
 /// The providers of a process: one HTTP client, the breakers and the cache.
 pub struct Providers {
@@ -127,8 +96,11 @@ pub struct Providers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
+    /// Calls go through.
     Closed,
+    /// Calls are refused until the open period ends.
     Open,
+    /// The open period ended: one trial call decides.
     HalfOpen,
 }
 
@@ -143,26 +115,26 @@ pub fn parse_secrets(text: &str) -> HashMap<String, String> {
 }
 
 /// A client for `http` and `https` URLs that trusts Mozilla's roots and `extra_roots`.
-fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderHttp, ApiError> {
+fn provider_client(extra_roots: &[CertificateDer<'static>]) -> Result<ProviderHttp, OutboundError> {
     Ok(ProviderHttp::new(tls_config(extra_roots)?))
 }
 
 /// The certificates of a PEM file (one or more `CERTIFICATE` blocks); `what` names the
 /// setting in errors.
-pub fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ApiError> {
+pub fn pem_certificates(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, OutboundError> {
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("{what}: not PEM certificates ({e}); give CA certificates as PEM"),
-            )
+        .map_err(|e| OutboundError::NotPem {
+            what: what.to_string(),
+            reason: e.to_string(),
         })?;
     if certificates.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            format!("{what}: no CERTIFICATE block found; give CA certificates as PEM"),
-        ));
+        return Err(OutboundError::NoCertificate {
+            what: what.to_string(),
+        });
     }
     Ok(certificates)
 }
@@ -171,20 +143,23 @@ pub fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'st
 /// `extra_roots` (an operator's CAs).
 pub fn tls_config(
     extra_roots: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, ApiError> {
-    let invalid = |what: String| ApiError::new(ErrorCode::InvalidParameter, what);
+) -> Result<Arc<rustls::ClientConfig>, OutboundError> {
     let mut roots =
         rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for certificate in extra_roots {
         roots
             .add(certificate.clone())
-            .map_err(|e| invalid(format!("a provider CA certificate is not usable: {e}")))?;
+            .map_err(|e| OutboundError::UnusableCertificate {
+                reason: e.to_string(),
+            })?;
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| invalid(format!("TLS set-up for providers failed: {e}")))?
+    .map_err(|e| OutboundError::Tls {
+        reason: e.to_string(),
+    })?
     .with_root_certificates(roots)
     .with_no_client_auth();
     let mut tls = tls;
@@ -193,6 +168,7 @@ pub fn tls_config(
 }
 
 impl Providers {
+    /// Providers with the secrets of a secrets file (the environment fills the rest).
     pub fn new(secrets: HashMap<String, String>) -> Providers {
         let client = provider_client(&[])
             .expect("Mozilla's roots with the ring provider's defaults are a valid TLS set-up");
@@ -276,7 +252,7 @@ impl Providers {
     /// Trusts, besides Mozilla's roots, the CA certificates in `pem` (PEM text, one or more
     /// `CERTIFICATE` blocks) for HTTPS providers; returns how many were added. Call it before
     /// serving: calls already connected keep the trust they were made with.
-    pub fn trust_ca_pem(&self, pem: &[u8]) -> Result<usize, ApiError> {
+    pub fn trust_ca_pem(&self, pem: &[u8]) -> Result<usize, OutboundError> {
         let certificates = pem_certificates(pem, "provider_ca_file")?;
         self.client.store(Arc::new(provider_client(&certificates)?));
         Ok(certificates.len())
@@ -340,6 +316,7 @@ impl Providers {
         Ok(out)
     }
 
+    /// The state of `provider`'s circuit breaker now.
     pub fn breaker_state(&self, provider: &str) -> BreakerState {
         let breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
         match breakers.get(provider) {
@@ -462,7 +439,7 @@ impl Providers {
         }
         let elapsed = started.elapsed();
         record.latency_ms = elapsed.as_millis() as u64;
-        metrics::histogram!(crate::metrics::PROVIDER_CALL_SECONDS,
+        metrics::histogram!(credence_app::metrics::PROVIDER_CALL_SECONDS,
             "provider" => record.provider.clone(), "status" => record.status)
         .record(elapsed.as_secs_f64());
         (record, result)
@@ -471,6 +448,7 @@ impl Providers {
     /// Fetches a source for a subject: the cache; else the answer of the same fetch already in
     /// flight; else each provider in turn (skipping those whose breaker is open), until one
     /// answers with a response that fits.
+    /// Fetches `source` for `subject` (see [`DataProviders::fetch`]).
     pub async fn fetch(&self, source: &DataSource, subject: &str) -> FetchOutcome {
         // The mapping is part of the key: a strategy version that reads other fields never
         // gets an answer shaped for an earlier one. It enters as a digest (128 bits of SHA-256),
@@ -648,6 +626,16 @@ fn retry_delay(attempt: u32) -> Duration {
     let base_ms = 25u64 << attempt.min(6);
     let jitter_ms = u64::from(getrandom::u32().unwrap_or(0)) % (base_ms / 2 + 1);
     Duration::from_millis(base_ms + jitter_ms)
+}
+
+impl DataProviders for Providers {
+    fn fetch<'a>(
+        &'a self,
+        source: &'a DataSource,
+        subject: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = FetchOutcome> + Send + 'a>> {
+        Box::pin(Providers::fetch(self, source, subject))
+    }
 }
 
 #[cfg(test)]

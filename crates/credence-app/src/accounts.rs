@@ -8,7 +8,7 @@
 //! written together with their audit events.
 
 use crate::decisions::{DecideRequest, Decisions};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use crate::strategies::Strategies;
 use crate::{metrics as m, Clock};
 use chrono::NaiveDate;
@@ -33,25 +33,36 @@ const MAX_CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
 /// An account as the API shows it: terms, status, live features and the schedule.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
+    /// The account's id.
     pub id: String,
+    /// The customer the account belongs to.
     pub customer_id: String,
+    /// The approved decision the account was opened from.
     pub decision_id: String,
+    /// The day the account was opened.
     #[schema(value_type = String)]
     pub opened_on: NaiveDate,
     /// `active`, `frozen`, `closed` or `charged_off`.
     pub status: &'static str,
+    /// Whether the account is in collections.
     pub collections: bool,
+    /// The credit limit now (the principal, for an instalment loan).
     #[schema(value_type = String)]
     pub credit_limit: Decimal,
+    /// The annual percentage rate now, as a fraction.
     #[schema(value_type = String)]
     pub apr: Decimal,
+    /// The term in months (0 for a revolving line).
     pub term_months: u32,
+    /// Bumped by every change: what optimistic concurrency compares.
     pub version: i64,
+    /// Events applied to the account so far.
     pub events_applied: u64,
     /// Behaviour features as of today (docs/strategy-format.md, "In-loan flows and account
     /// features").
     #[schema(value_type = Object)]
     pub features: BehaviourFeatures,
+    /// The repayment schedule, with what has been paid of each instalment.
     #[schema(value_type = Vec<Object>)]
     pub schedule: Vec<Instalment>,
 }
@@ -59,6 +70,7 @@ pub struct AccountView {
 /// What an in-loan flow decided and what it changed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowResult {
+    /// The id of the in-loan decision recorded.
     pub decision_id: String,
     /// The decision as stored, with its reasons and compact trace.
     #[schema(value_type = Object)]
@@ -73,11 +85,13 @@ pub struct FlowResult {
 /// The answer to a batch of events.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventsResult {
+    /// Events applied now (new ids).
     pub applied: usize,
     /// Ids already applied earlier (or twice in this batch): ignored.
     pub duplicates: Vec<String>,
     /// The early-warning flow's result, when an event triggered it.
     pub early_warning: Option<FlowResult>,
+    /// The account after the events.
     pub account: AccountView,
 }
 
@@ -91,19 +105,19 @@ pub struct Accounts {
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
-fn corrupt(id: &str, error: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
+fn corrupt(id: &str, error: impl std::fmt::Display) -> AppError {
+    AppError::new(
         ErrorCode::Internal,
         format!("account {id} is stored in a form this version cannot read: {error}"),
     )
 }
 
-fn decode(record: &AccountRecord) -> Result<Account, ApiError> {
+fn decode(record: &AccountRecord) -> Result<Account, AppError> {
     serde_json::from_str(&record.body).map_err(|e| corrupt(&record.id, e))
 }
 
 /// The stored form of an account at a version.
-pub fn encode(account: &Account, version: i64, now_ms: i64) -> Result<AccountRecord, ApiError> {
+pub fn encode(account: &Account, version: i64, now_ms: i64) -> Result<AccountRecord, AppError> {
     Ok(AccountRecord {
         id: account.id.clone(),
         customer_id: account.customer_id.clone(),
@@ -170,8 +184,8 @@ fn decimal_field(json: &serde_json::Value, field: &str) -> Option<Decimal> {
     json.get(field).and_then(credence_engine::json_decimal)
 }
 
-fn invalid_events(violations: Vec<credence_account::EventViolation>) -> ApiError {
-    ApiError::new(
+fn invalid_events(violations: Vec<credence_account::EventViolation>) -> AppError {
+    AppError::new(
         ErrorCode::InvalidInput,
         format!(
             "{} problem(s) in the events; nothing was applied: {}",
@@ -187,6 +201,7 @@ fn invalid_events(violations: Vec<credence_account::EventViolation>) -> ApiError
 }
 
 impl Accounts {
+    /// The account use cases over a store, deciding in-loan flows with the active strategy.
     pub fn new(
         store: Arc<dyn Store>,
         strategies: Arc<Strategies>,
@@ -215,12 +230,12 @@ impl Accounts {
         self.clock.now().date_naive()
     }
 
-    async fn load(&self, id: &str) -> Result<(Account, i64), ApiError> {
+    async fn load(&self, id: &str) -> Result<(Account, i64), AppError> {
         let record = self
             .store
             .account(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no account {id}")))?;
+            .ok_or_else(|| AppError::not_found(format!("no account {id}")))?;
         Ok((decode(&record)?, record.version))
     }
 
@@ -232,10 +247,10 @@ impl Accounts {
         account_id: Option<String>,
         opened_on: Option<NaiveDate>,
         actor: &str,
-    ) -> Result<(AccountView, bool), ApiError> {
+    ) -> Result<(AccountView, bool), AppError> {
         let today = self.today();
         if opened_on.is_some_and(|date| date > today) {
-            return Err(ApiError::parameter(
+            return Err(AppError::parameter(
                 "opened_on",
                 "the opening date cannot be in the future; leave it out to open today",
             ));
@@ -244,7 +259,7 @@ impl Accounts {
             return Ok((view(&decode(&existing)?, existing.version, today), false));
         }
         let stored = self.store.decision(decision_id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("decision_id: there is no decision {decision_id}"))
+            AppError::not_found(format!("decision_id: there is no decision {decision_id}"))
                 .with_details(serde_json::json!({"field": "decision_id"}))
         })?;
         let record = crate::decisions::read_record(&stored.record)?;
@@ -262,7 +277,7 @@ impl Accounts {
                 match approved {
                     Some(reviewed) => (reviewed.proposal.limit, reviewed.proposal.apr),
                     None => {
-                        return Err(ApiError::new(
+                        return Err(AppError::new(
                             ErrorCode::InvalidState,
                             format!("decision {decision_id} is a {outcome} without a reviewer's approval; only an approved decision opens an account"),
                         )
@@ -280,7 +295,7 @@ impl Accounts {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(ApiError::parameter(
+            return Err(AppError::parameter(
                 "account_id",
                 "use 1–64 letters, digits, '-', '_' or '.'",
             ));
@@ -298,7 +313,7 @@ impl Accounts {
                 .or_else(|| decimal_field(&input, "monthly_income")),
         })
         .map_err(|e| {
-            ApiError::new(ErrorCode::InvalidState, e.to_string())
+            AppError::new(ErrorCode::InvalidState, e.to_string())
                 .with_details(serde_json::json!({"field": "decision_id"}))
         })?;
         let now_ms = self.clock.now().timestamp_millis();
@@ -322,7 +337,7 @@ impl Accounts {
                 if let Some(existing) = self.store.account_for_decision(decision_id).await? {
                     return Ok((view(&decode(&existing)?, existing.version, today), false));
                 }
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::InvalidState,
                     format!("account id {account_id} is taken; choose another account_id"),
                 )
@@ -334,12 +349,14 @@ impl Accounts {
         Ok((view(&account, 1, today), true))
     }
 
-    pub async fn get(&self, id: &str) -> Result<AccountView, ApiError> {
+    /// The account with this id, its features computed as of today.
+    pub async fn get(&self, id: &str) -> Result<AccountView, AppError> {
         let (account, version) = self.load(id).await?;
         Ok(view(&account, version, self.today()))
     }
 
-    pub async fn list(&self, query: AccountQuery) -> Result<Vec<AccountView>, ApiError> {
+    /// The accounts that match `query`, by id.
+    pub async fn list(&self, query: AccountQuery) -> Result<Vec<AccountView>, AppError> {
         let today = self.today();
         self.store
             .accounts(&query)
@@ -350,7 +367,7 @@ impl Accounts {
     }
 
     /// An account's applied events, newest first.
-    pub async fn events(&self, id: &str, limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {
+    pub async fn events(&self, id: &str, limit: u32) -> Result<Vec<serde_json::Value>, AppError> {
         self.load(id).await?;
         Ok(self
             .store
@@ -375,9 +392,9 @@ impl Accounts {
         id: &str,
         body: &[u8],
         actor: &str,
-    ) -> Result<EventsResult, ApiError> {
+    ) -> Result<EventsResult, AppError> {
         let raw: serde_json::Value = crate::strict_json::parse_value(body).map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}; send an event object, an array of them, or {{\"events\": [...]}}"),
             )
@@ -388,7 +405,7 @@ impl Accounts {
                 match object.get("events") {
                     Some(serde_json::Value::Array(items)) => (items.iter().collect(), "events"),
                     _ => {
-                        return Err(ApiError::parameter(
+                        return Err(AppError::parameter(
                             "events",
                             "give an array of event objects",
                         ))
@@ -397,14 +414,14 @@ impl Accounts {
             }
             object @ serde_json::Value::Object(_) => (vec![object], ""),
             _ => {
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::InvalidInput,
                     "send an event object, an array of them, or {\"events\": [...]}",
                 ))
             }
         };
         if list.is_empty() || list.len() > MAX_EVENTS_PER_REQUEST {
-            return Err(ApiError::parameter(
+            return Err(AppError::parameter(
                 "events",
                 format!("send 1–{MAX_EVENTS_PER_REQUEST} events per request"),
             ));
@@ -518,9 +535,9 @@ impl Accounts {
         body: &[u8],
         idempotency_key: Option<String>,
         actor: &str,
-    ) -> Result<FlowResult, ApiError> {
+    ) -> Result<FlowResult, AppError> {
         let raw: serde_json::Value = crate::strict_json::parse_value(body).map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}; send {{\"amount\": \"500.00\"}}"),
             )
@@ -530,7 +547,7 @@ impl Accounts {
             .and_then(credence_engine::json_decimal)
             .filter(|a| *a > Decimal::ZERO)
             .ok_or_else(|| {
-                ApiError::new(
+                AppError::new(
                     ErrorCode::InvalidInput,
                     "amount: give the amount to draw, a positive number or decimal string",
                 )
@@ -558,7 +575,7 @@ impl Accounts {
     }
 
     /// Runs the account-review flow now: limit up or down, APR change, or nothing.
-    pub async fn review(&self, id: &str, actor: &str) -> Result<FlowResult, ApiError> {
+    pub async fn review(&self, id: &str, actor: &str) -> Result<FlowResult, AppError> {
         let _turn = self.stripe(id).lock().await;
         let (account, version) = self.load(id).await?;
         let (result, _) = self
@@ -582,12 +599,12 @@ impl Accounts {
         status: &str,
         note: &str,
         actor: &str,
-    ) -> Result<AccountView, ApiError> {
+    ) -> Result<AccountView, AppError> {
         let status = AccountStatus::parse(status).ok_or_else(|| {
-            ApiError::parameter("status", "give active, frozen, closed or charged_off")
+            AppError::parameter("status", "give active, frozen, closed or charged_off")
         })?;
         if note.trim().is_empty() {
-            return Err(ApiError::parameter(
+            return Err(AppError::parameter(
                 "note",
                 "say why the status changes; the note is audited",
             ));
@@ -596,7 +613,7 @@ impl Accounts {
         let (mut account, version) = self.load(id).await?;
         let change = account
             .set_status(status)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidState, e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorCode::InvalidState, e.to_string()))?;
         let now_ms = self.clock.now().timestamp_millis();
         let audit = vec![NewAuditEvent {
             at_ms: now_ms,
@@ -617,7 +634,7 @@ impl Accounts {
         events: Vec<AccountEventRecord>,
         audit: Vec<NewAuditEvent>,
         now_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let stale = self
             .store
             .update_accounts(
@@ -633,7 +650,7 @@ impl Accounts {
         if stale.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::new(
+            Err(AppError::new(
                 ErrorCode::InvalidState,
                 format!(
                     "account {} was changed by another process; retry the request",
@@ -655,7 +672,7 @@ impl Accounts {
         idempotency_key: Option<String>,
         caller_request: Option<&[u8]>,
         actor: &str,
-    ) -> Result<(FlowResult, (Account, i64)), ApiError> {
+    ) -> Result<(FlowResult, (Account, i64)), AppError> {
         let today = self.today();
         let drawdown_amount = extra
             .get("requested_amount")
@@ -663,7 +680,7 @@ impl Accounts {
         let mut input = account.flow_input(today);
         input.extend(extra);
         let body = serde_json::to_vec(&serde_json::Value::Object(input)).map_err(|e| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 format!("cannot build the flow input: {e}"),
             )

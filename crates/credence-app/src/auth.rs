@@ -6,7 +6,7 @@
 //! cost more than the decision itself. Verified keys are cached for a few seconds so that the
 //! hot path does not read the database; a revocation takes effect within that time.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use credence_store::{ApiKeyRecord, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
     pub const ALL: [Role; 5] = [
         Role::Decide,
         Role::Review,
@@ -39,6 +40,7 @@ impl Role {
         Role::Admin,
     ];
 
+    /// The role's name as keys and users carry it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Decide => "decide",
@@ -49,6 +51,7 @@ impl Role {
         }
     }
 
+    /// The role of this name, if it is one.
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == text)
     }
@@ -57,20 +60,33 @@ impl Role {
 /// Everything a route can do, each guarded by [`Action::roles`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Make a decision.
     Decide,
+    /// Read one decision.
     ReadDecision,
+    /// List and filter decision history.
     ListDecisions,
+    /// Replay a recorded decision.
     ReplayDecision,
+    /// Upload a strategy package.
     UploadStrategy,
+    /// List and read strategy versions.
     ReadStrategies,
+    /// Approve an uploaded version (not one's own).
     ApproveStrategy,
+    /// Activate an approved version or roll back.
     ActivateStrategy,
+    /// Issue, list and revoke keys; manage users.
     ManageKeys,
+    /// Read and verify the audit trail.
     ReadAudit,
+    /// Claim and decide review cases.
     ReviewCases,
+    /// Register and remove webhooks.
     ManageWebhooks,
     /// Open accounts, post account events, request drawdowns, run account reviews.
     OperateAccounts,
+    /// Read accounts and their events.
     ReadAccounts,
     /// Unfreeze, close or charge off an account by hand.
     ChangeAccountStatus,
@@ -105,12 +121,16 @@ impl Action {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The key's id (not its secret), as the audit names it.
     pub key_id: String,
+    /// The user the key was issued to.
     pub user: String,
+    /// The key's roles.
     pub roles: Vec<Role>,
 }
 
 impl Principal {
+    /// Whether the caller's roles allow `action` (admin allows everything).
     pub fn may(&self, action: Action) -> bool {
         self.roles
             .iter()
@@ -118,13 +138,13 @@ impl Principal {
     }
 
     /// Refuses with 403 naming the roles that would be allowed.
-    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+    pub fn require(&self, action: Action) -> Result<(), AppError> {
         if self.may(action) {
             return Ok(());
         }
         let mut allowed: Vec<&str> = action.roles().iter().map(|r| r.as_str()).collect();
         allowed.push("admin");
-        Err(ApiError::new(
+        Err(AppError::new(
             ErrorCode::Forbidden,
             format!(
                 "this key (user {}) lacks the role for this operation; it needs one of: {}",
@@ -138,7 +158,9 @@ impl Principal {
 
 /// A newly issued key: the record to store and the plaintext, shown once.
 pub struct IssuedKey {
+    /// What the store keeps: the id, the roles and a hash of the secret.
     pub record: ApiKeyRecord,
+    /// The whole key as the caller sends it; shown once, never stored.
     pub plaintext: String,
 }
 
@@ -148,16 +170,16 @@ pub fn issue_key(
     roles: &[Role],
     created_by: &str,
     created_at_ms: i64,
-) -> Result<IssuedKey, ApiError> {
+) -> Result<IssuedKey, AppError> {
     if roles.is_empty() {
-        return Err(ApiError::parameter("roles", "give at least one role"));
+        return Err(AppError::parameter("roles", "give at least one role"));
     }
     validate_user(user)?;
     let mut id = [0u8; 6];
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id)
         .and_then(|()| getrandom::fill(&mut secret))
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
     let id = hex::encode(id);
     let secret = hex::encode(secret);
     let mut roles: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
@@ -178,7 +200,7 @@ pub fn issue_key(
 }
 
 /// A user name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
-pub fn validate_user(user: &str) -> Result<(), ApiError> {
+pub fn validate_user(user: &str) -> Result<(), AppError> {
     let ok = !user.is_empty()
         && user.len() <= 64
         && user
@@ -187,7 +209,7 @@ pub fn validate_user(user: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::parameter(
+        Err(AppError::parameter(
             "user",
             "use 1–64 letters, digits, '.', '_', '-' or '@'",
         ))
@@ -234,15 +256,15 @@ pub struct Authenticator {
     refresh_after: Duration,
 }
 
-fn unauthenticated(why: &str) -> ApiError {
-    ApiError::new(
+fn unauthenticated(why: &str) -> AppError {
+    AppError::new(
         ErrorCode::Unauthenticated,
         format!("{why}; send `Authorization: Bearer <key>` with a key from `credence keys create`"),
     )
 }
 
 /// Reads key `id` and checks the secret's hash and the revocation.
-async fn verify(store: &dyn Store, id: &str, secret_sha256: &str) -> Result<Principal, ApiError> {
+async fn verify(store: &dyn Store, id: &str, secret_sha256: &str) -> Result<Principal, AppError> {
     let record = store
         .key(id)
         .await?
@@ -279,6 +301,7 @@ impl KeyCache {
 }
 
 impl Authenticator {
+    /// An authenticator over the keys in `store`.
     pub fn new(store: Arc<dyn Store>) -> Authenticator {
         Authenticator::with_timing(store, CACHE_TTL, REFRESH_AFTER)
     }
@@ -299,7 +322,7 @@ impl Authenticator {
     }
 
     /// The principal for an `Authorization` header value, or 401.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AppError> {
         let header = header.ok_or_else(|| unauthenticated("no API key"))?;
         let key = header
             .strip_prefix("Bearer ")

@@ -1,4 +1,4 @@
-//! `credence sim-providers`: a local stand-in for a credit bureau, an income-verification
+//! The provider simulator behind `credence sim-providers` and `credence serve --example`: a local stand-in for a credit bureau, an income-verification
 //! service and a liabilities provider, with latency and failure injection, for demos and tests.
 //!
 //! Responses are derived from the Lending Club 2018Q1 loans (`data/lending_club_2018q1.csv`,
@@ -6,6 +6,11 @@
 //! hash, so the same subject always gets the same report. Failures are injected with a seeded
 //! generator (`--failure-rate`, `--seed`) or switched on at run time through `POST /_sim/mode`,
 //! and `GET /_sim/stats` counts calls per provider so tests can prove a cache held.
+//!
+//! It is a tool for demos, tests and load runs, not part of the decision path: the command
+//! line only parses its arguments and starts it.
+
+#![warn(missing_docs)]
 
 use anyhow::Context;
 use axum::extract::{Path, State};
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 
 static LENDING_CLUB: &str = include_str!("../../../data/lending_club_2018q1.csv");
 
+/// The simulator's settings, as `credence sim-providers` takes them.
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// Where to listen; port 0 picks a free one (printed on the first line).
@@ -508,6 +514,7 @@ pub async fn spawn_local() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// Serves the simulator on `args.addr` until the process is stopped.
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let app = router(&args)?;
     tokio::runtime::Builder::new_multi_thread()

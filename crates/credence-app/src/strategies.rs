@@ -7,7 +7,7 @@
 //! directory follows the newest activation through [`Strategies::refresh`], so the CLI can
 //! activate against a data directory while a server runs on it.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use crate::package_archive;
 use arc_swap::ArcSwapOption;
 use credence_engine::CompiledStrategy;
@@ -18,24 +18,34 @@ use std::sync::{Arc, Mutex};
 
 /// The version requests are decided with.
 pub struct ActiveStrategy {
+    /// The version's content hash.
     pub version: String,
     /// The activation history entry that made it active.
     pub activation_seq: i64,
+    /// The compiled strategy.
     pub strategy: Arc<CompiledStrategy>,
 }
 
 /// A version as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StrategyView {
+    /// The version's content hash.
     pub version: String,
+    /// The package's name.
     pub name: String,
     /// `draft` or `approved`.
     pub state: String,
+    /// Whether requests are decided with this version now.
     pub active: bool,
+    /// Who uploaded it.
     pub uploaded_by: String,
+    /// When it was uploaded.
     pub uploaded_at_ms: i64,
+    /// Who approved it (never its uploader).
     pub approved_by: Option<String>,
+    /// When it was approved.
     pub approved_at_ms: Option<i64>,
+    /// Embedded test cases that passed at upload.
     pub cases_passed: i64,
 }
 
@@ -44,10 +54,13 @@ pub struct StrategyView {
 pub struct UploadOutcome {
     /// False when the same content was uploaded before (versions are content hashes).
     pub created: bool,
+    /// The version.
     pub strategy: StrategyView,
+    /// The flows it defines.
     pub flows: Vec<String>,
 }
 
+/// The strategy lifecycle: upload, approve (maker-checker), activate, roll back; and the active version.
 pub struct Strategies {
     store: Arc<dyn Store>,
     active: ArcSwapOption<ActiveStrategy>,
@@ -120,8 +133,8 @@ fn audit(
     }
 }
 
-fn unknown_version(version: &str) -> ApiError {
-    ApiError::new(
+fn unknown_version(version: &str) -> AppError {
+    AppError::new(
         ErrorCode::UnknownStrategyVersion,
         format!("there is no strategy version {version}; list versions with GET /v1/strategies"),
     )
@@ -132,16 +145,17 @@ fn unknown_version(version: &str) -> ApiError {
 async fn compile_package(
     package: Vec<u8>,
     limits: credence_engine::Limits,
-) -> Result<CompiledStrategy, ApiError> {
+) -> Result<CompiledStrategy, AppError> {
     tokio::task::spawn_blocking(move || {
         let source = package_archive::unpack(&package)?;
-        credence_engine::compile_with_limits(&source, &limits).map_err(ApiError::from)
+        credence_engine::compile_with_limits(&source, &limits).map_err(AppError::from)
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("compilation panicked: {e}")))?
+    .map_err(|e| AppError::new(ErrorCode::Internal, format!("compilation panicked: {e}")))?
 }
 
 impl Strategies {
+    /// The lifecycle over a store, with the default limits on what a package may make the engine do.
     pub fn new(store: Arc<dyn Store>) -> Strategies {
         Self::with_limits(store, credence_engine::Limits::default())
     }
@@ -167,10 +181,10 @@ impl Strategies {
     }
 
     /// Compiles a package when no other compilation runs in this process.
-    async fn compile_one_at_a_time(&self, package: Vec<u8>) -> Result<CompiledStrategy, ApiError> {
+    async fn compile_one_at_a_time(&self, package: Vec<u8>) -> Result<CompiledStrategy, AppError> {
         let _slot =
             self.compile_slot.acquire().await.map_err(|_| {
-                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
+                AppError::new(ErrorCode::Unavailable, "the service is shutting down")
             })?;
         compile_package(package, self.limits).await
     }
@@ -181,7 +195,7 @@ impl Strategies {
     }
 
     /// A version compiled, from the cache or from its stored package.
-    pub async fn compiled(&self, version: &str) -> Result<Arc<CompiledStrategy>, ApiError> {
+    pub async fn compiled(&self, version: &str) -> Result<Arc<CompiledStrategy>, AppError> {
         if let Some(strategy) = self.compiled.lock().ok().and_then(|mut c| c.get(version)) {
             return Ok(strategy);
         }
@@ -198,7 +212,7 @@ impl Strategies {
     }
 
     /// Follows the newest activation in the store; returns true when the active version changed.
-    pub async fn refresh(&self) -> Result<bool, ApiError> {
+    pub async fn refresh(&self) -> Result<bool, AppError> {
         let _guard = self.activation.lock().await;
         let Some(newest) = self.store.activations(1).await?.into_iter().next() else {
             return Ok(false);
@@ -219,7 +233,7 @@ impl Strategies {
     }
 
     /// The stored record of a version, or 404 naming it.
-    async fn record(&self, version: &str) -> Result<StrategyRecord, ApiError> {
+    async fn record(&self, version: &str) -> Result<StrategyRecord, AppError> {
         self.store
             .strategy(version)
             .await?
@@ -241,12 +255,14 @@ impl Strategies {
         }
     }
 
-    pub async fn get(&self, version: &str) -> Result<StrategyView, ApiError> {
+    /// One version by its content hash.
+    pub async fn get(&self, version: &str) -> Result<StrategyView, AppError> {
         let record = self.record(version).await?;
         Ok(self.view(record).await)
     }
 
-    pub async fn list(&self) -> Result<Vec<StrategyView>, ApiError> {
+    /// Every version, newest first.
+    pub async fn list(&self) -> Result<Vec<StrategyView>, AppError> {
         let mut views = Vec::new();
         for record in self.store.strategies().await? {
             views.push(self.view(record).await);
@@ -260,7 +276,7 @@ impl Strategies {
         package: Vec<u8>,
         actor: &str,
         now_ms: i64,
-    ) -> Result<UploadOutcome, ApiError> {
+    ) -> Result<UploadOutcome, AppError> {
         self.add(package, actor, now_ms, StrategyState::Draft).await
     }
 
@@ -270,17 +286,17 @@ impl Strategies {
         actor: &str,
         now_ms: i64,
         state: StrategyState,
-    ) -> Result<UploadOutcome, ApiError> {
+    ) -> Result<UploadOutcome, AppError> {
         let slot =
             self.compile_slot.acquire().await.map_err(|_| {
-                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
+                AppError::new(ErrorCode::Unavailable, "the service is shutting down")
             })?;
         let compiled = compile_package(package.clone(), self.limits).await?;
         let compiled = Arc::new(compiled);
         let for_cases = compiled.clone();
         let results = tokio::task::spawn_blocking(move || for_cases.run_cases())
             .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cases panicked: {e}")))?;
+            .map_err(|e| AppError::new(ErrorCode::Internal, format!("cases panicked: {e}")))?;
         drop(slot);
         let failed: Vec<_> = results
             .iter()
@@ -298,7 +314,7 @@ impl Strategies {
             })
             .collect();
         if !failed.is_empty() {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::PackageCasesFailed,
                 format!(
                     "{} of the package's {} test case(s) failed; fix the strategy or the cases listed in details",
@@ -350,10 +366,10 @@ impl Strategies {
         version: &str,
         actor: &str,
         now_ms: i64,
-    ) -> Result<StrategyView, ApiError> {
+    ) -> Result<StrategyView, AppError> {
         let record = self.record(version).await?;
         if record.uploaded_by == actor {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::MakerChecker,
                 format!(
                     "{actor} uploaded version {version} and so cannot approve it; another approver must"
@@ -361,7 +377,7 @@ impl Strategies {
             ));
         }
         if record.state != StrategyState::Draft {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::InvalidState,
                 format!("version {version} is already {}", record.state.as_str()),
             ));
@@ -389,7 +405,7 @@ impl Strategies {
         version: &str,
         actor: &str,
         now_ms: i64,
-    ) -> Result<StrategyView, ApiError> {
+    ) -> Result<StrategyView, AppError> {
         self.switch_to(version, actor, now_ms, "activate").await
     }
 
@@ -399,10 +415,10 @@ impl Strategies {
         actor: &str,
         now_ms: i64,
         kind: &str,
-    ) -> Result<StrategyView, ApiError> {
+    ) -> Result<StrategyView, AppError> {
         let record = self.record(version).await?;
         if record.state != StrategyState::Approved {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::InvalidState,
                 format!("version {version} is a draft; it must be approved by a second person before it can be activated"),
             ));
@@ -437,7 +453,7 @@ impl Strategies {
     }
 
     /// Re-activates the version that was active before the current one.
-    pub async fn rollback(&self, actor: &str, now_ms: i64) -> Result<StrategyView, ApiError> {
+    pub async fn rollback(&self, actor: &str, now_ms: i64) -> Result<StrategyView, AppError> {
         let history = self.store.activations(1000).await?;
         let current = history.first().map(|a| a.version.clone());
         // Walk back past every entry of the current version to the one before it.
@@ -447,7 +463,7 @@ impl Strategies {
             .find(|v| Some(*v) != current.as_ref())
             .cloned()
             .ok_or_else(|| {
-                ApiError::new(
+                AppError::new(
                     ErrorCode::InvalidState,
                     "there is no earlier active version to roll back to",
                 )
@@ -460,7 +476,7 @@ impl Strategies {
         &self,
         package: Vec<u8>,
         now_ms: i64,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, AppError> {
         if !self.store.activations(1).await?.is_empty() {
             self.refresh().await?;
             return Ok(None);

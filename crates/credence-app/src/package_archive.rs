@@ -5,7 +5,7 @@
 //! well as `tar czf p.tgz -C consumer-loan .`. Packing is deterministic (sorted paths, zero
 //! times and owners), so the same package always packs to the same bytes.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorCode};
 use credence_engine::{PackageSource, MANIFEST};
 use std::io::Read;
 
@@ -14,12 +14,12 @@ pub const MAX_UNPACKED_BYTES: u64 = 64 * 1024 * 1024;
 /// Most files a package may hold.
 pub const MAX_FILES: usize = 10_000;
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidPackage, message)
+fn invalid(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::InvalidPackage, message)
 }
 
 /// Reads a `.tar.gz` upload into a package source.
-pub fn unpack(bytes: &[u8]) -> Result<PackageSource, ApiError> {
+pub fn unpack(bytes: &[u8]) -> Result<PackageSource, AppError> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Err(invalid(
             "the body is not gzip data; upload the package as a .tar.gz (e.g. `tar czf package.tgz -C my-strategy .`)",
