@@ -1,51 +1,72 @@
 //! Embedded test cases: each package carries inputs with expected decisions, run by `credence validate`.
 
-use crate::compile::CompiledStrategy;
 use crate::decision::{Decision, Outcome};
-use crate::eval::EvalOptions;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+/// An embedded test case: an input and the decision expected for it.
 #[derive(Debug, Clone)]
 pub struct TestCase {
+    /// The case's name.
     pub name: String,
     /// The test file the case is written in.
     pub file: String,
+    /// The flow it runs.
     pub flow: String,
+    /// The date it is decided as of.
     pub as_of: NaiveDate,
+    /// The flow's input.
     pub input: serde_json::Value,
     /// Answers of the flow's data steps (offline: a step without one fails by its policy).
     pub data: crate::data::DataRecord,
+    /// What the decision must be.
     pub expect: Expectation,
 }
 
 /// What a case expects; fields left out are not checked.
 #[derive(Debug, Clone)]
 pub struct Expectation {
+    /// The outcome.
     pub outcome: Outcome,
+    /// The limit offered.
     pub limit: Option<Decimal>,
+    /// The APR offered.
     pub apr: Option<Decimal>,
+    /// The term offered.
     pub term_months: Option<u32>,
+    /// The reason codes, in order.
     pub reasons: Option<Vec<String>>,
+    /// The flags raised.
     pub flags: Option<Vec<String>>,
+    /// The experiment arm taken.
     pub arm: Option<String>,
+    /// Whether the offer is a counter-offer.
     pub counter_offer: Option<bool>,
+    /// The review queue of a referral.
     pub refer_queue: Option<String>,
+    /// The account actions.
     pub actions: Option<Vec<String>>,
 }
 
 /// One field of a decision that differs from the case's expectation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
+    /// The decision's field.
     pub field: &'static str,
+    /// What the case expects.
     pub expected: String,
+    /// What the decision has.
     pub got: String,
 }
 
+/// What running one case gave.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    /// The case's name.
     pub name: String,
+    /// The file it is written in.
     pub file: String,
+    /// The flow it ran.
     pub flow: String,
     /// Empty when the case passed.
     pub mismatches: Vec<Mismatch>,
@@ -54,6 +75,7 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// Whether the decision matched and nothing failed.
     pub fn passed(&self) -> bool {
         self.mismatches.is_empty() && self.error.is_none()
     }
@@ -147,47 +169,4 @@ pub fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
         );
     }
     mismatches
-}
-
-impl CompiledStrategy {
-    /// The package's embedded cases.
-    pub fn cases(&self) -> &[TestCase] {
-        &self.cases
-    }
-
-    /// Runs every embedded case.
-    pub fn run_cases(&self) -> Vec<CaseResult> {
-        self.cases
-            .iter()
-            .map(|case| {
-                let options = EvalOptions {
-                    as_of: case.as_of,
-                    ..EvalOptions::default()
-                };
-                let decided = self
-                    .validate_input(&case.flow, &case.input)
-                    .and_then(|input| self.evaluate(&case.flow, &input, &options, &case.data));
-                let (mismatches, error) = match decided {
-                    Ok(crate::data::Evaluation::Decided(decision)) => {
-                        (compare(&case.expect, &decision), None)
-                    }
-                    Ok(crate::data::Evaluation::NeedsData(requests)) => (
-                        Vec::new(),
-                        Some(format!(
-                            "data step {} has no answer",
-                            requests.first().map_or("?", |r| r.step.as_str())
-                        )),
-                    ),
-                    Err(e) => (Vec::new(), Some(e.to_string())),
-                };
-                CaseResult {
-                    name: case.name.clone(),
-                    file: case.file.clone(),
-                    flow: case.flow.clone(),
-                    mismatches,
-                    error,
-                }
-            })
-            .collect()
-    }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 /// A compiled data source.
 #[derive(Debug, Clone)]
 pub struct DataSource {
+    /// The source's name.
     pub name: Arc<str>,
     /// The input field naming whom the data is about.
     pub subject_field: Arc<str>,
@@ -25,43 +26,67 @@ pub struct DataSource {
     pub consent_field: Option<Arc<str>>,
     /// In waterfall order.
     pub providers: Vec<Provider>,
+    /// What is taken from an answer.
     pub fields: Vec<DataField>,
+    /// How long an answer is reused for the same subject (0: never).
     pub cache_ttl_seconds: u64,
+    /// Consecutive failures that open a provider's circuit breaker.
     pub breaker_failures: u32,
+    /// How long an open breaker refuses calls.
     pub breaker_open_seconds: u64,
+    /// What a decision does when no provider answers.
     pub on_failure: FailurePolicy,
 }
 
+/// One provider of a data source.
 #[derive(Debug, Clone)]
 pub struct Provider {
+    /// The provider's name.
     pub name: String,
+    /// The URL, with `{subject}` and `{secret:NAME}` placeholders.
     pub url: String,
+    /// Headers, with the same placeholders.
     pub headers: Vec<(String, String)>,
+    /// How long one call may take.
     pub timeout_ms: u64,
+    /// Attempts after the first (for timeouts and server errors).
     pub retries: u32,
+    /// What a call costs, for the record.
     pub cost: Option<Decimal>,
 }
 
+/// The type a data field's value must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataFieldKind {
+    /// Any number.
     Number,
+    /// A whole number.
     Integer,
+    /// Text.
     String,
+    /// True or false.
     Boolean,
 }
 
+/// One field taken from a provider's answer.
 #[derive(Debug, Clone)]
 pub struct DataField {
+    /// The name flows read it by (`step.name`).
     pub name: String,
+    /// The RFC 6901 JSON pointer into the answer.
     pub pointer: String,
+    /// The type its value must have.
     pub kind: DataFieldKind,
+    /// The value when the answer lacks it (none: the answer is invalid).
     pub default: Option<serde_json::Value>,
 }
 
 /// What a decision does when a source gives no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailurePolicy {
+    /// Refer, with this reason code.
     Refer(Arc<str>),
+    /// Decline, with this reason code.
     Decline(Arc<str>),
     /// Go on with the source's values missing (null).
     Continue,
@@ -133,6 +158,7 @@ pub type DataValues = Arc<BTreeMap<String, serde_json::Value>>;
 /// A source's answer for one `data` step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataAnswer {
+    /// Whether the source gave a usable answer.
     pub ok: bool,
     /// The mapped values (empty when not ok).
     pub values: DataValues,
@@ -165,6 +191,7 @@ impl DataRecord {
         DataRecord::default()
     }
 
+    /// Whether missing answers are asked for (online) or failures (offline).
     pub fn is_online(&self) -> bool {
         self.online
     }
@@ -177,10 +204,12 @@ impl DataRecord {
         }
     }
 
+    /// Records a step's answer.
     pub fn insert(&mut self, step: impl Into<String>, answer: DataAnswer) {
         self.answers.insert(step.into(), answer);
     }
 
+    /// A step's answer, if recorded.
     pub fn get(&self, step: &str) -> Option<&DataAnswer> {
         self.answers.get(step)
     }
@@ -190,6 +219,7 @@ impl DataRecord {
         self.answers.get_mut(step)
     }
 
+    /// Takes a step's answer out.
     pub fn remove(&mut self, step: &str) -> Option<DataAnswer> {
         self.answers.remove(step)
     }
@@ -243,14 +273,18 @@ impl DataRecord {
 pub struct DataRequest {
     /// The `data` step, the key of the answer in the record.
     pub step: String,
+    /// The data source to call.
     pub source: String,
+    /// Whom the data is about.
     pub subject: String,
+    /// The consent reference to record with the call.
     pub consent: Option<String>,
 }
 
 /// The result of evaluating with a data record.
 #[derive(Debug, Clone)]
 pub enum Evaluation {
+    /// The flow decided.
     Decided(Box<Decision>),
     /// The data steps to answer before evaluating again: one, or several adjacent steps that
     /// do not read each other's answers (fetch them concurrently).
@@ -260,16 +294,22 @@ pub enum Evaluation {
 /// A data step as the decision records it; replays take the values from here.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataUse {
+    /// The `data` step.
     pub step: Arc<str>,
+    /// Its data source.
     pub source: Arc<str>,
     /// `ok`, `failed` or `skipped` (the step's `when` did not hold: nobody was called).
     pub status: &'static str,
+    /// Whom the data was about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The mapped values used.
     #[serde(skip_serializing_if = "no_values")]
     pub values: DataValues,
+    /// Why the source failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the caller recorded about fetching it (provider, calls, cache hit, consent).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
 }

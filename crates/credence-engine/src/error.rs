@@ -7,6 +7,7 @@ use crate::schema::Violation;
 pub struct CompileProblem {
     /// File and path inside it, e.g. `flows/application.yaml: steps[2] (table grade).rows[4]`.
     pub location: String,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
@@ -16,40 +17,68 @@ impl std::fmt::Display for CompileProblem {
     }
 }
 
+/// Why the engine could not compile or decide; [`EngineError::code`] is its stable machine
+/// code.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The package could not be compiled; every problem found is listed.
     #[error("the strategy package has {} problem(s):\n{}", .0.len(), list(.0))]
     Compile(Vec<CompileProblem>),
+    /// The strategy has no flow of that name.
     #[error("unknown flow \"{flow}\"; this strategy has: {available}")]
-    UnknownFlow { flow: String, available: String },
+    UnknownFlow {
+        /// The name asked for.
+        flow: String,
+        /// The strategy's flows, listed.
+        available: String,
+    },
     /// Input failed the flow's schema; every violation is listed.
     #[error("input does not match the {flow} flow's schema:\n{}", list(.violations))]
     InvalidInput {
+        /// The flow whose schema the input failed.
         flow: String,
+        /// Every violation.
         violations: Vec<Violation>,
     },
     /// A `ValidatedInput` passed to a flow (or strategy version) other than the one that validated it.
     #[error("the input was validated for another flow or strategy version; validate it with flow {flow} of this strategy")]
-    NotValidatedForFlow { flow: String },
+    NotValidatedForFlow {
+        /// The flow it was passed to.
+        flow: String,
+    },
+    /// The strategy has no reason texts in that language.
     #[error("unknown language \"{language}\"; this strategy has reason texts in: {available}")]
-    UnknownLanguage { language: String, available: String },
+    UnknownLanguage {
+        /// The language asked for.
+        language: String,
+        /// The strategy's languages, listed.
+        available: String,
+    },
     /// Evaluation failed in a step: a defect in the strategy (e.g. a type error), not an outcome.
     #[error("flow {flow}, step {step}: {message}")]
     Evaluation {
+        /// The flow.
         flow: String,
+        /// The step that failed.
         step: String,
+        /// What went wrong there.
         message: String,
     },
     /// A stored decision record that is not one (damaged, or not JSON).
     #[error("the decision record is unreadable: {problem}")]
-    UnreadableRecord { problem: String },
+    UnreadableRecord {
+        /// What the reader found wrong.
+        problem: String,
+    },
     /// A decision record written by a newer build.
     #[error(
         "the decision record has version {version}; this build reads up to {}: upgrade credence",
         crate::record::DECISION_RECORD_VERSION
     )]
-    RecordTooNew { version: u32 },
+    RecordTooNew {
+        /// The record's version.
+        version: u32,
+    },
 }
 
 impl EngineError {

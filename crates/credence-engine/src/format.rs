@@ -1,9 +1,12 @@
 //! The raw strategy package format: serde types for the YAML files exactly as analysts write them.
 //!
-//! Nothing here is validated beyond shape; `compile` turns these into the checked, compiled
-//! strategy. Every struct refuses unknown fields so that a misspelt key is an error with its
+//! This file holds the package-level and flow-level shapes (manifest, data sources, caps,
+//! review, flow, input fields, outcome, test cases); each step kind's shape is in
+//! `steps/<kind>/raw.rs`. Nothing here is validated beyond shape; `compile` turns these into
+//! the checked, compiled strategy. Every struct refuses unknown fields so that a misspelt key is an error with its
 //! line, not a silently ignored setting. `docs/strategy-format.md` documents every field.
 
+use crate::steps::RawStep;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -159,7 +162,9 @@ pub struct RawReview {
 #[serde(deny_unknown_fields)]
 pub struct RawReviewQueue {
     pub sla_minutes: u32,
+    /// For the people who read the package; the engine does not use it.
     #[serde(default)]
+    #[allow(dead_code)]
     pub description: Option<String>,
 }
 
@@ -273,247 +278,6 @@ pub enum RawFieldType {
     Date,
     Enum,
     List,
-}
-
-/// A step: exactly one kind, written as a single-key map (`- rule_set: {...}`).
-#[derive(Debug)]
-pub struct RawStep(pub RawStepKind);
-
-impl<'de> Deserialize<'de> for RawStep {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde_yaml_ng::with::singleton_map::deserialize(deserializer).map(RawStep)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawStepKind {
-    Features(RawFeatures),
-    RuleSet(RawRuleSet),
-    Table(RawTable),
-    Matrix(RawMatrix),
-    Scorecard(RawScorecard),
-    Model(RawModelStep),
-    Branch(RawBranch),
-    ChampionChallenger(RawChampionChallenger),
-    Data(RawDataStep),
-}
-
-/// Calls a data source (or reuses a recorded answer), when `when` holds.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDataStep {
-    pub id: String,
-    pub source: String,
-    #[serde(default)]
-    pub when: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFeatures {
-    pub id: String,
-    pub values: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRuleSet {
-    pub id: String,
-    #[serde(default)]
-    pub stop_on_first_decline: bool,
-    pub rules: Vec<RawRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRule {
-    pub id: String,
-    pub when: String,
-    pub outcome: RawRuleOutcome,
-    pub reason: String,
-    /// A scorecard or model step whose ranked reasons follow this rule's own when it decides
-    /// the outcome (a score cut-off rule explains itself with the score's weakest characteristics).
-    #[serde(default)]
-    pub explain_with: Option<String>,
-    /// What to do to the credit account when this rule fires (in-loan flows).
-    #[serde(default)]
-    pub actions: Vec<crate::decision::AccountAction>,
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawRuleOutcome {
-    Decline,
-    Refer,
-    Flag,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTable {
-    pub id: String,
-    #[serde(default)]
-    pub hit_policy: HitPolicy,
-    #[serde(default)]
-    pub aggregation: Option<Aggregation>,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
-    #[serde(default)]
-    pub output_priority: Vec<serde_yaml_ng::Value>,
-    #[serde(default)]
-    pub rows: Vec<Vec<serde_yaml_ng::Value>>,
-    #[serde(default)]
-    pub rows_file: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HitPolicy {
-    #[default]
-    First,
-    Unique,
-    Priority,
-    RuleOrder,
-    Collect,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    Sum,
-    Min,
-    Max,
-    Count,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMatrix {
-    pub id: String,
-    pub rows: RawAxis,
-    pub columns: RawAxis,
-    pub cells: BTreeMap<String, Vec<Vec<serde_yaml_ng::Value>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAxis {
-    pub value: String,
-    pub bands: Vec<RawBand>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBand {
-    pub label: String,
-    pub test: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawScorecard {
-    pub id: String,
-    /// A file holding the scorecard body (base points, calibration, characteristics), as
-    /// fitting tools write it; exclusive with writing the body inline.
-    #[serde(default)]
-    pub file: Option<String>,
-    #[serde(flatten)]
-    pub body: RawScorecardBody,
-}
-
-/// A scorecard's content, inline in a step or in its own file.
-#[derive(Debug, Default, Deserialize)]
-pub struct RawScorecardBody {
-    #[serde(default)]
-    pub base_points: Option<YamlNumber>,
-    #[serde(default)]
-    pub calibration: Option<RawCalibration>,
-    #[serde(default)]
-    pub characteristics: Vec<RawCharacteristic>,
-}
-
-/// Score ↔ odds: at `score` the good:bad odds are `odds`, and they double every `pdo` points.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCalibration {
-    pub score: f64,
-    pub odds: f64,
-    pub pdo: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCharacteristic {
-    pub name: String,
-    pub value: String,
-    pub reason: String,
-    pub bins: Vec<RawBin>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBin {
-    #[serde(default)]
-    pub range: Option<String>,
-    #[serde(default)]
-    pub values: Option<Vec<serde_yaml_ng::Value>>,
-    #[serde(default)]
-    pub missing: bool,
-    #[serde(default, rename = "else")]
-    pub otherwise: bool,
-    pub points: YamlNumber,
-    #[serde(default)]
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawModelStep {
-    pub id: String,
-    pub model: String,
-    pub inputs: BTreeMap<String, String>,
-    /// Feature → reason code: a rule that names this step in `explain_with` is explained by
-    /// the reasons of the features pushing the score most towards bad (TreeSHAP).
-    #[serde(default)]
-    pub reasons: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBranch {
-    pub id: String,
-    pub cases: Vec<RawCase>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCase {
-    pub name: String,
-    #[serde(default)]
-    pub when: Option<String>,
-    pub steps: Vec<RawStep>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChampionChallenger {
-    pub id: String,
-    pub key: String,
-    pub salt: String,
-    pub arms: Vec<RawArm>,
-    #[serde(default)]
-    pub shadow: Vec<RawArm>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawArm {
-    pub name: String,
-    #[serde(default)]
-    pub weight: u32,
-    pub steps: Vec<RawStep>,
 }
 
 /// How the flow's final answer is put together.

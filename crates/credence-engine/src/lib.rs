@@ -9,20 +9,20 @@
 //! date (`EvalOptions::as_of`, from a [`Clock`]). Business outcomes — decline, refer, missing
 //! data — are values in the [`Decision`]; [`EngineError`] is for defects and bad input.
 
+#![warn(missing_docs)]
+
 mod cases;
 mod compile;
 pub mod data;
 mod decision;
 mod error;
 mod eval;
-pub mod format;
+mod format;
 mod limits;
-mod matrix;
 mod record;
 mod schema;
-mod scorecard;
 mod source;
-mod table;
+mod steps;
 mod value;
 
 pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};

@@ -37,6 +37,7 @@ pub struct DecisionRecord {
     /// The record's format; records written before versions existed read as 1.
     #[serde(default = "unversioned")]
     pub record_version: u32,
+    /// The outcome.
     pub outcome: Outcome,
     /// Approved for less than was asked.
     pub counter_offer: bool,
@@ -46,6 +47,7 @@ pub struct DecisionRecord {
     /// The rate offered, a decimal string (0.0899 is 8.99 %).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^-?[0-9]+(\\.[0-9]+)?$"))]
     pub apr: Option<Decimal>,
+    /// The term offered, in months.
     pub term_months: Option<u32>,
     /// Top reasons, most important first.
     pub reasons: Vec<Reason>,
@@ -63,8 +65,11 @@ pub struct DecisionRecord {
     pub data: Vec<Box<RawValue>>,
     /// The champion/challenger arm that decided.
     pub arm: Option<String>,
+    /// The strategy's name.
     pub strategy: String,
+    /// The strategy version (content hash) that decided.
     pub strategy_version: String,
+    /// The flow that decided.
     pub flow: String,
     /// The date the decision was made as of; replaying with it reproduces the decision.
     pub as_of: String,

@@ -21,7 +21,9 @@ pub const RESERVED_NAMES: [&str; 1] = ["today"];
 pub struct Violation {
     /// Field path, e.g. `monthly_income` or `existing_loans[2]`.
     pub path: String,
+    /// What the schema expects there.
     pub expected: String,
+    /// What the input has.
     pub got: String,
 }
 
@@ -38,17 +40,24 @@ impl std::fmt::Display for Violation {
 /// A validated input value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputValue {
+    /// Absent or null.
     Null,
+    /// A number (exact decimal).
     Number(Decimal),
+    /// A whole number.
     Integer(i64),
     /// Shared with the schema for an enum's value (validating it allocates nothing).
     String(Arc<str>),
+    /// True or false.
     Boolean(bool),
+    /// A date.
     Date(NaiveDate),
+    /// A list of values of one kind.
     List(Vec<InputValue>),
 }
 
 impl InputValue {
+    /// The value as expressions read it (dates as `YYYY-MM-DD` text).
     pub fn to_variable(&self) -> Variable {
         match self {
             InputValue::Null => Variable::Null,
@@ -65,6 +74,7 @@ impl InputValue {
         }
     }
 
+    /// The value as canonical JSON.
     pub fn to_json(&self) -> serde_json::Value {
         crate::value::variable_to_json(&self.to_variable())
     }
@@ -79,6 +89,7 @@ pub struct ValidatedInput {
 }
 
 impl ValidatedInput {
+    /// A field's value by name.
     pub fn get(&self, name: &str) -> Option<&InputValue> {
         self.fields
             .iter()
@@ -86,6 +97,7 @@ impl ValidatedInput {
             .map(|(_, v)| v)
     }
 
+    /// Every field with its value, in declaration order.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &InputValue)> {
         self.fields.iter().map(|(n, v)| (n.as_ref(), v))
     }
@@ -103,37 +115,59 @@ impl ValidatedInput {
 /// A checked field declaration.
 #[derive(Debug, Clone)]
 pub struct FieldSpec {
+    /// The field's type and bounds.
     pub kind: FieldKind,
+    /// Whether the input must have it.
     pub required: bool,
     /// Personal data (national ID, phone): masked wherever input is shown.
     pub personal: bool,
 }
 
+/// A field's type, with its bounds.
 #[derive(Debug, Clone)]
 pub enum FieldKind {
+    /// A number (decimal).
     Number {
+        /// The smallest allowed.
         min: Option<Decimal>,
+        /// The largest allowed.
         max: Option<Decimal>,
     },
+    /// A whole number.
     Integer {
+        /// The smallest allowed.
         min: Option<i64>,
+        /// The largest allowed.
         max: Option<i64>,
     },
+    /// Text.
     String {
+        /// The fewest characters allowed.
         min_length: Option<usize>,
+        /// The most characters allowed.
         max_length: Option<usize>,
     },
+    /// True or false.
     Boolean,
+    /// A date, `YYYY-MM-DD`.
     Date {
+        /// The earliest allowed.
         min: Option<NaiveDate>,
+        /// The latest allowed.
         max: Option<NaiveDate>,
     },
+    /// One of a set of values.
     Enum {
+        /// The allowed values.
         values: Vec<Arc<str>>,
     },
+    /// A list.
     List {
+        /// What each item must be.
         items: Box<FieldSpec>,
+        /// The fewest items allowed.
         min_items: Option<usize>,
+        /// The most items allowed.
         max_items: Option<usize>,
     },
 }

@@ -14,18 +14,22 @@ pub struct PackageSource {
 }
 
 impl PackageSource {
+    /// An empty package.
     pub fn new() -> Self {
         PackageSource::default()
     }
 
+    /// Adds a file (paths use `/`; `./` and repeated slashes are normalised).
     pub fn insert(&mut self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
         self.files.insert(normalise(&path.into()), bytes.into());
     }
 
+    /// A file's bytes, if the package has it.
     pub fn bytes(&self, path: &str) -> Option<&[u8]> {
         self.files.get(&normalise(path)).map(Vec::as_slice)
     }
 
+    /// Every file's path, in order.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
     }

@@ -1,7 +1,7 @@
 //! Engine tests: the example package, tables of compile errors and hit policies, snapshots of traces, property tests.
 
-use crate::format::HitPolicy;
-use crate::table::{DecisionTable, TableDefinition};
+use crate::steps::table::HitPolicy;
+use crate::steps::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use crate::*;
 use chrono::NaiveDate;
@@ -610,7 +610,7 @@ fn an_xgboost_model_step_scores_natively_and_explains_declines() {
 
 fn table(
     hit_policy: HitPolicy,
-    aggregation: Option<crate::format::Aggregation>,
+    aggregation: Option<crate::steps::table::Aggregation>,
     rows: &[(&str, &str, i64)],
 ) -> (DecisionTable, NamedLists, NameTable) {
     let lists = NamedLists::new();
@@ -658,7 +658,7 @@ fn table(
 
 #[test]
 fn hit_policies() {
-    use crate::format::Aggregation as A;
+    use crate::steps::table::Aggregation as A;
     let rows = [
         ("> 10", "-", 1),
         ("[5..20]", "\"x\"", 2),

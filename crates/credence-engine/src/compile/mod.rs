@@ -3,24 +3,17 @@
 //! Compilation collects every problem it can find (with file and step path) instead of
 //! stopping at the first, so an analyst fixes a package in one round.
 //!
-//! This module holds the compiled types, the package-level steps and the `Compiler` core
-//! (names, scopes, expressions, flows); each step kind's compilation is a file of its own
-//! (`data_step`, `features`, `rule_set`, `table`, `matrix`, `scorecard`, `model`, `branch`),
-//! beside `outcome`, `sources` (reading files within limits) and `test_cases`.
+//! This module holds the compiled strategy's types, the package-level steps and the
+//! `Compiler` core (names, scopes, expressions, flows) that step kinds compile with: each step
+//! kind compiles in its own folder (`steps/<kind>/compile.rs`, behind `steps::StepKind`),
+//! beside `outcome`, `sources` (reading files within limits) and `test_cases` here.
 
-mod branch;
-mod data_step;
-mod features;
-mod matrix;
-mod model;
 mod outcome;
-mod rule_set;
-mod scorecard;
 mod sources;
-mod table;
 mod test_cases;
 
 use sources::*;
+pub(crate) use sources::{check_text_size, decimal_setting, parse_yaml};
 use test_cases::*;
 
 use crate::cases::{Expectation, TestCase};
@@ -31,12 +24,10 @@ use crate::decision::Outcome;
 use crate::error::{CompileProblem, EngineError};
 use crate::format::*;
 use crate::limits::{check_yaml_nodes, Limits, YamlRefusal};
-use crate::matrix::{Axis, Matrix};
 use crate::schema::{FieldSpec, InputSchema, RESERVED_NAMES};
-use crate::scorecard::{Bin, BinTest, Calibration, Characteristic, Scorecard};
 use crate::source::PackageSource;
-use crate::table::{DecisionTable, TableDefinition};
-use crate::value::{Constant, ValueSource};
+use crate::steps::{count_steps, RawStep, Step};
+use crate::value::ValueSource;
 use chrono::NaiveDate;
 use credence_expr::{Expr, ExprCompiler, Interval, NameTable, NamedLists, Slot};
 use credence_model::Model;
@@ -51,10 +42,15 @@ pub const MANIFEST: &str = "strategy.yaml";
 /// Hard caps on every offer.
 #[derive(Debug, Clone, Default)]
 pub struct Caps {
+    /// The highest APR any offer may carry.
     pub apr_max: Option<Decimal>,
+    /// The highest limit any offer may carry.
     pub limit_max: Option<Decimal>,
+    /// The lowest limit an approval may carry (below it, the approval becomes a decline).
     pub limit_min: Option<Decimal>,
+    /// The longest term any offer may carry.
     pub term_months_max: Option<u32>,
+    /// The reason given when an approval falls below `limit_min`.
     pub below_limit_min_reason: Option<Arc<str>>,
 }
 
@@ -63,7 +59,9 @@ pub struct Caps {
 pub struct ReviewSettings {
     /// Queue name → SLA in minutes.
     pub queues: BTreeMap<String, u32>,
+    /// The SLA of a queue that declares none.
     pub default_sla_minutes: u32,
+    /// How long a reviewer's claim on a case lasts.
     pub claim_minutes: u32,
     /// Approvals and counter-offers with a limit above this need a second reviewer.
     pub four_eyes_above: Option<Decimal>,
@@ -93,147 +91,22 @@ pub struct CompiledStrategy {
     pub(crate) data_sources: BTreeMap<String, Arc<DataSource>>,
 }
 
+/// A compiled flow: its input schema, its steps and how its outcome is assembled.
 #[derive(Debug)]
 pub struct Flow {
+    /// The flow's name.
     pub name: Arc<str>,
     /// The slot of each input field, in schema order.
-    pub input_slots: Vec<Slot>,
+    pub(crate) input_slots: Vec<Slot>,
+    /// What the flow is for, as the package says.
     pub description: Option<String>,
+    /// The input schema.
     pub schema: InputSchema,
-    pub steps: Vec<Step>,
-    pub outcome: OutcomeSpec,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) outcome: OutcomeSpec,
     /// Every step of the flow, nested ones included: the most a trace can hold, reserved once
     /// per decision instead of grown.
-    pub trace_capacity: usize,
-}
-
-/// Steps in `steps` and in every branch case and experiment arm below them.
-fn count_steps(steps: &[Step]) -> usize {
-    steps
-        .iter()
-        .map(|step| {
-            1 + match step {
-                Step::Branch { cases, .. } => cases.iter().map(|c| count_steps(&c.steps)).sum(),
-                Step::Experiment(experiment) => {
-                    experiment.arms.iter().map(|a| count_steps(&a.steps)).sum()
-                }
-                _ => 0,
-            }
-        })
-        .sum()
-}
-
-#[derive(Debug)]
-pub enum Step {
-    Features {
-        id: Arc<str>,
-        /// Name, slot and expression of each feature, in dependency order.
-        order: Vec<(String, Slot, Expr)>,
-    },
-    RuleSet {
-        id: Arc<str>,
-        slot: Slot,
-        stop_on_first_decline: bool,
-        rules: Vec<Rule>,
-    },
-    Table(DecisionTable),
-    Matrix(Matrix),
-    Scorecard(Scorecard),
-    Model(ModelStep),
-    Branch {
-        id: Arc<str>,
-        slot: Slot,
-        cases: Vec<BranchCase>,
-    },
-    Experiment(Experiment),
-    Data(DataStep),
-}
-
-/// A `data` step: a source's answer for the subject, when `when` holds.
-#[derive(Debug)]
-pub struct DataStep {
-    pub id: Arc<str>,
-    pub slot: Slot,
-    pub source: Arc<DataSource>,
-    pub when: Option<Expr>,
-    pub subject: Expr,
-    pub consent: Option<Expr>,
-    /// True when this step directly follows other data steps and reads none of their answers:
-    /// online, its request is then made together with theirs (the calls run concurrently).
-    pub fetch_with_previous: bool,
-}
-
-impl Step {
-    pub fn id(&self) -> &str {
-        match self {
-            Step::Features { id, .. } | Step::RuleSet { id, .. } | Step::Branch { id, .. } => id,
-            Step::Table(t) => &t.id,
-            Step::Matrix(m) => &m.id,
-            Step::Scorecard(s) => &s.id,
-            Step::Model(m) => &m.id,
-            Step::Experiment(e) => &e.id,
-            Step::Data(d) => &d.id,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct Rule {
-    pub id: Arc<str>,
-    pub when: Expr,
-    pub outcome: RawRuleOutcome,
-    pub reason: Arc<str>,
-    /// The scorecard whose ranked reasons explain this rule's outcome.
-    pub explain_with: Option<String>,
-    pub actions: Vec<crate::decision::AccountAction>,
-}
-
-#[derive(Debug)]
-pub struct ModelStep {
-    pub id: Arc<str>,
-    pub slot: Slot,
-    pub model: Arc<Model>,
-    /// One expression per model feature, in the model's feature order.
-    pub inputs: Vec<Expr>,
-    /// The reason code of each model feature, if it has one.
-    pub reasons: Vec<Option<Arc<str>>>,
-    /// The model's name, version, SHA-256, format and objective, as every trace names them
-    /// (shared, not copied per decision).
-    pub identity: ModelIdentity,
-}
-
-#[derive(Debug)]
-pub struct ModelIdentity {
-    pub name: Arc<str>,
-    pub version: Arc<str>,
-    pub sha256: Arc<str>,
-    pub format: Arc<str>,
-    pub objective: Arc<str>,
-}
-
-#[derive(Debug)]
-pub struct BranchCase {
-    pub name: Arc<str>,
-    pub when: Option<Expr>,
-    pub steps: Vec<Step>,
-}
-
-#[derive(Debug)]
-pub struct Experiment {
-    pub id: Arc<str>,
-    pub slot: Slot,
-    pub key: Expr,
-    pub salt: String,
-    pub arms: Vec<Arm>,
-    pub shadow: Vec<Arm>,
-    /// Bucket upper bounds (exclusive) out of 10,000, one per arm.
-    pub bucket_bounds: Vec<u32>,
-}
-
-#[derive(Debug)]
-pub struct Arm {
-    pub name: Arc<str>,
-    pub steps: Vec<Step>,
+    pub(crate) trace_capacity: usize,
 }
 
 #[derive(Debug)]
@@ -463,38 +336,39 @@ pub fn compile_with_limits(
 
 /// Names visible at a point of a flow.
 #[derive(Clone, Default)]
-struct Scope {
-    names: BTreeSet<String>,
+pub(crate) struct Scope {
+    pub(crate) names: BTreeSet<String>,
 }
 
-struct Compiler<'a> {
-    exprs: ExprCompiler<'a>,
-    limits: &'a Limits,
+/// The state of compiling one package: what step kinds compile with.
+pub(crate) struct Compiler<'a> {
+    pub(crate) exprs: ExprCompiler<'a>,
+    pub(crate) limits: &'a Limits,
     /// The worst-case steps of the flow being compiled so far (see `Limits::max_flow_steps`).
-    flow_steps: u64,
-    reasons: &'a BTreeMap<String, BTreeMap<String, String>>,
-    models: &'a HashMap<String, Arc<Model>>,
-    data_sources: &'a BTreeMap<String, Arc<DataSource>>,
-    source: &'a PackageSource,
-    problems: &'a mut Vec<CompileProblem>,
-    file: String,
-    step_ids: HashSet<String>,
+    pub(crate) flow_steps: u64,
+    pub(crate) reasons: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) models: &'a HashMap<String, Arc<Model>>,
+    pub(crate) data_sources: &'a BTreeMap<String, Arc<DataSource>>,
+    pub(crate) source: &'a PackageSource,
+    pub(crate) problems: &'a mut Vec<CompileProblem>,
+    pub(crate) file: String,
+    pub(crate) step_ids: HashSet<String>,
     /// Scorecard and model steps compiled so far in this flow that can explain a rule.
-    explainer_ids: HashSet<String>,
-    used_files: &'a mut BTreeSet<String>,
+    pub(crate) explainer_ids: HashSet<String>,
+    pub(crate) used_files: &'a mut BTreeSet<String>,
 }
 
 impl Compiler<'_> {
-    fn problem(&mut self, location: String, message: String) {
+    pub(crate) fn problem(&mut self, location: String, message: String) {
         self.problems.push(CompileProblem { location, message });
     }
 
-    fn at(&self, path: &str) -> String {
+    pub(crate) fn at(&self, path: &str) -> String {
         format!("{}: {path}", self.file)
     }
 
     /// Compiles an expression and checks that every name it reads is in scope.
-    fn expr(&mut self, text: &str, path: &str, scope: &Scope) -> Option<Expr> {
+    pub(crate) fn expr(&mut self, text: &str, path: &str, scope: &Scope) -> Option<Expr> {
         match self.exprs.compile(text) {
             Ok(expr) => {
                 self.flow_steps = self.flow_steps.saturating_add(expr.step_bound());
@@ -508,7 +382,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn check_references(&mut self, references: &[String], path: &str, scope: &Scope) {
+    pub(crate) fn check_references(&mut self, references: &[String], path: &str, scope: &Scope) {
         for name in references {
             if !scope.names.contains(name) {
                 let known: Vec<&str> = scope.names.iter().map(String::as_str).collect();
@@ -523,7 +397,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn reason(&mut self, code: &str, path: &str) {
+    pub(crate) fn reason(&mut self, code: &str, path: &str) {
         if !self.reasons.contains_key(code) {
             self.problem(
                 self.at(path),
@@ -532,7 +406,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn flow(&mut self, name: &str, raw: RawFlow) -> Option<Flow> {
+    pub(crate) fn flow(&mut self, name: &str, raw: RawFlow) -> Option<Flow> {
         let problems_before = self.problems.len();
         self.flow_steps = 0;
         let mut fields = Vec::new();
@@ -596,7 +470,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn define(&mut self, name: &str, path: &str, scope: &mut Scope) {
+    pub(crate) fn define(&mut self, name: &str, path: &str, scope: &mut Scope) {
         if !is_identifier(name) {
             self.problem(self.at(path), format!("`{name}` is not a valid name: use letters, digits and _, starting with a letter"));
         } else if scope.names.contains(name) {
@@ -609,7 +483,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn steps(&mut self, raw: &[RawStep], path: &str, scope: &mut Scope) -> Vec<Step> {
+    pub(crate) fn steps(&mut self, raw: &[RawStep], path: &str, scope: &mut Scope) -> Vec<Step> {
         let mut steps = Vec::with_capacity(raw.len());
         for (i, raw_step) in raw.iter().enumerate() {
             let step_path = format!("{path}[{i}]");
@@ -620,42 +494,9 @@ impl Compiler<'_> {
         mark_concurrent_fetches(&mut steps);
         steps
     }
-
-    fn step(&mut self, raw: &RawStep, path: &str, scope: &mut Scope) -> Option<Step> {
-        let raw = &raw.0;
-        let (kind, id) = match raw {
-            RawStepKind::Features(s) => ("features", &s.id),
-            RawStepKind::RuleSet(s) => ("rule_set", &s.id),
-            RawStepKind::Table(s) => ("table", &s.id),
-            RawStepKind::Matrix(s) => ("matrix", &s.id),
-            RawStepKind::Scorecard(s) => ("scorecard", &s.id),
-            RawStepKind::Model(s) => ("model", &s.id),
-            RawStepKind::Branch(s) => ("branch", &s.id),
-            RawStepKind::ChampionChallenger(s) => ("champion_challenger", &s.id),
-            RawStepKind::Data(s) => ("data", &s.id),
-        };
-        let path = format!("{path} ({kind} {id})");
-        if !self.step_ids.insert(id.clone()) {
-            self.problem(
-                self.at(&path),
-                format!("step id {id} is used twice in this flow"),
-            );
-        }
-        match raw {
-            RawStepKind::Features(s) => self.features(s, &path, scope),
-            RawStepKind::RuleSet(s) => self.rule_set(s, &path, scope),
-            RawStepKind::Table(s) => self.table(s, &path, scope),
-            RawStepKind::Matrix(s) => self.matrix(s, &path, scope),
-            RawStepKind::Scorecard(s) => self.scorecard(s, &path, scope),
-            RawStepKind::Model(s) => self.model(s, &path, scope),
-            RawStepKind::Branch(s) => self.branch(s, &path, scope),
-            RawStepKind::ChampionChallenger(s) => self.experiment(s, &path, scope),
-            RawStepKind::Data(s) => self.data_step(s, &path, scope),
-        }
-    }
 }
 
-fn intervals_overlap(a: &Interval, b: &Interval) -> bool {
+pub(crate) fn intervals_overlap(a: &Interval, b: &Interval) -> bool {
     // a ends before b starts, or b ends before a starts → no overlap.
     let ends_before = |x: &Interval, y: &Interval| match (x.high, y.low) {
         (Some((h, h_in)), Some((l, l_in))) => h < l || (h == l && !(h_in && l_in)),

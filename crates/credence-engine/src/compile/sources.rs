@@ -248,7 +248,7 @@ pub(super) fn bound_field(
     Ok(spec)
 }
 
-pub(super) fn check_text_size(path: &str, bytes: &[u8], max_bytes: usize) -> Result<(), String> {
+pub(crate) fn check_text_size(path: &str, bytes: &[u8], max_bytes: usize) -> Result<(), String> {
     if bytes.len() > max_bytes {
         return Err(format!(
             "{path} has {} bytes; a text file may have at most {max_bytes} (split it, or raise limits.text_file_bytes)",
@@ -260,7 +260,7 @@ pub(super) fn check_text_size(path: &str, bytes: &[u8], max_bytes: usize) -> Res
 
 /// Parses one YAML file of the package after counting its nodes, aliases expanded, against
 /// the limit: a small file that expands to millions of nodes is refused before it is built.
-pub(super) fn parse_yaml<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
     limits: &Limits,
@@ -289,7 +289,7 @@ pub(super) fn yaml_problem(file: &str, error: &serde_yaml_ng::Error) -> CompileP
     }
 }
 
-pub(super) fn decimal_setting(n: &YamlNumber) -> Option<Decimal> {
+pub(crate) fn decimal_setting(n: &YamlNumber) -> Option<Decimal> {
     crate::schema::parse_decimal_text(&n.0)
 }
 

@@ -4,27 +4,23 @@
 //! takes from its injected clock. The same input, strategy version and `as_of` give the same
 //! decision, byte for byte once serialised.
 //!
-//! This module holds the run and the steps that are a few lines each (features, tables,
-//! matrices, branches); the larger step kinds evaluate in files of their own (`rule_set`,
-//! `scorecard`, `model`, `experiment`, `data_step`), and `outcome` assembles the decision.
+//! This module holds the run that step kinds evaluate in (its trace, contributions,
+//! explainers, data requests); each step kind evaluates in its own folder
+//! (`steps/<kind>/eval.rs`, behind `steps::StepKind`), `outcome` assembles the decision and
+//! `cases` runs a package's embedded test cases.
 
-mod data_step;
-mod experiment;
-mod model;
+mod cases;
 mod outcome;
-mod rule_set;
-mod scorecard;
 
-use crate::compile::{Arm, CompiledStrategy, DataStep, Experiment, Flow, ModelStep, Step};
-use crate::data::{DataRecord, DataRequest, DataUse, Evaluation, FailurePolicy};
+use crate::compile::{CompiledStrategy, Flow};
+use crate::data::{DataRecord, DataRequest, DataUse, Evaluation};
 use crate::decision::*;
 use crate::error::EngineError;
-use crate::format::RawRuleOutcome;
 use crate::schema::ValidatedInput;
-use crate::value::{decimal_to_json, variable_decimal, variable_to_json};
+use crate::steps::{Arm, DataStep, Experiment, ModelStep, Step};
+use crate::value::{variable_decimal, variable_to_json};
 use chrono::NaiveDate;
 use credence_expr::{Frame, Slot, Variable};
-use credence_model::Prediction;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
@@ -61,12 +57,16 @@ impl Clock for FixedClock {
 /// How to evaluate: the date, the language of reason texts, and how much trace to keep.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
+    /// The date the decision is made as of (from the caller's clock).
     pub as_of: NaiveDate,
+    /// The language of reason texts.
     pub language: String,
+    /// Keep every intermediate value in the trace (and the input).
     pub full_trace: bool,
 }
 
 impl EvalOptions {
+    /// Options for deciding as of a date, in English, with a compact trace.
     pub fn new(as_of: NaiveDate) -> Self {
         EvalOptions {
             as_of,
@@ -87,15 +87,15 @@ thread_local! {
     static FRAME: RefCell<Frame> = RefCell::new(Frame::new());
 }
 
-struct Contribution<'s> {
-    outcome: Outcome,
-    reason: Option<Arc<str>>,
+pub(crate) struct Contribution<'s> {
+    pub(crate) outcome: Outcome,
+    pub(crate) reason: Option<Arc<str>>,
     /// A scorecard whose ranked reasons follow `reason`.
-    explain_with: Option<&'s str>,
+    pub(crate) explain_with: Option<&'s str>,
 }
 
 /// Reasons a step can give when a rule names it in `explain_with`.
-enum Explainer<'s> {
+pub(crate) enum Explainer<'s> {
     /// A scorecard's reasons, ranked when it was evaluated.
     Ranked(Vec<Arc<str>>),
     /// A model step and the features it scored: TreeSHAP runs only if asked.
@@ -107,7 +107,7 @@ enum Explainer<'s> {
 
 impl Explainer<'_> {
     /// Reason codes, most adverse first.
-    fn ranked_reasons(&self) -> Vec<Arc<str>> {
+    pub(crate) fn ranked_reasons(&self) -> Vec<Arc<str>> {
         match self {
             Explainer::Ranked(codes) => codes.clone(),
             Explainer::Model { step, features } => {
@@ -134,40 +134,44 @@ impl Explainer<'_> {
     }
 }
 
-/// The state of one run through a flow.
-struct Run<'s> {
-    strategy: &'s CompiledStrategy,
-    flow: &'s Flow,
-    full: bool,
-    steps: Vec<TraceStep>,
-    contributions: Vec<Contribution<'s>>,
-    flags: Vec<Arc<str>>,
-    actions: Vec<AccountAction>,
+/// The state of one run through a flow: what step kinds evaluate in.
+pub(crate) struct Run<'s> {
+    pub(crate) strategy: &'s CompiledStrategy,
+    pub(crate) flow: &'s Flow,
+    pub(crate) full: bool,
+    pub(crate) steps: Vec<TraceStep>,
+    pub(crate) contributions: Vec<Contribution<'s>>,
+    pub(crate) flags: Vec<Arc<str>>,
+    pub(crate) actions: Vec<AccountAction>,
     /// What can explain a rule's outcome, by step id: ranked scorecard reasons, or a model's
     /// inputs, explained (by TreeSHAP) only if a decline or referral asks for it.
-    explainers: Vec<(&'s str, Explainer<'s>)>,
-    arm: Option<Arc<str>>,
+    pub(crate) explainers: Vec<(&'s str, Explainer<'s>)>,
+    pub(crate) arm: Option<Arc<str>>,
     /// In a shadow run: the experiment and the arm to take instead of the hashed one.
-    forced_arm: Option<(&'s str, &'s Arm)>,
+    pub(crate) forced_arm: Option<(&'s str, &'s Arm)>,
     /// The answers of data steps this run may use.
-    data: &'s DataRecord,
+    pub(crate) data: &'s DataRecord,
     /// Set when a data step needs an answer the record lacks (online): the run unwinds and
     /// `run` returns the requests instead of a decision.
-    needs: Vec<DataRequest>,
-    data_uses: Vec<DataUse>,
-    shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
+    pub(crate) needs: Vec<DataRequest>,
+    pub(crate) data_uses: Vec<DataUse>,
+    pub(crate) shadow_arms: Vec<(&'s Experiment, &'s Arm)>,
 }
 
 impl CompiledStrategy {
+    /// The strategy's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Its display label, if the package gives one.
     pub fn label(&self) -> Option<&str> {
         self.label.as_deref()
     }
+    /// Its description, if the package gives one.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }
+    /// The currency its amounts are in.
     pub fn currency(&self) -> &str {
         &self.currency
     }
@@ -192,16 +196,20 @@ impl CompiledStrategy {
         self.data_sources.get(name)
     }
 
+    /// The version: the SHA-256 of every file the package uses.
     pub fn version(&self) -> &str {
         &self.version
     }
+    /// The languages its reason texts are written in.
     pub fn languages(&self) -> &[String] {
         &self.languages
     }
+    /// The names of its flows.
     pub fn flow_names(&self) -> impl Iterator<Item = &str> {
         self.flows.keys().map(String::as_str)
     }
 
+    /// A flow by name; unknown names are an error listing the known ones.
     pub fn flow(&self, name: &str) -> Result<&Flow, EngineError> {
         self.flows
             .get(name)
@@ -408,7 +416,10 @@ impl CompiledStrategy {
 }
 
 /// A recorded data value as an expression value of its field's type.
-fn data_variable(kind: crate::data::DataFieldKind, json: &serde_json::Value) -> Option<Variable> {
+pub(crate) fn data_variable(
+    kind: crate::data::DataFieldKind,
+    json: &serde_json::Value,
+) -> Option<Variable> {
     use crate::data::DataFieldKind as K;
     use std::str::FromStr;
     match (kind, json) {
@@ -427,7 +438,7 @@ fn data_variable(kind: crate::data::DataFieldKind, json: &serde_json::Value) -> 
 
 /// A model score as a decimal for expressions, to 12 places (a binary-to-decimal conversion
 /// of the full f64 costs more than the rest of a scorecard).
-fn probability_decimal(x: f64) -> Decimal {
+pub(crate) fn probability_decimal(x: f64) -> Decimal {
     if !x.is_finite() || x.abs() >= 1e15 {
         return Decimal::from_f64(x).unwrap_or_default();
     }
@@ -446,7 +457,7 @@ pub fn experiment_bucket(salt: &str, key: &str) -> u32 {
 }
 
 impl<'s> Run<'s> {
-    fn error(&self, step: &str, message: impl Into<String>) -> EngineError {
+    pub(crate) fn error(&self, step: &str, message: impl Into<String>) -> EngineError {
         EngineError::Evaluation {
             flow: self.flow.name.to_string(),
             step: step.to_string(),
@@ -454,7 +465,7 @@ impl<'s> Run<'s> {
         }
     }
 
-    fn record(
+    pub(crate) fn record(
         &mut self,
         step: &Arc<str>,
         detail: StepDetail,
@@ -468,7 +479,7 @@ impl<'s> Run<'s> {
         });
     }
 
-    fn contribute_from_object(&mut self, object: &Variable) {
+    pub(crate) fn contribute_from_object(&mut self, object: &Variable) {
         let Variable::Object(map) = object else {
             return;
         };
@@ -490,7 +501,7 @@ impl<'s> Run<'s> {
 
     /// Evaluates a condition: `true` holds; `false` and null (missing data) do not; anything
     /// else is a defect in the strategy.
-    fn condition(
+    pub(crate) fn condition(
         &self,
         expr: &credence_expr::Expr,
         frame: &mut Frame,
@@ -515,7 +526,7 @@ impl<'s> Run<'s> {
     }
 
     /// Publishes a table's or matrix's result: its outcome contribution, its slot, its trace.
-    fn publish(
+    pub(crate) fn publish(
         &mut self,
         frame: &mut Frame,
         id: &Arc<str>,
@@ -531,7 +542,11 @@ impl<'s> Run<'s> {
         });
     }
 
-    fn steps(&mut self, steps: &'s [Step], frame: &mut Frame) -> Result<(), EngineError> {
+    pub(crate) fn steps(
+        &mut self,
+        steps: &'s [Step],
+        frame: &mut Frame,
+    ) -> Result<(), EngineError> {
         for (i, step) in steps.iter().enumerate() {
             if let Err(error) = self.step(step, frame) {
                 if matches!(step, Step::Data(_)) && !self.needs.is_empty() {
@@ -555,7 +570,11 @@ impl<'s> Run<'s> {
 
     /// The request a data step would make now, if it is active, has a subject and has no
     /// answer in an online record; `None` otherwise (it is then decided when the step runs).
-    fn pending_request(&self, step: &DataStep, frame: &mut Frame) -> Option<DataRequest> {
+    pub(crate) fn pending_request(
+        &self,
+        step: &DataStep,
+        frame: &mut Frame,
+    ) -> Option<DataRequest> {
         let lists = &self.strategy.lists;
         if !self.data.is_online() || self.data.get(&step.id).is_some() {
             return None;
@@ -578,84 +597,10 @@ impl<'s> Run<'s> {
         })
     }
 
-    fn consent(&self, step: &DataStep, frame: &mut Frame) -> Option<String> {
+    pub(crate) fn consent(&self, step: &DataStep, frame: &mut Frame) -> Option<String> {
         match step.consent.as_ref()?.eval(frame, &self.strategy.lists) {
             Ok(Variable::String(s)) => Some(s.to_string()),
             _ => None,
         }
-    }
-
-    fn step(&mut self, step: &'s Step, frame: &mut Frame) -> Result<(), EngineError> {
-        let lists = &self.strategy.lists;
-        match step {
-            Step::Features { id, order } => {
-                let mut values = BTreeMap::new();
-                for (name, slot, expr) in order {
-                    let value = expr
-                        .eval(frame, lists)
-                        .map_err(|e| self.error(id, format!("feature {name}: {e}")))?;
-                    if self.full {
-                        values.insert(name.clone(), variable_to_json(&value));
-                    }
-                    frame.set(*slot, value);
-                }
-                self.record(id, StepDetail::Features, || values);
-            }
-            Step::RuleSet {
-                id,
-                slot,
-                stop_on_first_decline,
-                rules,
-            } => self.rule_set(id, slot, stop_on_first_decline, rules, frame)?,
-            Step::Table(table) => {
-                let result = table
-                    .evaluate(frame, lists)
-                    .map_err(|e| self.error(&table.id, e))?;
-                let rows = result.rows.iter().map(|r| r + 1).collect();
-                self.publish(
-                    frame,
-                    &table.id,
-                    table.slot,
-                    result.value,
-                    StepDetail::Table { rows },
-                );
-            }
-            Step::Matrix(matrix) => {
-                let result = matrix
-                    .evaluate(frame, lists)
-                    .map_err(|e| self.error(&matrix.id, e))?;
-                let detail = StepDetail::Matrix {
-                    row: result.row,
-                    column: result.column,
-                };
-                self.publish(frame, &matrix.id, matrix.slot, result.value, detail);
-            }
-            Step::Scorecard(scorecard) => self.scorecard(scorecard, frame)?,
-            Step::Model(step) => self.model_step(step, frame)?,
-            Step::Branch { id, slot, cases } => {
-                let mut chosen = None;
-                for case in cases {
-                    let taken = match &case.when {
-                        None => true,
-                        Some(when) => {
-                            self.condition(when, frame, id, || format!("case {}", case.name))?
-                        }
-                    };
-                    if taken {
-                        chosen = Some(case);
-                        break;
-                    }
-                }
-                let name: Arc<str> = chosen.map_or_else(|| Arc::from("none"), |c| c.name.clone());
-                frame.set(*slot, Variable::String((*name).into()));
-                self.record(id, StepDetail::Branch { case: name }, BTreeMap::new);
-                if let Some(case) = chosen {
-                    self.steps(&case.steps, frame)?;
-                }
-            }
-            Step::Experiment(experiment) => self.experiment(experiment, frame)?,
-            Step::Data(step) => self.data_step(step, frame)?,
-        }
-        Ok(())
     }
 }

@@ -1,18 +1,20 @@
 //! Evaluating `rule_set` steps.
 
 use super::*;
-use crate::compile::Rule;
 
 impl<'s> Run<'s> {
     /// A `rule_set` step: every rule's condition, the worst outcome and its reasons.
     pub(super) fn rule_set(
         &mut self,
-        id: &'s Arc<str>,
-        slot: &Slot,
-        stop_on_first_decline: &bool,
-        rules: &'s [Rule],
+        step: &'s RuleSetStep,
         frame: &mut Frame,
     ) -> Result<(), EngineError> {
+        let RuleSetStep {
+            id,
+            slot,
+            stop_on_first_decline,
+            rules,
+        } = step;
         let mut hits = Vec::new();
         let mut worst: Option<Outcome> = None;
         for rule in rules {

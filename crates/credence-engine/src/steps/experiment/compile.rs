@@ -1,53 +1,14 @@
-//! Compiling `branch` and `champion_challenger` steps.
+//! Compiling `champion_challenger` steps: arms, weights and shadow arms.
 
 use super::*;
 
 impl Compiler<'_> {
-    pub(super) fn branch(
-        &mut self,
-        raw: &RawBranch,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Step> {
-        let mut cases = Vec::new();
-        let mut union = scope.clone();
-        for (i, case) in raw.cases.iter().enumerate() {
-            let case_path = format!("{path}.cases[{i}] ({})", case.name);
-            let when = match &case.when {
-                Some(text) => self.expr(text, &format!("{case_path}.when"), scope),
-                None if i + 1 == raw.cases.len() => None,
-                None => {
-                    self.problem(
-                        self.at(&case_path),
-                        "only the last case may omit `when` (it is the else case)".into(),
-                    );
-                    None
-                }
-            };
-            let mut case_scope = scope.clone();
-            let steps = self.steps(&case.steps, &format!("{case_path}.steps"), &mut case_scope);
-            union.names.extend(case_scope.names);
-            cases.push(BranchCase {
-                name: case.name.as_str().into(),
-                when,
-                steps,
-            });
-        }
-        *scope = union;
-        self.define(&raw.id, path, scope);
-        Some(Step::Branch {
-            id: raw.id.as_str().into(),
-            slot: self.exprs.slot(&raw.id),
-            cases,
-        })
-    }
-
     pub(super) fn experiment(
         &mut self,
         raw: &RawChampionChallenger,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<Experiment> {
         let key = self.expr(&raw.key, &format!("{path}.key"), scope);
         if raw.arms.is_empty() {
             self.problem(self.at(path), "needs at least one arm".into());
@@ -98,7 +59,7 @@ impl Compiler<'_> {
         }
         *scope = union;
         self.define(&raw.id, path, scope);
-        Some(Step::Experiment(Experiment {
+        Some(Experiment {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             key: key?,
@@ -106,6 +67,6 @@ impl Compiler<'_> {
             arms,
             shadow,
             bucket_bounds,
-        }))
+        })
     }
 }

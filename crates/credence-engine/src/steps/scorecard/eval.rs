@@ -1,7 +1,7 @@
 //! Evaluating `scorecard` steps.
 
 use super::*;
-use crate::scorecard::Scorecard;
+use crate::steps::prelude::*;
 
 impl<'s> Run<'s> {
     /// A `scorecard` step: each characteristic's bin, the score and its calibration.

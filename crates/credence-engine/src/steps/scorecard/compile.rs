@@ -1,6 +1,7 @@
 //! Compiling `scorecard` steps: characteristics, bins and calibration.
 
 use super::*;
+use crate::steps::prelude::*;
 
 impl Compiler<'_> {
     pub(super) fn scorecard(
@@ -8,7 +9,7 @@ impl Compiler<'_> {
         raw: &RawScorecard,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<Scorecard> {
         let before = self.problems.len();
         let from_file;
         let body = match &raw.file {
@@ -186,13 +187,13 @@ impl Compiler<'_> {
         if self.problems.len() > before {
             return None;
         }
-        crate::scorecard::rank_shortfalls(&mut characteristics);
-        Some(Step::Scorecard(Scorecard {
+        super::rank_shortfalls(&mut characteristics);
+        Some(Scorecard {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             base_points,
             calibration,
             characteristics,
-        }))
+        })
     }
 }

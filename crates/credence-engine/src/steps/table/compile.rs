@@ -1,9 +1,16 @@
 //! Compiling `table` steps: rows inline or from CSV, cells, hit policies and indexes.
 
+use super::rows_csv::parse_rows_csv;
 use super::*;
+use crate::steps::prelude::*;
 
 impl Compiler<'_> {
-    pub(super) fn table(&mut self, raw: &RawTable, path: &str, scope: &mut Scope) -> Option<Step> {
+    pub(super) fn table(
+        &mut self,
+        raw: &RawTable,
+        path: &str,
+        scope: &mut Scope,
+    ) -> Option<DecisionTable> {
         let before = self.problems.len();
         if raw.outputs.is_empty() {
             self.problem(self.at(path), "a table needs at least one output".into());
@@ -143,7 +150,7 @@ impl Compiler<'_> {
         if self.problems.len() > before {
             return None;
         }
-        Some(Step::Table(DecisionTable::new(TableDefinition {
+        Some(DecisionTable::new(TableDefinition {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             hit_policy: raw.hit_policy,
@@ -153,82 +160,6 @@ impl Compiler<'_> {
             cells,
             outputs,
             output_priority,
-        })))
-    }
-}
-
-/// A CSV of table rows: a header line, then one row per line; cells as in YAML rows.
-/// The rows of a table's CSV file, refused once there are more than `max_rows` (so that a file
-/// over the row limit is not built in full before it is refused).
-pub(super) fn parse_rows_csv(
-    bytes: &[u8],
-    width: usize,
-    max_rows: usize,
-) -> Result<Vec<Vec<serde_yaml_ng::Value>>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if rows.len() == max_rows {
-            return Err(format!(
-                "has more than {max_rows} rows; a table may have at most {max_rows} more besides its inline rows (raise limits.table_rows if the table is right)"
-            ));
-        }
-        let cells = split_csv_line(line);
-        if cells.len() != width {
-            return Err(format!(
-                "line {} has {} cells, expected {width}",
-                n + 1,
-                cells.len()
-            ));
-        }
-        rows.push(
-            cells
-                .into_iter()
-                .map(|cell| match crate::schema::parse_decimal_text(&cell) {
-                    Some(_) if !cell.trim().is_empty() => {
-                        serde_yaml_ng::from_str(&cell).unwrap_or(serde_yaml_ng::Value::String(cell))
-                    }
-                    _ => serde_yaml_ng::Value::String(cell),
-                })
-                .collect(),
-        );
-    }
-    Ok(rows)
-}
-
-pub(super) fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                current.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if current.trim().is_empty() => quoted = true,
-            (false, ',') => cells.push(std::mem::take(&mut current).trim().to_string()),
-            _ => current.push(c),
-        }
-    }
-    cells.push(current.trim().to_string());
-    cells
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_rows() {
-        assert_eq!(
-            split_csv_line(r#""""A"",""B""", > 600,plain"#),
-            vec![r#""A","B""#, "> 600", "plain"]
-        );
+        }))
     }
 }

@@ -1,7 +1,13 @@
 //! Decision matrices: two banded dimensions (e.g. risk grade × debt-to-income) → outcome and terms.
 
+mod compile;
+mod eval;
+pub(crate) mod raw;
+
+use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::ValueSource;
 use credence_expr::{Expr, Frame, NamedLists, Slot, UnaryTest, Variable};
+pub(crate) use raw::*;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -63,5 +69,27 @@ impl Matrix {
             column: label(&self.columns, column),
             value,
         })
+    }
+}
+
+impl StepKind for Matrix {
+    const KEY: &'static str = "matrix";
+    type Raw = RawMatrix;
+
+    fn raw_id(raw: &RawMatrix) -> &str {
+        &raw.id
+    }
+
+    fn compile(
+        raw: &RawMatrix,
+        compiler: &mut Compiler<'_>,
+        path: &str,
+        scope: &mut Scope,
+    ) -> Option<Self> {
+        compiler.matrix(raw, path, scope)
+    }
+
+    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
+        run.matrix(self, frame)
     }
 }

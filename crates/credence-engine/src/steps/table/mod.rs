@@ -7,9 +7,15 @@
 //! ZEN, the few cells no index could answer. Matching order is row order, so hit policies see
 //! exactly what a linear scan would have seen.
 
-use crate::format::{Aggregation, HitPolicy};
+mod compile;
+mod eval;
+pub(crate) mod raw;
+mod rows_csv;
+
+use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::{Constant, ValueSource};
 use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, Slot, UnaryTest, Variable};
+pub(crate) use raw::*;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -345,10 +351,6 @@ impl DecisionTable {
         }
     }
 
-    pub fn row_count(&self) -> usize {
-        self.cells.len()
-    }
-
     /// Evaluates the table. A `unique` table with two matching rows is an error (a defect in the
     /// strategy, not a business outcome).
     pub fn evaluate(&self, frame: &mut Frame, lists: &NamedLists) -> Result<TableResult, String> {
@@ -388,6 +390,7 @@ impl DecisionTable {
         self.apply_hit_policy(matched, frame, lists)
     }
 
+    #[cfg(test)]
     /// Evaluates by testing every cell of every row in order, without the index: the reference
     /// the index is checked against.
     pub fn evaluate_linear(
@@ -534,5 +537,27 @@ impl DecisionTable {
                 })
             }
         }
+    }
+}
+
+impl StepKind for DecisionTable {
+    const KEY: &'static str = "table";
+    type Raw = RawTable;
+
+    fn raw_id(raw: &RawTable) -> &str {
+        &raw.id
+    }
+
+    fn compile(
+        raw: &RawTable,
+        compiler: &mut Compiler<'_>,
+        path: &str,
+        scope: &mut Scope,
+    ) -> Option<Self> {
+        compiler.table(raw, path, scope)
+    }
+
+    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
+        run.table(self, frame)
     }
 }

@@ -1,7 +1,13 @@
 //! Points scorecards: binned characteristics, odds/PDO calibration to a probability of default, ranked reason codes.
 
+mod compile;
+mod eval;
+pub(crate) mod raw;
+
+use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::Constant;
 use credence_expr::{Expr, Frame, Interval, NamedLists, Slot, Variable};
+pub(crate) use raw::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -202,6 +208,28 @@ fn constant_equals(constant: &Constant, value: &Variable) -> bool {
         (Constant::String(a), Variable::String(b)) => a.as_ref() == b.as_str(),
         (Constant::Bool(a), Variable::Bool(b)) => a == b,
         _ => false,
+    }
+}
+
+impl StepKind for Scorecard {
+    const KEY: &'static str = "scorecard";
+    type Raw = RawScorecard;
+
+    fn raw_id(raw: &RawScorecard) -> &str {
+        &raw.id
+    }
+
+    fn compile(
+        raw: &RawScorecard,
+        compiler: &mut Compiler<'_>,
+        path: &str,
+        scope: &mut Scope,
+    ) -> Option<Self> {
+        compiler.scorecard(raw, path, scope)
+    }
+
+    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
+        run.scorecard(self, frame)
     }
 }
 

@@ -8,7 +8,7 @@ impl Compiler<'_> {
         raw: &RawModelStep,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<ModelStep> {
         let Some(model) = self.models.get(&raw.model).cloned() else {
             self.problem(
                 self.at(&format!("{path}.model")),
@@ -92,14 +92,14 @@ impl Compiler<'_> {
                 format: metadata.format.as_str().into(),
                 objective: metadata.objective.as_str().into(),
             };
-            Step::Model(ModelStep {
+            ModelStep {
                 id: raw.id.as_str().into(),
                 slot: self.exprs.slot(&raw.id),
                 model,
                 inputs,
                 reasons,
                 identity,
-            })
+            }
         })
     }
 }

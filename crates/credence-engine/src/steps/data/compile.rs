@@ -10,7 +10,7 @@ impl Compiler<'_> {
         raw: &RawDataStep,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<DataStep> {
         let Some(source) = self.data_sources.get(&raw.source).cloned() else {
             let known: Vec<&str> = self.data_sources.keys().map(String::as_str).collect();
             self.problem(
@@ -43,7 +43,7 @@ impl Compiler<'_> {
             None => None,
         };
         self.define(&raw.id, path, scope);
-        Some(Step::Data(DataStep {
+        Some(DataStep {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             source,
@@ -51,6 +51,6 @@ impl Compiler<'_> {
             subject,
             consent,
             fetch_with_previous: false,
-        }))
+        })
     }
 }

@@ -1,9 +1,10 @@
 //! Compiling `matrix` steps: two axes and their cells.
 
 use super::*;
+use crate::steps::prelude::*;
 
 impl Compiler<'_> {
-    pub(super) fn axis(&mut self, raw: &RawAxis, path: &str, scope: &Scope) -> Option<Axis> {
+    fn axis(&mut self, raw: &RawAxis, path: &str, scope: &Scope) -> Option<Axis> {
         let value = self.expr(&raw.value, &format!("{path}.value"), scope);
         let mut bands = Vec::new();
         if raw.bands.is_empty() {
@@ -29,7 +30,7 @@ impl Compiler<'_> {
         raw: &RawMatrix,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<Matrix> {
         let before = self.problems.len();
         let rows = self.axis(&raw.rows, &format!("{path}.rows"), scope);
         let columns = self.axis(&raw.columns, &format!("{path}.columns"), scope);
@@ -110,12 +111,12 @@ impl Compiler<'_> {
         if self.problems.len() > before {
             return None;
         }
-        Some(Step::Matrix(Matrix {
+        Some(Matrix {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             rows: rows?,
             columns: columns?,
             cells,
-        }))
+        })
     }
 }

@@ -9,7 +9,7 @@ impl Compiler<'_> {
         raw: &RawFeatures,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<FeaturesStep> {
         let own: BTreeSet<&str> = raw.values.keys().map(String::as_str).collect();
         let mut inner_scope = scope.clone();
         for name in &own {
@@ -60,7 +60,7 @@ impl Compiler<'_> {
             }
         }
         *scope = inner_scope;
-        (compiled.len() == raw.values.len()).then(|| Step::Features {
+        (compiled.len() == raw.values.len()).then(|| FeaturesStep {
             id: raw.id.as_str().into(),
             order,
         })

@@ -8,7 +8,7 @@ impl Compiler<'_> {
         raw: &RawRuleSet,
         path: &str,
         scope: &mut Scope,
-    ) -> Option<Step> {
+    ) -> Option<RuleSetStep> {
         let mut rules = Vec::new();
         let mut ids = HashSet::new();
         for (i, rule) in raw.rules.iter().enumerate() {
@@ -40,7 +40,7 @@ impl Compiler<'_> {
             }
         }
         self.define(&raw.id, path, scope);
-        Some(Step::RuleSet {
+        Some(RuleSetStep {
             id: raw.id.as_str().into(),
             slot: self.exprs.slot(&raw.id),
             stop_on_first_decline: raw.stop_on_first_decline,
@@ -50,7 +50,7 @@ impl Compiler<'_> {
 
     /// Checks outputs named `outcome` and `reason`: literal outcomes must be known and a
     /// literal decline or refer needs a literal reason code.
-    pub(super) fn check_outcome_cells(
+    pub(crate) fn check_outcome_cells(
         &mut self,
         outcome: Option<&ValueSource>,
         reason: Option<&ValueSource>,

@@ -1,0 +1,52 @@
+//! `branch` steps: the first case whose condition holds runs its nested steps.
+
+mod compile;
+mod eval;
+pub(crate) mod raw;
+
+use crate::steps::prelude::*;
+pub(crate) use raw::*;
+
+/// A compiled `branch` step.
+#[derive(Debug)]
+pub struct BranchStep {
+    /// The step's id.
+    pub id: Arc<str>,
+    /// Where the taken case's name goes.
+    pub slot: Slot,
+    /// The cases, in order.
+    pub cases: Vec<BranchCase>,
+}
+
+/// One case of a branch.
+#[derive(Debug)]
+pub struct BranchCase {
+    /// The case's name.
+    pub name: Arc<str>,
+    /// When it is taken (none: the else case).
+    pub when: Option<Expr>,
+    /// The steps it runs.
+    pub steps: Vec<Step>,
+}
+
+impl StepKind for BranchStep {
+    const KEY: &'static str = "branch";
+    type Raw = RawBranch;
+
+    fn raw_id(raw: &RawBranch) -> &str {
+        &raw.id
+    }
+
+    fn compile(
+        raw: &RawBranch,
+        compiler: &mut Compiler<'_>,
+        path: &str,
+        scope: &mut Scope,
+    ) -> Option<Self> {
+        compiler.branch(raw, path, scope)
+    }
+
+    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
+        run.branch(self, frame)
+    }
+}
