@@ -4,7 +4,7 @@
 
 mod admin;
 mod backtest;
-mod csv_rows;
+
 mod model_score;
 mod monitor;
 mod package_dir;

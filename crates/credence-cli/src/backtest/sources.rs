@@ -1,6 +1,12 @@
 //! Where back-test rows come from: CSV, JSON Lines, Parquet and a decision log, each a `RowSource`.
 
 use super::*;
+use credence_app::{AppError, ErrorCode};
+
+/// A problem reading the input, as the runner reports it.
+fn unreadable(what: &str, error: impl std::fmt::Display) -> AppError {
+    AppError::new(ErrorCode::InvalidInput, format!("{what}: {error}"))
+}
 
 /// A Parquet file read as text cells, so that its rows take the CSV path (typed by the flow's
 /// schema, `step.field` columns as provider answers): numbers print in their shortest exact
@@ -39,7 +45,7 @@ impl ParquetSource {
 }
 
 impl RowSource for ParquetSource {
-    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+    fn next_row(&mut self) -> Result<Option<(RawRow, u64)>, AppError> {
         use arrow_array::Array;
         loop {
             if let Some(record) = self.pending.pop_front() {
@@ -48,7 +54,7 @@ impl RowSource for ParquetSource {
             let Some(batch) = self.batches.next() else {
                 return Ok(None);
             };
-            let batch = batch.context("decoding a Parquet record batch")?;
+            let batch = batch.map_err(|e| unreadable("decoding a Parquet record batch", e))?;
             let options = arrow_cast::display::FormatOptions::default().with_null("");
             let formatters = batch
                 .columns()
@@ -57,7 +63,9 @@ impl RowSource for ParquetSource {
                     arrow_cast::display::ArrayFormatter::try_new(column.as_ref(), &options)
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .context("a Parquet column of a type that cannot be read as text")?;
+                .map_err(|e| {
+                    unreadable("a Parquet column of a type that cannot be read as text", e)
+                })?;
             for row in 0..batch.num_rows() {
                 let mut record = CsvRecord::default();
                 for (formatter, column) in formatters.iter().zip(batch.columns()) {
@@ -73,17 +81,12 @@ impl RowSource for ParquetSource {
     }
 }
 
-pub(super) trait RowSource: Send {
-    /// The next raw row, or None at the end; `bytes` is advanced by what was read.
-    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>>;
-}
-
 pub(super) struct CsvSource {
     pub(super) rows: CsvRows<std::fs::File>,
 }
 
 impl RowSource for CsvSource {
-    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+    fn next_row(&mut self) -> Result<Option<(RawRow, u64)>, AppError> {
         Ok(self
             .rows
             .next_record()?
@@ -96,13 +99,13 @@ pub(super) struct JsonLinesSource {
 }
 
 impl RowSource for JsonLinesSource {
-    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+    fn next_row(&mut self) -> Result<Option<(RawRow, u64)>, AppError> {
         loop {
             let mut line = String::new();
             let read = self
                 .lines
                 .read_line(&mut line)
-                .context("reading a JSON line")?;
+                .map_err(|e| unreadable("reading a JSON line", e))?;
             if read == 0 {
                 return Ok(None);
             }
@@ -161,7 +164,7 @@ impl LogSource {
 }
 
 impl RowSource for LogSource {
-    fn next_row(&mut self) -> anyhow::Result<Option<(RawRow, u64)>> {
+    fn next_row(&mut self) -> Result<Option<(RawRow, u64)>, AppError> {
         Ok(self.records.next().map(|(input, decision, as_of)| {
             (
                 RawRow::Logged {

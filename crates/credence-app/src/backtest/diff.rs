@@ -4,9 +4,9 @@ use super::*;
 
 /// Writes diff lines in input order (chunks arrive in any order) and counts them.
 pub(super) fn write_diff(
-    file: Option<std::fs::File>,
+    file: Option<Box<dyn Write + Send>>,
     lines: Receiver<(u64, Vec<String>)>,
-) -> anyhow::Result<u64> {
+) -> std::io::Result<u64> {
     let Some(file) = file else {
         for _ in lines {}
         return Ok(0);

@@ -10,8 +10,13 @@
 //! Both paths skip empty lines and require every record to have the header's field count, as
 //! `csv::Reader` does with `flexible(false)`; a property test holds the two readers together.
 
-use anyhow::{bail, Context};
+use crate::error::{AppError, ErrorCode};
 use std::io::Read;
+
+/// A CSV file's problem, as an `invalid_input` error.
+fn bad_csv(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::InvalidInput, message)
+}
 
 /// One CSV record: its fields' text, each field followed by one separator byte (a comma), and
 /// where each field ends. A plain line is its own text: its commas are the separators.
@@ -22,6 +27,7 @@ pub struct CsvRecord {
 }
 
 impl CsvRecord {
+    /// Appends a field.
     pub fn push_field(&mut self, field: &str) {
         if !self.ends.is_empty() {
             self.text.push(',');
@@ -40,10 +46,17 @@ impl CsvRecord {
         self.text.get(start..end)
     }
 
+    /// The number of fields.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether the record has no field.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Every field, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
@@ -112,6 +125,7 @@ pub struct CsvRows<R> {
 }
 
 impl<R: Read> CsvRows<R> {
+    /// Records read from `source`.
     pub fn new(source: R) -> CsvRows<R> {
         CsvRows {
             source,
@@ -128,20 +142,20 @@ impl<R: Read> CsvRows<R> {
     }
 
     /// The header: the first non-empty record, a leading UTF-8 byte-order mark dropped.
-    pub fn header(&mut self) -> anyhow::Result<CsvRecord> {
+    pub fn header(&mut self) -> Result<CsvRecord, AppError> {
         self.fill()?;
         if self.buffer[self.start..self.end].starts_with(b"\xEF\xBB\xBF") {
             self.start += 3;
         }
         let (header, _) = self
             .next_record()?
-            .context("the file is empty: the first line must name the columns")?;
+            .ok_or_else(|| bad_csv("the file is empty: the first line must name the columns"))?;
         self.header_fields = Some(header.len());
         Ok(header)
     }
 
     /// The next record and the bytes it took, or `None` at the end of the input.
-    pub fn next_record(&mut self) -> anyhow::Result<Option<(CsvRecord, u64)>> {
+    pub fn next_record(&mut self) -> Result<Option<(CsvRecord, u64)>, AppError> {
         let mut consumed = 0u64;
         loop {
             // A whole line in the buffer (or the last line, unterminated).
@@ -175,7 +189,7 @@ impl<R: Read> CsvRows<R> {
                 continue;
             }
             let text = std::str::from_utf8(line)
-                .map_err(|e| anyhow::anyhow!("CSV line {line_number}: {e}"))?;
+                .map_err(|e| bad_csv(format!("CSV line {line_number}: {e}")))?;
             let record = CsvRecord::from_plain_line(text);
             self.check_fields(record.len(), line_number)?;
             self.start = line_end + usize::from(newline.is_some());
@@ -184,7 +198,7 @@ impl<R: Read> CsvRows<R> {
     }
 
     /// One record through `csv-core`, from the start of the unread bytes.
-    fn next_record_quoted(&mut self) -> anyhow::Result<Option<(CsvRecord, u64)>> {
+    fn next_record_quoted(&mut self) -> Result<Option<(CsvRecord, u64)>, AppError> {
         use csv_core::ReadRecordResult as Result;
         let line_number = self.line;
         let (mut written, mut fields, mut consumed) = (0usize, 0usize, 0u64);
@@ -215,13 +229,15 @@ impl<R: Read> CsvRows<R> {
         }
         self.check_fields(fields, line_number)?;
         let text = std::str::from_utf8(&self.core_text[..written])
-            .map_err(|e| anyhow::anyhow!("CSV line {line_number}: {e}"))?;
+            .map_err(|e| bad_csv(format!("CSV line {line_number}: {e}")))?;
         let mut record = CsvRecord::default();
         let mut from = 0;
         for &to in &self.core_ends[..fields] {
             // The record's text is UTF-8, and its fields are whole characters of it.
-            let field = text.get(from..to).with_context(|| {
-                format!("CSV line {line_number}: a field ends inside a character")
+            let field = text.get(from..to).ok_or_else(|| {
+                bad_csv(format!(
+                    "CSV line {line_number}: a field ends inside a character"
+                ))
             })?;
             record.push_field(field);
             from = to;
@@ -229,17 +245,17 @@ impl<R: Read> CsvRows<R> {
         Ok(Some((record, consumed)))
     }
 
-    fn check_fields(&self, fields: usize, line_number: u64) -> anyhow::Result<()> {
+    fn check_fields(&self, fields: usize, line_number: u64) -> Result<(), AppError> {
         match self.header_fields {
-            Some(expected) if expected != fields => bail!(
+            Some(expected) if expected != fields => Err(bad_csv(format!(
                 "CSV line {line_number}: {fields} fields, but the header names {expected} columns"
-            ),
+            ))),
             _ => Ok(()),
         }
     }
 
     /// Reads more of the source into the buffer, keeping the unread bytes.
-    fn read_more(&mut self) -> anyhow::Result<()> {
+    fn read_more(&mut self) -> Result<(), AppError> {
         if self.start > 0 {
             self.buffer.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -252,7 +268,7 @@ impl<R: Read> CsvRows<R> {
         let read = self
             .source
             .read(&mut self.buffer[self.end..])
-            .context("reading the CSV file")?;
+            .map_err(|e| bad_csv(format!("reading the CSV file: {e}")))?;
         if read == 0 {
             self.at_eof = true;
         }
@@ -260,7 +276,7 @@ impl<R: Read> CsvRows<R> {
         Ok(())
     }
 
-    fn fill(&mut self) -> anyhow::Result<()> {
+    fn fill(&mut self) -> Result<(), AppError> {
         while self.end < 3 && !self.at_eof {
             self.read_more()?;
         }
@@ -279,9 +295,9 @@ mod tests {
         let mut out = Vec::new();
         match rows.header() {
             Ok(header) => out.push(header.iter().map(str::to_string).collect()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.message),
         }
-        while let Some((record, _)) = rows.next_record().map_err(|e| e.to_string())? {
+        while let Some((record, _)) = rows.next_record().map_err(|e| e.message)? {
             out.push(record.iter().map(str::to_string).collect());
         }
         Ok(out)

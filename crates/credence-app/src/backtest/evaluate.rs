@@ -193,7 +193,7 @@ pub(super) fn evaluate_row<'r>(
             .transpose()?,
     };
     let segments = context
-        .args_segments
+        .segments
         .iter()
         .map(|column| cell(column).map(|t| t.into_owned()))
         .collect();
