@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use credence_engine::{compile, CompiledStrategy, EvalOptions, PackageSource, ValidatedInput};
-use credence_expr::{ExprCompiler, Frame, NamedLists, Variable};
+use credence_expr::{ExprCompiler, Frame, NamedLists, Value};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
         ("term", 24.0),
         ("amount", 6000.0),
     ] {
-        frame.set_named(name, Variable::from(serde_json::json!(value)));
+        frame.set_named(name, Value::from(serde_json::json!(value)));
     }
     c.bench_function("expression/dti_ternary", |b| {
         b.iter(|| arithmetic.eval(black_box(&mut frame), &lists).unwrap())

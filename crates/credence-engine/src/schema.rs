@@ -7,7 +7,7 @@
 
 use crate::format::{AdditionalFields, RawField, RawFieldType};
 use chrono::NaiveDate;
-use credence_expr::{compare_decimals, Variable};
+use credence_expr::{compare_decimals, Value};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::str::FromStr;
@@ -58,25 +58,23 @@ pub enum InputValue {
 
 impl InputValue {
     /// The value as expressions read it (dates as `YYYY-MM-DD` text).
-    pub fn to_variable(&self) -> Variable {
+    pub fn to_value(&self) -> Value {
         match self {
-            InputValue::Null => Variable::Null,
-            InputValue::Number(n) => Variable::Number(*n),
-            InputValue::Integer(i) => Variable::Number(Decimal::from(*i)),
-            InputValue::String(s) => Variable::String(s.as_ref().into()),
-            InputValue::Boolean(b) => Variable::Bool(*b),
-            InputValue::Date(d) => {
-                Variable::String(credence_expr::functions::format_date(*d).as_str().into())
-            }
+            InputValue::Null => Value::NULL,
+            InputValue::Number(n) => Value::number(*n),
+            InputValue::Integer(i) => Value::number(Decimal::from(*i)),
+            InputValue::String(s) => Value::string(s),
+            InputValue::Boolean(b) => Value::bool(*b),
+            InputValue::Date(d) => Value::string(&credence_expr::functions::format_date(*d)),
             InputValue::List(items) => {
-                Variable::from_array(items.iter().map(InputValue::to_variable).collect())
+                Value::list(items.iter().map(InputValue::to_value).collect())
             }
         }
     }
 
     /// The value as canonical JSON.
     pub fn to_json(&self) -> serde_json::Value {
-        crate::value::variable_to_json(&self.to_variable())
+        self.to_value().to_json()
     }
 }
 

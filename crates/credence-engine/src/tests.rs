@@ -5,7 +5,7 @@ use crate::steps::table::{DecisionTable, TableDefinition};
 use crate::value::{Constant, ValueSource};
 use crate::*;
 use chrono::NaiveDate;
-use credence_expr::{ExprCompiler, Frame, NameTable, NamedLists, Variable};
+use credence_expr::{ExprCompiler, Frame, NameTable, NamedLists, Value};
 use proptest::prelude::*;
 use serde_json::json;
 use std::path::Path;
@@ -739,23 +739,19 @@ fn hit_policies() {
     for (policy, aggregation, a, b, rows_expected, output) in cases {
         let (table, lists, names) = table(policy, aggregation, &rows);
         let mut frame = Frame::with_names(&names);
-        frame.set_named("a", Variable::from(json!(a)));
-        frame.set_named("b", Variable::from(json!(b)));
+        frame.set_named("a", Value::from(json!(a)));
+        frame.set_named("b", Value::from(json!(b)));
         let result = table.evaluate(&mut frame, &lists).unwrap();
         assert_eq!(
             result.rows, rows_expected,
             "{policy:?} {aggregation:?} a={a} b={b}"
         );
-        assert_eq!(
-            crate::value::variable_to_json(&result.value),
-            output,
-            "{policy:?} {aggregation:?}"
-        );
+        assert_eq!(result.value.to_json(), output, "{policy:?} {aggregation:?}");
     }
     let (table, lists, names) = table(HitPolicy::Unique, None, &rows);
     let mut frame = Frame::with_names(&names);
-    frame.set_named("a", Variable::from(json!(15)));
-    frame.set_named("b", Variable::from(json!("x")));
+    frame.set_named("a", Value::from(json!(15)));
+    frame.set_named("b", Value::from(json!("x")));
     let error = table.evaluate(&mut frame, &lists).unwrap_err();
     assert!(error.contains("rows 1, 2, 3 all match"), "{error}");
 }
@@ -807,8 +803,8 @@ proptest! {
         let sparse = DecisionTable::with_dense_limit(definition(), 0);
         let mut frame = Frame::with_names(&compiler.names());
         for (a, b) in inputs {
-            frame.set_named("a", Variable::from(a.clone()));
-            frame.set_named("b", Variable::from(b.clone()));
+            frame.set_named("a", Value::from(a.clone()));
+            frame.set_named("b", Value::from(b.clone()));
             let indexed = table.evaluate(&mut frame, &lists);
             let from_sparse = sparse.evaluate(&mut frame, &lists);
             let linear = table.evaluate_linear(&mut frame, &lists);
@@ -1491,7 +1487,7 @@ fn a_large_interval_table_builds_and_answers_like_a_scan() {
     ] {
         frame.set_named(
             "a",
-            Variable::from(serde_json::from_str::<serde_json::Value>(value).unwrap()),
+            Value::from(serde_json::from_str::<serde_json::Value>(value).unwrap()),
         );
         let indexed = table.evaluate(&mut frame, &lists).unwrap().rows;
         assert_eq!(indexed, expected, "a = {value}");

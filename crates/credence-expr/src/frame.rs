@@ -5,7 +5,7 @@
 //! names. The ZEN VM still looks names up in a map; a value is copied into that map only when an
 //! expression that runs on the VM reads it, which, with the direct evaluator, is rare.
 
-use crate::Variable;
+use crate::{Value, Variable};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -182,8 +182,9 @@ impl Frame {
     pub fn set_object<'n>(
         &mut self,
         slot: Slot,
-        entries: impl IntoIterator<Item = (&'n str, Variable)>,
+        entries: impl IntoIterator<Item = (&'n str, Value)>,
     ) {
+        let entries = entries.into_iter().map(|(name, value)| (name, value.0));
         let spare = self
             .spare_objects
             .get_mut(slot.index())
@@ -201,11 +202,16 @@ impl Frame {
                 Rc::new(RefCell::new(map))
             }
         };
-        self.set(slot, Variable::Object(object));
+        self.set_variable(slot, Variable::Object(object));
     }
 
     /// Sets a slot's value.
-    pub fn set(&mut self, slot: Slot, value: Variable) {
+    pub fn set(&mut self, slot: Slot, value: Value) {
+        self.set_variable(slot, value.0);
+    }
+
+    /// [`Frame::set`] in the evaluator's own value type.
+    pub(crate) fn set_variable(&mut self, slot: Slot, value: Variable) {
         let index = slot.index();
         if index >= self.values.len() {
             self.values.resize(index + 1, Variable::Null);
@@ -217,7 +223,11 @@ impl Frame {
     }
 
     /// Reads a slot (null when never set).
-    pub fn get(&self, slot: Slot) -> Variable {
+    pub fn get(&self, slot: Slot) -> Value {
+        Value(self.get_variable(slot))
+    }
+
+    pub(crate) fn get_variable(&self, slot: Slot) -> Variable {
         self.values
             .get(slot.index())
             .cloned()
@@ -231,10 +241,10 @@ impl Frame {
 
     /// Sets a value by name; `false` when the strategy has no such name. For tests and tools:
     /// the engine sets by slot.
-    pub fn set_named(&mut self, name: &str, value: Variable) -> bool {
+    pub fn set_named(&mut self, name: &str, value: Value) -> bool {
         match self.names.0.iter().position(|n| n.as_ref() == name) {
             Some(index) => {
-                self.set(Slot(index as u32), value);
+                self.set_variable(Slot(index as u32), value.0);
                 true
             }
             None => false,
@@ -382,6 +392,15 @@ impl Clone for FieldName {
 mod tests {
     use super::*;
 
+    /// Entries of ZEN variables as the frame takes them.
+    fn wrap<'n>(
+        entries: impl IntoIterator<Item = (&'n str, Variable)>,
+    ) -> impl Iterator<Item = (&'n str, Value)> {
+        entries
+            .into_iter()
+            .map(|(name, value)| (name, Value(value)))
+    }
+
     #[test]
     fn a_reset_clears_every_slot_set_since_the_last_one() {
         let mut names = Names::default();
@@ -390,13 +409,13 @@ mod tests {
         let mut frame = Frame::with_names(&table);
         for round in 0..3 {
             for slot in [a, b, c] {
-                assert_eq!(frame.get(slot), Variable::Null, "round {round}");
+                assert_eq!(frame.get_variable(slot), Variable::Null, "round {round}");
             }
-            frame.set(a, Variable::Bool(true));
-            frame.set(c, Variable::Bool(true));
-            frame.set(c, Variable::Bool(false));
+            frame.set_variable(a, Variable::Bool(true));
+            frame.set_variable(c, Variable::Bool(true));
+            frame.set_variable(c, Variable::Bool(false));
             frame.sync(&[("a".into(), a)]);
-            assert_eq!(frame.get(c), Variable::Bool(false));
+            assert_eq!(frame.get_variable(c), Variable::Bool(false));
             frame.reset(&table);
             assert!(frame.in_context.iter().all(|fresh| *fresh));
         }
@@ -405,11 +424,11 @@ mod tests {
         let mut other = Names::default();
         let d = other.slot("d");
         other.slot("e");
-        frame.set(b, Variable::Bool(true));
+        frame.set_variable(b, Variable::Bool(true));
         frame.reset(&other.table());
         assert_eq!(frame.values.len(), 2);
-        assert_eq!(frame.get(d), Variable::Null);
-        assert!(frame.set_named("e", Variable::Bool(true)));
+        assert_eq!(frame.get_variable(d), Variable::Null);
+        assert!(frame.set_named("e", Value(Variable::Bool(true))));
     }
 
     fn keys_and_values(value: &Variable) -> Vec<(String, Variable)> {
@@ -457,14 +476,18 @@ mod tests {
                     .enumerate()
                     .map(move |(i, name)| (*name, number(base + i as i64)))
             };
-            frame.set_object(slot, entries(first, 0));
+            frame.set_object(slot, wrap(entries(first, 0)));
             frame.reset(&table);
             assert!(frame.spare_objects[slot.index()].is_some(), "{case}: kept");
-            frame.set_object(slot, entries(second, 100));
+            frame.set_object(slot, wrap(entries(second, 100)));
             let expected: Vec<(String, Variable)> = entries(second, 100)
                 .map(|(name, value)| (name.to_string(), value))
                 .collect();
-            assert_eq!(keys_and_values(&frame.get(slot)), expected, "{case}");
+            assert_eq!(
+                keys_and_values(&frame.get_variable(slot)),
+                expected,
+                "{case}"
+            );
         }
     }
 
@@ -474,12 +497,15 @@ mod tests {
         let slot = names.slot("step");
         let table = names.table();
         let mut frame = Frame::with_names(&table);
-        frame.set_object(slot, [("a", number(1))]);
-        let kept_by_caller = frame.get(slot);
+        frame.set_object(slot, wrap([("a", number(1))]));
+        let kept_by_caller = frame.get_variable(slot);
         frame.reset(&table);
-        frame.set_object(slot, [("a", number(2))]);
+        frame.set_object(slot, wrap([("a", number(2))]));
         assert_eq!(keys_and_values(&kept_by_caller), [("a".into(), number(1))]);
-        assert_eq!(keys_and_values(&frame.get(slot)), [("a".into(), number(2))]);
+        assert_eq!(
+            keys_and_values(&frame.get_variable(slot)),
+            [("a".into(), number(2))]
+        );
     }
 
     #[test]
@@ -496,7 +522,7 @@ mod tests {
         {
             frame.reset(&table);
             let value = number(round as i64);
-            frame.set_object(slot, fields.iter().map(|name| (*name, value.clone())));
+            frame.set_object(slot, wrap(fields.iter().map(|name| (*name, value.clone()))));
             let expected = if fields.contains(&"b") {
                 value
             } else {

@@ -26,6 +26,7 @@ mod order;
 mod run;
 mod simple;
 mod syntax;
+mod value;
 
 pub use budget::ExprLimits;
 pub use frame::{Frame, NameTable, Names, Slot};
@@ -34,7 +35,8 @@ pub use order::compare_decimals;
 use run::*;
 pub use simple::{Interval, Literal, SimpleTest};
 use syntax::*;
-pub use zen_expression::variable::Variable;
+pub use value::{decimal_to_json, Value, ValueRef};
+pub(crate) use zen_expression::variable::Variable;
 
 use functions::CreditFunction;
 use rust_decimal::Decimal;
@@ -130,8 +132,13 @@ pub enum Constant {
 }
 
 impl Constant {
+    /// The constant as a value.
+    pub fn to_value(&self) -> Value {
+        Value(self.to_variable())
+    }
+
     /// The constant as a ZEN variable.
-    pub fn to_variable(&self) -> Variable {
+    pub(crate) fn to_variable(&self) -> Variable {
         match self {
             Constant::Null => Variable::Null,
             Constant::Bool(b) => Variable::Bool(*b),
@@ -140,8 +147,13 @@ impl Constant {
         }
     }
 
-    /// The constant of a scalar variable; `None` for lists, objects and the like.
-    pub fn from_variable(value: &Variable) -> Option<Constant> {
+    /// The constant of a scalar value; `None` for lists, objects and the like.
+    pub fn from_value(value: &Value) -> Option<Constant> {
+        Constant::from_variable(&value.0)
+    }
+
+    /// The constant of a scalar ZEN variable.
+    pub(crate) fn from_variable(value: &Variable) -> Option<Constant> {
         match value {
             Variable::Null => Some(Constant::Null),
             Variable::Bool(b) => Some(Constant::Bool(*b)),

@@ -41,7 +41,16 @@ impl Expr {
     }
 
     /// Evaluates against the frame's context.
-    pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Variable, ExprError> {
+    pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Value, ExprError> {
+        self.eval_variable(frame, lists).map(Value)
+    }
+
+    /// [`Expr::eval`] in the evaluator's own value type.
+    pub(crate) fn eval_variable(
+        &self,
+        frame: &mut Frame,
+        lists: &NamedLists,
+    ) -> Result<Variable, ExprError> {
         match &self.shortcut {
             Shortcut::Constant(c) => Ok(c.to_variable()),
             Shortcut::Call => self.hoisted[0]
@@ -89,7 +98,7 @@ impl Expr {
             let value = call
                 .evaluate(frame, lists)
                 .map_err(|reason| self.eval_error(reason))?;
-            frame.set(call.slot, value);
+            frame.set_variable(call.slot, value);
         }
         Ok(())
     }
@@ -123,7 +132,11 @@ impl HoistedCall {
         // Credit functions take at most four arguments: kept on the stack, not allocated.
         let mut values: smallvec::SmallVec<[Variable; 4]> = smallvec::SmallVec::new();
         for argument in &self.arguments {
-            values.push(argument.eval(frame, lists).map_err(|e| e.to_string())?);
+            values.push(
+                argument
+                    .eval_variable(frame, lists)
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let name = self.function.name();
         let number = |k: usize, argument: &str| -> Result<Option<Decimal>, String> {
@@ -249,15 +262,24 @@ impl UnaryTest {
     /// Tests `value`; the rest of the frame's context is visible to the cell. A cell that
     /// cannot compare the value at all (a string against `< 0`, say) does not match, as the
     /// analysed forms behave.
-    pub fn test(&self, value: &Variable, frame: &mut Frame) -> bool {
+    pub fn test(&self, value: &Value, frame: &mut Frame) -> bool {
         if let Some(simple) = &self.simple {
-            return simple.matches(value);
+            return simple.matches_variable(&value.0);
         }
-        self.test_with_zen(value, frame).unwrap_or(false)
+        self.test_variable_with_zen(&value.0, frame)
+            .unwrap_or(false)
     }
 
     /// Tests with ZEN alone, bypassing the analysed form; used to check the two agree.
-    pub fn test_with_zen(&self, value: &Variable, frame: &mut Frame) -> Result<bool, ExprError> {
+    pub fn test_with_zen(&self, value: &Value, frame: &mut Frame) -> Result<bool, ExprError> {
+        self.test_variable_with_zen(&value.0, frame)
+    }
+
+    fn test_variable_with_zen(
+        &self,
+        value: &Variable,
+        frame: &mut Frame,
+    ) -> Result<bool, ExprError> {
         let Some(program) = &self.program else {
             return Ok(true);
         };

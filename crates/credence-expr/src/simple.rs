@@ -4,7 +4,7 @@
 //! usual ones. Cells in these forms are understood here, with the same meaning ZEN gives them
 //! (a property test holds the two to each other); any other cell stays a ZEN program.
 
-use crate::{compare_decimals, Variable};
+use crate::{compare_decimals, Value, Variable};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
@@ -21,7 +21,11 @@ pub enum Literal {
 
 impl Literal {
     /// Whether `value` equals the literal.
-    pub fn matches(&self, value: &Variable) -> bool {
+    pub fn matches(&self, value: &Value) -> bool {
+        self.matches_variable(&value.0)
+    }
+
+    pub(crate) fn matches_variable(&self, value: &Variable) -> bool {
         match (self, value) {
             (Literal::Number(a), Variable::Number(b)) => compare_decimals(*a, *b).is_eq(),
             (Literal::String(a), Variable::String(b)) => a.as_str() == b.as_str(),
@@ -150,10 +154,14 @@ impl SimpleTest {
     }
 
     /// Whether `value` passes the test.
-    pub fn matches(&self, value: &Variable) -> bool {
+    pub fn matches(&self, value: &Value) -> bool {
+        self.matches_variable(&value.0)
+    }
+
+    pub(crate) fn matches_variable(&self, value: &Variable) -> bool {
         match self {
             SimpleTest::Any => true,
-            SimpleTest::OneOf(literals) => literals.iter().any(|l| l.matches(value)),
+            SimpleTest::OneOf(literals) => literals.iter().any(|l| l.matches_variable(value)),
             SimpleTest::Range(interval) => match value {
                 Variable::Number(x) => interval.contains(*x),
                 _ => false,

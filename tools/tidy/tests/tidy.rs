@@ -234,6 +234,32 @@ fn the_application_reaches_out_only_through_ports() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Only the expression crate knows the ZEN evaluator: the others read and build values through
+/// `credence_expr::Value`, so that a change of evaluator stays in one crate.
+#[test]
+fn only_the_expression_crate_knows_zen() {
+    let mut problems = Vec::new();
+    for (dir, manifest) in crates() {
+        let crate_name = name(&manifest);
+        if crate_name == "credence-expr" || crate_name == "credence-tidy" {
+            continue;
+        }
+        if dependencies(&manifest)
+            .iter()
+            .any(|d| d.starts_with("zen-"))
+        {
+            problems.push(format!("{crate_name} depends on a zen- crate"));
+        }
+        for file in rust_files(&dir) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if text.contains("zen_expression") || text.contains("zen_types") {
+                problems.push(format!("{} names a ZEN type", relative(&file)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 #[test]
 fn every_source_file_opens_with_what_it_owns() {
     let mut problems = Vec::new();

@@ -18,9 +18,9 @@ use crate::decision::*;
 use crate::error::EngineError;
 use crate::schema::ValidatedInput;
 use crate::steps::{Arm, DataStep, Experiment, ModelStep, Step};
-use crate::value::{variable_decimal, variable_to_json};
+use crate::value::value_decimal;
 use chrono::NaiveDate;
-use credence_expr::{Frame, Slot, Variable};
+use credence_expr::{Frame, Slot, Value, ValueRef};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
@@ -345,10 +345,10 @@ impl CompiledStrategy {
     ) -> Result<Evaluation, EngineError> {
         frame.reset(&self.names);
         for ((_, value), slot) in input.fields.iter().zip(&flow.input_slots) {
-            frame.set(*slot, value.to_variable());
+            frame.set(*slot, value.to_value());
         }
         let as_of = credence_expr::functions::format_date(options.as_of);
-        frame.set(self.today, Variable::String(as_of.as_str().into()));
+        frame.set(self.today, Value::string(&as_of));
         let mut run = Run {
             strategy: self,
             flow,
@@ -416,22 +416,20 @@ impl CompiledStrategy {
 }
 
 /// A recorded data value as an expression value of its field's type.
-pub(crate) fn data_variable(
+pub(crate) fn data_value(
     kind: crate::data::DataFieldKind,
     json: &serde_json::Value,
-) -> Option<Variable> {
+) -> Option<Value> {
     use crate::data::DataFieldKind as K;
     use std::str::FromStr;
     match (kind, json) {
         (K::Number | K::Integer, serde_json::Value::Number(_)) => {
-            crate::schema::json_decimal(json).map(Variable::Number)
+            crate::schema::json_decimal(json).map(Value::number)
         }
-        (K::Number, serde_json::Value::String(s)) => {
-            Decimal::from_str(s).ok().map(Variable::Number)
-        }
-        (K::String, serde_json::Value::String(s)) => Some(Variable::String(s.as_str().into())),
-        (K::Boolean, serde_json::Value::Bool(b)) => Some(Variable::Bool(*b)),
-        (_, serde_json::Value::Null) => Some(Variable::Null),
+        (K::Number, serde_json::Value::String(s)) => Decimal::from_str(s).ok().map(Value::number),
+        (K::String, serde_json::Value::String(s)) => Some(Value::string(s)),
+        (K::Boolean, serde_json::Value::Bool(b)) => Some(Value::bool(*b)),
+        (_, serde_json::Value::Null) => Some(Value::NULL),
         _ => None,
     }
 }
@@ -479,17 +477,13 @@ impl<'s> Run<'s> {
         });
     }
 
-    pub(crate) fn contribute_from_object(&mut self, object: &Variable) {
-        let Variable::Object(map) = object else {
-            return;
-        };
-        let map = map.borrow();
-        let outcome = map
-            .get_str("outcome")
+    pub(crate) fn contribute_from_object(&mut self, object: &Value) {
+        let outcome = object
+            .field("outcome")
             .and_then(|v| v.as_str().and_then(Outcome::parse));
         if let Some(outcome) = outcome {
-            let reason = map
-                .get_str("reason")
+            let reason = object
+                .field("reason")
                 .and_then(|v| v.as_str().map(Arc::from));
             self.contributions.push(Contribution {
                 outcome,
@@ -508,18 +502,18 @@ impl<'s> Run<'s> {
         step: &str,
         what: impl Fn() -> String,
     ) -> Result<bool, EngineError> {
-        match expr
+        let value = expr
             .eval(frame, &self.strategy.lists)
-            .map_err(|e| self.error(step, format!("{}: {e}", what())))?
-        {
-            Variable::Bool(b) => Ok(b),
-            Variable::Null => Ok(false),
-            other => Err(self.error(
+            .map_err(|e| self.error(step, format!("{}: {e}", what())))?;
+        match value.kind() {
+            ValueRef::Bool(b) => Ok(b),
+            ValueRef::Null => Ok(false),
+            _ => Err(self.error(
                 step,
                 format!(
                     "{}: `when` must give true or false, got {}",
                     what(),
-                    other.type_name()
+                    value.type_name()
                 ),
             )),
         }
@@ -531,11 +525,11 @@ impl<'s> Run<'s> {
         frame: &mut Frame,
         id: &Arc<str>,
         slot: Slot,
-        value: Variable,
+        value: Value,
         detail: StepDetail,
     ) {
         self.contribute_from_object(&value);
-        let json = self.full.then(|| variable_to_json(&value));
+        let json = self.full.then(|| value.to_json());
         frame.set(slot, value);
         self.record(id, detail, || {
             BTreeMap::from([(id.to_string(), json.unwrap_or_default())])
@@ -580,13 +574,16 @@ impl<'s> Run<'s> {
             return None;
         }
         if let Some(when) = &step.when {
-            if !matches!(when.eval(frame, lists), Ok(Variable::Bool(true))) {
+            if !matches!(
+                when.eval(frame, lists).as_ref().map(Value::kind),
+                Ok(ValueRef::Bool(true))
+            ) {
                 return None;
             }
         }
-        let subject = match step.subject.eval(frame, lists).ok()? {
-            Variable::String(s) if !s.is_empty() => s.to_string(),
-            Variable::Number(n) => n.normalize().to_string(),
+        let subject = match step.subject.eval(frame, lists).ok()?.kind() {
+            ValueRef::String(s) if !s.is_empty() => s.to_string(),
+            ValueRef::Number(n) => n.normalize().to_string(),
             _ => return None,
         };
         Some(DataRequest {
@@ -598,9 +595,11 @@ impl<'s> Run<'s> {
     }
 
     pub(crate) fn consent(&self, step: &DataStep, frame: &mut Frame) -> Option<String> {
-        match step.consent.as_ref()?.eval(frame, &self.strategy.lists) {
-            Ok(Variable::String(s)) => Some(s.to_string()),
-            _ => None,
-        }
+        let consent = step
+            .consent
+            .as_ref()?
+            .eval(frame, &self.strategy.lists)
+            .ok()?;
+        consent.as_str().map(str::to_string)
     }
 }

@@ -13,7 +13,7 @@ impl<'s> Run<'s> {
         let value = expr
             .eval(frame, &self.strategy.lists)
             .map_err(|e| self.error("outcome", format!("{what}: {e}")))?;
-        variable_decimal(&value, what).map_err(|e| self.error("outcome", e))
+        value_decimal(&value, what).map_err(|e| self.error("outcome", e))
     }
 
     /// Puts the decision together: the most severe contribution wins, the offer is bounded by
@@ -148,13 +148,12 @@ impl<'s> Run<'s> {
         };
         let referral = if outcome == Outcome::Refer {
             let queue = match &spec.refer_queue {
-                Some(source) => match source
+                Some(source) => source
                     .eval(frame, &self.strategy.lists)
                     .map_err(|e| self.error("outcome", e.to_string()))?
-                {
-                    Variable::String(s) => s.to_string(),
-                    _ => "default".to_string(),
-                },
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
                 None => "default".to_string(),
             };
             let priority = self

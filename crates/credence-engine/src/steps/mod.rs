@@ -45,11 +45,11 @@ pub(crate) mod prelude {
     pub(crate) use crate::decision::*;
     pub(crate) use crate::error::EngineError;
     pub(crate) use crate::eval::{
-        data_variable, experiment_bucket, probability_decimal, Contribution, Explainer, Run,
+        data_value, experiment_bucket, probability_decimal, Contribution, Explainer, Run,
     };
 
-    pub(crate) use crate::value::{decimal_to_json, variable_to_json, Constant, ValueSource};
-    pub(crate) use credence_expr::{Expr, Frame, Slot, Variable};
+    pub(crate) use crate::value::{decimal_to_json, Constant, ValueSource};
+    pub(crate) use credence_expr::{Expr, Frame, Slot, Value, ValueRef};
     pub(crate) use credence_model::{Model, Prediction};
     pub(crate) use rust_decimal::prelude::ToPrimitive;
     pub(crate) use rust_decimal::Decimal;

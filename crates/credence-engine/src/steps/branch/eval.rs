@@ -23,7 +23,7 @@ impl<'s> Run<'s> {
             }
         }
         let name: Arc<str> = chosen.map_or_else(|| Arc::from("none"), |c| c.name.clone());
-        frame.set(step.slot, Variable::String((*name).into()));
+        frame.set(step.slot, Value::string(&name));
         self.record(id, StepDetail::Branch { case: name }, BTreeMap::new);
         if let Some(case) = chosen {
             self.steps(&case.steps, frame)?;

@@ -26,9 +26,10 @@ impl<'s> Run<'s> {
                 .subject
                 .eval(frame, lists)
                 .map_err(|e| self.error(&step.id, format!("subject: {e}")))?
+                .kind()
             {
-                Variable::String(s) if !s.is_empty() => Some(s.to_string()),
-                Variable::Number(n) => Some(n.normalize().to_string()),
+                ValueRef::String(s) if !s.is_empty() => Some(s.to_string()),
+                ValueRef::Number(n) => Some(n.normalize().to_string()),
                 _ => None,
             };
             match (self.data.get(&step.id), &subject) {
@@ -78,7 +79,7 @@ impl<'s> Run<'s> {
         let mut misfit = None;
         let entries = source.fields.iter().map(|field| {
             let value = match values.get(&field.name).or(field.default.as_ref()) {
-                Some(json) if ok => data_variable(field.kind, json).unwrap_or_else(|| {
+                Some(json) if ok => data_value(field.kind, json).unwrap_or_else(|| {
                     misfit.get_or_insert_with(|| {
                         format!(
                             "{}: {} should be {}",
@@ -87,15 +88,15 @@ impl<'s> Run<'s> {
                             crate::data::kind_name(field.kind)
                         )
                     });
-                    Variable::Null
+                    Value::NULL
                 }),
-                _ => Variable::Null,
+                _ => Value::NULL,
             };
             (field.name.as_str(), value)
         });
         frame.set_object(
             step.slot,
-            entries.chain(std::iter::once(("available", Variable::Bool(ok)))),
+            entries.chain(std::iter::once(("available", Value::bool(ok)))),
         );
         if let Some(message) = misfit {
             return Err(self.error(&step.id, message));

@@ -15,15 +15,15 @@ impl<'s> Run<'s> {
             .key
             .eval(frame, lists)
             .map_err(|e| self.error(&experiment.id, e.to_string()))?;
-        let key = match key {
-            Variable::String(s) => s.to_string(),
-            Variable::Number(n) => n.normalize().to_string(),
-            other => {
+        let key = match key.kind() {
+            ValueRef::String(s) => s.to_string(),
+            ValueRef::Number(n) => n.normalize().to_string(),
+            _ => {
                 return Err(self.error(
                     &experiment.id,
                     format!(
                         "the experiment key must be a string or number, got {}",
-                        other.type_name()
+                        key.type_name()
                     ),
                 ))
             }
@@ -47,7 +47,7 @@ impl<'s> Run<'s> {
         if self.arm.is_none() {
             self.arm = Some(arm.name.clone());
         }
-        frame.set(experiment.slot, Variable::String((*arm.name).into()));
+        frame.set(experiment.slot, Value::string(&arm.name));
         self.record(
             &experiment.id,
             StepDetail::ChampionChallenger {

@@ -16,7 +16,7 @@ impl<'s> Run<'s> {
                 .eval(frame, lists)
                 .map_err(|e| self.error(&step.id, format!("feature {name}: {e}")))?;
             if self.full {
-                values.insert(name.clone(), variable_to_json(&value));
+                values.insert(name.clone(), value.to_json());
             }
             frame.set(*slot, value);
         }

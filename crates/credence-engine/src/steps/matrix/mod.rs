@@ -6,7 +6,7 @@ pub(crate) mod raw;
 
 use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::ValueSource;
-use credence_expr::{Expr, Frame, NamedLists, Slot, UnaryTest, Variable};
+use credence_expr::{Expr, Frame, NamedLists, Slot, UnaryTest, Value};
 pub(crate) use raw::*;
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ pub struct MatrixResult {
     pub row: Option<Arc<str>>,
     pub column: Option<Arc<str>>,
     /// The cell's outputs as an object; null when a value fell outside every band.
-    pub value: Variable,
+    pub value: Value,
 }
 
 impl Matrix {
@@ -52,17 +52,11 @@ impl Matrix {
         let column = self.columns.band(frame, lists)?;
         let label = |axis: &Axis, i: Option<usize>| i.map(|i| axis.bands[i].0.clone());
         let value = match (row, column) {
-            (Some(r), Some(c)) => {
-                let object = Variable::empty_object();
-                if let Variable::Object(map) = &object {
-                    for (name, grid) in &self.cells {
-                        let v = grid[r][c].eval(frame, lists).map_err(|e| e.to_string())?;
-                        map.borrow_mut().insert_str(name, v);
-                    }
-                }
-                object
-            }
-            _ => Variable::Null,
+            (Some(r), Some(c)) => Value::try_object(self.cells.iter().map(|(name, grid)| {
+                let value = grid[r][c].eval(frame, lists).map_err(|e| e.to_string())?;
+                Ok::<_, String>((name.as_str(), value))
+            }))?,
+            _ => Value::NULL,
         };
         Ok(MatrixResult {
             row: label(&self.rows, row),

@@ -16,25 +16,25 @@ impl<'s> Run<'s> {
             let value = expr
                 .eval(frame, lists)
                 .map_err(|e| self.error(&step.id, format!("feature {name}: {e}")))?;
-            let x = match &value {
-                Variable::Null => f64::NAN,
-                Variable::Number(n) => n.to_f64().unwrap_or(f64::NAN),
-                Variable::Bool(b) => f64::from(u8::from(*b)),
-                other => {
+            let x = match value.kind() {
+                ValueRef::Null => f64::NAN,
+                ValueRef::Number(n) => n.to_f64().unwrap_or(f64::NAN),
+                ValueRef::Bool(b) => f64::from(u8::from(b)),
+                _ => {
                     return Err(self.error(
                         &step.id,
-                        format!("feature {name} must be a number, got {}", other.type_name()),
+                        format!("feature {name} must be a number, got {}", value.type_name()),
                     ))
                 }
             };
             if self.full {
-                values.insert(name.clone(), variable_to_json(&value));
+                values.insert(name.clone(), value.to_json());
             }
             features.push(x);
         }
         let prediction = step.model.predict(&features);
         let number =
-            |x: Option<f64>| x.map_or(Variable::Null, |x| Variable::Number(probability_decimal(x)));
+            |x: Option<f64>| x.map_or(Value::NULL, |x| Value::number(probability_decimal(x)));
         let probability = prediction.as_ref().and_then(|p| step.model.probability(p));
         let (margin, output) = match &prediction {
             Some(p) => (p.margin(), p.output()),
@@ -48,8 +48,8 @@ impl<'s> Run<'s> {
             }) => (Some(probabilities.clone()), Some(*predicted_class)),
             _ => (None, None),
         };
-        let classes = class_probabilities.as_ref().map_or(Variable::Null, |ps| {
-            Variable::from_array(ps.iter().map(|p| number(Some(*p))).collect())
+        let classes = class_probabilities.as_ref().map_or(Value::NULL, |ps| {
+            Value::list(ps.iter().map(|p| number(Some(*p))).collect())
         });
         frame.set_object(
             step.slot,

@@ -65,9 +65,9 @@ impl<'s> Run<'s> {
             [
                 (
                     "outcome",
-                    worst.map_or(Variable::Null, |o| Variable::String(o.as_str().into())),
+                    worst.map_or(Value::NULL, |o| Value::string(o.as_str())),
                 ),
-                ("hits", Variable::Number(Decimal::from(hits.len()))),
+                ("hits", Value::number(Decimal::from(hits.len()))),
             ],
         );
         self.record(id, StepDetail::RuleSet { hits }, BTreeMap::new);

@@ -17,19 +17,19 @@ impl<'s> Run<'s> {
         frame.set_object(
             scorecard.slot,
             [
-                ("score", Variable::Number(result.score)),
+                ("score", Value::number(result.score)),
                 (
                     "pd",
-                    result.probability_of_default.map_or(Variable::Null, |pd| {
-                        Variable::Number(probability_decimal(pd))
-                    }),
+                    result
+                        .probability_of_default
+                        .map_or(Value::NULL, |pd| Value::number(probability_decimal(pd))),
                 ),
             ],
         );
         let values = if self.full {
             let mut values = BTreeMap::new();
             for (c, v) in scorecard.characteristics.iter().zip(&result.values) {
-                values.insert(c.name.to_string(), variable_to_json(v));
+                values.insert(c.name.to_string(), v.to_json());
             }
             values.insert("score".into(), decimal_to_json(result.score));
             values

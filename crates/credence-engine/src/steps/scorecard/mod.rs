@@ -6,7 +6,7 @@ pub(crate) mod raw;
 
 use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::Constant;
-use credence_expr::{Expr, Frame, Interval, NamedLists, Slot, Variable};
+use credence_expr::{Expr, Frame, Interval, NamedLists, Slot, Value, ValueRef};
 pub(crate) use raw::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -119,7 +119,7 @@ pub struct ScorecardResult {
     /// Reason codes ranked by points lost against each characteristic's best bin.
     pub ranked_reasons: Vec<Arc<str>>,
     /// Each characteristic's value, for the full trace (empty unless asked for).
-    pub values: Vec<Variable>,
+    pub values: Vec<Value>,
 }
 
 impl Scorecard {
@@ -148,7 +148,7 @@ impl Scorecard {
                     "scorecard {}: characteristic {} has no bin for {}; add an `else: true` bin or one that covers it",
                     self.id,
                     characteristic.name,
-                    crate::value::variable_to_json(&value)
+                    value.to_json()
                 )
             })?;
             score += bin.points;
@@ -187,13 +187,16 @@ impl Scorecard {
 }
 
 impl Characteristic {
-    fn bin_for(&self, value: &Variable) -> Option<&Bin> {
-        let found = self.bins.iter().find(|bin| match (&bin.test, value) {
-            (BinTest::Missing, Variable::Null) => true,
-            (BinTest::Range(interval), Variable::Number(x)) => interval.contains(*x),
-            (BinTest::Values(values), v) => values.iter().any(|c| constant_equals(c, v)),
-            _ => false,
-        });
+    fn bin_for(&self, value: &Value) -> Option<&Bin> {
+        let found = self
+            .bins
+            .iter()
+            .find(|bin| match (&bin.test, value.kind()) {
+                (BinTest::Missing, ValueRef::Null) => true,
+                (BinTest::Range(interval), ValueRef::Number(x)) => interval.contains(x),
+                (BinTest::Values(values), _) => values.iter().any(|c| constant_equals(c, value)),
+                _ => false,
+            });
         found.or_else(|| {
             self.bins
                 .iter()
@@ -202,11 +205,11 @@ impl Characteristic {
     }
 }
 
-fn constant_equals(constant: &Constant, value: &Variable) -> bool {
-    match (constant, value) {
-        (Constant::Number(a), Variable::Number(b)) => a == b,
-        (Constant::String(a), Variable::String(b)) => a.as_ref() == b.as_str(),
-        (Constant::Bool(a), Variable::Bool(b)) => a == b,
+fn constant_equals(constant: &Constant, value: &Value) -> bool {
+    match (constant, value.kind()) {
+        (Constant::Number(a), ValueRef::Number(b)) => *a == b,
+        (Constant::String(a), ValueRef::String(b)) => a.as_ref() == b,
+        (Constant::Bool(a), ValueRef::Bool(b)) => *a == b,
         _ => false,
     }
 }

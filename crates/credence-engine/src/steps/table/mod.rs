@@ -14,7 +14,9 @@ mod rows_csv;
 
 use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::{Constant, ValueSource};
-use credence_expr::{Expr, Frame, Literal, NamedLists, SimpleTest, Slot, UnaryTest, Variable};
+use credence_expr::{
+    Expr, Frame, Literal, NamedLists, SimpleTest, Slot, UnaryTest, Value, ValueRef,
+};
 pub(crate) use raw::*;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -193,20 +195,21 @@ impl ColumnIndex {
     }
 
     /// Rows whose cell may match `value` (exact except for rows the index cannot answer).
-    fn candidates_into(&self, value: &Variable, out: &mut Bits) {
+    fn candidates_into(&self, value: &Value, out: &mut Bits) {
         out.copy_from_slice(&self.always);
-        let key = match value {
-            Variable::Number(n) => Some(Key::Number(n.normalize())),
-            Variable::String(s) => Some(Key::String(s.to_string())),
-            Variable::Bool(b) => Some(Key::Bool(*b)),
+        let key = match value.kind() {
+            ValueRef::Number(n) => Some(Key::Number(n.normalize())),
+            ValueRef::String(s) => Some(Key::String(s.to_string())),
+            ValueRef::Bool(b) => Some(Key::Bool(b)),
             _ => None,
         };
         if let Some(selected) = key.as_ref().and_then(|k| self.by_literal.get(k)) {
             selected.or_into(out);
         }
-        let Variable::Number(x) = value else {
+        let Some(x) = value.as_number() else {
             return;
         };
+        let x = &x;
         let segment = || match self.bounds.binary_search(x) {
             Ok(k) => 2 * k + 1,
             Err(k) => 2 * k,
@@ -294,7 +297,7 @@ pub struct TableResult {
     /// Matched rows (0-based) in the order the hit policy returns them.
     pub rows: Vec<usize>,
     /// The output object: one row's outputs, a list of them, or the aggregate.
-    pub value: Variable,
+    pub value: Value,
 }
 
 impl DecisionTable {
@@ -418,7 +421,7 @@ impl DecisionTable {
         self.apply_hit_policy(matched, frame, lists)
     }
 
-    fn residual_match(&self, row: usize, values: &[Variable], frame: &mut Frame) -> bool {
+    fn residual_match(&self, row: usize, values: &[Value], frame: &mut Frame) -> bool {
         self.residual[row]
             .iter()
             .all(|&column| self.cells[row][column].test(&values[column], frame))
@@ -429,15 +432,16 @@ impl DecisionTable {
         row: usize,
         frame: &mut Frame,
         lists: &NamedLists,
-    ) -> Result<Variable, String> {
-        let object = Variable::empty_object();
-        if let Variable::Object(map) = &object {
-            for (name, source) in self.output_names.iter().zip(&self.outputs[row]) {
-                let value = source.eval(frame, lists).map_err(|e| e.to_string())?;
-                map.borrow_mut().insert_str(name, value);
-            }
-        }
-        Ok(object)
+    ) -> Result<Value, String> {
+        Value::try_object(
+            self.output_names
+                .iter()
+                .zip(&self.outputs[row])
+                .map(|(name, source)| {
+                    let value = source.eval(frame, lists).map_err(|e| e.to_string())?;
+                    Ok((name.as_str(), value))
+                }),
+        )
     }
 
     fn apply_hit_policy(
@@ -472,7 +476,7 @@ impl DecisionTable {
                 }
                 let value = match matched.first() {
                     Some(&row) => self.row_object(row, frame, lists)?,
-                    None => Variable::Null,
+                    None => Value::NULL,
                 };
                 Ok(TableResult {
                     rows: matched,
@@ -486,7 +490,7 @@ impl DecisionTable {
                 }
                 Ok(TableResult {
                     rows: matched,
-                    value: Variable::from_array(list),
+                    value: Value::list(list),
                 })
             }
             HitPolicy::Collect => {
@@ -497,7 +501,7 @@ impl DecisionTable {
                     }
                     return Ok(TableResult {
                         rows: matched,
-                        value: Variable::from_array(list),
+                        value: Value::list(list),
                     });
                 };
                 let mut numbers = Vec::with_capacity(matched.len());
@@ -505,15 +509,15 @@ impl DecisionTable {
                     let value = self.outputs[row][0]
                         .eval(frame, lists)
                         .map_err(|e| e.to_string())?;
-                    match value {
-                        Variable::Number(n) => numbers.push(n),
-                        Variable::Null => {}
-                        other => {
+                    match value.kind() {
+                        ValueRef::Number(n) => numbers.push(n),
+                        ValueRef::Null => {}
+                        _ => {
                             return Err(format!(
                                 "table {} collects with {aggregation:?} but row {} gives {}",
                                 self.id,
                                 row + 1,
-                                other.type_name()
+                                value.type_name()
                             ))
                         }
                     }
@@ -524,13 +528,10 @@ impl DecisionTable {
                     Aggregation::Min => numbers.iter().min().copied(),
                     Aggregation::Max => numbers.iter().max().copied(),
                 };
-                let object = Variable::empty_object();
-                if let Variable::Object(map) = &object {
-                    map.borrow_mut().insert_str(
-                        &self.output_names[0],
-                        aggregate.map_or(Variable::Null, Variable::Number),
-                    );
-                }
+                let object = Value::object([(
+                    self.output_names[0].as_str(),
+                    aggregate.map_or(Value::NULL, Value::number),
+                )]);
                 Ok(TableResult {
                     rows: matched,
                     value: object,
