@@ -82,24 +82,27 @@ pub struct DecisionRecord {
     pub trace: Box<RawValue>,
 }
 
-/// The record as it is written: the id and version, then the decision's own fields.
-#[derive(Serialize)]
-struct Written<'a> {
-    id: &'a str,
-    record_version: u32,
-    #[serde(flatten)]
-    decision: &'a Decision,
-}
-
 impl DecisionRecord {
     /// The record of `decision` under `id`, as JSON text: what the API returns and the log
     /// stores.
+    ///
+    /// The bytes are those of an object of `id`, `record_version` and then the decision's own
+    /// fields. They are written as the id and version, then the decision's object with its
+    /// opening brace turned into the comma that joins the two: a `#[serde(flatten)]` wrapper
+    /// gives the same bytes through serde's map machinery, about a tenth slower.
     pub fn write(id: &str, decision: &Decision) -> Result<String, serde_json::Error> {
-        serde_json::to_string(&Written {
-            id,
-            record_version: DECISION_RECORD_VERSION,
-            decision,
-        })
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(b"{\"id\":");
+        serde_json::to_writer(&mut out, id)?;
+        out.extend_from_slice(b",\"record_version\":");
+        serde_json::to_writer(&mut out, &DECISION_RECORD_VERSION)?;
+        let joint = out.len();
+        serde_json::to_writer(&mut out, decision)?;
+        // A decision is an object with fields: its text opens with `{` and goes on with one.
+        debug_assert_eq!(out.get(joint..joint + 2), Some(&b"{\""[..]));
+        out[joint] = b',';
+        // serde_json writes UTF-8 only; the one byte changed is ASCII.
+        String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
     }
 
     /// Reads a stored record of any version this build knows.

@@ -206,6 +206,7 @@ impl Frame {
     }
 
     /// Sets a slot's value.
+    #[inline]
     pub fn set(&mut self, slot: Slot, value: Value) {
         self.set_variable(slot, value.0);
     }
@@ -223,6 +224,7 @@ impl Frame {
     }
 
     /// Reads a slot (null when never set).
+    #[inline]
     pub fn get(&self, slot: Slot) -> Value {
         Value(self.get_variable(slot))
     }

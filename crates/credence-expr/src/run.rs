@@ -41,6 +41,7 @@ impl Expr {
     }
 
     /// Evaluates against the frame's context.
+    #[inline]
     pub fn eval(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Value, ExprError> {
         self.eval_variable(frame, lists).map(Value)
     }
@@ -262,6 +263,7 @@ impl UnaryTest {
     /// Tests `value`; the rest of the frame's context is visible to the cell. A cell that
     /// cannot compare the value at all (a string against `< 0`, say) does not match, as the
     /// analysed forms behave.
+    #[inline]
     pub fn test(&self, value: &Value, frame: &mut Frame) -> bool {
         if let Some(simple) = &self.simple {
             return simple.matches_variable(&value.0);

@@ -21,6 +21,7 @@ pub enum Literal {
 
 impl Literal {
     /// Whether `value` equals the literal.
+    #[inline]
     pub fn matches(&self, value: &Value) -> bool {
         self.matches_variable(&value.0)
     }
@@ -154,6 +155,7 @@ impl SimpleTest {
     }
 
     /// Whether `value` passes the test.
+    #[inline]
     pub fn matches(&self, value: &Value) -> bool {
         self.matches_variable(&value.0)
     }

@@ -52,21 +52,25 @@ impl Value {
     pub const NULL: Value = Value(Variable::Null);
 
     /// A boolean.
+    #[inline]
     pub fn bool(b: bool) -> Value {
         Value(Variable::Bool(b))
     }
 
     /// A number.
+    #[inline]
     pub fn number(n: Decimal) -> Value {
         Value(Variable::Number(n))
     }
 
     /// Text.
+    #[inline]
     pub fn string(s: &str) -> Value {
         Value(Variable::String(s.into()))
     }
 
     /// A list of values.
+    #[inline]
     pub fn list(items: Vec<Value>) -> Value {
         Value(Variable::from_array(
             items.into_iter().map(|v| v.0).collect(),
@@ -97,6 +101,7 @@ impl Value {
     }
 
     /// The value's shape, for reading.
+    #[inline]
     pub fn kind(&self) -> ValueRef<'_> {
         match &self.0 {
             Variable::Null => ValueRef::Null,
@@ -110,11 +115,13 @@ impl Value {
     }
 
     /// Whether the value is null.
+    #[inline]
     pub fn is_null(&self) -> bool {
         matches!(self.0, Variable::Null)
     }
 
     /// The number, if the value is one.
+    #[inline]
     pub fn as_number(&self) -> Option<Decimal> {
         match &self.0 {
             Variable::Number(n) => Some(*n),
@@ -123,6 +130,7 @@ impl Value {
     }
 
     /// The text, if the value is text.
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         match &self.0 {
             Variable::String(s) => Some(s.as_str()),
@@ -131,6 +139,7 @@ impl Value {
     }
 
     /// An object's field (`None` when the value is not an object or has no such field).
+    #[inline]
     pub fn field(&self, name: &str) -> Option<Value> {
         match &self.0 {
             Variable::Object(map) => map.borrow().get_str(name).cloned().map(Value),
@@ -139,6 +148,7 @@ impl Value {
     }
 
     /// A list's items (`None` when the value is not a list).
+    #[inline]
     pub fn items(&self) -> Option<Vec<Value>> {
         match &self.0 {
             Variable::Array(items) => Some(items.borrow().iter().cloned().map(Value).collect()),
@@ -147,6 +157,7 @@ impl Value {
     }
 
     /// The value's type as messages name it (`number`, `string`, `bool`, `null`, …).
+    #[inline]
     pub fn type_name(&self) -> &'static str {
         self.0.type_name()
     }

@@ -46,6 +46,7 @@ impl StepKind for BranchStep {
         compiler.branch(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.branch(self, frame)
     }

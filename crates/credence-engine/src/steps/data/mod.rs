@@ -44,6 +44,7 @@ impl StepKind for DataStep {
         compiler.data_step(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.data_step(self, frame)
     }

@@ -52,6 +52,7 @@ impl StepKind for Experiment {
         compiler.experiment(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.experiment(self, frame)
     }

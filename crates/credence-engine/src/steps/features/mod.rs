@@ -33,6 +33,7 @@ impl StepKind for FeaturesStep {
         compiler.features(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.features(self, frame)
     }

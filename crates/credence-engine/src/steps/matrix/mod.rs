@@ -83,6 +83,7 @@ impl StepKind for Matrix {
         compiler.matrix(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.matrix(self, frame)
     }

@@ -57,6 +57,7 @@ impl StepKind for ModelStep {
         compiler.model(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.model_step(self, frame)
     }

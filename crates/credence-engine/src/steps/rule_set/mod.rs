@@ -54,6 +54,7 @@ impl StepKind for RuleSetStep {
         compiler.rule_set(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.rule_set(self, frame)
     }

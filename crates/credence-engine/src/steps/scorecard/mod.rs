@@ -231,6 +231,7 @@ impl StepKind for Scorecard {
         compiler.scorecard(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.scorecard(self, frame)
     }

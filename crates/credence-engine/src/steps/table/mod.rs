@@ -558,6 +558,7 @@ impl StepKind for DecisionTable {
         compiler.table(raw, path, scope)
     }
 
+    #[inline]
     fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
         run.table(self, frame)
     }
