@@ -384,14 +384,18 @@ impl Cases {
             .collect()
     }
 
+    /// A case's stored record; an unknown id is `not_found`.
+    async fn stored(&self, id: &str) -> Result<CaseRecord, AppError> {
+        self.store
+            .case(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("there is no case {id}")))
+    }
+
     /// One case by id.
     pub async fn get(&self, id: &str) -> Result<CaseView, AppError> {
         self.settled().await;
-        let record = self
-            .store
-            .case(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("there is no case {id}")))?;
+        let record = self.stored(id).await?;
         Ok(self.view(from_record(&record)?))
     }
 
@@ -453,11 +457,7 @@ impl Cases {
         actor: &Reviewer,
     ) -> Result<CaseView, AppError> {
         self.settled().await;
-        let record = self
-            .store
-            .case(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("there is no case {id}")))?;
+        let record = self.stored(id).await?;
         let case = from_record(&record)?;
         let stored = self
             .store

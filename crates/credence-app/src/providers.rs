@@ -51,6 +51,27 @@ pub struct FetchOutcome {
     pub reason: Option<String>,
 }
 
+impl FetchOutcome {
+    /// A fetch that gave nothing: the calls made and why.
+    pub fn failed(
+        source: &DataSource,
+        subject: &str,
+        calls: Vec<CallRecord>,
+        reason: String,
+    ) -> FetchOutcome {
+        FetchOutcome {
+            source: source.name.to_string(),
+            subject: subject.to_string(),
+            ok: false,
+            cache_hit: false,
+            provider: None,
+            values: DataValues::default(),
+            calls,
+            reason: Some(reason),
+        }
+    }
+}
+
 /// Where the decide use case gets third-party data.
 pub trait DataProviders: Send + Sync {
     /// Fetches `source` for `subject`: from a cache or by calling its providers in order.
@@ -71,15 +92,11 @@ impl DataProviders for NoProviders {
         source: &'a DataSource,
         subject: &'a str,
     ) -> Pin<Box<dyn Future<Output = FetchOutcome> + Send + 'a>> {
-        Box::pin(std::future::ready(FetchOutcome {
-            source: source.name.to_string(),
-            subject: subject.to_string(),
-            ok: false,
-            cache_hit: false,
-            provider: None,
-            values: DataValues::default(),
-            calls: Vec::new(),
-            reason: Some("no data providers are configured".into()),
-        }))
+        Box::pin(std::future::ready(FetchOutcome::failed(
+            source,
+            subject,
+            Vec::new(),
+            "no data providers are configured".into(),
+        )))
     }
 }

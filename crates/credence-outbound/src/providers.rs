@@ -598,20 +598,12 @@ impl Providers {
             .map(|c| format!("{}: {}", c.provider, c.error.as_deref().unwrap_or(c.status)))
             .collect::<Vec<_>>()
             .join("; ");
-        FetchOutcome {
-            source: source.name.to_string(),
-            subject: subject.to_string(),
-            ok: false,
-            cache_hit: false,
-            provider: None,
-            values: DataValues::default(),
-            calls,
-            reason: Some(if reason.is_empty() {
-                "the source has no providers".into()
-            } else {
-                reason
-            }),
-        }
+        let reason = if reason.is_empty() {
+            "the source has no providers".into()
+        } else {
+            reason
+        };
+        FetchOutcome::failed(source, subject, calls, reason)
     }
 }
 

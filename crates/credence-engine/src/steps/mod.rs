@@ -8,6 +8,40 @@
 //! step kind is a new folder and one line in each of those four places, in the manner of
 //! ZEN's node handlers.
 
+/// Implements [`StepKind`] for a kind: its key, its raw form (which has an `id`), and the
+/// [`Compiler`] and [`Run`] methods, in the kind's `compile.rs` and `eval.rs`, that compile and
+/// evaluate it.
+macro_rules! step_kind {
+    ($kind:ty, key: $key:literal, raw: $raw:ty, compile: $compile:ident, evaluate: $evaluate:ident) => {
+        impl $crate::steps::StepKind for $kind {
+            const KEY: &'static str = $key;
+            type Raw = $raw;
+
+            fn raw_id(raw: &$raw) -> &str {
+                &raw.id
+            }
+
+            fn compile(
+                raw: &$raw,
+                compiler: &mut $crate::compile::Compiler<'_>,
+                path: &str,
+                scope: &mut $crate::compile::Scope,
+            ) -> Option<Self> {
+                compiler.$compile(raw, path, scope)
+            }
+
+            #[inline]
+            fn evaluate<'s>(
+                &'s self,
+                run: &mut $crate::eval::Run<'s>,
+                frame: &mut credence_expr::Frame,
+            ) -> Result<(), $crate::error::EngineError> {
+                run.$evaluate(self, frame)
+            }
+        }
+    };
+}
+
 pub(crate) mod branch;
 pub(crate) mod data;
 pub(crate) mod experiment;
@@ -37,7 +71,7 @@ use serde::Deserialize;
 /// What the step kinds' files share: the compiler and the run they work in, and the types
 /// they read and produce.
 pub(crate) mod prelude {
-    pub(crate) use super::{Step, StepKind};
+    pub(crate) use super::Step;
     pub(crate) use crate::compile::{
         check_text_size, decimal_setting, intervals_overlap, parse_yaml, Compiler, Scope, MANIFEST,
     };

@@ -29,25 +29,4 @@ pub struct BranchCase {
     pub steps: Vec<Step>,
 }
 
-impl StepKind for BranchStep {
-    const KEY: &'static str = "branch";
-    type Raw = RawBranch;
-
-    fn raw_id(raw: &RawBranch) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawBranch,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.branch(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.branch(self, frame)
-    }
-}
+step_kind!(BranchStep, key: "branch", raw: RawBranch, compile: branch, evaluate: branch);

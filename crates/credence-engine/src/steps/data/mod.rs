@@ -27,25 +27,4 @@ pub struct DataStep {
     pub fetch_with_previous: bool,
 }
 
-impl StepKind for DataStep {
-    const KEY: &'static str = "data";
-    type Raw = RawDataStep;
-
-    fn raw_id(raw: &RawDataStep) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawDataStep,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.data_step(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.data_step(self, frame)
-    }
-}
+step_kind!(DataStep, key: "data", raw: RawDataStep, compile: data_step, evaluate: data_step);

@@ -35,25 +35,4 @@ pub struct Arm {
     pub steps: Vec<Step>,
 }
 
-impl StepKind for Experiment {
-    const KEY: &'static str = "champion_challenger";
-    type Raw = RawChampionChallenger;
-
-    fn raw_id(raw: &RawChampionChallenger) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawChampionChallenger,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.experiment(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.experiment(self, frame)
-    }
-}
+step_kind!(Experiment, key: "champion_challenger", raw: RawChampionChallenger, compile: experiment, evaluate: experiment);

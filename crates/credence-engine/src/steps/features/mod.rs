@@ -16,25 +16,4 @@ pub struct FeaturesStep {
     pub order: Vec<(String, Slot, Expr)>,
 }
 
-impl StepKind for FeaturesStep {
-    const KEY: &'static str = "features";
-    type Raw = RawFeatures;
-
-    fn raw_id(raw: &RawFeatures) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawFeatures,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.features(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.features(self, frame)
-    }
-}
+step_kind!(FeaturesStep, key: "features", raw: RawFeatures, compile: features, evaluate: features);

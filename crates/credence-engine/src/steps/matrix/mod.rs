@@ -4,7 +4,6 @@ mod compile;
 mod eval;
 pub(crate) mod raw;
 
-use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::ValueSource;
 use credence_expr::{Expr, Frame, NamedLists, Slot, UnaryTest, Value};
 pub(crate) use raw::*;
@@ -66,25 +65,4 @@ impl Matrix {
     }
 }
 
-impl StepKind for Matrix {
-    const KEY: &'static str = "matrix";
-    type Raw = RawMatrix;
-
-    fn raw_id(raw: &RawMatrix) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawMatrix,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.matrix(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.matrix(self, frame)
-    }
-}
+step_kind!(Matrix, key: "matrix", raw: RawMatrix, compile: matrix, evaluate: matrix);

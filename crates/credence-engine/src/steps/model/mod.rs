@@ -40,25 +40,4 @@ pub struct ModelIdentity {
     pub objective: Arc<str>,
 }
 
-impl StepKind for ModelStep {
-    const KEY: &'static str = "model";
-    type Raw = RawModelStep;
-
-    fn raw_id(raw: &RawModelStep) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawModelStep,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.model(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.model_step(self, frame)
-    }
-}
+step_kind!(ModelStep, key: "model", raw: RawModelStep, compile: model, evaluate: model_step);

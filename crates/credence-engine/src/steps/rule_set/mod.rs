@@ -37,25 +37,4 @@ pub struct Rule {
     pub actions: Vec<AccountAction>,
 }
 
-impl StepKind for RuleSetStep {
-    const KEY: &'static str = "rule_set";
-    type Raw = RawRuleSet;
-
-    fn raw_id(raw: &RawRuleSet) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawRuleSet,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.rule_set(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.rule_set(self, frame)
-    }
-}
+step_kind!(RuleSetStep, key: "rule_set", raw: RawRuleSet, compile: rule_set, evaluate: rule_set);

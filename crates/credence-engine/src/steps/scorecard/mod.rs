@@ -4,7 +4,6 @@ mod compile;
 mod eval;
 pub(crate) mod raw;
 
-use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::Constant;
 use credence_expr::{Expr, Frame, Interval, NamedLists, Slot, Value, ValueRef};
 pub(crate) use raw::*;
@@ -214,28 +213,7 @@ fn constant_equals(constant: &Constant, value: &Value) -> bool {
     }
 }
 
-impl StepKind for Scorecard {
-    const KEY: &'static str = "scorecard";
-    type Raw = RawScorecard;
-
-    fn raw_id(raw: &RawScorecard) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawScorecard,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.scorecard(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.scorecard(self, frame)
-    }
-}
+step_kind!(Scorecard, key: "scorecard", raw: RawScorecard, compile: scorecard, evaluate: scorecard);
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,6 @@ mod eval;
 pub(crate) mod raw;
 mod rows_csv;
 
-use crate::steps::prelude::{Compiler, EngineError, Run, Scope, StepKind};
 use crate::value::{Constant, ValueSource};
 use credence_expr::{
     Expr, Frame, Literal, NamedLists, SimpleTest, Slot, UnaryTest, Value, ValueRef,
@@ -541,25 +540,4 @@ impl DecisionTable {
     }
 }
 
-impl StepKind for DecisionTable {
-    const KEY: &'static str = "table";
-    type Raw = RawTable;
-
-    fn raw_id(raw: &RawTable) -> &str {
-        &raw.id
-    }
-
-    fn compile(
-        raw: &RawTable,
-        compiler: &mut Compiler<'_>,
-        path: &str,
-        scope: &mut Scope,
-    ) -> Option<Self> {
-        compiler.table(raw, path, scope)
-    }
-
-    #[inline]
-    fn evaluate<'s>(&'s self, run: &mut Run<'s>, frame: &mut Frame) -> Result<(), EngineError> {
-        run.table(self, frame)
-    }
-}
+step_kind!(DecisionTable, key: "table", raw: RawTable, compile: table, evaluate: table);
