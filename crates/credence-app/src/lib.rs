@@ -9,9 +9,10 @@
 //! Each module is one use case or a family of them — [`decisions`] (decide, idempotency,
 //! the decision record), [`replay`], [`strategies`] (upload, approve, activate, roll back),
 //! [`accounts`] (accounts, events, in-loan flows), [`cases`] (manual review), [`portfolio`]
-//! (batch limit reviews), [`backtest`] (the back-test runner), [`monitoring`], [`auth`] and [`users`] (keys, roles, passwords). They
-//! return [`AppError`], whose [`ErrorCode`] is the stable vocabulary clients match on; the
-//! HTTP adapter maps codes to statuses in one table, the command line prints the message.
+//! (batch limit reviews), [`backtest`] (the back-test runner), [`monitoring`], [`auth`] and
+//! [`users`] (keys, roles, passwords). They return [`AppError`], whose [`ErrorCode`] is the
+//! stable vocabulary clients match on; the HTTP adapter maps codes to statuses in one table,
+//! the command line prints the message.
 //! All I/O goes through ports: the store traits of `credence-store`, the
 //! [`providers::DataProviders`] port (implemented by `credence-outbound`) and the engine's
 //! [`Clock`].
