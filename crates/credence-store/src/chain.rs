@@ -14,12 +14,27 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// The hash of the record at `seq` whose predecessor's hash is `prev_hash`.
 pub fn record_hash(seq: i64, prev_hash: &str, record: &NewDecision) -> String {
+    record_hash_tagged(b"credence-decision-v1", None, seq, prev_hash, record)
+}
+
+/// The record hash under a domain `tag`, with the chain's owner (a node) hashed in when there
+/// is one: the one-chain log's and the per-node chains' hashes share every field's encoding.
+pub(crate) fn record_hash_tagged(
+    tag: &[u8],
+    node_id: Option<&str>,
+    seq: i64,
+    prev_hash: &str,
+    record: &NewDecision,
+) -> String {
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_be_bytes());
         hasher.update(bytes);
     };
-    field(b"credence-decision-v1");
+    field(tag);
+    if let Some(node_id) = node_id {
+        field(node_id.as_bytes());
+    }
     field(&seq.to_be_bytes());
     field(prev_hash.as_bytes());
     field(record.id.as_bytes());

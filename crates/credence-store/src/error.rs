@@ -3,9 +3,10 @@
 /// Why a store operation failed; [`StoreError::code`] is its stable machine code.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused an operation or could not be opened.
+    /// The database refused an operation or could not be opened (the driver's own error:
+    /// SQLite's or PostgreSQL's).
     #[error("database error: {0}")]
-    Database(rusqlite::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// The data directory could not be created or read.
     #[error("{path}: {message}")]
     Io {
@@ -86,7 +87,7 @@ impl From<rusqlite::Error> for StoreError {
                     "the database cannot be written: no space left on the device".into(),
                 )
             }
-            _ => StoreError::Database(error),
+            _ => StoreError::Database(Box::new(error)),
         }
     }
 }

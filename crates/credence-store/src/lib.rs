@@ -21,6 +21,8 @@ pub mod chain;
 mod error;
 mod log;
 mod memory;
+/// The decision log of a cluster: a hash chain per node, bound by chained checkpoints.
+pub mod node_chain;
 mod priority;
 mod records;
 mod sqlite;
@@ -257,6 +259,21 @@ pub trait ProviderAnswerStore: Send + Sync {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<ProviderAnswerRecord>, StoreError>;
+    /// The unexpired answer for one source and subject at `now_ms`, if one is kept: the
+    /// second-level cache a node asks before it buys an answer that another node may have
+    /// bought within the TTL.
+    async fn provider_answer(
+        &self,
+        source_key: &str,
+        subject: &str,
+        now_ms: i64,
+    ) -> Result<Option<ProviderAnswerRecord>, StoreError> {
+        Ok(self
+            .provider_answers(now_ms, u32::MAX)
+            .await?
+            .into_iter()
+            .find(|a| a.source_key == source_key && a.subject == subject))
+    }
 }
 
 /// Webhook registrations and the outbox of their deliveries.

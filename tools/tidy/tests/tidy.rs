@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "credence-review",
         ],
     ),
-    ("stores", &["credence-store"]),
+    ("stores", &["credence-store", "credence-store-postgres"]),
     ("application", &["credence-app"]),
     ("adapters", &["credence-outbound", "credence-service"]),
     (
@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "credence-cli",
             "credence-loadgen",
             "credence-provider-sim",
+            "credence-throwaway-postgres",
             "credence-tidy",
         ],
     ),

@@ -1,0 +1,160 @@
+//! Review cases on PostgreSQL: changed under a version column, so that two nodes never apply conflicting changes.
+
+use crate::error::{col, insert_error, Db};
+use crate::PostgresStore;
+use credence_store::prelude::*;
+use credence_store::*;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+const CASE_COLUMNS: &str =
+    "id, decision_id, queue, priority, state, created_at_ms, due_at_ms, version, body";
+
+fn case_from_row(row: &Row) -> Result<CaseRecord, StoreError> {
+    Ok(CaseRecord {
+        id: col(row, 0)?,
+        decision_id: col(row, 1)?,
+        queue: col(row, 2)?,
+        priority: col(row, 3)?,
+        state: col(row, 4)?,
+        created_at_ms: col(row, 5)?,
+        due_at_ms: col(row, 6)?,
+        version: col(row, 7)?,
+        body: col(row, 8)?,
+    })
+}
+
+impl PostgresStore {
+    async fn case_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<CaseRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {CASE_COLUMNS} FROM review_cases WHERE {column} = $1"
+            ))
+            .await
+            .db()?;
+        client
+            .query_opt(&statement, &[&value])
+            .await
+            .db()?
+            .map(|row| case_from_row(&row))
+            .transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl CaseStore for PostgresStore {
+    async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO review_cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ),
+                &[
+                    &case.id,
+                    &case.decision_id,
+                    &case.queue,
+                    &case.priority,
+                    &case.state,
+                    &case.created_at_ms,
+                    &case.due_at_ms,
+                    &case.version,
+                    &case.body,
+                ],
+            )
+            .await
+            .map_err(|e| insert_error(e, || format!("a case for decision {}", case.decision_id)))?;
+        Ok(())
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        self.case_where("id", id).await
+    }
+
+    async fn case_for_decision(&self, decision_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        self.case_where("decision_id", decision_id).await
+    }
+
+    async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError> {
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE true");
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut filter = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
+            values.push(value);
+            sql.push_str(&format!(" AND {clause} ${}", values.len()));
+        };
+        if let Some(queue) = &query.queue {
+            filter("queue =", Box::new(queue.clone()));
+        }
+        if let Some(state) = &query.state {
+            filter("state =", Box::new(state.clone()));
+        }
+        if let Some(due) = query.due_before_ms {
+            filter("state <> 'decided' AND due_at_ms <", Box::new(due));
+        }
+        sql.push_str(&format!(
+            " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
+            query.limit.max(1)
+        ));
+        let client = self.client().await?;
+        let parameters: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
+        client
+            .query(&sql, &parameters)
+            .await
+            .db()?
+            .iter()
+            .map(case_from_row)
+            .collect()
+    }
+
+    async fn referrals_without_case(&self, recent: u32) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT d.id FROM decisions d
+                 WHERE d.seq > (SELECT COALESCE(MAX(seq), 0) FROM decisions) - $1
+                   AND d.outcome = 'refer'
+                   AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.decision_id = d.id)
+                 ORDER BY d.seq",
+                &[&i64::from(recent)],
+            )
+            .await
+            .db()?
+            .iter()
+            .map(|row| col(row, 0))
+            .collect()
+    }
+
+    async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE review_cases SET state = $1, due_at_ms = $2, version = $3, body = $4 \
+                 WHERE id = $5 AND version = $6",
+                &[
+                    &case.state,
+                    &case.due_at_ms,
+                    &(expected_version + 1),
+                    &case.body,
+                    &case.id,
+                    &expected_version,
+                ],
+            )
+            .await
+            .db()?;
+        if changed != 1 {
+            return Err(StoreError::Precondition {
+                what: format!(
+                    "case {} was changed by someone else; reload it and try again",
+                    case.id
+                ),
+            });
+        }
+        Ok(())
+    }
+}

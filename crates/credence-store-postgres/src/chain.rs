@@ -1,0 +1,205 @@
+//! The log's checkpoints and its check on PostgreSQL: the checkpointer that binds every node's chain head into a chained checkpoint, and the verification of the whole log in one snapshot.
+
+use crate::decisions::{decision_from_row, DECISION_COLUMNS};
+use crate::error::{col, Db};
+use crate::log::now_ms;
+use crate::PostgresStore;
+use credence_store::chain::{ChainReport, GENESIS_HASH};
+use credence_store::node_chain::{checkpoint_hash, Checkpoint, ClusterVerifier, NodeHead};
+use credence_store::StoreError;
+use futures_util::{pin_mut, TryStreamExt};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+/// Advisory-lock key of checkpoint writing.
+const CHECKPOINT_LOCK: i64 = 0x6372_6564_0000_0001;
+
+/// The checkpointer: every `every`, binds the heads into a new checkpoint if any moved.
+pub(crate) async fn checkpointer(
+    pool: deadpool_postgres::Pool,
+    node_id: String,
+    every: Duration,
+    mut stop: watch::Receiver<()>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let result = async {
+            let mut client = pool.get().await.map_err(crate::error::pool_error)?;
+            checkpoint_on(&mut client, &node_id).await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(node = %node_id, %error, "a checkpoint could not be written");
+        }
+    }
+}
+
+/// Writes a checkpoint of every node's head, if any moved since the newest one.
+pub(crate) async fn write_checkpoint(
+    store: &PostgresStore,
+    written_by: &str,
+) -> Result<(), StoreError> {
+    let mut client = store.client().await?;
+    checkpoint_on(&mut client, written_by).await
+}
+
+async fn checkpoint_on(client: &mut Client, written_by: &str) -> Result<(), StoreError> {
+    let transaction = client.transaction().await.db()?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&CHECKPOINT_LOCK])
+        .await
+        .db()?;
+    let newest = transaction
+        .query_opt(
+            "SELECT seq, heads, hash FROM log_checkpoints ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .db()?;
+    let heads = heads(&transaction).await?;
+    let heads_json = serde_json::to_string(&heads)
+        .map_err(|e| StoreError::Corrupt(format!("chain heads as JSON: {e}")))?;
+    let (seq, prev_hash) = match &newest {
+        Some(row) => {
+            let previous_heads: String = col(row, 1)?;
+            if previous_heads == heads_json {
+                return transaction.commit().await.db();
+            }
+            (col::<i64>(row, 0)? + 1, col::<String>(row, 2)?)
+        }
+        None if heads.iter().all(|h| h.node_seq == 0) => return transaction.commit().await.db(),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let at_ms = now_ms();
+    let hash = checkpoint_hash(seq, &prev_hash, written_by, at_ms, &heads);
+    transaction
+        .execute(
+            "INSERT INTO log_checkpoints (seq, written_by, at_ms, heads, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&seq, &written_by, &at_ms, &heads_json, &prev_hash, &hash],
+        )
+        .await
+        .db()?;
+    transaction.commit().await.db()
+}
+
+async fn heads(client: &impl tokio_postgres::GenericClient) -> Result<Vec<NodeHead>, StoreError> {
+    client
+        .query(
+            "SELECT node_id, head_seq, head_hash FROM log_nodes ORDER BY node_id",
+            &[],
+        )
+        .await
+        .db()?
+        .iter()
+        .map(|row| {
+            Ok(NodeHead {
+                node_id: col(row, 0)?,
+                node_seq: col(row, 1)?,
+                hash: col(row, 2)?,
+            })
+        })
+        .collect()
+}
+
+impl PostgresStore {
+    /// Checks the whole log in one consistent snapshot: every node's chain, the checkpoint
+    /// chain, the newest checkpoint's claims and the nodes' recorded heads.
+    pub(crate) async fn verify(&self) -> Result<ChainReport, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .db()?;
+        // A whole log takes longer than one request's statement timeout.
+        transaction
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .db()?;
+        let anchors = transaction
+            .query("SELECT node_id, node_seq, hash FROM log_retention", &[])
+            .await
+            .db()?
+            .iter()
+            .map(|row| {
+                Ok(NodeHead {
+                    node_id: col(row, 0)?,
+                    node_seq: col(row, 1)?,
+                    hash: col(row, 2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut verifier = ClusterVerifier::new(anchors, None);
+        // Each stream is dropped before the next statement: a stream left unread would hold
+        // the connection's remaining rows and the next statement would wait behind them.
+        {
+            let checkpoints = transaction
+                .query_raw(
+                    "SELECT seq, written_by, at_ms, heads, prev_hash, hash FROM log_checkpoints ORDER BY seq",
+                    std::iter::empty::<i64>(),
+                )
+                .await
+                .db()?;
+            pin_mut!(checkpoints);
+            while let Some(row) = checkpoints.try_next().await.db()? {
+                let heads_json: String = col(&row, 3)?;
+                let checkpoint = Checkpoint {
+                    seq: col(&row, 0)?,
+                    written_by: col(&row, 1)?,
+                    at_ms: col(&row, 2)?,
+                    heads: serde_json::from_str(&heads_json).map_err(|e| {
+                        StoreError::Corrupt(format!("the heads of a checkpoint: {e}"))
+                    })?,
+                    prev_hash: col(&row, 4)?,
+                    hash: col(&row, 5)?,
+                };
+                if !verifier.checkpoint(&checkpoint) {
+                    break;
+                }
+            }
+        }
+        {
+            let records = transaction
+                .query_raw(
+                    &format!("SELECT node_id, node_seq, {DECISION_COLUMNS} FROM decisions ORDER BY node_id, node_seq"),
+                    std::iter::empty::<i64>(),
+                )
+                .await
+                .db()?;
+            pin_mut!(records);
+            while let Some(row) = records.try_next().await.db()? {
+                let node_id: String = col(&row, 0)?;
+                let node_seq: i64 = col(&row, 1)?;
+                let stored = decision_from_row(&row, 2)?;
+                if !verifier.record(
+                    stored.seq,
+                    &node_id,
+                    node_seq,
+                    &stored.prev_hash,
+                    &stored.hash,
+                    &stored.record,
+                ) {
+                    break;
+                }
+            }
+        }
+        let recorded = heads(&*transaction).await?;
+        transaction.commit().await.db()?;
+        Ok(verifier.finish(&recorded))
+    }
+
+    /// The heads of every node's chain, as the nodes recorded them.
+    pub async fn node_heads(&self) -> Result<Vec<NodeHead>, StoreError> {
+        let client = self.client().await?;
+        heads(&**client).await
+    }
+}
