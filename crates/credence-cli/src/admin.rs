@@ -1,10 +1,12 @@
-//! `credence keys`, `credence audit` and `credence strategy`: operations on a data directory,
-//! or (for strategies) on a running server through its API.
+//! `credence keys`, `credence users`, `credence audit` and `credence strategy`: operations on a
+//! data directory or a PostgreSQL database, or (for strategies) on a running server through its
+//! API.
 
+use crate::database::{open_admin, DatabaseArgs};
 use anyhow::{bail, Context};
 use credence_app::{issue_key, Clock, Role, Strategies, SystemClock};
-use credence_store::{NewAuditEvent, SqliteStore, Store};
-use std::path::{Path, PathBuf};
+use credence_store::{NewAuditEvent, Store};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -14,18 +16,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    if !data_dir.join(credence_store::DATABASE_FILE).is_file() {
-        bail!(
-            "{} holds no Credence store ({} is missing); start `credence serve --data-dir {}` once, or check the path",
-            data_dir.display(),
-            credence_store::DATABASE_FILE,
-            data_dir.display()
-        );
+/// Where an administrative command acts: a data directory or a database.
+#[derive(Debug, clap::Args)]
+pub struct PlaceArgs {
+    /// The embedded store's directory (ignored with --database-url).
+    #[arg(long, env = "CREDENCE_DATA_DIR", default_value = crate::serve::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+impl PlaceArgs {
+    /// Runs `work` on the place's store in a runtime of its own.
+    fn run<T, F>(&self, create: bool, work: impl FnOnce(Arc<dyn Store>) -> F) -> anyhow::Result<T>
+    where
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        runtime()?.block_on(async {
+            let store = open_admin(&self.database, &self.data_dir, create).await?;
+            work(store).await
+        })
     }
-    let store = SqliteStore::open_shared(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
 }
 
 fn now_ms() -> i64 {
@@ -38,7 +49,11 @@ fn cli_actor() -> String {
     format!("cli:{user}")
 }
 
-pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> anyhow::Result<()> {
+pub fn keys_create(
+    place: &PlaceArgs,
+    roles: &[String],
+    user: Option<String>,
+) -> anyhow::Result<()> {
     let roles: Vec<Role> = roles
         .iter()
         .flat_map(|r| r.split(','))
@@ -48,10 +63,6 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    // A new store may be created here: keys are often made before the first start.
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_shared(data_dir)?);
     let first_role = roles.first().map(|r| r.as_str()).unwrap_or("key");
     let issued_at = now_ms();
     let provisional_user = user.clone().unwrap_or_else(|| first_role.to_string());
@@ -61,16 +72,17 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
         issued.record.user = format!("{first_role}-{}", issued.record.id);
     }
     let record = issued.record.clone();
-    runtime()?.block_on(store.insert_key(
-        issued.record,
-        NewAuditEvent {
-            at_ms: issued_at,
-            actor: cli_actor(),
-            action: "key.create".into(),
-            subject: record.id.clone(),
-            detail: serde_json::json!({"user": record.user, "roles": record.roles}),
-        },
-    ))?;
+    let audit = NewAuditEvent {
+        at_ms: issued_at,
+        actor: cli_actor(),
+        action: "key.create".into(),
+        subject: record.id.clone(),
+        detail: serde_json::json!({"user": record.user, "roles": record.roles}),
+    };
+    // A new store may be created here: keys are often made before the first start.
+    place.run(true, |store| async move {
+        Ok(store.insert_key(issued.record, audit).await?)
+    })?;
     println!(
         "created key {} for user {} with role(s) {}; it is shown once, keep it secret:",
         record.id,
@@ -81,7 +93,7 @@ pub fn keys_create(data_dir: &Path, roles: &[String], user: Option<String>) -> a
     Ok(())
 }
 
-pub fn users_create(data_dir: &Path, username: &str, role: &str) -> anyhow::Result<()> {
+pub fn users_create(place: &PlaceArgs, username: &str, role: &str) -> anyhow::Result<()> {
     if !credence_app::users::USER_ROLES.contains(&role) {
         bail!("unknown role {role:?}; workbench users are reviewer or senior_reviewer");
     }
@@ -94,32 +106,30 @@ pub fn users_create(data_dir: &Path, username: &str, role: &str) -> anyhow::Resu
     let password = password.trim_end_matches(['\n', '\r']);
     let hash = credence_app::users::hash_password(password)
         .map_err(|e| anyhow::anyhow!("the password: {}", e.message))?;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_shared(data_dir)?);
     let at = now_ms();
-    runtime()?.block_on(store.insert_user(
-        credence_store::UserRecord {
-            username: username.to_string(),
-            password_hash: hash,
-            role: role.to_string(),
-            created_at_ms: at,
-        },
-        NewAuditEvent {
-            at_ms: at,
-            actor: cli_actor(),
-            action: "user.create".into(),
-            subject: username.to_string(),
-            detail: serde_json::json!({"role": role}),
-        },
-    ))?;
+    let user = credence_store::UserRecord {
+        username: username.to_string(),
+        password_hash: hash,
+        role: role.to_string(),
+        created_at_ms: at,
+    };
+    let audit = NewAuditEvent {
+        at_ms: at,
+        actor: cli_actor(),
+        action: "user.create".into(),
+        subject: username.to_string(),
+        detail: serde_json::json!({"role": role}),
+    };
+    place.run(true, |store| async move {
+        Ok(store.insert_user(user, audit).await?)
+    })?;
     println!("created workbench user {username} ({role}); sign in at /review/login");
     Ok(())
 }
 
-pub fn keys_list(data_dir: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
-    for key in runtime()?.block_on(store.keys())? {
+pub fn keys_list(place: &PlaceArgs) -> anyhow::Result<()> {
+    let keys = place.run(false, |store| async move { Ok(store.keys().await?) })?;
+    for key in keys {
         let status = if key.revoked_at_ms.is_some() {
             "revoked"
         } else {
@@ -135,28 +145,28 @@ pub fn keys_list(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn keys_revoke(data_dir: &Path, id: &str) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub fn keys_revoke(place: &PlaceArgs, id: &str) -> anyhow::Result<()> {
     let at = now_ms();
-    runtime()?.block_on(store.revoke_key(
-        id,
-        at,
-        NewAuditEvent {
-            at_ms: at,
-            actor: cli_actor(),
-            action: "key.revoke".into(),
-            subject: id.to_string(),
-            detail: serde_json::json!({}),
-        },
-    ))?;
+    let audit = NewAuditEvent {
+        at_ms: at,
+        actor: cli_actor(),
+        action: "key.revoke".into(),
+        subject: id.to_string(),
+        detail: serde_json::json!({}),
+    };
+    place.run(false, |store| async move {
+        Ok(store.revoke_key(id, at, audit).await?)
+    })?;
     println!("revoked key {id}");
     Ok(())
 }
 
 /// Returns true when the chain verifies.
-pub fn audit_verify(data_dir: &Path) -> anyhow::Result<bool> {
-    let store = open_store(data_dir)?;
-    let report = runtime()?.block_on(store.verify_chain())?;
+pub fn audit_verify(place: &PlaceArgs) -> anyhow::Result<bool> {
+    let report = place.run(
+        false,
+        |store| async move { Ok(store.verify_chain().await?) },
+    )?;
     match &report.problem {
         None => {
             println!(
@@ -185,6 +195,7 @@ pub enum Target {
     },
     DataDir {
         dir: PathBuf,
+        database: DatabaseArgs,
         user: String,
     },
 }
@@ -208,6 +219,8 @@ pub struct TargetArgs {
     /// Act on a data directory directly instead of a server.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Who is acting, with --data-dir (maker-checker compares users).
     #[arg(long)]
     pub user: Option<String>,
@@ -215,7 +228,11 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     pub fn target(self) -> anyhow::Result<Target> {
-        match (self.server, self.data_dir) {
+        let data_dir = match (&self.data_dir, &self.database.database_url) {
+            (None, Some(_)) => Some(PathBuf::from(crate::serve::DEFAULT_DATA_DIR)),
+            _ => self.data_dir,
+        };
+        match (self.server, data_dir) {
             (Some(url), None) => {
                 let extra_roots = match &self.ca_file {
                     Some(path) => {
@@ -236,11 +253,12 @@ impl TargetArgs {
             }
             (None, Some(dir)) => Ok(Target::DataDir {
                 dir,
+                database: self.database,
                 user: self
                     .user
                     .context("--data-dir needs --user: who uploads or approves")?,
             }),
-            _ => bail!("give either --server URL (with --key) or --data-dir DIR (with --user)"),
+            _ => bail!("give either --server URL (with --key), or --data-dir DIR or --database-url URL (with --user)"),
         }
     }
 }
@@ -293,11 +311,16 @@ pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
                 Err(error) => bail!("cannot reach {url}: {error}"),
             }
         }
-        Target::DataDir { dir, user } => {
-            let store = open_store(&dir)?;
+        Target::DataDir {
+            dir,
+            database,
+            user,
+        } => {
             let now = SystemClock.now().timestamp_millis();
+            let runtime = runtime()?;
+            let store = runtime.block_on(open_admin(&database, &dir, false))?;
             let strategies = Strategies::new(store);
-            let result = runtime()?.block_on(async move {
+            let result = runtime.block_on(async move {
                 strategies.refresh().await?;
                 let value = match op {
                     StrategyOp::Upload(_) => serde_json::to_value(

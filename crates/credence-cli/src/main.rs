@@ -4,6 +4,7 @@
 
 mod admin;
 mod backtest;
+mod database;
 
 mod model_score;
 mod monitor;
@@ -138,8 +139,8 @@ enum PortfolioCommand {
 enum KeysCommand {
     /// Issue a key; the key is the last line printed (shown once, stored only as a hash).
     Create {
-        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        place: admin::PlaceArgs,
         /// decide, review, analyst, approver or admin; repeat or comma-separate for several.
         #[arg(long, required = true)]
         role: Vec<String>,
@@ -149,13 +150,13 @@ enum KeysCommand {
     },
     /// List keys (ids, users, roles; never secrets).
     List {
-        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        place: admin::PlaceArgs,
     },
     /// Revoke a key by id.
     Revoke {
-        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        place: admin::PlaceArgs,
         id: String,
     },
 }
@@ -164,8 +165,8 @@ enum KeysCommand {
 enum UsersCommand {
     /// Create a workbench user; the password is read from standard input (one line).
     Create {
-        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        place: admin::PlaceArgs,
         #[arg(long)]
         username: String,
         /// reviewer or senior_reviewer.
@@ -178,8 +179,8 @@ enum UsersCommand {
 enum AuditCommand {
     /// Verify the decision log's hash chain; exits 0 only when every record verifies.
     Verify {
-        #[arg(long, default_value = serve::DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        place: admin::PlaceArgs,
     },
 }
 
@@ -306,29 +307,25 @@ fn main() -> ExitCode {
             command: PortfolioCommand::Review(args),
         } => portfolio::review(args).map(|()| 0).map_err(Exit::from),
         Command::Keys { command } => match command {
-            KeysCommand::Create {
-                data_dir,
-                role,
-                user,
-            } => admin::keys_create(&data_dir, &role, user),
-            KeysCommand::List { data_dir } => admin::keys_list(&data_dir),
-            KeysCommand::Revoke { data_dir, id } => admin::keys_revoke(&data_dir, &id),
+            KeysCommand::Create { place, role, user } => admin::keys_create(&place, &role, user),
+            KeysCommand::List { place } => admin::keys_list(&place),
+            KeysCommand::Revoke { place, id } => admin::keys_revoke(&place, &id),
         }
         .map(|()| 0)
         .map_err(Exit::from),
         Command::Users {
             command:
                 UsersCommand::Create {
-                    data_dir,
+                    place,
                     username,
                     role,
                 },
-        } => admin::users_create(&data_dir, &username, &role)
+        } => admin::users_create(&place, &username, &role)
             .map(|()| 0)
             .map_err(Exit::from),
         Command::Audit {
-            command: AuditCommand::Verify { data_dir },
-        } => admin::audit_verify(&data_dir)
+            command: AuditCommand::Verify { place },
+        } => admin::audit_verify(&place)
             .map(|verified| if verified { 0 } else { 1 })
             .map_err(Exit::from),
         Command::Strategy { command } => {

@@ -5,6 +5,7 @@ use anyhow::Context;
 use credence_app::SystemClock;
 use credence_service::{Service, ServiceLimits};
 use credence_store::{SqliteStore, Store};
+use credence_store_postgres::PostgresStore;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +24,8 @@ pub struct ServeArgs {
     /// Directory of the embedded store; created if missing.
     #[arg(long, env = "CREDENCE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A TOML file with any of: addr, data_dir, max_body_bytes, max_package_bytes,
+    /// A TOML file with any of: addr, data_dir, database_url, database_pool_size,
+    /// database_statement_timeout_ms, database_ca_file, node_id, max_body_bytes, max_package_bytes,
     /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format,
     /// secrets_file, provider_ca_file, public_url, secure_cookies, header_read_timeout_ms,
     /// request_timeout_ms, max_connections, a [sign_in] table and a [limits] table (see
@@ -74,6 +76,12 @@ pub struct ServeArgs {
     /// to fit the process's open-files limit].
     #[arg(long, env = "CREDENCE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
+    /// This node's name in a cluster on PostgreSQL: its own chain of the decision log
+    /// [default: the host's name, or HOST-2, … when a live process holds it].
+    #[arg(long, env = "CREDENCE_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
     /// Demo mode: also run the provider simulator inside this process and point the example
     /// strategy's data sources at it (CREDENCE_PROVIDERS_URL).
     #[arg(long)]
@@ -100,6 +108,11 @@ struct ConfigFile {
     header_read_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    database_url: Option<String>,
+    database_pool_size: Option<usize>,
+    database_statement_timeout_ms: Option<u64>,
+    database_ca_file: Option<PathBuf>,
+    node_id: Option<String>,
     #[serde(default)]
     sign_in: SignInFile,
     #[serde(default)]
@@ -183,6 +196,8 @@ pub struct ServeConfig {
     pub log_json: bool,
     pub secrets_file: Option<PathBuf>,
     pub provider_ca_file: Option<PathBuf>,
+    pub database: crate::database::DatabaseArgs,
+    pub node_id: Option<String>,
     pub example: bool,
 }
 
@@ -281,6 +296,13 @@ impl ServeArgs {
             log_json,
             secrets_file: self.secrets_file.or(file.secrets_file),
             provider_ca_file: self.provider_ca_file.or(file.provider_ca_file),
+            database: self.database.or(crate::database::DatabaseArgs {
+                database_url: file.database_url,
+                database_pool_size: file.database_pool_size,
+                database_statement_timeout_ms: file.database_statement_timeout_ms,
+                database_ca_file: file.database_ca_file,
+            }),
+            node_id: self.node_id.or(file.node_id),
             example: self.example,
         })
     }
@@ -320,9 +342,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     credence_service::metrics::install();
-    let store = SqliteStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let (store, postgres): (Arc<dyn Store>, Option<PostgresStore>) =
+        match config.database.postgres()? {
+            Some(options) => {
+                let store = PostgresStore::connect_node(&options, config.node_id.as_deref())
+                    .await
+                    .with_context(|| format!("opening {}", options.redacted_url()))?;
+                (Arc::new(store.clone()), Some(store))
+            }
+            None => {
+                let store = SqliteStore::open(&config.data_dir).with_context(|| {
+                    format!("opening the store in {}", config.data_dir.display())
+                })?;
+                (Arc::new(store), None)
+            }
+        };
+    let place = config.database.describe(&config.data_dir);
     let service = Service::new(store.clone(), Arc::new(SystemClock), config.limits.clone());
     if let Some(path) = &config.secrets_file {
         let text = std::fs::read_to_string(path)
@@ -395,27 +430,36 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .map(|a| a.version.clone())
         .unwrap_or_default();
     println!("credence listening on http://{local}");
-    println!(
-        "data directory {}, active strategy {active}",
-        config.data_dir.display()
-    );
+    match postgres.as_ref().and_then(|p| p.node_id()) {
+        Some(node) => println!("{place}, node {node}, active strategy {active}"),
+        None => println!("{place}, active strategy {active}"),
+    }
     if let Some(url) = &simulator_url {
         println!("provider simulator (--example) on {url}: the example's data sources call it");
     }
     if store.keys().await.map(|k| k.is_empty()).unwrap_or(false) {
         println!(
-            "no API keys yet; create an admin key with: credence keys create --data-dir {} --role admin --user admin",
-            shell_path(&config.data_dir)
+            "no API keys yet; create an admin key with: credence keys create {} --role admin --user admin",
+            config.database.flag(&config.data_dir)
         );
     }
-    tracing::info!(address = %local, data_dir = %config.data_dir.display(), strategy = %active, "serving");
+    tracing::info!(address = %local, store = %place, strategy = %active, "serving");
 
+    // Activations on other processes: polled, and on PostgreSQL also announced (NOTIFY) so
+    // that every node follows within milliseconds; the poll covers a lost notification.
+    let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+    if let Some(postgres) = postgres.clone() {
+        tokio::spawn(follow_notifications(postgres, wake));
+    }
     let refresh_service = service.clone();
     let refresh_every = std::time::Duration::from_millis(config.strategy_refresh_ms);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(refresh_every);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                Some(()) = woken.recv() => {}
+            }
             match refresh_service.strategies.refresh().await {
                 Ok(true) => tracing::info!(
                     version = refresh_service
@@ -528,7 +572,24 @@ fn connection_room() -> usize {
     }
 }
 
-fn shell_path(path: &Path) -> String {
+/// Forwards activation notifications to the refresher, listening again after a lost
+/// connection.
+async fn follow_notifications(store: PostgresStore, wake: tokio::sync::mpsc::Sender<()>) {
+    loop {
+        match store.listen_for_activations().await {
+            Ok(mut versions) => {
+                while let Some(version) = versions.recv().await {
+                    tracing::debug!(%version, "heard of an activation");
+                    let _ = wake.try_send(());
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for activations; polling only"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+pub fn shell_path(path: &Path) -> String {
     path.display().to_string()
 }
 

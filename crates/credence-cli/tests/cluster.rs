@@ -1,0 +1,374 @@
+//! Three `credence serve` nodes on one PostgreSQL, as real processes: one killed with SIGKILL under load loses nothing acknowledged, retries on another node return the same decisions, the log verifies and tampering fails it; an activation reaches every node under load within 2 s.
+
+#[path = "support/server.rs"]
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+struct Cluster {
+    url: String,
+    root: std::path::PathBuf,
+    nodes: Vec<Server>,
+}
+
+fn cluster(test: &str) -> Option<Cluster> {
+    let pg = credence_throwaway_postgres::require(test)?;
+    let url = pg.fresh_database(test);
+    let root = scratch_dir(test);
+    let mut nodes = Vec::new();
+    // The first node creates the schema and activates the bundled strategy; then the others.
+    for name in ["node-a", "node-b", "node-c"] {
+        nodes.push(Server::start(
+            &root.join(name),
+            &["--database-url", &url, "--node-id", name],
+        ));
+    }
+    Some(Cluster { url, root, nodes })
+}
+
+impl Cluster {
+    fn key(&self, roles: &str, user: &str) -> String {
+        let output = Command::new(BIN)
+            .args(["keys", "create", "--database-url", &self.url])
+            .args(["--role", roles, "--user", user])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    }
+
+    fn verify(&self) -> (i32, String) {
+        let output = Command::new(BIN)
+            .args(["audit", "verify", "--database-url", &self.url])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    }
+
+    fn sql(&self, statement: &str) -> u64 {
+        let url = self.url.clone();
+        let statement = statement.to_string();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                    tokio::spawn(connection);
+                    client.execute(&statement, &[]).await.unwrap()
+                })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+fn application(customer: &str) -> Value {
+    let mut input = example_input("application-approve.json");
+    input["customer_id"] = json!(customer);
+    input
+}
+
+/// Posts a decision with an idempotency key; `None` when the node could not be reached or
+/// did not acknowledge (a client would retry elsewhere).
+fn try_decide(
+    node_url: &str,
+    key: &str,
+    idempotency_key: &str,
+    body: &Value,
+) -> Option<(u16, Value, bool)> {
+    let result = ureq::post(&format!("{node_url}/v1/decisions/application"))
+        .timeout(Duration::from_secs(30))
+        .set("Authorization", &format!("Bearer {key}"))
+        .set("Content-Type", "application/json")
+        .set("Idempotency-Key", idempotency_key)
+        .send_string(&body.to_string());
+    match result {
+        Ok(response) => {
+            let replayed = response.header("idempotent-replayed") == Some("true");
+            let status = response.status();
+            Some((
+                status,
+                response.into_json().unwrap_or(Value::Null),
+                replayed,
+            ))
+        }
+        Err(ureq::Error::Status(status, response)) => {
+            Some((status, response.into_json().unwrap_or(Value::Null), false))
+        }
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    let Some(mut cluster) = cluster("cluster_kill") else {
+        return;
+    };
+    let key = cluster.key("decide,analyst", "platform");
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|client| {
+            let (urls, key, acknowledged, count, killed) = (
+                urls.clone(),
+                key.clone(),
+                acknowledged.clone(),
+                count.clone(),
+                killed.clone(),
+            );
+            std::thread::spawn(move || {
+                let body = application(&format!("C-kill-{client}"));
+                for i in 0..60 {
+                    let idempotency_key = format!("kill-{client}-{i}");
+                    // Spread over the nodes; a failed node's request is retried on the next.
+                    let mut attempt = client + i;
+                    loop {
+                        let node = &urls[attempt % urls.len()];
+                        match try_decide(node, &key, &idempotency_key, &body) {
+                            Some((200, answer, _)) => {
+                                let id = answer["id"].as_str().unwrap().to_string();
+                                acknowledged
+                                    .lock()
+                                    .unwrap()
+                                    .push((idempotency_key.clone(), id));
+                                count.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Some((status, answer, _)) if status < 500 => {
+                                panic!("{node}: {status} {answer}")
+                            }
+                            _ => {
+                                assert!(
+                                    killed.load(Ordering::Relaxed),
+                                    "a failure before the kill"
+                                );
+                                attempt += 1;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill node B with SIGKILL once a third of the load is acknowledged.
+    let started = Instant::now();
+    while count.load(Ordering::Relaxed) < 120 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the load stalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.store(true, Ordering::Relaxed);
+    cluster.nodes[1].kill();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert_eq!(acknowledged.len(), 360);
+
+    // Every acknowledged decision is on the survivors, and a retry of its key on another node
+    // returns it, replayed.
+    let (a, c) = (&cluster.nodes[0].url, &cluster.nodes[2].url);
+    for (n, (idempotency_key, id)) in acknowledged.iter().enumerate() {
+        let fetched = get(&format!("{a}/v1/decisions/{id}"), &key);
+        assert_eq!(fetched.status, 200, "{id}: {}", fetched.json);
+        let body = application(&format!(
+            "C-kill-{}",
+            idempotency_key.split('-').nth(1).unwrap()
+        ));
+        let node = if n % 2 == 0 { a } else { c };
+        let (status, answer, replayed) = try_decide(node, &key, idempotency_key, &body).unwrap();
+        assert_eq!(
+            (status, answer["id"].as_str(), replayed),
+            (200, Some(id.as_str()), true)
+        );
+    }
+
+    // The log verifies; a changed byte, a deleted row or a node's newest records deleted fail it.
+    let (code, output) = cluster.verify();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("360 record(s)"), "{output}");
+    let victim_id = &acknowledged[17].1;
+    cluster.sql("CREATE TABLE deleted (LIKE decisions)");
+    let tamperings = [
+        (
+            format!("UPDATE decisions SET outcome = 'decline' WHERE id = '{victim_id}'"),
+            format!("UPDATE decisions SET outcome = 'approve' WHERE id = '{victim_id}'"),
+            "contents do not match",
+        ),
+        (
+            format!("WITH gone AS (DELETE FROM decisions WHERE id = '{victim_id}' RETURNING *) INSERT INTO deleted SELECT * FROM gone"),
+            "INSERT INTO decisions SELECT * FROM deleted".to_string(),
+            "records were removed",
+        ),
+        (
+            "WITH gone AS (DELETE FROM decisions WHERE node_id = 'node-b' AND node_seq > \
+             (SELECT MAX(node_seq) - 3 FROM decisions WHERE node_id = 'node-b') RETURNING *) \
+             INSERT INTO deleted SELECT * FROM gone"
+                .to_string(),
+            "INSERT INTO decisions SELECT * FROM deleted".to_string(),
+            "were removed",
+        ),
+    ];
+    for (tamper, undo, words) in tamperings {
+        cluster.sql("DELETE FROM deleted");
+        assert!(cluster.sql(&tamper) > 0, "{tamper}: changed nothing");
+        let (code, output) = cluster.verify();
+        assert_eq!(code, 1, "{tamper}: {output}");
+        assert!(output.contains(words), "{tamper}: {output}");
+        cluster.sql(&undo);
+        let (code, output) = cluster.verify();
+        assert_eq!(code, 0, "{undo}: {output}");
+    }
+    let _ = std::fs::remove_dir_all(&cluster.root);
+}
+
+fn upload(node_url: &str, key: &str, dir: &Path) -> String {
+    let output = Command::new(BIN)
+        .args(["strategy", "upload"])
+        .arg(dir)
+        .args(["--server", node_url, "--key", key])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let uploaded: Value = serde_json::from_slice(&output.stdout).unwrap();
+    uploaded["strategy"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_activation_reaches_every_node_under_load_within_two_seconds() {
+    let Some(cluster) = cluster("cluster_activation") else {
+        return;
+    };
+    let caller = cluster.key("decide", "platform");
+    let analyst = cluster.key("analyst", "alice");
+    let approver = cluster.key("approver", "bob");
+    let changed = cluster.root.join("changed");
+    copy_example(&changed);
+    let flow = changed.join("flows/application.yaml");
+    let mut text = std::fs::read_to_string(&flow).unwrap();
+    text.push_str("\n# revised for the cluster test\n");
+    std::fs::write(&flow, text).unwrap();
+    let (a, b) = (&cluster.nodes[0].url, &cluster.nodes[1].url);
+    let version = upload(a, &analyst, &changed);
+    let approved = request(
+        "POST",
+        &format!("{b}/v1/strategies/{version}/approve"),
+        Some(&approver),
+        &[],
+        None,
+    );
+    assert_eq!(approved.status, 200, "{}", approved.json);
+
+    // Clients decide on every node without pause while the version is activated.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let node = cluster.nodes[i % 3].url.clone();
+            let (key, stop) = (caller.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let body = application(&format!("C-act-{i}"));
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = post_json(
+                        &format!("{node}/v1/decisions/application"),
+                        &key,
+                        &body,
+                        &[],
+                    );
+                    assert_eq!(answer.status, 200, "{node}: {}", answer.json);
+                    seen.push(
+                        answer.json["strategy_version"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    );
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let activated = request(
+        "POST",
+        &format!("{a}/v1/strategies/{version}/activate"),
+        Some(&approver),
+        &[],
+        None,
+    );
+    assert_eq!(activated.status, 200, "{}", activated.json);
+    let at = Instant::now();
+    // Every node decides with the new version within 2 s: polled, node by node.
+    for node in &cluster.nodes {
+        loop {
+            let answer = post_json(
+                &format!("{}/v1/decisions/application", node.url),
+                &caller,
+                &application("C-poll"),
+                &[],
+            );
+            assert_eq!(answer.status, 200, "{}", answer.json);
+            if answer.json["strategy_version"] == version.as_str() {
+                break;
+            }
+            assert!(
+                at.elapsed() < Duration::from_secs(2),
+                "{} still decides with the old version",
+                node.url
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut after_switch = 0;
+    for client in clients {
+        let seen = client.join().unwrap();
+        // Each client saw at most one switch, to the new version, and no failed request.
+        assert!(
+            seen.windows(2).filter(|w| w[0] != w[1]).count() <= 1,
+            "{seen:?}"
+        );
+        after_switch += seen.iter().filter(|v| **v == version).count();
+    }
+    assert!(after_switch > 0);
+    // The records say which version decided.
+    let listed = get(&format!("{b}/v1/decisions?limit=5"), &analyst);
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    let _ = std::fs::remove_dir_all(&cluster.root);
+}
