@@ -18,6 +18,9 @@ pub struct SimulateArgs {
     /// Fill this data directory (the layout `credence serve` uses; created if missing).
     #[arg(long, conflicts_with = "server")]
     pub data_dir: Option<PathBuf>,
+    /// Or fill this PostgreSQL database (see `credence serve --database-url`).
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
     /// Or feed the histories through a running server's API (needs --key with the decide role).
     #[arg(long, requires = "key")]
     pub server: Option<String>,
@@ -52,7 +55,30 @@ pub struct SimulateArgs {
 pub struct ReviewArgs {
     /// The data directory (no server may be running on it: the review appends decisions).
     #[arg(long)]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// Or the PostgreSQL database of a cluster: the review runs beside the serving nodes, as a
+    /// node of its own (--node-id).
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
+    /// This process's node id on PostgreSQL [default: the host's name, or HOST-2, …].
+    #[arg(long, env = "CREDENCE_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Share the review with other processes under this run id: the accounts are split into
+    /// partitions that each process claims, a process that dies leaves its partition to the
+    /// others when its lease ends, and a process started again with the same id resumes. Each
+    /// account is reviewed once per run.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// With --run-id: partitions this process reviews at once [default: every core].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// With --run-id: how long a claimed partition stays this process's, in seconds; longer
+    /// than one partition takes [default: 60].
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lease_seconds: u64,
+    /// With --run-id: accounts per partition when the run is split [default: 2000].
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub partition_accounts: u32,
     /// account_review or early_warning.
     #[arg(long, default_value = "account_review")]
     pub flow: String,
@@ -127,18 +153,26 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if args.months == 0 || args.months > 120 {
         bail!("--months: give 1–120");
     }
-    match (&args.data_dir, &args.server) {
-        (Some(dir), None) => simulate_into_dir(dir, &args, as_of),
-        (None, Some(server)) => simulate_through_api(server, &args, as_of),
+    match (&args.data_dir, &args.server, args.database.postgres()?) {
+        (None, None, Some(_)) => simulate_into_dir(&PathBuf::from(crate::serve::DEFAULT_DATA_DIR), &args, as_of),
+        (Some(dir), None, _) => simulate_into_dir(dir, &args, as_of),
+        (None, Some(server), None) => simulate_through_api(server, &args, as_of),
         _ => bail!(
-            "give --data-dir DIR (write directly) or --server URL --key KEY (through the API)"
+            "give --data-dir DIR or --database-url URL (write directly), or --server URL --key KEY (through the API)"
         ),
     }
 }
 
 fn simulate_into_dir(dir: &Path, args: &SimulateArgs, as_of: NaiveDate) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let store = open_appender(dir)?;
+        let store = match args.database.postgres()? {
+            Some(options) => Arc::new(
+                credence_store_postgres::PostgresStore::connect(&options)
+                    .await
+                    .with_context(|| format!("opening {}", options.redacted_url()))?,
+            ) as Arc<dyn Store>,
+            None => open_appender(dir)?,
+        };
         let strategies = Strategies::new(store.clone());
         strategies
             .bootstrap(
@@ -167,7 +201,7 @@ fn simulate_into_dir(dir: &Path, args: &SimulateArgs, as_of: NaiveDate) -> anyho
         let mut line = serde_json::to_value(&summary)?;
         line["seconds"] =
             serde_json::json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
-        line["data_dir"] = serde_json::json!(dir.display().to_string());
+        line["store"] = serde_json::json!(args.database.describe(dir));
         println!("{line}");
         Ok(())
     })
@@ -311,14 +345,32 @@ pub fn review(args: ReviewArgs) -> anyhow::Result<()> {
     let flow = FlowKind::parse(&args.flow)
         .filter(|f| *f != FlowKind::Drawdown)
         .with_context(|| format!("--flow {}: give account_review or early_warning", args.flow))?;
-    if !args.data_dir.join(credence_store::DATABASE_FILE).is_file() {
-        bail!(
-            "{} holds no Credence store; run `credence serve --data-dir {0}` or `credence simulate portfolio --data-dir {0}` first",
-            args.data_dir.display()
-        );
-    }
+    let postgres = args.database.postgres()?;
+    let data_dir = match (&args.data_dir, &postgres) {
+        (Some(dir), None) => {
+            if !dir.join(credence_store::DATABASE_FILE).is_file() {
+                bail!(
+                    "{} holds no Credence store; run `credence serve --data-dir {0}` or `credence simulate portfolio --data-dir {0}` first",
+                    dir.display()
+                );
+            }
+            dir.clone()
+        }
+        (None, Some(_)) => PathBuf::from(crate::serve::DEFAULT_DATA_DIR),
+        _ => bail!("give --data-dir DIR or --database-url URL"),
+    };
     runtime()?.block_on(async {
-        let store = open_appender(&args.data_dir)?;
+        let store: Arc<dyn Store> = match &postgres {
+            Some(options) => Arc::new(
+                credence_store_postgres::PostgresStore::connect_node(
+                    options,
+                    args.node_id.as_deref(),
+                )
+                .await
+                .with_context(|| format!("opening {}", options.redacted_url()))?,
+            ),
+            None => open_appender(&data_dir)?,
+        };
         let strategies = Strategies::new(store.clone());
         strategies
             .refresh()
@@ -339,22 +391,44 @@ pub fn review(args: ReviewArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let bar = progress_bar(total, "accounts");
         let started = Instant::now();
-        let summary = portfolio::review_portfolio(
-            store,
-            active.strategy.clone(),
-            ReviewOptions {
-                flow,
-                as_of,
-                dry_run: args.dry_run,
-                threads: threads(args.threads),
-                actor: format!(
-                    "cli:{}",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-                ),
-                language,
-            },
-            &|n| bar.set_position(n),
-        )
+        let options = ReviewOptions {
+            flow,
+            as_of,
+            dry_run: args.dry_run,
+            threads: threads(args.threads),
+            actor: format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            ),
+            language,
+        };
+        if let Some(run_id) = &args.run_id {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into());
+            let run = portfolio::RunOptions {
+                run_id: run_id.clone(),
+                worker: format!("{host}:{}", std::process::id()),
+                lease_ms: (args.lease_seconds.max(1) * 1000) as i64,
+                partition_accounts: args.partition_accounts.max(1),
+                concurrent_partitions: threads(args.workers),
+            };
+            let summary =
+                portfolio::review_partitioned(store, active.strategy.clone(), options, run, &|n| {
+                    bar.set_position(n)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            bar.finish_and_clear();
+            let mut line = serde_json::to_value(&summary)?;
+            line["seconds"] =
+                serde_json::json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+            println!("{line}");
+            return Ok(());
+        }
+        let summary = portfolio::review_portfolio(store, active.strategy.clone(), options, &|n| {
+            bar.set_position(n)
+        })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         bar.finish_and_clear();

@@ -1,4 +1,4 @@
-//! Three `credence serve` nodes on one PostgreSQL, as real processes: one killed with SIGKILL under load loses nothing acknowledged, retries on another node return the same decisions, the log verifies and tampering fails it; an activation reaches every node under load within 2 s.
+//! Credence on one PostgreSQL as real processes: three `credence serve` nodes, one killed with SIGKILL under load, lose nothing acknowledged, retries on another node return the same decisions, the log verifies and tampering fails it; an activation reaches every node under load within 2 s; a portfolio review split across two processes, one killed and restarted, reviews each account once.
 
 #[path = "support/server.rs"]
 mod support;
@@ -68,24 +68,33 @@ impl Cluster {
     }
 
     fn sql(&self, statement: &str) -> u64 {
-        let url = self.url.clone();
-        let statement = statement.to_string();
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                    tokio::spawn(connection);
-                    client.execute(&statement, &[]).await.unwrap()
-                })
-        })
-        .join()
-        .unwrap()
+        sql(&self.url, statement)
     }
+}
+
+/// Runs one statement; the rows it changed, or the first column of its one row as a count.
+fn sql(url: &str, statement: &str) -> u64 {
+    let url = url.to_string();
+    let statement = statement.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                if statement.starts_with("SELECT") {
+                    let row = client.query_one(&statement, &[]).await.unwrap();
+                    return row.get::<_, i64>(0) as u64;
+                }
+                client.execute(&statement, &[]).await.unwrap()
+            })
+    })
+    .join()
+    .unwrap()
 }
 
 fn application(customer: &str) -> Value {
@@ -371,4 +380,114 @@ fn an_activation_reaches_every_node_under_load_within_two_seconds() {
     let listed = get(&format!("{b}/v1/decisions?limit=5"), &analyst);
     assert_eq!(listed.status, 200, "{}", listed.json);
     let _ = std::fs::remove_dir_all(&cluster.root);
+}
+
+fn review_process(url: &str, node: &str) -> std::process::Child {
+    Command::new(BIN)
+        .args([
+            "portfolio",
+            "review",
+            "--database-url",
+            url,
+            "--node-id",
+            node,
+        ])
+        .args(["--run-id", "review-2026-12", "--as-of", "2026-12-05"])
+        .args([
+            "--workers",
+            "1",
+            "--lease-seconds",
+            "3",
+            "--partition-accounts",
+            "2000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_portfolio_review_split_across_processes_reviews_each_account_once() {
+    let Some(pg) = credence_throwaway_postgres::require("cluster_review") else {
+        return;
+    };
+    let url = pg.fresh_database("cluster_review");
+    let simulated = Command::new(BIN)
+        .args([
+            "simulate",
+            "portfolio",
+            "--database-url",
+            &url,
+            "--accounts",
+            "100000",
+        ])
+        .args(["--skip-event-log", "--seed", "7", "--as-of", "2026-12-05"])
+        .output()
+        .unwrap();
+    assert!(
+        simulated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&simulated.stderr)
+    );
+    assert_eq!(
+        sql(&url, "SELECT COUNT(*) FROM accounts WHERE version = 1"),
+        100_000
+    );
+
+    // Two processes share the run; one is killed mid-run and started again.
+    let mut first = review_process(&url, "review-a");
+    let second = review_process(&url, "review-b");
+    let started = Instant::now();
+    while sql(
+        &url,
+        "SELECT COUNT(*) FROM job_partitions WHERE state = 'done'",
+    ) < 10
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the review stalled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let restarted = review_process(&url, "review-a");
+    let mut lines = Vec::new();
+    for child in [second, restarted] {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        lines.push(serde_json::from_slice::<Value>(&output.stdout).unwrap());
+    }
+    // Both saw the whole run done, with the same totals.
+    let run = &lines[0]["run"];
+    assert_eq!(run, &lines[1]["run"], "{lines:?}");
+    assert_eq!(run["accounts_reviewed"], 100_000, "{run}");
+    assert_eq!(lines[0]["partitions"], 50);
+    assert_eq!(
+        sql(
+            &url,
+            "SELECT COUNT(*) FROM job_partitions WHERE state <> 'done'"
+        ),
+        0
+    );
+    // No account changed twice; every change the run reports was applied once.
+    assert_eq!(
+        sql(&url, "SELECT COUNT(*) FROM accounts WHERE version > 2"),
+        0
+    );
+    let changed = sql(&url, "SELECT COUNT(*) FROM accounts WHERE version = 2");
+    assert_eq!(
+        changed,
+        run["decisions_recorded"].as_u64().unwrap(),
+        "{run}"
+    );
+    assert_eq!(run["skipped_changed"], 0);
+    assert!(changed > 10_000, "{changed}");
+    let audited = sql(
+        &url,
+        "SELECT COALESCE(SUM(json_array_length((detail::json)->'accounts')), 0)::bigint \
+         FROM audit_events WHERE action = 'account.batch_review'",
+    );
+    assert_eq!(audited, changed);
 }

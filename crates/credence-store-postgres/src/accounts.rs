@@ -254,43 +254,54 @@ impl AccountStore for PostgresStore {
     ) -> Result<Vec<String>, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.db()?;
-        let statement = transaction
-            .prepare_cached(
-                "UPDATE accounts SET status = $1, version = $2, updated_at_ms = $3, body = $4 \
-                 WHERE id = $5 AND version = $6",
-            )
-            .await
-            .db()?;
-        let mut stale = Vec::new();
-        for update in &updates {
-            let account = &update.account;
-            let changed = transaction
-                .execute(
-                    &statement,
-                    &[
-                        &account.status,
-                        &(update.expected_version + 1),
-                        &account.updated_at_ms,
-                        &account.body,
-                        &account.id,
-                        &update.expected_version,
-                    ],
-                )
-                .await
-                .db()?;
-            if changed != 1 {
-                stale.push(account.id.clone());
-                continue;
-            }
-            insert_account_events(&transaction, &update.events).await?;
-            for event in &update.audit {
-                insert_audit(&transaction, event).await?;
-            }
-        }
-        for event in &audit {
-            insert_audit(&transaction, event).await?;
-        }
+        let stale = apply_updates(&transaction, &updates, &audit).await?;
         transaction.commit().await.db()?;
         Ok(stale)
     }
+}
+
+/// Applies account updates at their expected versions (returning the ids of those whose
+/// account changed meanwhile), their events and audit events, and `audit`, in `transaction`.
+pub(crate) async fn apply_updates(
+    transaction: &Transaction<'_>,
+    updates: &[AccountUpdate],
+    audit: &[NewAuditEvent],
+) -> Result<Vec<String>, StoreError> {
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE accounts SET status = $1, version = $2, updated_at_ms = $3, body = $4 \
+                 WHERE id = $5 AND version = $6",
+        )
+        .await
+        .db()?;
+    let mut stale = Vec::new();
+    for update in updates {
+        let account = &update.account;
+        let changed = transaction
+            .execute(
+                &statement,
+                &[
+                    &account.status,
+                    &(update.expected_version + 1),
+                    &account.updated_at_ms,
+                    &account.body,
+                    &account.id,
+                    &update.expected_version,
+                ],
+            )
+            .await
+            .db()?;
+        if changed != 1 {
+            stale.push(account.id.clone());
+            continue;
+        }
+        insert_account_events(transaction, &update.events).await?;
+        for event in &update.audit {
+            insert_audit(transaction, event).await?;
+        }
+    }
+    for event in audit {
+        insert_audit(transaction, event).await?;
+    }
+    Ok(stale)
 }

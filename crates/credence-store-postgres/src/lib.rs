@@ -38,7 +38,6 @@ mod strategies;
 mod webhooks;
 
 pub use decisions::LogExport;
-pub use jobs::{JobPartition, PartitionClaim};
 
 use credence_store::StoreError;
 use error::{pool_error, Db};

@@ -1,8 +1,8 @@
-//! Several nodes on one PostgreSQL: their chains, checkpoints and the check that catches tampering; idempotency keys across nodes; one process per node id; batch-job partitions under leases.
+//! Several nodes on one PostgreSQL: their chains, checkpoints and the check that catches tampering; idempotency keys across nodes; one process per node id.
 
 use credence_store::prelude::*;
 use credence_store::*;
-use credence_store_postgres::{PartitionClaim, PostgresOptions, PostgresStore};
+use credence_store_postgres::{PostgresOptions, PostgresStore};
 
 fn decision(node: &str, n: i64, key: Option<&str>) -> NewDecision {
     NewDecision {
@@ -205,62 +205,4 @@ async fn one_live_process_per_node_id() {
     );
     assert_eq!(y, format!("{x}-2"));
     drop(first);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease() {
-    let Some(options) = database("jobs").await else {
-        return;
-    };
-    let store = PostgresStore::connect(&options).await.unwrap();
-    let ranges: Vec<(String, String)> = (0..3)
-        .map(|p| (format!("A{p}000"), format!("A{p}999")))
-        .collect();
-    assert!(store.create_job("review-1", &ranges).await.unwrap());
-    assert!(
-        !store.create_job("review-1", &ranges).await.unwrap(),
-        "a restarted run resumes"
-    );
-    let claim = |worker: &'static str, now: i64| {
-        let store = store.clone();
-        async move {
-            store
-                .claim_partition("review-1", worker, now, 1_000)
-                .await
-                .unwrap()
-        }
-    };
-    let PartitionClaim::Claimed(p0) = claim("w1", 0).await else {
-        panic!()
-    };
-    let PartitionClaim::Claimed(p1) = claim("w2", 0).await else {
-        panic!()
-    };
-    let PartitionClaim::Claimed(p2) = claim("w2", 0).await else {
-        panic!()
-    };
-    assert_eq!(
-        (p0.partition_no, p1.partition_no, p2.partition_no),
-        (0, 1, 2)
-    );
-    assert_eq!(claim("w3", 10).await, PartitionClaim::Busy);
-    // w1 dies holding partition 0: after its lease, w3 takes it over and w1 cannot finish it.
-    let PartitionClaim::Claimed(taken) = claim("w3", 1_001).await else {
-        panic!()
-    };
-    assert_eq!(taken.partition_no, 0);
-    let finish = |p: credence_store_postgres::JobPartition, worker: &'static str| {
-        let store = store.clone();
-        async move {
-            store
-                .complete_partition(&p, worker, 2_000, "{}", |_| Box::pin(async { Ok(()) }))
-                .await
-                .unwrap()
-        }
-    };
-    assert!(!finish(p0, "w1").await, "a lost partition is not completed");
-    assert!(finish(taken, "w3").await);
-    assert!(finish(p1, "w2").await);
-    assert!(finish(p2, "w2").await);
-    assert_eq!(claim("w1", 3_000).await, PartitionClaim::Done);
 }

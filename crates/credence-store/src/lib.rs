@@ -44,6 +44,7 @@ pub trait Store:
     + AccountStore
     + ProviderAnswerStore
     + WebhookOutbox
+    + JobPartitions
     + Send
     + Sync
     + 'static
@@ -59,6 +60,7 @@ impl<T> Store for T where
         + AccountStore
         + ProviderAnswerStore
         + WebhookOutbox
+        + JobPartitions
         + Send
         + Sync
         + 'static
@@ -68,8 +70,8 @@ impl<T> Store for T where
 /// The store traits, to bring their methods into scope: `use credence_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, AccountStore, AuditLog, CaseStore, DecisionLog, ProviderAnswerStore, Store,
-        StrategyStore, WebhookOutbox,
+        AccessStore, AccountStore, AuditLog, CaseStore, DecisionLog, JobPartitions,
+        ProviderAnswerStore, Store, StrategyStore, WebhookOutbox,
     };
 }
 
@@ -310,6 +312,40 @@ pub trait WebhookOutbox: Send + Sync {
         next_attempt_ms: Option<i64>,
         error: Option<String>,
     ) -> Result<(), StoreError>;
+}
+
+/// Batch jobs split into partitions that workers — threads or processes on several nodes —
+/// claim under a lease and complete once: a worker that dies mid-partition loses its claim when
+/// the lease ends, and another takes the partition over.
+#[async_trait::async_trait]
+pub trait JobPartitions: Send + Sync {
+    /// Splits a job into partitions, in order; a job that already exists is left as it is (a
+    /// restarted run resumes). Returns whether the partitions were created now.
+    async fn create_job(&self, job_id: &str, ranges: Vec<KeyRange>) -> Result<bool, StoreError>;
+    /// Claims the first partition that is pending or whose lease ended before `now_ms`, for
+    /// `lease_ms`.
+    async fn claim_partition(
+        &self,
+        job_id: &str,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<PartitionClaim, StoreError>;
+    /// Applies the partition's account updates and its audit events and marks it done with
+    /// `result`, in one transaction — only while `worker` still holds it. `None` (and nothing
+    /// written) when another worker took it over; otherwise the ids of accounts skipped
+    /// because they changed since they were read. Each partition's changes are applied once.
+    async fn complete_partition(
+        &self,
+        partition: &JobPartition,
+        worker: &str,
+        now_ms: i64,
+        result: String,
+        updates: Vec<AccountUpdate>,
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+    /// A job's partitions in order; empty for an unknown job.
+    async fn job_partitions(&self, job_id: &str) -> Result<Vec<PartitionRecord>, StoreError>;
 }
 
 /// Seconds to write and sync one batch of decisions to the log.

@@ -428,3 +428,49 @@ pub struct AccountQuery {
     /// The most to return.
     pub limit: u32,
 }
+
+/// A range of keys (account ids) in a batch job: those after `after_key` (exclusive; empty for
+/// the first range) up to `last_key` (inclusive), in byte order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    /// The key just before the range (the previous range's last), or empty.
+    pub after_key: String,
+    /// The range's last key.
+    pub last_key: String,
+}
+
+/// One partition of a batch job, held by the worker that claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPartition {
+    /// The job (a portfolio review's run id).
+    pub job_id: String,
+    /// The partition's number, from 0.
+    pub partition_no: i64,
+    /// Its keys.
+    pub range: KeyRange,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionClaim {
+    /// The worker holds this partition until its lease ends.
+    Claimed(JobPartition),
+    /// Every partition not done is held under a live lease elsewhere: claim again later (a
+    /// dead worker's partition is claimable when its lease ends).
+    Busy,
+    /// Every partition is done.
+    Done,
+}
+
+/// A partition as stored, for a job's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    /// The partition's number.
+    pub partition_no: i64,
+    /// `pending`, `claimed` or `done`.
+    pub state: String,
+    /// The worker holding it, or that completed it.
+    pub claimed_by: Option<String>,
+    /// What its worker reported when it completed it (JSON).
+    pub result: Option<String>,
+}

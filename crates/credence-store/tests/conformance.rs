@@ -817,6 +817,119 @@ async fn webhook_deliveries_are_queued_retried_and_dropped_with_their_hook(store
     );
 }
 
+async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store: &dyn Store) {
+    store
+        .insert_account(
+            account("A1001", "dec_1", "C-1", "active"),
+            audit("open", "A1001"),
+        )
+        .await
+        .unwrap();
+    let ranges: Vec<KeyRange> = (0..3)
+        .map(|p| KeyRange {
+            after_key: if p == 0 {
+                String::new()
+            } else {
+                format!("A{p}")
+            },
+            last_key: format!("A{}", p + 1),
+        })
+        .collect();
+    assert!(store.create_job("review-1", ranges.clone()).await.unwrap());
+    assert!(
+        !store.create_job("review-1", ranges).await.unwrap(),
+        "a restarted run resumes"
+    );
+    let claim = async |worker: &str, now: i64| {
+        store
+            .claim_partition("review-1", worker, now, 1_000)
+            .await
+            .unwrap()
+    };
+    let PartitionClaim::Claimed(p0) = claim("w1", 0).await else {
+        panic!("partition 0")
+    };
+    let PartitionClaim::Claimed(p1) = claim("w2", 0).await else {
+        panic!("partition 1")
+    };
+    let PartitionClaim::Claimed(p2) = claim("w2", 0).await else {
+        panic!("partition 2")
+    };
+    assert_eq!(
+        (p0.partition_no, p1.partition_no, p2.partition_no),
+        (0, 1, 2)
+    );
+    assert_eq!(p1.range.after_key, "A1");
+    assert_eq!(claim("w3", 10).await, PartitionClaim::Busy);
+    // w1 dies holding partition 0: after its lease, w3 takes it over, and w1's late completion
+    // writes nothing.
+    let PartitionClaim::Claimed(taken) = claim("w3", 1_001).await else {
+        panic!("the lease ended")
+    };
+    assert_eq!(taken.partition_no, 0);
+    let mut changed = account("A1001", "dec_1", "C-1", "frozen");
+    changed.version = 2;
+    let update = |expected: i64| AccountUpdate {
+        account: changed.clone(),
+        expected_version: expected,
+        events: Vec::new(),
+        audit: Vec::new(),
+    };
+    let late = store
+        .complete_partition(&p0, "w1", 2_000, "{}".into(), vec![update(1)], vec![])
+        .await
+        .unwrap();
+    assert_eq!(late, None);
+    assert_eq!(
+        store.account("A1001").await.unwrap().unwrap().status,
+        "active"
+    );
+    let done = store
+        .complete_partition(
+            &taken,
+            "w3",
+            2_000,
+            "{\"n\":1}".into(),
+            vec![update(1)],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, Some(Vec::new()));
+    assert_eq!(
+        store.account("A1001").await.unwrap().unwrap().status,
+        "frozen"
+    );
+    for p in [p1, p2] {
+        let stale = store
+            .complete_partition(&p, "w2", 2_000, "{}".into(), vec![update(1)], vec![])
+            .await
+            .unwrap();
+        assert_eq!(stale, Some(vec!["A1001".to_string()]), "changed meanwhile");
+    }
+    assert_eq!(claim("w1", 3_000).await, PartitionClaim::Done);
+    let progress: Vec<(i64, String, Option<String>)> = store
+        .job_partitions("review-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.partition_no, p.state, p.claimed_by))
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            (0, "done".into(), Some("w3".into())),
+            (1, "done".into(), Some("w2".into())),
+            (2, "done".into(), Some("w2".into()))
+        ]
+    );
+    assert!(store.job_partitions("other").await.unwrap().is_empty());
+    assert!(matches!(
+        store.claim_partition("other", "w1", 0, 1).await,
+        Err(StoreError::Precondition { .. })
+    ));
+}
+
 /// The suite for one implementation: `$make(test_name)` gives a fresh store per test.
 macro_rules! conformance {
     ($name:ident, $make:path) => {
@@ -833,7 +946,8 @@ macro_rules! conformance {
                 referrals_without_a_case_are_found_among_recent_decisions,
                 accounts_change_whole_or_not_at_all,
                 provider_answers_keep_the_newest_until_they_expire,
-                webhook_deliveries_are_queued_retried_and_dropped_with_their_hook
+                webhook_deliveries_are_queued_retried_and_dropped_with_their_hook,
+                job_partitions_are_claimed_once_and_taken_over_after_their_lease
             );
         }
     };

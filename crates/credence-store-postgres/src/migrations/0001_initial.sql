@@ -170,7 +170,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE TABLE IF NOT EXISTS job_partitions (
     job_id TEXT NOT NULL,
     partition_no BIGINT NOT NULL,
-    first_key TEXT NOT NULL,
+    after_key TEXT NOT NULL,
     last_key TEXT NOT NULL,
     state TEXT NOT NULL,
     claimed_by TEXT,

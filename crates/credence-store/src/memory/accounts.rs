@@ -116,33 +116,43 @@ impl AccountStore for MemoryStore {
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Vec<String>, StoreError> {
-        self.transaction(|state| {
-            let mut stale = Vec::new();
-            for update in updates {
-                let account = &update.account;
-                let current = state
-                    .accounts
-                    .get(&account.id)
-                    .filter(|a| a.version == update.expected_version)
-                    .cloned();
-                let Some(mut current) = current else {
-                    stale.push(account.id.clone());
-                    continue;
-                };
-                current.status = account.status.clone();
-                current.version = update.expected_version + 1;
-                current.updated_at_ms = account.updated_at_ms;
-                current.body = account.body.clone();
-                state.accounts.insert(current.id.clone(), current);
-                state.insert_events(&update.events)?;
-                for event in update.audit {
-                    state.audit(event);
-                }
+        self.transaction(|state| state.apply_updates(updates, audit))
+    }
+}
+
+impl State {
+    /// Applies account updates (skipping, and returning, those whose account changed) and
+    /// the audit events; the caller's transaction keeps it whole.
+    pub(super) fn apply_updates(
+        &mut self,
+        updates: Vec<AccountUpdate>,
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stale = Vec::new();
+        for update in updates {
+            let account = &update.account;
+            let current = self
+                .accounts
+                .get(&account.id)
+                .filter(|a| a.version == update.expected_version)
+                .cloned();
+            let Some(mut current) = current else {
+                stale.push(account.id.clone());
+                continue;
+            };
+            current.status = account.status.clone();
+            current.version = update.expected_version + 1;
+            current.updated_at_ms = account.updated_at_ms;
+            current.body = account.body.clone();
+            self.accounts.insert(current.id.clone(), current);
+            self.insert_events(&update.events)?;
+            for event in update.audit {
+                self.audit(event);
             }
-            for event in audit {
-                state.audit(event);
-            }
-            Ok(stale)
-        })
+        }
+        for event in audit {
+            self.audit(event);
+        }
+        Ok(stale)
     }
 }

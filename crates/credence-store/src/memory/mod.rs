@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 mod accounts;
+mod jobs;
 mod outbox;
 
 /// The in-memory store. Cheap to create; not shared between processes.
@@ -40,6 +41,8 @@ struct State {
     provider_answers: BTreeMap<(String, String), ProviderAnswerRecord>,
     webhooks: BTreeMap<String, WebhookRecord>,
     deliveries: BTreeMap<i64, Delivery>,
+    /// Batch-job partitions by (job id, partition number).
+    partitions: BTreeMap<(String, i64), jobs::Partition>,
 }
 
 #[derive(Clone)]

@@ -26,6 +26,7 @@ mod accounts;
 mod audit;
 mod cases;
 mod decisions;
+mod jobs;
 mod providers;
 mod schema;
 mod strategies;

@@ -4,7 +4,10 @@ use super::*;
 
 /// The migrations in order: migration `i` takes the database from version `i` to `i + 1`
 /// (`PRAGMA user_version` holds the version).
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_job_partitions.sql"),
+];
 
 /// The schema version this build writes: one per migration.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

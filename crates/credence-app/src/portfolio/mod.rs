@@ -5,6 +5,9 @@
 //! while worker threads decide chunks of the previous ones and the store writes the changes
 //! decided before; the decisions of accounts that change are appended to the decision log (and
 //! synced) before the accounts are updated, so every applied change has its decision on record.
+//!
+//! `partitioned.rs` runs the same review split into partitions that several processes claim
+//! (on PostgreSQL, on several nodes), each account reviewed once per run.
 
 use crate::accounts::{encode, event_record};
 use crate::decisions::{new_id, new_record, request_fingerprint, RecordContext};
@@ -17,6 +20,9 @@ use credence_store::{AccountQuery, AccountUpdate, NewAuditEvent, NewDecision, St
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod partitioned;
+pub use partitioned::{review_partitioned, RunOptions, RunSummary};
 
 /// Accounts per page read from the store (and per write transaction).
 const PAGE: u32 = 4096;
@@ -141,7 +147,7 @@ pub struct ReviewOptions {
 }
 
 /// What a portfolio review did: the one JSON line `credence portfolio review` ends with.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct ReviewSummary {
     /// The flow run.
     pub flow: String,
@@ -166,15 +172,43 @@ pub struct ReviewSummary {
     pub skipped_changed: u64,
 }
 
+impl ReviewSummary {
+    /// Adds another part of the same review (a partition's) to this one.
+    pub fn add(&mut self, other: &ReviewSummary) {
+        for (mine, theirs) in [
+            (&mut self.flow, &other.flow),
+            (&mut self.as_of, &other.as_of),
+            (&mut self.strategy_version, &other.strategy_version),
+        ] {
+            if mine.is_empty() {
+                mine.clone_from(theirs);
+            }
+        }
+        self.dry_run |= other.dry_run;
+        self.accounts_reviewed += other.accounts_reviewed;
+        for (action, count) in &other.actions {
+            *self.actions.entry(action.clone()).or_default() += count;
+        }
+        self.decisions_recorded += other.decisions_recorded;
+        self.errors += other.errors;
+        for example in &other.error_examples {
+            if self.error_examples.len() < 5 {
+                self.error_examples.push(example.clone());
+            }
+        }
+        self.skipped_changed += other.skipped_changed;
+    }
+}
+
 /// One account's changes ready to write: the account, its decision, and its line of the page's
 /// audit event.
-struct PendingWrite {
+pub(super) struct PendingWrite {
     update: AccountUpdate,
     decision: NewDecision,
     audit_entry: serde_json::Value,
 }
 
-struct AccountResult {
+pub(super) struct AccountResult {
     actions: Vec<&'static str>,
     write: Option<PendingWrite>,
     error: Option<String>,
@@ -261,7 +295,7 @@ fn review_one(
     })
 }
 
-fn review_chunk(
+pub(super) fn review_chunk(
     records: &[credence_store::AccountRecord],
     strategy: &CompiledStrategy,
     options: &ReviewOptions,
