@@ -5,6 +5,7 @@
 mod admin;
 mod backtest;
 mod database;
+mod log_export;
 
 mod model_score;
 mod monitor;
@@ -88,6 +89,17 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The decision log on PostgreSQL: export a month to Parquet, drop old months.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Bring a PostgreSQL database's schema up to date (nodes also do it when they start) and
+    /// print its version.
+    Migrate {
+        #[command(flatten)]
+        database: database::DatabaseArgs,
     },
     /// Upload, approve, activate and roll back strategy versions, on a server or a data directory.
     Strategy {
@@ -181,6 +193,33 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         place: admin::PlaceArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Write one month's decisions (UTC), in log order, to a Parquet file: every stored field,
+    /// the node chain's hashes, the input and the decision as JSON text. `credence backtest
+    /// --input FILE.parquet` reads it back like a data directory's log.
+    Export {
+        #[command(flatten)]
+        database: database::DatabaseArgs,
+        /// The month, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// The Parquet file to write.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Drop the months older than the newest N (the current month counts), whole partitions
+    /// at a time; each node's chain then starts after its last dropped record, so the rest
+    /// still verifies. Export a month first to keep it in the data lake.
+    Retain {
+        #[command(flatten)]
+        database: database::DatabaseArgs,
+        /// Months to keep, e.g. 25.
+        #[arg(long, value_name = "N")]
+        keep_months: u32,
     },
 }
 
@@ -328,6 +367,25 @@ fn main() -> ExitCode {
         } => admin::audit_verify(&place)
             .map(|verified| if verified { 0 } else { 1 })
             .map_err(Exit::from),
+        Command::Log { command } => match command {
+            LogCommand::Export {
+                database,
+                month,
+                output,
+            } => log_export::export(&database, &month, &output).map(|count| {
+                eprintln!(
+                    "exported {count} decision(s) of {month} to {}",
+                    output.display()
+                );
+                0
+            }),
+            LogCommand::Retain {
+                database,
+                keep_months,
+            } => log_export::retain(&database, keep_months).map(|()| 0),
+        }
+        .map_err(Exit::from),
+        Command::Migrate { database } => migrate(&database).map_err(Exit::from),
         Command::Strategy { command } => {
             let (target, op) = match command {
                 StrategyCommand::Upload { dir, target } => (target, admin::StrategyOp::Upload(dir)),
@@ -354,6 +412,24 @@ fn main() -> ExitCode {
             ExitCode::from(exit.code)
         }
     }
+}
+
+fn migrate(database: &database::DatabaseArgs) -> anyhow::Result<u8> {
+    let Some(options) = database.postgres()? else {
+        anyhow::bail!("credence migrate brings a PostgreSQL schema up to date: give --database-url (the embedded store migrates itself when opened)");
+    };
+    let version = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(async {
+            let store = credence_store_postgres::PostgresStore::connect(&options)
+                .await
+                .with_context(|| format!("opening {}", options.redacted_url()))?;
+            anyhow::Ok(store.schema_version().await?)
+        })?;
+    println!("{} is at schema version {version}", options.redacted_url());
+    Ok(0)
 }
 
 fn load_strategy(dir: &Path) -> Result<CompiledStrategy, Exit> {

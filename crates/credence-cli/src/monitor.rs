@@ -60,6 +60,8 @@ pub enum MonitorCommand {
     Log {
         #[arg(long, default_value = crate::serve::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        database: crate::database::DatabaseArgs,
         #[arg(long, default_value = "application")]
         flow: String,
         /// How many of the newest decisions (and decided cases) to read.
@@ -91,9 +93,10 @@ pub fn run(command: MonitorCommand) -> anyhow::Result<()> {
         } => vintage(&input, &cohort, &months_on_book, &bad, bad_month.as_deref())?,
         MonitorCommand::Log {
             data_dir,
+            database,
             flow,
             limit,
-        } => log(&data_dir, &flow, limit)?,
+        } => log(&data_dir, &database, &flow, limit)?,
     };
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
@@ -268,7 +271,26 @@ fn vintage(
     Ok(serde_json::json!({"loans": loans.len(), "vintages": vintage_curves(&loans)}))
 }
 
-fn log(data_dir: &Path, flow: &str, limit: u32) -> anyhow::Result<serde_json::Value> {
+fn log(
+    data_dir: &Path,
+    database: &crate::database::DatabaseArgs,
+    flow: &str,
+    limit: u32,
+) -> anyhow::Result<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let today = chrono::Utc::now().date_naive();
+    if database.database_url.is_some() {
+        let report = runtime.block_on(async {
+            let store = crate::database::open_admin(database, data_dir, false).await?;
+            credence_app::monitoring::report(&store, flow, limit, today)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+        })?;
+        return Ok(serde_json::to_value(report)?);
+    }
     if !data_dir.join(credence_store::DATABASE_FILE).is_file() {
         bail!(
             "{} holds no Credence store; run `credence serve --data-dir {0}` first",
@@ -276,11 +298,6 @@ fn log(data_dir: &Path, flow: &str, limit: u32) -> anyhow::Result<serde_json::Va
         );
     }
     let store = crate::backtest::open_for_reading(data_dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let today = chrono::Utc::now().date_naive();
     let report = runtime
         .block_on(credence_app::monitoring::report(&store, flow, limit, today))
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -359,6 +359,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         };
     let place = config.database.describe(&config.data_dir);
     let service = Service::new(store.clone(), Arc::new(SystemClock), config.limits.clone());
+    if postgres.is_some() {
+        // Several nodes: a bureau report one of them bought is not bought again by another.
+        service.providers.share_answers(store.clone());
+    }
     if let Some(path) = &config.secrets_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the secrets file {}", path.display()))?;

@@ -491,3 +491,92 @@ fn a_portfolio_review_split_across_processes_reviews_each_account_once() {
     );
     assert_eq!(audited, changed);
 }
+
+/// Runs `credence backtest` on the example strategy; its summary JSON.
+fn backtest(args: &[&str]) -> Value {
+    let output = Command::new(BIN)
+        .args(["backtest", "--strategy"])
+        .arg(repo_root().join("examples/consumer-loan"))
+        .args(["--flow", "application", "--summary-json", "-"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_month_of_the_log_exports_to_parquet_and_back_tests_like_the_log() {
+    let Some(pg) = credence_throwaway_postgres::require("cluster_export") else {
+        return;
+    };
+    let url = pg.fresh_database("cluster_export");
+    let root = scratch_dir("cluster_export");
+    let node = Server::start(
+        &root.join("node"),
+        &["--database-url", &url, "--node-id", "solo"],
+    );
+    let output = Command::new(BIN)
+        .args([
+            "keys",
+            "create",
+            "--database-url",
+            &url,
+            "--role",
+            "decide",
+            "--user",
+            "p",
+        ])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    for n in 0..20 {
+        let answer = post_json(
+            &format!("{}/v1/decisions/application", node.url),
+            &key,
+            &application(&format!("C-export-{n}")),
+            &[],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+    }
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let parquet = root.join("month.parquet");
+    let exported = Command::new(BIN)
+        .args([
+            "log",
+            "export",
+            "--database-url",
+            &url,
+            "--month",
+            &month,
+            "--output",
+        ])
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&exported.stderr);
+    assert!(
+        exported.status.success() && said.contains("exported 20 decision(s)"),
+        "{said}"
+    );
+    // The export back-tests exactly as the database's log does.
+    let from_database = backtest(&["--database-url", &url]);
+    let from_parquet = backtest(&["--input", parquet.to_str().unwrap()]);
+    assert_eq!(from_database["rows"], 20, "{from_database}");
+    assert_eq!(from_parquet, from_database);
+    let migrated = Command::new(BIN)
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 1"));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -314,6 +314,92 @@ fn a_restart_within_the_ttl_reuses_the_paid_answer_instead_of_pulling_again() {
 }
 
 #[test]
+fn a_report_one_node_bought_is_not_bought_again_by_another() {
+    let Some(pg) = credence_throwaway_postgres::require("third_party_shared") else {
+        return;
+    };
+    let url = pg.fresh_database("third_party_shared");
+    let root = scratch_dir("third-party-shared");
+    let package = write_package(&root);
+    let primary = start_sim(&[]);
+    let env = [
+        ("PRIMARY_URL", primary.url.as_str()),
+        ("BACKUP_URL", primary.url.as_str()),
+    ];
+    let first = Server::start_with_env(
+        &root.join("a"),
+        &["--database-url", &url, "--node-id", "a"],
+        &env,
+    );
+    let second = Server::start_with_env(
+        &root.join("b"),
+        &["--database-url", &url, "--node-id", "b"],
+        &env,
+    );
+    let caller = activate(&first, &package);
+    let body = json!({"customer_id": "C-600006", "score": 500});
+    let bought = decide_application(&first, &caller, &body);
+    assert_eq!(bought["data"][0]["meta"]["cache_hit"], false, "{bought}");
+    assert_eq!(sim_calls(&primary), json!({"bureau": 1}));
+    // The paid answer reaches the shared store within a moment.
+    let started = std::time::Instant::now();
+    while count_rows(&url, "SELECT COUNT(*) FROM provider_answers") == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never saved"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The other node follows the activation, then reuses the answer.
+    let reused = loop {
+        let answer = post_json(
+            &format!("{}/v1/decisions/application", second.url),
+            &caller,
+            &body,
+            &[],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        if answer.json["strategy_version"] == bought["strategy_version"] {
+            break answer.json;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never activated"
+        );
+    };
+    assert_eq!(reused["data"][0]["meta"]["cache_hit"], true, "{reused}");
+    assert_eq!(reused["data"][0]["values"], bought["data"][0]["values"]);
+    assert_eq!(
+        sim_calls(&primary),
+        json!({"bureau": 1}),
+        "nobody is paid twice"
+    );
+}
+
+fn count_rows(url: &str, query: &str) -> i64 {
+    let (url, query) = (url.to_string(), query.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client
+                    .query_one(&query, &[])
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0)
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
 fn serve_example_wires_the_example_strategy_to_an_in_process_simulator() {
     let server = Server::start(&scratch_dir("third-party-example"), &["--example"]);
     let key = server.key("decide", "platform");

@@ -90,6 +90,8 @@ pub struct Providers {
     /// Whether paid answers are queued in `unsaved` for the store.
     keep_answers: AtomicBool,
     unsaved: Mutex<Vec<UnsavedAnswer>>,
+    /// The answers every node shares (PostgreSQL): asked on a local miss, before paying.
+    shared: std::sync::OnceLock<Arc<dyn credence_store::ProviderAnswerStore>>,
 }
 
 /// The state a provider's breaker is in now, for metrics and tests.
@@ -180,7 +182,61 @@ impl Providers {
             in_flight: Mutex::new(HashMap::new()),
             keep_answers: AtomicBool::new(false),
             unsaved: Mutex::new(Vec::new()),
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Asks `store` — the answers all nodes keep — on a local cache miss before paying a
+    /// provider: an answer another node bought within its TTL (and saved, a fraction of a
+    /// second after) is not bought again. The local cache and single flight stay in front.
+    pub fn share_answers(&self, store: Arc<dyn credence_store::ProviderAnswerStore>) {
+        let _ = self.shared.set(store);
+    }
+
+    /// A shared answer for `key`, put in the local cache; `None` when there is none or the
+    /// store cannot say (then the provider is asked, as without sharing).
+    async fn shared_answer(
+        &self,
+        source: &DataSource,
+        key: &(String, String),
+    ) -> Option<FetchOutcome> {
+        let store = self.shared.get()?;
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis() as i64;
+        let record = match store.provider_answer(&key.0, &key.1, wall_ms).await {
+            Ok(found) => found?,
+            Err(error) => {
+                tracing::warn!(%error, source = %source.name, "cannot read the shared provider answers");
+                return None;
+            }
+        };
+        let values: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&record.values_json).ok()?;
+        let values = DataValues::new(values);
+        let now = Instant::now();
+        let left =
+            Duration::from_millis(record.expires_at_ms.saturating_sub(wall_ms).max(0) as u64);
+        self.cache.shard(key).insert(
+            key.clone(),
+            CacheEntry {
+                provider: record.provider.clone(),
+                values: values.clone(),
+            },
+            now + left,
+            now,
+        );
+        Some(FetchOutcome {
+            source: source.name.to_string(),
+            subject: key.1.clone(),
+            ok: true,
+            cache_hit: true,
+            provider: Some(record.provider),
+            values,
+            calls: Vec::new(),
+            reason: None,
+        })
     }
 
     /// From now on, queues every paid answer for [`Providers::take_unsaved`].
@@ -502,7 +558,10 @@ impl Providers {
                     map: &self.in_flight,
                     key: key.clone(),
                 };
-                let outcome = self.fetch_from_providers(source, subject, key).await;
+                let outcome = match self.shared_answer(source, &key).await {
+                    Some(outcome) => outcome,
+                    None => self.fetch_from_providers(source, subject, key).await,
+                };
                 let _ = sender.send(Some(outcome.clone()));
                 drop(guard);
                 outcome

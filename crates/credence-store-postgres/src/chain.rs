@@ -203,3 +203,122 @@ impl PostgresStore {
         heads(&**client).await
     }
 }
+
+impl PostgresStore {
+    /// Retention: drops the log's monthly partitions older than the newest `keep_months`
+    /// (counting the month of `now_ms`), whole, with their idempotency keys. Each node's chain
+    /// then starts after an anchor — its last dropped record's sequence and hash — so the
+    /// rest still verifies. Refused when a node's chain does not split cleanly at the cut (a
+    /// record kept that comes before one dropped: its clock went back across the month's
+    /// end). Returns each dropped month (`YYYY-MM`) with its count of decisions.
+    pub async fn drop_months_before(
+        &self,
+        now_ms: i64,
+        keep_months: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut cutoff = crate::log::month_start_ms(now_ms);
+        for _ in 1..keep_months.max(1) {
+            cutoff = crate::log::month_start_ms(cutoff - 1);
+        }
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.db()?;
+        transaction
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .db()?;
+        // No checkpoint is written while the chains' starts move.
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&CHECKPOINT_LOCK])
+            .await
+            .db()?;
+        let partitions: Vec<String> = transaction
+            .query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'decisions' ORDER BY 1",
+                &[],
+            )
+            .await
+            .db()?
+            .iter()
+            .map(|row| col(row, 0))
+            .collect::<Result<_, _>>()?;
+        let old: Vec<String> = partitions
+            .into_iter()
+            .filter(|name| partition_month_ms(name).is_some_and(|m| m < cutoff))
+            .collect();
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let anchors = transaction
+            .query(
+                "SELECT DISTINCT ON (node_id) node_id, node_seq, hash FROM decisions \
+                 WHERE created_at_ms < $1 ORDER BY node_id, node_seq DESC",
+                &[&cutoff],
+            )
+            .await
+            .db()?;
+        for row in &anchors {
+            let (node, node_seq, hash): (String, i64, String) =
+                (col(row, 0)?, col(row, 1)?, col(row, 2)?);
+            let tangled = transaction
+                .query_one(
+                    "SELECT COUNT(*) FROM decisions WHERE node_id = $1 AND node_seq < $2 \
+                     AND created_at_ms >= $3",
+                    &[&node, &node_seq, &cutoff],
+                )
+                .await
+                .db()?;
+            if col::<i64>(&tangled, 0)? > 0 {
+                return Err(StoreError::Precondition {
+                    what: format!(
+                        "node {node}'s chain does not split at the month's end (a record kept precedes one to drop: its clock went back); keep one more month"
+                    ),
+                });
+            }
+            transaction
+                .execute(
+                    "INSERT INTO log_retention (node_id, node_seq, hash, dropped_through_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (node_id) DO UPDATE SET \
+                     node_seq = excluded.node_seq, hash = excluded.hash, \
+                     dropped_through_ms = excluded.dropped_through_ms",
+                    &[&node, &node_seq, &hash, &cutoff],
+                )
+                .await
+                .db()?;
+        }
+        transaction
+            .execute(
+                "DELETE FROM decision_keys WHERE created_at_ms < $1",
+                &[&cutoff],
+            )
+            .await
+            .db()?;
+        let mut dropped = Vec::new();
+        for name in old {
+            let count = transaction
+                .query_one(&format!("SELECT COUNT(*) FROM {name}"), &[])
+                .await
+                .db()?;
+            let count: i64 = col(&count, 0)?;
+            transaction
+                .batch_execute(&format!("DROP TABLE {name}"))
+                .await
+                .db()?;
+            let month = partition_month_ms(&name)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|m| m.format("%Y-%m").to_string())
+                .unwrap_or(name);
+            dropped.push((month, count.max(0) as u64));
+        }
+        transaction.commit().await.db()?;
+        Ok(dropped)
+    }
+}
+
+/// The first millisecond of the month a partition's name (`decisions_y2026m12`) holds.
+fn partition_month_ms(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("decisions_y")?;
+    let (year, month) = rest.split_once('m')?;
+    let date = chrono::NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}

@@ -206,3 +206,47 @@ async fn one_live_process_per_node_id() {
     assert_eq!(y, format!("{x}-2"));
     drop(first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_old_months_and_the_rest_still_verifies() {
+    let Some(options) = database("retention").await else {
+        return;
+    };
+    let store = PostgresStore::connect_node(&options, Some("node-a"))
+        .await
+        .unwrap();
+    // 2025-01 and the current month (2026-12): one node's chain across both.
+    let january_2025 = 1_735_689_600_000;
+    let now = 1_796_551_200_000;
+    for n in 0..20 {
+        let mut record = decision("a", n, Some(&format!("key-{n}")));
+        record.created_at_ms = if n < 12 { january_2025 + n } else { now + n };
+        store.append_decision(record).await.unwrap();
+    }
+    store.checkpoint_now().await.unwrap();
+    assert!(store.verify_chain().await.unwrap().verified());
+    assert!(store.drop_months_before(now, 24).await.unwrap().is_empty());
+    let dropped = store.drop_months_before(now, 12).await.unwrap();
+    assert_eq!(dropped, [("2025-01".to_string(), 12)]);
+    let report = store.verify_chain().await.unwrap();
+    assert!(report.verified(), "{report:?}");
+    assert_eq!(report.records, 8);
+    assert!(store
+        .decision_by_idempotency_key("key-3")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .decision_by_idempotency_key("key-15")
+        .await
+        .unwrap()
+        .is_some());
+    // The chain goes on after the cut, and tampering is still caught.
+    store
+        .append_decision(decision("a", 99, None))
+        .await
+        .unwrap();
+    assert!(store.verify_chain().await.unwrap().verified());
+    sql(&options, "UPDATE log_retention SET node_seq = node_seq - 1").await;
+    assert!(!store.verify_chain().await.unwrap().verified());
+}

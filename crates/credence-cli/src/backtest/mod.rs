@@ -35,8 +35,11 @@ pub struct BacktestArgs {
     /// A CSV or Parquet file (columns = input field names; `step.field` columns are recorded
     /// provider answers), a JSON Lines file (`.jsonl`/`.ndjson`, one flow input per line, as `credence
     /// decide` takes it), or a data directory (its decision log, with recorded provider data).
-    #[arg(long)]
-    pub input: PathBuf,
+    /// With --database-url and no --input: that database's decision log.
+    #[arg(long, required_unless_present = "database_url")]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseArgs,
     /// Write the summary JSON here (`-` for standard output, the default).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -104,7 +107,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--as-of must be a date written YYYY-MM-DD, got {text}"))
         })
         .transpose()?;
-    let from_log = args.input.is_dir();
+    let postgres = args.database.postgres()?;
+    let input = args.input.clone().unwrap_or_default();
+    let log_export = sources::is_log_export(&input);
+    let from_log = postgres.is_some() || input.is_dir() || log_export;
     if !from_log && as_of.is_none() {
         bail!("--as-of DATE is required for a file input: a back-test must not depend on the day it runs");
     }
@@ -118,12 +124,16 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         Ok((champion, challenger))
     };
     let (mut champion, mut challenger) = sides()?;
-    let format = Format::of(&args.input)?;
+    let format = if postgres.is_some() {
+        Format::DecisionLog
+    } else {
+        Format::of(&input)?
+    };
     let total_bytes = if from_log {
         0
     } else {
-        std::fs::metadata(&args.input)
-            .with_context(|| format!("reading {}", args.input.display()))?
+        std::fs::metadata(&input)
+            .with_context(|| format!("reading {}", input.display()))?
             .len()
     };
     let progress = indicatif::ProgressBar::with_draw_target(
@@ -138,28 +148,29 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     );
     let (columns, reader): (Option<Columns>, Box<dyn RowSource>) = match format {
         Format::Csv => {
-            let file = std::fs::File::open(&args.input)
-                .with_context(|| format!("opening {}", args.input.display()))?;
+            let file = std::fs::File::open(&input)
+                .with_context(|| format!("opening {}", input.display()))?;
             let mut rows = CsvRows::new(file);
             let headers = rows.header().map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: reading the header: {}",
-                    args.input.display(),
-                    e.message
-                )
+                anyhow::anyhow!("{}: reading the header: {}", input.display(), e.message)
             })?;
             let columns = columns_of(&headers);
-            check_segments(&args.segments, &columns, &args.input, &headers)?;
+            check_segments(&args.segments, &columns, &input, &headers)?;
             champion.set_columns(&columns);
             if let Some(challenger) = challenger.as_mut() {
                 challenger.set_columns(&columns);
             }
             (Some(columns), Box::new(CsvSource { rows }))
         }
+        Format::Parquet if log_export => {
+            let source = ParquetSource::open(&input)?.replay_log(&args.flow)?;
+            progress.set_length(source.rows);
+            (None, Box::new(source))
+        }
         Format::Parquet => {
-            let source = ParquetSource::open(&args.input)?;
+            let source = ParquetSource::open(&input)?;
             let columns = columns_of(&source.header);
-            check_segments(&args.segments, &columns, &args.input, &source.header)?;
+            check_segments(&args.segments, &columns, &input, &source.header)?;
             champion.set_columns(&columns);
             if let Some(challenger) = challenger.as_mut() {
                 challenger.set_columns(&columns);
@@ -168,8 +179,8 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             (Some(columns), Box::new(source))
         }
         Format::JsonLines => {
-            let file = std::fs::File::open(&args.input)
-                .with_context(|| format!("opening {}", args.input.display()))?;
+            let file = std::fs::File::open(&input)
+                .with_context(|| format!("opening {}", input.display()))?;
             (
                 None,
                 Box::new(JsonLinesSource {
@@ -177,7 +188,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 }),
             )
         }
-        Format::DecisionLog => (None, Box::new(LogSource::open(&args.input, &args.flow)?)),
+        Format::DecisionLog => (
+            None,
+            Box::new(LogSource::open(&input, postgres.as_ref(), &args.flow)?),
+        ),
     };
     let job = |champion: Side, challenger: Option<Side>| Job {
         champion,
@@ -260,8 +274,8 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 None => format!("Back-test: {}", context.champion.strategy().name()),
             },
             flow: args.flow.clone(),
-            input: args.input.file_name().map_or_else(
-                || args.input.display().to_string(),
+            input: input.file_name().map_or_else(
+                || input.display().to_string(),
                 |n| n.to_string_lossy().into(),
             ),
             score_step: args.score_step.clone(),

@@ -16,6 +16,29 @@ pub(super) struct ParquetSource {
     pub(super) rows: u64,
     pub(super) batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
     pub(super) pending: std::collections::VecDeque<CsvRecord>,
+    /// For a decision-log export (`credence log export`): the flow to keep and the columns
+    /// of the flow, input, decision and as-of date; its rows are replayed as logged ones.
+    pub(super) logged: Option<(String, [usize; 4])>,
+}
+
+/// The columns of a decision-log export: flow, input, decision, as-of date.
+const LOG_EXPORT_COLUMNS: [&str; 4] = ["flow", "input", "decision", "as_of"];
+
+/// Whether a Parquet file is a decision-log export (it has a node chain's `hash` and the
+/// logged input, decision and as-of date).
+pub(super) fn is_log_export(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(builder) = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    else {
+        return false;
+    };
+    let schema = builder.schema();
+    LOG_EXPORT_COLUMNS
+        .iter()
+        .chain(&["hash", "node_id"])
+        .all(|name| schema.index_of(name).is_ok())
 }
 
 impl ParquetSource {
@@ -40,7 +63,26 @@ impl ParquetSource {
             rows,
             batches,
             pending: std::collections::VecDeque::new(),
+            logged: None,
         })
+    }
+
+    /// Reads a decision-log export's rows of `flow` as logged decisions.
+    pub(super) fn replay_log(mut self, flow: &str) -> anyhow::Result<ParquetSource> {
+        let index = |name: &str| {
+            self.header
+                .iter()
+                .position(|h| h == name)
+                .with_context(|| format!("a decision-log export without its {name} column"))
+        };
+        let columns = [
+            index(LOG_EXPORT_COLUMNS[0])?,
+            index(LOG_EXPORT_COLUMNS[1])?,
+            index(LOG_EXPORT_COLUMNS[2])?,
+            index(LOG_EXPORT_COLUMNS[3])?,
+        ];
+        self.logged = Some((flow.to_string(), columns));
+        Ok(self)
     }
 }
 
@@ -49,7 +91,21 @@ impl RowSource for ParquetSource {
         use arrow_array::Array;
         loop {
             if let Some(record) = self.pending.pop_front() {
-                return Ok(Some((RawRow::Csv(record), 1)));
+                let Some((flow, [flow_at, input_at, decision_at, as_of_at])) = &self.logged else {
+                    return Ok(Some((RawRow::Csv(record), 1)));
+                };
+                let field = |at: usize| record.get(at).unwrap_or_default().to_string();
+                if field(*flow_at) != *flow {
+                    continue;
+                }
+                return Ok(Some((
+                    RawRow::Logged {
+                        input: field(*input_at),
+                        decision: field(*decision_at),
+                        as_of: field(*as_of_at),
+                    },
+                    1,
+                )));
             }
             let Some(batch) = self.batches.next() else {
                 return Ok(None);
@@ -116,19 +172,30 @@ impl RowSource for JsonLinesSource {
     }
 }
 
-/// The decision log of a data directory, oldest first, for one flow.
+/// The decision log of a data directory or a database, oldest first, for one flow.
 pub(super) struct LogSource {
     pub(super) records: std::vec::IntoIter<(String, String, String)>,
 }
 
 impl LogSource {
-    pub(super) fn open(dir: &Path, flow: &str) -> anyhow::Result<LogSource> {
-        let store = open_for_reading(dir)?;
+    pub(super) fn open(
+        dir: &Path,
+        postgres: Option<&credence_store_postgres::PostgresOptions>,
+        flow: &str,
+    ) -> anyhow::Result<LogSource> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let records = runtime.block_on(async {
+            let store: Arc<dyn credence_store::Store> = match postgres {
+                Some(options) => Arc::new(
+                    credence_store_postgres::PostgresStore::connect(options)
+                        .await
+                        .with_context(|| format!("opening {}", options.redacted_url()))?,
+                ),
+                None => open_for_reading(dir)?,
+            };
             let mut ids = Vec::new();
             let mut before_seq = None;
             loop {

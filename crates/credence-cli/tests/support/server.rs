@@ -33,6 +33,8 @@ pub struct Server {
     pub url: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// The PostgreSQL it keeps its state in, when started with `--database-url`.
+    pub database_url: Option<String>,
 }
 
 impl Server {
@@ -71,16 +73,26 @@ impl Server {
             .to_string();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
+        let database_url = extra
+            .iter()
+            .position(|a| *a == "--database-url")
+            .and_then(|i| extra.get(i + 1))
+            .map(|url| url.to_string());
         Server {
             child,
             url,
             data_dir: data_dir.to_path_buf(),
             log_path,
+            database_url,
         }
     }
 
+    /// A new key on the server's store (its data directory or its database).
     pub fn key(&self, roles: &str, user: &str) -> String {
-        create_key(&self.data_dir, roles, user)
+        match &self.database_url {
+            Some(url) => create_key_in(&["--database-url", url], roles, user),
+            None => create_key(&self.data_dir, roles, user),
+        }
     }
 
     /// The Prometheus text of `/metrics` (open: scrapers carry no key).
@@ -105,9 +117,14 @@ impl Drop for Server {
 }
 
 pub fn create_key(data_dir: &Path, roles: &str, user: &str) -> String {
+    create_key_in(&["--data-dir", data_dir.to_str().unwrap()], roles, user)
+}
+
+/// A new key in the store named by `place` (`--data-dir DIR` or `--database-url URL`).
+pub fn create_key_in(place: &[&str], roles: &str, user: &str) -> String {
     let output = Command::new(BIN)
-        .args(["keys", "create", "--data-dir"])
-        .arg(data_dir)
+        .args(["keys", "create"])
+        .args(place)
         .args(["--role", roles, "--user", user])
         .output()
         .unwrap();
