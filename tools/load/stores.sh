@@ -3,9 +3,15 @@
 # the embedded store (SQLite), one node on PostgreSQL, two nodes on PostgreSQL. Prints
 # decisions/s, p50/p99 (wrk's, per run; for two nodes the slower node's), server CPU µs per
 # decision (the nodes' utime + stime from /proc over the measured run), PostgreSQL's CPU µs per
-# decision (every backend of the cluster), transactions committed per decision, and the bytes a
-# decision takes on PostgreSQL (its partition with indexes, its idempotency key). Not a test: its
-# numbers go in docs/benchmarks.md and docs/deployment.md.
+# decision (every process of the cluster), WAL flushes per decision (pg_stat_wal.wal_sync: what
+# group commit divides), decisions per log commit (the nodes' credence_log_batch_size), and the
+# bytes a decision takes on PostgreSQL (its partition with indexes, its idempotency key). Not a
+# test: its numbers go in docs/benchmarks.md and docs/deployment.md.
+#
+# The load is the example application decision with no data provider reachable, as in
+# compare.sh: each decision's data sources miss the node's cache, and on PostgreSQL each miss
+# also asks the answers the nodes share (one indexed read per source) — what a new customer
+# costs.
 #
 #   tools/load/stores.sh BIN [ROUNDS] [DURATION_S] [CONNECTIONS]
 #
@@ -70,34 +76,38 @@ run_one() { # LABEL NODES STORE(sqlite|pg)
   fi
   local per_node=$((connections / nodes))
   for u in "${urls[@]}"; do wrk_run "$u" "$key" "$per_node" 3 /dev/null & done; wait
-  local before=0 after=0 pg_before=0 pg_after=0 commits_before=0 commits_after=0
+  local before=0 after=0 pg_before=0 pg_after=0 syncs_before=0 syncs_after=0
   for p in "${pids[@]}"; do before=$((before + $(cpu_ticks "$p"))); done
   if [ "$store" = pg ]; then
     pg_before=$(pg_ticks)
-    commits_before=$(psql_one "$db_url" "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    syncs_before=$(psql_one "$db_url" "SELECT wal_sync FROM pg_stat_wal")
   fi
   local i=0
   for u in "${urls[@]}"; do i=$((i + 1)); wrk_run "$u" "$key" "$per_node" "$duration" "$work/wrk$i" & done; wait
   for p in "${pids[@]}"; do after=$((after + $(cpu_ticks "$p"))); done
-  local pg_cpu="" commits="" bytes=""
+  local pg_cpu="" syncs="" bytes="" batch_sum=0 batch_count=0
+  for u in "${urls[@]}"; do
+    read -r s c < <(curl -s "$u/metrics" | awk '/^credence_log_batch_size_sum/ {s=$2} /^credence_log_batch_size_count/ {c=$2} END {print s+0, c+0}')
+    batch_sum=$(awk -v a="$batch_sum" -v b="$s" 'BEGIN {print a + b}'); batch_count=$(awk -v a="$batch_count" -v b="$c" 'BEGIN {print a + b}')
+  done
   if [ "$store" = pg ]; then
     pg_after=$(pg_ticks)
-    commits_after=$(psql_one "$db_url" "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-    bytes=$(psql_one "$db_url" "SELECT ((SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'decisions') + pg_total_relation_size('decision_keys')) / GREATEST((SELECT COUNT(*) FROM decisions), 1)")
-    pg_cpu=$((pg_after - pg_before)); commits=$((commits_after - commits_before))
+    syncs_after=$(psql_one "$db_url" "SELECT wal_sync FROM pg_stat_wal")
+    bytes=$(psql_one "$db_url" "SELECT (((SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'decisions') + pg_total_relation_size('decision_keys')) / GREATEST((SELECT COUNT(*) FROM decisions), 1))::bigint")
+    pg_cpu=$((pg_after - pg_before)); syncs=$((syncs_after - syncs_before))
   fi
   for p in "${pids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
   cat "$work"/wrk* | awk -v label="$label" -v cpu=$((after - before)) -v ticks="$ticks" \
-      -v pgcpu="$pg_cpu" -v commits="$commits" -v bytes="$bytes" '
+      -v pgcpu="$pg_cpu" -v syncs="$syncs" -v bytes="$bytes" -v bsum="$batch_sum" -v bcount="$batch_count" '
     /Requests\/sec/ {rps += $2}
     / 99%/ {v=$2; ms = (v ~ /ms$/) ? v+0 : (v ~ /us$/) ? v/1000 : v*1000; if (ms > p99) {p99 = ms}}
     / 50%/ {v=$2; ms = (v ~ /ms$/) ? v+0 : (v ~ /us$/) ? v/1000 : v*1000; if (ms > p50) {p50 = ms}}
     /requests in/ {n += $1}
     /Non-2xx/ {bad += $NF}
     END {
-      printf "%-16s %7.0f decisions/s  p50 %6.2f ms  p99 %6.2f ms  nodes CPU %6.1f µs/decision",
-             label, rps, p50, p99, cpu / ticks * 1e6 / n
-      if (pgcpu != "") printf "  PostgreSQL CPU %6.1f µs/decision  %5.3f commits/decision  %s bytes/decision", pgcpu / ticks * 1e6 / n, commits / n, bytes
+      printf "%-16s %7.0f decisions/s  p50 %6.2f ms  p99 %6.2f ms  nodes CPU %6.1f µs/decision  %5.1f decisions/commit",
+             label, rps, p50, p99, cpu / ticks * 1e6 / n, (bcount ? bsum / bcount : 0)
+      if (pgcpu != "") printf "  PostgreSQL CPU %6.1f µs/decision  %6.4f WAL flushes/decision  %s bytes/decision", pgcpu / ticks * 1e6 / n, syncs / n, bytes
       if (bad) printf "  NON-2XX %d", bad
       printf "\n"
     }'
@@ -105,7 +115,7 @@ run_one() { # LABEL NODES STORE(sqlite|pg)
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "build: $bin"; echo "wrk: $connections connections in all, ${duration}s per run; $("$admin_url" 2>/dev/null; psql -qAt "$admin_url" -c 'SHOW server_version')"
+echo "build: $bin"; echo "wrk: $connections connections in all, ${duration}s per run; PostgreSQL $(psql -qAt "$admin_url" -c 'SHOW server_version')"
 configurations=("sqlite-1-node 1 sqlite" "postgres-1-node 1 pg" "postgres-2-nodes 2 pg")
 for round in $(seq 1 "$rounds"); do
   for k in 0 1 2; do
