@@ -348,6 +348,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 let store = PostgresStore::connect_node(&options, config.node_id.as_deref())
                     .await
                     .with_context(|| format!("opening {}", options.redacted_url()))?;
+                match store.connection_info().await {
+                    Ok(info) => tracing::info!(
+                        database = %options.redacted_url(),
+                        server_version = %info.server_version,
+                        tls = info.tls,
+                        node = store.node_id().unwrap_or_default(),
+                        "connected to PostgreSQL"
+                    ),
+                    Err(error) => tracing::warn!(%error, "cannot describe the database connection"),
+                }
                 (Arc::new(store.clone()), Some(store))
             }
             None => {

@@ -40,10 +40,17 @@ pub(crate) fn store_error(error: tokio_postgres::Error) -> StoreError {
             _ => StoreError::Database(Box::new(error)),
         };
     }
-    if error.is_closed()
-        || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
-    {
+    if error.is_closed() {
         return StoreError::Unavailable("the database connection was lost".into());
+    }
+    if let Some(source) = std::error::Error::source(&error) {
+        // Connecting failed (refused, timed out, the certificate not trusted): the root cause,
+        // which names no host.
+        if source.is::<std::io::Error>() || error.to_string().contains("TLS") {
+            return StoreError::Unavailable(format!(
+                "cannot reach the database: {error}: {source}"
+            ));
+        }
     }
     StoreError::Database(Box::new(error))
 }

@@ -196,10 +196,37 @@ impl PostgresStore {
         strategies::listen(self).await
     }
 
+    /// What the pool's connections reach: the server's version, and whether the connection
+    /// is encrypted (TLS), for the start-up log.
+    pub async fn connection_info(&self) -> Result<ConnectionInfo, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                 COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await
+            .db()?;
+        Ok(ConnectionInfo {
+            server_version: error::col(&row, 0)?,
+            tls: error::col(&row, 1)?,
+        })
+    }
+
     /// Flushes this node's newest chain head into a checkpoint now (on shutdown, and in tests).
     pub async fn checkpoint_now(&self) -> Result<(), StoreError> {
         chain::write_checkpoint(self, self.node_id().unwrap_or("admin")).await
     }
+}
+
+/// What a connection reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The server's version (`15.18 (Debian …)`).
+    pub server_version: String,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
 }
 
 type Tls = tokio_postgres_rustls::MakeRustlsConnect;
@@ -263,11 +290,16 @@ fn tls(options: &PostgresOptions) -> Result<Tls, StoreError> {
         };
         let certificates = rustls_pki_types::CertificateDer::pem_file_iter(path)
             .map_err(|e| unusable(e.to_string()))?;
+        let mut added = 0;
         for certificate in certificates {
             let certificate = certificate.map_err(|e| unusable(e.to_string()))?;
             roots
                 .add(certificate)
                 .map_err(|e| unusable(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(unusable("it holds no CERTIFICATE block".into()));
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -184,6 +184,25 @@ fn postgres_user() -> Option<(libc::uid_t, libc::gid_t)> {
 }
 
 fn start() -> Option<Cluster> {
+    start_in("", &[], &[])
+}
+
+/// A cluster of the test's own (beside the process's shared one), with server `settings`
+/// (`name=value`) and `files` written into its data directory first, owned by the server with
+/// mode 0600 (a TLS key and certificate, say). `None` (after a message) without PostgreSQL,
+/// unless it is required. Always started here, even when `CREDENCE_TEST_DATABASE_URL` names a
+/// server: the settings need a server of the test's own.
+pub fn private_cluster(test: &str, settings: &[&str], files: &[(&str, &[u8])]) -> Option<Cluster> {
+    let cluster = start_in(test, settings, files);
+    if cluster.is_none() {
+        eprintln!(
+            "{test}: skipped: no PostgreSQL here (set CREDENCE_POSTGRES_BIN or install postgresql)"
+        );
+    }
+    cluster
+}
+
+fn start_in(name: &str, settings: &[&str], files: &[(&str, &[u8])]) -> Option<Cluster> {
     let Some(bin) = bin_dir() else {
         if std::env::var_os("CREDENCE_REQUIRE_POSTGRES").is_some() {
             panic!("CREDENCE_REQUIRE_POSTGRES is set and no PostgreSQL is installed (looked in CREDENCE_POSTGRES_BIN and /usr/lib/postgresql/*/bin)");
@@ -191,7 +210,12 @@ fn start() -> Option<Cluster> {
         return None;
     };
     remove_stale_clusters();
-    let dir = std::env::temp_dir().join(format!("credence-pg-{}", std::process::id()));
+    let suffix = if name.is_empty() {
+        String::new()
+    } else {
+        format!("-{name}")
+    };
+    let dir = std::env::temp_dir().join(format!("credence-pg-{}{suffix}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating the test cluster's folder");
     let owner = postgres_user();
@@ -213,6 +237,16 @@ fn start() -> Option<Cluster> {
         "initdb failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    for (file, bytes) in files {
+        let path = data.join(file);
+        std::fs::write(&path, bytes).expect("writing a file into the test cluster");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("making a test cluster's file private");
+        if let Some((uid, gid)) = owner {
+            chown(&path, uid, gid);
+        }
+    }
     let port = free_port();
     let log = std::fs::File::create(dir.join("server.log")).expect("creating the server log");
     if let Some((uid, gid)) = owner {
@@ -234,6 +268,7 @@ fn start() -> Option<Cluster> {
             "-c",
             "shared_buffers=64MB",
         ])
+        .args(settings.iter().flat_map(|setting| ["-c", setting]))
         .stdout(Stdio::null())
         .stderr(log);
     as_user(&mut postgres, owner, true);
@@ -353,6 +388,7 @@ fn remove_stale_clusters() {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("credence-pg-"))
+            .and_then(|rest| rest.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
