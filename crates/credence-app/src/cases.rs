@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// Cases looked at, soonest deadline first, when a reviewer takes the next one.
+const NEXT_CASE_CANDIDATES: u32 = 50;
+
 /// The webhook event sent when a review case reaches its final decision.
 pub const EVENT_REVIEW_DECIDED: &str = "review.decided";
 /// Reviews decided, by `queue` and `verdict`.
@@ -397,6 +400,58 @@ impl Cases {
         self.settled().await;
         let record = self.stored(id).await?;
         Ok(self.view(from_record(&record)?))
+    }
+
+    /// Claims, for `actor`, the first case in `queue` (any queue when `None`) that nobody holds
+    /// and the review policy lets them take, soonest deadline first: "the next case" of a reviewer working a
+    /// queue. Two reviewers asking at once — on one node or several — get different cases;
+    /// `None` when nothing is waiting that they may take.
+    pub async fn claim_next(
+        &self,
+        queue: Option<String>,
+        actor: &Reviewer,
+    ) -> Result<Option<CaseView>, AppError> {
+        self.settled().await;
+        let query = CaseQuery {
+            queue,
+            state: None,
+            due_before_ms: None,
+            limit: NEXT_CASE_CANDIDATES,
+        };
+        // Each candidate's policy is its strategy version's: resolved before the claim, which
+        // runs inside the store.
+        let mut policies = std::collections::HashMap::new();
+        let mut by_version: std::collections::HashMap<String, ReviewPolicy> =
+            std::collections::HashMap::new();
+        for record in self.store.cases(&query).await? {
+            if record.state == "decided" {
+                continue;
+            }
+            let Some(stored) = self.store.decision(&record.decision_id).await? else {
+                continue;
+            };
+            let version = stored.record.strategy_version;
+            if !by_version.contains_key(&version) {
+                let strategy = self.strategies.compiled(&version).await?;
+                by_version.insert(version.clone(), policy_for(&strategy));
+            }
+            policies.insert(record.id, by_version[&version].clone());
+        }
+        let (actor, now) = (actor.clone(), self.now_ms());
+        let claimer: credence_store::CaseClaimer = Box::new(move |record| {
+            let policy = policies.get(&record.id)?;
+            let case = from_record(record).ok()?;
+            // The next case is one nobody holds, the caller included.
+            if case.claimed_by(now).is_some() {
+                return None;
+            }
+            let next = credence_review::apply(&case, Command::Claim, &actor, policy, now).ok()?;
+            to_record(&next, record.version + 1).ok()
+        });
+        match self.store.claim_next_case(&query, claimer).await? {
+            Some(record) => Ok(Some(self.view(from_record(&record)?))),
+            None => Ok(None),
+        }
     }
 
     /// The review part of a decision's record, if it was referred.

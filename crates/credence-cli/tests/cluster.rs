@@ -580,3 +580,73 @@ fn a_month_of_the_log_exports_to_parquet_and_back_tests_like_the_log() {
     assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 1"));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn reviewers_on_different_nodes_taking_the_next_case_get_different_cases() {
+    let Some(cluster) = cluster("cluster_cases") else {
+        return;
+    };
+    let caller = cluster.key("decide", "platform");
+    let reviewers = [cluster.key("review", "ann"), cluster.key("review", "bob")];
+    let mut decisions = Vec::new();
+    for n in 0..6 {
+        let node = &cluster.nodes[n % 3];
+        let mut referred = example_input("application-refer.json");
+        referred["customer_id"] = json!(format!("C-case-{n}"));
+        let answer = post_json(
+            &format!("{}/v1/decisions/application", node.url),
+            &caller,
+            &referred,
+            &[],
+        );
+        assert_eq!(answer.json["outcome"], "refer", "{}", answer.json);
+        decisions.push(answer.json["id"].as_str().unwrap().to_string());
+    }
+    // Cases are opened behind the answers: wait until all six are listed.
+    let started = Instant::now();
+    while get(
+        &format!("{}/v1/cases?limit=50", cluster.nodes[0].url),
+        &reviewers[0],
+    )
+    .json
+    .as_array()
+    .map_or(0, |cases| cases.len())
+        < 6
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cases were never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ann on node a and Bob on node b take cases at the same time until none is left.
+    let takers: Vec<_> = [(0usize, 0usize), (1, 1)]
+        .into_iter()
+        .map(|(node, reviewer)| {
+            let url = format!("{}/v1/cases/next", cluster.nodes[node].url);
+            let key = reviewers[reviewer].clone();
+            std::thread::spawn(move || {
+                let mut taken = Vec::new();
+                loop {
+                    let answer = request("POST", &url, Some(&key), &[], None);
+                    match answer.status {
+                        200 => taken.push((
+                            answer.json["id"].as_str().unwrap().to_string(),
+                            answer.json["claimed_by"].as_str().unwrap().to_string(),
+                        )),
+                        204 => return taken,
+                        other => panic!("{other}: {}", answer.json),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<(String, String)> =
+        takers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert_eq!(all.len(), 6, "{all:?}");
+    all.sort();
+    all.dedup_by(|a, b| a.0 == b.0);
+    assert_eq!(all.len(), 6, "a case went to two reviewers: {all:?}");
+    assert!(all.iter().all(|(_, by)| by == "ann" || by == "bob"));
+    let _ = std::fs::remove_dir_all(&cluster.root);
+}

@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::cases::list_cases,
         crate::routes::cases::get_case,
         crate::routes::cases::act_on_case,
+        crate::routes::cases::claim_next_case,
         crate::routes::accounts::open_account,
         crate::routes::accounts::list_accounts,
         crate::routes::accounts::get_account,

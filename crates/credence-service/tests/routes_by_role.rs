@@ -46,6 +46,7 @@ const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/v1/cases", Action::ReviewCases),
     ("GET", "/v1/cases/case_0000", Action::ReviewCases),
     ("POST", "/v1/cases/case_0000/claim", Action::ReviewCases),
+    ("POST", "/v1/cases/next", Action::ReviewCases),
     ("GET", "/v1/accounts", Action::ReadAccounts),
     ("POST", "/v1/accounts", Action::OperateAccounts),
     ("GET", "/v1/accounts/acc_0000", Action::ReadAccounts),

@@ -157,4 +157,66 @@ impl CaseStore for PostgresStore {
         }
         Ok(())
     }
+
+    async fn claim_next_case(
+        &self,
+        query: &CaseQuery,
+        claim: CaseClaimer,
+    ) -> Result<Option<CaseRecord>, StoreError> {
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE true");
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        if let Some(queue) = &query.queue {
+            values.push(Box::new(queue.clone()));
+            sql.push_str(&format!(" AND queue = ${}", values.len()));
+        }
+        match &query.state {
+            Some(state) => {
+                values.push(Box::new(state.clone()));
+                sql.push_str(&format!(" AND state = ${}", values.len()));
+            }
+            None => sql.push_str(" AND state <> 'decided'"),
+        }
+        // One candidate locked at a time, those another node is claiming at this moment
+        // skipped (not waited for), those the claimer refuses left alone.
+        values.push(Box::new(Vec::<String>::new()));
+        let refused_at = values.len();
+        sql.push_str(&format!(
+            " AND id <> ALL(${refused_at}) ORDER BY due_at_ms, priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ));
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.db()?;
+        let mut refused: Vec<String> = Vec::new();
+        for _ in 0..query.limit.max(1) {
+            values[refused_at - 1] = Box::new(refused.clone());
+            let parameters: Vec<&(dyn ToSql + Sync)> =
+                values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
+            let Some(row) = transaction.query_opt(&sql, &parameters).await.db()? else {
+                break;
+            };
+            let candidate = case_from_row(&row)?;
+            let Some(mut claimed) = claim(&candidate) else {
+                refused.push(candidate.id);
+                continue;
+            };
+            claimed.version = candidate.version + 1;
+            transaction
+                .execute(
+                    "UPDATE review_cases SET state = $1, due_at_ms = $2, version = $3, body = $4 \
+                     WHERE id = $5",
+                    &[
+                        &claimed.state,
+                        &claimed.due_at_ms,
+                        &claimed.version,
+                        &claimed.body,
+                        &claimed.id,
+                    ],
+                )
+                .await
+                .db()?;
+            transaction.commit().await.db()?;
+            return Ok(Some(claimed));
+        }
+        transaction.commit().await.db()?;
+        Ok(None)
+    }
 }

@@ -194,6 +194,16 @@ pub trait CaseStore: Send + Sync {
     /// Replaces a case if it is still at `expected_version` (its new version is one more);
     /// a [`StoreError::Precondition`] if someone changed it first.
     async fn update_case(&self, case: CaseRecord, expected_version: i64) -> Result<(), StoreError>;
+    /// Takes the first case matching `query` (soonest deadline first; not decided unless
+    /// `query.state` says so) that `claim` turns into a claimed case, and stores that at the
+    /// next version. Cases another writer holds at that moment are skipped (on PostgreSQL,
+    /// `FOR UPDATE SKIP LOCKED`): reviewers on several nodes taking "the next case" at once get
+    /// different cases. `None` when no case qualifies.
+    async fn claim_next_case(
+        &self,
+        query: &CaseQuery,
+        claim: CaseClaimer,
+    ) -> Result<Option<CaseRecord>, StoreError>;
 }
 
 /// Credit accounts after approval, with the events they were built from.

@@ -416,6 +416,10 @@ pub struct AccountUpdate {
     pub audit: Vec<NewAuditEvent>,
 }
 
+/// Turns a case into the claimed case to store at the next version, or says it cannot be
+/// claimed (`None`): the review policy, applied by the caller, inside the store's claim.
+pub type CaseClaimer = Box<dyn Fn(&CaseRecord) -> Option<CaseRecord> + Send + Sync>;
+
 /// A page of accounts in id order (keyset pagination: pass the last id seen).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountQuery {

@@ -930,6 +930,70 @@ async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store:
     ));
 }
 
+async fn the_next_case_goes_to_one_claimant_at_a_time(store: &dyn Store) {
+    for n in 0..8 {
+        let queue = if n == 7 { "fraud" } else { "standard" };
+        store
+            .insert_case(case(
+                &format!("case_{n}"),
+                &format!("dec_{n}"),
+                queue,
+                0,
+                100 + n,
+            ))
+            .await
+            .unwrap();
+    }
+    // case_2 is not claimable (say, held by another reviewer): the claimer refuses it.
+    let claimer = |who: &'static str| -> CaseClaimer {
+        Box::new(move |record: &CaseRecord| {
+            (record.state == "open" && record.id != "case_2").then(|| CaseRecord {
+                state: "claimed".into(),
+                body: format!("{{\"by\":\"{who}\"}}"),
+                ..record.clone()
+            })
+        })
+    };
+    let query = CaseQuery {
+        queue: Some("standard".into()),
+        limit: 20,
+        ..Default::default()
+    };
+    let first = store
+        .claim_next_case(&query, claimer("ann"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.id.as_str(), first.version), ("case_0", 2));
+    assert_eq!(
+        store.case("case_0").await.unwrap().unwrap().state,
+        "claimed"
+    );
+    // Reviewers taking the next case at once get different cases; the refused one is left.
+    let mut taken = vec![first.id];
+    let mut claims = Vec::new();
+    for _ in 0..6 {
+        claims.push(store.claim_next_case(&query, claimer("bob")));
+    }
+    for claimed in futures_util::future::join_all(claims).await {
+        if let Some(claimed) = claimed.unwrap() {
+            taken.push(claimed.id);
+        }
+    }
+    taken.sort();
+    assert_eq!(
+        taken,
+        ["case_0", "case_1", "case_3", "case_4", "case_5", "case_6"]
+    );
+    assert!(store
+        .claim_next_case(&query, claimer("cy"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.case("case_2").await.unwrap().unwrap().state, "open");
+    assert_eq!(store.case("case_7").await.unwrap().unwrap().state, "open");
+}
+
 /// The suite for one implementation: `$make(test_name)` gives a fresh store per test.
 macro_rules! conformance {
     ($name:ident, $make:path) => {
@@ -947,7 +1011,8 @@ macro_rules! conformance {
                 accounts_change_whole_or_not_at_all,
                 provider_answers_keep_the_newest_until_they_expire,
                 webhook_deliveries_are_queued_retried_and_dropped_with_their_hook,
-                job_partitions_are_claimed_once_and_taken_over_after_their_lease
+                job_partitions_are_claimed_once_and_taken_over_after_their_lease,
+                the_next_case_goes_to_one_claimant_at_a_time
             );
         }
     };

@@ -144,13 +144,51 @@ pub(crate) async fn act_on_case(
             )))
         }
     };
-    let reviewer = credence_review::Reviewer {
+    Ok(Json(
+        service
+            .cases
+            .act(&id, command, &reviewer_of(principal))
+            .await?,
+    ))
+}
+
+/// The reviewer an API caller acts as: an admin as a senior reviewer.
+fn reviewer_of(principal: &crate::auth::Principal) -> credence_review::Reviewer {
+    credence_review::Reviewer {
         user: principal.user.clone(),
         role: if principal.roles.contains(&Role::Admin) {
             credence_review::ReviewerRole::SeniorReviewer
         } else {
             credence_review::ReviewerRole::Reviewer
         },
-    };
-    Ok(Json(service.cases.act(&id, command, &reviewer).await?))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NextCaseParams {
+    /// Only this queue [default: any].
+    pub queue: Option<String>,
+}
+
+/// Claim the next case: the first, soonest deadline first, that the review policy lets the
+/// caller take. Two reviewers asking at once, on any nodes, get different cases. 204 when
+/// nothing is waiting that the caller may take.
+#[utoipa::path(post, path = "/v1/cases/next", tag = "review", params(NextCaseParams),
+    responses((status = 200, body = crate::cases::CaseView), (status = 204, description = "no case to take")),
+    security(("bearer" = [])))]
+pub(crate) async fn claim_next_case(
+    State(service): State<AppState>,
+    caller: Caller,
+    params: Result<Query<NextCaseParams>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let principal = caller.require(Action::ReviewCases)?;
+    let Query(params) = params.map_err(query_error)?;
+    let reviewer = reviewer_of(principal);
+    match service.cases.claim_next(params.queue, &reviewer).await? {
+        Some(case) => Ok(Json(case).into_response()),
+        None => Ok(axum::http::StatusCode::NO_CONTENT.into_response()),
+    }
 }

@@ -92,6 +92,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
         .route("/v1/webhooks/{id}", delete(delete_webhook))
         .route("/v1/cases", get(list_cases))
+        .route("/v1/cases/next", post(claim_next_case))
         .route("/v1/cases/{id}", get(get_case))
         .route("/v1/cases/{id}/{action}", post(act_on_case))
         .route("/v1/accounts", get(list_accounts).post(open_account))

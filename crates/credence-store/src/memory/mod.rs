@@ -502,4 +502,40 @@ impl CaseStore for MemoryStore {
             }),
         }
     }
+
+    async fn claim_next_case(
+        &self,
+        query: &CaseQuery,
+        claim: CaseClaimer,
+    ) -> Result<Option<CaseRecord>, StoreError> {
+        let mut query = query.clone();
+        let undecided = query.state.is_none();
+        query.limit = query.limit.max(1);
+        // The lock is held from choosing to storing: one claim at a time.
+        let mut state = self.state();
+        let mut candidates: Vec<CaseRecord> = state
+            .cases
+            .values()
+            .filter(|c| {
+                query.queue.as_ref().is_none_or(|q| &c.queue == q)
+                    && query.state.as_ref().is_none_or(|s| &c.state == s)
+                    && (!undecided || c.state != "decided")
+            })
+            .cloned()
+            .collect();
+        candidates.sort_by(|a, b| {
+            a.due_at_ms
+                .cmp(&b.due_at_ms)
+                .then_with(|| b.priority.cmp(&a.priority))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        for candidate in candidates.into_iter().take(query.limit as usize) {
+            if let Some(mut claimed) = claim(&candidate) {
+                claimed.version = candidate.version + 1;
+                state.cases.insert(claimed.id.clone(), claimed.clone());
+                return Ok(Some(claimed));
+            }
+        }
+        Ok(None)
+    }
 }

@@ -146,4 +146,57 @@ impl CaseStore for SqliteStore {
         })
         .await
     }
+
+    async fn claim_next_case(
+        &self,
+        query: &CaseQuery,
+        claim: CaseClaimer,
+    ) -> Result<Option<CaseRecord>, StoreError> {
+        let query = query.clone();
+        // On the one writer thread: nothing else changes a case between choosing and storing.
+        self.write(move |conn| {
+            let mut sql = format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE 1 = 1");
+            let mut values: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(queue) = &query.queue {
+                values.push(queue.clone().into());
+                sql.push_str(&format!(" AND queue = ?{}", values.len()));
+            }
+            match &query.state {
+                Some(state) => {
+                    values.push(state.clone().into());
+                    sql.push_str(&format!(" AND state = ?{}", values.len()));
+                }
+                None => sql.push_str(" AND state <> 'decided'"),
+            }
+            sql.push_str(&format!(
+                " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
+                query.limit.max(1)
+            ));
+            let candidates = conn
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(values), case_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            for candidate in candidates {
+                let Some(mut claimed) = claim(&candidate) else {
+                    continue;
+                };
+                claimed.version = candidate.version + 1;
+                conn.execute(
+                    "UPDATE review_cases SET state = ?1, due_at_ms = ?2, version = ?3, body = ?4 \
+                     WHERE id = ?5 AND version = ?6",
+                    params![
+                        claimed.state,
+                        claimed.due_at_ms,
+                        claimed.version,
+                        claimed.body,
+                        claimed.id,
+                        candidate.version
+                    ],
+                )?;
+                return Ok(Some(claimed));
+            }
+            Ok(None)
+        })
+        .await
+    }
 }
