@@ -554,6 +554,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Err(error) = service.save_provider_answers().await {
         tracing::warn!(%error, "cannot save cached provider answers");
     }
+    // The node's newest records bound into a checkpoint before it goes.
+    if let Some(postgres) = &postgres {
+        if let Err(error) = postgres.checkpoint_now().await {
+            tracing::warn!(%error, "cannot write the last checkpoint");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! Credence on one PostgreSQL as real processes: three `credence serve` nodes, one killed with SIGKILL under load, lose nothing acknowledged, retries on another node return the same decisions, the log verifies and tampering fails it; an activation reaches every node under load within 2 s; a portfolio review split across two processes, one killed and restarted, reviews each account once.
 
+#[path = "support/postgres.rs"]
+mod postgres;
 #[path = "support/server.rs"]
 mod support;
 
+use postgres::sql;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -34,22 +37,7 @@ fn cluster(test: &str) -> Option<Cluster> {
 
 impl Cluster {
     fn key(&self, roles: &str, user: &str) -> String {
-        let output = Command::new(BIN)
-            .args(["keys", "create", "--database-url", &self.url])
-            .args(["--role", roles, "--user", user])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
+        create_key_in(&["--database-url", &self.url], roles, user)
     }
 
     fn verify(&self) -> (i32, String) {
@@ -67,34 +55,9 @@ impl Cluster {
         )
     }
 
-    fn sql(&self, statement: &str) -> u64 {
+    fn sql(&self, statement: &str) -> i64 {
         sql(&self.url, statement)
     }
-}
-
-/// Runs one statement; the rows it changed, or the first column of its one row as a count.
-fn sql(url: &str, statement: &str) -> u64 {
-    let url = url.to_string();
-    let statement = statement.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(connection);
-                if statement.starts_with("SELECT") {
-                    let row = client.query_one(&statement, &[]).await.unwrap();
-                    return row.get::<_, i64>(0) as u64;
-                }
-                client.execute(&statement, &[]).await.unwrap()
-            })
-    })
-    .join()
-    .unwrap()
 }
 
 fn application(customer: &str) -> Value {
@@ -479,7 +442,7 @@ fn a_portfolio_review_split_across_processes_reviews_each_account_once() {
     let changed = sql(&url, "SELECT COUNT(*) FROM accounts WHERE version = 2");
     assert_eq!(
         changed,
-        run["decisions_recorded"].as_u64().unwrap(),
+        run["decisions_recorded"].as_i64().unwrap(),
         "{run}"
     );
     assert_eq!(run["skipped_changed"], 0);

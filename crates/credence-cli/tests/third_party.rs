@@ -4,6 +4,8 @@
 //! switched off; and a provider over HTTPS, trusted through an operator's CA file and refused
 //! without it.
 
+#[path = "support/postgres.rs"]
+mod postgres;
 #[path = "support/sim.rs"]
 mod sim;
 #[path = "support/server.rs"]
@@ -343,7 +345,7 @@ fn a_report_one_node_bought_is_not_bought_again_by_another() {
     assert_eq!(sim_calls(&primary), json!({"bureau": 1}));
     // The paid answer reaches the shared store within a moment.
     let started = std::time::Instant::now();
-    while count_rows(&url, "SELECT COUNT(*) FROM provider_answers") == 0 {
+    while postgres::sql(&url, "SELECT COUNT(*) FROM provider_answers") == 0 {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "never saved"
@@ -374,29 +376,6 @@ fn a_report_one_node_bought_is_not_bought_again_by_another() {
         json!({"bureau": 1}),
         "nobody is paid twice"
     );
-}
-
-fn count_rows(url: &str, query: &str) -> i64 {
-    let (url, query) = (url.to_string(), query.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(connection);
-                client
-                    .query_one(&query, &[])
-                    .await
-                    .unwrap()
-                    .get::<_, i64>(0)
-            })
-    })
-    .join()
-    .unwrap()
 }
 
 #[test]

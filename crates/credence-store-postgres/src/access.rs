@@ -53,31 +53,21 @@ impl AccessStore for PostgresStore {
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
-            .await
-            .db()?;
-        client
-            .query_opt(&statement, &[&id])
-            .await
-            .db()?
-            .map(|row| key_from_row(&row))
-            .transpose()
+        self.select_one(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"),
+            &[&id],
+            key_from_row,
+        )
+        .await
     }
 
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"),
-                &[],
-            )
-            .await
-            .db()?
-            .iter()
-            .map(key_from_row)
-            .collect()
+        self.select_all(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"),
+            &[],
+            key_from_row,
+        )
+        .await
     }
 
     async fn revoke_key(

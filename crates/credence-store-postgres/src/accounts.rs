@@ -92,19 +92,12 @@ impl PostgresStore {
         column: &str,
         value: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {column} = $1"
-            ))
-            .await
-            .db()?;
-        client
-            .query_opt(&statement, &[&value])
-            .await
-            .db()?
-            .map(|row| account_from_row(&row))
-            .transpose()
+        self.select_one(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {column} = $1"),
+            &[&value],
+            account_from_row,
+        )
+        .await
     }
 }
 

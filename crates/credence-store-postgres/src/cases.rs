@@ -30,19 +30,12 @@ impl PostgresStore {
         column: &str,
         value: &str,
     ) -> Result<Option<CaseRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {CASE_COLUMNS} FROM review_cases WHERE {column} = $1"
-            ))
-            .await
-            .db()?;
-        client
-            .query_opt(&statement, &[&value])
-            .await
-            .db()?
-            .map(|row| case_from_row(&row))
-            .transpose()
+        self.select_one(
+            &format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE {column} = $1"),
+            &[&value],
+            case_from_row,
+        )
+        .await
     }
 }
 

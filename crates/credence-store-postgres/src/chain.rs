@@ -98,14 +98,17 @@ async fn heads(client: &impl tokio_postgres::GenericClient) -> Result<Vec<NodeHe
         .await
         .db()?
         .iter()
-        .map(|row| {
-            Ok(NodeHead {
-                node_id: col(row, 0)?,
-                node_seq: col(row, 1)?,
-                hash: col(row, 2)?,
-            })
-        })
+        .map(node_head)
         .collect()
+}
+
+/// A node's head from (node id, sequence, hash) columns.
+fn node_head(row: &tokio_postgres::Row) -> Result<NodeHead, StoreError> {
+    Ok(NodeHead {
+        node_id: col(row, 0)?,
+        node_seq: col(row, 1)?,
+        hash: col(row, 2)?,
+    })
 }
 
 impl PostgresStore {
@@ -130,13 +133,7 @@ impl PostgresStore {
             .await
             .db()?
             .iter()
-            .map(|row| {
-                Ok(NodeHead {
-                    node_id: col(row, 0)?,
-                    node_seq: col(row, 1)?,
-                    hash: col(row, 2)?,
-                })
-            })
+            .map(node_head)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut verifier = ClusterVerifier::new(anchors, None);
         // Each stream is dropped before the next statement: a stream left unread would hold

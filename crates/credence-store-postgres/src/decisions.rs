@@ -50,19 +50,12 @@ impl DecisionLog for PostgresStore {
     }
 
     async fn decision(&self, id: &str) -> Result<Option<StoredDecision>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {DECISION_COLUMNS} FROM decisions WHERE id = $1"
-            ))
-            .await
-            .db()?;
-        client
-            .query_opt(&statement, &[&id])
-            .await
-            .db()?
-            .map(|row| decision_from_row(&row, 0))
-            .transpose()
+        self.select_one(
+            &format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE id = $1"),
+            &[&id],
+            |row| decision_from_row(row, 0),
+        )
+        .await
     }
 
     async fn decision_by_idempotency_key(

@@ -82,13 +82,7 @@ impl JobPartitions for PostgresStore {
             .await
             .db()?;
         let (open, all): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
-        match (all, open) {
-            (0, _) => Err(StoreError::Precondition {
-                what: format!("there is no job {job_id}"),
-            }),
-            (_, 0) => Ok(PartitionClaim::Done),
-            _ => Ok(PartitionClaim::Busy),
-        }
+        PartitionClaim::nothing_claimable(job_id, all, open)
     }
 
     async fn complete_partition(

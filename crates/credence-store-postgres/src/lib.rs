@@ -174,6 +174,42 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
+    /// The row `sql` selects (prepared once per connection), read by `from_row`; `None` when
+    /// there is none.
+    async fn select_one<T>(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        from_row: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.db()?;
+        client
+            .query_opt(&statement, parameters)
+            .await
+            .db()?
+            .map(|row| from_row(&row))
+            .transpose()
+    }
+
+    /// Every row `sql` selects (prepared once per connection), read by `from_row`.
+    async fn select_all<T>(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        from_row: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.db()?;
+        client
+            .query(&statement, parameters)
+            .await
+            .db()?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
     /// A dedicated connection outside the pool (LISTEN, streaming reads).
     pub(crate) async fn dedicated(
         &self,

@@ -251,17 +251,27 @@ impl Writer {
                 Err(error) => {
                     self.unwritable.store(true, Ordering::Relaxed);
                     tracing::warn!(node = %self.node_id, %error, "a batch of decisions could not be committed; recovering");
-                    self.recover().await;
+                    if !self.recover(&mut requests).await {
+                        // Dropping the receiver: every later append is refused at once.
+                        return;
+                    }
                 }
             }
         }
     }
 
     /// After a failed batch: a working connection holding the node's lock, and the head as
-    /// the database has it (the failed batch may have committed after all).
-    async fn recover(&mut self) {
+    /// the database has it (the failed batch may have committed after all). Decisions arriving
+    /// meanwhile are refused at once (`Unavailable`: retry, on this node later or on another),
+    /// not held. False when this process may append no more (its node id was taken).
+    async fn recover(&mut self, requests: &mut mpsc::Receiver<AppendRequest>) -> bool {
         let mut wait = Duration::from_millis(50);
         loop {
+            while let Ok(request) = requests.try_recv() {
+                let _ = request.reply.send(Err(StoreError::Unavailable(
+                    "the decision log's database is unreachable; retry".into(),
+                )));
+            }
             let attempt = async {
                 if self.client.is_closed() {
                     let client = connect_writer(&self.config, &self.tls).await?;
@@ -277,12 +287,12 @@ impl Writer {
             match attempt.await {
                 Ok(head) => {
                     self.head = head;
-                    return;
+                    return true;
                 }
                 Err(error @ StoreError::Precondition { .. }) => {
                     // Appending now would fork the chain: stop taking appends.
                     tracing::error!(node = %self.node_id, %error, "the log writer stops");
-                    std::future::pending::<()>().await;
+                    return false;
                 }
                 Err(error) => {
                     tracing::warn!(node = %self.node_id, %error, "the database is unreachable; retrying");

@@ -115,16 +115,12 @@ impl StrategyStore for PostgresStore {
     }
 
     async fn strategy(&self, version: &str) -> Result<Option<StrategyRecord>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query_opt(
-                &format!("SELECT {STRATEGY_COLUMNS} FROM strategy_versions WHERE version = $1"),
-                &[&version],
-            )
-            .await
-            .db()?
-            .map(|row| strategy_from_row(&row))
-            .transpose()
+        self.select_one(
+            &format!("SELECT {STRATEGY_COLUMNS} FROM strategy_versions WHERE version = $1"),
+            &[&version],
+            strategy_from_row,
+        )
+        .await
     }
 
     async fn strategy_package(&self, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -141,19 +137,14 @@ impl StrategyStore for PostgresStore {
     }
 
     async fn strategies(&self) -> Result<Vec<StrategyRecord>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                &format!(
-                    "SELECT {STRATEGY_COLUMNS} FROM strategy_versions ORDER BY uploaded_at_ms DESC, version"
-                ),
-                &[],
-            )
-            .await
-            .db()?
-            .iter()
-            .map(strategy_from_row)
-            .collect()
+        self.select_all(
+            &format!(
+                "SELECT {STRATEGY_COLUMNS} FROM strategy_versions ORDER BY uploaded_at_ms DESC, version"
+            ),
+            &[],
+            strategy_from_row,
+        )
+        .await
     }
 
     async fn approve_strategy(
@@ -226,17 +217,12 @@ impl StrategyStore for PostgresStore {
     }
 
     async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT seq, version, activated_by, activated_at_ms, kind FROM activations \
-                 ORDER BY seq DESC LIMIT $1",
-                &[&i64::from(limit.max(1))],
-            )
-            .await
-            .db()?
-            .iter()
-            .map(activation_from_row)
-            .collect()
+        self.select_all(
+            "SELECT seq, version, activated_by, activated_at_ms, kind FROM activations \
+             ORDER BY seq DESC LIMIT $1",
+            &[&i64::from(limit.max(1))],
+            activation_from_row,
+        )
+        .await
     }
 }

@@ -1,5 +1,6 @@
 //! The rows the store keeps, in the shapes the service reads and writes.
 
+use crate::error::StoreError;
 use serde::Serialize;
 
 /// A decision about to be appended to the log. `input` and `decision` are JSON text, stored
@@ -464,6 +465,24 @@ pub enum PartitionClaim {
     Busy,
     /// Every partition is done.
     Done,
+}
+
+impl PartitionClaim {
+    /// What a claim that found nothing to take answers, from the job's partitions: `all` of
+    /// them, `open` not yet done. A job without partitions does not exist.
+    pub fn nothing_claimable(
+        job_id: &str,
+        all: i64,
+        open: i64,
+    ) -> Result<PartitionClaim, StoreError> {
+        match (all, open) {
+            (0, _) => Err(StoreError::Precondition {
+                what: format!("there is no job {job_id}"),
+            }),
+            (_, 0) => Ok(PartitionClaim::Done),
+            _ => Ok(PartitionClaim::Busy),
+        }
+    }
 }
 
 /// A partition as stored, for a job's progress.

@@ -320,6 +320,26 @@ pub(super) fn review_chunk(
         .collect()
 }
 
+/// Counts decided accounts into `summary` and collects their changes into `writes`.
+fn tally(results: Vec<AccountResult>, summary: &mut ReviewSummary, writes: &mut Vec<PendingWrite>) {
+    for result in results {
+        summary.accounts_reviewed += 1;
+        if let Some(error) = result.error {
+            summary.errors += 1;
+            if summary.error_examples.len() < 5 {
+                summary.error_examples.push(error);
+            }
+            continue;
+        }
+        for action in result.actions {
+            *summary.actions.entry(action.to_string()).or_default() += 1;
+        }
+        if let Some(write) = result.write {
+            writes.push(write);
+        }
+    }
+}
+
 /// Writes one page's changes: decisions first (durable), then the accounts, with one audit
 /// event listing every account change of the page (each change's decision is in the log).
 async fn write_page(
@@ -453,22 +473,7 @@ pub async fn review_portfolio(
         ))
     };
     while let Some(results) = result_rx.recv().await {
-        for result in results {
-            summary.accounts_reviewed += 1;
-            if let Some(error) = result.error {
-                summary.errors += 1;
-                if summary.error_examples.len() < 5 {
-                    summary.error_examples.push(error);
-                }
-                continue;
-            }
-            for action in result.actions {
-                *summary.actions.entry(action.to_string()).or_default() += 1;
-            }
-            if let Some(write) = result.write {
-                writes.push(write);
-            }
-        }
+        tally(results, &mut summary, &mut writes);
         if writes.len() >= PAGE as usize {
             if let Some(previous) = writing.take() {
                 finish_write(previous, &mut summary).await?;

@@ -12,7 +12,7 @@
 //!
 //! [`JobPartitions::complete_partition`]: credence_store::JobPartitions::complete_partition
 
-use super::{review_chunk, ReviewOptions, ReviewSummary, PAGE};
+use super::{review_chunk, tally, ReviewOptions, ReviewSummary, PAGE};
 use crate::error::{AppError, ErrorCode};
 use credence_engine::CompiledStrategy;
 use credence_store::{AccountQuery, JobPartition, KeyRange, NewAuditEvent, PartitionClaim, Store};
@@ -128,22 +128,7 @@ async fn review_partition(
         ..ReviewSummary::default()
     };
     let mut writes = Vec::new();
-    for result in results {
-        summary.accounts_reviewed += 1;
-        if let Some(error) = result.error {
-            summary.errors += 1;
-            if summary.error_examples.len() < 5 {
-                summary.error_examples.push(error);
-            }
-            continue;
-        }
-        for action in result.actions {
-            *summary.actions.entry(action.to_string()).or_default() += 1;
-        }
-        if let Some(write) = result.write {
-            writes.push(write);
-        }
-    }
+    tally(results, &mut summary, &mut writes);
     // Decisions first: every applied change has its decision on record.
     let mut appends = tokio::task::JoinSet::new();
     let mut updates = Vec::with_capacity(writes.len());

@@ -42,8 +42,8 @@ impl JobPartitions for MemoryStore {
         lease_ms: i64,
     ) -> Result<PartitionClaim, StoreError> {
         let mut state = self.state();
-        let mut open = 0;
-        let mut seen = 0;
+        let mut open = 0i64;
+        let mut seen = 0i64;
         for ((job, number), partition) in state.partitions.iter_mut() {
             if job != job_id {
                 continue;
@@ -65,13 +65,7 @@ impl JobPartitions for MemoryStore {
                 open += 1;
             }
         }
-        match (seen, open) {
-            (0, _) => Err(StoreError::Precondition {
-                what: format!("there is no job {job_id}"),
-            }),
-            (_, 0) => Ok(PartitionClaim::Done),
-            _ => Ok(PartitionClaim::Busy),
-        }
+        PartitionClaim::nothing_claimable(job_id, seen, open)
     }
 
     async fn complete_partition(

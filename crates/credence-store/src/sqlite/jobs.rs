@@ -74,13 +74,7 @@ impl JobPartitions for SqliteStore {
                 [&job_id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
-            match (all, open) {
-                (0, _) => Err(StoreError::Precondition {
-                    what: format!("there is no job {job_id}"),
-                }),
-                (_, 0) => Ok(PartitionClaim::Done),
-                _ => Ok(PartitionClaim::Busy),
-            }
+            PartitionClaim::nothing_claimable(&job_id, all, open)
         })
         .await
     }
