@@ -2,11 +2,11 @@
 
 use crate::audit::insert_audit;
 use crate::error::{col, insert_error, Db};
+use crate::filters::Filters;
 use crate::PostgresStore;
 use credence_store::prelude::*;
 use credence_store::*;
 use deadpool_postgres::Transaction;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const ACCOUNT_COLUMNS: &str = "id, customer_id, decision_id, status, version, updated_at_ms, body";
@@ -143,27 +143,15 @@ impl AccountStore for PostgresStore {
     }
 
     async fn accounts(&self, query: &AccountQuery) -> Result<Vec<AccountRecord>, StoreError> {
-        let mut sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE true");
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut filter = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
-            sql.push_str(&format!(" AND {clause} ${}", values.len()));
-        };
-        if let Some(status) = &query.status {
-            filter("status =", Box::new(status.clone()));
-        }
-        if let Some(customer) = &query.customer_id {
-            filter("customer_id =", Box::new(customer.clone()));
-        }
-        if let Some(after) = &query.after_id {
-            filter("id >", Box::new(after.clone()));
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", query.limit.max(1)));
+        let mut filters =
+            Filters::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE true"));
+        filters.and_if("status =", query.status.as_ref());
+        filters.and_if("customer_id =", query.customer_id.as_ref());
+        filters.and_if("id >", query.after_id.as_ref());
+        filters.push(&format!(" ORDER BY id LIMIT {}", query.limit.max(1)));
         let client = self.client().await?;
-        let parameters: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
         client
-            .query(&sql, &parameters)
+            .query(filters.sql(), &filters.parameters())
             .await
             .db()?
             .iter()

@@ -1,10 +1,10 @@
 //! Review cases on PostgreSQL: changed under a version column, so that two nodes never apply conflicting changes.
 
 use crate::error::{col, insert_error, Db};
+use crate::filters::Filters;
 use crate::PostgresStore;
 use credence_store::prelude::*;
 use credence_store::*;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const CASE_COLUMNS: &str =
@@ -74,30 +74,22 @@ impl CaseStore for PostgresStore {
     }
 
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseRecord>, StoreError> {
-        let mut sql = format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE true");
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut filter = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
-            sql.push_str(&format!(" AND {clause} ${}", values.len()));
-        };
-        if let Some(queue) = &query.queue {
-            filter("queue =", Box::new(queue.clone()));
-        }
-        if let Some(state) = &query.state {
-            filter("state =", Box::new(state.clone()));
-        }
-        if let Some(due) = query.due_before_ms {
-            filter("state <> 'decided' AND due_at_ms <", Box::new(due));
-        }
-        sql.push_str(&format!(
+        let mut filters = Filters::new(format!(
+            "SELECT {CASE_COLUMNS} FROM review_cases WHERE true"
+        ));
+        filters.and_if("queue =", query.queue.as_ref());
+        filters.and_if("state =", query.state.as_ref());
+        filters.and_if(
+            "state <> 'decided' AND due_at_ms <",
+            query.due_before_ms.as_ref(),
+        );
+        filters.push(&format!(
             " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
             query.limit.max(1)
         ));
         let client = self.client().await?;
-        let parameters: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
         client
-            .query(&sql, &parameters)
+            .query(filters.sql(), &filters.parameters())
             .await
             .db()?
             .iter()
@@ -156,34 +148,31 @@ impl CaseStore for PostgresStore {
         query: &CaseQuery,
         claim: CaseClaimer,
     ) -> Result<Option<CaseRecord>, StoreError> {
-        let mut sql = format!("SELECT {CASE_COLUMNS} FROM review_cases WHERE true");
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        if let Some(queue) = &query.queue {
-            values.push(Box::new(queue.clone()));
-            sql.push_str(&format!(" AND queue = ${}", values.len()));
-        }
+        let mut filters = Filters::new(format!(
+            "SELECT {CASE_COLUMNS} FROM review_cases WHERE true"
+        ));
+        filters.and_if("queue =", query.queue.as_ref());
         match &query.state {
-            Some(state) => {
-                values.push(Box::new(state.clone()));
-                sql.push_str(&format!(" AND state = ${}", values.len()));
-            }
-            None => sql.push_str(" AND state <> 'decided'"),
+            Some(state) => filters.and("state =", state.clone()),
+            None => filters.push(" AND state <> 'decided'"),
         }
         // One candidate locked at a time, those another node is claiming at this moment
         // skipped (not waited for), those the claimer refuses left alone.
-        values.push(Box::new(Vec::<String>::new()));
-        let refused_at = values.len();
-        sql.push_str(&format!(
+        let refused_at = filters.next_parameter();
+        filters.push(&format!(
             " AND id <> ALL(${refused_at}) ORDER BY due_at_ms, priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED"
         ));
         let mut client = self.client().await?;
         let transaction = client.transaction().await.db()?;
         let mut refused: Vec<String> = Vec::new();
         for _ in 0..query.limit.max(1) {
-            values[refused_at - 1] = Box::new(refused.clone());
-            let parameters: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
-            let Some(row) = transaction.query_opt(&sql, &parameters).await.db()? else {
+            let mut parameters = filters.parameters();
+            parameters.push(&refused);
+            let Some(row) = transaction
+                .query_opt(filters.sql(), &parameters)
+                .await
+                .db()?
+            else {
                 break;
             };
             let candidate = case_from_row(&row)?;

@@ -1,11 +1,11 @@
 //! Reading the decision log on PostgreSQL: by id, by idempotency key, pages of history; appends go to the node's log writer (`log.rs`).
 
 use crate::error::{col, Db};
+use crate::filters::Filters;
 use crate::PostgresStore;
 use credence_store::chain::ChainReport;
 use credence_store::prelude::*;
 use credence_store::*;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 /// The columns [`decision_from_row`] reads, in its order.
@@ -89,36 +89,20 @@ impl DecisionLog for PostgresStore {
         &self,
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionSummary>, StoreError> {
-        let mut sql = String::from(
+        let mut filters = Filters::new(
             "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms \
-             FROM decisions WHERE true",
+             FROM decisions WHERE true"
+                .to_string(),
         );
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut filter = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
-            sql.push_str(&format!(" AND {clause} ${}", values.len()));
-        };
-        if let Some(customer) = &query.customer_id {
-            filter("customer_id =", Box::new(customer.clone()));
-        }
-        if let Some(flow) = &query.flow {
-            filter("flow =", Box::new(flow.clone()));
-        }
-        if let Some(from) = query.from_ms {
-            filter("created_at_ms >=", Box::new(from));
-        }
-        if let Some(to) = query.to_ms {
-            filter("created_at_ms <", Box::new(to));
-        }
-        if let Some(before) = query.before_seq {
-            filter("seq <", Box::new(before));
-        }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", query.limit.max(1)));
+        filters.and_if("customer_id =", query.customer_id.as_ref());
+        filters.and_if("flow =", query.flow.as_ref());
+        filters.and_if("created_at_ms >=", query.from_ms.as_ref());
+        filters.and_if("created_at_ms <", query.to_ms.as_ref());
+        filters.and_if("seq <", query.before_seq.as_ref());
+        filters.push(&format!(" ORDER BY seq DESC LIMIT {}", query.limit.max(1)));
         let client = self.client().await?;
-        let parameters: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
         client
-            .query(&sql, &parameters)
+            .query(filters.sql(), &filters.parameters())
             .await
             .db()?
             .iter()

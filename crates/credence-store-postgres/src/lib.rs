@@ -30,6 +30,7 @@ mod cases;
 mod chain;
 mod decisions;
 mod error;
+mod filters;
 mod jobs;
 mod log;
 mod providers;

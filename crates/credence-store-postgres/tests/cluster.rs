@@ -31,6 +31,17 @@ async fn database(test: &str) -> Option<PostgresOptions> {
     Some(options)
 }
 
+/// Nodes `node-a` and `node-b` on one database.
+async fn two_nodes(options: &PostgresOptions) -> (PostgresStore, PostgresStore) {
+    let a = PostgresStore::connect_node(options, Some("node-a"))
+        .await
+        .unwrap();
+    let b = PostgresStore::connect_node(options, Some("node-b"))
+        .await
+        .unwrap();
+    (a, b)
+}
+
 async fn sql(options: &PostgresOptions, statement: &str) -> u64 {
     let (client, connection) = tokio_postgres::connect(&options.url, tokio_postgres::NoTls)
         .await
@@ -44,12 +55,7 @@ async fn nodes_append_concurrently_and_any_tampering_fails_the_check() {
     let Some(options) = database("tampering").await else {
         return;
     };
-    let a = PostgresStore::connect_node(&options, Some("node-a"))
-        .await
-        .unwrap();
-    let b = PostgresStore::connect_node(&options, Some("node-b"))
-        .await
-        .unwrap();
+    let (a, b) = two_nodes(&options).await;
     let mut tasks = Vec::new();
     for (store, node) in [(a.clone(), "a"), (b.clone(), "b")] {
         for chunk in 0..4 {
@@ -139,12 +145,7 @@ async fn an_idempotency_key_is_taken_once_across_nodes() {
     let Some(options) = database("keys").await else {
         return;
     };
-    let a = PostgresStore::connect_node(&options, Some("node-a"))
-        .await
-        .unwrap();
-    let b = PostgresStore::connect_node(&options, Some("node-b"))
-        .await
-        .unwrap();
+    let (a, b) = two_nodes(&options).await;
     // Both nodes race for the same 50 keys.
     let race = |store: PostgresStore, node: &'static str| {
         tokio::spawn(async move {
