@@ -251,3 +251,51 @@ async fn retention_drops_old_months_and_the_rest_still_verifies() {
     sql(&options, "UPDATE log_retention SET node_seq = node_seq - 1").await;
     assert!(!store.verify_chain().await.unwrap().verified());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_resumes_its_chain_after_its_connections_are_cut() {
+    let Some(options) = database("connections_cut").await else {
+        return;
+    };
+    let node = PostgresStore::connect_node(&options, Some("node-a"))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        node.append_decision(decision("a", n, None)).await.unwrap();
+    }
+    // Every connection of the node is cut (a database restart, a network blip).
+    let cut = sql(
+        &options,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    assert!(cut > 0);
+    // Appends are refused (retryable) until the writer has reconnected, then succeed; none is
+    // half-written.
+    let started = std::time::Instant::now();
+    let mut n = 5;
+    while n < 10 {
+        match node.append_decision(decision("a", n, None)).await {
+            Ok(_) => n += 1,
+            Err(StoreError::Unavailable(_) | StoreError::Commit(_)) => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "never recovered"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    node.writable().await.unwrap();
+    let report = node.verify_chain().await.unwrap();
+    assert!(report.verified(), "{report:?}");
+    assert_eq!(report.records, 10);
+    // The node still holds its id: a second process cannot take it.
+    let error = PostgresStore::connect_node(&options, Some("node-a"))
+        .await
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("in use"), "{error}");
+}
