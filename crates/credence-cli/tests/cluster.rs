@@ -541,6 +541,53 @@ fn a_month_of_the_log_exports_to_parquet_and_back_tests_like_the_log() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 1"));
+    // The other commands that read or manage state take the database as well.
+    let monitored = Command::new(BIN)
+        .args(["monitor", "log", "--database-url", &url])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&monitored.stdout).unwrap();
+    assert_eq!(report["decisions"], 20, "{report}");
+    let listed = Command::new(BIN)
+        .args(["strategy", "list", "--database-url", &url, "--user", "ops"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("\"state\": \"approved\""), "{listed}");
+    let mut user = Command::new(BIN)
+        .args([
+            "users",
+            "create",
+            "--database-url",
+            &url,
+            "--username",
+            "ann",
+            "--role",
+            "reviewer",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    user.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough passphrase\n")
+        .unwrap();
+    assert!(user.wait().unwrap().success());
+    let (code, verified) = {
+        let output = Command::new(BIN)
+            .args(["audit", "verify", "--database-url", &url])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0), "{verified}");
+    assert!(verified.contains("20 record(s)"), "{verified}");
     let _ = std::fs::remove_dir_all(&root);
 }
 
