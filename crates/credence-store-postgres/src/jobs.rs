@@ -90,7 +90,7 @@ impl JobPartitions for PostgresStore {
         partition: &JobPartition,
         worker: &str,
         now_ms: i64,
-        result: String,
+        result: PartitionResult,
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Option<Vec<String>>, StoreError> {
@@ -98,23 +98,31 @@ impl JobPartitions for PostgresStore {
         let transaction = client.transaction().await.db()?;
         // Locks the partition's row: a worker taking it over waits, then finds it done.
         let held = transaction
+            .query_opt(
+                "SELECT 1 FROM job_partitions \
+                 WHERE job_id = $1 AND partition_no = $2 AND claimed_by = $3 AND state = 'claimed' \
+                 FOR UPDATE",
+                &[&partition.job_id, &partition.partition_no, &worker],
+            )
+            .await
+            .db()?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let stale = apply_updates(&transaction, &updates, &audit).await?;
+        transaction
             .execute(
-                "UPDATE job_partitions SET state = 'done', done_at_ms = $4, result = $5 \
-                 WHERE job_id = $1 AND partition_no = $2 AND claimed_by = $3 AND state = 'claimed'",
+                "UPDATE job_partitions SET state = 'done', done_at_ms = $3, result = $4 \
+                 WHERE job_id = $1 AND partition_no = $2",
                 &[
                     &partition.job_id,
                     &partition.partition_no,
-                    &worker,
                     &now_ms,
-                    &result,
+                    &result(&stale),
                 ],
             )
             .await
             .db()?;
-        if held != 1 {
-            return Ok(None);
-        }
-        let stale = apply_updates(&transaction, &updates, &audit).await?;
         transaction.commit().await.db()?;
         Ok(Some(stale))
     }

@@ -342,15 +342,16 @@ pub trait JobPartitions: Send + Sync {
         lease_ms: i64,
     ) -> Result<PartitionClaim, StoreError>;
     /// Applies the partition's account updates and its audit events and marks it done with
-    /// `result`, in one transaction — only while `worker` still holds it. `None` (and nothing
-    /// written) when another worker took it over; otherwise the ids of accounts skipped
-    /// because they changed since they were read. Each partition's changes are applied once.
+    /// the report `result` makes of the accounts skipped (those that changed since they were
+    /// read), in one transaction — only while `worker` still holds it. `None` (and nothing
+    /// written) when another worker took it over; otherwise the ids of the skipped accounts.
+    /// Each partition's changes are applied once.
     async fn complete_partition(
         &self,
         partition: &JobPartition,
         worker: &str,
         now_ms: i64,
-        result: String,
+        result: PartitionResult,
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Option<Vec<String>>, StoreError>;

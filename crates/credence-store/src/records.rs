@@ -485,6 +485,10 @@ impl PartitionClaim {
     }
 }
 
+/// Makes a completed partition's report (JSON) from the ids of the accounts its completion
+/// skipped: what the worker did, exact to the last figure.
+pub type PartitionResult = Box<dyn FnOnce(&[String]) -> String + Send>;
+
 /// A partition as stored, for a job's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionRecord {

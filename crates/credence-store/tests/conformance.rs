@@ -817,6 +817,11 @@ async fn webhook_deliveries_are_queued_retried_and_dropped_with_their_hook(store
     );
 }
 
+/// A partition's report: how many accounts its completion skipped.
+fn report() -> PartitionResult {
+    Box::new(|stale: &[String]| format!("skipped {}", stale.len()))
+}
+
 async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store: &dyn Store) {
     store
         .insert_account(
@@ -876,7 +881,7 @@ async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store:
         audit: Vec::new(),
     };
     let late = store
-        .complete_partition(&p0, "w1", 2_000, "{}".into(), vec![update(1)], vec![])
+        .complete_partition(&p0, "w1", 2_000, report(), vec![update(1)], vec![])
         .await
         .unwrap();
     assert_eq!(late, None);
@@ -885,14 +890,7 @@ async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store:
         "active"
     );
     let done = store
-        .complete_partition(
-            &taken,
-            "w3",
-            2_000,
-            "{\"n\":1}".into(),
-            vec![update(1)],
-            vec![],
-        )
+        .complete_partition(&taken, "w3", 2_000, report(), vec![update(1)], vec![])
         .await
         .unwrap();
     assert_eq!(done, Some(Vec::new()));
@@ -902,12 +900,28 @@ async fn job_partitions_are_claimed_once_and_taken_over_after_their_lease(store:
     );
     for p in [p1, p2] {
         let stale = store
-            .complete_partition(&p, "w2", 2_000, "{}".into(), vec![update(1)], vec![])
+            .complete_partition(&p, "w2", 2_000, report(), vec![update(1)], vec![])
             .await
             .unwrap();
         assert_eq!(stale, Some(vec!["A1001".to_string()]), "changed meanwhile");
     }
     assert_eq!(claim("w1", 3_000).await, PartitionClaim::Done);
+    let results: Vec<Option<String>> = store
+        .job_partitions("review-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.result)
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Some("skipped 0".into()),
+            Some("skipped 1".into()),
+            Some("skipped 1".into())
+        ],
+        "each report made of what its completion skipped"
+    );
     let progress: Vec<(i64, String, Option<String>)> = store
         .job_partitions("review-1")
         .await

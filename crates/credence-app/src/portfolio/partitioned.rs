@@ -156,10 +156,13 @@ async fn review_partition(
             "accounts": entries,
         }),
     });
-    // The result is what the partition reports; the stale count is known only after the
-    // write, so it is the one figure of this worker's summary not in the stored result.
-    let result = serde_json::to_string(&summary)
-        .map_err(|e| AppError::new(ErrorCode::Internal, format!("a partition's result: {e}")))?;
+    // The stored report counts the accounts the completion skipped, known only inside it.
+    let report = summary.clone();
+    let result: credence_store::PartitionResult = Box::new(move |stale: &[String]| {
+        let mut report = report;
+        report.skipped_changed = stale.len() as u64;
+        serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_string())
+    });
     let completed = store
         .complete_partition(
             partition,

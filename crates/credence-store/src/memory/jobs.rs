@@ -73,7 +73,7 @@ impl JobPartitions for MemoryStore {
         partition: &JobPartition,
         worker: &str,
         _now_ms: i64,
-        result: String,
+        result: PartitionResult,
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Option<Vec<String>>, StoreError> {
@@ -89,7 +89,7 @@ impl JobPartitions for MemoryStore {
             let stale = state.apply_updates(updates, audit)?;
             if let Some(stored) = state.partitions.get_mut(&key) {
                 stored.state = "done";
-                stored.result = Some(result);
+                stored.result = Some(result(&stale));
             }
             Ok(Some(stale))
         })

@@ -84,24 +84,21 @@ impl JobPartitions for SqliteStore {
         partition: &JobPartition,
         worker: &str,
         now_ms: i64,
-        result: String,
+        result: PartitionResult,
         updates: Vec<AccountUpdate>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let (partition, worker) = (partition.clone(), worker.to_string());
         self.write(move |conn| {
-            let held = conn.execute(
-                "UPDATE job_partitions SET state = 'done', done_at_ms = ?1, result = ?2 \
-                 WHERE job_id = ?3 AND partition_no = ?4 AND claimed_by = ?5 AND state = 'claimed'",
-                params![
-                    now_ms,
-                    result,
-                    partition.job_id,
-                    partition.partition_no,
-                    worker
-                ],
-            )?;
-            if held != 1 {
+            let held: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM job_partitions \
+                     WHERE job_id = ?1 AND partition_no = ?2 AND claimed_by = ?3 AND state = 'claimed'",
+                    params![partition.job_id, partition.partition_no, worker],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if held.is_none() {
                 return Ok(None);
             }
             let mut stale = Vec::new();
@@ -113,6 +110,11 @@ impl JobPartitions for SqliteStore {
             for event in &audit {
                 insert_audit(conn, event)?;
             }
+            conn.execute(
+                "UPDATE job_partitions SET state = 'done', done_at_ms = ?1, result = ?2 \
+                 WHERE job_id = ?3 AND partition_no = ?4",
+                params![now_ms, result(&stale), partition.job_id, partition.partition_no],
+            )?;
             Ok(Some(stale))
         })
         .await
