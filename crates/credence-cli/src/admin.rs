@@ -175,6 +175,14 @@ pub fn audit_verify(place: &PlaceArgs) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
+        // Seq 0: a problem of the log as a whole (a cluster's checkpoints or node heads).
+        Some(problem) if problem.seq == 0 => {
+            println!(
+                "decision log FAILED verification: {} ({} record(s) verified)",
+                problem.problem, report.records
+            );
+            Ok(false)
+        }
         Some(problem) => {
             println!(
                 "decision log FAILED verification at record {}: {} ({} record(s) verified before it)",

@@ -224,9 +224,10 @@ impl PostgresStore {
         self.inner.config.connect(self.inner.tls.clone()).await.db()
     }
 
-    /// Waits for the next activation on any node (PostgreSQL's `NOTIFY`), or `timeout`:
-    /// nodes poll the active version and call this between polls to hear of a change at once.
-    /// Returns whether a notification arrived.
+    /// The versions activated on any node from now on, as PostgreSQL announces them
+    /// (`NOTIFY` at the activation's commit), over a dedicated connection. The receiver closes
+    /// when that connection ends: listen again. Nodes still poll the active version; this lets
+    /// them hear of a change at once.
     pub async fn listen_for_activations(
         &self,
     ) -> Result<tokio::sync::mpsc::Receiver<String>, StoreError> {

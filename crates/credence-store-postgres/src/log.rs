@@ -12,7 +12,6 @@
 //! and a node that died releases the lock with its connection. After a failed batch (its
 //! outcome unknown if the connection broke during `COMMIT`) the writer reconnects, retakes the
 //! lock and re-reads its head from the database before the next batch.
-//!
 
 use crate::error::{col, store_error, Db};
 use crate::{PostgresOptions, PostgresStore, Tls};

@@ -74,7 +74,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// What `verify` found wrong first, if anything.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainProblem {
-    /// The position where the chain first fails.
+    /// The position where the chain first fails; 0 for a problem of the log as a whole (a
+    /// cluster's checkpoints or node heads, [`crate::node_chain`]).
     pub seq: i64,
     /// What is wrong there.
     pub problem: String,

@@ -153,13 +153,13 @@ impl ClusterVerifier {
         }
         let seq = checkpoint.seq;
         if seq != self.checkpoint_seq + 1 {
-            return self.fail(seq, format!(
+            return self.fail(0, format!(
                 "checkpoint {} expected next, found checkpoint {seq}: checkpoints were removed or reordered",
                 self.checkpoint_seq + 1
             ));
         }
         if checkpoint.prev_hash != self.checkpoint_hash {
-            return self.fail(seq, format!(
+            return self.fail(0, format!(
                 "checkpoint {seq}'s prev_hash does not match checkpoint {}'s hash: a checkpoint was changed or removed",
                 self.checkpoint_seq
             ));
@@ -173,7 +173,7 @@ impl ClusterVerifier {
         );
         if expected != checkpoint.hash {
             return self.fail(
-                seq,
+                0,
                 format!("checkpoint {seq}'s contents do not match its hash: it was changed"),
             );
         }
@@ -192,10 +192,7 @@ impl ClusterVerifier {
                     Some(_) => None,
                 });
         if let Some(problem) = shrunk {
-            return self.fail(
-                seq,
-                format!("{problem}: the checkpoint chain was rewritten"),
-            );
+            return self.fail(0, format!("{problem}: the checkpoint chain was rewritten"));
         }
         self.newest_heads = heads;
         self.checkpoint_seq = seq;
