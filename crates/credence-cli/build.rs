@@ -1,16 +1,38 @@
-//! Embeds the example strategy package so that `credence serve` on a fresh data directory
-//! has a strategy to activate without reading files next to the binary.
+//! Embeds the example strategy packages so that `credence serve` on a fresh data directory
+//! has a strategy to activate (and, with `--example`, a second product) without reading files
+//! next to the binary.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/consumer-loan");
-    let root = root.canonicalize().expect("examples/consumer-loan exists");
+    let mut code = String::new();
+    for (constant, folder) in [
+        ("BUNDLED_STRATEGY", "consumer-loan"),
+        ("BUNDLED_CARD_STRATEGY", "card-line"),
+    ] {
+        embed(&mut code, constant, folder);
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_strategy.rs");
+    std::fs::write(out, code).unwrap();
+}
+
+/// Writes `pub static {constant}: &[(path, bytes)]` for every file of `examples/{folder}`.
+fn embed(code: &mut String, constant: &str, folder: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(folder);
+    let root = root
+        .canonicalize()
+        .unwrap_or_else(|_| panic!("examples/{folder} exists"));
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();
-    let mut code = String::from("/// (path inside the package, bytes) of every file of examples/consumer-loan.\npub static BUNDLED_STRATEGY: &[(&str, &[u8])] = &[\n");
+    writeln!(
+        code,
+        "/// (path inside the package, bytes) of every file of examples/{folder}.\npub static {constant}: &[(&str, &[u8])] = &["
+    )
+    .unwrap();
     for file in &files {
         let relative = file.strip_prefix(&root).unwrap();
         let relative: Vec<String> = relative
@@ -26,8 +48,6 @@ fn main() {
         .unwrap();
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_strategy.rs");
-    std::fs::write(out, code).unwrap();
     println!("cargo:rerun-if-changed={}", root.display());
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

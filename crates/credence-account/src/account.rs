@@ -66,6 +66,10 @@ pub struct Account {
     pub customer_id: String,
     /// The approved decision (engine or reviewer) the account was opened from.
     pub decision_id: String,
+    /// The strategy (product) whose in-loan flows decide for it; `None` in accounts opened
+    /// before products had names (the default strategy then decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
     /// The day it was opened.
     pub opened_on: NaiveDate,
     /// Its terms now.
@@ -143,6 +147,7 @@ impl Account {
             id: opening.account_id,
             customer_id: opening.customer_id,
             decision_id: opening.decision_id,
+            strategy: None,
             opened_on: opening.opened_on,
             terms: Terms {
                 credit_limit,

@@ -300,7 +300,7 @@ impl Accounts {
                 "use 1–64 letters, digits, '-', '_' or '.'",
             ));
         }
-        let account = Account::open(Opening {
+        let mut account = Account::open(Opening {
             account_id: account_id.clone(),
             customer_id,
             decision_id: decision_id.to_string(),
@@ -316,6 +316,7 @@ impl Accounts {
             AppError::new(ErrorCode::InvalidState, e.to_string())
                 .with_details(serde_json::json!({"field": "decision_id"}))
         })?;
+        account.strategy = Some(stored.record.strategy.clone());
         let now_ms = self.clock.now().timestamp_millis();
         let record = encode(&account, 1, now_ms)?;
         let audit = NewAuditEvent {
@@ -495,8 +496,8 @@ impl Accounts {
             .max_by_key(|e| (e.time_ms, e.id.clone()));
         let has_flow = self
             .strategies
-            .active()
-            .is_some_and(|active| active.strategy.flow("early_warning").is_ok());
+            .resolve(account.strategy.as_deref())
+            .is_ok_and(|active| active.strategy.flow("early_warning").is_ok());
         let early_warning = match trigger {
             Some(trigger) if has_flow => {
                 let mut extra = serde_json::Map::new();
@@ -688,6 +689,7 @@ impl Accounts {
         let answer = self
             .decisions
             .decide(DecideRequest {
+                strategy: account.strategy.as_deref(),
                 flow: kind.flow_name(),
                 body: &body,
                 idempotency_key,

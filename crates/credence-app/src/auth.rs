@@ -127,9 +127,37 @@ pub struct Principal {
     pub user: String,
     /// The key's roles.
     pub roles: Vec<Role>,
+    /// The strategies (products) the caller may act on; empty: every strategy.
+    pub strategies: Vec<String>,
 }
 
 impl Principal {
+    /// Whether the caller may act on strategy `name` (a key limited to other products may not).
+    pub fn may_use(&self, name: &str) -> bool {
+        self.strategies.is_empty() || self.strategies.iter().any(|s| s == name)
+    }
+
+    /// Refuses with 403 naming the strategies the caller is limited to.
+    pub fn require_strategy(&self, name: &str) -> Result<(), AppError> {
+        if self.may_use(name) {
+            return Ok(());
+        }
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "user {} may act only on strategies {}, not on {name}",
+                self.user,
+                self.strategies.join(", ")
+            ),
+        )
+        .with_details(serde_json::json!({"strategy": name, "allowed_strategies": self.strategies})))
+    }
+
+    /// The strategies a listing is limited to: `None` for a caller of every strategy.
+    pub fn strategy_filter(&self) -> Option<Vec<String>> {
+        (!self.strategies.is_empty()).then(|| self.strategies.clone())
+    }
+
     /// Whether the caller's roles allow `action` (admin allows everything).
     pub fn may(&self, action: Action) -> bool {
         self.roles
@@ -192,11 +220,28 @@ pub fn issue_key(
             secret_sha256: credence_store::chain::sha256_hex(secret.as_bytes()),
             user: user.to_string(),
             roles,
+            strategies: Vec::new(),
             created_at_ms,
             created_by: created_by.to_string(),
             revoked_at_ms: None,
         },
     })
+}
+
+/// Checks names a key or user is limited to: each a valid strategy name; sorted, deduplicated.
+pub fn validate_strategy_names(names: &[String]) -> Result<Vec<String>, AppError> {
+    let mut names = names.to_vec();
+    for name in &names {
+        if !credence_engine::is_strategy_name(name) {
+            return Err(AppError::parameter(
+                "strategies",
+                format!("`{name}` is not a strategy name: use the package's name (lower-case letters, digits, - and _)"),
+            ));
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// A user name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
@@ -277,6 +322,7 @@ async fn verify(store: &dyn Store, id: &str, secret_sha256: &str) -> Result<Prin
         key_id: record.id.clone(),
         user: record.user.clone(),
         roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        strategies: record.strategies.clone(),
     })
 }
 
@@ -407,6 +453,7 @@ mod tests {
             key_id: "k".into(),
             user: "u".into(),
             roles,
+            strategies: Vec::new(),
         };
         let admin = principal(vec![Role::Admin]);
         let decide = principal(vec![Role::Decide]);

@@ -185,6 +185,7 @@ fn to_record(case: &Case, version: i64) -> Result<CaseRecord, AppError> {
     Ok(CaseRecord {
         id: case.id.clone(),
         decision_id: case.decision_id.clone(),
+        strategy: case.strategy.clone(),
         queue: case.queue.clone(),
         priority: case.priority,
         state: serde_json::to_value(case.state)
@@ -243,7 +244,7 @@ impl Cases {
         strategy: &CompiledStrategy,
         now_ms: i64,
     ) -> Result<CaseRecord, AppError> {
-        let case = credence_review::open_case(
+        let mut case = credence_review::open_case(
             format!("case_{}", decision_id.trim_start_matches("dec_")),
             decision_id.to_string(),
             referral.queue.clone(),
@@ -252,6 +253,7 @@ impl Cases {
             &policy_for(strategy),
             now_ms,
         );
+        case.strategy = strategy.name().to_string();
         to_record(&case, 1)
     }
 
@@ -409,11 +411,13 @@ impl Cases {
     pub async fn claim_next(
         &self,
         queue: Option<String>,
+        strategies: Option<Vec<String>>,
         actor: &Reviewer,
     ) -> Result<Option<CaseView>, AppError> {
         self.settled().await;
         let query = CaseQuery {
             queue,
+            strategies,
             state: None,
             due_before_ms: None,
             limit: NEXT_CASE_CANDIDATES,

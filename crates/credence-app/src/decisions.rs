@@ -36,6 +36,8 @@ pub struct DecisionBody {
 
 /// One decision request as the HTTP layer hands it over.
 pub struct DecideRequest<'a> {
+    /// The strategy (product) to decide with; `None`: the default strategy.
+    pub strategy: Option<&'a str>,
     /// The flow to decide.
     pub flow: &'a str,
     /// The request body: the flow's input as JSON.
@@ -117,6 +119,7 @@ pub struct ReplayResult {
 /// The decide, read, list and replay use cases: every decision recorded before it is answered.
 pub struct Decisions {
     store: Arc<dyn Store>,
+    shadow: crate::shadow::ShadowRunner,
     providers: Arc<dyn crate::providers::DataProviders>,
     strategies: Arc<Strategies>,
     cases: Arc<crate::cases::Cases>,
@@ -229,6 +232,7 @@ impl Decisions {
         providers: Arc<dyn crate::providers::DataProviders>,
     ) -> Self {
         Decisions {
+            shadow: crate::shadow::ShadowRunner::new(store.clone()),
             store,
             providers,
             strategies,
@@ -407,35 +411,72 @@ impl Decisions {
                 "the body must be a JSON object whose fields are the flow's inputs",
             ));
         }
-        let active = self.strategies.active().ok_or_else(|| {
-            AppError::new(
-                ErrorCode::NoActiveStrategy,
-                "no strategy version is active; upload, approve and activate one",
-            )
-        })?;
-        let strategy = &active.strategy;
-        let flow = strategy.flow(request.flow)?;
-        let language = match &request.language {
-            Some(language) => language.clone(),
-            None => strategy
-                .languages()
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "en".into()),
-        };
+        let active = self.strategies.resolve(request.strategy)?;
         let now = self.clock.now();
-        let options = EvalOptions {
-            as_of: now.date_naive(),
-            language: language.clone(),
-            full_trace: false,
-        };
-        let input = strategy.validate_input(request.flow, &raw)?;
-        let decision = self
-            .evaluate_online(strategy, request.flow, &input, &options)
-            .await?;
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
+        let customer_id = raw
+            .get("customer_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        // On a ramp, the customer's stable bucket says which version decides.
+        let rollout = active.rollout.clone();
+        let on_candidate = rollout.as_ref().is_some_and(|r| {
+            r.record.is_running()
+                && !r.is_shadow()
+                && crate::strategies::ramp::routes_to_candidate(
+                    &r.record.id,
+                    customer_id.as_deref().unwrap_or(&id),
+                    r.percent(),
+                )
+        });
+        let mut candidate_failed = None;
+        let (strategy, (flow, language, options, input, decision, data)) = loop {
+            let chosen = match (&rollout, on_candidate && candidate_failed.is_none()) {
+                (Some(r), true) => &r.candidate,
+                _ => &active.strategy,
+            };
+            match self.decide_with(chosen, request, &raw, now).await {
+                Ok(decided) => break (chosen, decided),
+                // A failing candidate never fails the customer: the live version decides,
+                // and the failure counts against the candidate's guard rails.
+                Err(error) if on_candidate && candidate_failed.is_none() => {
+                    candidate_failed = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let latency = started.elapsed();
+        if let Some(r) = rollout
+            .as_ref()
+            .filter(|r| !r.is_shadow() && r.record.is_running())
+        {
+            use crate::strategies::ramp::Arm;
+            let latency_us = latency.as_micros() as u64;
+            if candidate_failed.is_some() {
+                r.counters.observe(Arm::Candidate, None, latency_us);
+            } else {
+                let arm = if on_candidate {
+                    Arm::Candidate
+                } else {
+                    Arm::Live
+                };
+                r.counters
+                    .observe(arm, Some(decision.outcome.as_str()), latency_us);
+            }
+            if let Some(transition) = crate::strategies::due_transition(r, created_at_ms) {
+                let strategies = self.strategies.clone();
+                let r = r.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = strategies
+                        .apply_transition(&r, transition, created_at_ms)
+                        .await
+                    {
+                        tracing::warn!(%error, rollout = %r.record.id, "cannot store the ramp's transition");
+                    }
+                });
+            }
+        }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let personal = |name: &str| {
                 flow.schema
@@ -445,19 +486,17 @@ impl Decisions {
             };
             tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
         }
+        drop(input);
         let arm = decision.arm.as_deref().map(str::to_string);
         let record = new_record(
             request.flow,
             &decision,
             RecordContext {
                 id: id.clone(),
-                customer_id: raw
-                    .get("customer_id")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
+                customer_id,
                 idempotency_key: request.idempotency_key.clone(),
                 request_sha256: fingerprint,
-                language,
+                language: language.clone(),
                 created_at_ms,
                 latency_us: latency.as_micros() as i64,
                 // Stored as received: what the caller sent is what a replay re-reads.
@@ -470,6 +509,23 @@ impl Decisions {
             Err(StoreError::Conflict { what }) => return Ok(Committed::KeyTakenElsewhere { what }),
             Err(other) => return Err(other.into()),
         }
+        if let Some(r) = rollout
+            .as_ref()
+            .filter(|r| r.is_shadow() && r.record.is_running())
+        {
+            // After the record is durable, off the request's path: never delays the answer.
+            self.shadow.submit(crate::shadow::ShadowJob {
+                rollout: r.clone(),
+                decision_id: id.clone(),
+                flow: request.flow.to_string(),
+                raw: raw.clone(),
+                options: options.clone(),
+                data: data.offline_copy(),
+                live: crate::shadow::comparable(&decision),
+                live_version: active.version.clone(),
+                created_at_ms,
+            });
+        }
         if let Some(referral) = &decision.referral {
             // The decision is durable already and is the record of the referral: its case is
             // stored behind the answer, not before it.
@@ -480,11 +536,12 @@ impl Decisions {
                 .open_in_background(&id, referral, requested, strategy, created_at_ms);
         }
         metrics::counter!(m::DECISIONS_TOTAL,
+            "strategy" => active.name.clone(),
             "flow" => request.flow.to_string(),
             "outcome" => decision.outcome.as_str(),
             "arm" => arm.unwrap_or_default())
         .increment(1);
-        metrics::histogram!(m::DECISION_SECONDS, "flow" => request.flow.to_string())
+        metrics::histogram!(m::DECISION_SECONDS, "strategy" => active.name.clone(), "flow" => request.flow.to_string())
             .record(latency.as_secs_f64());
         tracing::debug!(decision_id = %id, flow = request.flow, outcome = decision.outcome.as_str(),
             latency_us = latency.as_micros() as u64, "decided");
@@ -496,21 +553,62 @@ impl Decisions {
         }))
     }
 
+    /// Validates the input for one version and decides with it, fetching third-party data.
+    #[allow(clippy::type_complexity)]
+    async fn decide_with<'s>(
+        &self,
+        strategy: &'s credence_engine::CompiledStrategy,
+        request: &DecideRequest<'_>,
+        raw: &serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<
+        (
+            &'s credence_engine::Flow,
+            String,
+            EvalOptions,
+            credence_engine::ValidatedInput,
+            credence_engine::Decision,
+            credence_engine::data::DataRecord,
+        ),
+        AppError,
+    > {
+        let flow = strategy.flow(request.flow)?;
+        let language = match &request.language {
+            Some(language) => language.clone(),
+            None => strategy
+                .languages()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".into()),
+        };
+        let options = EvalOptions {
+            as_of: now.date_naive(),
+            language: language.clone(),
+            full_trace: false,
+        };
+        let input = strategy.validate_input(request.flow, raw)?;
+        let (decision, data) = self
+            .evaluate_online(strategy, request.flow, &input, &options)
+            .await?;
+        Ok((flow, language, options, input, decision, data))
+    }
+
     /// Evaluates, fetching each third-party answer the flow asks for (asynchronously: a slow
-    /// provider holds this task, never a thread) and evaluating again with it.
+    /// provider holds this task, never a thread) and evaluating again with it. Returns the
+    /// answers too: a shadow evaluation reuses them and buys nothing.
     async fn evaluate_online(
         &self,
         strategy: &credence_engine::CompiledStrategy,
         flow: &str,
         input: &credence_engine::ValidatedInput,
         options: &EvalOptions,
-    ) -> Result<credence_engine::Decision, AppError> {
+    ) -> Result<(credence_engine::Decision, credence_engine::data::DataRecord), AppError> {
         use credence_engine::data::{DataAnswer, DataRecord, Evaluation};
         let mut data = DataRecord::online();
         // Each round answers one or more data steps; a flow has far fewer than this.
         for _ in 0..64 {
             match strategy.evaluate(flow, input, options, &data)? {
-                Evaluation::Decided(decision) => return Ok(*decision),
+                Evaluation::Decided(decision) => return Ok((*decision, data)),
                 Evaluation::NeedsData(requests) => {
                     let mut fetches = Vec::with_capacity(requests.len());
                     for request in &requests {

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     UnknownFlow,
     /// No strategy version of that name is stored.
     UnknownStrategyVersion,
+    /// No strategy (product) of that name is active.
+    UnknownStrategy,
     /// The route exists but not with that method.
     MethodNotAllowed,
     /// The request took longer than the server allows.
@@ -85,6 +87,7 @@ impl ErrorCode {
             NotFound => "not_found",
             UnknownFlow => "unknown_flow",
             UnknownStrategyVersion => "unknown_strategy_version",
+            UnknownStrategy => "unknown_strategy",
             MethodNotAllowed => "method_not_allowed",
             RequestTimeout => "request_timeout",
             TooManyRequests => "too_many_requests",

@@ -32,6 +32,7 @@ pub mod package_archive;
 pub mod portfolio;
 pub mod providers;
 pub mod replay;
+pub mod shadow;
 pub mod strategies;
 pub mod strict_json;
 pub mod users;

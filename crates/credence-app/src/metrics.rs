@@ -1,9 +1,10 @@
 //! The names of the metrics the use cases emit, declared once: the HTTP adapter describes
 //! them to its recorder and renders them at `/metrics`.
 
-/// Decisions made, by `flow`, `outcome` and `arm`.
+/// Decisions made, by `strategy`, `flow`, `outcome` and `arm`.
 pub const DECISIONS_TOTAL: &str = "credence_decisions_total";
-/// Seconds from receiving a decision request to having the decision (before the log commit).
+/// Seconds from receiving a decision request to having the decision (before the log commit),
+/// by `strategy` and `flow`.
 pub const DECISION_SECONDS: &str = "credence_decision_seconds";
 /// Requests answered from a stored decision because of a repeated Idempotency-Key.
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "credence_idempotent_replays_total";
@@ -25,3 +26,8 @@ pub const PROVIDER_CACHE_HITS_TOTAL: &str = "credence_provider_cache_hits_total"
 pub const PROVIDER_CALL_SECONDS: &str = "credence_provider_call_seconds";
 /// Webhook deliveries by `outcome` (`delivered`, `retrying`, `failed`).
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "credence_webhook_deliveries_total";
+/// Shadow results stored (a candidate's evaluation of a live decision).
+pub const SHADOW_RESULTS_TOTAL: &str = "credence_shadow_results_total";
+/// Shadow evaluations dropped (a full queue, or a store that kept failing): live records
+/// without their twin, which the comparison report counts too.
+pub const SHADOW_DROPPED_TOTAL: &str = "credence_shadow_dropped_total";

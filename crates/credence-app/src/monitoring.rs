@@ -38,9 +38,11 @@ fn score_of(trace_json: &str) -> Option<f64> {
 }
 
 /// Builds the monitoring report for `flow` from at most `limit` of its newest decisions, all
-/// decided cases (up to `limit`) and all accounts, as of `today`.
+/// decided cases (up to `limit`) and all accounts, as of `today` — of one strategy (product)
+/// when `strategy` names one, else of all.
 pub async fn report(
     store: &Arc<dyn Store>,
+    strategy: Option<&str>,
     flow: &str,
     limit: u32,
     today: chrono::NaiveDate,
@@ -54,6 +56,7 @@ pub async fn report(
         let page = store
             .list_decisions(&DecisionQuery {
                 flow: Some(flow.to_string()),
+                strategy: strategy.map(str::to_string),
                 before_seq,
                 limit: (limit as usize - decisions.len()).min(1000) as u32,
                 ..Default::default()
@@ -83,6 +86,7 @@ pub async fn report(
     let cases = store
         .cases(&CaseQuery {
             state: Some("decided".into()),
+            strategies: strategy.map(|s| vec![s.to_string()]),
             limit,
             ..Default::default()
         })
@@ -121,7 +125,9 @@ pub async fn report(
                         format!("stored account {} is unreadable: {e}", record.id),
                     )
                 })?;
-            accounts.push(account_observation(&account, today));
+            if strategy.is_none_or(|s| account.strategy.as_deref() == Some(s)) {
+                accounts.push(account_observation(&account, today));
+            }
         }
     }
     Ok(monitor(&decisions, &reviews, &accounts, 50))

@@ -1,15 +1,14 @@
-//! `credence keys`, `credence users`, `credence audit` and `credence strategy`: operations on a
-//! data directory or a PostgreSQL database, or (for strategies) on a running server through its
-//! API.
+//! `credence keys`, `credence users` and `credence audit`: operations on a data directory or a
+//! PostgreSQL database.
 
 use crate::database::{open_admin, DatabaseArgs};
 use anyhow::{bail, Context};
-use credence_app::{issue_key, Clock, Role, Strategies, SystemClock};
+use credence_app::{issue_key, Role};
 use credence_store::{NewAuditEvent, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,6 +52,7 @@ pub fn keys_create(
     place: &PlaceArgs,
     roles: &[String],
     user: Option<String>,
+    strategies: &[String],
 ) -> anyhow::Result<()> {
     let roles: Vec<Role> = roles
         .iter()
@@ -71,29 +71,52 @@ pub fn keys_create(
     if user.is_none() {
         issued.record.user = format!("{first_role}-{}", issued.record.id);
     }
+    issued.record.strategies = strategy_names(strategies)?;
     let record = issued.record.clone();
     let audit = NewAuditEvent {
         at_ms: issued_at,
         actor: cli_actor(),
         action: "key.create".into(),
         subject: record.id.clone(),
-        detail: serde_json::json!({"user": record.user, "roles": record.roles}),
+        detail: serde_json::json!({"user": record.user, "roles": record.roles, "strategies": record.strategies}),
     };
     // A new store may be created here: keys are often made before the first start.
     place.run(true, |store| async move {
         Ok(store.insert_key(issued.record, audit).await?)
     })?;
     println!(
-        "created key {} for user {} with role(s) {}; it is shown once, keep it secret:",
+        "created key {} for user {} with role(s) {} on {}; it is shown once, keep it secret:",
         record.id,
         record.user,
-        record.roles.join(", ")
+        record.roles.join(", "),
+        if record.strategies.is_empty() {
+            "every strategy".to_string()
+        } else {
+            format!("strategies {}", record.strategies.join(", "))
+        }
     );
     println!("{}", issued.plaintext);
     Ok(())
 }
 
-pub fn users_create(place: &PlaceArgs, username: &str, role: &str) -> anyhow::Result<()> {
+/// `--strategy` values (repeated or comma-separated), checked as strategy names.
+fn strategy_names(values: &[String]) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    credence_app::auth::validate_strategy_names(&names)
+        .map_err(|e| anyhow::anyhow!("--strategy: {}", e.message))
+}
+
+pub fn users_create(
+    place: &PlaceArgs,
+    username: &str,
+    role: &str,
+    strategies: &[String],
+) -> anyhow::Result<()> {
     if !credence_app::users::USER_ROLES.contains(&role) {
         bail!("unknown role {role:?}; workbench users are reviewer or senior_reviewer");
     }
@@ -111,6 +134,7 @@ pub fn users_create(place: &PlaceArgs, username: &str, role: &str) -> anyhow::Re
         username: username.to_string(),
         password_hash: hash,
         role: role.to_string(),
+        strategies: strategy_names(strategies)?,
         created_at_ms: at,
     };
     let audit = NewAuditEvent {
@@ -136,10 +160,15 @@ pub fn keys_list(place: &PlaceArgs) -> anyhow::Result<()> {
             "active"
         };
         println!(
-            "{}  {:<24} {:<28} {status}",
+            "{}  {:<24} {:<28} {status:<8} {}",
             key.id,
             key.user,
-            key.roles.join(",")
+            key.roles.join(","),
+            if key.strategies.is_empty() {
+                "all strategies".to_string()
+            } else {
+                key.strategies.join(",")
+            }
         );
     }
     Ok(())
@@ -191,181 +220,4 @@ pub fn audit_verify(place: &PlaceArgs) -> anyhow::Result<bool> {
             Ok(false)
         }
     }
-}
-
-/// Where a strategy command acts.
-pub enum Target {
-    Server {
-        url: String,
-        key: String,
-        /// Speaks HTTP and HTTPS, trusting Mozilla's roots and `--ca-file`.
-        agent: ureq::Agent,
-    },
-    DataDir {
-        dir: PathBuf,
-        database: DatabaseArgs,
-        user: String,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-pub struct TargetArgs {
-    /// A running server's URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "CREDENCE_SERVER", conflicts_with = "data_dir")]
-    pub server: Option<String>,
-    /// The API key for --server.
-    #[arg(long, env = "CREDENCE_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-    /// PEM CA certificates to trust for an https:// --server besides Mozilla's roots.
-    #[arg(
-        long,
-        env = "CREDENCE_CA_FILE",
-        value_name = "FILE",
-        requires = "server"
-    )]
-    pub ca_file: Option<PathBuf>,
-    /// Act on a data directory directly instead of a server.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// Who is acting, with --data-dir (maker-checker compares users).
-    #[arg(long)]
-    pub user: Option<String>,
-}
-
-impl TargetArgs {
-    pub fn target(self) -> anyhow::Result<Target> {
-        let data_dir = match (&self.data_dir, &self.database.database_url) {
-            (None, Some(_)) => Some(PathBuf::from(crate::serve::DEFAULT_DATA_DIR)),
-            _ => self.data_dir,
-        };
-        match (self.server, data_dir) {
-            (Some(url), None) => {
-                let extra_roots = match &self.ca_file {
-                    Some(path) => {
-                        let pem = std::fs::read(path)
-                            .with_context(|| format!("cannot read --ca-file {}", path.display()))?;
-                        credence_outbound::providers::pem_certificates(&pem, "--ca-file")?
-                    }
-                    None => Vec::new(),
-                };
-                let tls = credence_outbound::providers::tls_config(&extra_roots)?;
-                Ok(Target::Server {
-                    url: url.trim_end_matches('/').to_string(),
-                    key: self
-                        .key
-                        .context("--server needs --key (or CREDENCE_KEY) with a suitable role")?,
-                    agent: ureq::AgentBuilder::new().tls_config(tls).build(),
-                })
-            }
-            (None, Some(dir)) => Ok(Target::DataDir {
-                dir,
-                database: self.database,
-                user: self
-                    .user
-                    .context("--data-dir needs --user: who uploads or approves")?,
-            }),
-            _ => bail!("give either --server URL (with --key), or --data-dir DIR or --database-url URL (with --user)"),
-        }
-    }
-}
-
-/// One lifecycle operation.
-pub enum StrategyOp {
-    Upload(PathBuf),
-    Approve(String),
-    Activate(String),
-    Rollback,
-    List,
-}
-
-pub fn strategy(target: Target, op: StrategyOp) -> anyhow::Result<()> {
-    let package = match &op {
-        StrategyOp::Upload(dir) => {
-            let source = crate::package_dir::read(dir)?;
-            Some(credence_app::package_archive::pack(&source).context("packing the package")?)
-        }
-        _ => None,
-    };
-    let answer: serde_json::Value = match target {
-        Target::Server { url, key, agent } => {
-            let request = |method: &str, path: &str| {
-                agent
-                    .request(method, &format!("{url}{path}"))
-                    .set("Authorization", &format!("Bearer {key}"))
-            };
-            let response = match &op {
-                StrategyOp::Upload(_) => request("POST", "/v1/strategies")
-                    .set("Content-Type", "application/gzip")
-                    .send_bytes(package.as_deref().unwrap_or_default()),
-                StrategyOp::Approve(v) => {
-                    request("POST", &format!("/v1/strategies/{v}/approve")).call()
-                }
-                StrategyOp::Activate(v) => {
-                    request("POST", &format!("/v1/strategies/{v}/activate")).call()
-                }
-                StrategyOp::Rollback => request("POST", "/v1/strategies/rollback").call(),
-                StrategyOp::List => request("GET", "/v1/strategies").call(),
-            };
-            match response {
-                Ok(response) => response
-                    .into_json()
-                    .context("reading the server's answer")?,
-                Err(ureq::Error::Status(status, response)) => {
-                    let body = response.into_string().unwrap_or_default();
-                    bail!("the server refused ({status}): {body}")
-                }
-                Err(error) => bail!("cannot reach {url}: {error}"),
-            }
-        }
-        Target::DataDir {
-            dir,
-            database,
-            user,
-        } => {
-            let now = SystemClock.now().timestamp_millis();
-            let runtime = runtime()?;
-            let store = runtime.block_on(open_admin(&database, &dir, false))?;
-            let strategies = Strategies::new(store);
-            let result = runtime.block_on(async move {
-                strategies.refresh().await?;
-                let value = match op {
-                    StrategyOp::Upload(_) => serde_json::to_value(
-                        strategies
-                            .upload(package.unwrap_or_default(), &user, now)
-                            .await?,
-                    ),
-                    StrategyOp::Approve(v) => {
-                        serde_json::to_value(strategies.approve(&v, &user, now).await?)
-                    }
-                    StrategyOp::Activate(v) => {
-                        serde_json::to_value(strategies.activate(&v, &user, now).await?)
-                    }
-                    StrategyOp::Rollback => {
-                        serde_json::to_value(strategies.rollback(&user, now).await?)
-                    }
-                    StrategyOp::List => serde_json::to_value(strategies.list().await?),
-                };
-                Ok::<_, credence_app::AppError>(value)
-            });
-            match result {
-                Ok(value) => value?,
-                Err(error) => bail!(
-                    "{}{}",
-                    error.message,
-                    if error.details.is_null() {
-                        String::new()
-                    } else {
-                        format!(
-                            "\n{}",
-                            serde_json::to_string_pretty(&error.details).unwrap_or_default()
-                        )
-                    }
-                ),
-            }
-        }
-    };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
-    Ok(())
 }

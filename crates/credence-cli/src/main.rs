@@ -12,6 +12,7 @@ mod monitor;
 mod package_dir;
 mod portfolio;
 mod serve;
+mod strategy_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -101,10 +102,17 @@ enum Command {
         #[command(flatten)]
         database: database::DatabaseArgs,
     },
-    /// Upload, approve, activate and roll back strategy versions, on a server or a data directory.
+    /// Strategies by name (one per product): list, show, upload, approve, activate, roll back;
+    /// run a candidate in shadow or on a ramp, promote, abort, resume — on a server or a data
+    /// directory.
     Strategy {
         #[command(subcommand)]
-        command: StrategyCommand,
+        command: strategy_cmd::StrategyCommand,
+    },
+    /// Compare a shadow rollout's candidate with the live version.
+    Shadow {
+        #[command(subcommand)]
+        command: strategy_cmd::ShadowCommand,
     },
     /// Generate realistic data for demos, tests and benchmarks.
     Simulate {
@@ -159,6 +167,10 @@ enum KeysCommand {
         /// Whom the key belongs to [default: the role and the key id].
         #[arg(long)]
         user: Option<String>,
+        /// Limit the key to this strategy (product); repeat or comma-separate for several
+        /// [default: every strategy].
+        #[arg(long = "strategy")]
+        strategies: Vec<String>,
     },
     /// List keys (ids, users, roles; never secrets).
     List {
@@ -184,6 +196,10 @@ enum UsersCommand {
         /// reviewer or senior_reviewer.
         #[arg(long)]
         role: String,
+        /// Limit the user to this strategy's (product's) cases; repeat or comma-separate for
+        /// several [default: every strategy].
+        #[arg(long = "strategy")]
+        strategies: Vec<String>,
     },
 }
 
@@ -220,38 +236,6 @@ enum LogCommand {
         /// Months to keep, e.g. 25.
         #[arg(long, value_name = "N")]
         keep_months: u32,
-    },
-}
-
-#[derive(Subcommand)]
-enum StrategyCommand {
-    /// Upload a package directory: compiled, its cases run, stored as a draft.
-    Upload {
-        dir: PathBuf,
-        #[command(flatten)]
-        target: admin::TargetArgs,
-    },
-    /// Approve a draft (by someone other than its uploader).
-    Approve {
-        version: String,
-        #[command(flatten)]
-        target: admin::TargetArgs,
-    },
-    /// Activate an approved version.
-    Activate {
-        version: String,
-        #[command(flatten)]
-        target: admin::TargetArgs,
-    },
-    /// Re-activate the previously active version.
-    Rollback {
-        #[command(flatten)]
-        target: admin::TargetArgs,
-    },
-    /// List versions.
-    List {
-        #[command(flatten)]
-        target: admin::TargetArgs,
     },
 }
 
@@ -346,7 +330,12 @@ fn main() -> ExitCode {
             command: PortfolioCommand::Review(args),
         } => portfolio::review(args).map(|()| 0).map_err(Exit::from),
         Command::Keys { command } => match command {
-            KeysCommand::Create { place, role, user } => admin::keys_create(&place, &role, user),
+            KeysCommand::Create {
+                place,
+                role,
+                user,
+                strategies,
+            } => admin::keys_create(&place, &role, user, &strategies),
             KeysCommand::List { place } => admin::keys_list(&place),
             KeysCommand::Revoke { place, id } => admin::keys_revoke(&place, &id),
         }
@@ -358,8 +347,9 @@ fn main() -> ExitCode {
                     place,
                     username,
                     role,
+                    strategies,
                 },
-        } => admin::users_create(&place, &username, &role)
+        } => admin::users_create(&place, &username, &role, &strategies)
             .map(|()| 0)
             .map_err(Exit::from),
         Command::Audit {
@@ -386,24 +376,10 @@ fn main() -> ExitCode {
         }
         .map_err(Exit::from),
         Command::Migrate { database } => migrate(&database).map_err(Exit::from),
-        Command::Strategy { command } => {
-            let (target, op) = match command {
-                StrategyCommand::Upload { dir, target } => (target, admin::StrategyOp::Upload(dir)),
-                StrategyCommand::Approve { version, target } => {
-                    (target, admin::StrategyOp::Approve(version))
-                }
-                StrategyCommand::Activate { version, target } => {
-                    (target, admin::StrategyOp::Activate(version))
-                }
-                StrategyCommand::Rollback { target } => (target, admin::StrategyOp::Rollback),
-                StrategyCommand::List { target } => (target, admin::StrategyOp::List),
-            };
-            target
-                .target()
-                .and_then(|target| admin::strategy(target, op))
-                .map(|()| 0)
-                .map_err(Exit::from)
-        }
+        Command::Strategy { command } => strategy_cmd::run(command).map(|()| 0).map_err(Exit::from),
+        Command::Shadow { command } => strategy_cmd::run_shadow(command)
+            .map(|()| 0)
+            .map_err(Exit::from),
     };
     match result {
         Ok(code) => ExitCode::from(code),

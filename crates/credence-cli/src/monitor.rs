@@ -64,6 +64,9 @@ pub enum MonitorCommand {
         database: crate::database::DatabaseArgs,
         #[arg(long, default_value = "application")]
         flow: String,
+        /// Only this strategy (product) [default: every strategy's decisions together].
+        #[arg(long)]
+        strategy: Option<String>,
         /// How many of the newest decisions (and decided cases) to read.
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
@@ -95,8 +98,9 @@ pub fn run(command: MonitorCommand) -> anyhow::Result<()> {
             data_dir,
             database,
             flow,
+            strategy,
             limit,
-        } => log(&data_dir, &database, &flow, limit)?,
+        } => log(&data_dir, &database, strategy.as_deref(), &flow, limit)?,
     };
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
@@ -274,6 +278,7 @@ fn vintage(
 fn log(
     data_dir: &Path,
     database: &crate::database::DatabaseArgs,
+    strategy: Option<&str>,
     flow: &str,
     limit: u32,
 ) -> anyhow::Result<serde_json::Value> {
@@ -285,7 +290,7 @@ fn log(
     if database.database_url.is_some() {
         let report = runtime.block_on(async {
             let store = crate::database::open_admin(database, data_dir, false).await?;
-            credence_app::monitoring::report(&store, flow, limit, today)
+            credence_app::monitoring::report(&store, strategy, flow, limit, today)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.message))
         })?;
@@ -299,7 +304,9 @@ fn log(
     }
     let store = crate::backtest::open_for_reading(data_dir)?;
     let report = runtime
-        .block_on(credence_app::monitoring::report(&store, flow, limit, today))
+        .block_on(credence_app::monitoring::report(
+            &store, strategy, flow, limit, today,
+        ))
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(serde_json::to_value(report)?)
 }

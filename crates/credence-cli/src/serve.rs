@@ -26,7 +26,8 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// A TOML file with any of: addr, data_dir, database_url, database_pool_size,
     /// database_statement_timeout_ms, database_ca_file, node_id, max_body_bytes, max_package_bytes,
-    /// default_page_size, max_page_size, strategy_refresh_ms, session_ttl_seconds, log_format,
+    /// default_page_size, max_page_size, strategy_refresh_ms, default_strategy,
+    /// session_ttl_seconds, log_format,
     /// secrets_file, provider_ca_file, public_url, secure_cookies, header_read_timeout_ms,
     /// request_timeout_ms, max_connections, a [sign_in] table and a [limits] table (see
     /// docs/service.md). Flags and environment variables override it.
@@ -41,6 +42,11 @@ pub struct ServeArgs {
     /// How often to follow activations made by other processes, in ms [default: 1000].
     #[arg(long, env = "CREDENCE_STRATEGY_REFRESH_MS")]
     pub strategy_refresh_ms: Option<u64>,
+    /// The strategy (package name) `POST /v1/decisions/{flow}` and `/v1/flows/{flow}/decisions`
+    /// decide with [default: the first strategy ever activated — the bundled example on a new
+    /// data directory].
+    #[arg(long, env = "CREDENCE_DEFAULT_STRATEGY", value_name = "NAME")]
+    pub default_strategy: Option<String>,
     /// How long a review workbench sign-in lasts, in seconds [default: 28800].
     #[arg(long, env = "CREDENCE_SESSION_TTL_SECONDS")]
     pub session_ttl_seconds: Option<u64>,
@@ -83,7 +89,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDENCE_NODE_ID", value_name = "ID")]
     pub node_id: Option<String>,
     /// Demo mode: also run the provider simulator inside this process and point the example
-    /// strategy's data sources at it (CREDENCE_PROVIDERS_URL).
+    /// strategy's data sources at it (CREDENCE_PROVIDERS_URL), and activate the second bundled
+    /// product (the card-line example) beside the cash loan if it never was.
     #[arg(long)]
     pub example: bool,
 }
@@ -99,6 +106,7 @@ struct ConfigFile {
     default_page_size: Option<u32>,
     max_page_size: Option<u32>,
     strategy_refresh_ms: Option<u64>,
+    default_strategy: Option<String>,
     session_ttl_seconds: Option<u64>,
     log_format: Option<String>,
     secrets_file: Option<PathBuf>,
@@ -193,6 +201,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub limits: ServiceLimits,
     pub strategy_refresh_ms: u64,
+    pub default_strategy: Option<String>,
     pub log_json: bool,
     pub secrets_file: Option<PathBuf>,
     pub provider_ca_file: Option<PathBuf>,
@@ -293,6 +302,7 @@ impl ServeArgs {
                 .or(file.strategy_refresh_ms)
                 .unwrap_or(1000)
                 .max(50),
+            default_strategy: self.default_strategy.or(file.default_strategy),
             log_json,
             secrets_file: self.secrets_file.or(file.secrets_file),
             provider_ca_file: self.provider_ca_file.or(file.provider_ca_file),
@@ -308,13 +318,25 @@ impl ServeArgs {
     }
 }
 
-/// The bundled example strategy as a package archive.
+/// Live decisions younger than this are left to the shadow queue by the catch-up.
+const SHADOW_SETTLE_MS: i64 = 5_000;
+
+/// The bundled example strategy (the cash loan) as a package archive.
 pub fn bundled_package() -> anyhow::Result<Vec<u8>> {
+    pack_bundled(BUNDLED_STRATEGY)
+}
+
+/// The second bundled example (the credit-card line) as a package archive.
+pub fn bundled_card_package() -> anyhow::Result<Vec<u8>> {
+    pack_bundled(BUNDLED_CARD_STRATEGY)
+}
+
+fn pack_bundled(files: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     let mut source = credence_engine::PackageSource::new();
-    for (path, bytes) in BUNDLED_STRATEGY {
+    for (path, bytes) in files {
         source.insert(*path, bytes.to_vec());
     }
-    credence_app::package_archive::pack(&source).context("packing the bundled strategy")
+    credence_app::package_archive::pack(&source).context("packing a bundled strategy")
 }
 
 fn init_logging(json: bool) {
@@ -414,6 +436,38 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Ok(None) => {}
         Err(error) => anyhow::bail!("loading the active strategy: {error}"),
     }
+    if config.example {
+        match service
+            .strategies
+            .bootstrap_product(bundled_card_package()?, service.now_ms())
+            .await
+        {
+            Ok(Some(version)) => {
+                tracing::info!(%version, "activated the bundled card-line example beside the cash loan")
+            }
+            Ok(None) => {}
+            Err(error) => anyhow::bail!("activating the card-line example: {error}"),
+        }
+    }
+    service
+        .strategies
+        .set_default(config.default_strategy.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the active strategies: {e}"))?;
+    if let Some(name) = &config.default_strategy {
+        if service.strategies.active_named(name).is_none() {
+            anyhow::bail!(
+                "default_strategy {name} is not an active strategy here; active: {}",
+                service
+                    .strategies
+                    .active_all()
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     // A crash between a referral's answer and its case being stored left a referred decision
     // without its case: open it now, from the decision in the log.
     match service
@@ -440,13 +494,23 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     let active = service
         .strategies
-        .active()
-        .map(|a| a.version.clone())
-        .unwrap_or_default();
+        .active_all()
+        .iter()
+        .map(|a| {
+            let default = service.strategies.default_name().as_deref() == Some(a.name.as_str());
+            format!(
+                "{} {}{}",
+                a.name,
+                a.version,
+                if default { " (default)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     println!("credence listening on http://{local}");
     match postgres.as_ref().and_then(|p| p.node_id()) {
-        Some(node) => println!("{place}, node {node}, active strategy {active}"),
-        None => println!("{place}, active strategy {active}"),
+        Some(node) => println!("{place}, node {node}, active strategies: {active}"),
+        None => println!("{place}, active strategies: {active}"),
     }
     if let Some(url) = &simulator_url {
         println!("provider simulator (--example) on {url}: the example's data sources call it");
@@ -476,15 +540,39 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             }
             match refresh_service.strategies.refresh().await {
                 Ok(true) => tracing::info!(
-                    version = refresh_service
+                    active = refresh_service
                         .strategies
-                        .active()
-                        .map(|a| a.version.clone())
-                        .unwrap_or_default(),
-                    "followed an activation made by another process"
+                        .active_all()
+                        .iter()
+                        .map(|a| format!("{}={}", a.name, a.version))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    "followed an activation or rollout made by another process"
                 ),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "cannot follow the newest activation"),
+            }
+        }
+    });
+
+    // Shadow twins the queue lost (a crash, a full queue) are made from the log; the newest
+    // seconds are left to the queue.
+    let shadow_service = service.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            ticker.tick().await;
+            let before_ms = shadow_service.now_ms() - SHADOW_SETTLE_MS;
+            match credence_app::shadow::catch_up(
+                &*shadow_service.store,
+                &shadow_service.strategies,
+                before_ms,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "made shadow twins the queue had lost"),
+                Err(error) => tracing::warn!(%error, "cannot catch up the shadow evaluation"),
             }
         }
     });

@@ -804,7 +804,7 @@ fn operations_endpoints_report_health_metrics_and_the_api() {
     assert_eq!(ready.json["status"], "ready");
     let metrics = server.metrics();
     for needle in [
-        "credence_decisions_total{flow=\"application\",outcome=\"approve\",arm=\"champion\"} 1",
+        "credence_decisions_total{strategy=\"consumer-loan\",flow=\"application\",outcome=\"approve\",arm=\"champion\"} 1",
         "credence_decision_seconds_bucket",
         "credence_log_commit_seconds_bucket",
         "credence_http_requests_total",

@@ -141,7 +141,10 @@ fn activate(server: &Server, package: &Path) -> String {
 /// Decides `body` with the application flow; the answer must be a decision.
 fn decide_application(server: &Server, key: &str, body: &Value) -> Value {
     let answer = post_json(
-        &format!("{}/v1/decisions/application", server.url),
+        &format!(
+            "{}/v1/strategies/bureau-check/decisions/application",
+            server.url
+        ),
         key,
         body,
         &[],
@@ -355,7 +358,10 @@ fn a_report_one_node_bought_is_not_bought_again_by_another() {
     // The other node follows the activation, then reuses the answer.
     let reused = loop {
         let answer = post_json(
-            &format!("{}/v1/decisions/application", second.url),
+            &format!(
+                "{}/v1/strategies/bureau-check/decisions/application",
+                second.url
+            ),
             &caller,
             &body,
             &[],
@@ -441,7 +447,10 @@ fn https_providers_are_trusted_through_the_operator_ca_file_and_refused_without_
     let ca_file = fixture("ca.pem");
     let decide = |server: &Server, caller: &str| -> Value {
         let body = json!({"customer_id": "C-TLS-1", "score": 500});
-        let url = format!("{}/v1/decisions/application", server.url);
+        let url = format!(
+            "{}/v1/strategies/bureau-check/decisions/application",
+            server.url
+        );
         let answer = post_json(&url, caller, &body, &[]);
         assert_eq!(answer.status, 200, "{}", answer.json);
         answer.json

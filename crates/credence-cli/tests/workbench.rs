@@ -454,3 +454,180 @@ fn an_early_warning_case_shows_the_account_as_it_is_now() {
     );
     assert!(page.body.contains("EW_SEVERE_BUREAU"));
 }
+
+/// A card-line package that prices grade A lower than the bundled one, written to `dir`.
+fn card_candidate(dir: &std::path::Path) {
+    let example = repo_root().join("examples/card-line");
+    for file in [
+        "strategy.yaml",
+        "flows/application.yaml",
+        "scorecards/application.yaml",
+        "tests/application.yaml",
+    ] {
+        let text = std::fs::read_to_string(example.join(file))
+            .unwrap()
+            .replace(r#"- ['"A"', 0.169, 3.0]"#, r#"- ['"A"', 0.159, 3.0]"#)
+            .replace("apr: 0.169", "apr: 0.159");
+        let target = dir.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, text).unwrap();
+    }
+}
+
+/// A reviewer limited to the card product sees the card's cases only, cannot open the cash
+/// loan's, and reads the card's shadow comparison in the workbench.
+#[test]
+fn a_reviewer_limited_to_a_product_sees_its_cases_and_its_shadow_comparison() {
+    let root = scratch_dir("workbench-products");
+    let data_dir = root.join("data");
+    let server = Server::start(&data_dir, &["--example"]);
+    let mut child = Command::new(BIN)
+        .args(["users", "create", "--data-dir"])
+        .arg(&data_dir)
+        .args([
+            "--username",
+            "carla",
+            "--role",
+            "reviewer",
+            "--strategy",
+            "card-line",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "a long card passphrase").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let loan_case = refer(&server);
+    let decide = server.key("decide", "platform");
+    let card_input: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("examples/card-line/samples/application-refer.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let card = post_json(
+        &format!(
+            "{}/v1/strategies/card-line/decisions/application",
+            server.url
+        ),
+        &decide,
+        &card_input,
+        &[],
+    );
+    assert_eq!(card.json["outcome"], "refer", "{}", card.json);
+    let card_case = format!(
+        "case_{}",
+        card.json["id"].as_str().unwrap().trim_start_matches("dec_")
+    );
+
+    let mut carla = sign_in(&server, "carla", "a long card passphrase");
+    let queue = carla.get("/review");
+    assert_eq!(queue.status, 200);
+    assert!(queue.body.contains(&card_case), "{}", queue.body);
+    assert!(
+        !queue.body.contains(&loan_case),
+        "a card reviewer never sees the loan queue"
+    );
+    assert!(
+        queue.body.contains("<td>card-line</td>"),
+        "the product column"
+    );
+    assert_eq!(carla.get(&format!("/review/cases/{loan_case}")).status, 403);
+    assert_eq!(carla.get(&format!("/review/cases/{card_case}")).status, 200);
+    assert_eq!(carla.get("/review?strategy=consumer-loan").status, 403);
+
+    // A candidate of the card in shadow; the comparison page shows its matrix.
+    let candidate_dir = root.join("candidate");
+    card_candidate(&candidate_dir);
+    let analyst = server.key("analyst", "ana");
+    let approver = server.key("approver", "abe");
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let uploaded = run(&[
+        "strategy",
+        "upload",
+        candidate_dir.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--key",
+        &analyst,
+    ]);
+    let version = uploaded["strategy"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(&[
+        "strategy",
+        "approve",
+        &version,
+        "--server",
+        &server.url,
+        "--key",
+        &approver,
+    ]);
+    run(&[
+        "strategy",
+        "shadow",
+        &version,
+        "--server",
+        &server.url,
+        "--key",
+        &approver,
+    ]);
+    let approve: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("examples/card-line/samples/application-approve.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    post_json(
+        &format!(
+            "{}/v1/strategies/card-line/decisions/application",
+            server.url
+        ),
+        &decide,
+        &approve,
+        &[],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let page = carla.get("/review/shadow");
+        if page.body.contains("1 with their shadow twin") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Shadow comparison: card-line"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("1 with their shadow twin"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"shadow-matrix\""));
+    assert!(
+        page.body.contains("APR higher 0, lower 1"),
+        "grade A is cheaper: {}",
+        page.body
+    );
+    assert_eq!(
+        carla.get("/review/shadow?strategy=consumer-loan").status,
+        403
+    );
+}

@@ -27,7 +27,8 @@ mod value;
 
 pub use cases::{compare, CaseResult, Expectation, Mismatch, TestCase};
 pub use compile::{
-    compile, compile_with_limits, Caps, CompiledStrategy, Flow, ReviewSettings, MANIFEST,
+    compile, compile_with_limits, is_strategy_name, Caps, CompiledStrategy, Flow, ReviewSettings,
+    MANIFEST,
 };
 pub use credence_expr::ExprLimits;
 pub use decision::{

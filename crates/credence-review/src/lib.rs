@@ -159,6 +159,9 @@ pub struct Case {
     pub id: String,
     /// The referred decision this case reviews; the final decision overrides it.
     pub decision_id: String,
+    /// The strategy (product) that referred it; empty in cases stored before products had names.
+    #[serde(default)]
+    pub strategy: String,
     /// The queue it waits in.
     pub queue: String,
     /// Higher first among cases due at the same time.
@@ -331,6 +334,7 @@ pub fn open_case(
     Case {
         id,
         decision_id,
+        strategy: String::new(),
         queue,
         priority,
         state: CaseState::Open,

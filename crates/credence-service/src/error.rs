@@ -28,7 +28,9 @@ impl HttpStatus for ErrorCode {
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Unauthenticated => StatusCode::UNAUTHORIZED,
             Forbidden | MakerChecker => StatusCode::FORBIDDEN,
-            NotFound | UnknownFlow | UnknownStrategyVersion => StatusCode::NOT_FOUND,
+            NotFound | UnknownFlow | UnknownStrategyVersion | UnknownStrategy => {
+                StatusCode::NOT_FOUND
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -144,6 +146,7 @@ mod tests {
             (NotFound, 404),
             (UnknownFlow, 404),
             (UnknownStrategyVersion, 404),
+            (UnknownStrategy, 404),
             (MethodNotAllowed, 405),
             (InvalidState, 409),
             (BodyTooLarge, 413),

@@ -24,7 +24,7 @@ mod workbench;
 
 // The use cases, under the names the handlers use.
 pub(crate) use credence_app::{
-    accounts, auth, cases, decisions, mask, monitoring, strategies, strict_json, users,
+    accounts, auth, cases, decisions, mask, monitoring, shadow, strategies, strict_json, users,
 };
 pub use credence_app::{issue_key, Action, Authenticator, Decisions, Principal, Role, Strategies};
 pub(crate) use credence_outbound::providers;

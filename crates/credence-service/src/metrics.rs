@@ -60,7 +60,18 @@ pub fn install() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
-    describe_counter!(DECISIONS_TOTAL, "Decisions made, by flow, outcome and arm");
+    describe_counter!(
+        DECISIONS_TOTAL,
+        "Decisions made, by strategy, flow, outcome and arm"
+    );
+    describe_counter!(
+        credence_app::metrics::SHADOW_RESULTS_TOTAL,
+        "Shadow results stored: a candidate's evaluation of a live decision"
+    );
+    describe_counter!(
+        credence_app::metrics::SHADOW_DROPPED_TOTAL,
+        "Shadow evaluations dropped (full queue or failing store): live records without a twin"
+    );
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections closed on accept because max_connections were open"

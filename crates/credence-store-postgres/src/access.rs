@@ -8,7 +8,15 @@ use credence_store::*;
 use tokio_postgres::Row;
 
 const KEY_COLUMNS: &str =
-    "id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms";
+    "id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms, strategies";
+
+/// A stored comma-separated list of names (keys' and users' strategies).
+fn split_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 fn key_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let roles: String = col(row, 3)?;
@@ -16,11 +24,8 @@ fn key_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         id: col(row, 0)?,
         secret_sha256: col(row, 1)?,
         user: col(row, 2)?,
-        roles: roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(str::to_string)
-            .collect(),
+        roles: split_names(&roles),
+        strategies: split_names(&col::<String>(row, 7)?),
         created_at_ms: col(row, 4)?,
         created_by: col(row, 5)?,
         revoked_at_ms: col(row, 6)?,
@@ -35,7 +40,7 @@ impl AccessStore for PostgresStore {
         transaction
             .execute(
                 &format!(
-                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL)"
+                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)"
                 ),
                 &[
                     &key.id,
@@ -44,6 +49,7 @@ impl AccessStore for PostgresStore {
                     &key.roles.join(","),
                     &key.created_at_ms,
                     &key.created_by,
+                    &key.strategies.join(","),
                 ],
             )
             .await
@@ -99,8 +105,8 @@ impl AccessStore for PostgresStore {
         let transaction = client.transaction().await.db()?;
         transaction
             .execute(
-                "INSERT INTO users (username, password_hash, role, created_at_ms) VALUES ($1, $2, $3, $4)",
-                &[&user.username, &user.password_hash, &user.role, &user.created_at_ms],
+                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies) VALUES ($1, $2, $3, $4, $5)",
+                &[&user.username, &user.password_hash, &user.role, &user.created_at_ms, &user.strategies.join(",")],
             )
             .await
             .map_err(|e| insert_error(e, || format!("user {}", user.username)))?;
@@ -112,7 +118,7 @@ impl AccessStore for PostgresStore {
         let client = self.client().await?;
         client
             .query_opt(
-                "SELECT username, password_hash, role, created_at_ms FROM users WHERE username = $1",
+                "SELECT username, password_hash, role, created_at_ms, strategies FROM users WHERE username = $1",
                 &[&username],
             )
             .await
@@ -122,6 +128,7 @@ impl AccessStore for PostgresStore {
                     username: col(&row, 0)?,
                     password_hash: col(&row, 1)?,
                     role: col(&row, 2)?,
+                    strategies: split_names(&col::<String>(&row, 4)?),
                     created_at_ms: col(&row, 3)?,
                 })
             })

@@ -8,7 +8,7 @@ use credence_store::*;
 use tokio_postgres::Row;
 
 const CASE_COLUMNS: &str =
-    "id, decision_id, queue, priority, state, created_at_ms, due_at_ms, version, body";
+    "id, decision_id, queue, priority, state, created_at_ms, due_at_ms, version, body, strategy";
 
 fn case_from_row(row: &Row) -> Result<CaseRecord, StoreError> {
     Ok(CaseRecord {
@@ -21,7 +21,16 @@ fn case_from_row(row: &Row) -> Result<CaseRecord, StoreError> {
         due_at_ms: col(row, 6)?,
         version: col(row, 7)?,
         body: col(row, 8)?,
+        strategy: col(row, 9)?,
     })
+}
+
+/// Limits a query to its strategies, if it names any (an empty list matches no case).
+fn strategy_filter(query: &CaseQuery, filters: &mut Filters) {
+    if let Some(strategies) = &query.strategies {
+        filters.and("strategy = ANY(", strategies.clone());
+        filters.push(")");
+    }
 }
 
 impl PostgresStore {
@@ -46,7 +55,7 @@ impl CaseStore for PostgresStore {
         client
             .execute(
                 &format!(
-                    "INSERT INTO review_cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    "INSERT INTO review_cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 ),
                 &[
                     &case.id,
@@ -58,6 +67,7 @@ impl CaseStore for PostgresStore {
                     &case.due_at_ms,
                     &case.version,
                     &case.body,
+                    &case.strategy,
                 ],
             )
             .await
@@ -83,6 +93,7 @@ impl CaseStore for PostgresStore {
             "state <> 'decided' AND due_at_ms <",
             query.due_before_ms.as_ref(),
         );
+        strategy_filter(query, &mut filters);
         filters.push(&format!(
             " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
             query.limit.max(1)
@@ -156,6 +167,7 @@ impl CaseStore for PostgresStore {
             Some(state) => filters.and("state =", state.clone()),
             None => filters.push(" AND state <> 'decided'"),
         }
+        strategy_filter(query, &mut filters);
         // One candidate locked at a time, those another node is claiming at this moment
         // skipped (not waited for), those the claimer refuses left alone.
         let refused_at = filters.next_parameter();

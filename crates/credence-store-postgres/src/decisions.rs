@@ -90,12 +90,14 @@ impl DecisionLog for PostgresStore {
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionSummary>, StoreError> {
         let mut filters = Filters::new(
-            "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms \
+            "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms, strategy \
              FROM decisions WHERE true"
                 .to_string(),
         );
         filters.and_if("customer_id =", query.customer_id.as_ref());
         filters.and_if("flow =", query.flow.as_ref());
+        filters.and_if("strategy =", query.strategy.as_ref());
+        filters.and_if("strategy_version =", query.strategy_version.as_ref());
         filters.and_if("created_at_ms >=", query.from_ms.as_ref());
         filters.and_if("created_at_ms <", query.to_ms.as_ref());
         filters.and_if("seq <", query.before_seq.as_ref());
@@ -116,6 +118,7 @@ impl DecisionLog for PostgresStore {
                     arm: col(row, 5)?,
                     strategy_version: col(row, 6)?,
                     created_at_ms: col(row, 7)?,
+                    strategy: col(row, 8)?,
                 })
             })
             .collect()

@@ -35,6 +35,7 @@ mod jobs;
 mod log;
 mod providers;
 mod schema;
+mod shadow;
 mod strategies;
 mod webhooks;
 

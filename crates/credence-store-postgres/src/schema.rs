@@ -6,7 +6,10 @@ use credence_store::StoreError;
 
 /// The migrations in order: migration `i` takes the database from version `i` to `i + 1`.
 /// Never destructive: a migration adds; dropping data is an operator's decision.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_products.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,4 +1,4 @@
-//! Strategy versions on PostgreSQL: packages, approvals and activations, each with its audit event; an activation notifies every node (`LISTEN`/`NOTIFY`).
+//! Strategy versions on PostgreSQL: packages, approvals, activations per strategy and rollouts, each with its audit event; activations and rollout changes notify every node (`LISTEN`/`NOTIFY`).
 
 use crate::audit::insert_audit;
 use crate::error::{col, Db};
@@ -27,8 +27,33 @@ fn strategy_from_row(row: &Row) -> Result<StrategyRecord, StoreError> {
     })
 }
 
+const ACTIVATION_COLUMNS: &str = "seq, version, activated_by, activated_at_ms, kind, strategy";
+
+const ROLLOUT_COLUMNS: &str = "id, strategy, version, baseline_version, mode, state, plan, step, \
+     step_started_at_ms, started_by, started_at_ms, updated_at_ms, note, revision";
+
+fn rollout_from_row(row: &Row) -> Result<RolloutRecord, StoreError> {
+    Ok(RolloutRecord {
+        id: col(row, 0)?,
+        strategy: col(row, 1)?,
+        version: col(row, 2)?,
+        baseline_version: col(row, 3)?,
+        mode: col(row, 4)?,
+        state: col(row, 5)?,
+        plan: col(row, 6)?,
+        step: col(row, 7)?,
+        step_started_at_ms: col(row, 8)?,
+        started_by: col(row, 9)?,
+        started_at_ms: col(row, 10)?,
+        updated_at_ms: col(row, 11)?,
+        note: col(row, 12)?,
+        revision: col(row, 13)?,
+    })
+}
+
 fn activation_from_row(row: &Row) -> Result<Activation, StoreError> {
     Ok(Activation {
+        strategy: col(row, 5)?,
         seq: col(row, 0)?,
         version: col(row, 1)?,
         activated_by: col(row, 2)?,
@@ -183,25 +208,31 @@ impl StrategyStore for PostgresStore {
     ) -> Result<Activation, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.db()?;
-        let state: Option<String> = transaction
+        let found = transaction
             .query_opt(
-                "SELECT state FROM strategy_versions WHERE version = $1 FOR SHARE",
+                "SELECT state, name FROM strategy_versions WHERE version = $1 FOR SHARE",
                 &[&version],
             )
             .await
-            .db()?
-            .map(|row| col(&row, 0))
-            .transpose()?;
-        if state.as_deref() != Some(StrategyState::Approved.as_str()) {
+            .db()?;
+        let Some(found) = found else {
+            return Err(StoreError::Precondition {
+                what: format!("strategy version {version} does not exist"),
+            });
+        };
+        let (state, strategy): (String, String) = (col(&found, 0)?, col(&found, 1)?);
+        if state != StrategyState::Approved.as_str() {
             return Err(StoreError::Precondition {
                 what: format!("strategy version {version} is not approved"),
             });
         }
         let row = transaction
             .query_one(
-                "INSERT INTO activations (version, activated_by, activated_at_ms, kind) \
-                 VALUES ($1, $2, $3, $4) RETURNING seq, version, activated_by, activated_at_ms, kind",
-                &[&version, &actor, &at_ms, &kind],
+                &format!(
+                    "INSERT INTO activations (version, activated_by, activated_at_ms, kind, strategy) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING {ACTIVATION_COLUMNS}"
+                ),
+                &[&version, &actor, &at_ms, &kind, &strategy],
             )
             .await
             .db()?;
@@ -216,13 +247,141 @@ impl StrategyStore for PostgresStore {
         Ok(activation)
     }
 
-    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
+    async fn activations(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Activation>, StoreError> {
         self.select_all(
-            "SELECT seq, version, activated_by, activated_at_ms, kind FROM activations \
-             ORDER BY seq DESC LIMIT $1",
-            &[&i64::from(limit.max(1))],
+            &format!(
+                "SELECT {ACTIVATION_COLUMNS} FROM activations \
+                 WHERE $1::TEXT IS NULL OR strategy = $1 ORDER BY seq DESC LIMIT $2"
+            ),
+            &[&strategy, &i64::from(limit.max(1))],
             activation_from_row,
         )
         .await
+    }
+
+    async fn active_versions(&self) -> Result<Vec<Activation>, StoreError> {
+        self.select_all(
+            &format!(
+                "SELECT {ACTIVATION_COLUMNS} FROM activations WHERE seq IN \
+                 (SELECT MAX(seq) FROM activations GROUP BY strategy) ORDER BY seq"
+            ),
+            &[],
+            activation_from_row,
+        )
+        .await
+    }
+
+    async fn rollouts(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.select_all(
+            &format!(
+                "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE $1::TEXT IS NULL OR strategy = $1 \
+                 ORDER BY started_at_ms DESC, id DESC LIMIT $2"
+            ),
+            &[&strategy, &i64::from(limit.max(1))],
+            rollout_from_row,
+        )
+        .await
+    }
+
+    async fn save_rollout(
+        &self,
+        record: RolloutRecord,
+        expected_revision: Option<i64>,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.db()?;
+        match expected_revision {
+            None => {
+                let running = transaction
+                    .query_opt(
+                        "SELECT id FROM rollouts WHERE strategy = $1 AND state = 'running'",
+                        &[&record.strategy],
+                    )
+                    .await
+                    .db()?;
+                if let Some(running) = running {
+                    let running: String = col(&running, 0)?;
+                    return Err(StoreError::Precondition {
+                        what: format!(
+                            "strategy {} already has rollout {running} running; promote or abort it first",
+                            record.strategy
+                        ),
+                    });
+                }
+                transaction
+                    .execute(
+                        &format!(
+                            "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                        ),
+                        &[
+                            &record.id,
+                            &record.strategy,
+                            &record.version,
+                            &record.baseline_version,
+                            &record.mode,
+                            &record.state,
+                            &record.plan,
+                            &record.step,
+                            &record.step_started_at_ms,
+                            &record.started_by,
+                            &record.started_at_ms,
+                            &record.updated_at_ms,
+                            &record.note,
+                            &record.revision,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| {
+                        crate::error::insert_error(e, || format!("rollout {}", record.id))
+                    })?;
+            }
+            Some(expected) => {
+                let changed = transaction
+                    .execute(
+                        "UPDATE rollouts SET state = $1, step = $2, step_started_at_ms = $3, \
+                         updated_at_ms = $4, note = $5, revision = $6 WHERE id = $7 AND revision = $8",
+                        &[
+                            &record.state,
+                            &record.step,
+                            &record.step_started_at_ms,
+                            &record.updated_at_ms,
+                            &record.note,
+                            &record.revision,
+                            &record.id,
+                            &expected,
+                        ],
+                    )
+                    .await
+                    .db()?;
+                if changed != 1 {
+                    return Err(StoreError::Precondition {
+                        what: format!(
+                            "rollout {} was changed by someone else; reload it and try again",
+                            record.id
+                        ),
+                    });
+                }
+            }
+        }
+        insert_audit(&transaction, &audit).await?;
+        // Every node follows the rollout's new state at commit.
+        transaction
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&ACTIVATION_CHANNEL, &format!("rollout:{}", record.id)],
+            )
+            .await
+            .db()?;
+        transaction.commit().await.db()
     }
 }

@@ -30,6 +30,7 @@ mod sqlite;
 pub use chain::{ChainProblem, ChainReport};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use priority::lower_this_thread as lower_this_thread_priority;
 pub use records::*;
 pub use sqlite::{SqliteStore, DATABASE_FILE, LOG_DIR};
 
@@ -45,6 +46,7 @@ pub trait Store:
     + ProviderAnswerStore
     + WebhookOutbox
     + JobPartitions
+    + ShadowLog
     + Send
     + Sync
     + 'static
@@ -61,6 +63,7 @@ impl<T> Store for T where
         + ProviderAnswerStore
         + WebhookOutbox
         + JobPartitions
+        + ShadowLog
         + Send
         + Sync
         + 'static
@@ -71,7 +74,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AccessStore, AccountStore, AuditLog, CaseStore, DecisionLog, JobPartitions,
-        ProviderAnswerStore, Store, StrategyStore, WebhookOutbox,
+        ProviderAnswerStore, ShadowLog, Store, StrategyStore, WebhookOutbox,
     };
 }
 
@@ -126,7 +129,8 @@ pub trait StrategyStore: Send + Sync {
         at_ms: i64,
         audit: NewAuditEvent,
     ) -> Result<(), StoreError>;
-    /// Appends to the activation history (the newest entry is the active version).
+    /// Appends to the activation history of the version's strategy (its newest entry is that
+    /// strategy's active version); refused unless the version is approved.
     async fn record_activation(
         &self,
         version: &str,
@@ -135,8 +139,41 @@ pub trait StrategyStore: Send + Sync {
         at_ms: i64,
         audit: NewAuditEvent,
     ) -> Result<Activation, StoreError>;
-    /// The activation history, newest first.
-    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError>;
+    /// The activation history of one strategy (or of all, `None`), newest first.
+    async fn activations(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Activation>, StoreError>;
+    /// The newest activation of every strategy: the active version of each.
+    async fn active_versions(&self) -> Result<Vec<Activation>, StoreError>;
+    /// Rollouts of one strategy (or of all), newest first.
+    async fn rollouts(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RolloutRecord>, StoreError>;
+    /// Stores a rollout with its audit event: a new one when `expected_revision` is `None`
+    /// (a conflict if its id exists, a precondition if its strategy has another running
+    /// rollout), else a change of the stored one if it is still at that revision (a
+    /// precondition otherwise). The stored revision is the record's.
+    async fn save_rollout(
+        &self,
+        record: RolloutRecord,
+        expected_revision: Option<i64>,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
+}
+
+/// Shadow results: what a candidate version would have decided for each live decision, kept
+/// beside the log (never part of its chain) for the comparison of a rollout.
+#[async_trait::async_trait]
+pub trait ShadowLog: Send + Sync {
+    /// Stores shadow results; one already stored for the same decision and candidate is kept
+    /// as it is (a retried batch writes nothing twice).
+    async fn append_shadow_results(&self, records: Vec<ShadowRecord>) -> Result<(), StoreError>;
+    /// Shadow results matching `query`, oldest first.
+    async fn shadow_results(&self, query: &ShadowQuery) -> Result<Vec<ShadowRecord>, StoreError>;
 }
 
 /// Who may call: API keys, workbench users and their sessions.

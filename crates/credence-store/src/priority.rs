@@ -1,6 +1,7 @@
-//! The scheduling priority of the store's background threads: the SQLite writer, the log
-//! indexer and the segment preallocator run at a lower priority than the threads a request
-//! waits on (the runtime's workers and the log writer).
+//! The scheduling priority of background threads: the store's SQLite writer, log indexer and
+//! segment preallocator — and the application's shadow evaluation, through
+//! `lower_this_thread_priority` — run at a lower priority than the threads a request waits on
+//! (the runtime's workers and the log writer).
 //!
 //! Why: on a machine with few cores these threads compete for them. The indexer moves a
 //! quarter second of decisions into the SQLite index in one transaction, many milliseconds of
@@ -13,13 +14,13 @@
 //! slower only while every core is busy. Measured in docs/benchmarks.md, "On a quiet host".
 
 /// How much less priority (added to the nice value, at most 19) a background thread takes.
-pub(crate) const BACKGROUND_NICE_INCREMENT: i32 = 10;
+pub const BACKGROUND_NICE_INCREMENT: i32 = 10;
 
 /// Lowers the calling thread's priority by [`BACKGROUND_NICE_INCREMENT`]. On Linux a nice value
 /// belongs to one thread, so the rest of the process keeps its own. Best effort: a failure
 /// leaves the thread as it was, which costs latency, not correctness. Elsewhere it does
 /// nothing (where nice(2) would lower the whole process).
-pub(crate) fn lower_this_thread() {
+pub fn lower_this_thread() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: nice(2) takes an integer and changes only the calling thread's nice value; it

@@ -76,6 +76,8 @@ pub struct DecisionSummary {
     pub outcome: String,
     /// The experiment arm, if any.
     pub arm: Option<String>,
+    /// The strategy (product) that decided.
+    pub strategy: String,
     /// The strategy version that decided.
     pub strategy_version: String,
     /// When it was made.
@@ -89,6 +91,10 @@ pub struct DecisionQuery {
     pub customer_id: Option<String>,
     /// Only this flow's decisions.
     pub flow: Option<String>,
+    /// Only this strategy's (product's) decisions.
+    pub strategy: Option<String>,
+    /// Only decisions of this strategy version.
+    pub strategy_version: Option<String>,
     /// Made at or after this time.
     pub from_ms: Option<i64>,
     /// Made before this time.
@@ -107,6 +113,11 @@ impl DecisionQuery {
             .as_ref()
             .is_none_or(|c| r.customer_id.as_ref() == Some(c))
             && self.flow.as_ref().is_none_or(|f| &r.flow == f)
+            && self.strategy.as_ref().is_none_or(|s| &r.strategy == s)
+            && self
+                .strategy_version
+                .as_ref()
+                .is_none_or(|v| &r.strategy_version == v)
             && self.from_ms.is_none_or(|t| r.created_at_ms >= t)
             && self.to_ms.is_none_or(|t| r.created_at_ms < t)
             && self.before_seq.is_none_or(|b| stored.seq < b)
@@ -124,6 +135,7 @@ impl DecisionSummary {
             customer_id: r.customer_id.clone(),
             outcome: r.outcome.clone(),
             arm: r.arm.clone(),
+            strategy: r.strategy.clone(),
             strategy_version: r.strategy_version.clone(),
             created_at_ms: r.created_at_ms,
         }
@@ -181,18 +193,21 @@ pub struct StrategyRecord {
     pub cases_passed: i64,
 }
 
-/// One entry of the activation history; the newest is the active version.
+/// One entry of a strategy's activation history; its newest entry is the strategy's active
+/// version. Every strategy (product) has its own history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Activation {
-    /// Its position in the history.
+    /// Its position in the history (one sequence across strategies).
     pub seq: i64,
+    /// The strategy (package name) the version belongs to.
+    pub strategy: String,
     /// The version made active.
     pub version: String,
     /// Who did it.
     pub activated_by: String,
     /// When.
     pub activated_at_ms: i64,
-    /// `activate`, `rollback` or `bootstrap`.
+    /// `activate`, `rollback`, `bootstrap` or `promote` (the end of a ramped rollout).
     pub kind: String,
 }
 
@@ -240,6 +255,8 @@ pub struct ApiKeyRecord {
     pub user: String,
     /// The roles' names.
     pub roles: Vec<String>,
+    /// The strategies (products) the key may act on; empty: every strategy.
+    pub strategies: Vec<String>,
     /// When it was issued.
     pub created_at_ms: i64,
     /// Who issued it.
@@ -256,6 +273,8 @@ pub struct CaseRecord {
     pub id: String,
     /// The referred decision the case reviews.
     pub decision_id: String,
+    /// The strategy (product) whose decision referred it.
+    pub strategy: String,
     /// The review queue it waits in.
     pub queue: String,
     /// Higher is worked first.
@@ -279,6 +298,8 @@ pub struct CaseQuery {
     pub queue: Option<String>,
     /// Only this state.
     pub state: Option<String>,
+    /// Only cases of these strategies (products); `None`: every strategy.
+    pub strategies: Option<Vec<String>>,
     /// Only cases whose deadline is before this time (and not decided).
     pub due_before_ms: Option<i64>,
     /// The most to return.
@@ -294,6 +315,8 @@ pub struct UserRecord {
     pub password_hash: String,
     /// `reviewer` or `senior_reviewer`.
     pub role: String,
+    /// The strategies (products) whose cases the user works; empty: every strategy.
+    pub strategies: Vec<String>,
     /// When the user was created.
     pub created_at_ms: i64,
 }
@@ -500,4 +523,114 @@ pub struct PartitionRecord {
     pub claimed_by: Option<String>,
     /// What its worker reported when it completed it (JSON).
     pub result: Option<String>,
+}
+
+impl CaseQuery {
+    /// Whether a case of `strategy` passes the query's strategy filter.
+    pub fn allows_strategy(&self, strategy: &str) -> bool {
+        self.strategies
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|s| s == strategy))
+    }
+}
+
+/// A rollout of a candidate version of one strategy on live traffic: in shadow (evaluated
+/// beside every live decision, never answered) or ramped (a growing share of customers decided
+/// with it, under guard rails). `plan` is the rollout's declaration as JSON (the application
+/// owns its shape); `revision` increases with every change, for optimistic updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutRecord {
+    /// The rollout's id (also the salt of its customer hash).
+    pub id: String,
+    /// The strategy (package name) rolled out.
+    pub strategy: String,
+    /// The candidate version.
+    pub version: String,
+    /// The live version it was compared with when it started.
+    pub baseline_version: String,
+    /// `shadow` or `ramp`.
+    pub mode: String,
+    /// `running`, `halted`, `promoted`, `aborted` or `ended`.
+    pub state: String,
+    /// The declaration (steps, guard rails) as JSON.
+    pub plan: String,
+    /// The ramp step in force, from 0.
+    pub step: i64,
+    /// When that step began.
+    pub step_started_at_ms: i64,
+    /// Who started the rollout.
+    pub started_by: String,
+    /// When.
+    pub started_at_ms: i64,
+    /// When its state last changed.
+    pub updated_at_ms: i64,
+    /// Why it is in its state (a breached guard, who promoted it), as JSON.
+    pub note: String,
+    /// Increases with every change (optimistic updates), from 1.
+    pub revision: i64,
+}
+
+impl RolloutRecord {
+    /// Whether the rollout still acts on traffic.
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// A candidate version's result for one live decision, stored beside the live record (never
+/// returned to the caller): the twin a shadow comparison reads. `live` and `candidate` are the
+/// comparable parts of each result as JSON (outcome, limit, APR, term, reasons, or an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowRecord {
+    /// The live decision's id.
+    pub decision_id: String,
+    /// The strategy (package name).
+    pub strategy: String,
+    /// The rollout that asked for it.
+    pub rollout_id: String,
+    /// The version that decided live.
+    pub live_version: String,
+    /// The candidate version evaluated in shadow.
+    pub candidate_version: String,
+    /// The flow.
+    pub flow: String,
+    /// When the live decision was made.
+    pub created_at_ms: i64,
+    /// The live result's comparable parts (JSON).
+    pub live: String,
+    /// The candidate's comparable parts, or its error (JSON).
+    pub candidate: String,
+}
+
+/// Which shadow results to read, oldest first (keyset pagination on time and decision id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowQuery {
+    /// Only this strategy's.
+    pub strategy: String,
+    /// Only this candidate version's.
+    pub candidate_version: Option<String>,
+    /// Made at or after this time.
+    pub from_ms: Option<i64>,
+    /// Made before this time.
+    pub to_ms: Option<i64>,
+    /// After this (time, decision id): the previous page's last.
+    pub after: Option<(i64, String)>,
+    /// The most to return.
+    pub limit: u32,
+}
+
+impl ShadowQuery {
+    /// Whether a shadow result passes the query's filters (not its limit).
+    pub fn matches(&self, record: &ShadowRecord) -> bool {
+        record.strategy == self.strategy
+            && self
+                .candidate_version
+                .as_ref()
+                .is_none_or(|v| &record.candidate_version == v)
+            && self.from_ms.is_none_or(|t| record.created_at_ms >= t)
+            && self.to_ms.is_none_or(|t| record.created_at_ms < t)
+            && self.after.as_ref().is_none_or(|(at, id)| {
+                (record.created_at_ms, record.decision_id.as_str()) > (*at, id.as_str())
+            })
+    }
 }

@@ -81,7 +81,12 @@ fn decision(n: i64, outcome: &str, key: Option<&str>) -> NewDecision {
         customer_id: Some(format!("C-{}", n % 3)),
         idempotency_key: key.map(str::to_string),
         request_sha256: chain::sha256_hex(&n.to_be_bytes()),
-        strategy: "consumer-loan".into(),
+        strategy: if n % 3 == 0 {
+            "card-line"
+        } else {
+            "consumer-loan"
+        }
+        .into(),
         strategy_version: "v1".into(),
         arm: (n % 4 == 0).then(|| "challenger".to_string()),
         outcome: outcome.into(),
@@ -172,6 +177,10 @@ async fn decision_lists_are_newest_first_and_filtered(store: &dyn Store) {
     assert_eq!(ids(all.clone()), [9, 8, 7, 6, 5, 4, 3, 2, 1]);
     assert_eq!(all[0].arm, None);
     assert_eq!(all[1].arm.as_deref(), Some("challenger"));
+    assert_eq!(
+        (all[0].strategy.as_str(), all[1].strategy.as_str()),
+        ("card-line", "consumer-loan")
+    );
     let cases: Vec<(DecisionQuery, Vec<i64>)> = vec![
         (query(|q| q.limit = 3), vec![9, 8, 7]),
         (query(|q| q.before_seq = Some(4)), vec![3, 2, 1]),
@@ -180,6 +189,18 @@ async fn decision_lists_are_newest_first_and_filtered(store: &dyn Store) {
             vec![8, 6, 4, 2],
         ),
         (query(|q| q.customer_id = Some("C-1".into())), vec![7, 4, 1]),
+        (
+            query(|q| q.strategy = Some("card-line".into())),
+            vec![9, 6, 3],
+        ),
+        (
+            query(|q| {
+                q.strategy = Some("consumer-loan".into());
+                q.flow = Some("application".into());
+            }),
+            vec![8, 4, 2],
+        ),
+        (query(|q| q.strategy_version = Some("v2".into())), vec![]),
         (
             query(|q| {
                 q.from_ms = Some(3_000);
@@ -281,7 +302,7 @@ async fn strategies_go_from_draft_to_approved_to_active(store: &dyn Store) {
         assert_eq!((activation.seq, activation.kind.as_str()), (seq, kind));
     }
     let newest: Vec<i64> = store
-        .activations(1)
+        .activations(None, 1)
         .await
         .unwrap()
         .iter()
@@ -308,6 +329,11 @@ fn key(id: &str, at_ms: i64) -> ApiKeyRecord {
         secret_sha256: chain::sha256_hex(id.as_bytes()),
         user: "ops".into(),
         roles: vec!["analyst".into(), "decide".into()],
+        strategies: if id == "k2" {
+            vec!["card-line".into(), "consumer-loan".into()]
+        } else {
+            Vec::new()
+        },
         created_at_ms: at_ms,
         created_by: "admin".into(),
         revoked_at_ms: None,
@@ -340,6 +366,7 @@ async fn keys_users_and_sessions(store: &dyn Store) {
         .collect();
     assert_eq!(ids, ["k1", "k2"], "oldest first");
     assert_eq!(store.key("k1").await.unwrap(), Some(key("k1", 10)));
+    assert_eq!(store.key("k2").await.unwrap(), Some(key("k2", 20)));
     store
         .revoke_key("k1", 40, audit("revoke", "k1"))
         .await
@@ -363,6 +390,7 @@ async fn keys_users_and_sessions(store: &dyn Store) {
         username: "rita".into(),
         password_hash: "$argon2id$…".into(),
         role: "review".into(),
+        strategies: vec!["card-line".into()],
         created_at_ms: 5,
     };
     store
@@ -413,6 +441,7 @@ fn case(id: &str, decision_id: &str, queue: &str, priority: i64, due: i64) -> Ca
     CaseRecord {
         id: id.into(),
         decision_id: decision_id.into(),
+        strategy: "consumer-loan".into(),
         queue: queue.into(),
         priority,
         state: "open".into(),
@@ -1009,6 +1038,11 @@ async fn the_next_case_goes_to_one_claimant_at_a_time(store: &dyn Store) {
 }
 
 /// The suite for one implementation: `$make(test_name)` gives a fresh store per test.
+/// The contracts of several products at once: strategies by name, rollouts, shadow results.
+#[path = "conformance/products.rs"]
+mod products;
+use products::*;
+
 macro_rules! conformance {
     ($name:ident, $make:path) => {
         mod $name {
@@ -1026,7 +1060,11 @@ macro_rules! conformance {
                 provider_answers_keep_the_newest_until_they_expire,
                 webhook_deliveries_are_queued_retried_and_dropped_with_their_hook,
                 job_partitions_are_claimed_once_and_taken_over_after_their_lease,
-                the_next_case_goes_to_one_claimant_at_a_time
+                the_next_case_goes_to_one_claimant_at_a_time,
+                strategies_are_active_by_name_each_with_its_history,
+                rollouts_run_one_at_a_time_per_strategy_and_change_under_revisions,
+                shadow_results_are_kept_once_and_read_in_time_order,
+                cases_are_listed_and_claimed_within_strategies
             );
         }
     };

@@ -193,6 +193,7 @@ async fn referrals_without_a_case_are_found_among_the_newest_decisions_after_reo
             .insert_case(credence_store::CaseRecord {
                 id: "case_000004".into(),
                 decision_id: "dec_000004".into(),
+                strategy: "consumer-loan".into(),
                 queue: "standard".into(),
                 priority: 1,
                 state: "open".into(),

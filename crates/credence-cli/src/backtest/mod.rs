@@ -40,6 +40,9 @@ pub struct BacktestArgs {
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub database: crate::database::DatabaseArgs,
+    /// From a decision log: only the decisions of this strategy (product), by its name.
+    #[arg(long, value_name = "NAME")]
+    pub log_strategy: Option<String>,
     /// Write the summary JSON here (`-` for standard output, the default).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -190,7 +193,12 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         }
         Format::DecisionLog => (
             None,
-            Box::new(LogSource::open(&input, postgres.as_ref(), &args.flow)?),
+            Box::new(LogSource::open(
+                &input,
+                postgres.as_ref(),
+                &args.flow,
+                args.log_strategy.as_deref(),
+            )?),
         ),
     };
     let job = |champion: Side, challenger: Option<Side>| Job {

@@ -172,7 +172,8 @@ impl RowSource for JsonLinesSource {
     }
 }
 
-/// The decision log of a data directory or a database, oldest first, for one flow.
+/// The decision log of a data directory or a database, oldest first, for one flow (of one
+/// strategy, when named).
 pub(super) struct LogSource {
     pub(super) records: std::vec::IntoIter<(String, String, String)>,
 }
@@ -182,6 +183,7 @@ impl LogSource {
         dir: &Path,
         postgres: Option<&credence_store_postgres::PostgresOptions>,
         flow: &str,
+        strategy: Option<&str>,
     ) -> anyhow::Result<LogSource> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -202,6 +204,7 @@ impl LogSource {
                 let page = store
                     .list_decisions(&credence_store::DecisionQuery {
                         flow: Some(flow.to_string()),
+                        strategy: strategy.map(str::to_string),
                         before_seq,
                         limit: 1000,
                         ..Default::default()

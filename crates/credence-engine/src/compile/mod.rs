@@ -159,6 +159,16 @@ pub fn compile_with_limits(
         let mut problem =
             |location: String, message: String| problems.push(CompileProblem { location, message });
 
+        // The name is the product strategy's identity: in URLs, permissions and metric labels.
+        if !is_strategy_name(&manifest.name) {
+            problem(
+                format!("{MANIFEST}: name"),
+                format!(
+                    "`{}` is not a valid strategy name: use 1–64 lower-case letters, digits, - and _, starting with a letter or digit (e.g. card-line)",
+                    manifest.name
+                ),
+            );
+        }
         // Reasons: every code needs text in every declared language.
         if manifest.languages.is_empty() {
             problem(
@@ -503,6 +513,16 @@ pub(crate) fn intervals_overlap(a: &Interval, b: &Interval) -> bool {
         _ => false,
     };
     !(ends_before(a, b) || ends_before(b, a))
+}
+
+/// Whether `name` may name a strategy: 1–64 of `a-z 0-9 - _`, starting with a letter or digit.
+pub fn is_strategy_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
 }
 
 fn is_identifier(name: &str) -> bool {

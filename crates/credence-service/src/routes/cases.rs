@@ -14,6 +14,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CaseParams {
     pub queue: Option<String>,
+    /// Only cases of this strategy (product); a caller limited to some strategies sees only theirs.
+    pub strategy: Option<String>,
     /// `open`, `more_info_requested`, `escalated`, `awaiting_confirmation` or `decided`.
     #[param(pattern = "^(open|more_info_requested|escalated|awaiting_confirmation|decided)$")]
     pub state: Option<String>,
@@ -32,8 +34,11 @@ pub(crate) async fn list_cases(
     caller: Caller,
     params: Result<Query<CaseParams>, QueryRejection>,
 ) -> Result<Json<Vec<crate::cases::CaseView>>, ApiError> {
-    caller.require(Action::ReviewCases)?;
+    let principal = caller.require(Action::ReviewCases)?;
     let Query(params) = params.map_err(query_error)?;
+    if let Some(strategy) = &params.strategy {
+        principal.require_strategy(strategy)?;
+    }
     const STATES: [&str; 5] = [
         "open",
         "more_info_requested",
@@ -52,6 +57,10 @@ pub(crate) async fn list_cases(
     }
     let query = credence_store::CaseQuery {
         queue: params.queue,
+        strategies: match params.strategy {
+            Some(strategy) => Some(vec![strategy]),
+            None => principal.strategy_filter(),
+        },
         state: params.state,
         due_before_ms: params.breached.filter(|b| *b).map(|_| service.now_ms()),
         limit: page_size(
@@ -170,6 +179,8 @@ fn reviewer_of(principal: &crate::auth::Principal) -> credence_review::Reviewer 
 pub struct NextCaseParams {
     /// Only this queue [default: any].
     pub queue: Option<String>,
+    /// Only this strategy's (product's) cases [default: any the caller may work].
+    pub strategy: Option<String>,
 }
 
 /// Claim the next case: the first, soonest deadline first, that the review policy lets the
@@ -187,7 +198,18 @@ pub(crate) async fn claim_next_case(
     let principal = caller.require(Action::ReviewCases)?;
     let Query(params) = params.map_err(query_error)?;
     let reviewer = reviewer_of(principal);
-    match service.cases.claim_next(params.queue, &reviewer).await? {
+    if let Some(strategy) = &params.strategy {
+        principal.require_strategy(strategy)?;
+    }
+    let strategies = match params.strategy {
+        Some(strategy) => Some(vec![strategy]),
+        None => principal.strategy_filter(),
+    };
+    match service
+        .cases
+        .claim_next(params.queue, strategies, &reviewer)
+        .await?
+    {
         Some(case) => Ok(Json(case).into_response()),
         None => Ok(axum::http::StatusCode::NO_CONTENT.into_response()),
     }

@@ -50,7 +50,47 @@ pub(crate) async fn decide(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(Action::Decide)?;
+    decide_with(service, caller, None, flow, params, headers, body).await
+}
+
+/// Decide with a named strategy (product); the decision is durable before the answer is sent.
+#[utoipa::path(post, path = "/v1/strategies/{strategy}/decisions/{flow}", tag = "decisions",
+    params(("strategy" = String, Path, description = "The strategy (package name), e.g. card-line"),
+           ("flow" = String, Path, description = "The flow, e.g. application"), DecideParams,
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the stored decision; 1–255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
+    request_body(content = Object, description = "The flow's input, as `credence decide` takes it"),
+    responses((status = 200, description = "The decision record: its id and compact trace", body = credence_engine::DecisionRecord),
+              (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub(crate) async fn decide_for_strategy(
+    State(service): State<AppState>,
+    caller: Caller,
+    Path((strategy, flow)): Path<(String, String)>,
+    params: Result<Query<DecideParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    decide_with(service, caller, Some(strategy), flow, params, headers, body).await
+}
+
+async fn decide_with(
+    service: AppState,
+    caller: Caller,
+    strategy: Option<String>,
+    flow: String,
+    params: Result<Query<DecideParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(Action::Decide)?;
+    // Without a name, the default strategy decides (none active: the use case says so).
+    if let Some(name) = strategy
+        .clone()
+        .or_else(|| service.strategies.default_name())
+    {
+        principal.require_strategy(&name)?;
+    }
     let Query(params) = params.map_err(query_error)?;
     json_content(&headers)?;
     let body = body.map_err(body_error)?;
@@ -68,6 +108,7 @@ pub(crate) async fn decide(
     let answer = service
         .decisions
         .decide(crate::decisions::DecideRequest {
+            strategy: strategy.as_deref(),
             flow: &flow,
             body: &body,
             idempotency_key,
@@ -93,6 +134,11 @@ pub(crate) async fn decide(
 pub struct ListParams {
     pub customer_id: Option<String>,
     pub flow: Option<String>,
+    /// Only this strategy's (product's) decisions. A caller limited to several strategies
+    /// names one; one limited to a single strategy sees only it.
+    pub strategy: Option<String>,
+    /// Only decisions of this strategy version.
+    pub strategy_version: Option<String>,
     /// Earliest recording time: RFC 3339 (`2026-11-29T10:00:00Z`) or a date (`2026-11-29`).
     #[param(format = DateTime)]
     pub from: Option<String>,
@@ -116,8 +162,25 @@ pub(crate) async fn list_decisions(
     caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<crate::decisions::DecisionPage>, ApiError> {
-    caller.require(Action::ListDecisions)?;
+    let principal = caller.require(Action::ListDecisions)?;
     let Query(params) = params.map_err(query_error)?;
+    let strategy = match (params.strategy, principal.strategy_filter()) {
+        (Some(name), _) => {
+            principal.require_strategy(&name)?;
+            Some(name)
+        }
+        (None, None) => None,
+        (None, Some(allowed)) if allowed.len() == 1 => allowed.into_iter().next(),
+        (None, Some(allowed)) => {
+            return Err(ApiError::parameter(
+                "strategy",
+                format!(
+                    "this key is limited to strategies {}; name one with strategy=",
+                    allowed.join(", ")
+                ),
+            ))
+        }
+    };
     let limits = &service.limits;
     let limit = match params.limit.as_deref() {
         None => limits.default_page_size,
@@ -144,6 +207,8 @@ pub(crate) async fn list_decisions(
     let query = DecisionQuery {
         customer_id: params.customer_id,
         flow: params.flow,
+        strategy,
+        strategy_version: params.strategy_version,
         from_ms: params
             .from
             .as_deref()
@@ -169,7 +234,8 @@ pub(crate) async fn get_decision(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Action::ReadDecision)?;
+    let principal = caller.require(Action::ReadDecision)?;
+    require_decision_strategy(&service, principal, &id).await?;
     Ok(Json(service.decisions.get(&id).await?))
 }
 
@@ -191,7 +257,8 @@ pub(crate) async fn replay_decision(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::decisions::ReplayResult>, ApiError> {
-    caller.require(Action::ReplayDecision)?;
+    let principal = caller.require(Action::ReplayDecision)?;
+    require_decision_strategy(&service, principal, &id).await?;
     let body = body.map_err(body_error)?;
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
@@ -209,4 +276,25 @@ pub(crate) async fn replay_decision(
             .replay(&id, request.strategy_version)
             .await?,
     ))
+}
+
+/// Refuses (403) a caller limited to other strategies than the decision's; an unknown id
+/// passes, for the handler to answer 404.
+async fn require_decision_strategy(
+    service: &AppState,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<(), ApiError> {
+    if principal.strategies.is_empty() {
+        return Ok(());
+    }
+    if let Some(stored) = service
+        .store
+        .decision(id)
+        .await
+        .map_err(credence_app::AppError::from)?
+    {
+        principal.require_strategy(&stored.record.strategy)?;
+    }
+    Ok(())
 }

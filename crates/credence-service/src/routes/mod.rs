@@ -83,9 +83,34 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/strategies", get(list_strategies))
         .route("/v1/strategies/active", get(active_strategy))
         .route("/v1/strategies/rollback", post(rollback_strategy))
-        .route("/v1/strategies/{version}", get(get_strategy))
-        .route("/v1/strategies/{version}/approve", post(approve_strategy))
-        .route("/v1/strategies/{version}/activate", post(activate_strategy))
+        .route("/v1/products", get(list_products))
+        // One path segment is a version for some routes and a strategy's name for others:
+        // versions are 64 hex digits, names are what the package calls itself.
+        .route("/v1/strategies/{strategy}", get(get_strategy))
+        .route("/v1/strategies/{strategy}/approve", post(approve_strategy))
+        .route(
+            "/v1/strategies/{strategy}/activate",
+            post(activate_strategy),
+        )
+        .route("/v1/strategies/{strategy}/shadow", post(start_shadow))
+        .route("/v1/strategies/{strategy}/ramp", post(start_ramp))
+        .route(
+            "/v1/strategies/{strategy}/rollback",
+            post(rollback_strategy_named),
+        )
+        .route("/v1/strategies/{strategy}/rollouts", get(list_rollouts))
+        .route(
+            "/v1/strategies/{strategy}/rollout/{action}",
+            post(act_on_rollout),
+        )
+        .route(
+            "/v1/strategies/{strategy}/shadow-report",
+            get(shadow_report),
+        )
+        .route(
+            "/v1/strategies/{strategy}/decisions/{flow}",
+            post(decide_for_strategy),
+        )
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{id}", delete(revoke_key))
         .route("/v1/audit", get(audit_events))

@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub struct MonitoringParams {
     /// The flow whose decisions are monitored [default: application].
     pub flow: Option<String>,
+    /// Only this strategy (product) [default: all; a caller limited to one strategy: it].
+    pub strategy: Option<String>,
     /// How many of the newest decisions (and decided cases) to read [default: 10000].
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
@@ -29,8 +31,25 @@ pub(crate) async fn monitoring(
     caller: Caller,
     params: Result<Query<MonitoringParams>, QueryRejection>,
 ) -> Result<Json<credence_backtest::monitor::MonitorReport>, ApiError> {
-    caller.require(Action::ReadMonitoring)?;
+    let principal = caller.require(Action::ReadMonitoring)?;
     let Query(params) = params.map_err(query_error)?;
+    let strategy = match (params.strategy, principal.strategy_filter()) {
+        (Some(name), _) => {
+            principal.require_strategy(&name)?;
+            Some(name)
+        }
+        (None, None) => None,
+        (None, Some(allowed)) if allowed.len() == 1 => allowed.into_iter().next(),
+        (None, Some(allowed)) => {
+            return Err(ApiError::parameter(
+                "strategy",
+                format!(
+                    "this key is limited to strategies {}; name one with strategy=",
+                    allowed.join(", ")
+                ),
+            ))
+        }
+    };
     let flow = params.flow.unwrap_or_else(|| "application".into());
     let limit = params.limit.unwrap_or(10_000);
     if !(1..=100_000).contains(&limit) {
@@ -38,6 +57,6 @@ pub(crate) async fn monitoring(
     }
     let today = service.clock.now().date_naive();
     Ok(Json(
-        crate::monitoring::report(&service.store, &flow, limit, today).await?,
+        crate::monitoring::report(&service.store, strategy.as_deref(), &flow, limit, today).await?,
     ))
 }

@@ -22,7 +22,7 @@ pub(crate) async fn readyz(
     let active = service.strategies.active().ok_or_else(|| {
         ApiError::new(ErrorCode::NoActiveStrategy, "no strategy version is active")
     })?;
-    service.store.activations(1).await.map_err(|e| {
+    service.store.activations(None, 1).await.map_err(|e| {
         tracing::error!(error = %e, "readiness: the store does not answer");
         ApiError::new(ErrorCode::Unavailable, "the store does not answer")
     })?;

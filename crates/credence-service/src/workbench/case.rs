@@ -185,6 +185,12 @@ pub(super) async fn render_case(
         Ok(view) => view,
         Err(error) => return plain(error.code.status(), &error.message),
     };
+    if !signed.may_use(&view.case.strategy) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "you do not work this product's cases",
+        );
+    }
     let stored = match service.store.decision(&view.case.decision_id).await {
         Ok(Some(stored)) => stored,
         _ => return plain(StatusCode::NOT_FOUND, "the case's decision is missing"),
@@ -550,6 +556,15 @@ pub(super) async fn act(
             .await
         }
     };
+    match service.cases.get(&id).await {
+        Ok(view) if !signed.may_use(&view.case.strategy) => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "you do not work this product's cases",
+            )
+        }
+        _ => {}
+    }
     match service.cases.act(&id, command, &signed.reviewer()).await {
         Ok(_) => redirect(&format!("/review/cases/{id}")),
         Err(error) => {

@@ -4,7 +4,7 @@
 //! `Cases` service as `/v1/cases`, so the page and the API cannot disagree.
 //!
 //! This module holds the routes and what every page shares (the session check, cookies, the
-//! page and redirect responses); `session`, `queue`, `stats` and `case` hold the pages.
+//! page and redirect responses); `session`, `queue`, `stats`, `shadow` and `case` hold the pages.
 
 use crate::cases::CaseView;
 use crate::error::{ApiError, HttpStatus};
@@ -23,11 +23,13 @@ use subtle::ConstantTimeEq;
 pub(crate) mod case;
 pub(crate) mod queue;
 pub(crate) mod session;
+pub(crate) mod shadow;
 pub(crate) mod stats;
 
 use case::*;
 use queue::*;
 use session::*;
+use shadow::*;
 use stats::*;
 
 type AppState = Arc<Service>;
@@ -43,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/review/logout", post(logout))
         .route("/review/stats", get(stats_page))
         .route("/review/monitoring", get(monitoring_page))
+        .route("/review/shadow", get(shadow_page))
         .route("/review/cases/{id}", get(case_page))
         .route("/review/cases/{id}/reveal", post(reveal))
         .route("/review/cases/{id}/act", post(act))
@@ -106,6 +109,16 @@ struct SignedIn {
 }
 
 impl SignedIn {
+    /// The strategies (products) the user works; `None`: every strategy.
+    fn strategy_filter(&self) -> Option<Vec<String>> {
+        (!self.user.strategies.is_empty()).then(|| self.user.strategies.clone())
+    }
+
+    /// Whether the user works strategy `name`.
+    fn may_use(&self, name: &str) -> bool {
+        self.user.strategies.is_empty() || self.user.strategies.iter().any(|s| s == name)
+    }
+
     fn reviewer(&self) -> Reviewer {
         Reviewer {
             user: self.user.username.clone(),
@@ -187,10 +200,14 @@ async fn stylesheet() -> Response {
     response
 }
 
-async fn waiting_cases(service: &Service) -> Result<Vec<CaseView>, ApiError> {
+async fn waiting_cases(
+    service: &Service,
+    strategies: Option<Vec<String>>,
+) -> Result<Vec<CaseView>, ApiError> {
     let all = service
         .cases
         .list(CaseQuery {
+            strategies,
             limit: 10_000,
             ..Default::default()
         })

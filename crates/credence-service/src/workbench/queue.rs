@@ -19,6 +19,7 @@ pub(super) struct QueueCount {
 
 pub(super) struct QueueRow {
     id: String,
+    strategy: String,
     queue: String,
     priority: i64,
     status: String,
@@ -39,12 +40,15 @@ pub(super) struct QueuePage {
     /// (state, selected)
     states: Vec<(String, bool)>,
     breached_only: bool,
+    strategy: String,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct QueueFilter {
     queue: Option<String>,
+    /// Only this strategy's (product's) cases.
+    strategy: Option<String>,
     state: Option<String>,
     breached: Option<String>,
 }
@@ -79,7 +83,18 @@ pub(super) async fn queue_page(
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    let cases = match waiting_cases(&service).await {
+    let filter_strategy = filter.strategy.unwrap_or_default();
+    let scope = match (filter_strategy.is_empty(), signed.strategy_filter()) {
+        (true, scope) => scope,
+        (false, _) if signed.may_use(&filter_strategy) => Some(vec![filter_strategy.clone()]),
+        (false, _) => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "you do not work this product's cases",
+            )
+        }
+    };
+    let cases = match waiting_cases(&service, scope).await {
         Ok(cases) => cases,
         Err(error) => return plain(error.status(), &error.message),
     };
@@ -97,6 +112,7 @@ pub(super) async fn queue_page(
         .filter(|c| !breached_only || c.sla_breached)
         .map(|c| QueueRow {
             id: c.case.id.clone(),
+            strategy: c.case.strategy.clone(),
             queue: c.case.queue.clone(),
             priority: c.case.priority,
             status: c.status.to_string(),
@@ -116,6 +132,7 @@ pub(super) async fn queue_page(
             username: signed.user.username.clone(),
             role: signed.user.role.clone(),
             csrf: signed.session.csrf_token.clone(),
+            strategy: filter_strategy.clone(),
             counts: counts_of(&cases)
                 .into_iter()
                 .map(|c| QueueCount {

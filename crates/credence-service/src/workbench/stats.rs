@@ -3,7 +3,7 @@
 use super::*;
 use crate::cases::CaseView;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use credence_review::{CaseState, Verdict};
@@ -44,6 +44,7 @@ pub(super) struct RollRow {
 #[derive(Template)]
 #[template(path = "monitoring.html")]
 pub(super) struct MonitoringPage {
+    strategy: String,
     username: String,
     role: String,
     csrf: String,
@@ -67,12 +68,21 @@ pub(super) fn percent(rate: f64) -> String {
 /// Rates, drift, vintages and roll rates of the application flow, for everyone signed in
 /// (aggregates only: no customer appears on this page).
 /// Monitoring: rates by month, PSI, vintages and roll rates.
-#[utoipa::path(get, path = "/review/monitoring", tag = "workbench",
+/// Which product the monitoring page shows.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MonitoringFilter {
+    /// Only this strategy (product) [default: all the user works].
+    strategy: Option<String>,
+}
+
+#[utoipa::path(get, path = "/review/monitoring", tag = "workbench", params(MonitoringFilter),
     responses((status = 200, description = "The monitoring page", content_type = "text/html"),
               (status = 303, description = "Not signed in: to the sign-in page")))]
 pub(super) async fn monitoring_page(
     State(service): State<AppState>,
     headers: HeaderMap,
+    Query(filter): Query<MonitoringFilter>,
 ) -> Response {
     let signed = match signed_in(&service, &headers).await {
         Ok(signed) => signed,
@@ -81,10 +91,22 @@ pub(super) async fn monitoring_page(
     let flow = "application".to_string();
     let limit = 10_000;
     let today = service.clock.now().date_naive();
-    let report = match crate::monitoring::report(&service.store, &flow, limit, today).await {
-        Ok(report) => report,
-        Err(error) => return plain(error.code.status(), &error.message),
+    let strategy = match (
+        filter.strategy.filter(|s| !s.is_empty()),
+        signed.strategy_filter(),
+    ) {
+        (Some(name), _) if signed.may_use(&name) => Some(name),
+        (Some(_), _) => return plain(StatusCode::FORBIDDEN, "you do not work this product"),
+        (None, Some(mine)) => mine.into_iter().next(),
+        (None, None) => None,
     };
+    let report =
+        match crate::monitoring::report(&service.store, strategy.as_deref(), &flow, limit, today)
+            .await
+        {
+            Ok(report) => report,
+            Err(error) => return plain(error.code.status(), &error.message),
+        };
     let months = report
         .months
         .iter()
@@ -146,6 +168,7 @@ pub(super) async fn monitoring_page(
     page(
         StatusCode::OK,
         &MonitoringPage {
+            strategy: strategy.clone().unwrap_or_default(),
             username: signed.user.username.clone(),
             role: signed.user.role.clone(),
             csrf: signed.session.csrf_token.clone(),
@@ -187,7 +210,7 @@ pub(super) async fn stats_page(State(service): State<AppState>, headers: HeaderM
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    let cases = match waiting_cases(&service).await {
+    let cases = match waiting_cases(&service, signed.strategy_filter()).await {
         Ok(cases) => cases,
         Err(error) => return plain(error.code.status(), &error.message),
     };

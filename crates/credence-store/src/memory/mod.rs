@@ -30,6 +30,9 @@ struct State {
     decisions: Vec<StoredDecision>,
     strategies: BTreeMap<String, (StrategyRecord, Vec<u8>)>,
     activations: Vec<Activation>,
+    rollouts: Vec<RolloutRecord>,
+    /// Shadow results by (decision id, candidate version).
+    shadow: BTreeMap<(String, String), ShadowRecord>,
     keys: BTreeMap<String, ApiKeyRecord>,
     users: BTreeMap<String, UserRecord>,
     sessions: BTreeMap<String, SessionRecord>,
@@ -274,17 +277,22 @@ impl StrategyStore for MemoryStore {
         audit: NewAuditEvent,
     ) -> Result<Activation, StoreError> {
         let mut state = self.state();
-        let approved = state
-            .strategies
-            .get(version)
-            .is_some_and(|(r, _)| r.state == StrategyState::Approved);
-        if !approved {
-            return Err(StoreError::Precondition {
-                what: format!("strategy version {version} is not approved"),
-            });
-        }
+        let strategy = match state.strategies.get(version) {
+            Some((r, _)) if r.state == StrategyState::Approved => r.name.clone(),
+            Some(_) => {
+                return Err(StoreError::Precondition {
+                    what: format!("strategy version {version} is not approved"),
+                })
+            }
+            None => {
+                return Err(StoreError::Precondition {
+                    what: format!("strategy version {version} does not exist"),
+                })
+            }
+        };
         let activation = Activation {
             seq: state.activations.last().map_or(0, |a| a.seq) + 1,
+            strategy,
             version: version.to_string(),
             activated_by: actor.to_string(),
             activated_at_ms: at_ms,
@@ -295,15 +303,139 @@ impl StrategyStore for MemoryStore {
         Ok(activation)
     }
 
-    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
+    async fn activations(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Activation>, StoreError> {
         Ok(self
             .state()
             .activations
             .iter()
             .rev()
+            .filter(|a| strategy.is_none_or(|s| a.strategy == s))
             .take(limit.max(1) as usize)
             .cloned()
             .collect())
+    }
+
+    async fn active_versions(&self) -> Result<Vec<Activation>, StoreError> {
+        let state = self.state();
+        let mut newest: BTreeMap<&str, &Activation> = BTreeMap::new();
+        for activation in &state.activations {
+            newest.insert(&activation.strategy, activation);
+        }
+        let mut active: Vec<Activation> = newest.into_values().cloned().collect();
+        active.sort_by_key(|a| a.seq);
+        Ok(active)
+    }
+
+    async fn rollouts(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RolloutRecord>, StoreError> {
+        let mut found: Vec<RolloutRecord> = self
+            .state()
+            .rollouts
+            .iter()
+            .filter(|r| strategy.is_none_or(|s| r.strategy == s))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            b.started_at_ms
+                .cmp(&a.started_at_ms)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        found.truncate(limit.max(1) as usize);
+        Ok(found)
+    }
+
+    async fn save_rollout(
+        &self,
+        record: RolloutRecord,
+        expected_revision: Option<i64>,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match expected_revision {
+            None => {
+                if state.rollouts.iter().any(|r| r.id == record.id) {
+                    return Err(StoreError::Conflict {
+                        what: format!("rollout {}", record.id),
+                    });
+                }
+                if let Some(running) = state
+                    .rollouts
+                    .iter()
+                    .find(|r| r.strategy == record.strategy && r.is_running())
+                {
+                    return Err(StoreError::Precondition {
+                        what: format!(
+                            "strategy {} already has rollout {} running; promote or abort it first",
+                            record.strategy, running.id
+                        ),
+                    });
+                }
+                if !state.strategies.contains_key(&record.version) {
+                    return Err(StoreError::Precondition {
+                        what: format!("strategy version {} does not exist", record.version),
+                    });
+                }
+                state.rollouts.push(record);
+            }
+            Some(expected) => {
+                let Some(stored) = state
+                    .rollouts
+                    .iter_mut()
+                    .find(|r| r.id == record.id && r.revision == expected)
+                else {
+                    return Err(StoreError::Precondition {
+                        what: format!(
+                            "rollout {} was changed by someone else; reload it and try again",
+                            record.id
+                        ),
+                    });
+                };
+                stored.state = record.state;
+                stored.step = record.step;
+                stored.step_started_at_ms = record.step_started_at_ms;
+                stored.updated_at_ms = record.updated_at_ms;
+                stored.note = record.note;
+                stored.revision = record.revision;
+            }
+        }
+        state.audit(audit);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ShadowLog for MemoryStore {
+    async fn append_shadow_results(&self, records: Vec<ShadowRecord>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for record in records {
+            state
+                .shadow
+                .entry((record.decision_id.clone(), record.candidate_version.clone()))
+                .or_insert(record);
+        }
+        Ok(())
+    }
+
+    async fn shadow_results(&self, query: &ShadowQuery) -> Result<Vec<ShadowRecord>, StoreError> {
+        let mut found: Vec<ShadowRecord> = self
+            .state()
+            .shadow
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (a.created_at_ms, &a.decision_id).cmp(&(b.created_at_ms, &b.decision_id))
+        });
+        found.truncate(query.limit.max(1) as usize);
+        Ok(found)
     }
 }
 
@@ -455,6 +587,7 @@ impl CaseStore for MemoryStore {
             .filter(|c| {
                 query.queue.as_ref().is_none_or(|q| &c.queue == q)
                     && query.state.as_ref().is_none_or(|s| &c.state == s)
+                    && query.allows_strategy(&c.strategy)
                     && query
                         .due_before_ms
                         .is_none_or(|due| c.state != "decided" && c.due_at_ms < due)
@@ -520,6 +653,7 @@ impl CaseStore for MemoryStore {
                 query.queue.as_ref().is_none_or(|q| &c.queue == q)
                     && query.state.as_ref().is_none_or(|s| &c.state == s)
                     && (!undecided || c.state != "decided")
+                    && query.allows_strategy(&c.strategy)
             })
             .cloned()
             .collect();

@@ -17,10 +17,19 @@ pub(super) fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
             .filter(|r| !r.is_empty())
             .map(str::to_string)
             .collect(),
+        strategies: split_names(&row.get::<_, String>(7)?),
         created_at_ms: row.get(4)?,
         created_by: row.get(5)?,
         revoked_at_ms: row.get(6)?,
     })
+}
+
+/// A stored comma-separated list of names (keys' and users' strategies).
+pub(super) fn split_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -28,15 +37,16 @@ impl AccessStore for SqliteStore {
     async fn insert_key(&self, key: ApiKeyRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO api_keys (id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                "INSERT INTO api_keys (id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms, strategies) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)",
                 params![
                     key.id,
                     key.secret_sha256,
                     key.user,
                     key.roles.join(","),
                     key.created_at_ms,
-                    key.created_by
+                    key.created_by,
+                    key.strategies.join(",")
                 ],
             )
             .map_err(|e| StoreError::from_insert(e, || format!("key {}", key.id)))?;
@@ -51,7 +61,7 @@ impl AccessStore for SqliteStore {
         self.read(move |_, conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms \
+                    "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms, strategies \
                      FROM api_keys WHERE id = ?1",
                 )?
                 .query_row([id], key_from_row)
@@ -63,7 +73,7 @@ impl AccessStore for SqliteStore {
     async fn keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.read(|_, conn| {
             let mut statement = conn.prepare(
-                "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms \
+                "SELECT id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms, strategies \
                  FROM api_keys ORDER BY created_at_ms, id",
             )?;
             let rows = statement.query_map([], key_from_row)?;
@@ -98,8 +108,8 @@ impl AccessStore for SqliteStore {
     async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO users (username, password_hash, role, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![user.username, user.password_hash, user.role, user.created_at_ms],
+                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.username, user.password_hash, user.role, user.created_at_ms, user.strategies.join(",")],
             )
             .map_err(|e| StoreError::from_insert(e, || format!("user {}", user.username)))?;
             insert_audit(conn, &audit)?;
@@ -113,13 +123,14 @@ impl AccessStore for SqliteStore {
         self.read(move |_, conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT username, password_hash, role, created_at_ms FROM users WHERE username = ?1",
+                    "SELECT username, password_hash, role, created_at_ms, strategies FROM users WHERE username = ?1",
                 )?
                 .query_row([username], |row| {
                     Ok(UserRecord {
                         username: row.get(0)?,
                         password_hash: row.get(1)?,
                         role: row.get(2)?,
+                        strategies: split_names(&row.get::<_, String>(4)?),
                         created_at_ms: row.get(3)?,
                     })
                 })

@@ -7,7 +7,7 @@ use crate::records::*;
 use rusqlite::{params, OptionalExtension, Row};
 
 pub(super) const CASE_COLUMNS: &str =
-    "id, decision_id, queue, priority, state, created_at_ms, due_at_ms, version, body";
+    "id, decision_id, queue, priority, state, created_at_ms, due_at_ms, version, body, strategy";
 
 pub(super) fn case_from_row(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
     Ok(CaseRecord {
@@ -20,7 +20,24 @@ pub(super) fn case_from_row(row: &Row<'_>) -> rusqlite::Result<CaseRecord> {
         due_at_ms: row.get(6)?,
         version: row.get(7)?,
         body: row.get(8)?,
+        strategy: row.get(9)?,
     })
+}
+
+/// Appends ` AND strategy IN (…)` for a query limited to some strategies (none: no case).
+fn strategy_filter(query: &CaseQuery, sql: &mut String, values: &mut Vec<rusqlite::types::Value>) {
+    if let Some(strategies) = &query.strategies {
+        if strategies.is_empty() {
+            sql.push_str(" AND 1 = 0");
+            return;
+        }
+        let mut marks = Vec::with_capacity(strategies.len());
+        for strategy in strategies {
+            values.push(strategy.clone().into());
+            marks.push(format!("?{}", values.len()));
+        }
+        sql.push_str(&format!(" AND strategy IN ({})", marks.join(", ")));
+    }
 }
 
 #[async_trait::async_trait]
@@ -28,7 +45,7 @@ impl CaseStore for SqliteStore {
     async fn insert_case(&self, case: CaseRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.prepare_cached(&format!(
-                "INSERT INTO review_cases ({CASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO review_cases ({CASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))?
             .execute(params![
                     case.id,
@@ -39,7 +56,8 @@ impl CaseStore for SqliteStore {
                     case.created_at_ms,
                     case.due_at_ms,
                     case.version,
-                    case.body
+                    case.body,
+                    case.strategy
                 ],
             )
             .map_err(|e| StoreError::from_insert(e, || format!("a case for decision {}", case.decision_id)))?;
@@ -92,6 +110,7 @@ impl CaseStore for SqliteStore {
             if let Some(due) = query.due_before_ms {
                 filter("state <> 'decided' AND due_at_ms <", due.into());
             }
+            strategy_filter(&query, &mut sql, &mut values);
             sql.push_str(&format!(
                 " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
                 query.limit.max(1)
@@ -168,6 +187,7 @@ impl CaseStore for SqliteStore {
                 }
                 None => sql.push_str(" AND state <> 'decided'"),
             }
+            strategy_filter(&query, &mut sql, &mut values);
             sql.push_str(&format!(
                 " ORDER BY due_at_ms, priority DESC, id LIMIT {}",
                 query.limit.max(1)

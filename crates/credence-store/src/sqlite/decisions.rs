@@ -103,7 +103,7 @@ impl DecisionLog for SqliteStore {
                 Err(_) => Vec::new(),
             };
             let mut sql = String::from(
-                "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms \
+                "SELECT id, seq, flow, customer_id, outcome, arm, strategy_version, created_at_ms, strategy \
                  FROM decision_index WHERE 1 = 1",
             );
             let mut values: Vec<rusqlite::types::Value> = Vec::new();
@@ -116,6 +116,12 @@ impl DecisionLog for SqliteStore {
             }
             if let Some(flow) = &query.flow {
                 filter("flow =", flow.clone().into());
+            }
+            if let Some(strategy) = &query.strategy {
+                filter("strategy =", strategy.clone().into());
+            }
+            if let Some(version) = &query.strategy_version {
+                filter("strategy_version =", version.clone().into());
             }
             if let Some(from) = query.from_ms {
                 filter("created_at_ms >=", from.into());
@@ -138,6 +144,7 @@ impl DecisionLog for SqliteStore {
                     arm: row.get(5)?,
                     strategy_version: row.get(6)?,
                     created_at_ms: row.get(7)?,
+                    strategy: row.get(8)?,
                 })
             })?;
             for row in rows {

@@ -29,6 +29,7 @@ mod decisions;
 mod jobs;
 mod providers;
 mod schema;
+mod shadow;
 mod strategies;
 mod webhooks;
 
@@ -225,8 +226,8 @@ fn index_decisions(
     };
     let mut insert = conn.prepare_cached(
         "INSERT INTO decision_index (seq, id, flow, customer_id, idempotency_key, outcome, arm, \
-         strategy_version, created_at_ms, segment, frame_offset, frame_length) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (seq) DO NOTHING",
+         strategy_version, created_at_ms, segment, frame_offset, frame_length, strategy) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (seq) DO NOTHING",
     )?;
     for (stored, position) in batch {
         let r = &stored.record;
@@ -242,7 +243,8 @@ fn index_decisions(
             r.created_at_ms,
             position.segment,
             position.offset as i64,
-            position.length as i64
+            position.length as i64,
+            r.strategy
         ])?;
     }
     conn.prepare_cached(

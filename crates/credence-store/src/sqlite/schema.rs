@@ -7,6 +7,7 @@ use super::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_job_partitions.sql"),
+    include_str!("migrations/0003_products.sql"),
 ];
 
 /// The schema version this build writes: one per migration.

@@ -142,14 +142,19 @@ impl StrategyStore for SqliteStore {
         let actor = actor.to_string();
         let kind = kind.to_string();
         self.write(move |conn| {
-            let state: Option<String> = conn
+            let row: Option<(String, String)> = conn
                 .query_row(
-                    "SELECT state FROM strategy_versions WHERE version = ?1",
+                    "SELECT state, name FROM strategy_versions WHERE version = ?1",
                     [&version],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            if state.as_deref() != Some(StrategyState::Approved.as_str()) {
+            let Some((state, strategy)) = row else {
+                return Err(StoreError::Precondition {
+                    what: format!("strategy version {version} does not exist"),
+                });
+            };
+            if state != StrategyState::Approved.as_str() {
                 return Err(StoreError::Precondition {
                     what: format!("strategy version {version} is not approved"),
                 });
@@ -160,13 +165,14 @@ impl StrategyStore for SqliteStore {
                 |row| row.get(0),
             )?;
             conn.execute(
-                "INSERT INTO activations (seq, version, activated_by, activated_at_ms, kind) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![seq, version, actor, at_ms, kind],
+                "INSERT INTO activations (seq, version, activated_by, activated_at_ms, kind, strategy) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![seq, version, actor, at_ms, kind, strategy],
             )?;
             insert_audit(conn, &audit)?;
             Ok(Activation {
                 seq,
+                strategy,
                 version,
                 activated_by: actor,
                 activated_at_ms: at_ms,
@@ -176,23 +182,162 @@ impl StrategyStore for SqliteStore {
         .await
     }
 
-    async fn activations(&self, limit: u32) -> Result<Vec<Activation>, StoreError> {
+    async fn activations(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Activation>, StoreError> {
+        let strategy = strategy.map(str::to_string);
         self.read(move |_, conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT seq, version, activated_by, activated_at_ms, kind FROM activations \
-                 ORDER BY seq DESC LIMIT ?1",
+                "SELECT seq, version, activated_by, activated_at_ms, kind, strategy FROM activations \
+                 WHERE ?1 IS NULL OR strategy = ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
-            let rows = statement.query_map([limit.max(1)], |row| {
-                Ok(Activation {
-                    seq: row.get(0)?,
-                    version: row.get(1)?,
-                    activated_by: row.get(2)?,
-                    activated_at_ms: row.get(3)?,
-                    kind: row.get(4)?,
-                })
-            })?;
+            let rows = statement.query_map(params![strategy, limit.max(1)], activation_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
+
+    async fn active_versions(&self) -> Result<Vec<Activation>, StoreError> {
+        self.read(move |_, conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, version, activated_by, activated_at_ms, kind, strategy FROM activations \
+                 WHERE seq IN (SELECT MAX(seq) FROM activations GROUP BY strategy) ORDER BY seq",
+            )?;
+            let rows = statement.query_map([], activation_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn rollouts(
+        &self,
+        strategy: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RolloutRecord>, StoreError> {
+        let strategy = strategy.map(str::to_string);
+        self.read(move |_, conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE ?1 IS NULL OR strategy = ?1 \
+                 ORDER BY started_at_ms DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![strategy, limit.max(1)], rollout_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn save_rollout(
+        &self,
+        record: RolloutRecord,
+        expected_revision: Option<i64>,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            match expected_revision {
+                None => {
+                    let running: Option<String> = conn
+                        .query_row(
+                            "SELECT id FROM rollouts WHERE strategy = ?1 AND state = 'running'",
+                            [&record.strategy],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    if let Some(running) = running {
+                        return Err(StoreError::Precondition {
+                            what: format!(
+                                "strategy {} already has rollout {running} running; promote or abort it first",
+                                record.strategy
+                            ),
+                        });
+                    }
+                    conn.execute(
+                        &format!(
+                            "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                        ),
+                        params![
+                            record.id,
+                            record.strategy,
+                            record.version,
+                            record.baseline_version,
+                            record.mode,
+                            record.state,
+                            record.plan,
+                            record.step,
+                            record.step_started_at_ms,
+                            record.started_by,
+                            record.started_at_ms,
+                            record.updated_at_ms,
+                            record.note,
+                            record.revision
+                        ],
+                    )
+                    .map_err(|e| StoreError::from_insert(e, || format!("rollout {}", record.id)))?;
+                }
+                Some(expected) => {
+                    let changed = conn.execute(
+                        "UPDATE rollouts SET state = ?1, step = ?2, step_started_at_ms = ?3, \
+                         updated_at_ms = ?4, note = ?5, revision = ?6 WHERE id = ?7 AND revision = ?8",
+                        params![
+                            record.state,
+                            record.step,
+                            record.step_started_at_ms,
+                            record.updated_at_ms,
+                            record.note,
+                            record.revision,
+                            record.id,
+                            expected
+                        ],
+                    )?;
+                    if changed != 1 {
+                        return Err(StoreError::Precondition {
+                            what: format!(
+                                "rollout {} was changed by someone else; reload it and try again",
+                                record.id
+                            ),
+                        });
+                    }
+                }
+            }
+            insert_audit(conn, &audit)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+pub(super) const ROLLOUT_COLUMNS: &str =
+    "id, strategy, version, baseline_version, mode, state, plan, step, \
+     step_started_at_ms, started_by, started_at_ms, updated_at_ms, note, revision";
+
+pub(super) fn rollout_from_row(row: &Row<'_>) -> rusqlite::Result<RolloutRecord> {
+    Ok(RolloutRecord {
+        id: row.get(0)?,
+        strategy: row.get(1)?,
+        version: row.get(2)?,
+        baseline_version: row.get(3)?,
+        mode: row.get(4)?,
+        state: row.get(5)?,
+        plan: row.get(6)?,
+        step: row.get(7)?,
+        step_started_at_ms: row.get(8)?,
+        started_by: row.get(9)?,
+        started_at_ms: row.get(10)?,
+        updated_at_ms: row.get(11)?,
+        note: row.get(12)?,
+        revision: row.get(13)?,
+    })
+}
+
+fn activation_from_row(row: &Row<'_>) -> rusqlite::Result<Activation> {
+    Ok(Activation {
+        seq: row.get(0)?,
+        version: row.get(1)?,
+        activated_by: row.get(2)?,
+        activated_at_ms: row.get(3)?,
+        kind: row.get(4)?,
+        strategy: row.get(5)?,
+    })
 }

@@ -1,29 +1,77 @@
-//! Strategy versions: upload (compile + cases), maker-checker approval, atomic activation,
-//! rollback, and the compiled versions the service decides with.
+//! Strategies by name (one per product): versions, upload (compile + cases), maker-checker
+//! approval, atomic activation, rollback, rollouts of candidates, and the compiled versions
+//! the service decides with.
 //!
-//! The active strategy sits behind an `ArcSwap`: a request loads one `Arc` at its start and
-//! decides with it to the end, so an activation never produces a mixed or failed request;
-//! the swap happens only after the activation is durable. Every process sharing a data
-//! directory follows the newest activation through [`Strategies::refresh`], so the CLI can
-//! activate against a data directory while a server runs on it.
+//! Each package's `name` is a product strategy with its own activation history; any number
+//! are active at once. The set of active strategies sits behind an `ArcSwap`: a request loads
+//! one `Arc` at its start and decides with it to the end, so an activation never produces a
+//! mixed or failed request; the swap happens only after the activation is durable. Every
+//! process sharing a store follows the newest activations and rollouts through
+//! [`Strategies::refresh`], so the CLI can activate against a data directory while a server
+//! runs on it, and every node of a cluster follows the others.
 
 use crate::error::{AppError, ErrorCode};
 use crate::package_archive;
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use credence_engine::CompiledStrategy;
-use credence_store::{NewAuditEvent, Store, StrategyRecord, StrategyState};
+use credence_store::{NewAuditEvent, RolloutRecord, Store, StrategyRecord, StrategyState};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// The version requests are decided with.
+pub mod ramp;
+mod rollouts;
+
+pub use rollouts::{due_transition, RolloutView, ShadowRequest};
+
+/// A strategy's active version, with the rollout of a candidate running beside it, if any.
 pub struct ActiveStrategy {
+    /// The strategy's (package's) name.
+    pub name: String,
     /// The version's content hash.
     pub version: String,
     /// The activation history entry that made it active.
     pub activation_seq: i64,
     /// The compiled strategy.
     pub strategy: Arc<CompiledStrategy>,
+    /// A candidate in shadow or on a ramp.
+    pub rollout: Option<Arc<LiveRollout>>,
+}
+
+/// A running rollout as requests see it: the candidate compiled, its plan, this node's counts.
+pub struct LiveRollout {
+    /// The stored rollout.
+    pub record: RolloutRecord,
+    /// The candidate, compiled.
+    pub candidate: Arc<CompiledStrategy>,
+    /// The validated ramp; `None` in shadow.
+    pub ramp: Option<ramp::RampPlan>,
+    /// What each version decided on this node since the ramp began.
+    pub counters: Arc<ramp::RampCounters>,
+}
+
+impl LiveRollout {
+    /// Whether the candidate only runs in shadow.
+    pub fn is_shadow(&self) -> bool {
+        self.ramp.is_none()
+    }
+
+    /// The share of customers the candidate decides for now, in percent (0 in shadow).
+    pub fn percent(&self) -> u32 {
+        self.ramp
+            .as_ref()
+            .and_then(|plan| plan.steps.get(usize::try_from(self.record.step).ok()?))
+            .map_or(0, |step| step.percent)
+    }
+}
+
+/// Every active strategy, and which one `POST /v1/decisions/{flow}` uses.
+#[derive(Default)]
+struct ActiveSet {
+    by_name: BTreeMap<String, Arc<ActiveStrategy>>,
+    default: Option<String>,
+    /// What the set was built from: (name, activation seq, rollout id, rollout revision).
+    signature: Vec<(String, i64, String, i64)>,
 }
 
 /// A version as the API shows it.
@@ -31,11 +79,11 @@ pub struct ActiveStrategy {
 pub struct StrategyView {
     /// The version's content hash.
     pub version: String,
-    /// The package's name.
+    /// The package's name: the strategy (product) the version belongs to.
     pub name: String,
     /// `draft` or `approved`.
     pub state: String,
-    /// Whether requests are decided with this version now.
+    /// Whether it is its strategy's active version now.
     pub active: bool,
     /// Who uploaded it.
     pub uploaded_by: String,
@@ -63,7 +111,12 @@ pub struct UploadOutcome {
 /// The strategy lifecycle: upload, approve (maker-checker), activate, roll back; and the active version.
 pub struct Strategies {
     store: Arc<dyn Store>,
-    active: ArcSwapOption<ActiveStrategy>,
+    active: ArcSwap<ActiveSet>,
+    /// The strategy `POST /v1/decisions/{flow}` uses when configured; otherwise the first
+    /// strategy ever activated (the bundled example on a new data directory).
+    configured_default: Mutex<Option<String>>,
+    /// Each running ramp's counters on this node, by rollout id, with the step they count.
+    counters: Mutex<HashMap<String, (Arc<ramp::RampCounters>, i64)>>,
     compiled: Mutex<CompiledCache>,
     /// Serialises activations in this process so the swap follows the durable order.
     activation: tokio::sync::Mutex<()>,
@@ -164,7 +217,9 @@ impl Strategies {
     pub fn with_limits(store: Arc<dyn Store>, limits: credence_engine::Limits) -> Strategies {
         Strategies {
             store,
-            active: ArcSwapOption::empty(),
+            active: ArcSwap::from_pointee(ActiveSet::default()),
+            configured_default: Mutex::new(None),
+            counters: Mutex::new(HashMap::new()),
             compiled: Mutex::new(CompiledCache {
                 entries: HashMap::new(),
                 clock: 0,
@@ -189,9 +244,62 @@ impl Strategies {
         compile_package(package, self.limits).await
     }
 
-    /// The active version, if any (one atomic load).
+    /// The default strategy's active version, if any (one atomic load).
     pub fn active(&self) -> Option<Arc<ActiveStrategy>> {
-        self.active.load_full()
+        let set = self.active.load();
+        set.default
+            .as_ref()
+            .and_then(|d| set.by_name.get(d).cloned())
+    }
+
+    /// A strategy's active version, if it has one.
+    pub fn active_named(&self, name: &str) -> Option<Arc<ActiveStrategy>> {
+        self.active.load().by_name.get(name).cloned()
+    }
+
+    /// Every active strategy, by name.
+    pub fn active_all(&self) -> Vec<Arc<ActiveStrategy>> {
+        self.active.load().by_name.values().cloned().collect()
+    }
+
+    /// The strategy `POST /v1/decisions/{flow}` decides with.
+    pub fn default_name(&self) -> Option<String> {
+        self.active.load().default.clone()
+    }
+
+    /// Makes `name` the default strategy (configuration); `None`: the first ever activated.
+    pub async fn set_default(&self, name: Option<String>) -> Result<(), AppError> {
+        if let Ok(mut configured) = self.configured_default.lock() {
+            *configured = name;
+        }
+        self.rebuild(true).await.map(|_| ())
+    }
+
+    /// The active version of `name`, or of the default strategy: what a request decides with.
+    pub fn resolve(&self, name: Option<&str>) -> Result<Arc<ActiveStrategy>, AppError> {
+        match name {
+            Some(name) => self.active_named(name).ok_or_else(|| {
+                let active: Vec<String> = self.active.load().by_name.keys().cloned().collect();
+                AppError::new(
+                    ErrorCode::UnknownStrategy,
+                    format!(
+                        "no strategy named {name} is active; active strategies: {}",
+                        if active.is_empty() {
+                            "none".to_string()
+                        } else {
+                            active.join(", ")
+                        }
+                    ),
+                )
+                .with_details(serde_json::json!({"field": "strategy", "active": active}))
+            }),
+            None => self.active().ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::NoActiveStrategy,
+                    "no strategy version is active; upload, approve and activate one",
+                )
+            }),
+        }
     }
 
     /// A version compiled, from the cache or from its stored package.
@@ -211,25 +319,126 @@ impl Strategies {
         Ok(strategy)
     }
 
-    /// Follows the newest activation in the store; returns true when the active version changed.
+    /// Follows the newest activations and rollouts in the store; returns true when what
+    /// requests decide with changed.
     pub async fn refresh(&self) -> Result<bool, AppError> {
+        self.rebuild(false).await
+    }
+
+    /// Rebuilds the active set from the store when it changed (or when `force`).
+    async fn rebuild(&self, force: bool) -> Result<bool, AppError> {
         let _guard = self.activation.lock().await;
-        let Some(newest) = self.store.activations(1).await?.into_iter().next() else {
-            return Ok(false);
-        };
-        if self
-            .active()
-            .is_some_and(|a| a.activation_seq >= newest.seq)
-        {
+        let actives = self.store.active_versions().await?;
+        let rollouts: Vec<RolloutRecord> = self
+            .store
+            .rollouts(None, 1_000)
+            .await?
+            .into_iter()
+            .filter(RolloutRecord::is_running)
+            .collect();
+        let signature: Vec<(String, i64, String, i64)> = actives
+            .iter()
+            .map(|a| {
+                let rollout = rollouts.iter().find(|r| r.strategy == a.strategy);
+                (
+                    a.strategy.clone(),
+                    a.seq,
+                    rollout.map(|r| r.id.clone()).unwrap_or_default(),
+                    rollout.map_or(0, |r| r.revision),
+                )
+            })
+            .collect();
+        let current = self.active.load_full();
+        if !force && current.signature == signature {
             return Ok(false);
         }
-        let strategy = self.compiled(&newest.version).await?;
-        self.active.store(Some(Arc::new(ActiveStrategy {
-            version: newest.version,
-            activation_seq: newest.seq,
-            strategy,
-        })));
+        let mut by_name = BTreeMap::new();
+        for activation in &actives {
+            let rollout = rollouts
+                .iter()
+                .find(|r| r.strategy == activation.strategy && r.version != activation.version);
+            let reuse = current.by_name.get(&activation.strategy).filter(|a| {
+                a.activation_seq == activation.seq
+                    && a.rollout
+                        .as_ref()
+                        .map(|r| (&r.record.id, r.record.revision))
+                        == rollout.map(|r| (&r.id, r.revision))
+            });
+            let entry = match reuse {
+                Some(same) => same.clone(),
+                None => {
+                    let strategy = self.compiled(&activation.version).await?;
+                    let live = match rollout {
+                        Some(record) => Some(self.live_rollout(record).await?),
+                        None => None,
+                    };
+                    Arc::new(ActiveStrategy {
+                        name: activation.strategy.clone(),
+                        version: activation.version.clone(),
+                        activation_seq: activation.seq,
+                        strategy,
+                        rollout: live,
+                    })
+                }
+            };
+            by_name.insert(activation.strategy.clone(), entry);
+        }
+        let configured = self.configured_default.lock().ok().and_then(|c| c.clone());
+        let default = match configured {
+            Some(name) => Some(name),
+            None if by_name.len() <= 1 => by_name.keys().next().cloned(),
+            // The first strategy ever activated: the bundled example on a new data directory.
+            None => self
+                .store
+                .activations(None, u32::MAX)
+                .await?
+                .last()
+                .map(|a| a.strategy.clone()),
+        };
+        self.active.store(Arc::new(ActiveSet {
+            by_name,
+            default,
+            signature,
+        }));
         Ok(true)
+    }
+
+    /// A running rollout made ready for requests: its candidate compiled, its plan read, its
+    /// counters (kept across refreshes; a new step counts from zero).
+    async fn live_rollout(&self, record: &RolloutRecord) -> Result<Arc<LiveRollout>, AppError> {
+        let candidate = self.compiled(&record.version).await?;
+        let ramp = if record.mode == "ramp" {
+            Some(
+                serde_json::from_str::<ramp::RampPlan>(&record.plan).map_err(|e| {
+                    AppError::new(
+                        ErrorCode::Internal,
+                        format!("stored plan of rollout {} is unreadable: {e}", record.id),
+                    )
+                })?,
+            )
+        } else {
+            None
+        };
+        let counters = {
+            let mut map = self
+                .counters
+                .lock()
+                .map_err(|_| AppError::new(ErrorCode::Internal, "ramp counters poisoned"))?;
+            let (counters, step) = map
+                .entry(record.id.clone())
+                .or_insert_with(|| (Arc::new(ramp::RampCounters::default()), record.step));
+            if *step != record.step {
+                counters.start_step();
+                *step = record.step;
+            }
+            counters.clone()
+        };
+        Ok(Arc::new(LiveRollout {
+            record: record.clone(),
+            candidate,
+            ramp,
+            counters,
+        }))
     }
 
     /// The stored record of a version, or 404 naming it.
@@ -241,7 +450,9 @@ impl Strategies {
     }
 
     async fn view(&self, record: StrategyRecord) -> StrategyView {
-        let active = self.active().is_some_and(|a| a.version == record.version);
+        let active = self
+            .active_named(&record.name)
+            .is_some_and(|a| a.version == record.version);
         StrategyView {
             version: record.version,
             name: record.name,
@@ -261,23 +472,36 @@ impl Strategies {
         Ok(self.view(record).await)
     }
 
-    /// Every version, newest first.
-    pub async fn list(&self) -> Result<Vec<StrategyView>, AppError> {
+    /// Every version (of the strategies `visible` allows), newest first.
+    pub async fn list(
+        &self,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Vec<StrategyView>, AppError> {
         let mut views = Vec::new();
         for record in self.store.strategies().await? {
-            views.push(self.view(record).await);
+            if visible(&record.name) {
+                views.push(self.view(record).await);
+            }
         }
         Ok(views)
     }
 
-    /// Compiles an uploaded package and runs its cases; stores it as a draft if all pass.
+    /// The strategy (package name) a stored version belongs to.
+    pub async fn name_of(&self, version: &str) -> Result<String, AppError> {
+        Ok(self.record(version).await?.name)
+    }
+
+    /// Compiles an uploaded package and runs its cases; stores it as a draft if all pass and
+    /// `may_write` allows its strategy (a key limited to other products is refused).
     pub async fn upload(
         &self,
         package: Vec<u8>,
         actor: &str,
         now_ms: i64,
+        may_write: impl Fn(&str) -> Result<(), AppError>,
     ) -> Result<UploadOutcome, AppError> {
-        self.add(package, actor, now_ms, StrategyState::Draft).await
+        self.add(package, actor, now_ms, StrategyState::Draft, may_write)
+            .await
     }
 
     async fn add(
@@ -286,6 +510,7 @@ impl Strategies {
         actor: &str,
         now_ms: i64,
         state: StrategyState,
+        may_write: impl Fn(&str) -> Result<(), AppError>,
     ) -> Result<UploadOutcome, AppError> {
         let slot =
             self.compile_slot.acquire().await.map_err(|_| {
@@ -293,6 +518,7 @@ impl Strategies {
             })?;
         let compiled = compile_package(package.clone(), self.limits).await?;
         let compiled = Arc::new(compiled);
+        may_write(compiled.name())?;
         let for_cases = compiled.clone();
         let results = tokio::task::spawn_blocking(move || for_cases.run_cases())
             .await
@@ -423,12 +649,21 @@ impl Strategies {
                 format!("version {version} is a draft; it must be approved by a second person before it can be activated"),
             ));
         }
+        if kind == "activate" {
+            if let Some(running) = self.running_rollout(&record.name).await? {
+                return Err(AppError::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "strategy {} has rollout {} of version {} running; promote or abort it before activating another version",
+                        record.name, running.id, running.version
+                    ),
+                ));
+            }
+        }
         // Compile before recording, so that a recorded activation is always servable.
-        let strategy = self.compiled(version).await?;
-        let _guard = self.activation.lock().await;
-        let previous = self.active().map(|a| a.version.clone());
-        let activation = self
-            .store
+        self.compiled(version).await?;
+        let previous = self.active_named(&record.name).map(|a| a.version.clone());
+        self.store
             .record_activation(
                 version,
                 actor,
@@ -439,22 +674,39 @@ impl Strategies {
                     &format!("strategy.{kind}"),
                     version,
                     now_ms,
-                    serde_json::json!({"previous": previous}),
+                    serde_json::json!({"strategy": record.name, "previous": previous}),
                 ),
             )
             .await?;
-        self.active.store(Some(Arc::new(ActiveStrategy {
-            version: version.to_string(),
-            activation_seq: activation.seq,
-            strategy,
-        })));
-        drop(_guard);
+        self.rebuild(false).await?;
         self.get(version).await
     }
 
-    /// Re-activates the version that was active before the current one.
-    pub async fn rollback(&self, actor: &str, now_ms: i64) -> Result<StrategyView, AppError> {
-        let history = self.store.activations(1000).await?;
+    /// The running rollout of a strategy, if any.
+    pub(crate) async fn running_rollout(
+        &self,
+        name: &str,
+    ) -> Result<Option<RolloutRecord>, AppError> {
+        Ok(self
+            .store
+            .rollouts(Some(name), 1_000)
+            .await?
+            .into_iter()
+            .find(RolloutRecord::is_running))
+    }
+
+    /// Re-activates the version of strategy `name` that was active before the current one;
+    /// a rollout running for it is aborted first.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<StrategyView, AppError> {
+        if self.running_rollout(name).await?.is_some() {
+            self.abort(name, actor, now_ms, "rollback").await?;
+        }
+        let history = self.store.activations(Some(name), 1000).await?;
         let current = history.first().map(|a| a.version.clone());
         // Walk back past every entry of the current version to the one before it.
         let previous = history
@@ -465,10 +717,35 @@ impl Strategies {
             .ok_or_else(|| {
                 AppError::new(
                     ErrorCode::InvalidState,
-                    "there is no earlier active version to roll back to",
+                    format!("strategy {name} has no earlier active version to roll back to"),
                 )
             })?;
         self.switch_to(&previous, actor, now_ms, "rollback").await
+    }
+
+    /// Adds `package` as approved and activates it when its strategy (by name) has never been
+    /// active in the store: a bundled product on a new store. Returns the version activated.
+    pub async fn bootstrap_product(
+        &self,
+        package: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<Option<String>, AppError> {
+        let name = compile_package(package.clone(), self.limits)
+            .await?
+            .name()
+            .to_string();
+        if !self.store.activations(Some(&name), 1).await?.is_empty() {
+            return Ok(None);
+        }
+        let outcome = self
+            .add(package, "system", now_ms, StrategyState::Approved, |_| {
+                Ok(())
+            })
+            .await?;
+        let version = outcome.strategy.version;
+        self.switch_to(&version, "system", now_ms, "bootstrap")
+            .await?;
+        Ok(Some(version))
     }
 
     /// On a store with no active version, adds `package` as approved and activates it.
@@ -477,12 +754,14 @@ impl Strategies {
         package: Vec<u8>,
         now_ms: i64,
     ) -> Result<Option<String>, AppError> {
-        if !self.store.activations(1).await?.is_empty() {
+        if !self.store.activations(None, 1).await?.is_empty() {
             self.refresh().await?;
             return Ok(None);
         }
         let outcome = self
-            .add(package, "system", now_ms, StrategyState::Approved)
+            .add(package, "system", now_ms, StrategyState::Approved, |_| {
+                Ok(())
+            })
             .await?;
         let version = outcome.strategy.version;
         self.switch_to(&version, "system", now_ms, "bootstrap")
@@ -518,7 +797,7 @@ mod tests {
         let mut versions = Vec::new();
         for n in 0..20 {
             let outcome = strategies
-                .upload(package(n), "alice", 1_000 + n as i64)
+                .upload(package(n), "alice", 1_000 + n as i64, |_| Ok(()))
                 .await
                 .unwrap();
             versions.push(outcome.strategy.version.clone());
