@@ -18,6 +18,10 @@ pub struct CreateKeyRequest {
     pub user: String,
     #[schema(min_items = 1)]
     pub roles: Vec<Role>,
+    /// The strategies (products) the key may act on; empty or absent: every strategy. A key
+    /// issued by a caller limited to some strategies is limited to (some of) them too.
+    #[serde(default)]
+    pub strategies: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -27,6 +31,8 @@ pub struct CreatedKey {
     pub key: String,
     pub user: String,
     pub roles: Vec<String>,
+    /// The strategies it is limited to; empty: every strategy.
+    pub strategies: Vec<String>,
 }
 
 /// Issue a key (admin).
@@ -48,21 +54,39 @@ pub(crate) async fn create_key(
         )
     })?;
     let now_ms = service.now_ms();
-    let issued = crate::auth::issue_key(&request.user, &request.roles, &principal.user, now_ms)?;
+    let mut issued =
+        crate::auth::issue_key(&request.user, &request.roles, &principal.user, now_ms)?;
+    issued.record.strategies = crate::auth::validate_strategy_names(&request.strategies)?;
+    // A caller limited to some products cannot issue a key for more than they may act on.
+    if !principal.strategies.is_empty() {
+        if issued.record.strategies.is_empty() {
+            return Err(ApiError::parameter(
+                "strategies",
+                format!(
+                    "you may act only on {}: name the strategies the key is limited to",
+                    principal.strategies.join(", ")
+                ),
+            ));
+        }
+        for name in &issued.record.strategies {
+            principal.require_strategy(name)?;
+        }
+    }
     let record = issued.record.clone();
     service
         .store
-        .insert_key(
-            issued.record,
-            key_audit(
+        .insert_key(issued.record, {
+            let mut audit = key_audit(
                 &principal.user,
                 "key.create",
                 &record.id,
                 now_ms,
                 &record.user,
                 &record.roles,
-            ),
-        )
+            );
+            audit.detail["strategies"] = serde_json::json!(record.strategies);
+            audit
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -71,6 +95,7 @@ pub(crate) async fn create_key(
             key: issued.plaintext,
             user: record.user,
             roles: record.roles,
+            strategies: record.strategies,
         }),
     )
         .into_response())
