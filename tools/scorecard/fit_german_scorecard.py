@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fits the example application scorecard on the German Credit data.
 
-Binning -> weights of evidence -> logistic regression -> points, the classic way:
+Binning -> weights of evidence -> logistic regression -> points, the classic way (the fit
+itself is scorecard_fit.py, shared with fit_card_scorecard.py):
 
 * numeric characteristics are binned by a shallow decision tree on the training split
   (at most 4 bins, each at least 8% of applicants), cut points rounded up to whole units;
@@ -28,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
+
+import scorecard_fit
+from scorecard_fit import assign_numeric
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "german_credit.csv"
@@ -100,48 +102,12 @@ NUMERIC = {
 RARE_CATEGORY_COUNT = 30
 
 
-def woe_table(codes, bad):
-    """Per bin: WoE = ln(good share / bad share), smoothed by 0.5 counts."""
-    frame = pd.DataFrame({"bin": codes, "bad": bad})
-    grouped = frame.groupby("bin", sort=False)["bad"].agg(["sum", "count"])
-    bads = grouped["sum"] + 0.5
-    goods = grouped["count"] - grouped["sum"] + 0.5
-    woe = np.log((goods / goods.sum()) / (bads / bads.sum()))
-    iv = float((((goods / goods.sum()) - (bads / bads.sum())) * woe).sum())
-    return woe.to_dict(), iv
-
-
 def numeric_bins(values, bad):
     tree = DecisionTreeClassifier(max_leaf_nodes=4, min_samples_leaf=0.08, random_state=SEED)
     tree.fit(values.to_numpy().reshape(-1, 1), bad)
     thresholds = sorted({math.floor(t) + 1 for t, f in zip(tree.tree_.threshold, tree.tree_.feature) if f == 0})
     edges = [None] + thresholds + [None]
     return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
-
-
-def range_text(low, high):
-    left = "(-inf" if low is None else f"[{low}"
-    right = "inf)" if high is None else f"{high})"
-    return f"{left}..{right}"
-
-
-def assign_numeric(values, bins):
-    def which(x):
-        for i, (low, high) in enumerate(bins):
-            if (low is None or x >= low) and (high is None or x < high):
-                return i
-        raise ValueError(x)
-    return values.map(which)
-
-
-def ks_statistic(score, bad):
-    order = np.argsort(score)
-    bad_sorted = bad[order]
-    cum_bad = np.cumsum(bad_sorted) / bad_sorted.sum()
-    cum_good = np.cumsum(1 - bad_sorted) / (1 - bad_sorted).sum()
-    # Only compare at the last index of each distinct score (ties move together).
-    distinct = np.r_[np.diff(score[order]) != 0, True]
-    return float(np.max(np.abs(cum_bad - cum_good)[distinct]))
 
 
 def main():
@@ -165,68 +131,15 @@ def main():
         bins = numeric_bins(data[column].iloc[train_idx], bad[train_idx])
         characteristics.append((field, field, reason, [("range", b) for b in bins], assign_numeric(data[column], bins)))
 
-    woe_columns, tables, ivs = [], [], {}
-    for name, _, _, _, bin_index in characteristics:
-        table, iv = woe_table(bin_index.iloc[train_idx].to_numpy(), bad[train_idx])
-        tables.append(table)
-        ivs[name] = round(iv, 4)
-        woe_columns.append(bin_index.map(table).fillna(0.0).to_numpy())
-    woe = np.column_stack(woe_columns)
-
-    model = LogisticRegression(penalty=None, max_iter=1000)
-    model.fit(woe[train_idx], bad[train_idx])
-    coefficients = model.coef_[0]
-    intercept = float(model.intercept_[0])
-
-    factor = CALIBRATION["pdo"] / math.log(2)
-    offset = CALIBRATION["score"] - factor * math.log(CALIBRATION["odds"])
-    base_points = round(offset - factor * intercept)
-
-    out_characteristics = []
-    points_matrix = np.zeros_like(woe)
-    for j, (name, field, reason, bins, bin_index) in enumerate(characteristics):
-        points = {i: int(round(-factor * coefficients[j] * tables[j].get(i, 0.0))) for i in range(len(bins))}
-        points_matrix[:, j] = bin_index.map(points).to_numpy()
-        out_bins = []
-        for i, (kind, payload) in enumerate(bins):
-            if kind == "values":
-                out_bins.append({"values": payload, "points": points[i]})
-            else:
-                out_bins.append({"range": range_text(*payload), "points": points[i]})
-        if bins[0][0] == "values":
-            # Unseen categories score as the worst bin: a conservative default.
-            out_bins.append({"else": True, "points": min(points.values()), "label": "unseen category"})
-        out_characteristics.append({"name": name, "value": field, "reason": reason, "bins": out_bins})
-
-    score = base_points + points_matrix.sum(axis=1)
-    test_score, test_bad = score[test_idx], bad[test_idx]
-    auc = float(roc_auc_score(test_bad, -test_score))
-    ks = ks_statistic(test_score, test_bad)
-    train_auc = float(roc_auc_score(bad[train_idx], -score[train_idx]))
+    fitted = scorecard_fit.fit(characteristics, bad, train_idx, test_idx, CALIBRATION)
+    score, auc, ks = fitted["score"], fitted["auc"], fitted["ks"]
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# Application scorecard fitted on the German Credit data (UCI Statlog, CC BY 4.0).",
-        "# Generated by tools/scorecard/fit_german_scorecard.py — do not edit by hand; re-run it.",
-        f"# Hold-out ({len(test_idx)} applications): KS {ks:.3f}, AUC {auc:.3f}.",
-        f"base_points: {base_points}",
-        f"calibration: {{score: {CALIBRATION['score']}, odds: {CALIBRATION['odds']}, pdo: {CALIBRATION['pdo']}}}",
-        "characteristics:",
-    ]
-    for c in out_characteristics:
-        lines.append(f"  - name: {c['name']}")
-        lines.append(f"    value: {c['value']}")
-        lines.append(f"    reason: {c['reason']}")
-        lines.append("    bins:")
-        for b in c["bins"]:
-            if "values" in b:
-                values = ", ".join(json.dumps(v) for v in b["values"])
-                lines.append(f"      - {{values: [{values}], points: {b['points']}}}")
-            elif "range" in b:
-                lines.append(f"      - {{range: \"{b['range']}\", points: {b['points']}}}")
-            else:
-                lines.append(f"      - {{else: true, points: {b['points']}, label: {b['label']}}}")
-    (OUT_DIR / "application.yaml").write_text("\n".join(lines) + "\n")
+    scorecard_fit.write_yaml(OUT_DIR / "application.yaml", [
+        "Application scorecard fitted on the German Credit data (UCI Statlog, CC BY 4.0).",
+        "Generated by tools/scorecard/fit_german_scorecard.py — do not edit by hand; re-run it.",
+        f"Hold-out ({len(test_idx)} applications): KS {ks:.3f}, AUC {auc:.3f}.",
+    ], fitted, CALIBRATION)
 
     report = {
         "data": "data/german_credit.csv",
@@ -235,12 +148,12 @@ def main():
         "holdout_rows": len(test_idx),
         "seed": SEED,
         "calibration": CALIBRATION,
-        "base_points": base_points,
-        "intercept": round(intercept, 6),
-        "coefficients": {c[0]: round(float(b), 6) for c, b in zip(characteristics, coefficients)},
-        "information_value": ivs,
+        "base_points": fitted["base_points"],
+        "intercept": round(fitted["intercept"], 6),
+        "coefficients": fitted["coefficients"],
+        "information_value": fitted["information_value"],
         "holdout": {"ks": round(ks, 4), "auc": round(auc, 4), "gini": round(2 * auc - 1, 4)},
-        "train": {"auc": round(train_auc, 4)},
+        "train": {"auc": round(fitted["train_auc"], 4)},
         "score_range": [int(score.min()), int(score.max())],
     }
     (OUT_DIR / "fit-report.json").write_text(json.dumps(report, indent=2) + "\n")

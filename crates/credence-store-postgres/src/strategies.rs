@@ -310,12 +310,7 @@ impl StrategyStore for PostgresStore {
                     .db()?;
                 if let Some(running) = running {
                     let running: String = col(&running, 0)?;
-                    return Err(StoreError::Precondition {
-                        what: format!(
-                            "strategy {} already has rollout {running} running; promote or abort it first",
-                            record.strategy
-                        ),
-                    });
+                    return Err(record.already_running(&running));
                 }
                 transaction
                     .execute(
@@ -364,12 +359,7 @@ impl StrategyStore for PostgresStore {
                     .await
                     .db()?;
                 if changed != 1 {
-                    return Err(StoreError::Precondition {
-                        what: format!(
-                            "rollout {} was changed by someone else; reload it and try again",
-                            record.id
-                        ),
-                    });
+                    return Err(record.changed_first());
                 }
             }
         }

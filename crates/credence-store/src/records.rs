@@ -575,6 +575,26 @@ impl RolloutRecord {
     pub fn is_running(&self) -> bool {
         self.state == "running"
     }
+
+    /// The refusal of a new rollout while `running` runs for the same strategy.
+    pub fn already_running(&self, running: &str) -> StoreError {
+        StoreError::Precondition {
+            what: format!(
+                "strategy {} already has rollout {running} running; promote or abort it first",
+                self.strategy
+            ),
+        }
+    }
+
+    /// The refusal of a change to a rollout someone changed first.
+    pub fn changed_first(&self) -> StoreError {
+        StoreError::Precondition {
+            what: format!(
+                "rollout {} was changed by someone else; reload it and try again",
+                self.id
+            ),
+        }
+    }
 }
 
 /// A candidate version's result for one live decision, stored beside the live record (never

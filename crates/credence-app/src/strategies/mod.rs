@@ -737,6 +737,11 @@ impl Strategies {
         if !self.store.activations(Some(&name), 1).await?.is_empty() {
             return Ok(None);
         }
+        self.activate_as_system(package, now_ms).await.map(Some)
+    }
+
+    /// Adds `package` approved by `system` and activates it: a bundled strategy.
+    async fn activate_as_system(&self, package: Vec<u8>, now_ms: i64) -> Result<String, AppError> {
         let outcome = self
             .add(package, "system", now_ms, StrategyState::Approved, |_| {
                 Ok(())
@@ -745,7 +750,7 @@ impl Strategies {
         let version = outcome.strategy.version;
         self.switch_to(&version, "system", now_ms, "bootstrap")
             .await?;
-        Ok(Some(version))
+        Ok(version)
     }
 
     /// On a store with no active version, adds `package` as approved and activates it.
@@ -758,15 +763,7 @@ impl Strategies {
             self.refresh().await?;
             return Ok(None);
         }
-        let outcome = self
-            .add(package, "system", now_ms, StrategyState::Approved, |_| {
-                Ok(())
-            })
-            .await?;
-        let version = outcome.strategy.version;
-        self.switch_to(&version, "system", now_ms, "bootstrap")
-            .await?;
-        Ok(Some(version))
+        self.activate_as_system(package, now_ms).await.map(Some)
     }
 }
 

@@ -190,15 +190,7 @@ impl Strategies {
         now_ms: i64,
         why: &str,
     ) -> Result<RolloutView, AppError> {
-        let record = self.current_rollout(name).await?;
-        self.finish(
-            record,
-            "promoted",
-            actor,
-            now_ms,
-            serde_json::json!({"by": actor, "why": why}),
-        )
-        .await
+        self.end_current(name, "promoted", actor, now_ms, why).await
     }
 
     /// Stops the strategy's current rollout; the live version decides for everyone.
@@ -209,15 +201,21 @@ impl Strategies {
         now_ms: i64,
         why: &str,
     ) -> Result<RolloutView, AppError> {
+        self.end_current(name, "aborted", actor, now_ms, why).await
+    }
+
+    /// Ends the strategy's current rollout by hand, `promoted` or `aborted`.
+    async fn end_current(
+        &self,
+        name: &str,
+        state: &str,
+        actor: &str,
+        now_ms: i64,
+        why: &str,
+    ) -> Result<RolloutView, AppError> {
         let record = self.current_rollout(name).await?;
-        self.finish(
-            record,
-            "aborted",
-            actor,
-            now_ms,
-            serde_json::json!({"by": actor, "why": why}),
-        )
-        .await
+        let note = serde_json::json!({"by": actor, "why": why});
+        self.finish(record, state, actor, now_ms, note).await
     }
 
     /// Resumes a halted ramp at the step it halted in; its counts start again.

@@ -164,23 +164,7 @@ pub(crate) async fn list_decisions(
 ) -> Result<Json<crate::decisions::DecisionPage>, ApiError> {
     let principal = caller.require(Action::ListDecisions)?;
     let Query(params) = params.map_err(query_error)?;
-    let strategy = match (params.strategy, principal.strategy_filter()) {
-        (Some(name), _) => {
-            principal.require_strategy(&name)?;
-            Some(name)
-        }
-        (None, None) => None,
-        (None, Some(allowed)) if allowed.len() == 1 => allowed.into_iter().next(),
-        (None, Some(allowed)) => {
-            return Err(ApiError::parameter(
-                "strategy",
-                format!(
-                    "this key is limited to strategies {}; name one with strategy=",
-                    allowed.join(", ")
-                ),
-            ))
-        }
-    };
+    let strategy = strategy_scope(principal, params.strategy)?;
     let limits = &service.limits;
     let limit = match params.limit.as_deref() {
         None => limits.default_page_size,
@@ -209,16 +193,8 @@ pub(crate) async fn list_decisions(
         flow: params.flow,
         strategy,
         strategy_version: params.strategy_version,
-        from_ms: params
-            .from
-            .as_deref()
-            .map(|t| parse_time_ms("from", t))
-            .transpose()?,
-        to_ms: params
-            .to
-            .as_deref()
-            .map(|t| parse_time_ms("to", t))
-            .transpose()?,
+        from_ms: optional_time_ms("from", params.from.as_deref())?,
+        to_ms: optional_time_ms("to", params.to.as_deref())?,
         before_seq,
         limit,
     };

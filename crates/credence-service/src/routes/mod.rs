@@ -306,6 +306,11 @@ fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError
     }
 }
 
+/// An optional time parameter (RFC 3339 or a date) in milliseconds; see [`parse_time_ms`].
+pub(crate) fn optional_time_ms(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value.map(|t| parse_time_ms(field, t)).transpose()
+}
+
 fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
@@ -319,6 +324,30 @@ fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
         name,
         format!("{text:?} is not a time; write 2026-11-29T10:00:00Z or 2026-11-29"),
     ))
+}
+
+/// The strategy a listing of `principal`'s is about: the one named (if they may act on it),
+/// else the one strategy a key limited to one has, else every strategy (`None`) for a key of
+/// every strategy; a key limited to several must name one.
+pub(crate) fn strategy_scope(
+    principal: &Principal,
+    named: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match (named, principal.strategy_filter()) {
+        (Some(name), _) => {
+            principal.require_strategy(&name)?;
+            Ok(Some(name))
+        }
+        (None, None) => Ok(None),
+        (None, Some(allowed)) if allowed.len() == 1 => Ok(allowed.into_iter().next()),
+        (None, Some(allowed)) => Err(ApiError::parameter(
+            "strategy",
+            format!(
+                "this key is limited to strategies {}; name one with strategy=",
+                allowed.join(", ")
+            ),
+        )),
+    }
 }
 
 pub(crate) fn key_audit(

@@ -33,23 +33,7 @@ pub(crate) async fn monitoring(
 ) -> Result<Json<credence_backtest::monitor::MonitorReport>, ApiError> {
     let principal = caller.require(Action::ReadMonitoring)?;
     let Query(params) = params.map_err(query_error)?;
-    let strategy = match (params.strategy, principal.strategy_filter()) {
-        (Some(name), _) => {
-            principal.require_strategy(&name)?;
-            Some(name)
-        }
-        (None, None) => None,
-        (None, Some(allowed)) if allowed.len() == 1 => allowed.into_iter().next(),
-        (None, Some(allowed)) => {
-            return Err(ApiError::parameter(
-                "strategy",
-                format!(
-                    "this key is limited to strategies {}; name one with strategy=",
-                    allowed.join(", ")
-                ),
-            ))
-        }
-    };
+    let strategy = strategy_scope(principal, params.strategy)?;
     let flow = params.flow.unwrap_or_else(|| "application".into());
     let limit = params.limit.unwrap_or(10_000);
     if !(1..=100_000).contains(&limit) {

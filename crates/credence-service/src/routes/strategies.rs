@@ -388,16 +388,8 @@ pub(crate) async fn shadow_report(
     let query = crate::shadow::ShadowReportQuery {
         strategy: name,
         rollout_id: params.rollout,
-        from_ms: params
-            .from
-            .as_deref()
-            .map(|t| parse_time_ms("from", t))
-            .transpose()?,
-        to_ms: params
-            .to
-            .as_deref()
-            .map(|t| parse_time_ms("to", t))
-            .transpose()?,
+        from_ms: optional_time_ms("from", params.from.as_deref())?,
+        to_ms: optional_time_ms("to", params.to.as_deref())?,
         differing_limit: params.differing,
     };
     Ok(Json(

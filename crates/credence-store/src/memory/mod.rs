@@ -370,12 +370,7 @@ impl StrategyStore for MemoryStore {
                     .iter()
                     .find(|r| r.strategy == record.strategy && r.is_running())
                 {
-                    return Err(StoreError::Precondition {
-                        what: format!(
-                            "strategy {} already has rollout {} running; promote or abort it first",
-                            record.strategy, running.id
-                        ),
-                    });
+                    return Err(record.already_running(&running.id));
                 }
                 if !state.strategies.contains_key(&record.version) {
                     return Err(StoreError::Precondition {
@@ -390,12 +385,7 @@ impl StrategyStore for MemoryStore {
                     .iter_mut()
                     .find(|r| r.id == record.id && r.revision == expected)
                 else {
-                    return Err(StoreError::Precondition {
-                        what: format!(
-                            "rollout {} was changed by someone else; reload it and try again",
-                            record.id
-                        ),
-                    });
+                    return Err(record.changed_first());
                 };
                 stored.state = record.state;
                 stored.step = record.step;

@@ -245,12 +245,7 @@ impl StrategyStore for SqliteStore {
                         )
                         .optional()?;
                     if let Some(running) = running {
-                        return Err(StoreError::Precondition {
-                            what: format!(
-                                "strategy {} already has rollout {running} running; promote or abort it first",
-                                record.strategy
-                            ),
-                        });
+                        return Err(record.already_running(&running));
                     }
                     conn.execute(
                         &format!(
@@ -292,12 +287,7 @@ impl StrategyStore for SqliteStore {
                         ],
                     )?;
                     if changed != 1 {
-                        return Err(StoreError::Precondition {
-                            what: format!(
-                                "rollout {} was changed by someone else; reload it and try again",
-                                record.id
-                            ),
-                        });
+                        return Err(record.changed_first());
                     }
                 }
             }
