@@ -53,6 +53,16 @@ pub struct DecideRequest<'a> {
 
 type Outcome = Option<Result<DecisionBody, AppError>>;
 
+/// What deciding with one version gave: its flow, the language and options it ran with, the
+/// decision, and the third-party answers it was made with.
+struct Decided<'s> {
+    flow: &'s credence_engine::Flow,
+    language: String,
+    options: EvalOptions,
+    decision: credence_engine::Decision,
+    data: credence_engine::data::DataRecord,
+}
+
 /// What appending a new decision came to: the race for an Idempotency-Key is told apart by
 /// its own variant, not by an error code.
 enum Committed {
@@ -431,7 +441,16 @@ impl Decisions {
                 )
         });
         let mut candidate_failed = None;
-        let (strategy, (flow, language, options, input, decision, data)) = loop {
+        let (
+            strategy,
+            Decided {
+                flow,
+                language,
+                options,
+                decision,
+                data,
+            },
+        ) = loop {
             let chosen = match (&rollout, on_candidate && candidate_failed.is_none()) {
                 (Some(r), true) => &r.candidate,
                 _ => &active.strategy,
@@ -486,7 +505,6 @@ impl Decisions {
             };
             tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
         }
-        drop(input);
         let arm = decision.arm.as_deref().map(str::to_string);
         let record = new_record(
             request.flow,
@@ -554,24 +572,13 @@ impl Decisions {
     }
 
     /// Validates the input for one version and decides with it, fetching third-party data.
-    #[allow(clippy::type_complexity)]
     async fn decide_with<'s>(
         &self,
         strategy: &'s credence_engine::CompiledStrategy,
         request: &DecideRequest<'_>,
         raw: &serde_json::Value,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<
-        (
-            &'s credence_engine::Flow,
-            String,
-            EvalOptions,
-            credence_engine::ValidatedInput,
-            credence_engine::Decision,
-            credence_engine::data::DataRecord,
-        ),
-        AppError,
-    > {
+    ) -> Result<Decided<'s>, AppError> {
         let flow = strategy.flow(request.flow)?;
         let language = match &request.language {
             Some(language) => language.clone(),
@@ -590,7 +597,13 @@ impl Decisions {
         let (decision, data) = self
             .evaluate_online(strategy, request.flow, &input, &options)
             .await?;
-        Ok((flow, language, options, input, decision, data))
+        Ok(Decided {
+            flow,
+            language,
+            options,
+            decision,
+            data,
+        })
     }
 
     /// Evaluates, fetching each third-party answer the flow asks for (asynchronously: a slow
