@@ -39,6 +39,9 @@ pub struct AccountView {
     pub customer_id: String,
     /// The approved decision the account was opened from.
     pub decision_id: String,
+    /// The strategy (product) whose in-loan flows decide for it; absent for accounts opened
+    /// before products had names (the default strategy's).
+    pub strategy: Option<String>,
     /// The day the account was opened.
     #[schema(value_type = String)]
     pub opened_on: NaiveDate,
@@ -167,6 +170,7 @@ fn view(account: &Account, version: i64, today: NaiveDate) -> AccountView {
         id: account.id.clone(),
         customer_id: account.customer_id.clone(),
         decision_id: account.decision_id.clone(),
+        strategy: account.strategy.clone(),
         opened_on: account.opened_on,
         status: account.status.as_str(),
         collections: account.collections,

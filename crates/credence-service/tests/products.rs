@@ -22,12 +22,12 @@ fn labelled_package(name: &str, cutoff: u32, label: &str) -> Vec<u8> {
     let mut source = credence_engine::PackageSource::new();
     source.insert(
         "strategy.yaml",
-        format!("name: {name}\nlabel: \"{label}\"\nlanguages: [en]\ncaps: {{apr_max: 0.3}}\nreasons:\n  LOW: {{en: low score}}\nflows:\n  application: flows/a.yaml\n"),
+        format!("name: {name}\nlabel: \"{label}\"\nlanguages: [en]\ncaps: {{apr_max: 0.3}}\nreasons:\n  LOW: {{en: low score}}\n  HIGH: {{en: checked by hand}}\nflows:\n  application: flows/a.yaml\n"),
     );
     source.insert(
         "flows/a.yaml",
         format!(
-            "input:\n  customer_id: {{type: string}}\n  score: {{type: number}}\nsteps:\n  - rule_set: {{id: r, rules: [{{id: R1, when: \"score < {cutoff}\", outcome: decline, reason: LOW}}]}}\noutcome: {{default: approve, limit: \"1000\", apr: \"0.1\"}}\n"
+            "input:\n  customer_id: {{type: string}}\n  score: {{type: number}}\nsteps:\n  - rule_set: {{id: r, rules: [{{id: R1, when: \"score < {cutoff}\", outcome: decline, reason: LOW}}, {{id: R2, when: \"score >= 95\", outcome: refer, reason: HIGH}}]}}\noutcome: {{default: approve, limit: \"1000\", apr: \"0.1\", term_months: \"12\"}}\n"
         ),
     );
     credence_app::package_archive::pack(&source).unwrap()
@@ -278,6 +278,26 @@ async fn keys_limited_to_a_strategy_are_refused_every_action_on_another() {
         .as_str()
         .unwrap()
         .to_string();
+    let case_of = |decision: serde_json::Value| {
+        assert_eq!(decision["outcome"], "refer", "{decision}");
+        format!(
+            "case_{}",
+            decision["id"].as_str().unwrap().trim_start_matches("dec_")
+        )
+    };
+    let loan_case = case_of(h.decide("loan", "C-10", 97).await);
+    let card_case = case_of(h.decide("card", "C-10", 97).await);
+    let (status, account) = h
+        .call(
+            "POST",
+            "/v1/accounts",
+            "admin",
+            Some(format!(r#"{{"decision_id": "{loan_decision}"}}"#).into_bytes()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    assert_eq!(account["strategy"], "loan");
+    let loan_account = account["id"].as_str().unwrap().to_string();
     let decide = |s: &str| Some(format!(r#"{{"customer_id": "C-{s}", "score": 70}}"#).into_bytes());
     let table: Vec<Case> = vec![
         (
@@ -444,6 +464,69 @@ async fn keys_limited_to_a_strategy_are_refused_every_action_on_another() {
             true,
         ),
         ("GET", "/v1/monitoring".into(), None, "approver-card", false),
+        (
+            "GET",
+            format!("/v1/cases/{loan_case}"),
+            None,
+            "review-card",
+            true,
+        ),
+        (
+            "POST",
+            format!("/v1/cases/{loan_case}/claim"),
+            None,
+            "review-card",
+            true,
+        ),
+        (
+            "GET",
+            format!("/v1/cases/{card_case}"),
+            None,
+            "review-card",
+            false,
+        ),
+        (
+            "POST",
+            "/v1/accounts".into(),
+            Some(format!(r#"{{"decision_id": "{loan_decision}"}}"#).into_bytes()),
+            "decide-card",
+            true,
+        ),
+        (
+            "GET",
+            format!("/v1/accounts/{loan_account}"),
+            None,
+            "decide-card",
+            true,
+        ),
+        (
+            "GET",
+            format!("/v1/accounts/{loan_account}/events"),
+            None,
+            "decide-card",
+            true,
+        ),
+        (
+            "POST",
+            format!("/v1/accounts/{loan_account}/drawdowns"),
+            Some(br#"{"requested_amount": 10}"#.to_vec()),
+            "decide-card",
+            true,
+        ),
+        (
+            "POST",
+            format!("/v1/accounts/{loan_account}/review"),
+            None,
+            "decide-card",
+            true,
+        ),
+        (
+            "POST",
+            format!("/v1/accounts/{loan_account}/status"),
+            Some(br#"{"status": "frozen", "note": "x"}"#.to_vec()),
+            "review-card",
+            true,
+        ),
         // Admin is every role, but a limited admin is still limited, also in the keys it issues.
         (
             "POST",

@@ -352,6 +352,10 @@ impl Strategies {
         if !force && current.signature == signature {
             return Ok(false);
         }
+        // Counters of rollouts that stopped running go (a resumed ramp counts afresh).
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.retain(|id, _| rollouts.iter().any(|r| &r.id == id));
+        }
         let mut by_name = BTreeMap::new();
         for activation in &actives {
             let rollout = rollouts

@@ -69,6 +69,7 @@ pub(crate) async fn open_account(
     let principal = caller.require(Action::OperateAccounts)?;
     json_content(&headers)?;
     let request: OpenAccountRequest = parse_json(&body.map_err(body_error)?, "account request")?;
+    require_decision_strategy(&service, principal, &request.decision_id).await?;
     let (view, created) = service
         .accounts
         .open(
@@ -113,7 +114,7 @@ pub(crate) async fn list_accounts(
     caller: Caller,
     params: Result<Query<AccountListParams>, QueryRejection>,
 ) -> Result<Json<Vec<crate::accounts::AccountView>>, ApiError> {
-    caller.require(Action::ReadAccounts)?;
+    let principal = caller.require(Action::ReadAccounts)?;
     let Query(params) = params.map_err(query_error)?;
     if let Some(status) = &params.status {
         if credence_account::AccountStatus::parse(status).is_none() {
@@ -124,17 +125,19 @@ pub(crate) async fn list_accounts(
         }
     }
     let limits = &service.limits;
-    Ok(Json(
-        service
-            .accounts
-            .list(credence_store::AccountQuery {
-                status: params.status,
-                customer_id: params.customer_id,
-                after_id: params.after,
-                limit: page_size(params.limit, limits.default_page_size, limits.max_page_size)?,
-            })
-            .await?,
-    ))
+    let mut page = service
+        .accounts
+        .list(credence_store::AccountQuery {
+            status: params.status,
+            customer_id: params.customer_id,
+            after_id: params.after,
+            limit: page_size(params.limit, limits.default_page_size, limits.max_page_size)?,
+        })
+        .await?;
+    // A caller limited to some products sees their accounts only (a page may come out shorter;
+    // `after` still continues from its last id).
+    page.retain(|view| principal.may_use(&account_strategy(&service, view)));
+    Ok(Json(page))
 }
 
 /// An account with its live behaviour features and schedule.
@@ -145,8 +148,10 @@ pub(crate) async fn get_account(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<crate::accounts::AccountView>, ApiError> {
-    caller.require(Action::ReadAccounts)?;
-    Ok(Json(service.accounts.get(&id).await?))
+    let principal = caller.require(Action::ReadAccounts)?;
+    let view = service.accounts.get(&id).await?;
+    principal.require_strategy(&account_strategy(&service, &view))?;
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -167,7 +172,8 @@ pub(crate) async fn list_account_events(
     Path(id): Path<String>,
     params: Result<Query<AccountEventsParams>, QueryRejection>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    caller.require(Action::ReadAccounts)?;
+    let principal = caller.require(Action::ReadAccounts)?;
+    require_account_strategy(&service, principal, &id).await?;
     let Query(params) = params.map_err(query_error)?;
     let limits = &service.limits;
     let limit = page_size(params.limit, limits.default_page_size, limits.max_page_size)?;
@@ -189,6 +195,7 @@ pub(crate) async fn post_account_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::accounts::EventsResult>, ApiError> {
     let principal = caller.require(Action::OperateAccounts)?;
+    require_account_strategy(&service, principal, &id).await?;
     json_content(&headers)?;
     let body = body.map_err(body_error)?;
     Ok(Json(
@@ -214,6 +221,7 @@ pub(crate) async fn account_drawdown(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::accounts::FlowResult>, ApiError> {
     let principal = caller.require(Action::OperateAccounts)?;
+    require_account_strategy(&service, principal, &id).await?;
     json_content(&headers)?;
     let body = body.map_err(body_error)?;
     let key = idempotency_key(&headers)?;
@@ -234,6 +242,7 @@ pub(crate) async fn review_account(
     Path(id): Path<String>,
 ) -> Result<Json<crate::accounts::FlowResult>, ApiError> {
     let principal = caller.require(Action::OperateAccounts)?;
+    require_account_strategy(&service, principal, &id).await?;
     Ok(Json(service.accounts.review(&id, &principal.user).await?))
 }
 
@@ -260,6 +269,7 @@ pub(crate) async fn set_account_status(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::accounts::AccountView>, ApiError> {
     let principal = caller.require(Action::ChangeAccountStatus)?;
+    require_account_strategy(&service, principal, &id).await?;
     json_content(&headers)?;
     let request: AccountStatusRequest = parse_json(&body.map_err(body_error)?, "status request")?;
     Ok(Json(

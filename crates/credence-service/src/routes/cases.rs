@@ -80,8 +80,10 @@ pub(crate) async fn get_case(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<crate::cases::CaseView>, ApiError> {
-    caller.require(Action::ReviewCases)?;
-    Ok(Json(service.cases.get(&id).await?))
+    let principal = caller.require(Action::ReviewCases)?;
+    let view = service.cases.get(&id).await?;
+    principal.require_strategy(&view.case.strategy)?;
+    Ok(Json(view))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -115,6 +117,11 @@ pub(crate) async fn act_on_case(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::cases::CaseView>, ApiError> {
     let principal = caller.require(Action::ReviewCases)?;
+    if !principal.strategies.is_empty() {
+        if let Ok(view) = service.cases.get(&id).await {
+            principal.require_strategy(&view.case.strategy)?;
+        }
+    }
     let body = body.map_err(body_error)?;
     let request: CaseActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CaseActionRequest::default()

@@ -253,24 +253,3 @@ pub(crate) async fn replay_decision(
             .await?,
     ))
 }
-
-/// Refuses (403) a caller limited to other strategies than the decision's; an unknown id
-/// passes, for the handler to answer 404.
-async fn require_decision_strategy(
-    service: &AppState,
-    principal: &crate::auth::Principal,
-    id: &str,
-) -> Result<(), ApiError> {
-    if principal.strategies.is_empty() {
-        return Ok(());
-    }
-    if let Some(stored) = service
-        .store
-        .decision(id)
-        .await
-        .map_err(credence_app::AppError::from)?
-    {
-        principal.require_strategy(&stored.record.strategy)?;
-    }
-    Ok(())
-}

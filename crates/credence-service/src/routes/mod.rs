@@ -350,6 +350,52 @@ pub(crate) fn strategy_scope(
     }
 }
 
+/// Refuses (403) a caller limited to other strategies than the decision's; an unknown id
+/// passes, for the handler to answer 404.
+pub(crate) async fn require_decision_strategy(
+    service: &AppState,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<(), ApiError> {
+    if principal.strategies.is_empty() {
+        return Ok(());
+    }
+    if let Some(stored) = service
+        .store
+        .decision(id)
+        .await
+        .map_err(credence_app::AppError::from)?
+    {
+        principal.require_strategy(&stored.record.strategy)?;
+    }
+    Ok(())
+}
+
+/// Refuses (403) a caller limited to other strategies than the account's product (an account
+/// from before products had names is the default strategy's); an unknown id passes, for the
+/// handler to answer 404.
+pub(crate) async fn require_account_strategy(
+    service: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(), ApiError> {
+    if principal.strategies.is_empty() {
+        return Ok(());
+    }
+    match service.accounts.get(id).await {
+        Ok(view) => Ok(principal.require_strategy(&account_strategy(service, &view))?),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The product an account belongs to.
+pub(crate) fn account_strategy(service: &AppState, view: &crate::accounts::AccountView) -> String {
+    view.strategy
+        .clone()
+        .or_else(|| service.strategies.default_name())
+        .unwrap_or_default()
+}
+
 pub(crate) fn key_audit(
     actor: &str,
     action: &str,
