@@ -434,6 +434,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             tracing::info!(%version, "activated the bundled example strategy on a new store")
         }
         Ok(None) => {}
+        // One product that cannot be loaded does not stop the others.
+        Err(error) if !service.strategies.active_all().is_empty() => {
+            tracing::error!(%error, "serving the strategies that loaded")
+        }
         Err(error) => anyhow::bail!("loading the active strategy: {error}"),
     }
     if config.example {
@@ -449,11 +453,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             Err(error) => anyhow::bail!("activating the card-line example: {error}"),
         }
     }
-    service
+    if let Err(error) = service
         .strategies
         .set_default(config.default_strategy.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("loading the active strategies: {e}"))?;
+    {
+        if service.strategies.active_all().is_empty() {
+            anyhow::bail!("loading the active strategies: {error}");
+        }
+        tracing::error!(%error, "serving the strategies that loaded");
+    }
     if let Some(name) = &config.default_strategy {
         if service.strategies.active_named(name).is_none() {
             anyhow::bail!(

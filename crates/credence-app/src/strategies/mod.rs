@@ -357,6 +357,7 @@ impl Strategies {
             counters.retain(|id, _| rollouts.iter().any(|r| &r.id == id));
         }
         let mut by_name = BTreeMap::new();
+        let mut failed = Vec::new();
         for activation in &actives {
             let rollout = rollouts
                 .iter()
@@ -370,20 +371,21 @@ impl Strategies {
             });
             let entry = match reuse {
                 Some(same) => same.clone(),
-                None => {
-                    let strategy = self.compiled(&activation.version).await?;
-                    let live = match rollout {
-                        Some(record) => Some(self.live_rollout(record).await?),
-                        None => None,
-                    };
-                    Arc::new(ActiveStrategy {
-                        name: activation.strategy.clone(),
-                        version: activation.version.clone(),
-                        activation_seq: activation.seq,
-                        strategy,
-                        rollout: live,
-                    })
-                }
+                None => match self.entry(activation, rollout).await {
+                    Ok(entry) => entry,
+                    // One product that cannot be loaded (a version that no longer compiles
+                    // under tightened limits) must not stop the others: it keeps what it had,
+                    // and the next refresh tries again.
+                    Err(error) => {
+                        tracing::error!(strategy = %activation.strategy, version = %activation.version,
+                            %error, "cannot load a strategy's active version");
+                        failed.push(error);
+                        match current.by_name.get(&activation.strategy) {
+                            Some(kept) => kept.clone(),
+                            None => continue,
+                        }
+                    }
+                },
             };
             by_name.insert(activation.strategy.clone(), entry);
         }
@@ -399,12 +401,37 @@ impl Strategies {
                 .last()
                 .map(|a| a.strategy.clone()),
         };
+        let loaded_all = failed.is_empty();
         self.active.store(Arc::new(ActiveSet {
             by_name,
             default,
-            signature,
+            // After a failure the signature matches nothing, so the next refresh tries again.
+            signature: if loaded_all { signature } else { Vec::new() },
         }));
-        Ok(true)
+        match failed.into_iter().next() {
+            Some(error) if !loaded_all => Err(error),
+            _ => Ok(true),
+        }
+    }
+
+    /// A strategy's active version made ready for requests, with its running rollout.
+    async fn entry(
+        &self,
+        activation: &credence_store::Activation,
+        rollout: Option<&RolloutRecord>,
+    ) -> Result<Arc<ActiveStrategy>, AppError> {
+        let strategy = self.compiled(&activation.version).await?;
+        let live = match rollout {
+            Some(record) => Some(self.live_rollout(record).await?),
+            None => None,
+        };
+        Ok(Arc::new(ActiveStrategy {
+            name: activation.strategy.clone(),
+            version: activation.version.clone(),
+            activation_seq: activation.seq,
+            strategy,
+            rollout: live,
+        }))
     }
 
     /// A running rollout made ready for requests: its candidate compiled, its plan read, its
@@ -810,5 +837,49 @@ mod tests {
         assert_eq!(first.version(), versions[0]);
         assert_eq!(strategies.compiled_versions_kept(), COMPILED_VERSIONS_KEPT);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A two-step package named `name` (the features step repeated).
+    fn named_package(name: &str, steps: usize) -> Vec<u8> {
+        let mut source = credence_engine::PackageSource::new();
+        source.insert(
+            "strategy.yaml",
+            format!("name: {name}\nlanguages: [en]\nreasons:\n  R1: {{en: one}}\nflows:\n  application: flows/a.yaml\n"),
+        );
+        let steps: String = (0..steps)
+            .map(|i| format!("  - features: {{id: f{i}, values: {{k{i}: \"x + {i}\"}}}}\n"))
+            .collect();
+        source.insert(
+            "flows/a.yaml",
+            format!("input:\n  x: {{type: number}}\nsteps:\n{steps}outcome:\n  default: approve\n"),
+        );
+        package_archive::pack(&source).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_product_that_cannot_be_loaded_does_not_stop_the_others() {
+        let store: Arc<dyn Store> = Arc::new(credence_store::MemoryStore::new());
+        let loader = Strategies::new(store.clone());
+        loader
+            .bootstrap(named_package("small", 1), 1)
+            .await
+            .unwrap();
+        loader
+            .bootstrap_product(named_package("large", 30), 2)
+            .await
+            .unwrap();
+        assert_eq!(loader.active_all().len(), 2);
+        // A process whose limits the large product's version no longer meets.
+        let limits = credence_engine::Limits {
+            max_flow_steps: 10,
+            ..credence_engine::Limits::default()
+        };
+        let strict = Strategies::with_limits(store, limits);
+        assert!(strict.refresh().await.is_err(), "the failure is reported");
+        let names: Vec<String> = strict.active_all().iter().map(|a| a.name.clone()).collect();
+        assert_eq!(names, ["small"], "the other product is served");
+        assert!(strict.resolve(Some("large")).is_err());
+        // The next refresh tries again rather than taking the set as current.
+        assert!(strict.refresh().await.is_err());
     }
 }
