@@ -59,6 +59,11 @@ enum Command {
         /// Language of reason texts (one the strategy declares).
         #[arg(long, default_value = "en")]
         lang: String,
+        /// Read the input as JSON Lines (one input per line) even where a line is malformed;
+        /// without it a file is one JSON document when it parses as one (pretty-printed or
+        /// not), and JSON Lines when it does not and its first line is a JSON value of its own.
+        #[arg(long)]
+        jsonl: bool,
         /// A JSON file (one input) or JSON Lines file (one input per line); `-` reads standard input.
         input: String,
     },
@@ -294,8 +299,17 @@ fn main() -> ExitCode {
             trace,
             as_of,
             lang,
+            jsonl,
             input,
-        } => decide(&strategy, &flow, trace, as_of.as_deref(), &lang, &input),
+        } => decide(
+            &strategy,
+            &flow,
+            trace,
+            as_of.as_deref(),
+            &lang,
+            jsonl,
+            &input,
+        ),
         Command::Validate { dir } => validate(&dir),
         Command::Model {
             command:
@@ -420,6 +434,7 @@ fn decide(
     trace: bool,
     as_of: Option<&str>,
     language: &str,
+    jsonl: bool,
     input: &str,
 ) -> Result<u8, Exit> {
     let strategy = load_strategy(strategy_dir)?;
@@ -442,62 +457,93 @@ fn decide(
     let text = read_input(input)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    // One JSON document, or JSON Lines.
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(value) => {
+    let lines = match input_shape(&text, jsonl) {
+        InputShape::Document(value) => {
             let decision = strategy
                 .decide_json(flow, &value, &options)
                 .map_err(|e| engine_exit(&e, input))?;
             let json =
                 serde_json::to_string_pretty(&decision).context("serialising the decision")?;
             writeln!(out, "{json}").context("writing to standard output")?;
-            Ok(0)
+            return Ok(0);
         }
-        Err(whole_error) => {
-            let lines: Vec<(usize, &str)> = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .collect();
-            if lines.len() <= 1 {
-                return Err(Exit::bad_input(format!(
-                    "{}: malformed JSON at line {}, column {}: {whole_error}",
+        InputShape::Malformed(error) => {
+            return Err(Exit::bad_input(format!(
+                "{}: malformed JSON at line {}, column {}: {error}; a file holds one JSON document, or one per line (JSON Lines)",
+                display_input(input),
+                error.line(),
+                error.column()
+            )))
+        }
+        InputShape::Lines(lines) => lines,
+    };
+    let mut failed = 0usize;
+    for (number, line) in lines {
+        let result = serde_json::from_str::<serde_json::Value>(line)
+            .map_err(|e| format!("malformed JSON at column {}: {e}", e.column()))
+            .and_then(|value| {
+                strategy
+                    .decide_json(flow, &value, &options)
+                    .map_err(|e| e.to_string())
+            });
+        let json = match result {
+            Ok(decision) => serde_json::to_string(&decision).context("serialising the decision")?,
+            Err(message) => {
+                failed += 1;
+                eprintln!(
+                    "error: {} line {}: {message}",
                     display_input(input),
-                    whole_error.line(),
-                    whole_error.column()
-                )));
+                    number + 1
+                );
+                serde_json::json!({"line": number + 1, "error": message}).to_string()
             }
-            let mut failed = 0usize;
-            for (number, line) in lines {
-                let result = serde_json::from_str::<serde_json::Value>(line)
-                    .map_err(|e| format!("malformed JSON at column {}: {e}", e.column()))
-                    .and_then(|value| {
-                        strategy
-                            .decide_json(flow, &value, &options)
-                            .map_err(|e| e.to_string())
-                    });
-                let json = match result {
-                    Ok(decision) => {
-                        serde_json::to_string(&decision).context("serialising the decision")?
-                    }
-                    Err(message) => {
-                        failed += 1;
-                        eprintln!(
-                            "error: {} line {}: {message}",
-                            display_input(input),
-                            number + 1
-                        );
-                        serde_json::json!({"line": number + 1, "error": message}).to_string()
-                    }
-                };
-                writeln!(out, "{json}").context("writing to standard output")?;
+        };
+        writeln!(out, "{json}").context("writing to standard output")?;
+    }
+    if failed > 0 {
+        return Err(Exit::bad_input(format!(
+            "{failed} line(s) could not be decided"
+        )));
+    }
+    Ok(0)
+}
+
+/// What an input file holds.
+enum InputShape<'t> {
+    /// One JSON document (pretty-printed or not).
+    Document(serde_json::Value),
+    /// JSON Lines: the non-empty lines, with their numbers from 0.
+    Lines(Vec<(usize, &'t str)>),
+    /// Neither: one document with this error (its line and column are the file's).
+    Malformed(serde_json::Error),
+}
+
+/// One JSON document when the text parses as one; JSON Lines when `jsonl` says so, or when it
+/// does not parse and its first non-empty line is a JSON value of its own (a pretty-printed
+/// document's first line, `{`, is not); otherwise the document's own parse error, which names
+/// the line and column of the mistake.
+fn input_shape(text: &str, jsonl: bool) -> InputShape<'_> {
+    let lines = || -> Vec<(usize, &str)> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect()
+    };
+    if jsonl {
+        return InputShape::Lines(lines());
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => InputShape::Document(value),
+        Err(error) => {
+            let lines = lines();
+            let first_is_a_value = lines
+                .first()
+                .is_some_and(|(_, l)| serde_json::from_str::<serde_json::Value>(l).is_ok());
+            if lines.len() > 1 && first_is_a_value {
+                InputShape::Lines(lines)
+            } else {
+                InputShape::Malformed(error)
             }
-            if failed > 0 {
-                return Err(Exit::bad_input(format!(
-                    "{failed} line(s) could not be decided"
-                )));
-            }
-            Ok(0)
         }
     }
 }

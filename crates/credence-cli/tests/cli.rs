@@ -149,6 +149,55 @@ fn standard_input_and_json_lines() {
     assert_eq!(outcomes, ["approve", "decline"]);
 }
 
+/// A pretty-printed document with one trailing comma is one malformed document: one error
+/// naming its line and column, nothing on standard output — not a JSON Lines file of broken
+/// lines. A JSON Lines file with one bad line still decides the others; `--jsonl` forces it.
+#[test]
+fn a_pretty_printed_document_with_a_mistake_is_one_error_at_its_line() {
+    let pretty = std::fs::read_to_string(sample("application-approve")).unwrap();
+    // A trailing comma after the last field: the mistake is reported where the object closes.
+    let broken = pretty.replacen(
+        "\"bureau_inquiries_6m\": 1\n",
+        "\"bureau_inquiries_6m\": 1,\n",
+        1,
+    );
+    assert_ne!(broken, pretty);
+    let closing_line = broken.lines().count();
+    let path = write_temp("trailing-comma.json", &broken);
+    let output = decide("application", path.to_str().unwrap(), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one error: {stderr}");
+    assert!(
+        stderr.contains(&format!("malformed JSON at line {closing_line}, column 1")),
+        "{stderr}"
+    );
+
+    let approve = serde_json::from_str::<serde_json::Value>(&pretty)
+        .unwrap()
+        .to_string();
+    let lines = format!("{approve}\n{{\"customer_id\": \"C-1\",}}\n{approve}\n");
+    let path = write_temp("one-bad-line.jsonl", &lines);
+    let output = decide("application", path.to_str().unwrap(), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2: malformed JSON at column"));
+
+    // Forced: a document's lines taken one by one.
+    let output = decide(
+        "application",
+        sample("application-approve").as_str(),
+        &["--jsonl"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
 fn write_temp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("credence-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -278,10 +327,17 @@ fn validate_reports_compile_problems_with_their_location() {
     let output = credence(&["validate", broken.to_str().unwrap()], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // The mistake at its line and column, then one line for the cases it kept from running:
+    // nothing that merely follows from it.
     assert!(
-        stderr.contains("flows/drawdown.yaml: steps[0] (features line).values.available"),
+        stderr.contains("flows/drawdown.yaml:31:21: steps[0] (features line).values.available: unknown name `credit_limt`"),
         "{stderr}"
     );
     assert!(stderr.contains("did you mean `credit_limit`?"), "{stderr}");
+    assert!(stderr.contains("has 2 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("tests/drawdown.yaml: 13 case(s) of flow drawdown not checked"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&broken);
 }

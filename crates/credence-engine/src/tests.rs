@@ -315,8 +315,15 @@ fn compile_errors_name_the_location_and_the_fix() {
         (
             "  - features: {id: f, values: {a: \"b + 1\", b: \"a + 1\"}}",
             ok_outcome,
-            "flows/a.yaml: steps[0] (features f).values",
-            "cycle: a, b",
+            "flows/a.yaml:5:36: steps[0] (features f).values.a",
+            "cycle: a → b → a",
+        ),
+        (
+            // A feature depending on a cycle is not on it.
+            "  - features: {id: f, values: {a: \"b + 1\", b: \"a + 1\", c: \"a * 2\"}}",
+            ok_outcome,
+            "flows/a.yaml:5:36: steps[0] (features f).values.a",
+            "cycle: a → b → a;",
         ),
         ("  - features: {id: f, values: {a: \"y + 1\"}}", ok_outcome, "steps[0] (features f).values.a", "unknown name `y`"),
         ("  - features: {id: f, values: {a: \"x +\"}}", ok_outcome, "values.a", "cannot compile `x +`"),
@@ -1645,4 +1652,63 @@ fn decision_records_read_back_to_the_bytes_they_were_written_as() {
             );
         }
     }
+}
+
+/// A package with one planted mistake gets one problem — the root cause, at its file, line and
+/// column, with the fix — not the problems that follow from it (names that depend on a failed
+/// feature, a false cycle, each case of the flow); the cases it could not check are one line.
+#[test]
+fn one_planted_mistake_is_one_problem_at_its_place() {
+    let flow = |features: &str| {
+        format!(
+            "input:\n  x: {{type: number}}\n  rate: {{type: number}}\nsteps:\n  - features:\n      id: f\n      values:\n{features}\n  - rule_set: {{id: r, rules: [{{id: A, when: \"payment > 100\", outcome: decline, reason: R1}}]}}\noutcome:\n  default: approve\n"
+        )
+    };
+    let cases = "- {name: one, flow: application, as_of: 2026-12-06, input: {x: 1, rate: 0.01}, expect: {outcome: approve}}\n- {name: two, flow: application, extends: one, input: {x: 2}, expect: {outcome: approve}}\n";
+    let manifest = |reasons: &str| {
+        format!("name: t\nlanguages: [en, zh]\nreasons:\n{reasons}\nflows:\n  application: flows/a.yaml\ntests: [tests/a.yaml]\n")
+    };
+    let good_reasons = "  R1: {en: one, zh: 一}";
+    let planted = [
+        (
+            "misspelt function",
+            manifest(good_reasons),
+            flow("        instalment: \"annuity_pmt(rate, 12, x)\"\n        payment: \"instalment * 2\""),
+        ),
+        (
+            "misspelt name",
+            manifest(good_reasons),
+            flow("        instalment: \"annuity_payment(rte, 12, x)\"\n        payment: \"instalment * 2\""),
+        ),
+        (
+            "cycle",
+            manifest(good_reasons),
+            flow("        instalment: \"payment / 2\"\n        payment: \"instalment * 2\"\n        shown: \"payment + 1\""),
+        ),
+        (
+            "bad YAML",
+            manifest(good_reasons),
+            flow("        instalment: \"x\n        payment: [1"),
+        ),
+        (
+            "missing reason text",
+            manifest("  R1: {en: one}"),
+            flow("        payment: \"x * 2\""),
+        ),
+    ];
+    let mut report = Vec::new();
+    for (what, manifest_text, flow_text) in planted {
+        let mut source = PackageSource::new();
+        source.insert("strategy.yaml", manifest_text);
+        source.insert("flows/a.yaml", flow_text);
+        source.insert("tests/a.yaml", cases);
+        let problems = compile_problems(&source);
+        let primary: Vec<&String> = problems
+            .iter()
+            .filter(|p| !p.contains("not checked: the flow did not compile"))
+            .collect();
+        assert_eq!(primary.len(), 1, "{what}: {problems:#?}");
+        report.push(format!("{what}:\n  {}", problems.join("\n  ")));
+    }
+    insta::assert_snapshot!(report.join("\n"));
 }

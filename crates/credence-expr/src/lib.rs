@@ -39,6 +39,46 @@ pub use value::{decimal_to_json, Value, ValueRef};
 pub(crate) use zen_expression::variable::Variable;
 
 use functions::CreditFunction;
+
+/// Why a call to `name` cannot compile, if it names neither a credit function nor one of the
+/// expression language's own: the root cause, with the closest credit function when one is
+/// near — rather than the parser's "incomplete output" it would otherwise lead to.
+fn unknown_function(name: &str) -> Option<String> {
+    if CreditFunction::from_name(name).is_some()
+        || zen_expression::functions::FunctionKind::try_from(name).is_ok()
+    {
+        return None;
+    }
+    let closest = CreditFunction::ALL
+        .iter()
+        .map(|f| (edit_distance(name, f.name()), f))
+        .filter(|(distance, f)| *distance <= f.name().len() / 3 + 1)
+        .min_by_key(|(distance, _)| *distance);
+    let hint = match closest {
+        Some((_, f)) => format!(" (did you mean `{}`? it is {})", f.name(), f.signature()),
+        None => String::new(),
+    };
+    Some(format!(
+        "unknown function `{name}`{hint}; the credit functions are {}, besides the expression language's own (docs/strategy-format.md, \"Expressions\")",
+        CreditFunction::ALL.map(|f| f.name()).join(", ")
+    ))
+}
+
+/// Levenshtein distance in characters, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
 use rust_decimal::Decimal;
 use std::sync::Arc;
 use zen_expression::expression::{Standard, Unary};
@@ -356,6 +396,11 @@ impl<'lists> ExprCompiler<'lists> {
                 .is_some_and(|t| t.kind == TokenKind::Bracket(Bracket::LeftParenthesis));
             let is_method =
                 index > 0 && tokens[index - 1].kind == TokenKind::Operator(Operator::Dot);
+            if token.kind == TokenKind::Literal && followed_by_paren && !is_method {
+                if let Some(reason) = unknown_function(&token.value) {
+                    return Err(error(reason));
+                }
+            }
             let Some(function) = function.filter(|_| followed_by_paren && !is_method) else {
                 index += 1;
                 continue;

@@ -301,3 +301,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unknown_function_is_named_with_the_closest_credit_function() {
+    let lists = lists();
+    let mut compiler = ExprCompiler::new(&lists);
+    let error = compiler
+        .compile("round_money(annuity_pmt(0.01, 12, amount), 2)")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unknown function `annuity_pmt` (did you mean `annuity_payment`?"),
+        "{error}"
+    );
+    let error = compiler
+        .compile("frobnicate(amount)")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown function `frobnicate`;"), "{error}");
+    assert!(!error.contains("did you mean"), "{error}");
+    // The expression language's own functions and methods are not unknown.
+    for text in [
+        "floor(amount / 3)",
+        "round(amount)",
+        "len([1, 2])",
+        "contains(\"abc\", \"b\")",
+        "max([amount, 1])",
+        "some([1, 2], # > 1)",
+        "upper(\"a\")",
+    ] {
+        assert!(compiler.compile(text).is_ok(), "{text}");
+    }
+}

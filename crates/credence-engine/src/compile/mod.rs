@@ -179,8 +179,11 @@ pub fn compile_with_limits(
         for (code, texts) in &manifest.reasons {
             for language in &manifest.languages {
                 if texts.get(language).is_none_or(|t| t.trim().is_empty()) {
+                    let at = line_and_column(manifest_text, &format!("{code}:"))
+                        .map(|(line, column)| format!(":{line}:{column}"))
+                        .unwrap_or_default();
                     problem(
-                    format!("{MANIFEST}: reasons.{code}"),
+                    format!("{MANIFEST}{at}: reasons.{code}"),
                     format!("no text in language \"{language}\"; every reason needs one per declared language"),
                 );
                 }
@@ -238,6 +241,7 @@ pub fn compile_with_limits(
             source,
             problems: &mut problems,
             file: String::new(),
+            file_text: String::new(),
             step_ids: HashSet::new(),
             explainer_ids: HashSet::new(),
             used_files: &mut flow_files,
@@ -267,6 +271,7 @@ pub fn compile_with_limits(
                 }
             };
             compiler.file = path.clone();
+            compiler.file_text = text.to_string();
             compiler.step_ids.clear();
             compiler.explainer_ids.clear();
             if let Some(flow) = compiler.flow(flow_name, raw) {
@@ -279,7 +284,9 @@ pub fn compile_with_limits(
 
     used_files.extend(flow_files);
 
-    // Embedded test cases.
+    // Embedded test cases. A case of a flow that is declared but failed to compile is not
+    // checked; its file says so once, rather than once per case.
+    let declared_flows: BTreeSet<String> = manifest.flows.keys().cloned().collect();
     let mut cases = Vec::new();
     for path in &manifest.tests {
         let text = match read_text(source, path, &mut used_files, max_text) {
@@ -300,6 +307,7 @@ pub fn compile_with_limits(
             path,
             raw,
             &flows,
+            &declared_flows,
             &manifest.reasons,
             &mut cases,
             &mut problems,
@@ -362,6 +370,8 @@ pub(crate) struct Compiler<'a> {
     pub(crate) source: &'a PackageSource,
     pub(crate) problems: &'a mut Vec<CompileProblem>,
     pub(crate) file: String,
+    /// The flow file's text, to find an expression's line and column in.
+    pub(crate) file_text: String,
     pub(crate) step_ids: HashSet<String>,
     /// Scorecard and model steps compiled so far in this flow that can explain a rule.
     pub(crate) explainer_ids: HashSet<String>,
@@ -377,30 +387,54 @@ impl Compiler<'_> {
         format!("{}: {path}", self.file)
     }
 
+    /// [`Compiler::at`] with the line and column of `text` in the flow file when it can be
+    /// found there (`flows/a.yaml:12:19: steps[0] …`): where an editor should jump.
+    pub(crate) fn at_text(&self, path: &str, text: &str) -> String {
+        match line_and_column(&self.file_text, text) {
+            Some((line, column)) => format!("{}:{line}:{column}: {path}", self.file),
+            None => self.at(path),
+        }
+    }
+
     /// Compiles an expression and checks that every name it reads is in scope.
     pub(crate) fn expr(&mut self, text: &str, path: &str, scope: &Scope) -> Option<Expr> {
         match self.exprs.compile(text) {
             Ok(expr) => {
                 self.flow_steps = self.flow_steps.saturating_add(expr.step_bound());
-                self.check_references(expr.references(), path, scope);
+                self.check_references_in(expr.references(), path, scope, Some(text));
                 Some(expr)
             }
             Err(e) => {
-                self.problem(self.at(path), e.to_string());
+                self.problem(self.at_text(path, text), e.to_string());
                 None
             }
         }
     }
 
     pub(crate) fn check_references(&mut self, references: &[String], path: &str, scope: &Scope) {
+        self.check_references_in(references, path, scope, None)
+    }
+
+    /// [`Compiler::check_references`] of an expression whose text locates the problem.
+    fn check_references_in(
+        &mut self,
+        references: &[String],
+        path: &str,
+        scope: &Scope,
+        text: Option<&str>,
+    ) {
         for name in references {
             if !scope.names.contains(name) {
                 let known: Vec<&str> = scope.names.iter().map(String::as_str).collect();
                 let hint = closest(name, &known)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
+                let location = match text {
+                    Some(text) => self.at_text(path, text),
+                    None => self.at(path),
+                };
                 self.problem(
-                    self.at(path),
+                    location,
                     format!("unknown name `{name}`{hint}; a name must be an input field, `today`, or defined by an earlier step"),
                 );
             }
@@ -513,6 +547,21 @@ pub(crate) fn intervals_overlap(a: &Interval, b: &Interval) -> bool {
         _ => false,
     };
     !(ends_before(a, b) || ends_before(b, a))
+}
+
+/// The 1-based line and column (in characters) where `needle` first appears in `text`.
+fn line_and_column(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.trim().is_empty() {
+        return None;
+    }
+    let at = text.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    Some((line, column))
 }
 
 /// Whether `name` may name a strategy: 1–64 of `a-z 0-9 - _`, starting with a letter or digit.

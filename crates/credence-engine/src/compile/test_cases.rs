@@ -6,10 +6,15 @@ pub(super) fn compile_cases(
     path: &str,
     raw: Vec<RawTestCase>,
     flows: &BTreeMap<String, Flow>,
+    declared_flows: &BTreeSet<String>,
     reasons: &BTreeMap<String, BTreeMap<String, String>>,
     cases: &mut Vec<TestCase>,
     problems: &mut Vec<CompileProblem>,
 ) {
+    // Cases not checked because their flow did not compile, by flow; and their names, for the
+    // cases that extend them.
+    let mut unchecked: BTreeMap<String, usize> = BTreeMap::new();
+    let mut skipped: HashSet<String> = HashSet::new();
     let mut by_name: HashMap<String, (serde_json::Map<String, serde_json::Value>, Option<String>)> =
         cases
             .iter()
@@ -35,8 +40,22 @@ pub(super) fn compile_cases(
             problem("case name used twice".into());
             continue;
         }
-        if !flows.contains_key(&case.flow) {
-            problem(format!("unknown flow {}", case.flow));
+        let extends_unchecked = case
+            .extends
+            .as_ref()
+            .is_some_and(|parent| skipped.contains(parent));
+        if !flows.contains_key(&case.flow) || extends_unchecked {
+            if declared_flows.contains(&case.flow) || extends_unchecked {
+                *unchecked.entry(case.flow.clone()).or_default() += 1;
+                skipped.insert(case.name.clone());
+            } else {
+                let known: Vec<&str> = declared_flows.iter().map(String::as_str).collect();
+                problem(format!(
+                    "unknown flow {}; the package's flows are {}",
+                    case.flow,
+                    known.join(", ")
+                ));
+            }
             continue;
         }
         let (mut input, mut as_of) = match &case.extends {
@@ -142,6 +161,14 @@ pub(super) fn compile_cases(
                 refer_queue: expect.refer_queue.clone(),
                 actions: expect.actions.clone(),
             },
+        });
+    }
+    for (flow, count) in unchecked {
+        problems.push(CompileProblem {
+            location: path.to_string(),
+            message: format!(
+                "{count} case(s) of flow {flow} not checked: the flow did not compile (its problems are listed above)"
+            ),
         });
     }
 }
