@@ -1,6 +1,7 @@
 //! The `credence` binary: parses the command line, reads files, and calls the library crates.
 //!
-//! Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage.
+//! Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage;
+//! 3 a defect of the strategy found while deciding.
 
 mod admin;
 mod backtest;
@@ -33,7 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "credence",
     version,
     about = "Real-time credit decisioning and in-loan risk management",
-    after_help = "Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage.\nThe strategy package format is documented in docs/strategy-format.md."
+    after_help = "Exit codes: 0 success; 1 a failed check (a `validate` case, `audit verify`); 2 bad input or usage; 3 a defect of the strategy found while deciding.\nThe strategy package format is documented in docs/strategy-format.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -279,6 +280,15 @@ impl Exit {
     fn bad_input(message: impl Into<String>) -> Exit {
         Exit {
             code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// A defect of the strategy, not of the input (a `unique` table with two rows matching, a
+    /// step that cannot evaluate): exit code 3, for the package's author rather than its caller.
+    fn strategy_defect(message: impl Into<String>) -> Exit {
+        Exit {
+            code: 3,
             message: message.into(),
         }
     }
@@ -556,9 +566,18 @@ fn display_input(input: &str) -> &str {
     }
 }
 
-/// Every engine error is bad input: the input, or (for evaluation errors) the package.
+/// An engine error: a defect of the strategy (exit 3) when evaluation failed with a valid input,
+/// else bad input (exit 2).
 fn engine_exit(error: &EngineError, input: &str) -> Exit {
-    Exit::bad_input(format!("{}: {error}", display_input(input)))
+    let message = format!("{}: {error}", display_input(input));
+    match error {
+        EngineError::Evaluation { .. } | EngineError::NotValidatedForFlow { .. } => {
+            Exit::strategy_defect(format!(
+                "{message}; this is a defect of the strategy package, not of the input"
+            ))
+        }
+        _ => Exit::bad_input(message),
+    }
 }
 
 fn read_input(input: &str) -> Result<String, Exit> {

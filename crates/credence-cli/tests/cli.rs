@@ -341,3 +341,54 @@ fn validate_reports_compile_problems_with_their_location() {
     );
     let _ = std::fs::remove_dir_all(&broken);
 }
+
+/// Two rows of a `unique` table that only an evaluated cell can tell apart both match a live
+/// input: a defect of the strategy, exit 3 — not exit 2, which says the input was bad.
+#[test]
+fn a_strategy_defect_found_while_deciding_exits_3() {
+    let dir = std::env::temp_dir().join(format!("credence-defect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
+    std::fs::write(
+        dir.join("strategy.yaml"),
+        "name: defect\nlanguages: [en]\nreasons: {R1: {en: one}}\nflows: {application: flows/a.yaml}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("flows/a.yaml"),
+        "input:\n  x: {type: number}\nsteps:\n  - table: {id: t, hit_policy: unique, inputs: [x], outputs: [y], rows: [[\"$ > 1 and $ < 5\", 1], [\"$ > 3\", 2]]}\noutcome:\n  default: approve\n",
+    )
+    .unwrap();
+    let input = write_temp("defect-input.json", r#"{"x": 4}"#);
+    let output = credence(
+        &[
+            "decide",
+            "--strategy",
+            dir.to_str().unwrap(),
+            "--flow",
+            "application",
+            input.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("defect of the strategy package"),
+        "{stderr}"
+    );
+    let fine = write_temp("fine-input.json", r#"{"x": 2}"#);
+    let output = credence(
+        &[
+            "decide",
+            "--strategy",
+            dir.to_str().unwrap(),
+            "--flow",
+            "application",
+            fine.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

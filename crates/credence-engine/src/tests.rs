@@ -1695,6 +1695,14 @@ fn one_planted_mistake_is_one_problem_at_its_place() {
             manifest("  R1: {en: one}"),
             flow("        payment: \"x * 2\""),
         ),
+        (
+            "unique overlap",
+            manifest(good_reasons),
+            flow("        payment: \"x * 2\"").replace(
+                "outcome:\n",
+                "  - table: {id: band, hit_policy: unique, inputs: [x], outputs: [b], rows: [[\"<= 10\", 1], [\">= 10\", 2]]}\noutcome:\n",
+            ),
+        ),
     ];
     let mut report = Vec::new();
     for (what, manifest_text, flow_text) in planted {
@@ -1711,4 +1719,48 @@ fn one_planted_mistake_is_one_problem_at_its_place() {
         report.push(format!("{what}:\n  {}", problems.join("\n  ")));
     }
     insta::assert_snapshot!(report.join("\n"));
+}
+
+/// A name a table or matrix cell reads is resolved when the package compiles: misspelt, it is
+/// an error at its row and column, with a suggestion — not a row that silently never matches.
+#[test]
+fn a_misspelt_name_in_a_table_cell_is_a_compile_error() {
+    let problems = compile_problems(&package(
+        "  - table: {id: t, inputs: [x], outputs: [y], rows: [[\"> 1 and keyy == \\\"a\\\"\", 1], [\"-\", 2]]}",
+        "  default: approve",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("rows[0][0]")
+                && p.contains("unknown name `keyy` (did you mean `key`?)")),
+        "{problems:#?}"
+    );
+    let ok = compile_problems(&package(
+        "  - table: {id: t, inputs: [x], outputs: [y], rows: [[\"> 1 and key == \\\"a\\\"\", 1], [\"-\", 2]]}",
+        "  default: approve",
+    ));
+    assert!(ok.is_empty(), "{ok:#?}");
+}
+
+/// Overlapping rows of a `unique` table are found when the package compiles, with an input
+/// that hits both; disjoint rows and `first` tables pass.
+#[test]
+fn overlapping_unique_rows_are_a_compile_error_with_an_example() {
+    let table = |policy: &str, second: &str| {
+        format!("  - table: {{id: t, hit_policy: {policy}, inputs: [x, key], outputs: [y], rows: [[\"[0..10]\", \"\\\"a\\\"\", 1], [\"{second}\", \"-\", 2]]}}")
+    };
+    let problems = compile_problems(&package(&table("unique", "[10..20]"), "  default: approve"));
+    assert!(
+        problems.iter().any(|p| p
+            .contains("rows[0] and rows[1] both match when x = 10, key = \"a\"")
+            && p.contains("use hit_policy first")),
+        "{problems:#?}"
+    );
+    assert!(
+        compile_problems(&package(&table("unique", "(10..20]"), "  default: approve")).is_empty()
+    );
+    assert!(
+        compile_problems(&package(&table("first", "[10..20]"), "  default: approve")).is_empty()
+    );
 }

@@ -335,6 +335,7 @@ impl<'lists> ExprCompiler<'lists> {
                 simple,
                 program: None,
                 steps: 1,
+                references: Vec::new(),
             });
         }
         if trimmed.contains(RESERVED_PREFIX) {
@@ -358,11 +359,20 @@ impl<'lists> ExprCompiler<'lists> {
                 text: text.to_string(),
                 reason: describe_isolate_error(&e),
             })?;
+        let references = if simple.is_some() {
+            Vec::new()
+        } else {
+            unary_references(trimmed).map_err(|reason| ExprError::Compile {
+                text: text.to_string(),
+                reason,
+            })?
+        };
         Ok(UnaryTest {
             text: Arc::from(text),
             simple,
             program: Some(program),
             steps,
+            references,
         })
     }
 
@@ -509,6 +519,8 @@ pub struct UnaryTest {
     simple: Option<SimpleTest>,
     program: Option<Expression<Unary>>,
     steps: u64,
+    /// Names the cell reads besides `$`.
+    references: Vec<String>,
 }
 
 #[cfg(test)]

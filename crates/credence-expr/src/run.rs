@@ -245,6 +245,12 @@ impl HoistedCall {
 }
 
 impl UnaryTest {
+    /// Names the cell reads besides `$` (`employment_status` in `employment_status == "x"`):
+    /// the compiler resolves them like any expression's, so a misspelt one is an error.
+    pub fn references(&self) -> &[String] {
+        &self.references
+    }
+
     /// The most steps one test can take (worst case, from the syntax tree).
     pub fn step_bound(&self) -> u64 {
         self.steps

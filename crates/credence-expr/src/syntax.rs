@@ -121,6 +121,26 @@ pub(crate) fn analyse_tree(
 }
 
 /// The step bound of a unary test (a table or scorecard cell the index cannot answer).
+/// The names a unary test reads besides `$` (a cell may read any name of the flow), sorted,
+/// without duplicates or the aliases its closures bind.
+pub(crate) fn unary_references(text: &str) -> Result<Vec<String>, String> {
+    with_parsed(text, Grammar::Unary, |root| {
+        let mut references = Vec::new();
+        let mut aliases = Vec::new();
+        collect(root, &mut |node| match node {
+            Node::Identifier(name) => references.push(name.to_string()),
+            Node::Closure {
+                alias: Some(alias), ..
+            } => aliases.push(alias.to_string()),
+            _ => {}
+        });
+        references.retain(|name| name != "$" && !aliases.contains(name));
+        references.sort();
+        references.dedup();
+        Ok(references)
+    })
+}
+
 pub(crate) fn unary_step_bound(text: &str, limits: &ExprLimits) -> Result<u64, String> {
     with_parsed(text, Grammar::Unary, |root| {
         budget::step_bound(root, limits)

@@ -416,7 +416,7 @@ impl Compiler<'_> {
     }
 
     /// [`Compiler::check_references`] of an expression whose text locates the problem.
-    fn check_references_in(
+    pub(crate) fn check_references_in(
         &mut self,
         references: &[String],
         path: &str,

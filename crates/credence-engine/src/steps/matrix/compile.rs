@@ -11,12 +11,19 @@ impl Compiler<'_> {
             self.problem(self.at(path), "needs at least one band".into());
         }
         for (i, band) in raw.bands.iter().enumerate() {
+            let band_path = format!("{path}.bands[{i}]");
             match self.exprs.compile_unary(&band.test) {
                 Ok(test) => {
                     self.flow_steps = self.flow_steps.saturating_add(test.step_bound());
+                    self.check_references_in(
+                        test.references(),
+                        &band_path,
+                        scope,
+                        Some(&band.test),
+                    );
                     bands.push((band.label.as_str().into(), test))
                 }
-                Err(e) => self.problem(self.at(&format!("{path}.bands[{i}]")), e.to_string()),
+                Err(e) => self.problem(self.at_text(&band_path, &band.test), e.to_string()),
             }
         }
         Some(Axis {

@@ -104,12 +104,16 @@ impl Compiler<'_> {
                         continue;
                     }
                 };
+                let cell_path = format!("{row_path}[{c}]");
                 match self.exprs.compile_unary(&text) {
                     Ok(test) => {
                         self.flow_steps = self.flow_steps.saturating_add(test.step_bound());
+                        // A name a cell reads is resolved now: misspelt, the row would never
+                        // match, silently.
+                        self.check_references_in(test.references(), &cell_path, scope, Some(&text));
                         row_cells.push(test)
                     }
-                    Err(e) => self.problem(self.at(&format!("{row_path}[{c}]")), e.to_string()),
+                    Err(e) => self.problem(self.at_text(&cell_path, &text), e.to_string()),
                 }
             }
             let mut row_outputs = Vec::with_capacity(raw.outputs.len());
@@ -146,6 +150,9 @@ impl Compiler<'_> {
             .iter()
             .filter_map(crate::value::constant_from_yaml)
             .collect();
+        if raw.hit_policy == HitPolicy::Unique && self.problems.len() == before {
+            self.unique_overlaps(raw, path, &cells);
+        }
         self.define(&raw.id, path, scope);
         if self.problems.len() > before {
             return None;
@@ -161,5 +168,33 @@ impl Compiler<'_> {
             outputs,
             output_priority,
         }))
+    }
+
+    /// Reports rows of a `unique` table that can match together, with an input hitting both.
+    fn unique_overlaps(&mut self, raw: &RawTable, path: &str, cells: &[Vec<UnaryTest>]) {
+        let analysed: Vec<Vec<Option<&credence_expr::SimpleTest>>> = cells
+            .iter()
+            .map(|row| row.iter().map(UnaryTest::simple).collect())
+            .collect();
+        for (i, j, example) in super::overlap::overlapping_rows(&analysed, 3) {
+            let input: Vec<String> = raw
+                .inputs
+                .iter()
+                .zip(&example)
+                .map(|(name, value)| match value {
+                    serde_json::Value::Null => format!("{name} = anything"),
+                    value => format!("{name} = {value}"),
+                })
+                .collect();
+            // The table's line: where its id is written.
+            let location = self.at_text(&format!("{path}.rows[{i}]"), &format!("id: {}", raw.id));
+            self.problem(
+                location,
+                format!(
+                    "rows[{i}] and rows[{j}] both match when {}; under hit_policy unique at most one row may: make their tests disjoint, or use hit_policy first (the first matching row wins)",
+                    input.join(", ")
+                ),
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 mod compile;
 mod eval;
+mod overlap;
 pub(crate) mod raw;
 mod rows_csv;
 
