@@ -20,7 +20,8 @@ use subtle::ConstantTimeEq;
 pub enum Role {
     /// Calls the decisions API.
     Decide,
-    /// Works the manual-review queue.
+    /// Works the manual-review queue (`reviewer`, the workbench's spelling, is accepted too).
+    #[serde(alias = "reviewer")]
     Review,
     /// Uploads strategies, replays decisions, reads history.
     Analyst,
@@ -51,9 +52,12 @@ impl Role {
         }
     }
 
-    /// The role of this name, if it is one.
+    /// The role of this name, if it is one; `reviewer` (the workbench's spelling) is `review`.
     pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == text)
+        match text {
+            "reviewer" => Some(Role::Review),
+            _ => Role::ALL.into_iter().find(|r| r.as_str() == text),
+        }
     }
 }
 

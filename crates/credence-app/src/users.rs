@@ -7,6 +7,16 @@ use argon2::Argon2;
 /// The roles a workbench user can have.
 pub const USER_ROLES: [&str; 2] = ["reviewer", "senior_reviewer"];
 
+/// A workbench role by any of its spellings: `reviewer` or `review` (the key role's name),
+/// `senior_reviewer` or `senior_review`; `None` for anything else.
+pub fn user_role(text: &str) -> Option<&'static str> {
+    match text.trim() {
+        "reviewer" | "review" => Some("reviewer"),
+        "senior_reviewer" | "senior_review" => Some("senior_reviewer"),
+        _ => None,
+    }
+}
+
 /// Fewest characters a password may have.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 

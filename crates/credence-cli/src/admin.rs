@@ -59,7 +59,7 @@ pub fn keys_create(
         .flat_map(|r| r.split(','))
         .map(|r| {
             Role::parse(r.trim()).with_context(|| {
-                format!("unknown role {r:?}; roles are decide, review, analyst, approver, admin")
+                format!("--role: unknown role {r:?}; roles are decide, review (or reviewer), analyst, approver, admin")
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -117,9 +117,9 @@ pub fn users_create(
     role: &str,
     strategies: &[String],
 ) -> anyhow::Result<()> {
-    if !credence_app::users::USER_ROLES.contains(&role) {
-        bail!("unknown role {role:?}; workbench users are reviewer or senior_reviewer");
-    }
+    let Some(role) = credence_app::users::user_role(role) else {
+        bail!("--role: unknown role {role:?}; workbench users are reviewer (or review) or senior_reviewer (or senior_review)");
+    };
     credence_app::auth::validate_user(username)
         .map_err(|e| anyhow::anyhow!("--username: {}", e.message))?;
     let mut password = String::new();

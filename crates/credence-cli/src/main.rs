@@ -187,6 +187,7 @@ enum KeysCommand {
     Revoke {
         #[command(flatten)]
         place: admin::PlaceArgs,
+        /// The key's id: the 12 hex digits after `cred_` (as `keys list` shows them).
         id: String,
     },
 }
@@ -197,6 +198,7 @@ enum UsersCommand {
     Create {
         #[command(flatten)]
         place: admin::PlaceArgs,
+        /// The name the user signs in with (1–64 letters, digits, '.', '_', '-', '@').
         #[arg(long)]
         username: String,
         /// reviewer or senior_reviewer.
@@ -300,8 +302,25 @@ impl From<anyhow::Error> for Exit {
     }
 }
 
+/// A command whose output is cut short (`credence monitor log … | head`) ends quietly, as Unix
+/// tools do, rather than panicking on a closed pipe: SIGPIPE goes back to its default, which
+/// the Rust runtime sets to ignored. Not for the long-running servers, whose sockets report a
+/// closed peer as an error to handle.
+fn quiet_on_closed_pipe(command: &Command) {
+    if matches!(command, Command::Serve(_) | Command::SimProviders(_)) {
+        return;
+    }
+    #[cfg(unix)]
+    // SAFETY: signal(2) with SIG_DFL changes only this process's disposition of SIGPIPE,
+    // before any thread of ours writes anywhere.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_on_closed_pipe(&cli.command);
     let result = match cli.command {
         Command::Decide {
             strategy,
@@ -648,4 +667,32 @@ fn validate(dir: &Path) -> Result<u8, Exit> {
         ),
     )?;
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "credence", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

@@ -13,8 +13,10 @@ pub enum MonitorCommand {
     /// PSI of numeric columns (bins at the baseline's deciles) and CSI of categorical ones
     /// between a baseline and a current CSV; flags at 0.1 (watch) and 0.25 (shift).
     Drift {
+        /// The baseline CSV (e.g. the development sample).
         #[arg(long)]
         baseline: PathBuf,
+        /// The current CSV compared with it (e.g. this month's applications).
         #[arg(long)]
         current: PathBuf,
         /// A column to compare; repeat for several.
@@ -27,10 +29,13 @@ pub enum MonitorCommand {
     /// KS, AUC and Gini of a score column for a bad-outcome column (matured rows only: rows
     /// without an outcome are left out).
     Performance {
+        /// The CSV of scored rows with their outcomes.
         #[arg(long)]
         input: PathBuf,
+        /// The score column.
         #[arg(long)]
         score: String,
+        /// The bad-outcome column (1/0, true/false, bad/good; empty: not matured).
         #[arg(long)]
         bad: String,
         /// The score is a credit score (higher is safer): its sign is flipped so that AUC
@@ -40,6 +45,7 @@ pub enum MonitorCommand {
     },
     /// Vintage curves: the bad rate by months on book per origination cohort.
     Vintage {
+        /// The CSV of loans with their performance.
         #[arg(long)]
         input: PathBuf,
         /// The origination cohort column (e.g. issue month).
@@ -58,10 +64,12 @@ pub enum MonitorCommand {
     /// Rates by month, the score's drift against the first month, override rates, vintages
     /// and roll rates, over a data directory's decision log, cases and accounts.
     Log {
+        /// The embedded store's directory (ignored with --database-url).
         #[arg(long, default_value = crate::serve::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         #[command(flatten)]
         database: crate::database::DatabaseArgs,
+        /// The flow whose decisions are monitored.
         #[arg(long, default_value = "application")]
         flow: String,
         /// Only this strategy (product) [default: every strategy's decisions together].

@@ -24,6 +24,7 @@ pub struct SimulateArgs {
     /// Or feed the histories through a running server's API (needs --key with the decide role).
     #[arg(long, requires = "key")]
     pub server: Option<String>,
+    /// The API key for --server (role decide).
     #[arg(long, env = "CREDENCE_KEY", hide_env_values = true)]
     pub key: Option<String>,
     /// How many accounts.

@@ -392,3 +392,77 @@ fn a_strategy_defect_found_while_deciding_exits_3() {
     assert_eq!(output.status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Output cut short by the reader (`… | head -1`) ends the command quietly in every family
+/// that prints a lot: no panic, no backtrace.
+#[test]
+fn a_closed_pipe_ends_commands_quietly() {
+    let lines: String = (0..2_000)
+        .map(|_| {
+            let text = std::fs::read_to_string(sample("drawdown-approve")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap()
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let input = write_temp("many.jsonl", &lines);
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/backtest/german_credit_applications.csv"
+    );
+    let families: Vec<Vec<String>> = vec![
+        vec![
+            "decide".into(),
+            "--strategy".into(),
+            EXAMPLE.into(),
+            "--flow".into(),
+            "drawdown".into(),
+            "--as-of".into(),
+            "2026-11-29".into(),
+            input.to_str().unwrap().into(),
+        ],
+        vec![
+            "monitor".into(),
+            "drift".into(),
+            "--baseline".into(),
+            data.into(),
+            "--current".into(),
+            data.into(),
+            "--column".into(),
+            "declared_monthly_income".into(),
+        ],
+        vec![
+            "backtest".into(),
+            "--strategy".into(),
+            EXAMPLE.into(),
+            "--flow".into(),
+            "application".into(),
+            "--input".into(),
+            data.into(),
+            "--as-of".into(),
+            "2026-11-29".into(),
+        ],
+        vec!["--help".into()],
+    ];
+    for args in families {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credence"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe, as `head -c1` would.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        let _ = std::io::Read::read(&mut stdout, &mut byte);
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "credence {args:?}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe"),
+            "credence {args:?}: {stderr}"
+        );
+    }
+}

@@ -390,6 +390,21 @@ fn users_need_a_known_role_and_a_long_password() {
         assert_eq!(output.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&output.stderr).contains(needle));
     }
+    // One role vocabulary: the key role's spelling works for users, and the user role's for keys.
+    create_user(&dir, "rev", "review", "a long enough password");
+    create_user(&dir, "senior", "senior_review", "a long enough password");
+    let key = Command::new(BIN)
+        .args(["keys", "create", "--data-dir"])
+        .arg(&dir)
+        .args(["--role", "reviewer", "--user", "rita"])
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    assert!(String::from_utf8_lossy(&key.stdout).contains("role(s) review "));
 }
 
 #[test]
