@@ -12,7 +12,7 @@ send_load() {
   if [ -n "$rate" ]; then
     local body
     body="$(mktemp)"
-    sed "$@" -e "s/\"C-100001\"/\"C-rate-$RANDOM-{n}\"/" "$sample" >"$body"
+    sed "$@" -e "s/\"C-100011\"/\"C-rate-$RANDOM-{n}\"/" "$sample" >"$body"
     target/release/credence-loadgen "$url/v1/decisions/application" --rate "$rate" \
       --duration-s "$duration" --warmup-s 3 --max-connections "$connections" \
       --body-file "$body" --header "Authorization: Bearer $key"

@@ -15,7 +15,7 @@ local next_request = 0
 init = function(args)
   local tag = tostring(math.random(1, 1000000))
   for i = 1, 1000 do
-    local body = template:gsub('"C%-100001"', '"C-load-' .. tag .. '-' .. i .. '"')
+    local body = template:gsub('"C%-100011"', '"C-load-' .. tag .. '-' .. i .. '"')
     requests[i] = wrk.format(nil, nil, nil, body)
   end
 end

@@ -17,7 +17,7 @@ local counter = 0
 
 request = function()
   counter = counter + 1
-  local body = template:gsub('"C%-100001"', '"C-prov-' .. tag .. '-' .. counter .. '"')
+  local body = template:gsub('"C%-100011"', '"C-prov-' .. tag .. '-' .. counter .. '"')
   return wrk.format(nil, nil, nil, body)
 end
 

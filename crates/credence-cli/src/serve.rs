@@ -524,6 +524,30 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(url) = &simulator_url {
         println!("provider simulator (--example) on {url}: the example's data sources call it");
     }
+    // Say which data providers the active strategies call, and which cannot be reached now.
+    for (strategy, check) in service.check_providers().await {
+        let problem = check
+            .problem
+            .as_deref()
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default();
+        println!(
+            "data source {strategy}/{} provider {} {}{}{problem}",
+            check.source,
+            check.provider,
+            check.status,
+            if check.address.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", check.address)
+            },
+        );
+        if check.status != "reachable" {
+            tracing::warn!(strategy = %strategy, source = %check.source, provider = %check.provider,
+                status = check.status, problem = check.problem.as_deref().unwrap_or(""),
+                "a data provider is not usable; decisions follow the source's on_failure");
+        }
+    }
     if store.keys().await.map(|k| k.is_empty()).unwrap_or(false) {
         println!(
             "no API keys yet; create an admin key with: credence keys create {} --role admin --user admin",

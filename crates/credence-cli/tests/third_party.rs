@@ -384,6 +384,70 @@ fn a_report_one_node_bought_is_not_bought_again_by_another() {
     );
 }
 
+/// Without `--example` or a providers URL, start-up says the example's data sources are not
+/// configured, and `/readyz` shows it (readiness does not depend on them).
+#[test]
+fn serve_says_which_data_providers_are_not_configured() {
+    let server = Server::start(&scratch_dir("third-party-unconfigured"), &[]);
+    let ready = request("GET", &format!("{}/readyz", server.url), None, &[], None);
+    assert_eq!(ready.status, 200, "{}", ready.json);
+    let providers = ready.json["data_providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 3, "{}", ready.json);
+    for provider in providers {
+        assert_eq!(provider["status"], "unconfigured", "{provider}");
+        assert!(
+            provider["problem"]
+                .as_str()
+                .unwrap()
+                .contains("CREDENCE_PROVIDERS_URL"),
+            "{provider}"
+        );
+    }
+}
+
+/// Under `serve --example`, with the simulated providers answering, every application sample
+/// of both bundled products gets the outcome its name says.
+#[test]
+fn serve_example_samples_get_the_outcomes_their_names_say() {
+    let server = Server::start(&scratch_dir("third-party-samples"), &["--example"]);
+    let key = server.key("decide", "platform");
+    // Start-up checked the providers: with the simulator, every one is reachable.
+    let ready = request("GET", &format!("{}/readyz", server.url), None, &[], None);
+    let providers = ready.json["data_providers"].as_array().unwrap().clone();
+    assert_eq!(providers.len(), 3, "{}", ready.json);
+    assert!(
+        providers.iter().all(|p| p["status"] == "reachable"),
+        "{}",
+        ready.json
+    );
+    for (product, sample, outcome) in [
+        ("consumer-loan", "application-approve", "approve"),
+        ("consumer-loan", "application-decline", "decline"),
+        ("consumer-loan", "application-refer", "refer"),
+        ("card-line", "application-approve", "approve"),
+        ("card-line", "application-decline", "decline"),
+        ("card-line", "application-refer", "refer"),
+    ] {
+        let path = repo_root().join(format!("examples/{product}/samples/{sample}.json"));
+        let input: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let answer = post_json(
+            &format!(
+                "{}/v1/strategies/{product}/decisions/application",
+                server.url
+            ),
+            &key,
+            &input,
+            &[],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        assert_eq!(
+            answer.json["outcome"], outcome,
+            "{product} {sample}: {}",
+            answer.json
+        );
+    }
+}
+
 #[test]
 fn serve_example_wires_the_example_strategy_to_an_in_process_simulator() {
     let server = Server::start(&scratch_dir("third-party-example"), &["--example"]);

@@ -4,6 +4,7 @@
 //!   [`credence_app::providers::DataProviders`] port: bureau and income data over HTTP(S), with
 //!   per-call deadlines, retries, a circuit breaker per provider, a waterfall, single-flight and
 //!   a TTL answer cache that the service can keep in the store across restarts.
+//! - [`provider_check`] says which providers are configured and reachable (`serve` at start).
 //! - [`webhooks`] delivers the outbox's webhook deliveries, signed, with backoff.
 //!
 //! Nothing here decides anything: what to fetch and what an answer means are the engine's and
@@ -13,6 +14,7 @@
 
 pub mod error;
 mod provider_cache;
+pub mod provider_check;
 pub mod provider_http;
 pub mod providers;
 pub mod webhooks;

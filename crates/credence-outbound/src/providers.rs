@@ -337,7 +337,7 @@ impl Providers {
 
     /// Replaces `{subject}` (percent-encoded) and `{secret:NAME}` (the secrets file, then the
     /// environment); an unknown secret is an error naming it (the package never carries one).
-    fn fill(&self, template: &str, subject: &str) -> Result<String, String> {
+    pub(crate) fn fill(&self, template: &str, subject: &str) -> Result<String, String> {
         let mut out = String::with_capacity(template.len() + subject.len());
         let mut rest = template;
         while let Some(start) = rest.find('{') {

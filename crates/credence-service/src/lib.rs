@@ -100,6 +100,8 @@ pub struct Service {
     pub sign_in: sign_in::SignInGuard,
     /// Password hashes computed at once (`SignInLimits::concurrent_hashes`).
     pub password_hashing: tokio::sync::Semaphore,
+    /// What the last check of the active strategies' data providers found (`/readyz` shows it).
+    pub provider_checks: std::sync::RwLock<Vec<credence_outbound::provider_check::ProviderCheck>>,
 }
 
 impl Service {
@@ -140,8 +142,28 @@ impl Service {
             clock,
             sign_in: sign_in::SignInGuard::new(limits.sign_in),
             password_hashing: tokio::sync::Semaphore::new(limits.sign_in.concurrent_hashes.max(1)),
+            provider_checks: std::sync::RwLock::new(Vec::new()),
             limits,
         })
+    }
+
+    /// Checks every provider of the active strategies' data sources (configured and reachable),
+    /// keeps the result for `/readyz`, and returns it, by strategy.
+    pub async fn check_providers(
+        &self,
+    ) -> Vec<(String, credence_outbound::provider_check::ProviderCheck)> {
+        let mut found = Vec::new();
+        for active in self.strategies.active_all() {
+            for source in active.strategy.data_sources() {
+                for check in self.providers.check(source).await {
+                    found.push((active.name.clone(), check));
+                }
+            }
+        }
+        if let Ok(mut kept) = self.provider_checks.write() {
+            *kept = found.iter().map(|(_, c)| c.clone()).collect();
+        }
+        found
     }
 
     /// Now, in milliseconds since the epoch, by the service's clock.

@@ -196,6 +196,11 @@ impl CompiledStrategy {
         self.data_sources.get(name)
     }
 
+    /// Every data source the package declares, by name.
+    pub fn data_sources(&self) -> impl Iterator<Item = &Arc<crate::data::DataSource>> {
+        self.data_sources.values()
+    }
+
     /// The version: the SHA-256 of every file the package uses.
     pub fn version(&self) -> &str {
         &self.version

@@ -32,9 +32,25 @@ pub(crate) async fn readyz(
             format!("not ready: {e}; decisions are refused until the operator frees space"),
         )
     })?;
-    Ok(Json(
-        serde_json::json!({"status": "ready", "strategy_version": active.version}),
-    ))
+    // Data providers are reported, not required: a flow decides on what its on_failure says
+    // when one does not answer.
+    let providers = service
+        .provider_checks
+        .read()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let strategies: Vec<serde_json::Value> = service
+        .strategies
+        .active_all()
+        .iter()
+        .map(|a| serde_json::json!({"strategy": a.name, "version": a.version}))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "status": "ready",
+        "strategy_version": active.version,
+        "strategies": strategies,
+        "data_providers": providers,
+    })))
 }
 
 /// Prometheus metrics.
