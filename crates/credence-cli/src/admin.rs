@@ -122,12 +122,8 @@ pub fn users_create(
     };
     credence_app::auth::validate_user(username)
         .map_err(|e| anyhow::anyhow!("--username: {}", e.message))?;
-    let mut password = String::new();
-    std::io::stdin()
-        .read_line(&mut password)
-        .context("reading the password from standard input")?;
-    let password = password.trim_end_matches(['\n', '\r']);
-    let hash = credence_app::users::hash_password(password)
+    let password = password_from_stdin()?;
+    let hash = credence_app::users::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("the password: {}", e.message))?;
     let at = now_ms();
     let user = credence_store::UserRecord {
@@ -136,6 +132,7 @@ pub fn users_create(
         role: role.to_string(),
         strategies: strategy_names(strategies)?,
         created_at_ms: at,
+        disabled_at_ms: None,
     };
     let audit = NewAuditEvent {
         at_ms: at,
@@ -148,6 +145,85 @@ pub fn users_create(
         Ok(store.insert_user(user, audit).await?)
     })?;
     println!("created workbench user {username} ({role}); sign in at /review/login");
+    Ok(())
+}
+
+/// Reads one line of standard input: a password, never an argument (shell history keeps those).
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_string())
+}
+
+pub fn users_list(place: &PlaceArgs) -> anyhow::Result<()> {
+    let users = place.run(false, |store| async move { Ok(store.users().await?) })?;
+    for user in users {
+        println!(
+            "{:<24} {:<16} {:<10} {}",
+            user.username,
+            user.role,
+            if user.disabled_at_ms.is_some() {
+                "disabled"
+            } else {
+                "active"
+            },
+            if user.strategies.is_empty() {
+                "all strategies".to_string()
+            } else {
+                user.strategies.join(",")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// What `users disable|enable|reset-password` changes.
+pub enum UserChange {
+    /// Signs-in refused, sessions ended.
+    Disable,
+    /// Signs-in allowed again.
+    Enable,
+    /// A new password, read from standard input.
+    ResetPassword,
+}
+
+pub fn users_change(place: &PlaceArgs, username: &str, change: UserChange) -> anyhow::Result<()> {
+    let new_hash = match change {
+        UserChange::ResetPassword => Some(
+            credence_app::users::hash_password(&password_from_stdin()?)
+                .map_err(|e| anyhow::anyhow!("the password: {}", e.message))?,
+        ),
+        _ => None,
+    };
+    let at = now_ms();
+    let (action, said) = match change {
+        UserChange::Disable => ("user.disable", "disabled; their sessions have ended"),
+        UserChange::Enable => ("user.enable", "enabled"),
+        UserChange::ResetPassword => ("user.reset_password", "given a new password"),
+    };
+    let username = username.to_string();
+    let name = username.clone();
+    place.run(false, |store| async move {
+        let Some(mut user) = store.user(&name).await? else {
+            bail!("there is no user {name}; list users with `credence users list`");
+        };
+        match change {
+            UserChange::Disable => user.disabled_at_ms = Some(at),
+            UserChange::Enable => user.disabled_at_ms = None,
+            UserChange::ResetPassword => user.password_hash = new_hash.unwrap_or_default(),
+        }
+        let audit = NewAuditEvent {
+            at_ms: at,
+            actor: cli_actor(),
+            action: action.into(),
+            subject: name.clone(),
+            detail: serde_json::json!({}),
+        };
+        Ok(store.update_user(user, audit).await?)
+    })?;
+    println!("user {username} {said}");
     Ok(())
 }
 

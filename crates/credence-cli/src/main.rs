@@ -87,7 +87,7 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Manage review workbench users in a data directory.
+    /// Manage review workbench users: create, list, disable, enable, reset a password.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
@@ -208,6 +208,35 @@ enum UsersCommand {
         /// several [default: every strategy].
         #[arg(long = "strategy")]
         strategies: Vec<String>,
+    },
+    /// List workbench users: name, role, active or disabled, strategies.
+    List {
+        #[command(flatten)]
+        place: admin::PlaceArgs,
+    },
+    /// Disable a user: sign-ins are refused and their sessions end at once.
+    Disable {
+        #[command(flatten)]
+        place: admin::PlaceArgs,
+        /// The user's sign-in name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[command(flatten)]
+        place: admin::PlaceArgs,
+        /// The user's sign-in name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Give a user a new password, read from standard input (one line).
+    ResetPassword {
+        #[command(flatten)]
+        place: admin::PlaceArgs,
+        /// The user's sign-in name.
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -384,17 +413,26 @@ fn main() -> ExitCode {
         }
         .map(|()| 0)
         .map_err(Exit::from),
-        Command::Users {
-            command:
-                UsersCommand::Create {
-                    place,
-                    username,
-                    role,
-                    strategies,
-                },
-        } => admin::users_create(&place, &username, &role, &strategies)
-            .map(|()| 0)
-            .map_err(Exit::from),
+        Command::Users { command } => match command {
+            UsersCommand::Create {
+                place,
+                username,
+                role,
+                strategies,
+            } => admin::users_create(&place, &username, &role, &strategies),
+            UsersCommand::List { place } => admin::users_list(&place),
+            UsersCommand::Disable { place, username } => {
+                admin::users_change(&place, &username, admin::UserChange::Disable)
+            }
+            UsersCommand::Enable { place, username } => {
+                admin::users_change(&place, &username, admin::UserChange::Enable)
+            }
+            UsersCommand::ResetPassword { place, username } => {
+                admin::users_change(&place, &username, admin::UserChange::ResetPassword)
+            }
+        }
+        .map(|()| 0)
+        .map_err(Exit::from),
         Command::Audit {
             command: AuditCommand::Verify { place },
         } => admin::audit_verify(&place)

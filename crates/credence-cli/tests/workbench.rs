@@ -646,3 +646,53 @@ fn a_reviewer_limited_to_a_product_sees_its_cases_and_its_shadow_comparison() {
         403
     );
 }
+
+/// `users list|disable|enable|reset-password`: a disabled user's session ends at once and
+/// their sign-in is refused; enabled again they sign in; a reset password replaces the old.
+#[test]
+fn users_are_listed_disabled_enabled_and_given_new_passwords() {
+    let root = scratch_dir("wb-user-admin");
+    let data_dir = root.join("data");
+    let server = Server::start(&data_dir, &[]);
+    create_user(&data_dir, "dora", "reviewer", "the first long password");
+    let users = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(BIN)
+            .args(["users"])
+            .args(args)
+            .args(["--data-dir", data_dir.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            writeln!(child.stdin.take().unwrap(), "{text}").unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let mut dora = sign_in(&server, "dora", "the first long password");
+    assert_eq!(dora.get("/review").status, 200);
+
+    users(&["disable", "--username", "dora"], None);
+    assert!(users(&["list"], None).contains("disabled"));
+    assert_eq!(dora.get("/review").status, 303, "the session ended");
+    let (refused, _) = try_sign_in(&server, "dora", "the first long password");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("disabled"), "{}", refused.body);
+
+    users(&["enable", "--username", "dora"], None);
+    users(
+        &["reset-password", "--username", "dora"],
+        Some("the second long password"),
+    );
+    let (old, _) = try_sign_in(&server, "dora", "the first long password");
+    assert_eq!(old.status, 401);
+    sign_in(&server, "dora", "the second long password");
+    assert!(users(&["list"], None).contains("active"));
+}

@@ -10,6 +10,20 @@ use tokio_postgres::Row;
 const KEY_COLUMNS: &str =
     "id, secret_sha256, user_name, roles, created_at_ms, created_by, revoked_at_ms, strategies";
 
+const USER_COLUMNS: &str =
+    "username, password_hash, role, created_at_ms, strategies, disabled_at_ms";
+
+fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        username: col(row, 0)?,
+        password_hash: col(row, 1)?,
+        role: col(row, 2)?,
+        created_at_ms: col(row, 3)?,
+        strategies: split_names(&col::<String>(row, 4)?),
+        disabled_at_ms: col(row, 5)?,
+    })
+}
+
 /// A stored comma-separated list of names (keys' and users' strategies).
 fn split_names(text: &str) -> Vec<String> {
     text.split(',')
@@ -105,8 +119,8 @@ impl AccessStore for PostgresStore {
         let transaction = client.transaction().await.db()?;
         transaction
             .execute(
-                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies) VALUES ($1, $2, $3, $4, $5)",
-                &[&user.username, &user.password_hash, &user.role, &user.created_at_ms, &user.strategies.join(",")],
+                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies, disabled_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&user.username, &user.password_hash, &user.role, &user.created_at_ms, &user.strategies.join(","), &user.disabled_at_ms],
             )
             .await
             .map_err(|e| insert_error(e, || format!("user {}", user.username)))?;
@@ -115,24 +129,54 @@ impl AccessStore for PostgresStore {
     }
 
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query_opt(
-                "SELECT username, password_hash, role, created_at_ms, strategies FROM users WHERE username = $1",
-                &[&username],
+        self.select_one(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"),
+            &[&username],
+            user_from_row,
+        )
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.select_all(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
+            &[],
+            user_from_row,
+        )
+        .await
+    }
+
+    async fn update_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.db()?;
+        let changed = transaction
+            .execute(
+                "UPDATE users SET password_hash = $1, role = $2, strategies = $3, disabled_at_ms = $4 \
+                 WHERE username = $5",
+                &[
+                    &user.password_hash,
+                    &user.role,
+                    &user.strategies.join(","),
+                    &user.disabled_at_ms,
+                    &user.username,
+                ],
             )
             .await
-            .db()?
-            .map(|row| {
-                Ok(UserRecord {
-                    username: col(&row, 0)?,
-                    password_hash: col(&row, 1)?,
-                    role: col(&row, 2)?,
-                    strategies: split_names(&col::<String>(&row, 4)?),
-                    created_at_ms: col(&row, 3)?,
-                })
-            })
-            .transpose()
+            .db()?;
+        if changed != 1 {
+            return Err(unknown_user(&user.username));
+        }
+        if user.disabled_at_ms.is_some() {
+            transaction
+                .execute(
+                    "DELETE FROM sessions WHERE username = $1",
+                    &[&user.username],
+                )
+                .await
+                .db()?;
+        }
+        insert_audit(&transaction, &audit).await?;
+        transaction.commit().await.db()
     }
 
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError> {

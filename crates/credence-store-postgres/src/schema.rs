@@ -9,6 +9,7 @@ use credence_store::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_products.sql"),
+    include_str!("migrations/0003_users_disabled.sql"),
 ];
 
 /// The schema version this build writes.

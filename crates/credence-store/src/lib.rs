@@ -196,6 +196,11 @@ pub trait AccessStore: Send + Sync {
     async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
     /// A workbench user by name.
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Every workbench user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Replaces a user's password hash, role, strategies and disabled time, with its audit
+    /// event; a disabled user's sessions end with it. Refused for an unknown user.
+    async fn update_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError>;
     /// Stores a new workbench session.
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError>;
     /// A session by the hash of its token.

@@ -319,6 +319,8 @@ pub struct UserRecord {
     pub strategies: Vec<String>,
     /// When the user was created.
     pub created_at_ms: i64,
+    /// When the user was disabled (cannot sign in; their sessions end), if they are.
+    pub disabled_at_ms: Option<i64>,
 }
 
 /// A third-party answer kept for the provider cache across restarts, until it expires: the same
@@ -652,5 +654,12 @@ impl ShadowQuery {
             && self.after.as_ref().is_none_or(|(at, id)| {
                 (record.created_at_ms, record.decision_id.as_str()) > (*at, id.as_str())
             })
+    }
+}
+
+/// The refusal of a change to a user who does not exist.
+pub fn unknown_user(username: &str) -> StoreError {
+    StoreError::Precondition {
+        what: format!("there is no user {username}; list users with `credence users list`"),
     }
 }

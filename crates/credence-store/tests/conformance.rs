@@ -392,6 +392,7 @@ async fn keys_users_and_sessions(store: &dyn Store) {
         role: "review".into(),
         strategies: vec!["card-line".into()],
         created_at_ms: 5,
+        disabled_at_ms: None,
     };
     store
         .insert_user(user.clone(), audit("user", "rita"))
@@ -402,7 +403,7 @@ async fn keys_users_and_sessions(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(twice, StoreError::Conflict { .. }), "{twice}");
-    assert_eq!(store.user("rita").await.unwrap(), Some(user));
+    assert_eq!(store.user("rita").await.unwrap(), Some(user.clone()));
     assert!(store.user("nobody").await.unwrap().is_none());
 
     let session = |token: &str, created: i64, expires: i64| SessionRecord {
@@ -422,6 +423,42 @@ async fn keys_users_and_sessions(store: &dyn Store) {
     assert!(store.session("s1").await.unwrap().is_none());
     store.delete_session("s2").await.unwrap();
     assert!(store.session("s2").await.unwrap().is_none());
+
+    // Users are listed by name; a change replaces the user; disabling ends their sessions.
+    let mut anna = user.clone();
+    anna.username = "anna".into();
+    store
+        .insert_user(anna, audit("user", "anna"))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["anna", "rita"]);
+    store.insert_session(session("s3", 400, 900)).await.unwrap();
+    let mut disabled = user.clone();
+    disabled.disabled_at_ms = Some(500);
+    disabled.password_hash = "$argon2id$new".into();
+    store
+        .update_user(disabled.clone(), audit("user.disable", "rita"))
+        .await
+        .unwrap();
+    assert_eq!(store.user("rita").await.unwrap(), Some(disabled));
+    assert!(store.session("s3").await.unwrap().is_none(), "sessions end");
+    let mut nobody = user.clone();
+    nobody.username = "nobody".into();
+    let refused = store
+        .update_user(nobody, audit("user.enable", "nobody"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Precondition { .. }),
+        "{refused}"
+    );
 }
 
 async fn audit_events_are_numbered_and_newest_first(store: &dyn Store) {

@@ -166,6 +166,7 @@ async fn signed_in(service: &Service, headers: &HeaderMap) -> Result<SignedIn, R
         .await
         .ok()
         .flatten()
+        .filter(|user| user.disabled_at_ms.is_none())
         .ok_or_else(|| redirect("/review/login"))?;
     Ok(SignedIn { session, user })
 }

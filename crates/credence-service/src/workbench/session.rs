@@ -201,6 +201,13 @@ pub(super) async fn login(
             "Unknown username or wrong password.".into(),
         );
     };
+    if user.disabled_at_ms.is_some() {
+        return login_again(
+            &service,
+            StatusCode::FORBIDDEN,
+            "This account is disabled; ask an administrator to enable it.".into(),
+        );
+    }
     service.sign_in.succeeded(&form.username, &address);
     let token = random_hex();
     let now = service.now_ms();

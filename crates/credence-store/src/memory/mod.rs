@@ -494,6 +494,23 @@ impl AccessStore for MemoryStore {
         Ok(self.state().users.get(username).cloned())
     }
 
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self.state().users.values().cloned().collect())
+    }
+
+    async fn update_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if !state.users.contains_key(&user.username) {
+            return Err(unknown_user(&user.username));
+        }
+        if user.disabled_at_ms.is_some() {
+            state.sessions.retain(|_, s| s.username != user.username);
+        }
+        state.users.insert(user.username.clone(), user);
+        state.audit(audit);
+        Ok(())
+    }
+
     async fn insert_session(&self, session: SessionRecord) -> Result<(), StoreError> {
         let mut state = self.state();
         // Expired sessions go as new ones arrive.

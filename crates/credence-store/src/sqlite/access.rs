@@ -24,6 +24,20 @@ pub(super) fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     })
 }
 
+const USER_COLUMNS: &str =
+    "username, password_hash, role, created_at_ms, strategies, disabled_at_ms";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        username: row.get(0)?,
+        password_hash: row.get(1)?,
+        role: row.get(2)?,
+        created_at_ms: row.get(3)?,
+        strategies: split_names(&row.get::<_, String>(4)?),
+        disabled_at_ms: row.get(5)?,
+    })
+}
+
 /// A stored comma-separated list of names (keys' and users' strategies).
 pub(super) fn split_names(text: &str) -> Vec<String> {
     text.split(',')
@@ -108,8 +122,8 @@ impl AccessStore for SqliteStore {
     async fn insert_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![user.username, user.password_hash, user.role, user.created_at_ms, user.strategies.join(",")],
+                "INSERT INTO users (username, password_hash, role, created_at_ms, strategies, disabled_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.username, user.password_hash, user.role, user.created_at_ms, user.strategies.join(","), user.disabled_at_ms],
             )
             .map_err(|e| StoreError::from_insert(e, || format!("user {}", user.username)))?;
             insert_audit(conn, &audit)?;
@@ -122,19 +136,47 @@ impl AccessStore for SqliteStore {
         let username = username.to_string();
         self.read(move |_, conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT username, password_hash, role, created_at_ms, strategies FROM users WHERE username = ?1",
-                )?
-                .query_row([username], |row| {
-                    Ok(UserRecord {
-                        username: row.get(0)?,
-                        password_hash: row.get(1)?,
-                        role: row.get(2)?,
-                        strategies: split_names(&row.get::<_, String>(4)?),
-                        created_at_ms: row.get(3)?,
-                    })
-                })
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+                ))?
+                .query_row([username], user_from_row)
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|_, conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+            ))?;
+            let rows = statement.query_map([], user_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: UserRecord, audit: NewAuditEvent) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE users SET password_hash = ?1, role = ?2, strategies = ?3, disabled_at_ms = ?4 \
+                 WHERE username = ?5",
+                params![
+                    user.password_hash,
+                    user.role,
+                    user.strategies.join(","),
+                    user.disabled_at_ms,
+                    user.username
+                ],
+            )?;
+            if changed != 1 {
+                return Err(unknown_user(&user.username));
+            }
+            if user.disabled_at_ms.is_some() {
+                conn.execute("DELETE FROM sessions WHERE username = ?1", [&user.username])?;
+            }
+            insert_audit(conn, &audit)?;
+            Ok(())
         })
         .await
     }

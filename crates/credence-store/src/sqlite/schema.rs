@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_job_partitions.sql"),
     include_str!("migrations/0003_products.sql"),
+    include_str!("migrations/0004_users_disabled.sql"),
 ];
 
 /// The schema version this build writes: one per migration.

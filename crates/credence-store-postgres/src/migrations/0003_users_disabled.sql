@@ -1,0 +1,2 @@
+-- Workbench users can be disabled (they cannot sign in; their sessions end).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_at_ms BIGINT;
