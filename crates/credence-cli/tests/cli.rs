@@ -466,3 +466,55 @@ fn a_closed_pipe_ends_commands_quietly() {
         );
     }
 }
+
+/// docs/strategy-format.md lists each step kind's trace fields exactly as a real full trace of
+/// the example emits them: nothing missing, nothing stale.
+#[test]
+fn the_documented_trace_fields_are_the_emitted_ones() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/strategy-format.md"
+    ))
+    .unwrap();
+    let table = doc
+        .split("<!-- trace-fields: begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- trace-fields: end -->").next())
+        .expect("the trace field table is marked in the doc");
+    let mut documented = std::collections::BTreeMap::new();
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let kind = cells[1].trim_matches('`').to_string();
+        let fields: std::collections::BTreeSet<String> = cells[2]
+            .split(',')
+            .map(|f| f.trim().trim_matches('`').to_string())
+            .filter(|f| !f.is_empty() && f != "—")
+            .collect();
+        documented.insert(kind, fields);
+    }
+    let mut emitted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for name in [
+        "application-approve",
+        "application-decline",
+        "application-refer",
+    ] {
+        let output = decide("application", &sample(name), &["--trace"]);
+        let decision = stdout_json(&output);
+        let trace = decision["trace"].as_object().unwrap();
+        assert_eq!(
+            trace.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["input", "steps"]
+        );
+        for step in trace["steps"].as_array().unwrap() {
+            let kind = step["kind"].as_str().unwrap().to_string();
+            let fields = emitted.entry(kind).or_default();
+            for key in step.as_object().unwrap().keys() {
+                if !["step", "kind", "values"].contains(&key.as_str()) {
+                    fields.insert(key.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(documented, emitted);
+}
