@@ -540,7 +540,7 @@ fn a_month_of_the_log_exports_to_parquet_and_back_tests_like_the_log() {
         .args(["migrate", "--database-url", &url])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 2"));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 3"));
     // The other commands that read or manage state take the database as well.
     let monitored = Command::new(BIN)
         .args(["monitor", "log", "--database-url", &url])

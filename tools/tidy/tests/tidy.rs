@@ -348,3 +348,44 @@ fn library_crates_document_every_public_item() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// Every file the README's commands name exists (`examples/…`, `data/…`, `crates/…`, `tools/…`,
+/// `docs/…`), and no command writes its output into the repository (`--output`, `--report`,
+/// `--summary-json`, `--diff` point outside it).
+#[test]
+fn the_readme_cites_files_that_exist_and_writes_outside_the_repository() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut in_code = false;
+    let mut problems = Vec::new();
+    for (number, line) in readme.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '@')
+            .filter(|w| !w.is_empty())
+            .collect();
+        for (i, word) in words.iter().enumerate() {
+            let cited = ["examples/", "data/", "crates/", "tools/", "docs/"]
+                .iter()
+                .any(|prefix| word.starts_with(prefix));
+            if cited && !word.contains('*') && !word.contains('{') && !root().join(word).exists() {
+                problems.push(format!("README.md:{}: {word} does not exist", number + 1));
+            }
+            let writes = ["--output", "--report", "--summary-json", "--diff"].contains(word);
+            if let Some(target) = words.get(i + 1).filter(|_| writes) {
+                if !target.starts_with('/') && *target != "-" {
+                    problems.push(format!(
+                        "README.md:{}: {word} {target} writes into the repository; use a scratch directory",
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
