@@ -29,7 +29,15 @@ pub struct ReportContext {
     pub input: String,
     /// The step whose score the distribution shows.
     pub score_step: Option<String>,
+    /// The date rows were decided as of (`recorded`: each logged decision's own).
+    pub as_of: String,
+    /// Reason codes' customer texts, for the reason chart.
+    pub reason_texts: std::collections::BTreeMap<String, String>,
 }
+
+/// Bins with fewer rows of known outcome than this show no bad rate: a handful of rows makes
+/// a rate that means nothing (two rows, none bad, is not "0 % bad").
+pub const MIN_ROWS_FOR_BAD_RATE: u64 = 30;
 
 /// Text made safe to place in HTML (`&`, `<`, `>`, `"`, `'` escaped).
 pub fn escape(text: &str) -> String {
@@ -100,11 +108,21 @@ th:first-child,td:first-child{{text-align:left}} th{{background:#f0f2f5;font-wei
 svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
 </style></head><body><main>
 <h1>{title}</h1>
-<div class="meta">Flow <b>{flow}</b> · input <b>{input}</b> · {rows} rows{outcomes}</div>
+<div class="meta">Flow <b>{flow}</b> · data <b>{input}</b> · decided as of <b>{as_of}</b> · {rows} rows{outcomes}<br>{versions}</div>
 "#,
         title = escape(&context.title),
         flow = escape(&context.flow),
         input = escape(&context.input),
+        as_of = escape(&context.as_of),
+        versions = [("champion", champion), ("challenger", challenger)]
+            .into_iter()
+            .filter_map(|(role, s)| s.map(|s| format!(
+                "{role} <b>{}</b> version <code>{}</code>",
+                escape(&s.name),
+                escape(&s.version.chars().take(12).collect::<String>())
+            )))
+            .collect::<Vec<_>>()
+            .join(" · "),
         rows = summary.rows,
         outcomes = if summary.rows_with_outcome > 0 {
             format!(
@@ -116,6 +134,14 @@ svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
             String::new()
         },
     );
+
+    if let (Some(a), Some(b)) = (champion, challenger) {
+        let _ = write!(
+            page,
+            "<section><h2>What changed</h2><p>{}</p></section>",
+            what_changed(a, b, summary)
+        );
+    }
 
     // Headline numbers.
     page.push_str("<section><h2>Strategies</h2><table><tr><th></th>");
@@ -133,7 +159,7 @@ svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
     }
     page.push_str("</tr>");
     type Row = (&'static str, fn(&StrategySummary, &Summary) -> String);
-    let rows: [Row; 9] = [
+    let rows: [Row; 10] = [
         ("Approve rate", |s, _| percent(Some(s.approve_rate))),
         ("Refer rate", |s, _| percent(Some(s.refer_rate))),
         ("Decline rate", |s, _| percent(Some(s.decline_rate))),
@@ -143,6 +169,9 @@ svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
         ("Bad rate of approvals", |s, _| percent(s.approved_bad_rate)),
         ("Expected loss (PD × EAD × LGD)", |s, _| {
             money(Some(s.expected_loss))
+        }),
+        ("Expected loss per approval", |s, _| {
+            money((s.approved > 0).then(|| s.expected_loss / Decimal::from(s.approved)))
         }),
         ("LGD", |_, summary| percent(Some(summary.lgd))),
     ];
@@ -190,7 +219,11 @@ svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
             let _ = write!(page, "<th>{to}</th>");
         }
         page.push_str("</tr>");
-        for (from, targets) in &swap.outcomes {
+        // Rows and columns in one order: approve, refer, decline.
+        for (from, _) in OUTCOME_COLOURS {
+            let Some(targets) = swap.outcomes.get(from) else {
+                continue;
+            };
             let _ = write!(page, "<tr><td>{from}</td>");
             for (to, _) in OUTCOME_COLOURS {
                 let _ = write!(page, "<td>{}</td>", targets.get(to).copied().unwrap_or(0));
@@ -257,11 +290,84 @@ svg text{{font:12px system-ui,sans-serif;fill:#1d2330}}
         page.push_str("</table></section>");
     }
 
-    page.push_str("<section><h2>Reason codes</h2>");
-    page.push_str(&reason_chart(champion, challenger));
+    page.push_str("<section><h2>Reason codes</h2><p>How often each reason was given, and its share of all rows.</p>");
+    page.push_str(&reason_chart(
+        champion,
+        challenger,
+        summary.rows,
+        &context.reason_texts,
+    ));
     page.push_str("</section>");
     page.push_str("</main></body></html>\n");
     page
+}
+
+/// The changes a committee asks about first, in a sentence or three, from the numbers.
+fn what_changed(a: &StrategySummary, b: &StrategySummary, summary: &Summary) -> String {
+    let points = ((b.approve_rate - a.approve_rate) * Decimal::from(100)).round_dp(1);
+    let direction = if points.is_sign_negative() {
+        "fewer"
+    } else {
+        "more"
+    };
+    let mut text = format!(
+        "The challenger approves {} points {direction} than the champion ({} against {})",
+        points.abs(),
+        percent(Some(b.approve_rate)),
+        percent(Some(a.approve_rate)),
+    );
+    if a.expected_loss > Decimal::ZERO {
+        let change = ((b.expected_loss - a.expected_loss) / a.expected_loss * Decimal::from(100))
+            .round_dp(0);
+        let _ = write!(
+            text,
+            ", with {}% {} expected loss ({} against {})",
+            change.abs(),
+            if change.is_sign_negative() {
+                "less"
+            } else {
+                "more"
+            },
+            money(Some(b.expected_loss)),
+            money(Some(a.expected_loss)),
+        );
+    }
+    text.push('.');
+    if let Some(swap) = &summary.swap {
+        let _ = write!(
+            text,
+            " {} applicants swap in and {} swap out; {} rows change outcome.",
+            swap.challenger_only.rows, swap.champion_only.rows, swap.outcome_changed
+        );
+        if swap.challenger_only.rows > 0 && swap.challenger_only.bad_rate.is_some() {
+            let _ = write!(
+                text,
+                " The swap-ins' bad rate is {}, the swap-outs' {}.",
+                percent(swap.challenger_only.bad_rate),
+                percent(swap.champion_only.bad_rate)
+            );
+        }
+    }
+    if let (Some(x), Some(y)) = (a.approved_bad_rate, b.approved_bad_rate) {
+        let _ = write!(
+            text,
+            " Approvals' bad rate: {} against {}.",
+            percent(Some(y)),
+            percent(Some(x))
+        );
+    }
+    escape(&text)
+}
+
+/// At most `chars` characters of `text`, with an ellipsis when cut (the full text is the
+/// label's tooltip).
+fn shortened(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 fn legend(items: &[(&str, &str)]) -> String {
@@ -281,7 +387,7 @@ fn legend(items: &[(&str, &str)]) -> String {
 /// of each bin as a dot where outcomes are known.
 fn score_chart(summary: &Summary) -> String {
     let bins = &summary.score_distribution;
-    let (width, height, left, bottom) = (1040.0, 260.0, 50.0, 40.0);
+    let (width, height, left, bottom) = (1040.0, 290.0, 60.0, 58.0);
     let max = bins
         .iter()
         .map(|b| b.approve + b.refer + b.decline)
@@ -290,9 +396,10 @@ fn score_chart(summary: &Summary) -> String {
         .max(1) as f64;
     let bar = (width - left - 60.0) / bins.len() as f64;
     // Bad rates use their own scale (right axis): up to the highest bin's rate.
+    let rated = |b: &crate::tally::ScoreBinSummary| b.goods + b.bads >= MIN_ROWS_FOR_BAD_RATE;
     let max_rate = bins
         .iter()
-        .filter(|b| b.goods + b.bads > 0)
+        .filter(|b| rated(b))
         .map(|b| b.bads as f64 / (b.goods + b.bads) as f64)
         .fold(0.0f64, f64::max);
     let plot = height - bottom - 10.0;
@@ -318,9 +425,20 @@ fn score_chart(summary: &Summary) -> String {
     }
     let _ = write!(
         svg,
-        r#"<text x="4" y="18">{}</text><text x="4" y="{}">0</text>"#,
+        r#"<text x="{}" y="18" text-anchor="end">{}</text><text x="{}" y="{}" text-anchor="end">0</text>"#,
+        left - 6.0,
         max as u64,
+        left - 6.0,
         height - bottom
+    );
+    // Axis titles.
+    let _ = write!(
+        svg,
+        r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">rows per score bin</text><text x="{:.1}" y="{}" text-anchor="middle">score (each bar from its left edge to the next)</text>"#,
+        (height - bottom) / 2.0,
+        (height - bottom) / 2.0,
+        left + (width - left - 60.0) / 2.0,
+        height - 6.0
     );
     for (i, b) in bins.iter().enumerate() {
         let x = left + i as f64 * bar;
@@ -341,29 +459,45 @@ fn score_chart(summary: &Summary) -> String {
                 );
             }
         }
-        if b.goods + b.bads > 0 {
+        if rated(b) {
             let rate = b.bads as f64 / (b.goods + b.bads) as f64;
             let _ = write!(
                 svg,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#000"><title>bad rate {:.1}%</title></circle>"##,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#000"><title>bad rate {:.1}% ({} of {})</title></circle>"##,
                 x + bar / 2.0,
                 height - bottom - rate / max_rate.max(f64::MIN_POSITIVE) * plot,
-                rate * 100.0
+                rate * 100.0,
+                b.bads,
+                b.goods + b.bads
             );
         }
+        // Bin edges, at the bars' edges (not their centres).
         if bins.len() <= 40 || i % (bins.len() / 20).max(1) == 0 {
             let _ = write!(
                 svg,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                x + bar / 2.0,
+                r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#888"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
+                height - bottom,
+                height - bottom + 4.0,
                 height - bottom + 16.0,
                 b.from
             );
         }
     }
+    if let Some(last) = bins.last() {
+        let x = left + bins.len() as f64 * bar;
+        let _ = write!(
+            svg,
+            r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            height - bottom + 16.0,
+            last.to
+        );
+    }
     svg.push_str("</svg>");
     let mut items: Vec<(&str, &str)> = OUTCOME_COLOURS.to_vec();
-    items.push(("bad rate of the bin (dot, right-hand scale)", "#000"));
+    items.push((
+        "bad rate of the bin (dot, right-hand scale; bins with fewer than 30 rows of known outcome show none)",
+        "#000",
+    ));
     format!("{svg}{}", legend(&items))
 }
 
@@ -412,6 +546,8 @@ fn segment_chart(values: Vec<(&str, Decimal, Option<Decimal>)>, with_challenger:
 fn reason_chart(
     champion: Option<&StrategySummary>,
     challenger: Option<&StrategySummary>,
+    rows: u64,
+    texts: &std::collections::BTreeMap<String, String>,
 ) -> String {
     let mut codes: Vec<&str> = Vec::new();
     for s in [champion, challenger].into_iter().flatten() {
@@ -433,19 +569,24 @@ fn reason_chart(
         .max(1) as f64;
     let with_challenger = challenger.is_some();
     let row_height = if with_challenger { 30.0 } else { 18.0 };
-    let (label_width, bar_width) = (220.0, 740.0);
+    let (label_width, bar_width) = (420.0, 540.0);
     let height = codes.len() as f64 * row_height + 10.0;
     let mut svg = format!(
         r#"<svg viewBox="0 0 {} {height}" width="100%" role="img" aria-label="reason codes">"#,
-        label_width + bar_width + 80.0
+        label_width + bar_width + 130.0
     );
     for (i, code) in codes.iter().enumerate() {
         let y = i as f64 * row_height + 4.0;
+        let label = match texts.get(*code) {
+            Some(text) => format!("{code} — {text}"),
+            None => code.to_string(),
+        };
         let _ = write!(
             svg,
-            r#"<text x="0" y="{:.1}">{}</text>"#,
+            r#"<text x="0" y="{:.1}"><title>{}</title>{}</text>"#,
             y + 12.0,
-            escape(code)
+            escape(&label),
+            escape(&shortened(&label, 52))
         );
         for (j, (side, colour)) in [(champion, CHAMPION_COLOUR), (challenger, CHALLENGER_COLOUR)]
             .into_iter()
@@ -458,10 +599,15 @@ fn reason_chart(
             let by = y + j as f64 * 13.0;
             let _ = write!(
                 svg,
-                r#"<rect x="{label_width}" y="{by:.1}" width="{:.1}" height="11" fill="{colour}"/><text x="{:.1}" y="{:.1}">{n}</text>"#,
+                r#"<rect x="{label_width}" y="{by:.1}" width="{:.1}" height="11" fill="{colour}"/><text x="{:.1}" y="{:.1}">{n} ({:.1}%)</text>"#,
                 n as f64 / max * bar_width,
                 label_width + n as f64 / max * bar_width + 4.0,
-                by + 10.0
+                by + 10.0,
+                if rows > 0 {
+                    n as f64 / rows as f64 * 100.0
+                } else {
+                    0.0
+                }
             );
         }
     }
@@ -520,6 +666,8 @@ mod tests {
             flow: "application".into(),
             input: "rows.csv".into(),
             score_step: Some("app_score".into()),
+            as_of: "2026-11-29".into(),
+            reason_texts: [("DEC_<SCORE>".to_string(), "Score <low>".to_string())].into(),
         };
         let page = html(&summary, &context);
         assert!(page.starts_with("<!doctype html>"));
@@ -535,6 +683,25 @@ mod tests {
         assert!(page.contains("Swap set"));
         assert!(page.contains("<svg"));
         assert_eq!(page, html(&summary, &context), "same summary, same bytes");
+        // What a committee reads first: the date, the versions, what changed.
+        assert!(page.contains("decided as of <b>2026-11-29</b>"));
+        assert!(page.contains("champion <b>champ</b> version <code>abc</code>"));
+        assert!(page.contains("What changed"));
+        assert!(page.contains("The challenger approves 0"), "{page}");
+        assert!(page.contains("DEC_&lt;SCORE&gt; — Score &lt;low&gt;"));
+        assert!(page.contains("rows per score bin"));
+        // Three rows in a bin: too few for a bad rate.
+        assert!(
+            !page.contains("<title>bad rate"),
+            "no rate from a handful of rows"
+        );
+        // One outcome order for rows and columns of the matrix.
+        let matrix = page.split("Champion → challenger outcomes").nth(1).unwrap();
+        let order: Vec<usize> = ["<td>approve</td>", "<td>refer</td>", "<td>decline</td>"]
+            .iter()
+            .map(|o| matrix.find(o).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 
     #[test]

@@ -287,6 +287,22 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 |n| n.to_string_lossy().into(),
             ),
             score_step: args.score_step.clone(),
+            as_of: as_of.map_or_else(
+                || "each decision's recorded date".to_string(),
+                |d| d.to_string(),
+            ),
+            reason_texts: {
+                let strategy = context.champion.strategy();
+                let language = strategy
+                    .languages()
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "en".into());
+                strategy
+                    .reason_codes()
+                    .map(|code| (code.to_string(), strategy.reason_text(code, &language)))
+                    .collect()
+            },
         };
         std::fs::write(path, report::html(&summary, &context))
             .with_context(|| format!("writing {}", path.display()))?;
