@@ -359,37 +359,33 @@ fn a_strategy_defect_found_while_deciding_exits_3() {
         "input:\n  x: {type: number}\nsteps:\n  - table: {id: t, hit_policy: unique, inputs: [x], outputs: [y], rows: [[\"$ > 1 and $ < 5\", 1], [\"$ > 3\", 2]]}\noutcome:\n  default: approve\n",
     )
     .unwrap();
-    let input = write_temp("defect-input.json", r#"{"x": 4}"#);
-    let output = credence(
-        &[
-            "decide",
-            "--strategy",
-            dir.to_str().unwrap(),
-            "--flow",
-            "application",
-            input.to_str().unwrap(),
-        ],
-        None,
-    );
+    let decide_x = |x: u32| {
+        let input = write_temp(
+            &format!("defect-input-{x}.json"),
+            &format!(r#"{{"x": {x}}}"#),
+        );
+        credence(
+            &[
+                "decide",
+                "--strategy",
+                dir.to_str().unwrap(),
+                "--flow",
+                "application",
+            ]
+            .into_iter()
+            .chain([input.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+            None,
+        )
+    };
+    let output = decide_x(4);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("defect of the strategy package"),
         "{stderr}"
     );
-    let fine = write_temp("fine-input.json", r#"{"x": 2}"#);
-    let output = credence(
-        &[
-            "decide",
-            "--strategy",
-            dir.to_str().unwrap(),
-            "--flow",
-            "application",
-            fine.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(decide_x(2).status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
