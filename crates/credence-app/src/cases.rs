@@ -177,6 +177,32 @@ impl Drop for OpeningTicket {
     }
 }
 
+/// What a case shows of the decision that referred it, so that a queue can list it without
+/// reading the decision: the customer and the reasons (`CODE — text`).
+#[derive(Debug, Clone, Default)]
+pub struct ReferralFacts {
+    /// The customer the input named, if any.
+    pub customer_id: Option<String>,
+    /// The decision's reasons, most important first.
+    pub reasons: Vec<String>,
+}
+
+impl ReferralFacts {
+    /// The facts of a decision made from `input` with `reasons`.
+    pub fn of(input: &serde_json::Value, reasons: &[credence_engine::Reason]) -> ReferralFacts {
+        ReferralFacts {
+            customer_id: input
+                .get("customer_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            reasons: reasons
+                .iter()
+                .map(|r| format!("{} — {}", r.code, r.text))
+                .collect(),
+        }
+    }
+}
+
 /// How many of the newest decisions [`Cases::open_missing`] looks through at start: far more
 /// than are answered while a case is being opened.
 pub const RECONCILE_RECENT_DECISIONS: u32 = 100_000;
@@ -241,6 +267,7 @@ impl Cases {
         decision_id: &str,
         referral: &Referral,
         requested_amount: Option<Decimal>,
+        facts: ReferralFacts,
         strategy: &CompiledStrategy,
         now_ms: i64,
     ) -> Result<CaseRecord, AppError> {
@@ -254,6 +281,8 @@ impl Cases {
             now_ms,
         );
         case.strategy = strategy.name().to_string();
+        case.customer_id = facts.customer_id;
+        case.referred_for = facts.reasons;
         to_record(&case, 1)
     }
 
@@ -267,11 +296,18 @@ impl Cases {
         decision_id: &str,
         referral: &Referral,
         requested_amount: Option<Decimal>,
+        facts: ReferralFacts,
         strategy: &CompiledStrategy,
         now_ms: i64,
     ) {
-        let record = match Self::case_for(decision_id, referral, requested_amount, strategy, now_ms)
-        {
+        let record = match Self::case_for(
+            decision_id,
+            referral,
+            requested_amount,
+            facts,
+            strategy,
+            now_ms,
+        ) {
             Ok(record) => record,
             Err(error) => {
                 tracing::error!(decision_id, %error, "cannot open the review case");
@@ -364,10 +400,15 @@ impl Cases {
             .get("requested_amount")
             .and_then(credence_engine::json_decimal);
         let strategy = self.strategies.compiled(&record.strategy_version).await?;
+        let facts = ReferralFacts {
+            customer_id: record.customer_id.clone(),
+            ..ReferralFacts::of(&serde_json::Value::Null, &recorded.reasons)
+        };
         let case = Self::case_for(
             decision_id,
             &referral,
             requested_amount,
+            facts,
             &strategy,
             record.created_at_ms,
         )?;

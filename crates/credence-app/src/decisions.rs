@@ -550,8 +550,9 @@ impl Decisions {
             let requested = raw
                 .get("requested_amount")
                 .and_then(credence_engine::json_decimal);
+            let facts = crate::cases::ReferralFacts::of(&raw, &decision.reasons);
             self.cases
-                .open_in_background(&id, referral, requested, strategy, created_at_ms);
+                .open_in_background(&id, referral, requested, facts, strategy, created_at_ms);
         }
         metrics::counter!(m::DECISIONS_TOTAL,
             "strategy" => active.name.clone(),

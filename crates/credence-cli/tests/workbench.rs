@@ -551,6 +551,21 @@ fn a_reviewer_limited_to_a_product_sees_its_cases_and_its_shadow_comparison() {
         queue.body.contains("<td>card-line</td>"),
         "the product column"
     );
+    // The customer, why the decision was referred and the time left, at a glance.
+    assert!(queue.body.contains("<td>C-200002</td>"), "{}", queue.body);
+    assert!(
+        queue
+            .body
+            .contains("REF_GREY_ZONE — An underwriter reviews applications in this score range."),
+        "{}",
+        queue.body
+    );
+    assert!(
+        queue.body.contains("<td class=\"left \">1 h 59 min</td>")
+            || queue.body.contains("<td class=\"left \">2 h</td>"),
+        "a 120-minute SLA just opened: {}",
+        queue.body
+    );
     assert_eq!(carla.get(&format!("/review/cases/{loan_case}")).status, 403);
     assert_eq!(carla.get(&format!("/review/cases/{card_case}")).status, 200);
     assert_eq!(carla.get("/review?strategy=consumer-loan").status, 403);

@@ -162,6 +162,12 @@ pub struct Case {
     /// The strategy (product) that referred it; empty in cases stored before products had names.
     #[serde(default)]
     pub strategy: String,
+    /// The customer the referred decision was about, when its input named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// Why it was referred: the decision's reasons, `CODE — text`, most important first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referred_for: Vec<String>,
     /// The queue it waits in.
     pub queue: String,
     /// Higher first among cases due at the same time.
@@ -335,6 +341,8 @@ pub fn open_case(
         id,
         decision_id,
         strategy: String::new(),
+        customer_id: None,
+        referred_for: Vec::new(),
         queue,
         priority,
         state: CaseState::Open,

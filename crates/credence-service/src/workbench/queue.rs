@@ -20,6 +20,13 @@ pub(super) struct QueueCount {
 pub(super) struct QueueRow {
     id: String,
     strategy: String,
+    customer: String,
+    /// The first reason the decision gave (`CODE — text`), and how many more.
+    referred_for: String,
+    /// Time left on the SLA, in words (`overdue 12 min` once past it).
+    time_left: String,
+    /// `late`, `soon` (a quarter of the SLA or less left) or empty: the time-left colour.
+    urgency: &'static str,
     queue: String,
     priority: i64,
     status: String,
@@ -98,6 +105,7 @@ pub(super) async fn queue_page(
         Ok(cases) => cases,
         Err(error) => return plain(error.status(), &error.message),
     };
+    let now = service.now_ms();
     let filter_queue = filter.queue.unwrap_or_default();
     let filter_state = filter.state.unwrap_or_else(|| "waiting".into());
     let breached_only = filter.breached.as_deref() == Some("true");
@@ -113,17 +121,25 @@ pub(super) async fn queue_page(
         .map(|c| QueueRow {
             id: c.case.id.clone(),
             strategy: c.case.strategy.clone(),
+            customer: c.case.customer_id.clone().unwrap_or_default(),
+            referred_for: match c.case.referred_for.as_slice() {
+                [] => String::new(),
+                [one] => one.clone(),
+                [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+            },
+            time_left: if c.case.state == CaseState::Decided {
+                String::new()
+            } else {
+                time_left(c.case.due_at_ms - now)
+            },
+            urgency: urgency(c.case.created_at_ms, c.case.due_at_ms, now, c.case.state),
             queue: c.case.queue.clone(),
             priority: c.case.priority,
             status: c.status.to_string(),
             due: time(c.case.due_at_ms),
             breached: c.sla_breached,
             claimed_by: c.claimed_by.clone().unwrap_or_default(),
-            requested: c
-                .case
-                .requested_amount
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            requested: c.case.requested_amount.map(thousands).unwrap_or_default(),
         })
         .collect();
     page(
@@ -157,4 +173,76 @@ pub(super) async fn queue_page(
             breached_only,
         },
     )
+}
+
+/// Time left in words: `1 h 20 min`, `35 min`, or `overdue 12 min` once past.
+pub(super) fn time_left(left_ms: i64) -> String {
+    let minutes = left_ms.abs() / 60_000;
+    let words = match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    };
+    if left_ms < 0 {
+        format!("overdue {words}")
+    } else {
+        words
+    }
+}
+
+/// How close a waiting case is to its deadline: `late` past it, `soon` with a quarter of its
+/// SLA or less left, else nothing.
+pub(super) fn urgency(created_ms: i64, due_ms: i64, now_ms: i64, state: CaseState) -> &'static str {
+    if state == CaseState::Decided {
+        ""
+    } else if now_ms >= due_ms {
+        "late"
+    } else if (due_ms - now_ms) * 4 <= (due_ms - created_ms).max(1) {
+        "soon"
+    } else {
+        ""
+    }
+}
+
+/// An amount with thousands separators, to two decimals only when it has cents (`12,500`).
+pub(super) fn thousands(amount: rust_decimal::Decimal) -> String {
+    let rounded = amount.round_dp(2).normalize();
+    let text = rounded.abs().to_string();
+    let (whole, cents) = text
+        .split_once('.')
+        .map_or((text.as_str(), None), |(w, c)| (w, Some(c)));
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if rounded.is_sign_negative() { "-" } else { "" };
+    match cents {
+        Some(cents) => format!("{sign}{grouped}.{cents:0<2}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_left_urgency_and_amounts_read_as_words() {
+        assert_eq!(time_left(80 * 60_000), "1 h 20 min");
+        assert_eq!(time_left(35 * 60_000 + 10_000), "35 min");
+        assert_eq!(time_left(-12 * 60_000), "overdue 12 min");
+        assert_eq!(time_left(2 * 3_600_000), "2 h");
+        let (created, due) = (0, 100 * 60_000);
+        assert_eq!(urgency(created, due, 10 * 60_000, CaseState::Open), "");
+        assert_eq!(urgency(created, due, 80 * 60_000, CaseState::Open), "soon");
+        assert_eq!(urgency(created, due, 101 * 60_000, CaseState::Open), "late");
+        assert_eq!(urgency(created, due, 101 * 60_000, CaseState::Decided), "");
+        let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+        assert_eq!(thousands(d("12500")), "12,500");
+        assert_eq!(thousands(d("1234567.5")), "1,234,567.50");
+        assert_eq!(thousands(d("950")), "950");
+    }
 }
