@@ -593,12 +593,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let shadow_service = service.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut caught_up = credence_app::shadow::CaughtUp::new();
         loop {
             ticker.tick().await;
             let before_ms = shadow_service.now_ms() - SHADOW_SETTLE_MS;
             match credence_app::shadow::catch_up(
                 &*shadow_service.store,
                 &shadow_service.strategies,
+                &mut caught_up,
                 before_ms,
             )
             .await

@@ -11,11 +11,17 @@ use std::collections::HashSet;
 /// Live decisions read (and twins made) at most per rollout per call; the next call goes on.
 pub const CATCH_UP_BATCH: usize = 10_000;
 
+/// How far each running shadow rollout is known to be caught up: every live decision before
+/// this time has its twin. A pass reads only what came after it.
+pub type CaughtUp = std::collections::HashMap<String, i64>;
+
 /// Makes the missing twins of every running shadow rollout for live decisions made before
-/// `before_ms` (leave the last seconds to the queue); returns how many were made.
+/// `before_ms` (leave the last seconds to the queue), reading from where `caught_up` says the
+/// last pass got to (from the rollout's start the first time); returns how many were made.
 pub async fn catch_up(
     store: &dyn Store,
     strategies: &Strategies,
+    caught_up: &mut CaughtUp,
     before_ms: i64,
 ) -> Result<usize, AppError> {
     let mut made = 0;
@@ -28,7 +34,12 @@ pub async fn catch_up(
             continue;
         };
         let record = &rollout.record;
-        if before_ms <= record.started_at_ms {
+        let from_ms = caught_up
+            .get(&record.id)
+            .copied()
+            .unwrap_or(record.started_at_ms)
+            .max(record.started_at_ms);
+        if before_ms <= from_ms {
             continue;
         }
         let mut twins = HashSet::new();
@@ -38,7 +49,7 @@ pub async fn catch_up(
                 .shadow_results(&ShadowQuery {
                     strategy: record.strategy.clone(),
                     candidate_version: Some(record.version.clone()),
-                    from_ms: Some(record.started_at_ms),
+                    from_ms: Some(from_ms),
                     to_ms: Some(before_ms),
                     after: after.clone(),
                     limit: 1_000,
@@ -53,13 +64,14 @@ pub async fn catch_up(
             }
         }
         let mut missing = Vec::new();
+        let mut complete = true;
         let mut before_seq = None;
         'pages: loop {
             let page = store
                 .list_decisions(&DecisionQuery {
                     strategy: Some(record.strategy.clone()),
                     strategy_version: Some(record.baseline_version.clone()),
-                    from_ms: Some(record.started_at_ms),
+                    from_ms: Some(from_ms),
                     to_ms: Some(before_ms),
                     before_seq,
                     limit: 1_000,
@@ -73,6 +85,7 @@ pub async fn catch_up(
                 if !twins.contains(&summary.id) {
                     missing.push(summary.id);
                     if missing.len() >= CATCH_UP_BATCH {
+                        complete = false;
                         break 'pages;
                     }
                 }
@@ -106,6 +119,9 @@ pub async fn catch_up(
             });
         }
         if jobs.is_empty() {
+            if complete {
+                caught_up.insert(record.id.clone(), before_ms);
+            }
             continue;
         }
         let records = evaluate_all(jobs).await.ok_or_else(|| {
@@ -116,7 +132,17 @@ pub async fn catch_up(
         })?;
         made += records.len();
         store.append_shadow_results(records).await?;
+        if complete {
+            caught_up.insert(record.id.clone(), before_ms);
+        }
     }
+    // Rollouts no longer running need no mark.
+    let running: Vec<String> = strategies
+        .active_all()
+        .iter()
+        .filter_map(|a| a.rollout.as_ref().map(|r| r.record.id.clone()))
+        .collect();
+    caught_up.retain(|id, _| running.contains(id));
     Ok(made)
 }
 
@@ -196,14 +222,29 @@ mod tests {
             .unwrap();
             store.append_decision(record).await.unwrap();
         }
-        // Decisions from before the window's end only; the rest wait for the next call.
-        assert_eq!(catch_up(&*store, &strategies, 4_050).await.unwrap(), 50);
+        // Decisions from before the window's end only; the rest wait for the next call, which
+        // reads from where this one got to.
+        let mut caught_up = CaughtUp::new();
         assert_eq!(
-            catch_up(&*store, &strategies, 4_050).await.unwrap(),
+            catch_up(&*store, &strategies, &mut caught_up, 4_050)
+                .await
+                .unwrap(),
+            50
+        );
+        assert_eq!(caught_up.values().copied().collect::<Vec<_>>(), [4_050]);
+        assert_eq!(
+            catch_up(&*store, &strategies, &mut caught_up, 4_050)
+                .await
+                .unwrap(),
             0,
             "once"
         );
-        assert_eq!(catch_up(&*store, &strategies, 10_000).await.unwrap(), 50);
+        assert_eq!(
+            catch_up(&*store, &strategies, &mut caught_up, 10_000)
+                .await
+                .unwrap(),
+            50
+        );
         let report = super::super::shadow_report(
             &*store,
             &super::super::ShadowReportQuery {

@@ -21,7 +21,7 @@
 mod catch_up;
 mod report;
 
-pub use catch_up::catch_up;
+pub use catch_up::{catch_up, CaughtUp};
 
 pub use report::{shadow_report, ReasonShift, ShadowReport, ShadowReportQuery, TermsDiff};
 

@@ -163,6 +163,18 @@ fn outcome_index(value: &serde_json::Value) -> usize {
 /// Pages read from the store at a time.
 const PAGE: u32 = 1_000;
 
+/// Live decisions (and as many twins) one report reads at most: a longer window is refused,
+/// rather than held in memory.
+pub const MAX_REPORT_DECISIONS: u64 = 1_000_000;
+
+fn window_too_long() -> AppError {
+    AppError::new(
+        ErrorCode::InvalidParameter,
+        format!("the window holds more than {MAX_REPORT_DECISIONS} decisions; narrow it with from and to"),
+    )
+    .with_details(serde_json::json!({"field": "from"}))
+}
+
 /// Makes the comparison.
 pub async fn shadow_report(
     store: &dyn Store,
@@ -279,6 +291,9 @@ pub async fn shadow_report(
             }
             twin_ids.insert(result.decision_id);
         }
+        if twin_ids.len() as u64 > MAX_REPORT_DECISIONS {
+            return Err(window_too_long());
+        }
         if !full {
             break;
         }
@@ -302,6 +317,9 @@ pub async fn shadow_report(
         let Some(last) = page.last() else { break };
         before_seq = Some(last.seq);
         let full = page.len() == PAGE as usize;
+        if live_decisions > MAX_REPORT_DECISIONS {
+            return Err(window_too_long());
+        }
         for summary in page {
             live_decisions += 1;
             if !twin_ids.contains(&summary.id) {
