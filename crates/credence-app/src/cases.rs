@@ -56,7 +56,15 @@ pub fn policy_for(strategy: &CompiledStrategy) -> ReviewPolicy {
         limit_max: caps.limit_max,
         apr_min: review.apr_min,
         apr_max: caps.apr_max,
-        reason_codes: strategy.reason_codes().map(str::to_string).collect(),
+        reason_codes: strategy
+            .decline_reason_codes()
+            .map(str::to_string)
+            .collect(),
+        referral_reason_codes: strategy
+            .reason_codes()
+            .filter(|code| strategy.is_referral_only_reason(code))
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -127,14 +135,17 @@ fn review_error(error: ReviewError) -> AppError {
         ReviewError::SeniorOnly => ErrorCode::Forbidden,
         ReviewError::NoteRequired
         | ReviewError::ReasonsRequired
-        | ReviewError::UnknownReason(_)
+        | ReviewError::UnknownReason { .. }
+        | ReviewError::NotADeclineReason { .. }
         | ReviewError::Missing { .. }
         | ReviewError::OutOfBounds { .. }
         | ReviewError::NotACounterOffer { .. } => ErrorCode::InvalidInput,
     };
     let field = match &error {
         ReviewError::NoteRequired => Some("note"),
-        ReviewError::ReasonsRequired | ReviewError::UnknownReason(_) => Some("reasons"),
+        ReviewError::ReasonsRequired
+        | ReviewError::UnknownReason { .. }
+        | ReviewError::NotADeclineReason { .. } => Some("reasons"),
         ReviewError::Missing { field } | ReviewError::OutOfBounds { field, .. } => Some(*field),
         ReviewError::NotACounterOffer { .. } => Some("limit"),
         _ => None,
@@ -396,9 +407,13 @@ impl Cases {
         })?;
         let input: serde_json::Value =
             serde_json::from_str(&record.input).map_err(|e| unreadable("input", e))?;
-        let requested_amount = input
-            .get("requested_amount")
-            .and_then(credence_engine::json_decimal);
+        // Version 1 records hold no requested amount: the input's field of that name was
+        // what those builds read.
+        let requested_amount = recorded.requested_amount.or_else(|| {
+            input
+                .get("requested_amount")
+                .and_then(credence_engine::json_decimal)
+        });
         let strategy = self.strategies.compiled(&record.strategy_version).await?;
         let facts = ReferralFacts {
             customer_id: record.customer_id.clone(),

@@ -547,9 +547,7 @@ impl Decisions {
         if let Some(referral) = &decision.referral {
             // The decision is durable already and is the record of the referral: its case is
             // stored behind the answer, not before it.
-            let requested = raw
-                .get("requested_amount")
-                .and_then(credence_engine::json_decimal);
+            let requested = decision.requested_amount;
             let facts = crate::cases::ReferralFacts::of(&raw, &decision.reasons);
             self.cases
                 .open_in_background(&id, referral, requested, facts, strategy, created_at_ms);

@@ -41,12 +41,17 @@ fn a_reviewer_decides_a_referred_case_in_the_browser() {
     // at the time of the check, so a run across a month's end passes.
     let month_of_decisions = chrono::Utc::now().format("%Y-%m").to_string();
     let mut ids = Vec::new();
-    for (customer, amount) in [("C-200301", 6000), ("C-200302", 9500), ("C-200303", 4200)] {
+    // The second applicant asked in Chinese: its reason texts are Chinese on the case page.
+    for (customer, amount, lang) in [
+        ("C-200301", 6000, "en"),
+        ("C-200302", 9500, "zh"),
+        ("C-200303", 4200, "en"),
+    ] {
         let mut input = example_input("application-refer.json");
         input["customer_id"] = serde_json::json!(customer);
         input["requested_amount"] = serde_json::json!(amount);
         let answer = post_json(
-            &format!("{}/v1/decisions/application", server.url),
+            &format!("{}/v1/decisions/application?lang={lang}", server.url),
             &caller,
             &input,
             &[],
@@ -76,12 +81,27 @@ fn a_reviewer_decides_a_referred_case_in_the_browser() {
     driver.click(&format!("a[href='/review/cases/{case_id}']"));
     driver.wait_for_url(|u| u.ends_with(&case_id));
     assert_eq!(driver.text("#status"), "open");
+    // The case opens with why it was referred and the figures behind it.
+    let summary = driver.text("#referral-summary");
+    for shown in [
+        "REF_INCOME_MISMATCH",
+        "declared monthly income",
+        "EUR 6,000",
+        "EUR 3,650",
+        "39.17 %",
+    ] {
+        assert!(summary.contains(shown), "{shown} in {summary}");
+    }
+    assert_eq!(driver.text("#requested"), "EUR 6,000");
     driver.click("#claim");
     driver.find("#decide-form");
     assert_eq!(driver.text("#status"), "claimed");
+    let reasons = driver.text("#decline-reasons");
+    assert!(reasons.contains("DEC_AFFORDABILITY"), "{reasons}");
+    assert!(!reasons.contains("REF_INCOME_MISMATCH"), "{reasons}");
     shot("workbench-case.png");
-    driver.type_into("#limit", "5000");
-    driver.type_into("#apr", "0.1299");
+    driver.type_into("#limit", "5,000");
+    driver.type_into("#apr", "12.99%");
     driver.type_into(
         "#note",
         "Employer confirmed the salary by phone; lower limit for the income gap.",
@@ -89,7 +109,16 @@ fn a_reviewer_decides_a_referred_case_in_the_browser() {
     driver.click("#decide");
     driver.find("#final");
     assert_eq!(driver.text("#status"), "decided");
-    assert!(driver.text("#final").contains("limit 5000"));
+    assert!(driver
+        .text("#final")
+        .contains("limit EUR 5,000 · APR 12.99 %"));
+
+    // A case decided in Chinese reads in Chinese (a CJK font is declared and installed).
+    let zh_case = format!("case_{}", ids[1].trim_start_matches("dec_"));
+    driver.goto(&format!("{}/review/cases/{zh_case}", server.url));
+    let summary = driver.text("#referral-summary");
+    assert!(summary.contains("您申报的收入"), "{summary}");
+    shot("workbench-case-zh.png");
 
     // The monitoring page: this month's decisions, rates and the reviewer's override.
     driver.click("a[href='/review/monitoring']");
@@ -104,7 +133,7 @@ fn a_reviewer_decides_a_referred_case_in_the_browser() {
         months.contains("100.0%"),
         "the one reviewed referral was approved: {months}"
     );
-    driver.find("#monitoring-rolls");
+    driver.find("#vintages-empty");
     shot("workbench-monitoring.png");
 
     let record = get(

@@ -1160,7 +1160,7 @@ fn refer_and_decline(server: &Server) -> String {
     let decided = post_json(
         &format!("{case_url}/decide"),
         &reviewer,
-        &json!({"verdict": "decline", "reasons": ["REF_INCOME_MISMATCH"], "note": "income could not be verified"}),
+        &json!({"verdict": "decline", "reasons": ["DEC_AFFORDABILITY"], "note": "income could not be verified"}),
         &[],
     );
     assert_eq!(decided.json["status"], "decided", "{}", decided.json);

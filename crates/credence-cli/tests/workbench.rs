@@ -273,6 +273,174 @@ fn sign_in_sessions_and_csrf() {
 }
 
 /// Posts a sign-in with the login page's token; the page answered.
+/// The case page opens with the referral's summary — the rule, the figures it tested in
+/// money and percentages, score, grade, requested and offered terms — and the application in
+/// groups; a decline picks its reasons from the strategy's decline reasons (a referral reason
+/// is refused, naming the valid ones); the first reviewer of a four-eyes approval is told why
+/// the case waits.
+#[test]
+fn a_case_opens_with_its_referral_summary_and_declines_only_for_decline_reasons() {
+    let root = scratch_dir("workbench-case-page");
+    let server = Server::start(&root.join("data"), &[]);
+    create_user(&server.data_dir, "ann", "reviewer", "reviewing all day");
+    create_user(&server.data_dir, "bob", "reviewer", "confirming all day");
+    let mut ann = sign_in(&server, "ann", "reviewing all day");
+    let declined_case = refer(&server);
+    let page = ann.get(&format!("/review/cases/{declined_case}"));
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    let summary = &body[body.find("id=\"referral-summary\"").expect("a summary")..];
+    let summary = &summary[..summary.find("</section>").unwrap()];
+    for shown in [
+        "REF_INCOME_MISMATCH",
+        "rule RF-01",
+        "<code>income_inconsistent</code>",
+        "<th>declared monthly income</th><td class=\"num\">EUR 6,000</td>",
+        "<th>verified income</th><td class=\"num\">EUR 3,650</td>",
+        "<th>income gap</th><td class=\"num\">39.17 %</td>",
+        "id=\"requested\">EUR 6,000<",
+        "at 8.99 % over 24 months",
+        "id=\"grade\">A<",
+        "probability of default",
+    ] {
+        assert!(summary.contains(shown), "{shown} in {summary}");
+    }
+    // The application in groups, the request first; no raw floats.
+    let request = body.find("<h3>Request</h3>").expect("a request group");
+    let identity = body.find("<h3>Identity</h3>").expect("an identity group");
+    let bureau = body.find("<h3>Bureau</h3>").expect("a bureau group");
+    assert!(request < identity && identity < bureau);
+    assert!(
+        !body.contains("0.39166666666666666"),
+        "features are rounded"
+    );
+    assert!(!body.contains("null months"));
+    let csrf = csrf_of(body);
+    let act = |browser: &mut Browser, case: &str, form: &[(&str, &str)]| {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        browser.post(&format!("/review/cases/{case}/act"), &fields)
+    };
+    assert_eq!(
+        act(&mut ann, &declined_case, &[("action", "claim")]).status,
+        303
+    );
+    // The decline reasons offered are the strategy's decline reasons, with their texts.
+    let page = ann.get(&format!("/review/cases/{declined_case}"));
+    let reasons = &page.body[page.body.find("id=\"decline-reasons\"").unwrap()..];
+    let reasons = &reasons[..reasons.find("</fieldset>").unwrap()];
+    assert!(reasons.contains("value=\"DEC_SCORE\""), "{reasons}");
+    assert!(reasons.contains("value=\"KO_AGE\""));
+    assert!(
+        !reasons.contains("REF_INCOME_MISMATCH"),
+        "a referral reason is no decline reason"
+    );
+    assert!(!reasons.contains("FLG_"));
+    let wrong = act(
+        &mut ann,
+        &declined_case,
+        &[
+            ("action", "decide"),
+            ("verdict", "decline"),
+            ("reasons", "REF_INCOME_MISMATCH"),
+            ("note", "income not credible"),
+        ],
+    );
+    assert_eq!(wrong.status, 422);
+    assert!(
+        wrong
+            .body
+            .contains("REF_INCOME_MISMATCH is a referral reason")
+            && wrong.body.contains("DEC_SCORE"),
+        "{}",
+        wrong.body
+    );
+    // Two ticked boxes are two reasons.
+    let declined = act(
+        &mut ann,
+        &declined_case,
+        &[
+            ("action", "decide"),
+            ("verdict", "decline"),
+            ("reasons", "DEC_AFFORDABILITY"),
+            ("reasons", "KO_LOW_INCOME"),
+            ("note", "verified income does not carry the loan"),
+        ],
+    );
+    assert_eq!(declined.status, 303, "{}", declined.body);
+    let page = ann.get(&format!("/review/cases/{declined_case}"));
+    assert!(
+        page.body
+            .contains("reasons DEC_AFFORDABILITY, KO_LOW_INCOME"),
+        "{}",
+        page.body
+    );
+
+    // Four eyes: above EUR 10,000 the first reviewer is told the case waits for another.
+    let large_case = refer(&server);
+    let page = ann.get(&format!("/review/cases/{large_case}"));
+    assert!(page.body.contains("Claim the case to decide it."));
+    assert_eq!(
+        act(&mut ann, &large_case, &[("action", "claim")]).status,
+        303
+    );
+    let approved = act(
+        &mut ann,
+        &large_case,
+        &[
+            ("action", "decide"),
+            ("verdict", "approve"),
+            ("limit", "12,000"),
+            ("apr", "9.99%"),
+            ("note", "long tenure, payslips seen"),
+        ],
+    );
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let page = ann.get(&format!("/review/cases/{large_case}"));
+    assert!(
+        page.body.contains("id=\"status\">awaiting_confirmation<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("You decided this case. Approvals above EUR 10,000 need a second reviewer"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("limit EUR 12,000 · APR 9.99 %"),
+        "{}",
+        page.body
+    );
+    let mut bob = sign_in(&server, "bob", "confirming all day");
+    let page = bob.get(&format!("/review/cases/{large_case}"));
+    assert!(
+        page.body
+            .contains("ann decided this case; approvals above EUR 10,000 need a second reviewer"),
+        "{}",
+        page.body
+    );
+}
+
+/// With nothing decided yet, the monitoring page says so instead of drawing empty grids.
+#[test]
+fn monitoring_with_no_data_says_so() {
+    let root = scratch_dir("workbench-monitoring-empty");
+    let server = Server::start(&root.join("data"), &[]);
+    create_user(&server.data_dir, "ann", "reviewer", "reviewing all day");
+    let mut ann = sign_in(&server, "ann", "reviewing all day");
+    let page = ann.get("/review/monitoring");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("id=\"monitoring-empty\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"vintages-empty\""));
+    assert!(!page.body.contains("id=\"monitoring-rolls\""));
+}
+
 fn try_sign_in(server: &Server, username: &str, password: &str) -> (Page, Browser) {
     let mut browser = Browser::new(&server.url);
     let login = browser.get("/review/login");
@@ -567,7 +735,24 @@ fn a_reviewer_limited_to_a_product_sees_its_cases_and_its_shadow_comparison() {
         queue.body
     );
     assert_eq!(carla.get(&format!("/review/cases/{loan_case}")).status, 403);
-    assert_eq!(carla.get(&format!("/review/cases/{card_case}")).status, 200);
+    let card_page = carla.get(&format!("/review/cases/{card_case}"));
+    assert_eq!(card_page.status, 200);
+    // The requested line comes from the card's outcome mapping (`requested_limit`), and a
+    // revolving line is offered without a term.
+    assert!(
+        card_page.body.contains("id=\"requested\">EUR 3,000<"),
+        "{}",
+        card_page.body
+    );
+    assert!(
+        card_page.body.contains("a revolving line of EUR"),
+        "{}",
+        card_page.body
+    );
+    assert!(
+        !card_page.body.contains("months"),
+        "no term on a revolving line"
+    );
     assert_eq!(carla.get("/review?strategy=consumer-loan").status, 403);
 
     // A candidate of the card in shadow; the comparison page shows its matrix.

@@ -94,6 +94,9 @@ pub struct Decision {
     pub apr: Option<Decimal>,
     /// The term offered, in months.
     pub term_months: Option<u32>,
+    /// What the applicant asked for, by the flow's outcome mapping (`outcome.requested_amount`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_amount: Option<Decimal>,
     /// Top reasons, most important first (for a decline: what adverse-action notices quote).
     pub reasons: Vec<Reason>,
     /// Codes of `flag` rules that fired; they do not change the outcome.

@@ -17,6 +17,7 @@ pub mod data;
 mod decision;
 mod error;
 mod eval;
+mod evidence;
 mod format;
 mod limits;
 mod record;
@@ -37,6 +38,7 @@ pub use decision::{
 };
 pub use error::{CompileProblem, EngineError};
 pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
+pub use evidence::RuleEvidence;
 pub use limits::Limits;
 pub use record::{DecisionRecord, DECISION_RECORD_VERSION};
 pub use schema::{json_decimal, FieldKind, FieldSpec, InputValue, ValidatedInput, Violation};

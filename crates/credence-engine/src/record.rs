@@ -9,7 +9,8 @@
 //! Versions: `record_version` 1 is the first versioned record. Records written before the field
 //! existed carry no `record_version` and have exactly version 1's fields, so they read as 1 (a
 //! golden file written by that code is read in the tests). A later version adds a field with a
-//! default or a new section; it never changes what an existing field means.
+//! default or a new section; it never changes what an existing field means. Version 2 added
+//! `requested_amount` (what the applicant asked for, by the flow's outcome mapping).
 //!
 //! The third-party `data`, the `shadow` decisions of challenger arms and the `trace` keep their
 //! own documented shapes (docs/service.md) and are carried as raw JSON, byte for byte as
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// The record version this build writes.
-pub const DECISION_RECORD_VERSION: u32 = 1;
+pub const DECISION_RECORD_VERSION: u32 = 2;
 
 fn unversioned() -> u32 {
     1
@@ -49,6 +50,11 @@ pub struct DecisionRecord {
     pub apr: Option<Decimal>,
     /// The term offered, in months.
     pub term_months: Option<u32>,
+    /// What the applicant asked for, by the flow's outcome mapping, a decimal string (version 2;
+    /// absent from version 1 records and when the flow maps no requested amount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^-?[0-9]+(\\.[0-9]+)?$"))]
+    pub requested_amount: Option<Decimal>,
     /// Top reasons, most important first.
     pub reasons: Vec<Reason>,
     /// Codes of `flag` rules that fired.
@@ -142,16 +148,20 @@ mod tests {
         );
         assert_eq!(record.reasons[0].code.as_ref(), "REF_INCOME_MISMATCH");
         assert_eq!(record.data.len(), 3);
+        assert_eq!(
+            record.requested_amount, None,
+            "version 2's field reads as absent"
+        );
         let trace: serde_json::Value = serde_json::from_str(record.trace.get()).unwrap();
         assert!(trace["steps"].is_array());
     }
 
     #[test]
     fn newer_and_damaged_records_are_refused_with_their_codes() {
-        let newer = BEFORE_VERSIONS.replacen("{\"id\"", "{\"record_version\":2,\"id\"", 1);
+        let newer = BEFORE_VERSIONS.replacen("{\"id\"", "{\"record_version\":3,\"id\"", 1);
         let error = DecisionRecord::parse(&newer).unwrap_err();
         assert_eq!(error.code(), "record_too_new");
-        assert!(error.to_string().contains("version 2"), "{error}");
+        assert!(error.to_string().contains("version 3"), "{error}");
         let damaged = DecisionRecord::parse("{\"id\":1}").unwrap_err();
         assert_eq!(damaged.code(), "unreadable_record");
     }

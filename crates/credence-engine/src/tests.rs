@@ -21,7 +21,7 @@ fn example_source() -> PackageSource {
     package_dir::read(Path::new(EXAMPLE))
 }
 
-fn example() -> &'static CompiledStrategy {
+pub(crate) fn example() -> &'static CompiledStrategy {
     static STRATEGY: OnceLock<CompiledStrategy> = OnceLock::new();
     STRATEGY.get_or_init(|| compile(&example_source()).unwrap())
 }
@@ -47,6 +47,36 @@ fn example_cases_all_pass() {
     assert!(results.len() >= 30, "only {} cases", results.len());
     let failures: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A reviewer's decline picks from the decline reasons: referral and flag codes ("we need to
+/// review it") are left out, knock-out, decline and explanation codes are in.
+#[test]
+fn decline_reasons_leave_out_codes_given_only_to_refer_or_flag() {
+    let strategy = example();
+    let decline: Vec<&str> = strategy.decline_reason_codes().collect();
+    for code in [
+        "KO_AGE",
+        "DEC_SCORE",
+        "DEC_DTI",
+        "DEC_AFFORDABILITY",
+        "SC_SAVINGS",
+        "DD_OVER_LIMIT",
+    ] {
+        assert!(
+            decline.contains(&code),
+            "{code} is a decline reason: {decline:?}"
+        );
+    }
+    for code in [
+        "REF_INCOME_MISMATCH",
+        "REF_DTI_GRADE",
+        "REF_BUREAU_UNAVAILABLE",
+        "FLG_UNVERIFIED_INCOME",
+    ] {
+        assert!(!decline.contains(&code), "{code} only refers or flags");
+        assert!(strategy.is_referral_only_reason(code));
+    }
 }
 
 #[test]
@@ -1646,7 +1676,11 @@ fn decision_records_read_back_to_the_bytes_they_were_written_as() {
             let decision_json = serde_json::to_string(&decision).unwrap();
             let unversioned = format!("{{\"id\":\"{id}\",{}", &decision_json[1..]);
             assert_eq!(
-                written.replacen(",\"record_version\":1", "", 1),
+                written.replacen(
+                    &format!(",\"record_version\":{DECISION_RECORD_VERSION}"),
+                    "",
+                    1
+                ),
                 unversioned,
                 "{name}"
             );

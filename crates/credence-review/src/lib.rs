@@ -41,8 +41,12 @@ pub struct ReviewPolicy {
     pub apr_min: Option<Decimal>,
     /// The highest rate a reviewer may set.
     pub apr_max: Option<Decimal>,
-    /// Reason codes a reviewer may give for a decline (the strategy's codes).
+    /// Reason codes a reviewer may give for a decline: the strategy's codes but those its
+    /// steps give only to refer or flag.
     pub reason_codes: BTreeSet<String>,
+    /// The strategy's codes that only refer or flag ("we need to review it"): named as such
+    /// when a reviewer gives one for a decline.
+    pub referral_reason_codes: BTreeSet<String>,
 }
 
 impl ReviewPolicy {
@@ -272,8 +276,21 @@ pub enum ReviewError {
     #[error("a decline needs at least one reason code")]
     ReasonsRequired,
     /// A reason code the strategy does not have.
-    #[error("unknown reason code {0}; use one of the strategy's codes")]
-    UnknownReason(String),
+    #[error("unknown reason code {code}; a decline gives one or more of the strategy's decline reasons: {valid}")]
+    UnknownReason {
+        /// The code given.
+        code: String,
+        /// The decline reasons, comma-separated.
+        valid: String,
+    },
+    /// A code the strategy gives to refer or flag, not to decline.
+    #[error("{code} is a referral reason (it asks for a review); the customer's notice would say the wrong thing. A decline gives one or more of the strategy's decline reasons: {valid}")]
+    NotADeclineReason {
+        /// The code given.
+        code: String,
+        /// The decline reasons, comma-separated.
+        valid: String,
+    },
     /// A field the verdict needs is missing.
     #[error("{field} is required for this decision")]
     Missing {
@@ -316,7 +333,8 @@ impl ReviewError {
             ReviewError::AlreadyDecided => "already_decided",
             ReviewError::NoteRequired => "note_required",
             ReviewError::ReasonsRequired => "reasons_required",
-            ReviewError::UnknownReason(_) => "unknown_reason",
+            ReviewError::UnknownReason { .. } => "unknown_reason",
+            ReviewError::NotADeclineReason { .. } => "not_a_decline_reason",
             ReviewError::Missing { .. } => "missing_field",
             ReviewError::OutOfBounds { .. } => "out_of_bounds",
             ReviewError::NotACounterOffer { .. } => "not_a_counter_offer",
@@ -428,7 +446,18 @@ pub fn validate(
     note_of(&proposal.note)?;
     for code in &proposal.reasons {
         if !policy.reason_codes.contains(code) {
-            return Err(ReviewError::UnknownReason(code.clone()));
+            let valid = policy
+                .reason_codes
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let code = code.clone();
+            return Err(if policy.referral_reason_codes.contains(&code) {
+                ReviewError::NotADeclineReason { code, valid }
+            } else {
+                ReviewError::UnknownReason { code, valid }
+            });
         }
     }
     match proposal.verdict {

@@ -22,11 +22,8 @@ fn policy() -> ReviewPolicy {
         limit_max: Some(d("20000")),
         apr_min: Some(d("0.05")),
         apr_max: Some(d("0.24")),
-        reason_codes: [
-            "DEC_AFFORDABILITY".to_string(),
-            "REF_INCOME_MISMATCH".to_string(),
-        ]
-        .into(),
+        reason_codes: ["DEC_AFFORDABILITY".to_string(), "DEC_SCORE".to_string()].into(),
+        referral_reason_codes: ["REF_INCOME_MISMATCH".to_string()].into(),
     }
 }
 
@@ -166,6 +163,13 @@ fn deciding_needs_a_claim_a_note_and_terms_within_bounds() {
         reasons: vec!["MADE_UP".into()],
         note: "x".into(),
     });
+    let referral_reason = Command::Decide(Proposal {
+        verdict: Verdict::Decline,
+        limit: None,
+        apr: None,
+        reasons: vec!["REF_INCOME_MISMATCH".into()],
+        note: "x".into(),
+    });
     let counter_too_high = Command::Decide(Proposal {
         verdict: Verdict::CounterOffer,
         limit: Some(d("12000")),
@@ -217,7 +221,19 @@ fn deciding_needs_a_claim_a_note_and_terms_within_bounds() {
             ann(),
             unknown_reason,
             0,
-            Err(ReviewError::UnknownReason("MADE_UP".into())),
+            Err(ReviewError::UnknownReason {
+                code: "MADE_UP".into(),
+                valid: "DEC_AFFORDABILITY, DEC_SCORE".into(),
+            }),
+        ),
+        (
+            ann(),
+            referral_reason,
+            0,
+            Err(ReviewError::NotADeclineReason {
+                code: "REF_INCOME_MISMATCH".into(),
+                valid: "DEC_AFFORDABILITY, DEC_SCORE".into(),
+            }),
         ),
         (
             ann(),

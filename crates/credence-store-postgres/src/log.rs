@@ -265,6 +265,11 @@ impl Writer {
     /// not held. False when this process may append no more (its node id was taken).
     async fn recover(&mut self, requests: &mut mpsc::Receiver<AppendRequest>) -> bool {
         let mut wait = Duration::from_millis(50);
+        // A connection cut by the database (`pg_terminate_backend`, a failover) holds the node's
+        // lock until its backend process has exited, which can take a moment after the cut: a
+        // lock refused within this window is retried; refused beyond it, another process has it.
+        let lock_grace = Duration::from_secs(10);
+        let mut lock_refused_since: Option<Instant> = None;
         loop {
             while let Ok(request) = requests.try_recv() {
                 let _ = request.reply.send(Err(StoreError::Unavailable(
@@ -287,6 +292,16 @@ impl Writer {
                 Ok(head) => {
                     self.head = head;
                     return true;
+                }
+                Err(error @ StoreError::Precondition { .. })
+                    if lock_refused_since
+                        .get_or_insert_with(Instant::now)
+                        .elapsed()
+                        < lock_grace =>
+                {
+                    tracing::warn!(node = %self.node_id, %error, "the node's lock is still held, perhaps by the cut connection; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
                 }
                 Err(error @ StoreError::Precondition { .. }) => {
                     // Appending now would fork the chain: stop taking appends.

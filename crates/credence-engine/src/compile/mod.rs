@@ -81,6 +81,8 @@ pub struct CompiledStrategy {
     pub(crate) caps: Caps,
     pub(crate) review: ReviewSettings,
     pub(crate) reasons: BTreeMap<Arc<str>, BTreeMap<String, String>>,
+    /// Codes the steps give only to refer or flag: not reasons for a decline.
+    pub(crate) referral_only_reasons: BTreeSet<Arc<str>>,
     pub(crate) lists: NamedLists,
     pub(crate) flows: BTreeMap<String, Flow>,
     pub(crate) cases: Vec<TestCase>,
@@ -230,7 +232,7 @@ pub fn compile_with_limits(
 
     let mut flows = BTreeMap::new();
     let mut flow_files = BTreeSet::new();
-    let (names, today) = {
+    let (names, today, mut reason_uses) = {
         let mut compiler = Compiler {
             exprs: ExprCompiler::with_limits(&lists, limits.expression),
             limits,
@@ -245,6 +247,7 @@ pub fn compile_with_limits(
             step_ids: HashSet::new(),
             explainer_ids: HashSet::new(),
             used_files: &mut flow_files,
+            reason_uses: BTreeMap::new(),
         };
         if manifest.flows.is_empty() {
             compiler.problem(
@@ -279,7 +282,11 @@ pub fn compile_with_limits(
             }
         }
         let today = compiler.exprs.slot("today");
-        (compiler.exprs.names(), today)
+        (
+            compiler.exprs.names(),
+            today,
+            std::mem::take(&mut compiler.reason_uses),
+        )
     };
 
     used_files.extend(flow_files);
@@ -328,7 +335,34 @@ pub fn compile_with_limits(
     }
     let version = hex::encode(hasher.finalize());
 
+    for source in data_sources.values() {
+        let (code, used_for) = match &source.on_failure {
+            crate::data::FailurePolicy::Refer(code) => (code, ReasonUse::Refer),
+            crate::data::FailurePolicy::Decline(code) => (code, ReasonUse::Decline),
+            crate::data::FailurePolicy::Continue => continue,
+        };
+        reason_uses
+            .entry(code.to_string())
+            .or_default()
+            .insert(used_for);
+    }
+    if let Some(code) = &caps.below_limit_min_reason {
+        reason_uses
+            .entry(code.to_string())
+            .or_default()
+            .insert(ReasonUse::Decline);
+    }
+    let referral_only_reasons = reason_uses
+        .into_iter()
+        .filter(|(_, uses)| {
+            uses.iter()
+                .all(|u| matches!(u, ReasonUse::Refer | ReasonUse::Flag))
+        })
+        .map(|(code, _)| Arc::from(code))
+        .collect();
+
     Ok(CompiledStrategy {
+        referral_only_reasons,
         name: manifest.name.into(),
         label: manifest.label,
         description: manifest.description,
@@ -376,6 +410,22 @@ pub(crate) struct Compiler<'a> {
     /// Scorecard and model steps compiled so far in this flow that can explain a rule.
     pub(crate) explainer_ids: HashSet<String>,
     pub(crate) used_files: &'a mut BTreeSet<String>,
+    /// Every code a step gives, with the outcomes it is given for (see [`ReasonUse`]).
+    pub(crate) reason_uses: BTreeMap<String, BTreeSet<ReasonUse>>,
+}
+
+/// What a step gives a reason code for: the outcome of a rule, cell or policy, or an
+/// explanation (a scorecard's or model's ranked reasons, an adverse-terms entry) that only
+/// declines and worsened terms quote. A reviewer's decline may cite any code used for a
+/// decline or an explanation, or not used by any step; not one that only refers or flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ReasonUse {
+    Decline,
+    Refer,
+    Flag,
+    Explain,
+    /// A table or matrix reason without a literal outcome beside it.
+    Unknown,
 }
 
 impl Compiler<'_> {
@@ -441,7 +491,11 @@ impl Compiler<'_> {
         }
     }
 
-    pub(crate) fn reason(&mut self, code: &str, path: &str) {
+    pub(crate) fn reason(&mut self, code: &str, path: &str, used_for: ReasonUse) {
+        self.reason_uses
+            .entry(code.to_string())
+            .or_default()
+            .insert(used_for);
         if !self.reasons.contains_key(code) {
             self.problem(
                 self.at(path),

@@ -42,7 +42,7 @@ impl Compiler<'_> {
         let mut adverse = Vec::new();
         for (i, entry) in raw.adverse.iter().enumerate() {
             let path = format!("outcome.adverse[{i}]");
-            self.reason(&entry.reason, &path);
+            self.reason(&entry.reason, &path, ReasonUse::Explain);
             if let Some(step) = &entry.explain_with {
                 if !self.explainer_ids.contains(step) {
                     self.problem(

@@ -191,6 +191,21 @@ impl CompiledStrategy {
         self.reasons.keys().map(|code| &**code)
     }
 
+    /// The codes a decline may give: every declared code but those the steps give only to
+    /// refer or flag ("we need to review it" is no reason to decline). A reviewer's decline
+    /// picks from these.
+    pub fn decline_reason_codes(&self) -> impl Iterator<Item = &str> {
+        self.reasons
+            .keys()
+            .filter(|code| !self.referral_only_reasons.contains(*code))
+            .map(|code| &**code)
+    }
+
+    /// Whether the steps give `code` only to refer or flag.
+    pub fn is_referral_only_reason(&self, code: &str) -> bool {
+        self.referral_only_reasons.contains(code)
+    }
+
     /// A declared data source, for the caller that fetches what evaluation asks for.
     pub fn data_source(&self, name: &str) -> Option<&Arc<crate::data::DataSource>> {
         self.data_sources.get(name)

@@ -140,10 +140,17 @@ impl<'s> Run<'s> {
             }
         }
         reason_codes.truncate(self.strategy.max_reasons);
-        let counter_offer = match (outcome, limit) {
-            (Outcome::Approve, Some(l)) => self
-                .decimal_output(frame, spec.requested_amount.as_ref(), "requested_amount")?
-                .is_some_and(|requested| l < requested),
+        // What was asked for, by the outcome mapping: an approval needs it (a counter-offer is
+        // an approval below it); on another outcome a mapping that cannot be evaluated (an
+        // optional request left out) only leaves it unknown.
+        let requested_amount =
+            match self.decimal_output(frame, spec.requested_amount.as_ref(), "requested_amount") {
+                Ok(requested) => requested.map(|d| d.normalize()),
+                Err(error) if outcome == Outcome::Approve && limit.is_some() => return Err(error),
+                Err(_) => None,
+            };
+        let counter_offer = match (outcome, limit, requested_amount) {
+            (Outcome::Approve, Some(l), Some(requested)) => l < requested,
             _ => false,
         };
         let referral = if outcome == Outcome::Refer {
@@ -177,6 +184,7 @@ impl<'s> Run<'s> {
             limit: limit.map(|d| d.normalize()),
             apr: apr.map(|d| d.normalize()),
             term_months,
+            requested_amount,
             reasons,
             flags: std::mem::take(&mut self.flags),
             actions: std::mem::take(&mut self.actions),

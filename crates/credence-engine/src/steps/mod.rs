@@ -73,7 +73,8 @@ use serde::Deserialize;
 pub(crate) mod prelude {
     pub(crate) use super::Step;
     pub(crate) use crate::compile::{
-        check_text_size, decimal_setting, intervals_overlap, parse_yaml, Compiler, Scope, MANIFEST,
+        check_text_size, decimal_setting, intervals_overlap, parse_yaml, Compiler, ReasonUse,
+        Scope, MANIFEST,
     };
     pub(crate) use crate::data::{DataRequest, DataSource, DataUse, FailurePolicy};
     pub(crate) use crate::decision::*;

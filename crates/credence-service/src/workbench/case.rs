@@ -1,6 +1,8 @@
 //! The case page: the decision, its evidence and history, revealing masked data, and acting on the case.
 
+use super::queue::{time_left, urgency};
 use super::*;
+use super::{case_view, display};
 use crate::cases::policy_for;
 use crate::mask::mask_text;
 use crate::Service;
@@ -11,7 +13,9 @@ use axum::response::Response;
 use axum::Form;
 use credence_review::{CaseState, Command, Proposal, ReviewerRole, Verdict};
 use credence_store::{DecisionQuery, NewAuditEvent};
+use rust_decimal::Decimal;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Template)]
 #[template(path = "case.html")]
@@ -24,22 +28,28 @@ pub(super) struct CasePage {
     decision_id: String,
     status: String,
     queue: String,
+    product: String,
+    customer: String,
     priority: i64,
     due: String,
+    time_left: String,
+    urgency: &'static str,
     breached: bool,
     claimed_by: Option<String>,
     outcome: String,
-    offer: String,
+    /// What referred the case, the figures, score, grade, terms, caps and failures.
+    summary: case_view::Summary,
     reasons: Vec<(String, String)>,
     flags: String,
     strategy: String,
-    steps: Vec<(String, String)>,
-    /// (field, value, masked)
-    fields: Vec<(String, String, bool)>,
+    steps: Vec<case_view::StepLine>,
+    groups: Vec<case_view::FieldGroup>,
     revealed: bool,
     history: Vec<(String, String, String)>,
     final_summary: Option<String>,
     pending_summary: Option<String>,
+    /// Why the action box holds what it holds (waiting for a second reviewer, held by another).
+    waiting_note: Option<String>,
     can_claim: bool,
     mine: bool,
     awaiting: bool,
@@ -48,6 +58,8 @@ pub(super) struct CasePage {
     default_limit: String,
     default_apr: String,
     four_eyes: Option<String>,
+    /// The strategy's decline reasons, (code, text in the decision's language).
+    decline_reasons: Vec<(String, String)>,
     events: Vec<(String, String, String, String)>,
     /// The credit account an in-loan decision was about, as it is now.
     account: Option<crate::accounts::AccountView>,
@@ -85,18 +97,19 @@ pub(super) fn account_event_line(event: &serde_json::Value) -> (String, String, 
     )
 }
 
-pub(super) fn summary(decision: &credence_review::ReviewDecision) -> String {
+/// A reviewer's decision in one line, money and rates as an underwriter reads them.
+pub(super) fn summary_line(decision: &credence_review::ReviewDecision, currency: &str) -> String {
     let p = &decision.proposal;
     let verdict = serde_json::to_value(p.verdict)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
+        .and_then(|v| v.as_str().map(|v| v.replace('_', "-")))
         .unwrap_or_default();
     let mut parts = vec![verdict];
     if let Some(limit) = p.limit {
-        parts.push(format!("limit {limit}"));
+        parts.push(format!("limit {}", display::money(limit, currency)));
     }
     if let Some(apr) = p.apr {
-        parts.push(format!("APR {apr}"));
+        parts.push(format!("APR {}", display::percent(apr)));
     }
     if !p.reasons.is_empty() {
         parts.push(format!("reasons {}", p.reasons.join(", ")));
@@ -104,74 +117,6 @@ pub(super) fn summary(decision: &credence_review::ReviewDecision) -> String {
     parts.push(format!("by {} at {}", decision.by, time(decision.at_ms)));
     parts.push(format!("note: {}", p.note));
     parts.join(" · ")
-}
-
-pub(super) fn step_summary(step: &serde_json::Value) -> String {
-    let kind = step["kind"].as_str().unwrap_or_default();
-    match kind {
-        "features" => match step["values"].as_object() {
-            Some(values) if !values.is_empty() => values
-                .iter()
-                .map(|(name, value)| {
-                    let shown = value
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| value.to_string());
-                    format!("{name} = {shown}")
-                })
-                .collect::<Vec<_>>()
-                .join(" · "),
-            _ => "features".into(),
-        },
-        "rule_set" => {
-            let hits: Vec<String> = step["hits"]
-                .as_array()
-                .map(|hits| {
-                    hits.iter()
-                        .map(|h| {
-                            format!(
-                                "{} → {} ({})",
-                                h["rule"].as_str().unwrap_or(""),
-                                h["outcome"].as_str().unwrap_or(""),
-                                h["reason"].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            if hits.is_empty() {
-                "rules: none hit".into()
-            } else {
-                format!("rules hit: {}", hits.join("; "))
-            }
-        }
-        "scorecard" => format!(
-            "score {}{}",
-            step["score"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| step["score"].to_string()),
-            step["probability_of_default"]
-                .as_f64()
-                .map(|p| format!(", probability of default {p:.4}"))
-                .unwrap_or_default()
-        ),
-        "model" => format!(
-            "{} {}: probability {}",
-            step["model"].as_str().unwrap_or(""),
-            step["model_version"].as_str().unwrap_or(""),
-            step["probability"]
-        ),
-        "table" => format!("table rows {}", step["rows"]),
-        "matrix" => format!("matrix row {} column {}", step["row"], step["column"]),
-        "branch" => format!("branch {}", step["case"].as_str().unwrap_or("")),
-        "champion_challenger" => format!(
-            "arm {} (bucket {})",
-            step["arm"].as_str().unwrap_or(""),
-            step["bucket"]
-        ),
-        other => other.to_string(),
-    }
 }
 
 pub(super) async fn render_case(
@@ -205,28 +150,28 @@ pub(super) async fn render_case(
             );
         }
     };
-    let recorded_steps = serde_json::from_str::<serde_json::Value>(decision.trace.get())
-        .ok()
-        .and_then(|trace| trace["steps"].as_array().cloned());
+    let recorded_trace: serde_json::Value =
+        serde_json::from_str(decision.trace.get()).unwrap_or_default();
     let input: serde_json::Value = serde_json::from_str(&stored.record.input).unwrap_or_default();
     let strategy = service
         .strategies
         .compiled(&stored.record.strategy_version)
         .await
         .ok();
+    let flow = strategy
+        .as_ref()
+        .and_then(|s| s.flow(&stored.record.flow).ok());
     let personal = |name: &str| {
-        strategy
-            .as_ref()
-            .and_then(|s| s.flow(&stored.record.flow).ok())
-            .is_some_and(|flow| {
-                flow.schema
-                    .fields
-                    .iter()
-                    .any(|(f, spec)| &**f == name && spec.personal)
-            })
+        flow.is_some_and(|flow| {
+            flow.schema
+                .fields
+                .iter()
+                .any(|(f, spec)| &**f == name && spec.personal)
+        })
     };
     // The compact trace holds no intermediate values; replaying the recorded input with the
-    // version and date that decided it (deterministic) shows the derived features too.
+    // version, date and third-party answers that decided it (deterministic, offline) shows the
+    // derived features too.
     let full_steps: Option<Vec<serde_json::Value>> = strategy.as_ref().and_then(|s| {
         let as_of = chrono::NaiveDate::parse_from_str(&stored.record.as_of, "%Y-%m-%d").ok()?;
         let options = credence_engine::EvalOptions {
@@ -234,31 +179,78 @@ pub(super) async fn render_case(
             language: stored.record.language.clone(),
             full_trace: true,
         };
-        let replayed = s.decide_json(&stored.record.flow, &input, &options).ok()?;
-        serde_json::to_value(&replayed.trace.steps)
+        let validated = s.validate_input(&stored.record.flow, &input).ok()?;
+        let data = credence_engine::data::DataRecord::from_record(&decision);
+        match s
+            .evaluate(&stored.record.flow, &validated, &options, &data)
             .ok()?
-            .as_array()
-            .cloned()
+        {
+            credence_engine::data::Evaluation::Decided(replayed) => {
+                serde_json::to_value(&replayed.trace.steps)
+                    .ok()?
+                    .as_array()
+                    .cloned()
+            }
+            credence_engine::data::Evaluation::NeedsData(_) => None,
+        }
     });
-    let fields = input
-        .as_object()
-        .map(|map| {
-            map.iter()
-                .map(|(name, value)| {
-                    let text = value
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| value.to_string());
-                    let mask = personal(name) && !revealed;
-                    (
-                        name.clone(),
-                        if mask { mask_text(&text) } else { text },
-                        mask,
-                    )
-                })
+    let steps = full_steps
+        .or_else(|| recorded_trace["steps"].as_array().cloned())
+        .unwrap_or_default();
+    let data: Vec<serde_json::Value> = decision
+        .data
+        .iter()
+        .filter_map(|d| serde_json::from_str(d.get()).ok())
+        .collect();
+    let caps = recorded_trace["caps_applied"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let currency = strategy
+        .as_ref()
+        .map(|s| s.currency().to_string())
+        .unwrap_or_default();
+    let language = stored.record.language.as_str();
+    let texts: BTreeMap<String, String> = strategy
+        .as_ref()
+        .map(|s| {
+            s.reason_codes()
+                .map(|code| (code.to_string(), s.reason_text(code, language)))
                 .collect()
         })
         .unwrap_or_default();
+    let reasons: Vec<(String, String)> = decision
+        .reasons
+        .iter()
+        .map(|r| (r.code.to_string(), r.text.clone()))
+        .collect();
+    let facts = case_view::Facts {
+        currency: &currency,
+        steps: &steps,
+        data: &data,
+        caps: &caps,
+        input: &input,
+        reasons: &reasons,
+        requested_amount: decision.requested_amount.or(view.case.requested_amount),
+        limit: decision.limit,
+        apr: decision.apr,
+        term_months: decision.term_months,
+    };
+    let summary = case_view::summary(
+        &facts,
+        |rule| {
+            strategy
+                .as_ref()
+                .and_then(|s| s.rule_evidence(&stored.record.flow, rule))
+        },
+        &texts,
+    );
+    let schema_order: Vec<String> = flow
+        .map(|f| f.schema.fields.iter().map(|(n, _)| n.to_string()).collect())
+        .unwrap_or_default();
+    let groups = case_view::grouped_fields(&input, &schema_order, &currency, |name, shown| {
+        (personal(name) && !revealed).then(|| mask_text(shown))
+    });
     let history = match &stored.record.customer_id {
         Some(customer) => service
             .decisions
@@ -294,33 +286,57 @@ pub(super) async fn render_case(
         None => Vec::new(),
     };
     let policy = strategy.as_ref().map(|s| policy_for(s));
-    let bounds = |min: Option<rust_decimal::Decimal>, max: Option<rust_decimal::Decimal>| {
+    let bounds = |min: Option<Decimal>, max: Option<Decimal>, show: &dyn Fn(Decimal) -> String| {
         format!(
             "{} – {}",
-            min.map(|m| m.to_string()).unwrap_or_else(|| "0".into()),
-            max.map(|m| m.to_string())
-                .unwrap_or_else(|| "no cap".into())
+            min.map(show).unwrap_or_else(|| "0".into()),
+            max.map(show).unwrap_or_else(|| "no cap".into())
         )
     };
     let me = signed.user.username.as_str();
     let reviewer = signed.reviewer();
     let case = &view.case;
+    let now_ms = service.now_ms();
     let awaiting = case.state == CaseState::AwaitingConfirmation;
     let first_is_me = case.pending.as_ref().is_some_and(|p| p.by == me);
     let can_claim = view.claimed_by.is_none()
         && case.state != CaseState::Decided
         && !(awaiting && first_is_me)
         && !(case.state == CaseState::Escalated && reviewer.role != ReviewerRole::SeniorReviewer);
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_default();
-    let offer = match (decision.limit, decision.apr) {
-        (Some(limit), Some(apr)) => format!(
-            "limit {limit}, APR {apr}, {} months",
-            decision
-                .term_months
-                .map_or_else(|| "null".to_string(), |t| t.to_string())
-        ),
-        _ => "none".into(),
+    let mine = view.claimed_by.as_deref() == Some(me);
+    let four_eyes = policy.as_ref().and_then(|p| p.four_eyes_above);
+    let four_eyes_text = four_eyes
+        .map(|t| display::money(t, &currency))
+        .unwrap_or_default();
+    let waiting_note = match (&case.pending, view.claimed_by.as_deref()) {
+        _ if case.state == CaseState::Decided => None,
+        (Some(pending), _) if awaiting && pending.by == me => Some(format!(
+            "You decided this case. Approvals above {four_eyes_text} need a second reviewer, so it \
+             waits for another reviewer to confirm your decision or send it back to the queue; \
+             there is nothing for you to do on it until then."
+        )),
+        (Some(pending), None) if awaiting => Some(format!(
+            "{} decided this case; approvals above {four_eyes_text} need a second reviewer. \
+             Claim it to confirm the decision or send it back.",
+            pending.by
+        )),
+        (_, Some(holder)) if holder != me => Some(format!(
+            "{holder} is working this case; their claim lapses if they leave it."
+        )),
+        (_, None) if case.state == CaseState::Escalated && !can_claim => {
+            Some("Escalated: a senior reviewer takes it from here.".into())
+        }
+        (_, None) => Some("Claim the case to decide it.".into()),
+        _ => None,
     };
+    let decline_reasons = strategy
+        .as_ref()
+        .map(|s| {
+            s.decline_reason_codes()
+                .map(|code| (code.to_string(), s.reason_text(code, language)))
+                .collect()
+        })
+        .unwrap_or_default();
     let (status, error) = match error {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
@@ -336,66 +352,60 @@ pub(super) async fn render_case(
             decision_id: case.decision_id.clone(),
             status: view.status.to_string(),
             queue: case.queue.clone(),
+            product: case.strategy.clone(),
+            customer: case.customer_id.clone().unwrap_or_else(|| "—".into()),
             priority: case.priority,
             due: time(case.due_at_ms),
+            time_left: time_left(case.due_at_ms - now_ms),
+            urgency: urgency(case.created_at_ms, case.due_at_ms, now_ms, case.state),
             breached: view.sla_breached,
             claimed_by: view.claimed_by.clone(),
             outcome: decision.outcome.as_str().to_string(),
-            offer,
-            reasons: decision
-                .reasons
-                .iter()
-                .map(|r| (r.code.to_string(), r.text.clone()))
-                .collect(),
+            steps: case_view::steps_in_words(&steps, &data, &currency, &texts),
+            summary,
+            reasons,
             flags: decision.flags.join(", "),
             strategy: format!(
                 "{} {}",
                 decision.strategy,
                 &stored.record.strategy_version[..12.min(stored.record.strategy_version.len())]
             ),
-            steps: full_steps
-                .or(recorded_steps)
-                .map(|steps| {
-                    steps
-                        .iter()
-                        .map(|s| (text(&s["step"]), step_summary(s)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            fields,
+            groups,
             revealed,
             history,
             account,
             account_events,
             final_summary: case.decision.as_ref().map(|d| {
-                let mut s = summary(d);
+                let mut s = summary_line(d, &currency);
                 if let Some(by) = &case.confirmed_by {
                     s.push_str(&format!(" · confirmed by {by}"));
                 }
                 s
             }),
-            pending_summary: case.pending.as_ref().map(summary),
+            pending_summary: case.pending.as_ref().map(|d| summary_line(d, &currency)),
+            waiting_note,
             can_claim,
-            mine: view.claimed_by.as_deref() == Some(me),
+            mine,
             awaiting,
             limit_bounds: policy
                 .as_ref()
-                .map(|p| bounds(p.limit_min, p.limit_max))
+                .map(|p| bounds(p.limit_min, p.limit_max, &|d| display::money(d, &currency)))
                 .unwrap_or_default(),
             apr_bounds: policy
                 .as_ref()
-                .map(|p| bounds(p.apr_min, p.apr_max))
+                .map(|p| bounds(p.apr_min, p.apr_max, &display::percent))
                 .unwrap_or_default(),
             default_limit: decision
                 .limit
                 .or(case.requested_amount)
-                .map(|a| a.to_string())
+                .map(|a| a.normalize().to_string())
                 .unwrap_or_default(),
-            default_apr: decision.apr.map(|a| a.to_string()).unwrap_or_default(),
-            four_eyes: policy
-                .as_ref()
-                .and_then(|p| p.four_eyes_above)
-                .map(|t| t.to_string()),
+            default_apr: decision
+                .apr
+                .map(|a| format!("{}%", (a * Decimal::ONE_HUNDRED).normalize()))
+                .unwrap_or_default(),
+            four_eyes: four_eyes.map(|_| four_eyes_text.clone()),
+            decline_reasons,
             events: case
                 .history
                 .iter()
@@ -472,16 +482,73 @@ pub(super) struct ActForm {
     note: Option<String>,
 }
 
+impl ActForm {
+    /// The form from its fields; the decline reasons' checkboxes repeat `reasons`, one code
+    /// each (a text of comma-separated codes is read too).
+    pub(super) fn from_pairs(pairs: Vec<(String, String)>) -> ActForm {
+        let mut form = ActForm {
+            csrf: None,
+            action: String::new(),
+            verdict: None,
+            limit: None,
+            apr: None,
+            reasons: None,
+            note: None,
+        };
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "csrf" => &mut form.csrf,
+                "action" => {
+                    form.action = value;
+                    continue;
+                }
+                "verdict" => &mut form.verdict,
+                "limit" => &mut form.limit,
+                "apr" => &mut form.apr,
+                "note" => &mut form.note,
+                "reasons" => {
+                    let joined = match form.reasons.take() {
+                        Some(before) if !before.trim().is_empty() => format!("{before},{value}"),
+                        _ => value,
+                    };
+                    form.reasons = Some(joined);
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        form
+    }
+}
+
+/// An amount or rate as a reviewer types it: `6,000`, `EUR 6000`, `0.0899`, or a percentage
+/// (`8.99%`, `8.99 %`), which is read as the fraction.
+pub(super) fn typed_decimal(text: &str) -> Option<rust_decimal::Decimal> {
+    let cleaned: String = text
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic() || c == '€' || c == '$')
+        .chars()
+        .filter(|c| *c != ',' && !c.is_whitespace())
+        .collect();
+    match cleaned.strip_suffix('%') {
+        Some(percent) => percent
+            .parse::<rust_decimal::Decimal>()
+            .ok()
+            .map(|p| p / rust_decimal::Decimal::ONE_HUNDRED),
+        None => cleaned.parse().ok(),
+    }
+}
+
 pub(super) fn form_command(form: &ActForm) -> Result<Command, String> {
     let note = form.note.clone().unwrap_or_default();
     let decimal =
         |field: &str, text: &Option<String>| -> Result<Option<rust_decimal::Decimal>, String> {
             match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
                 None => Ok(None),
-                Some(t) => t
-                    .parse::<rust_decimal::Decimal>()
-                    .map(Some)
-                    .map_err(|_| format!("{field}: {t:?} is not a number")),
+                Some(t) => typed_decimal(t).map(Some).ok_or_else(|| {
+                    format!("{field}: {t:?} is not a number; write e.g. 6,000 or 8.99%")
+                }),
             }
         };
     Ok(match form.action.as_str() {
@@ -537,8 +604,9 @@ pub(super) async fn act(
     State(service): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<ActForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = ActForm::from_pairs(pairs);
     let signed = match signed_form(&service, &headers, form.csrf.as_deref()).await {
         Ok(signed) => signed,
         Err(response) => return response,

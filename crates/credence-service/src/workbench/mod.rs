@@ -21,6 +21,8 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 pub(crate) mod case;
+pub(crate) mod case_view;
+pub(crate) mod display;
 pub(crate) mod queue;
 pub(crate) mod session;
 pub(crate) mod shadow;

@@ -1,5 +1,6 @@
 //! The review queue page: waiting cases by queue, filtered and counted.
 
+use super::display::thousands;
 use super::*;
 use crate::cases::CaseView;
 use askama::Template;
@@ -204,27 +205,6 @@ pub(super) fn urgency(created_ms: i64, due_ms: i64, now_ms: i64, state: CaseStat
     }
 }
 
-/// An amount with thousands separators, to two decimals only when it has cents (`12,500`).
-pub(super) fn thousands(amount: rust_decimal::Decimal) -> String {
-    let rounded = amount.round_dp(2).normalize();
-    let text = rounded.abs().to_string();
-    let (whole, cents) = text
-        .split_once('.')
-        .map_or((text.as_str(), None), |(w, c)| (w, Some(c)));
-    let mut grouped = String::new();
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if rounded.is_sign_negative() { "-" } else { "" };
-    match cents {
-        Some(cents) => format!("{sign}{grouped}.{cents:0<2}"),
-        None => format!("{sign}{grouped}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,9 +220,5 @@ mod tests {
         assert_eq!(urgency(created, due, 80 * 60_000, CaseState::Open), "soon");
         assert_eq!(urgency(created, due, 101 * 60_000, CaseState::Open), "late");
         assert_eq!(urgency(created, due, 101 * 60_000, CaseState::Decided), "");
-        let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
-        assert_eq!(thousands(d("12500")), "12,500");
-        assert_eq!(thousands(d("1234567.5")), "1,234,567.50");
-        assert_eq!(thousands(d("950")), "950");
     }
 }

@@ -108,7 +108,7 @@ impl Compiler<'_> {
                     for cell in row {
                         if let Some(Constant::String(code)) = cell.constant() {
                             let code = code.to_string();
-                            self.reason(&code, &format!("{path}.cells.reason"));
+                            self.reason(&code, &format!("{path}.cells.reason"), ReasonUse::Unknown);
                         }
                     }
                 }

@@ -55,7 +55,7 @@ impl Compiler<'_> {
                     format!("model {} has no feature {feature}", raw.model),
                 );
             }
-            self.reason(code, &reason_path);
+            self.reason(code, &reason_path, ReasonUse::Explain);
         }
         if !raw.reasons.is_empty() && model.objective().classes() > 1 {
             self.problem(

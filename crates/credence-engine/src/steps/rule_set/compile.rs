@@ -19,7 +19,15 @@ impl Compiler<'_> {
                     format!("rule id {} is used twice", rule.id),
                 );
             }
-            self.reason(&rule.reason, &rule_path);
+            self.reason(
+                &rule.reason,
+                &rule_path,
+                match rule.outcome {
+                    RawRuleOutcome::Decline => ReasonUse::Decline,
+                    RawRuleOutcome::Refer => ReasonUse::Refer,
+                    RawRuleOutcome::Flag => ReasonUse::Flag,
+                },
+            );
             if let Some(scorecard) = &rule.explain_with {
                 if !self.explainer_ids.contains(scorecard) {
                     self.problem(
@@ -65,7 +73,15 @@ impl Compiler<'_> {
                 ),
                 Some(Outcome::Decline | Outcome::Refer) => {
                     match reason.and_then(ValueSource::constant) {
-                        Some(Constant::String(code)) => self.reason(code, path),
+                        Some(Constant::String(code)) => self.reason(
+                            code,
+                            path,
+                            if text == "decline" {
+                                ReasonUse::Decline
+                            } else {
+                                ReasonUse::Refer
+                            },
+                        ),
                         Some(Constant::Null) | None
                             if reason.is_none_or(|r| r.constant().is_some()) =>
                         {

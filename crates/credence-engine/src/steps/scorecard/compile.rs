@@ -70,7 +70,7 @@ impl Compiler<'_> {
             if !names.insert(raw_char.name.as_str()) {
                 self.problem(self.at(&char_path), "characteristic name used twice".into());
             }
-            self.reason(&raw_char.reason, &char_path);
+            self.reason(&raw_char.reason, &char_path, ReasonUse::Explain);
             let value = self.expr(&raw_char.value, &format!("{char_path}.value"), scope);
             let mut bins = Vec::new();
             let mut ranges: Vec<(Interval, usize)> = Vec::new();

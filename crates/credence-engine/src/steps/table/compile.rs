@@ -138,7 +138,7 @@ impl Compiler<'_> {
                 if let (Some(rc), None) = (reason_column, outcome_column) {
                     if let Some(Constant::String(code)) = row_outputs[rc].constant() {
                         let code = code.to_string();
-                        self.reason(&code, &row_path);
+                        self.reason(&code, &row_path, ReasonUse::Unknown);
                     }
                 }
                 cells.push(row_cells);
