@@ -199,6 +199,16 @@ impl From<EngineError> for AppError {
     }
 }
 
+/// Building an Arrow column failed: a defect of the code that built it, not of the input.
+impl From<arrow_schema::ArrowError> for AppError {
+    fn from(error: arrow_schema::ArrowError) -> AppError {
+        AppError::new(
+            ErrorCode::Internal,
+            format!("building an Arrow column: {error}"),
+        )
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         match error {

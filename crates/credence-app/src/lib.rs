@@ -29,6 +29,7 @@ pub mod mask;
 pub mod metrics;
 pub mod monitoring;
 pub mod package_archive;
+pub mod package_dir;
 pub mod portfolio;
 pub mod providers;
 pub mod replay;

@@ -10,7 +10,6 @@ mod log_export;
 
 mod model_score;
 mod monitor;
-mod package_dir;
 mod portfolio;
 mod serve;
 mod strategy_cmd;
@@ -490,7 +489,7 @@ fn migrate(database: &database::DatabaseArgs) -> anyhow::Result<u8> {
 }
 
 fn load_strategy(dir: &Path) -> Result<CompiledStrategy, Exit> {
-    let source = package_dir::read(dir).map_err(|e| Exit::bad_input(format!("{e:#}")))?;
+    let source = credence_app::package_dir::read(dir).map_err(|e| Exit::bad_input(e.message))?;
     credence_engine::compile(&source)
         .map_err(|e| Exit::bad_input(format!("{}: {e}", dir.display())))
 }

@@ -317,7 +317,8 @@ pub fn run(command: StrategyCommand) -> anyhow::Result<()> {
         StrategyCommand::List { strategy, target } => (target, Op::List(strategy)),
         StrategyCommand::Show { strategy, target } => (target, Op::Show(strategy)),
         StrategyCommand::Upload { dir, target } => {
-            let source = crate::package_dir::read(&dir)?;
+            let source =
+                credence_app::package_dir::read(&dir).map_err(|e| anyhow::anyhow!(e.message))?;
             let package =
                 credence_app::package_archive::pack(&source).context("packing the package")?;
             (target, Op::Upload(package))

@@ -191,6 +191,11 @@ impl DataRecord {
         DataRecord::default()
     }
 
+    /// Whether the record holds no answer.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+
     /// Whether missing answers are asked for (online) or failures (offline).
     pub fn is_online(&self) -> bool {
         self.online

@@ -11,9 +11,12 @@ mod binned;
 mod complete;
 mod lanes;
 mod lightgbm;
+mod rows;
 mod shap;
 mod ubjson;
 mod xgboost;
+
+pub use rows::RowOutput;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

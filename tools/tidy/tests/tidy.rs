@@ -23,7 +23,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("stores", &["credence-store", "credence-store-postgres"]),
     ("application", &["credence-app"]),
-    ("adapters", &["credence-outbound", "credence-service"]),
+    (
+        "adapters",
+        &["credence-outbound", "credence-service", "credence-python"],
+    ),
     (
         "binaries and tools",
         &[

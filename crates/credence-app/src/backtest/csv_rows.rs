@@ -36,6 +36,23 @@ impl CsvRecord {
         self.ends.push(self.text.len() as u32);
     }
 
+    /// Appends a field written by `Display` (no intermediate string).
+    pub fn push_display(&mut self, field: impl std::fmt::Display) {
+        use std::fmt::Write;
+        if !self.ends.is_empty() {
+            self.text.push(',');
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(self.text, "{field}");
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// Empties the record, keeping its buffers for the next row.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
     /// The `index`th field (from 0).
     pub fn get(&self, index: usize) -> Option<&str> {
         let end = *self.ends.get(index)? as usize;

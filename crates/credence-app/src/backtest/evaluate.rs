@@ -107,6 +107,29 @@ pub(super) fn refill_recorded_answers(
     }
 }
 
+/// A CSV (or Parquet, or Arrow) record as a row: its recorded provider answers refilled into
+/// the worker's `recorded`, its cells looked up by the header's columns.
+pub(super) fn csv_row<'r>(
+    context: &'r Job,
+    record: &'r CsvRecord,
+    recorded: &'r mut DataRecord,
+) -> Result<Row<'r>, String> {
+    let columns = context.columns.as_ref().ok_or("CSV row without a header")?;
+    refill_recorded_answers(&columns.data, record, recorded);
+    let data = Cow::Borrowed(&*recorded);
+    Ok(Row {
+        cell: Box::new(move |name: &str| {
+            let i = *columns.index.get(name)?;
+            let text = trim_cell(record.get(i)?);
+            (!text.is_empty()).then_some(Cow::Borrowed(text))
+        }),
+        csv: Some(record),
+        json: None,
+        data,
+        as_of: context.as_of,
+    })
+}
+
 /// Evaluates one row. `recorded` is the worker's record of provider answers, refilled in place
 /// for each CSV row so that its maps and keys are allocated once per worker, not once per row.
 pub(super) fn evaluate_row<'r>(
@@ -115,22 +138,7 @@ pub(super) fn evaluate_row<'r>(
     recorded: &'r mut DataRecord,
 ) -> Result<(RowResult, Option<String>), String> {
     let row = match raw {
-        RawRow::Csv(record) => {
-            let columns = context.columns.as_ref().ok_or("CSV row without a header")?;
-            refill_recorded_answers(&columns.data, record, recorded);
-            let data = Cow::Borrowed(&*recorded);
-            Row {
-                cell: Box::new(move |name: &str| {
-                    let i = *columns.index.get(name)?;
-                    let text = trim_cell(record.get(i)?);
-                    (!text.is_empty()).then_some(Cow::Borrowed(text))
-                }),
-                csv: Some(record),
-                json: None,
-                data,
-                as_of: context.as_of,
-            }
-        }
+        RawRow::Csv(record) => csv_row(context, record, recorded)?,
         RawRow::Json(line) => {
             let value: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| format!("malformed JSON at column {}: {e}", e.column()))?;
@@ -215,6 +223,28 @@ pub(super) fn decide(
     row: &Row,
     as_of: chrono::NaiveDate,
 ) -> Result<StrategyResult, String> {
+    let options = EvalOptions {
+        as_of,
+        language: side
+            .strategy
+            .languages()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "en".into()),
+        full_trace: false,
+    };
+    let decision = decision_of(side, context, row, &options)?;
+    Ok(strategy_result(&decision, context.score_step.as_deref()))
+}
+
+/// The decision of one row by one side: its input typed and validated by the side's schema,
+/// evaluated with the row's recorded provider answers, offline.
+pub(super) fn decision_of(
+    side: &Side,
+    context: &Job,
+    row: &Row,
+    options: &EvalOptions,
+) -> Result<Decision, String> {
     let strategy = &side.strategy;
     let input = match (&row.json, row.csv) {
         (Some(json), _) => strategy.validate_input(&context.flow, json),
@@ -247,23 +277,13 @@ pub(super) fn decide(
         }),
     }
     .map_err(|e| e.to_string())?;
-    let options = EvalOptions {
-        as_of,
-        language: strategy
-            .languages()
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "en".into()),
-        full_trace: false,
-    };
-    let decision = match strategy
-        .evaluate(&context.flow, &input, &options, row.data.as_ref())
+    match strategy
+        .evaluate(&context.flow, &input, options, row.data.as_ref())
         .map_err(|e| e.to_string())?
     {
-        Evaluation::Decided(decision) => decision,
-        Evaluation::NeedsData(_) => return Err("an offline evaluation asked for data".into()),
-    };
-    Ok(strategy_result(&decision, context.score_step.as_deref()))
+        Evaluation::Decided(decision) => Ok(*decision),
+        Evaluation::NeedsData(_) => Err("an offline evaluation asked for data".into()),
+    }
 }
 
 pub(super) fn strategy_result(decision: &Decision, score_step: Option<&str>) -> StrategyResult {

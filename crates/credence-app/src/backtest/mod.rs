@@ -7,14 +7,19 @@
 //! worker keeps its own tally; the tallies merge at the end (exact sums, so the summary does not
 //! depend on the split), and a writer puts diff lines back in input order.
 //!
-//! `csv_rows.rs` reads CSV records, `cells.rs` types their cells, `evaluate.rs` decides a row
-//! with each strategy, `diff.rs` writes the changed outcomes.
+//! `csv_rows.rs` reads CSV records, `arrow_rows.rs` prints Arrow batches' rows as such records,
+//! `cells.rs` types their cells, `evaluate.rs` decides a row with each strategy, `diff.rs`
+//! writes the changed outcomes, and `batch.rs` decides Arrow batches row by row into Arrow
+//! answers (the Python package and Spark).
 
+mod arrow_rows;
+pub mod batch;
 mod cells;
 mod csv_rows;
 mod diff;
 mod evaluate;
 
+pub use arrow_rows::{header_of, BatchRows, BatchesSource};
 use cells::*;
 pub use csv_rows::{CsvRecord, CsvRows};
 use diff::*;

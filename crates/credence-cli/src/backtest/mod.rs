@@ -358,7 +358,7 @@ impl Format {
 }
 
 fn side(dir: &Path, flow: &str) -> anyhow::Result<Side> {
-    let source = crate::package_dir::read(dir)?;
+    let source = credence_app::package_dir::read(dir).map_err(|e| anyhow::anyhow!(e.message))?;
     let strategy =
         credence_engine::compile(&source).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     Side::new(strategy, flow).map_err(|e| anyhow::anyhow!("{}: {}", dir.display(), e.message))

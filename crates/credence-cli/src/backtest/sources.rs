@@ -88,7 +88,6 @@ impl ParquetSource {
 
 impl RowSource for ParquetSource {
     fn next_row(&mut self) -> Result<Option<(RawRow, u64)>, AppError> {
-        use arrow_array::Array;
         loop {
             if let Some(record) = self.pending.pop_front() {
                 let Some((flow, [flow_at, input_at, decision_at, as_of_at])) = &self.logged else {
@@ -111,26 +110,10 @@ impl RowSource for ParquetSource {
                 return Ok(None);
             };
             let batch = batch.map_err(|e| unreadable("decoding a Parquet record batch", e))?;
-            let options = arrow_cast::display::FormatOptions::default().with_null("");
-            let formatters = batch
-                .columns()
-                .iter()
-                .map(|column| {
-                    arrow_cast::display::ArrayFormatter::try_new(column.as_ref(), &options)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    unreadable("a Parquet column of a type that cannot be read as text", e)
-                })?;
-            for row in 0..batch.num_rows() {
+            let rows = credence_app::backtest::BatchRows::new(&batch)?;
+            for row in 0..rows.len() {
                 let mut record = CsvRecord::default();
-                for (formatter, column) in formatters.iter().zip(batch.columns()) {
-                    if column.is_null(row) {
-                        record.push_field("");
-                    } else {
-                        record.push_field(&formatter.value(row).to_string());
-                    }
-                }
+                rows.record_into(row, &mut record);
                 self.pending.push_back(record);
             }
         }
