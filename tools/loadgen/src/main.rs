@@ -1,4 +1,4 @@
-//! `credence-loadgen`: POSTs a JSON body at a fixed rate (open loop) and reports the latency of
+//! `credence-loadgen`: POSTs a JSON body (or GETs a path) at a fixed rate (open loop) and reports the latency of
 //! each request from the moment it was due, not from when it was sent.
 //!
 //! Why not wrk alone: wrk keeps N connections busy (a closed loop), so its rate is whatever
@@ -38,8 +38,11 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     warmup_s: u64,
     /// The JSON body; `{n}` becomes the request's number.
+    #[arg(long, required_unless_present = "get")]
+    body_file: Option<std::path::PathBuf>,
+    /// Send bodiless GETs instead of POSTs (a floor such as `/healthz`).
     #[arg(long)]
-    body_file: std::path::PathBuf,
+    get: bool,
     /// Extra request headers, `Name: value`.
     #[arg(long = "header")]
     headers: Vec<String>,
@@ -159,8 +162,12 @@ fn main() -> anyhow::Result<()> {
         bail!("--rate: give requests per second, e.g. 2000");
     }
     let target = parse_url(&args.url)?;
-    let template = std::fs::read_to_string(&args.body_file)
-        .with_context(|| format!("reading {}", args.body_file.display()))?;
+    let template = match &args.body_file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => String::new(),
+    };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -168,10 +175,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, target: Target, template: String) -> anyhow::Result<()> {
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
-        target.path, target.host_port
-    );
+    let mut head = if args.get {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n",
+            target.path, target.host_port
+        )
+    } else {
+        format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
+            target.path, target.host_port
+        )
+    };
     for header in &args.headers {
         head.push_str(header);
         head.push_str("\r\n");
@@ -205,8 +219,14 @@ async fn run(args: Args, target: Target, template: String) -> anyhow::Result<()>
             let body = template.replace("{n}", &n.to_string());
             let mut request = Vec::with_capacity(head.len() + body.len() + 32);
             request.extend_from_slice(head.as_bytes());
-            request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-            request.extend_from_slice(body.as_bytes());
+            if args.get {
+                request.extend_from_slice(b"\r\n");
+            } else {
+                request.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                request.extend_from_slice(body.as_bytes());
+            }
             let (idle, permits, samples, failures, host_port) = (
                 idle.clone(),
                 permits.clone(),
