@@ -121,3 +121,16 @@ def test_a_row_that_cannot_be_decided_is_reported_and_the_rest_are_decided(examp
     assert errors[0] is None
     assert "requested_amount" in errors[1] and "requested_amount" in errors[2]
     assert answer.column("outcome").to_pylist()[1] is None
+
+
+def test_threads_may_share_a_strategy(example):
+    """Batches from several Python threads at once, on one strategy: no deadlock between the
+    GIL and the strategy's deciders, and every thread gets its own rows' answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tables = [read_applications(1500).slice(i * 300, 300) for i in range(4)]
+    alone = [example.decide_batch("application", t, as_of=AS_OF).column("outcome") for t in tables]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(example.decide_batch, "application", t, AS_OF) for t in tables * 3]
+        together = [f.result(timeout=120).column("outcome") for f in futures]
+    assert together == alone * 3

@@ -203,29 +203,31 @@ impl NativeStrategy {
         let (_, batches) = read_stream(data)?;
         let workers = crate::threads(threads);
         let key = (flow.to_string(), workers);
-        let mut deciders = self
-            .deciders
-            .lock()
-            .map_err(|_| error("internal", "a batch decider panicked earlier"))?;
-        if !deciders.contains_key(&key) {
-            let copies = (0..workers)
-                .map(|_| self.copy())
-                .collect::<PyResult<Vec<_>>>()?;
-            let decider = BatchDecider::new(copies, flow).map_err(native_error)?;
-            deciders.insert(key.clone(), decider);
-        }
-        let decider = deciders
-            .get_mut(&key)
-            .ok_or_else(|| error("internal", "the batch decider vanished"))?;
         let mut options = BatchOptions {
             as_of,
             language,
             trace_fields: fields,
         };
-        let answers = py.detach(|| -> Result<Vec<_>, AppError> {
+        // The deciders' lock is taken with the GIL released: a thread waiting for it while
+        // holding the GIL would keep the thread that holds it from taking the GIL back.
+        let (schema, answers) = py.detach(|| -> PyResult<_> {
+            let mut deciders = self
+                .deciders
+                .lock()
+                .map_err(|_| error("internal", "a batch decider panicked earlier"))?;
+            if !deciders.contains_key(&key) {
+                let copies = (0..workers)
+                    .map(|_| self.copy())
+                    .collect::<PyResult<Vec<_>>>()?;
+                let decider = BatchDecider::new(copies, flow).map_err(native_error)?;
+                deciders.insert(key.clone(), decider);
+            }
+            let decider = deciders
+                .get_mut(&key)
+                .ok_or_else(|| error("internal", "the batch decider vanished"))?;
             let mut answers = Vec::with_capacity(batches.len());
             for batch in &batches {
-                let answer = decider.decide(batch, &options)?;
+                let answer = decider.decide(batch, &options).map_err(native_error)?;
                 // Inferred trace types are fixed by the first batch: every batch of the
                 // answer has one schema.
                 for (field, (_, kind)) in answer
@@ -245,28 +247,26 @@ impl NativeStrategy {
                 }
                 answers.push(answer);
             }
-            Ok(answers)
-        });
-        let answers = answers.map_err(native_error)?;
-        let schema = match answers.first() {
-            Some(first) => first.schema(),
-            None => {
-                let types: Vec<(String, arrow_schema::DataType)> = options
-                    .trace_fields
-                    .iter()
-                    .map(|(name, kind)| {
-                        let data_type = match kind {
-                            TraceFieldType::Float64 => arrow_schema::DataType::Float64,
-                            TraceFieldType::Boolean => arrow_schema::DataType::Boolean,
-                            _ => arrow_schema::DataType::Utf8,
-                        };
-                        (name.clone(), data_type)
-                    })
-                    .collect();
-                Arc::new(BatchDecider::schema(&types))
-            }
-        };
-        drop(deciders);
+            let schema = match answers.first() {
+                Some(first) => first.schema(),
+                None => {
+                    let types: Vec<(String, arrow_schema::DataType)> = options
+                        .trace_fields
+                        .iter()
+                        .map(|(name, kind)| {
+                            let data_type = match kind {
+                                TraceFieldType::Float64 => arrow_schema::DataType::Float64,
+                                TraceFieldType::Boolean => arrow_schema::DataType::Boolean,
+                                _ => arrow_schema::DataType::Utf8,
+                            };
+                            (name.clone(), data_type)
+                        })
+                        .collect();
+                    Arc::new(BatchDecider::schema(&types))
+                }
+            };
+            Ok((schema, answers))
+        })?;
         stream_capsule(py, schema, answers)
     }
 }

@@ -116,9 +116,10 @@ impl AnswerColumns {
             Ok(d) => {
                 self.outcome.append_value(d.outcome.as_str());
                 self.counter_offer.append_value(d.counter_offer);
-                self.limit.append_option(d.limit.map(scaled));
-                self.apr.append_option(d.apr.map(scaled));
-                self.requested.append_option(d.requested_amount.map(scaled));
+                self.limit.append_option(d.limit.and_then(scaled));
+                self.apr.append_option(d.apr.and_then(scaled));
+                self.requested
+                    .append_option(d.requested_amount.and_then(scaled));
                 self.term
                     .append_option(d.term_months.and_then(|t| i32::try_from(t).ok()));
                 for reason in &d.reasons {
@@ -376,10 +377,13 @@ fn conform(run: &RecordBatch, schema: &arrow_schema::SchemaRef) -> Result<Record
 }
 
 /// A decimal as the mantissa of a `Decimal128(_, DECIMAL_SCALE)` value.
-fn scaled(value: Decimal) -> i128 {
-    let mut value = value.round_dp(DECIMAL_SCALE as u32);
-    value.rescale(DECIMAL_SCALE as u32);
-    value.mantissa()
+/// Computed in `i128` (a decimal's 96-bit mantissa times a power of ten fits), so amounts up to
+/// the column's 10²⁸ are exact; none beyond (the engine's decimals stop at 7.9 · 10²⁸).
+fn scaled(value: Decimal) -> Option<i128> {
+    let value = value.round_dp(DECIMAL_SCALE as u32);
+    let shift = DECIMAL_SCALE as u32 - value.scale();
+    let mantissa = value.mantissa().checked_mul(10i128.pow(shift))?;
+    (mantissa.unsigned_abs() < 10u128.pow(u32::from(DECIMAL_PRECISION))).then_some(mantissa)
 }
 
 /// One row decided: its record's cells typed and validated, evaluated with its recorded
@@ -629,13 +633,21 @@ mod tests {
 
     #[test]
     fn decimals_keep_ten_places_exactly() {
-        assert_eq!(scaled(Decimal::new(899, 4)), 899_000_000);
-        assert_eq!(scaled(Decimal::from(6000)), 60_000_000_000_000);
-        assert_eq!(scaled(Decimal::new(1, 12)), 0, "beyond ten places: rounded");
+        assert_eq!(scaled(Decimal::new(899, 4)), Some(899_000_000));
+        assert_eq!(scaled(Decimal::from(6000)), Some(60_000_000_000_000));
+        assert_eq!(
+            scaled(Decimal::new(1, 12)),
+            Some(0),
+            "beyond ten places: rounded"
+        );
+        // Large amounts stay exact: 10¹⁹ does not fit a decimal rescaled to ten places.
+        let large = Decimal::from(10_000_000_000_000_000_000u128);
+        assert_eq!(scaled(large), Some(10i128.pow(29)));
+        assert_eq!(scaled(-large), Some(-(10i128.pow(29))));
         let mut column = Decimal128Builder::new()
             .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
             .unwrap();
-        column.append_value(scaled(Decimal::new(1299, 4)));
+        column.append_option(scaled(Decimal::new(1299, 4)));
         let array = column.finish();
         assert_eq!(array.value_as_string(0), "0.1299000000");
     }
