@@ -24,81 +24,81 @@ fn words(name: &str) -> impl Iterator<Item = &str> {
     name.split(['_', '.', '-']).filter(|w| !w.is_empty())
 }
 
+/// Words that make a figure a count, a score or a factor: `limit_factor` and `open_accounts`
+/// are not money.
+const NUMBER_WORDS: &[&str] = &[
+    "factor",
+    "count",
+    "months",
+    "month",
+    "accounts",
+    "inquiries",
+    "days",
+    "dpd",
+    "score",
+    "size",
+    "age",
+    "points",
+    "bucket",
+    "priority",
+    "years",
+    "6m",
+    "12m",
+    "90d",
+];
+
+/// Words that make a figure a rate, a ratio or a probability (held as a fraction); they win
+/// over [`NUMBER_WORDS`] (`utilisation_6m` is a ratio).
+const PERCENT_WORDS: &[&str] = &[
+    "dti",
+    "ratio",
+    "rate",
+    "apr",
+    "utilisation",
+    "utilization",
+    "gap",
+    "probability",
+    "pd",
+    "share",
+    "pct",
+];
+
+/// Words that make a figure an amount of money.
+const MONEY_WORDS: &[&str] = &[
+    "income",
+    "amount",
+    "payment",
+    "payments",
+    "instalment",
+    "installment",
+    "expenses",
+    "expense",
+    "limit",
+    "principal",
+    "balance",
+    "debt",
+    "obligations",
+    "salary",
+    "cap",
+    "cost",
+    "fee",
+    "loan",
+    "drawdown",
+];
+
 /// The kind of the figure called `name`.
 pub(super) fn kind_of(name: &str) -> FigureKind {
     let name = name.to_ascii_lowercase();
     let has = |list: &[&str]| words(&name).any(|w| list.contains(&w));
-    // Counts, scores and factors first: `limit_factor` and `open_accounts` are not money.
-    if has(&[
-        "factor",
-        "count",
-        "months",
-        "month",
-        "accounts",
-        "inquiries",
-        "days",
-        "dpd",
-        "score",
-        "size",
-        "age",
-        "points",
-        "bucket",
-        "priority",
-        "years",
-        "6m",
-        "12m",
-        "90d",
-    ]) && !has(&[
-        "dti",
-        "ratio",
-        "rate",
-        "apr",
-        "utilisation",
-        "utilization",
-        "probability",
-    ]) {
-        return FigureKind::Number;
+    if has(PERCENT_WORDS) {
+        FigureKind::Percent
+    } else if has(NUMBER_WORDS) {
+        FigureKind::Number
+    } else if has(MONEY_WORDS) {
+        FigureKind::Money
+    } else {
+        FigureKind::Number
     }
-    if has(&[
-        "dti",
-        "ratio",
-        "rate",
-        "apr",
-        "utilisation",
-        "utilization",
-        "gap",
-        "probability",
-        "pd",
-        "share",
-        "pct",
-    ]) {
-        return FigureKind::Percent;
-    }
-    if has(&[
-        "income",
-        "amount",
-        "payment",
-        "payments",
-        "instalment",
-        "installment",
-        "expenses",
-        "expense",
-        "limit",
-        "principal",
-        "balance",
-        "debt",
-        "obligations",
-        "salary",
-        "cap",
-        "cost",
-        "fee",
-        "loan",
-        "savings_amount",
-        "drawdown",
-    ]) {
-        return FigureKind::Money;
-    }
-    FigureKind::Number
 }
 
 /// An amount with thousands separators, to two decimals only when it has cents (`12,500`).
