@@ -137,27 +137,42 @@ def decide(
         raise ValueError(f"keep: the DataFrame has no column {missing[0]!r}")
     read = set(strategy.input_fields(flow))
     sent = [c for c in df.columns if c in kept or c in read or "." in c]
+    # mapInArrow reads its input columns by name, where a dot means a struct's field: recorded
+    # answers (`bureau_report.delinquent_now`) cross under names without one, and get theirs
+    # back on either side.
+    safe = {c: c.replace(".", "__dot__") for c in sent}
+    original = {v: k for k, v in safe.items()}
     by_name = {f.name: f for f in df.schema.fields}
-    out_schema = T.StructType([by_name[c] for c in kept] + [T.StructField(column, struct, True)])
+    out_schema = T.StructType(
+        [T.StructField(safe[c], by_name[c].dataType, by_name[c].nullable) for c in kept]
+        + [T.StructField(column, struct, True)]
+    )
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         compiled = _strategy(version, package)
         for batch in batches:
-            answer = compiled.decide_batch(flow, batch, day, lang, fields, threads_per_task)
+            named = batch.rename_columns([original.get(n, n) for n in batch.schema.names])
+            answer = compiled.decide_batch(flow, named, day, lang, fields, threads_per_task)
             decision = pa.StructArray.from_arrays(
                 [answer.column(f.name).combine_chunks() for f in answer_fields],
                 fields=answer_fields,
             )
             yield pa.RecordBatch.from_arrays(
-                [batch.column(name) for name in kept] + [decision], names=kept + [column]
+                [batch.column(safe[name]) for name in kept] + [decision],
+                names=[safe[name] for name in kept] + [column],
             )
 
     from pyspark.sql import functions as F
 
-    decided = df.select(*[df[c] for c in sent]).mapInArrow(run, out_schema)
+    projected = df.select(*[F.col(f"`{c}`").alias(safe[c]) for c in sent])
+    decided = projected.mapInArrow(run, out_schema)
     # The decision's fields in decide_batch's order, the version among them.
     fields_in_order = [
         F.lit(version).alias(f.name) if f.name == "strategy_version" else F.col(f"{column}.`{f.name}`")
         for f in empty.schema
     ]
-    return decided.withColumn(column, F.struct(*fields_in_order))
+    decided = decided.withColumn(column, F.struct(*fields_in_order))
+    for name in kept:
+        if safe[name] != name:
+            decided = decided.withColumnRenamed(safe[name], name)
+    return decided

@@ -48,7 +48,8 @@ def spark():
 
 
 def test_spark_decides_as_decide_batch_and_the_cli(spark, example, tmp_path):
-    table = read_applications(ROWS, with_recorded_answers=False)
+    # With the recorded provider answers: `step.field` columns cross too.
+    table = read_applications(ROWS)
     path = tmp_path / "applications.parquet"
     pq.write_table(table, path)
     df = spark.read.parquet(str(path)).repartition(4)
