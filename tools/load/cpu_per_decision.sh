@@ -11,8 +11,12 @@
 # Server CPU per request is the server process's utime + stime over the whole run (warm-up
 # included) ÷ the requests sent in it: everything the node spends — HTTP, the decision, the
 # record, the log writer's commits, metrics. On PostgreSQL the database's own CPU (its
-# backends' utime + stime, read from /proc) is printed beside it. CREDENCE_PERF=1 adds a `perf`
-# profile of one decision run per store: the share of each stage's functions.
+# backends' utime + stime, read from /proc) is printed beside it, and the server's context
+# switches per request (its threads' /proc counters) too. After each decision run the server's
+# stage timing is read from /metrics (`credence_decision_stage_seconds`, one decision in 64
+# timed at each stage: fingerprint, parse, route, validate, decide, record, commit, after) with
+# the records per log commit. CREDENCE_PERF=1 adds a `perf` profile of one decision run per
+# store: the share of each function.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate="${1:-5000}"
@@ -43,6 +47,12 @@ cpu_ticks() {
     total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
   done
   echo "$total"
+}
+
+# switches PID: voluntary + involuntary context switches of the process's threads.
+switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null \
+    | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'
 }
 
 # postgres_pids: the PostgreSQL server's processes (postmaster and backends).
@@ -88,21 +98,23 @@ stop_server() {
 measure() {
   local label="$1"
   shift
-  local before pg_before after pg_after sent out
+  local before pg_before after pg_after sent out switched
+  switched=$(switches "$server_pid")
   before=$(cpu_ticks "$server_pid")
   pg_before=$(cpu_ticks $(postgres_pids))
   out=$(target/release/credence-loadgen --rate "$rate" --duration-s "$duration" --warmup-s "$warmup" \
     --max-connections 64 "$@")
   after=$(cpu_ticks "$server_pid")
   pg_after=$(cpu_ticks $(postgres_pids))
+  switched=$(($(switches "$server_pid") - switched))
   sent=$((rate * (duration + warmup)))
   local answered latency
   answered=$(printf '%s\n' "$out" | sed -n 's/.*: \([0-9]*\) answered,.*/\1/p' | head -1)
   latency=$(printf '%s\n' "$out" | sed -n 's/^latency from the scheduled time: //p' | head -1)
   awk -v label="$label" -v cpu="$((after - before))" -v pg="$((pg_after - pg_before))" \
     -v ticks="$ticks" -v sent="$sent" -v store="$store" -v answered="$answered" \
-    -v latency="$latency" 'BEGIN {
-      line = sprintf("| %s | %s | %s | %.1f |", store, label, answered, cpu * 1e6 / ticks / sent);
+    -v latency="$latency" -v switched="$switched" 'BEGIN {
+      line = sprintf("| %s | %s | %s | %.1f | %.2f |", store, label, answered, cpu * 1e6 / ticks / sent, switched / sent);
       if (store == "postgres") line = line sprintf(" %.1f |", pg * 1e6 / ticks / sent); else line = line " — |";
       print line " " latency " |";
     }'
@@ -111,8 +123,8 @@ measure() {
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); date: $(date -u +%Y-%m-%d)"
 echo "open loop at ${rate}/s for ${duration} s after ${warmup} s of warm-up; CPU counts the whole run"
 echo
-echo "| store | request | answered (measured) | server CPU µs/request | database CPU µs/request | latency from the scheduled time |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| store | request | answered (measured) | server CPU µs/request | context switches/request | database CPU µs/request | latency from the scheduled time |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 body="$work/body.json"
 sed -e 's/"C-100011"/"C-cpu-{n}"/' examples/consumer-loan/samples/application-approve.json >"$body"
 for round in $(seq 1 "$rounds"); do
@@ -121,6 +133,19 @@ for round in $(seq 1 "$rounds"); do
     measure "/healthz" --get "$url/healthz"
     measure "application decision" --body-file "$body" --header "Authorization: Bearer $key" \
       "$url/v1/decisions/application"
+    # The sampled stage timing (one decision in 64) of this server's decisions so far.
+    curl -fsS "$url/metrics" | awk -v store="$store" -v round="$round" '
+      /^credence_decision_stage_seconds_sum/ { split($1, a, "\""); sum[a[2]] = $2 }
+      /^credence_decision_stage_seconds_count/ { split($1, a, "\""); count[a[2]] = $2 }
+      /^credence_log_batch_size_sum/ { records = $2 }
+      /^credence_log_batch_size_count/ { batches = $2 }
+      END {
+        line = sprintf("%s, round %s: records per log commit %.1f; mean µs per stage:", store, round,
+          batches ? records / batches : 0);
+        n = split("fingerprint idempotency parse route validate decide record commit after", order, " ");
+        for (i = 1; i <= n; i++) if (count[order[i]]) line = line sprintf(" %s %.1f", order[i], sum[order[i]] / count[order[i]] * 1e6);
+        print line;
+      }' >>"$work/stages.txt"
     if [ "${CREDENCE_PERF:-}" = 1 ] && [ "$round" = 1 ] && command -v perf >/dev/null; then
       perf record -q -g -o "$work/perf-$store.data" -p "$server_pid" -- sleep "$((duration + warmup))" &
       perf_pid=$!
@@ -133,6 +158,9 @@ for round in $(seq 1 "$rounds"); do
     stop_server
   done
 done
+echo
+echo "Stages of a served decision (wall time of one decision in 64; commit is the wait for the log):"
+cat "$work/stages.txt"
 for store in $stores; do
   if [ -s "$work/perf-$store.txt" ]; then
     echo

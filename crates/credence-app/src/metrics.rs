@@ -31,3 +31,6 @@ pub const SHADOW_RESULTS_TOTAL: &str = "credence_shadow_results_total";
 /// Shadow evaluations dropped (a full queue, or a store that kept failing): live records
 /// without their twin, which the comparison report counts too.
 pub const SHADOW_DROPPED_TOTAL: &str = "credence_shadow_dropped_total";
+/// Seconds a sampled decision spent in each `stage` of serving it (fingerprint, idempotency,
+/// parse, route, validate, decide, record, commit, after): see `decisions::stages`.
+pub const DECISION_STAGE_SECONDS: &str = "credence_decision_stage_seconds";

@@ -48,6 +48,16 @@ pub fn install() -> &'static PrometheusHandle {
                     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
                 )
             })
+            .and_then(|b| {
+                // Stages take microseconds: sum ÷ count is what is read, the buckets show spread.
+                b.set_buckets_for_metric(
+                    Matcher::Full(DECISION_STAGE_SECONDS.into()),
+                    &[
+                        0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25,
+                        0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                    ],
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -71,6 +81,11 @@ fn describe() {
     describe_counter!(
         credence_app::metrics::SHADOW_DROPPED_TOTAL,
         "Shadow evaluations dropped (full queue or failing store): live records without a twin"
+    );
+    describe_histogram!(
+        DECISION_STAGE_SECONDS,
+        Unit::Seconds,
+        "Time a sampled decision (one in 64) spent in each stage of serving it"
     );
     describe_counter!(
         CONNECTIONS_REFUSED,

@@ -122,6 +122,8 @@ struct Inner {
     options: PostgresOptions,
     /// The node's log writer; `None` for an administrative store.
     node: Option<log::Node>,
+    /// The reader of shared provider answers in batches, started on first use.
+    answer_lookups: std::sync::OnceLock<tokio::sync::mpsc::Sender<providers::AnswerLookup>>,
 }
 
 impl PostgresStore {
@@ -136,6 +138,7 @@ impl PostgresStore {
                 tls,
                 options: options.clone(),
                 node: None,
+                answer_lookups: std::sync::OnceLock::new(),
             }),
         };
         schema::migrate(&store).await?;

@@ -230,14 +230,25 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut requests: mpsc::Receiver<AppendRequest>) {
-        while let Some(first) = requests.recv().await {
-            let mut batch = vec![first];
+        let mut group = credence_store::group_commit::GroupCommit::new();
+        let drain = |requests: &mut mpsc::Receiver<AppendRequest>, batch: &mut Vec<_>| {
             while batch.len() < MAX_BATCH {
                 match requests.try_recv() {
                     Ok(request) => batch.push(request),
                     Err(_) => break,
                 }
             }
+        };
+        while let Some(first) = requests.recv().await {
+            let gathering = Instant::now();
+            let mut batch = vec![first];
+            drain(&mut requests, &mut batch);
+            // Decisions arriving close together share one transaction (see `group_commit`).
+            if let Some(wait) = group.wait(gathering, Instant::now(), batch.len()) {
+                tokio::time::sleep(wait).await;
+                drain(&mut requests, &mut batch);
+            }
+            group.observe(gathering, batch.len());
             let started = Instant::now();
             let size = batch.len();
             match self.commit(batch).await {

@@ -19,6 +19,7 @@
 /// The hash chain of the decision log: record hashes and their verification.
 pub mod chain;
 mod error;
+pub mod group_commit;
 mod log;
 mod memory;
 /// The decision log of a cluster: a hash chain per node, bound by chained checkpoints.

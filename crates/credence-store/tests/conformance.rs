@@ -809,6 +809,55 @@ async fn provider_answers_keep_the_newest_until_they_expire(store: &dyn Store) {
         .is_none());
 }
 
+/// Lookups asked together (as concurrent decisions ask them) each get the answer of their own
+/// key as of their own time; a saved batch naming a key twice keeps its latest answer.
+async fn provider_answers_asked_together_are_answered_each_for_itself(store: &dyn Store) {
+    let for_subject =
+        |subject: String, fetched: i64, expires: i64, value: String| ProviderAnswerRecord {
+            subject,
+            ..answer("liabilities", fetched, expires, &value)
+        };
+    let mut batch: Vec<ProviderAnswerRecord> = (0..40)
+        .map(|n| for_subject(format!("S{n}"), 10, 1_000 + n, format!("{{\"n\":{n}}}")))
+        .collect();
+    // S0 twice in one batch: the later fetch is kept whichever comes first.
+    batch.insert(
+        0,
+        for_subject("S0".into(), 30, 1_000, "{\"n\":\"latest\"}".into()),
+    );
+    batch.push(for_subject(
+        "S0".into(),
+        20,
+        1_000,
+        "{\"n\":\"older\"}".into(),
+    ));
+    store.put_provider_answers(batch, 0).await.unwrap();
+    eventually(
+        async || store.provider_answers(0, 100).await.unwrap(),
+        |answers| answers.len() == 40,
+    )
+    .await;
+    // Subjects S0..S49 (S40.. were never saved), each as of a time of its own: at 1_020
+    // the answers of S0..S20 have expired (they expire at 1_000 + n).
+    let lookups = (0..50).map(|n| async move {
+        let now_ms = if n % 2 == 0 { 0 } else { 1_020 };
+        let found = store
+            .provider_answer("liabilities", &format!("S{n}"), now_ms)
+            .await
+            .unwrap();
+        (n, now_ms, found.map(|a| a.values_json))
+    });
+    for (n, now_ms, found) in futures_util::future::join_all(lookups).await {
+        let expected = match n {
+            0 => Some("{\"n\":\"latest\"}".to_string()),
+            40.. => None,
+            n if now_ms >= 1_000 + n => None,
+            n => Some(format!("{{\"n\":{n}}}")),
+        };
+        assert_eq!(found, expected, "S{n} as of {now_ms}");
+    }
+}
+
 fn hook(id: &str, at_ms: i64) -> WebhookRecord {
     WebhookRecord {
         id: id.into(),
@@ -1095,6 +1144,7 @@ macro_rules! conformance {
                 referrals_without_a_case_are_found_among_recent_decisions,
                 accounts_change_whole_or_not_at_all,
                 provider_answers_keep_the_newest_until_they_expire,
+                provider_answers_asked_together_are_answered_each_for_itself,
                 webhook_deliveries_are_queued_retried_and_dropped_with_their_hook,
                 job_partitions_are_claimed_once_and_taken_over_after_their_lease,
                 the_next_case_goes_to_one_claimant_at_a_time,

@@ -514,14 +514,25 @@ fn run_log_writer(
     let mut frames: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut accepted = Vec::with_capacity(MAX_BATCH);
     let mut keys_in_batch: HashSet<String> = HashSet::new();
-    while let Ok(first) = receiver.recv() {
-        batch.push(first);
+    let mut group = crate::group_commit::GroupCommit::new();
+    let drain = |batch: &mut Vec<AppendRequest>| {
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
             }
         }
+    };
+    while let Ok(first) = receiver.recv() {
+        let gathering = Instant::now();
+        batch.push(first);
+        drain(&mut batch);
+        // Decisions arriving close together share one fdatasync (see `group_commit`).
+        if let Some(wait) = group.wait(gathering, Instant::now(), batch.len()) {
+            std::thread::sleep(wait);
+            drain(&mut batch);
+        }
+        group.observe(gathering, batch.len());
         if let Err(error) = appender.rotate_if_full(tip.0 + 1) {
             tracing::error!(%error, "the decision log could not start a new segment; the batch is refused");
             unwritable.store(true, Ordering::Release);

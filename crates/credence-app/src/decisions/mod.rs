@@ -10,16 +10,21 @@ use crate::error::{AppError, ErrorCode};
 use crate::replay::{self, DecisionDiff};
 use crate::strategies::Strategies;
 use crate::{mask, metrics as m, Clock};
-use credence_engine::DecisionRecord;
 use credence_engine::EvalOptions;
-use credence_store::{
-    DecisionQuery, DecisionSummary, NewDecision, Store, StoreError, StoredDecision,
-};
+use credence_store::{DecisionQuery, DecisionSummary, Store, StoreError, StoredDecision};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
+
+mod record;
+mod stages;
+
+pub use record::{
+    body_with_id, new_id, new_record, read_record, request_fingerprint, RecordContext,
+};
+use stages::{Stage, Stages};
 
 /// A decision ready to send: its id and its JSON body.
 #[derive(Debug, Clone)]
@@ -135,6 +140,8 @@ pub struct Decisions {
     cases: Arc<crate::cases::Cases>,
     clock: Arc<dyn Clock>,
     in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Counts decisions for the stage timing's sample (`stages`).
+    stage_sample: std::sync::atomic::AtomicU64,
 }
 
 /// Most characters an Idempotency-Key may have.
@@ -146,90 +153,6 @@ fn malformed(error: &serde_json::Error) -> AppError {
         format!("the body is not valid JSON: {error}; send one JSON object"),
     )
     .with_details(serde_json::json!({"line": error.line(), "column": error.column()}))
-}
-
-/// The decision as the API returns and the log stores it: its [`DecisionRecord`].
-pub fn body_with_id(id: &str, decision: &credence_engine::Decision) -> Result<String, AppError> {
-    DecisionRecord::write(id, decision).map_err(|e| {
-        AppError::new(
-            ErrorCode::Internal,
-            format!("cannot serialise the decision: {e}"),
-        )
-    })
-}
-
-/// A stored decision's record; a record this build cannot read is an internal error naming it.
-pub fn read_record(stored: &credence_store::NewDecision) -> Result<DecisionRecord, AppError> {
-    DecisionRecord::parse(&stored.decision).map_err(|e| {
-        AppError::new(
-            ErrorCode::Internal,
-            format!("stored decision {}: {e}", stored.id),
-        )
-    })
-}
-
-/// The fingerprint of a request: SHA-256 of the flow, a line feed and the caller's bytes. It
-/// tells a retry from a different request reusing an idempotency key.
-pub fn request_fingerprint(flow: &str, caller_request: &[u8]) -> String {
-    let mut bytes = Vec::with_capacity(flow.len() + 1 + caller_request.len());
-    bytes.extend_from_slice(flow.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(caller_request);
-    credence_store::chain::sha256_hex(&bytes)
-}
-
-/// What a decision's log record holds besides the decision itself.
-pub struct RecordContext {
-    /// The decision's id (`new_id`).
-    pub id: String,
-    /// The customer the input names, if any (for history by customer).
-    pub customer_id: Option<String>,
-    /// The caller's Idempotency-Key, if any.
-    pub idempotency_key: Option<String>,
-    /// `request_fingerprint` of what the caller sent.
-    pub request_sha256: String,
-    /// The language of reason texts.
-    pub language: String,
-    /// When the request was received.
-    pub created_at_ms: i64,
-    /// Time from the request to the decision, before the log commit.
-    pub latency_us: i64,
-    /// The input as received: what a replay re-reads.
-    pub input: String,
-}
-
-/// The log record of a decision: the one builder every path that decides uses.
-pub fn new_record(
-    flow: &str,
-    decision: &credence_engine::Decision,
-    context: RecordContext,
-) -> Result<NewDecision, AppError> {
-    let json = body_with_id(&context.id, decision)?;
-    Ok(NewDecision {
-        id: context.id,
-        flow: flow.to_string(),
-        customer_id: context.customer_id,
-        idempotency_key: context.idempotency_key,
-        request_sha256: context.request_sha256,
-        strategy: decision.strategy.to_string(),
-        strategy_version: decision.strategy_version.to_string(),
-        arm: decision.arm.as_deref().map(str::to_string),
-        outcome: decision.outcome.as_str().to_string(),
-        as_of: decision.as_of.clone(),
-        language: context.language,
-        created_at_ms: context.created_at_ms,
-        latency_us: context.latency_us,
-        input: context.input,
-        decision: json,
-    })
-}
-
-/// A new decision id: `dec_` + the time in hex + 64 random bits.
-pub fn new_id(now_ms: i64) -> Result<String, AppError> {
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random)
-        .map_err(|e| AppError::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
-    Ok(format!("dec_{:012x}{}", now_ms.max(0), hex::encode(random)))
 }
 
 impl Decisions {
@@ -249,16 +172,22 @@ impl Decisions {
             cases,
             clock,
             in_flight: Mutex::new(HashMap::new()),
+            stage_sample: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Decides with the active strategy and appends the decision to the log.
     pub async fn decide(&self, request: DecideRequest<'_>) -> Result<DecisionBody, AppError> {
         let started = Instant::now();
+        let mut stages = Stages::start(&self.stage_sample);
         let fingerprint =
             request_fingerprint(request.flow, request.caller_request.unwrap_or(request.body));
+        stages.mark(Stage::Fingerprint);
         let Some(key) = request.idempotency_key.clone() else {
-            return match self.decide_new(&request, fingerprint, started).await? {
+            return match self
+                .decide_new(&request, fingerprint, started, &mut stages)
+                .await?
+            {
                 Committed::Now(body) => Ok(body),
                 // Without a key the only unique value is the fresh id: a clash is a fault.
                 Committed::KeyTakenElsewhere { what } => Err(AppError::new(
@@ -290,7 +219,9 @@ impl Decisions {
                         in_flight: &self.in_flight,
                         key: key.clone(),
                     };
-                    let result = self.lead(&request, &key, &fingerprint, started).await;
+                    let result = self
+                        .lead(&request, &key, &fingerprint, started, &mut stages)
+                        .await;
                     let _ = sender.send(Some(result.clone()));
                     drop(guard);
                     return result;
@@ -363,12 +294,14 @@ impl Decisions {
         key: &str,
         fingerprint: &str,
         started: Instant,
+        stages: &mut Stages,
     ) -> Result<DecisionBody, AppError> {
         if let Some(stored) = self.store.decision_by_idempotency_key(key).await? {
             return self.stored_answer(stored, fingerprint, key);
         }
+        stages.mark(Stage::Idempotency);
         match self
-            .decide_new(request, fingerprint.to_string(), started)
+            .decide_new(request, fingerprint.to_string(), started, stages)
             .await?
         {
             Committed::Now(body) => Ok(body),
@@ -412,9 +345,11 @@ impl Decisions {
         request: &DecideRequest<'_>,
         fingerprint: String,
         started: Instant,
+        stages: &mut Stages,
     ) -> Result<Committed, AppError> {
         let raw: serde_json::Value =
             crate::strict_json::parse_value(request.body).map_err(|e| malformed(&e))?;
+        stages.mark(Stage::Parse);
         if !raw.is_object() {
             return Err(AppError::new(
                 ErrorCode::InvalidInput,
@@ -441,6 +376,7 @@ impl Decisions {
                 )
         });
         let mut candidate_failed = None;
+        stages.mark(Stage::Route);
         let (
             strategy,
             Decided {
@@ -455,7 +391,7 @@ impl Decisions {
                 (Some(r), true) => &r.candidate,
                 _ => &active.strategy,
             };
-            match self.decide_with(chosen, request, &raw, now).await {
+            match self.decide_with(chosen, request, &raw, now, stages).await {
                 Ok(decided) => break (chosen, decided),
                 // A failing candidate never fails the customer: the live version decides,
                 // and the failure counts against the candidate's guard rails.
@@ -522,11 +458,13 @@ impl Decisions {
             },
         )?;
         let json = record.decision.clone();
+        stages.mark(Stage::Record);
         match self.store.append_decision(record).await {
             Ok(_) => {}
             Err(StoreError::Conflict { what }) => return Ok(Committed::KeyTakenElsewhere { what }),
             Err(other) => return Err(other.into()),
         }
+        stages.mark(Stage::Commit);
         if let Some(r) = rollout
             .as_ref()
             .filter(|r| r.is_shadow() && r.record.is_running())
@@ -562,6 +500,7 @@ impl Decisions {
             .record(latency.as_secs_f64());
         tracing::debug!(decision_id = %id, flow = request.flow, outcome = decision.outcome.as_str(),
             latency_us = latency.as_micros() as u64, "decided");
+        stages.mark(Stage::After);
         Ok(Committed::Now(DecisionBody {
             id,
             json,
@@ -577,6 +516,7 @@ impl Decisions {
         request: &DecideRequest<'_>,
         raw: &serde_json::Value,
         now: chrono::DateTime<chrono::Utc>,
+        stages: &mut Stages,
     ) -> Result<Decided<'s>, AppError> {
         let flow = strategy.flow(request.flow)?;
         let language = match &request.language {
@@ -593,9 +533,11 @@ impl Decisions {
             full_trace: false,
         };
         let input = strategy.validate_input(request.flow, raw)?;
+        stages.mark(Stage::Validate);
         let (decision, data) = self
             .evaluate_online(strategy, request.flow, &input, &options)
             .await?;
+        stages.mark(Stage::Decide);
         Ok(Decided {
             flow,
             language,
