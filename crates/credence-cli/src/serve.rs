@@ -29,7 +29,8 @@ pub struct ServeArgs {
     /// default_page_size, max_page_size, strategy_refresh_ms, default_strategy,
     /// session_ttl_seconds, log_format,
     /// secrets_file, provider_ca_file, public_url, secure_cookies, header_read_timeout_ms,
-    /// request_timeout_ms, max_connections, a [sign_in] table and a [limits] table (see
+    /// request_timeout_ms, max_connections, log_commit_window_us, a [sign_in] table and a
+    /// [limits] table (see
     /// docs/service.md). Flags and environment variables override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -82,6 +83,12 @@ pub struct ServeArgs {
     /// to fit the process's open-files limit].
     #[arg(long, env = "CREDENCE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// The longest the decision log's writer waits, after a decision's record arrives, for
+    /// more to commit with it (one fdatasync or transaction for all), in µs; it waits only
+    /// while decisions arrive at least two a window. 0 commits each batch at once [default:
+    /// 1000].
+    #[arg(long, env = "CREDENCE_LOG_COMMIT_WINDOW_US")]
+    pub log_commit_window_us: Option<u64>,
     #[command(flatten)]
     pub database: crate::database::DatabaseArgs,
     /// This node's name in a cluster on PostgreSQL: its own chain of the decision log
@@ -116,6 +123,7 @@ struct ConfigFile {
     header_read_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    log_commit_window_us: Option<u64>,
     database_url: Option<String>,
     database_pool_size: Option<usize>,
     database_statement_timeout_ms: Option<u64>,
@@ -207,6 +215,8 @@ pub struct ServeConfig {
     pub provider_ca_file: Option<PathBuf>,
     pub database: crate::database::DatabaseArgs,
     pub node_id: Option<String>,
+    /// The decision log writer's commit window, in µs (`group_commit`).
+    pub log_commit_window_us: u64,
     pub example: bool,
 }
 
@@ -287,6 +297,14 @@ impl ServeArgs {
             (1..=limits.max_page_size).contains(&limits.default_page_size),
             "default_page_size must be between 1 and max_page_size"
         );
+        if let Some(us) = self.log_commit_window_us.or(file.log_commit_window_us) {
+            anyhow::ensure!(
+                us <= MAX_LOG_COMMIT_WINDOW_US,
+                "log_commit_window_us is {us}: it must be at most {MAX_LOG_COMMIT_WINDOW_US} \
+                 (every decision may wait this long for its commit); 1000 is the default, 0 \
+                 commits at once"
+            );
+        }
         Ok(ServeConfig {
             addr: self
                 .addr
@@ -313,10 +331,17 @@ impl ServeArgs {
                 database_ca_file: file.database_ca_file,
             }),
             node_id: self.node_id.or(file.node_id),
+            log_commit_window_us: self
+                .log_commit_window_us
+                .or(file.log_commit_window_us)
+                .unwrap_or(credence_store::group_commit::DEFAULT_WINDOW.as_micros() as u64),
             example: self.example,
         })
     }
 }
+
+/// The longest commit window an operator may set: 100 ms.
+const MAX_LOG_COMMIT_WINDOW_US: u64 = 100_000;
 
 /// Live decisions younger than this are left to the shadow queue by the catch-up.
 const SHADOW_SETTLE_MS: i64 = 5_000;
@@ -364,31 +389,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     credence_service::metrics::install();
-    let (store, postgres): (Arc<dyn Store>, Option<PostgresStore>) =
-        match config.database.postgres()? {
-            Some(options) => {
-                let store = PostgresStore::connect_node(&options, config.node_id.as_deref())
-                    .await
-                    .with_context(|| format!("opening {}", options.redacted_url()))?;
-                match store.connection_info().await {
-                    Ok(info) => tracing::info!(
-                        database = %options.redacted_url(),
-                        server_version = %info.server_version,
-                        tls = info.tls,
-                        node = store.node_id().unwrap_or_default(),
-                        "connected to PostgreSQL"
-                    ),
-                    Err(error) => tracing::warn!(%error, "cannot describe the database connection"),
-                }
-                (Arc::new(store.clone()), Some(store))
+    let (store, postgres): (Arc<dyn Store>, Option<PostgresStore>) = match config
+        .database
+        .postgres()?
+    {
+        Some(mut options) => {
+            options.commit_window_us = config.log_commit_window_us;
+            let store = PostgresStore::connect_node(&options, config.node_id.as_deref())
+                .await
+                .with_context(|| format!("opening {}", options.redacted_url()))?;
+            match store.connection_info().await {
+                Ok(info) => tracing::info!(
+                    database = %options.redacted_url(),
+                    server_version = %info.server_version,
+                    tls = info.tls,
+                    node = store.node_id().unwrap_or_default(),
+                    "connected to PostgreSQL"
+                ),
+                Err(error) => tracing::warn!(%error, "cannot describe the database connection"),
             }
-            None => {
-                let store = SqliteStore::open(&config.data_dir).with_context(|| {
-                    format!("opening the store in {}", config.data_dir.display())
-                })?;
-                (Arc::new(store), None)
-            }
-        };
+            (Arc::new(store.clone()), Some(store))
+        }
+        None => {
+            let window = std::time::Duration::from_micros(config.log_commit_window_us);
+            let store = SqliteStore::open_with_commit_window(&config.data_dir, window)
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+            (Arc::new(store), None)
+        }
+    };
     let place = config.database.describe(&config.data_dir);
     let service = Service::new(store.clone(), Arc::new(SystemClock), config.limits.clone());
     if postgres.is_some() {

@@ -103,6 +103,44 @@ fn flags_then_environment_then_config_file() {
     assert!(output.contains("max_body_byte"), "{output}");
 }
 
+/// The group-commit window is the operator's: 0 commits at once, any value up to 100 ms is
+/// taken from the file or a flag, and a larger one is refused at start with the bound.
+#[test]
+fn the_log_commit_window_is_set_within_its_bound() {
+    let root = scratch_dir("admin-commit-window");
+    let config = root.join("credence.toml");
+    std::fs::write(&config, "log_commit_window_us = 5000\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    for (dir, args) in [
+        ("zero", vec!["--log-commit-window-us", "0"]),
+        ("file", vec!["--config", config_arg]),
+    ] {
+        let server = Server::start(&root.join(dir), &args);
+        let key = server.key("decide", "platform");
+        for n in 0..3 {
+            let decided = post_json(
+                &format!("{}/v1/decisions/application", server.url),
+                &key,
+                &example_input("application-approve.json"),
+                &[("Idempotency-Key", &format!("{dir}-{n}"))],
+            );
+            assert_eq!(decided.status, 200, "{dir}: {}", decided.json);
+        }
+    }
+    let (code, output) = run(&[
+        "serve",
+        "--log-commit-window-us",
+        "200000",
+        "--data-dir",
+        root.join("too-long").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("log_commit_window_us is 200000") && output.contains("at most 100000"),
+        "{output}"
+    );
+}
+
 #[test]
 fn revoked_keys_are_refused_and_listed_as_revoked() {
     let server = Server::start(&scratch_dir("admin-keys"), &[]);

@@ -63,11 +63,14 @@ pub struct PostgresOptions {
     pub ca_file: Option<PathBuf>,
     /// How often the checkpointer binds the nodes' chain heads.
     pub checkpoint_every_ms: u64,
+    /// The longest the log writer waits for more decisions after the first of a batch, so that
+    /// they share one transaction (`credence_store::group_commit`); 0 commits at once.
+    pub commit_window_us: u64,
 }
 
 impl PostgresOptions {
     /// Defaults for `url`: 16 connections, 10 s statements, 5 s to connect, a checkpoint every
-    /// 2 s.
+    /// 2 s, a commit window of 1 ms.
     pub fn new(url: impl Into<String>) -> PostgresOptions {
         PostgresOptions {
             url: url.into(),
@@ -76,6 +79,7 @@ impl PostgresOptions {
             connect_timeout_ms: 5_000,
             ca_file: None,
             checkpoint_every_ms: 2_000,
+            commit_window_us: credence_store::group_commit::DEFAULT_WINDOW.as_micros() as u64,
         }
     }
 

@@ -173,6 +173,7 @@ impl Node {
             head,
             partitions,
             unwritable: unwritable.clone(),
+            commit_window: Duration::from_micros(options.commit_window_us),
         };
         tokio::spawn(writer.run(requests));
         let (stop, stopped) = watch::channel(());
@@ -226,11 +227,14 @@ struct Writer {
     head: (i64, String),
     partitions: HashSet<i64>,
     unwritable: Arc<AtomicBool>,
+    /// The longest wait for more decisions after a batch's first (`group_commit`).
+    commit_window: Duration,
 }
 
 impl Writer {
     async fn run(mut self, mut requests: mpsc::Receiver<AppendRequest>) {
-        let mut group = credence_store::group_commit::GroupCommit::new();
+        // The runtime's timer counts whole milliseconds: a wait is rounded up to the next one.
+        let mut group = credence_store::group_commit::GroupCommit::new(self.commit_window);
         let drain = |requests: &mut mpsc::Receiver<AppendRequest>, batch: &mut Vec<_>| {
             while batch.len() < MAX_BATCH {
                 match requests.try_recv() {

@@ -5,16 +5,17 @@
 //! together should share it. A writer that commits as soon as it holds one record commits once
 //! per record at moderate rates (measured: 6,000 decisions a second gave batches of 3 on
 //! average, half of them of one). [`GroupCommit`] estimates the arrival rate from the batches it
-//! sees and, when at least two more records are due within [`MAX_WAIT`], tells the writer to
-//! wait for them: a single sleep, not a wake-up per record. At low rates it never waits, so a
-//! lone decision is not delayed; at high rates the wait is capped, so the answer is delayed by
-//! at most [`MAX_WAIT`] (the decision still is not answered before its record is durable).
-//! Pure: time is passed in.
+//! sees and, when at least two more records are due within its window ([`DEFAULT_WINDOW`]
+//! unless the operator sets `log_commit_window_us`), tells the writer to wait for them: a
+//! single sleep, not a wake-up per record. At low rates it never waits, so a lone decision is
+//! not delayed; at high rates the wait is capped by the window, so the answer is delayed by at
+//! most that (the decision still is not answered before its record is durable). A window of
+//! zero commits at once, as before. Pure: time is passed in.
 
 use std::time::{Duration, Instant};
 
-/// The longest a writer waits for more records after the first of a batch.
-pub const MAX_WAIT: Duration = Duration::from_micros(1_000);
+/// The longest a writer waits for more records after the first of a batch, by default.
+pub const DEFAULT_WINDOW: Duration = Duration::from_micros(1_000);
 
 /// The batch a wait aims for: beyond it the commit's fixed cost is already small per record.
 const TARGET_BATCH: f64 = 16.0;
@@ -28,6 +29,8 @@ const SMOOTHING: f64 = 0.3;
 /// The arrival-rate estimate of one log writer.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
+    /// The longest wait.
+    window: Duration,
     /// Records per microsecond, smoothed.
     rate_per_us: f64,
     /// When the previous batch began gathering.
@@ -36,14 +39,16 @@ pub struct GroupCommit {
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        GroupCommit::new()
+        GroupCommit::new(DEFAULT_WINDOW)
     }
 }
 
 impl GroupCommit {
-    /// An estimate that starts at "no traffic": the first batches never wait.
-    pub fn new() -> Self {
+    /// A writer's estimate, waiting at most `window`; it starts at "no traffic": the first
+    /// batches never wait.
+    pub fn new(window: Duration) -> Self {
         GroupCommit {
+            window,
             rate_per_us: 0.0,
             previous_start: None,
         }
@@ -56,7 +61,7 @@ impl GroupCommit {
         if wanted < MIN_EXPECTED || self.rate_per_us <= 0.0 {
             return None;
         }
-        let max_us = MAX_WAIT.as_micros() as f64;
+        let max_us = self.window.as_micros() as f64;
         if self.rate_per_us * max_us < MIN_EXPECTED {
             return None;
         }
@@ -85,7 +90,7 @@ mod tests {
 
     /// Feeds batches of `records` every `interval_us` and returns the estimate.
     fn after_batches(records: usize, interval_us: u64, batches: u32) -> (GroupCommit, Instant) {
-        let mut group = GroupCommit::new();
+        let mut group = GroupCommit::default();
         let mut at = Instant::now();
         for _ in 0..batches {
             group.observe(at, records);
@@ -112,7 +117,7 @@ mod tests {
             );
         }
         assert_eq!(
-            GroupCommit::new().wait(Instant::now(), Instant::now(), 1),
+            GroupCommit::default().wait(Instant::now(), Instant::now(), 1),
             None
         );
     }
@@ -123,7 +128,10 @@ mod tests {
         let (group, _) = after_batches(6, 1_000, 50);
         let now = Instant::now();
         let wait = group.wait(now, now, 1).expect("waits");
-        assert!(wait <= MAX_WAIT && wait > MAX_WAIT / 2, "{wait:?}");
+        assert!(
+            wait <= DEFAULT_WINDOW && wait > DEFAULT_WINDOW / 2,
+            "{wait:?}"
+        );
         // 40 a millisecond: 15 more arrive in about 375 µs.
         let (group, _) = after_batches(40, 1_000, 50);
         let now = Instant::now();
@@ -141,6 +149,31 @@ mod tests {
         assert_eq!(group.wait(now, now, 15), None, "nearly full");
         let long_ago = now - Duration::from_millis(5);
         assert_eq!(group.wait(long_ago, now, 1), None, "the window has passed");
+    }
+
+    #[test]
+    fn the_window_is_the_operators_and_zero_commits_at_once() {
+        let now = Instant::now();
+        for (window_us, expected_max_us) in [(0, None), (200, Some(200)), (5_000, Some(5_000))] {
+            let mut group = GroupCommit::new(Duration::from_micros(window_us));
+            let mut at = now;
+            // 40 records a millisecond: a batch of 16 is 375 µs away.
+            for _ in 0..50 {
+                group.observe(at, 40);
+                at += Duration::from_millis(1);
+            }
+            let wait = group.wait(now, now, 1);
+            match expected_max_us {
+                None => assert_eq!(wait, None, "a window of 0"),
+                Some(max_us) => {
+                    let wait = wait.expect("waits");
+                    assert!(
+                        wait <= Duration::from_micros(max_us),
+                        "{window_us}: {wait:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

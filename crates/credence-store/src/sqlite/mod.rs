@@ -266,15 +266,29 @@ impl SqliteStore {
     /// decisions: takes the writer lock, recovers the log's tail into the index, and starts
     /// the log writer.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(data_dir, true)
+        SqliteStore::open_with(data_dir, Some(crate::group_commit::DEFAULT_WINDOW))
+    }
+
+    /// [`SqliteStore::open`] whose log writer waits at most `commit_window` for more records
+    /// after the first of a batch (see [`crate::group_commit`]); zero commits at once.
+    pub fn open_with_commit_window(
+        data_dir: &Path,
+        commit_window: std::time::Duration,
+    ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, Some(commit_window))
     }
 
     /// Opens the store beside a running appender: keys, strategies, reads and verification.
     pub fn open_shared(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(data_dir, false)
+        SqliteStore::open_with(data_dir, None)
     }
 
-    fn open_with(data_dir: &Path, append: bool) -> Result<SqliteStore, StoreError> {
+    /// Opens the store; with a commit window, as the one process that appends decisions.
+    fn open_with(
+        data_dir: &Path,
+        commit_window: Option<std::time::Duration>,
+    ) -> Result<SqliteStore, StoreError> {
+        let append = commit_window.is_some();
         std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
         let log_dir = data_dir.join(LOG_DIR);
         std::fs::create_dir_all(&log_dir).map_err(|e| io_error(&log_dir, e))?;
@@ -283,7 +297,7 @@ impl SqliteStore {
         migrate(&conn)?;
         let pending = Arc::new(RwLock::new(Pending::default()));
         let log_unwritable = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (lock, appender) = if append {
+        let (lock, appender) = if let Some(commit_window) = commit_window {
             let lock_path = data_dir.join(LOCK_FILE);
             let lock = std::fs::OpenOptions::new()
                 .create(true)
@@ -317,6 +331,7 @@ impl SqliteStore {
                 .spawn(move || {
                     run_log_writer(
                         appender,
+                        commit_window,
                         tip,
                         receiver,
                         pending_for_writer,
@@ -503,6 +518,7 @@ fn index_has_key(conn: &Connection, key: &str) -> bool {
 
 fn run_log_writer(
     mut appender: Appender,
+    commit_window: std::time::Duration,
     mut tip: (i64, String),
     receiver: mpsc::Receiver<AppendRequest>,
     pending: Arc<RwLock<Pending>>,
@@ -514,7 +530,7 @@ fn run_log_writer(
     let mut frames: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut accepted = Vec::with_capacity(MAX_BATCH);
     let mut keys_in_batch: HashSet<String> = HashSet::new();
-    let mut group = crate::group_commit::GroupCommit::new();
+    let mut group = crate::group_commit::GroupCommit::new(commit_window);
     let drain = |batch: &mut Vec<AppendRequest>| {
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
