@@ -42,11 +42,13 @@ pub(crate) fn start_lookups(pool: deadpool_postgres::Pool) -> mpsc::Sender<Answe
         let mut batch = Vec::with_capacity(MAX_LOOKUPS);
         while receiver.recv_many(&mut batch, MAX_LOOKUPS).await > 0 {
             match read_many(&pool, &batch).await {
-                Ok(mut found) => {
+                Ok(found) => {
                     for lookup in batch.drain(..) {
+                        // The same key may be asked twice in a batch: each gets its copy.
                         let answer = found
-                            .remove(&(lookup.source_key, lookup.subject))
-                            .filter(|a| a.expires_at_ms > lookup.now_ms);
+                            .get(&(lookup.source_key, lookup.subject))
+                            .filter(|a| a.expires_at_ms > lookup.now_ms)
+                            .cloned();
                         let _ = lookup.reply.send(Ok(answer));
                     }
                 }

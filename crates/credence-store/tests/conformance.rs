@@ -838,8 +838,10 @@ async fn provider_answers_asked_together_are_answered_each_for_itself(store: &dy
     )
     .await;
     // Subjects S0..S49 (S40.. were never saved), each as of a time of its own: at 1_020
-    // the answers of S0..S20 have expired (they expire at 1_000 + n).
-    let lookups = (0..50).map(|n| async move {
+    // the answers of S0..S20 have expired (they expire at 1_000 + n). S2, S4, …, S18 are asked
+    // twice, as of the same time: each asker gets the answer.
+    let lookups = (0..59).map(|i| async move {
+        let n = if i >= 50 { (i - 50) * 2 + 2 } else { i };
         let now_ms = if n % 2 == 0 { 0 } else { 1_020 };
         let found = store
             .provider_answer("liabilities", &format!("S{n}"), now_ms)
