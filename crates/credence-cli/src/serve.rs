@@ -85,8 +85,8 @@ pub struct ServeArgs {
     pub max_connections: Option<usize>,
     /// The longest the decision log's writer waits, after a decision's record arrives, for
     /// more to commit with it (one fdatasync or transaction for all), in µs; it waits only
-    /// while decisions arrive at least two a window. 0 commits each batch at once [default:
-    /// 1000].
+    /// while decisions arrive at least two a window (on PostgreSQL rounded up to whole
+    /// milliseconds). 0 commits each batch at once [default: 1000].
     #[arg(long, env = "CREDENCE_LOG_COMMIT_WINDOW_US")]
     pub log_commit_window_us: Option<u64>,
     #[command(flatten)]
