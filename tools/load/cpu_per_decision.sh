@@ -15,8 +15,9 @@
 # switches per request (its threads' /proc counters) too. After each decision run the server's
 # stage timing is read from /metrics (`credence_decision_stage_seconds`, one decision in 64
 # timed at each stage: fingerprint, parse, route, validate, decide, record, commit, after) with
-# the records per log commit. CREDENCE_PERF=1 adds a `perf` profile of one decision run per
-# store: the share of each function.
+# the records per log commit, and the server's CPU is split by thread group (the HTTP threads,
+# the runtime's workers, the log writer, …) from /proc/PID/task. CREDENCE_PERF=1 adds a `perf`
+# profile of one decision run per store: the share of each function.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate="${1:-5000}"
@@ -53,6 +54,16 @@ cpu_ticks() {
 switches() {
   cat /proc/"$1"/task/*/status 2>/dev/null \
     | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'
+}
+
+# thread_ticks PID: utime + stime per group of the process's threads, one `name ticks` line
+# each; a group is a thread name less its number (credence-http-0 and -1 are credence-http).
+thread_ticks() {
+  local task
+  for task in /proc/"$1"/task/*; do
+    [ -r "$task/stat" ] || continue
+    echo "$(sed 's/-[0-9]*$//; s/ /_/g' "$task/comm") $(awk '{print $14 + $15}' "$task/stat")"
+  done | awk '{t[$1] += $2} END {for (k in t) print k, t[k]}' | sort
 }
 
 # postgres_pids: the PostgreSQL server's processes (postmaster and backends).
@@ -100,6 +111,7 @@ measure() {
   shift
   local before pg_before after pg_after sent out switched
   switched=$(switches "$server_pid")
+  thread_ticks "$server_pid" >"$work/threads-before"
   before=$(cpu_ticks "$server_pid")
   pg_before=$(cpu_ticks $(postgres_pids))
   out=$(target/release/credence-loadgen --rate "$rate" --duration-s "$duration" --warmup-s "$warmup" \
@@ -108,6 +120,11 @@ measure() {
   pg_after=$(cpu_ticks $(postgres_pids))
   switched=$(($(switches "$server_pid") - switched))
   sent=$((rate * (duration + warmup)))
+  # Where the server's CPU went, by thread group (threads that ended meanwhile are not counted).
+  thread_ticks "$server_pid" | join -a2 -e 0 -o 0,1.2,2.2 "$work/threads-before" - \
+    | awk -v label="$label" -v store="$store" -v ticks="$ticks" -v sent="$sent" '
+      { used = $3 - $2; if (used > 0) line = line sprintf(" %s %.1f", $1, used * 1e6 / ticks / sent) }
+      END { print store ", " label ": CPU µs per request by thread:" line }' >>"$work/threads.txt"
   local answered latency
   answered=$(printf '%s\n' "$out" | sed -n 's/.*: \([0-9]*\) answered,.*/\1/p' | head -1)
   latency=$(printf '%s\n' "$out" | sed -n 's/^latency from the scheduled time: //p' | head -1)
@@ -158,6 +175,9 @@ for round in $(seq 1 "$rounds"); do
     stop_server
   done
 done
+echo
+echo "Server CPU per request by thread group (HTTP threads, the runtime's workers, the log writer, …):"
+cat "$work/threads.txt"
 echo
 echo "Stages of a served decision (wall time of one decision in 64; commit is the wait for the log):"
 cat "$work/stages.txt"

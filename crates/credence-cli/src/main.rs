@@ -10,6 +10,7 @@ mod log_export;
 
 mod model_score;
 mod monitor;
+mod os;
 mod portfolio;
 mod serve;
 mod strategy_cmd;

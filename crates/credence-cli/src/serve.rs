@@ -29,9 +29,9 @@ pub struct ServeArgs {
     /// default_page_size, max_page_size, strategy_refresh_ms, default_strategy,
     /// session_ttl_seconds, log_format,
     /// secrets_file, provider_ca_file, public_url, secure_cookies, header_read_timeout_ms,
-    /// request_timeout_ms, max_connections, log_commit_window_us, a [sign_in] table and a
-    /// [limits] table (see
-    /// docs/service.md). Flags and environment variables override it.
+    /// request_timeout_ms, max_connections, http_threads, log_commit_window_us, a [sign_in]
+    /// table and a [limits] table (see docs/service.md). Flags and environment variables
+    /// override it.
     #[arg(long, env = "CREDENCE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Largest decision request body in bytes [default: 65536].
@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// to fit the process's open-files limit].
     #[arg(long, env = "CREDENCE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Threads serving HTTP connections, each with a single-threaded runtime; a connection is
+    /// served from start to end by one of them [default: one per core, at most 256].
+    #[arg(long, env = "CREDENCE_HTTP_THREADS")]
+    pub http_threads: Option<usize>,
     /// The longest the decision log's writer waits, after a decision's record arrives, for
     /// more to commit with it (one fdatasync or transaction for all), in µs; it waits only
     /// while decisions arrive at least two a window (on PostgreSQL rounded up to whole
@@ -123,6 +127,7 @@ struct ConfigFile {
     header_read_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    http_threads: Option<usize>,
     log_commit_window_us: Option<u64>,
     database_url: Option<String>,
     database_pool_size: Option<usize>,
@@ -267,7 +272,17 @@ impl ServeArgs {
                 .unwrap_or(defaults.http.max_connections)
                 .max(1),
             max_header_bytes: defaults.http.max_header_bytes,
+            threads: self
+                .http_threads
+                .or(file.http_threads)
+                .unwrap_or(defaults.http.threads),
         };
+        anyhow::ensure!(
+            (1..=credence_service::server::MAX_HTTP_THREADS).contains(&http.threads),
+            "http_threads is {}: it must be between 1 and {} (one per core is the default)",
+            http.threads,
+            credence_service::server::MAX_HTTP_THREADS
+        );
         let limits = ServiceLimits {
             secure_cookies,
             http,
@@ -684,18 +699,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
 
     let mut http = config.limits.http.clone();
-    http.max_connections = http.max_connections.min(connection_room());
+    http.max_connections = http.max_connections.min(crate::os::connection_room());
     tracing::info!(
         max_connections = http.max_connections,
         header_read_timeout_ms = http.header_read_timeout_ms,
         request_timeout_ms = http.request_timeout_ms,
+        http_threads = http.threads,
         "HTTP limits"
     );
     credence_service::server::serve(
         listener,
         credence_service::router(service.clone()),
         http,
-        shutdown_signal(),
+        crate::os::shutdown_signal(),
         10_000,
     )
     .await
@@ -713,34 +729,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// How many connections the process can hold: its open-files limit, raised to the hard limit
-/// first, less room for the store's files, the provider connections and the log.
-fn connection_room() -> usize {
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
-            }
-        }
-        usize::try_from(limit.rlim_cur)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(256)
-            .max(64)
-    }
 }
 
 /// Forwards activation notifications to the refresher, listening again after a lost
@@ -762,27 +750,4 @@ async fn follow_notifications(store: PostgresStore, wake: tokio::sync::mpsc::Sen
 
 pub fn shell_path(path: &Path) -> String {
     path.display().to_string()
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

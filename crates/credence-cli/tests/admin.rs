@@ -141,6 +141,37 @@ fn the_log_commit_window_is_set_within_its_bound() {
     );
 }
 
+/// The HTTP threads are the operator's: one serves decisions, and 0 or more than 256 are
+/// refused at start with the bound.
+#[test]
+fn the_http_threads_are_set_within_their_bound() {
+    let root = scratch_dir("admin-http-threads");
+    let server = Server::start(&root.join("one"), &["--http-threads", "1"]);
+    let key = server.key("decide", "platform");
+    let decided = post_json(
+        &format!("{}/v1/decisions/application", server.url),
+        &key,
+        &example_input("application-approve.json"),
+        &[],
+    );
+    assert_eq!(decided.status, 200, "{}", decided.json);
+    for threads in ["0", "300"] {
+        let (code, output) = run(&[
+            "serve",
+            "--http-threads",
+            threads,
+            "--data-dir",
+            root.join(format!("refused-{threads}")).to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0, "{output}");
+        assert!(
+            output.contains(&format!("http_threads is {threads}"))
+                && output.contains("between 1 and 256"),
+            "{output}"
+        );
+    }
+}
+
 #[test]
 fn revoked_keys_are_refused_and_listed_as_revoked() {
     let server = Server::start(&scratch_dir("admin-keys"), &[]);

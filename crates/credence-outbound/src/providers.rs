@@ -27,7 +27,6 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde::Serialize;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -519,9 +518,7 @@ impl Providers {
         let mut key_text = String::with_capacity(source.name.len() + 33);
         key_text.push_str(&source.name);
         key_text.push('#');
-        for byte in &digest[..16] {
-            let _ = write!(key_text, "{byte:02x}");
-        }
+        key_text.push_str(&hex::encode(&digest[..16]));
         let key = (key_text, subject.to_string());
         if source.cache_ttl_seconds > 0 {
             let mut cache = self.cache.shard(&key);

@@ -1,4 +1,4 @@
-//! The HTTP/1.1 listener: accepts connections up to a cap, times out slow or idle clients, and drains open connections at shutdown.
+//! The HTTP/1.1 listener: accepts connections up to a cap, serves each on one of the HTTP threads, times out slow or idle clients, and drains open connections at shutdown.
 //!
 //! `axum::serve` sets no timer, so a connection that never finishes its headers is kept for
 //! ever, and a few thousand of them exhaust the process's open files while costing the client
@@ -8,6 +8,14 @@
 //! `around` layer, `request_timeout_ms`), and connections beyond `max_connections` are closed as soon as
 //! they are accepted, so the listener's backlog never fills with them and the connections
 //! already open keep being served.
+//!
+//! Threads: the listener hands each accepted connection, in turn, to one of `http_threads`
+//! threads, each running a single-threaded runtime that serves its connections from start to
+//! end. A work-stealing runtime wakes a second worker whenever the first has more than one task
+//! ready, and at a moderate load that is nearly every request: its threads spent about a fifth
+//! of the node's CPU per decision handing work to each other (docs/benchmarks.md, issue 28).
+//! A connection's requests are sequential anyway, so pinning it to a thread loses nothing but
+//! the stealing of one connection's work by another thread.
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -16,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// The address a request's connection came from, as a request extension (for sign-in
@@ -24,7 +32,7 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddress(pub std::net::SocketAddr);
 
-/// Connection limits and timeouts of the listener; see `docs/service.md`, "Limits".
+/// Connection limits, timeouts and threads of the listener; see `docs/service.md`, "Limits".
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// The most time a connection may take to send a request's headers, counted from its
@@ -36,6 +44,19 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// The largest request head (request line and headers) in bytes.
     pub max_header_bytes: usize,
+    /// The threads serving connections, each with a single-threaded runtime (at least 1).
+    pub threads: usize,
+}
+
+/// Most HTTP threads an operator may ask for.
+pub const MAX_HTTP_THREADS: usize = 256;
+
+/// One HTTP thread per core the process may use.
+pub fn default_http_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_HTTP_THREADS)
 }
 
 impl Default for HttpLimits {
@@ -45,12 +66,32 @@ impl Default for HttpLimits {
             request_timeout_ms: 30_000,
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,
+            threads: default_http_threads(),
         }
     }
 }
 
+/// An accepted connection on its way to an HTTP thread, with its place under `max_connections`.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What every HTTP thread serves connections with.
+#[derive(Clone)]
+struct Serving {
+    router: Router,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    stop: watch::Receiver<bool>,
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish
 /// (for at most `drain_ms`).
+///
+/// The HTTP threads outlive this call and the process's runtime: what requests started on
+/// them (a database connection a pool opened there, a task a store started on first use) is
+/// still driven while the process ends its work after the listener stops.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -65,7 +106,13 @@ pub async fn serve(
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)))
         // hyper's buffer bounds the head: a larger one is answered 431 and closed.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    let http = Arc::new(http);
+    let serving = Serving {
+        router,
+        http: Arc::new(http),
+        stop,
+    };
+    let threads = start_http_threads(limits.threads.clamp(1, MAX_HTTP_THREADS), &serving)?;
+    let mut next_thread = 0usize;
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -87,38 +134,119 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(PeerAddress(peer));
-                request
-            },
-        ));
-        let http = http.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let connection = http.serve_connection(TokioIo::new(JsonErrors::new(stream)), service);
-            tokio::pin!(connection);
-            let mut draining = false;
-            loop {
-                tokio::select! {
-                    _ = connection.as_mut() => break,
-                    changed = stop.changed(), if !draining => {
-                        draining = true;
-                        if changed.is_ok() {
-                            connection.as_mut().graceful_shutdown();
-                        }
-                    }
-                }
+        // Registered again with the chosen thread's runtime; the socket stays non-blocking.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot hand a connection to an HTTP thread");
+                continue;
             }
-            drop(permit);
+        };
+        // In turn; a thread that is gone is passed over.
+        let mut unsent = Some(Accepted {
+            stream,
+            peer,
+            permit,
         });
+        for _ in 0..threads.len() {
+            let Some(accepted) = unsent.take() else {
+                break;
+            };
+            let thread = &threads[next_thread % threads.len()];
+            next_thread = next_thread.wrapping_add(1);
+            if let Err(mpsc::error::SendError(back)) = thread.send(accepted) {
+                unsent = Some(back);
+            }
+        }
+        if unsent.is_some() {
+            tracing::error!("no HTTP thread is running; closing the connection");
+        }
     }
     drop(listener);
+    drop(threads);
     let _ = stop_sender.send(true);
     // Every slot back means every connection has ended.
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_millis(drain_ms), slots.acquire_many(all)).await;
     Ok(())
+}
+
+/// Starts the HTTP threads; each serves what it is sent until the process ends.
+fn start_http_threads(
+    count: usize,
+    serving: &Serving,
+) -> std::io::Result<Vec<mpsc::UnboundedSender<Accepted>>> {
+    let mut senders = Vec::with_capacity(count);
+    for index in 0..count {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let serving = serving.clone();
+        std::thread::Builder::new()
+            .name(format!("credence-http-{index}"))
+            .spawn(move || runtime.block_on(http_thread(receiver, serving)))?;
+        senders.push(sender);
+    }
+    Ok(senders)
+}
+
+/// One HTTP thread's work: a task per connection handed to it.
+async fn http_thread(mut receiver: mpsc::UnboundedReceiver<Accepted>, serving: Serving) {
+    while let Some(accepted) = receiver.recv().await {
+        match tokio::net::TcpStream::from_std(accepted.stream) {
+            Ok(stream) => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    accepted.peer,
+                    accepted.permit,
+                    serving.clone(),
+                ));
+            }
+            Err(error) => tracing::warn!(%error, "cannot serve an accepted connection"),
+        }
+    }
+    // The listener has stopped. The runtime stays: connections drain, and whatever requests
+    // started on it keeps being driven until the process exits.
+    std::future::pending::<()>().await;
+}
+
+/// Serves one connection until it closes, or until shutdown lets its last request finish.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+    serving: Serving,
+) {
+    let Serving {
+        router,
+        http,
+        mut stop,
+    } = serving;
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(PeerAddress(peer));
+            request
+        },
+    ));
+    let connection = http.serve_connection(TokioIo::new(JsonErrors::new(stream)), service);
+    tokio::pin!(connection);
+    let mut draining = *stop.borrow();
+    if draining {
+        connection.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => break,
+            changed = stop.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+    drop(permit);
 }
 
 /// A connection whose answers hyper writes itself — to a request head it cannot parse (400)
@@ -266,6 +394,105 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonErrors<IO>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One request on a new connection to a server on 127.0.0.1; the answer's status line and body.
+    fn get(address: std::net::SocketAddr, path: &str) -> std::io::Result<(String, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head.lines().next().unwrap_or_default().to_string();
+        Ok((status, body.to_string()))
+    }
+
+    /// Connections are served on the HTTP threads (each in turn), and at shutdown the listener
+    /// closes while a request already running is still answered.
+    #[test]
+    fn connections_are_served_on_the_http_threads_and_drained_at_shutdown() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
+        let (release, released) = watch::channel(false);
+        let router = Router::new()
+            .route(
+                "/thread",
+                axum::routing::get(|| async {
+                    std::thread::current()
+                        .name()
+                        .unwrap_or_default()
+                        .to_string()
+                }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let mut released = released.clone();
+                    async move {
+                        SLOW_STARTED.store(true, Ordering::SeqCst);
+                        let _ = released.wait_for(|go| *go).await;
+                        "done"
+                    }
+                }),
+            );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = HttpLimits {
+            threads: 2,
+            ..HttpLimits::default()
+        };
+        let server = runtime.spawn(serve(
+            listener,
+            router,
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+            10_000,
+        ));
+        let mut threads: Vec<String> = (0..4)
+            .map(|_| {
+                let (status, body) = get(address, "/thread").unwrap();
+                assert!(status.contains("200"), "{status}");
+                body
+            })
+            .collect();
+        threads.sort();
+        assert_eq!(
+            threads,
+            [
+                "credence-http-0",
+                "credence-http-0",
+                "credence-http-1",
+                "credence-http-1"
+            ]
+        );
+        let slow = std::thread::spawn(move || get(address, "/slow"));
+        while !SLOW_STARTED.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        stop.send(()).unwrap();
+        // The listener closes at once; the running request is still waiting.
+        while std::net::TcpStream::connect(address).is_ok() {
+            std::thread::yield_now();
+        }
+        assert!(!slow.is_finished());
+        release.send(true).unwrap();
+        let (status, body) = slow.join().unwrap().unwrap();
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, "done");
+        runtime.block_on(server).unwrap().unwrap();
+    }
 
     #[test]
     fn only_hypers_own_empty_error_answers_get_a_json_body() {
