@@ -494,8 +494,10 @@ impl Providers {
         }
         let elapsed = started.elapsed();
         record.latency_ms = elapsed.as_millis() as u64;
-        metrics::histogram!(credence_app::metrics::PROVIDER_CALL_SECONDS,
-            "provider" => record.provider.clone(), "status" => record.status)
+        credence_app::metrics::histogram(
+            credence_app::metrics::PROVIDER_CALL_SECONDS,
+            &[("provider", &record.provider), ("status", record.status)],
+        )
         .record(elapsed.as_secs_f64());
         (record, result)
     }
@@ -518,7 +520,7 @@ impl Providers {
         let mut key_text = String::with_capacity(source.name.len() + 33);
         key_text.push_str(&source.name);
         key_text.push('#');
-        key_text.push_str(&hex::encode(&digest[..16]));
+        key_text.push_str(&credence_store::chain::lower_hex(&digest[..16]));
         let key = (key_text, subject.to_string());
         if source.cache_ttl_seconds > 0 {
             let mut cache = self.cache.shard(&key);

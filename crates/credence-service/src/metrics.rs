@@ -62,7 +62,9 @@ pub fn install() -> &'static PrometheusHandle {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder is installed; the handle then renders nothing.
-        let _ = metrics::set_global_recorder(recorder);
+        if metrics::set_global_recorder(recorder).is_ok() {
+            credence_app::metrics::recorder_installed();
+        }
         describe();
         handle
     })

@@ -320,14 +320,17 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
 /// The free space below which the zero fill waits instead of trying (and failing) to grow.
 pub const RESUME_FILL_FREE_BYTES: u64 = 4 * ZERO_FILL_CHUNK_BYTES;
 
+/// The zeros the fill writes from: static, so no fill allocates and clears a buffer of its own
+/// (a fresh megabyte cleared for each quarter-megabyte chunk was about 3 % of the node's
+/// user-space instructions per decision).
+static ZEROS: [u8; ZERO_FILL_CHUNK_BYTES as usize] = [0; ZERO_FILL_CHUNK_BYTES as usize];
+
 fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    const CHUNK: usize = 1 << 20;
-    let zeros = vec![0u8; CHUNK];
     let mut at = from;
     while at < to {
-        let n = CHUNK.min((to - at) as usize);
-        file.write_all_at(&zeros[..n], at)?;
+        let n = ZEROS.len().min((to - at) as usize);
+        file.write_all_at(&ZEROS[..n], at)?;
         at += n as u64;
     }
     Ok(())

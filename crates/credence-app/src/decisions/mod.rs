@@ -441,7 +441,6 @@ impl Decisions {
             };
             tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
         }
-        let arm = decision.arm.as_deref().map(str::to_string);
         let record = new_record(
             request.flow,
             &decision,
@@ -453,8 +452,10 @@ impl Decisions {
                 language: language.clone(),
                 created_at_ms,
                 latency_us: latency.as_micros() as i64,
-                // Stored as received: what the caller sent is what a replay re-reads.
-                input: String::from_utf8_lossy(request.body).into_owned(),
+                // Stored as received: what the caller sent is what a replay re-reads. It parsed
+                // as JSON, so it is UTF-8 (the lossy form is only a guard).
+                input: String::from_utf8(request.body.to_vec())
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             },
         )?;
         let json = record.decision.clone();
@@ -490,14 +491,21 @@ impl Decisions {
             self.cases
                 .open_in_background(&id, referral, requested, facts, strategy, created_at_ms);
         }
-        metrics::counter!(m::DECISIONS_TOTAL,
-            "strategy" => active.name.clone(),
-            "flow" => request.flow.to_string(),
-            "outcome" => decision.outcome.as_str(),
-            "arm" => arm.unwrap_or_default())
+        m::counter(
+            m::DECISIONS_TOTAL,
+            &[
+                ("strategy", &active.name),
+                ("flow", request.flow),
+                ("outcome", decision.outcome.as_str()),
+                ("arm", decision.arm.as_deref().unwrap_or_default()),
+            ],
+        )
         .increment(1);
-        metrics::histogram!(m::DECISION_SECONDS, "strategy" => active.name.clone(), "flow" => request.flow.to_string())
-            .record(latency.as_secs_f64());
+        m::histogram(
+            m::DECISION_SECONDS,
+            &[("strategy", &active.name), ("flow", request.flow)],
+        )
+        .record(latency.as_secs_f64());
         tracing::debug!(decision_id = %id, flow = request.flow, outcome = decision.outcome.as_str(),
             latency_us = latency.as_micros() as u64, "decided");
         stages.mark(Stage::After);
@@ -578,13 +586,18 @@ impl Decisions {
                     let answers = futures_util::future::join_all(fetches).await;
                     for (request, fetched) in requests.into_iter().zip(answers) {
                         for call in &fetched.calls {
-                            metrics::counter!(m::PROVIDER_CALLS_TOTAL,
-                                "provider" => call.provider.clone(), "status" => call.status)
+                            m::counter(
+                                m::PROVIDER_CALLS_TOTAL,
+                                &[("provider", &call.provider), ("status", call.status)],
+                            )
                             .increment(1);
                         }
                         if fetched.cache_hit {
-                            metrics::counter!(m::PROVIDER_CACHE_HITS_TOTAL, "source" => request.source.clone())
-                                .increment(1);
+                            m::counter(
+                                m::PROVIDER_CACHE_HITS_TOTAL,
+                                &[("source", &request.source)],
+                            )
+                            .increment(1);
                         }
                         let meta = serde_json::json!({
                             "provider": fetched.provider,

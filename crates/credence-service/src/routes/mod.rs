@@ -174,12 +174,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 ///   identifiers).
 async fn around(State(timeout_ms): State<u64>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let workbench = request.uri().path().starts_with("/review");
     let mut response = match tokio::time::timeout(
         std::time::Duration::from_millis(timeout_ms),
@@ -217,10 +213,17 @@ async fn around(State(timeout_ms): State<u64>, request: Request, next: Next) -> 
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(m::HTTP_REQUEST_SECONDS, "route" => route.clone())
-        .record(elapsed.as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    m::counter(
+        m::HTTP_REQUESTS_TOTAL,
+        &[
+            ("route", route),
+            ("method", method.as_str()),
+            ("status", response.status().as_str()),
+        ],
+    )
+    .increment(1);
+    m::histogram(m::HTTP_REQUEST_SECONDS, &[("route", route)]).record(elapsed.as_secs_f64());
     tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "request");
     response
 }
