@@ -8,6 +8,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Parses a JSON document into a value, refusing repeated keys in any object.
 pub fn parse_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
@@ -24,6 +25,84 @@ pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_js
         Ok(parsed) => Ok(parsed),
         // Parse again for the type's error with its line and column.
         Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// A JSON object's entries in the order written, keys borrowed from the text where they hold no
+/// escapes, values parsed as [`parse_value`] parses them.
+pub type Entries<'a> = Vec<(Cow<'a, str>, Value)>;
+
+/// Parses a document that is one JSON object into its entries, without building a map of them.
+/// Refused as [`parse_value`] refuses (the same errors, at the same places): bad JSON, a repeated
+/// key in any object; and a document that is not an object (its message then says so, and
+/// [`parse_value`] is the one to ask for the value).
+pub fn parse_object_entries(bytes: &[u8]) -> Result<Entries<'_>, serde_json::Error> {
+    // UTF-8 checked once for the whole text, not string by string as a parse of bytes does; a
+    // text that is not UTF-8 is parsed as bytes, for the error at its place.
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return entries_of(serde_json::Deserializer::from_slice(bytes));
+    };
+    entries_of(serde_json::Deserializer::from_str(text))
+}
+
+fn entries_of<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
+) -> Result<Entries<'de>, serde_json::Error> {
+    let entries = deserializer.deserialize_map(ObjectEntries)?;
+    deserializer.end()?;
+    Ok(entries)
+}
+
+struct ObjectEntries;
+
+impl<'de> Visitor<'de> for ObjectEntries {
+    type Value = Entries<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+        let mut entries: Entries<'de> = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            // Against each earlier key: keys of other lengths differ at once.
+            if entries.iter().any(|(earlier, _)| *earlier == key) {
+                return Err(A::Error::custom(format_args!(
+                    "duplicate key `{key}`: an object may name each key once"
+                )));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+}
+
+/// An object's key, borrowed from the text when it has no escapes.
+struct BorrowedKey;
+
+impl<'de> DeserializeSeed<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 

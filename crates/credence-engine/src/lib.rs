@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod cases;
+pub mod compact_json;
 mod compile;
 pub mod data;
 mod decision;

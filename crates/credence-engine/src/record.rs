@@ -95,15 +95,16 @@ impl DecisionRecord {
     /// The bytes are those of an object of `id`, `record_version` and then the decision's own
     /// fields. They are written as the id and version, then the decision's object with its
     /// opening brace turned into the comma that joins the two: a `#[serde(flatten)]` wrapper
-    /// gives the same bytes through serde's map machinery, about a tenth slower.
+    /// gives the same bytes through serde's map machinery, about a tenth slower. The text is
+    /// written by [`crate::compact_json`]: serde_json's bytes, a fifth fewer instructions.
     pub fn write(id: &str, decision: &Decision) -> Result<String, serde_json::Error> {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(b"{\"id\":");
-        serde_json::to_writer(&mut out, id)?;
+        crate::compact_json::write_str(&mut out, id);
         out.extend_from_slice(b",\"record_version\":");
-        serde_json::to_writer(&mut out, &DECISION_RECORD_VERSION)?;
+        crate::compact_json::append(&mut out, &DECISION_RECORD_VERSION)?;
         let joint = out.len();
-        serde_json::to_writer(&mut out, decision)?;
+        crate::compact_json::append(&mut out, decision)?;
         // A decision is an object with fields: its text opens with `{` and goes on with one.
         debug_assert_eq!(out.get(joint..joint + 2), Some(&b"{\""[..]));
         out[joint] = b',';

@@ -486,6 +486,56 @@ impl InputSchema {
         }
     }
 
+    /// Validates an object given as its entries in the order they were written, when nothing
+    /// in it is wrong; `None` when a key repeats or any field is refused, and [`validate`] on
+    /// the parsed object then names every fault, in its order. No map of the entries is built:
+    /// each key is matched to its declared field once, trying the field after the last one
+    /// matched first (callers mostly send fields in the declared order).
+    ///
+    /// [`validate`]: InputSchema::validate
+    pub fn validate_entries<'e>(
+        &self,
+        entries: impl IntoIterator<Item = (&'e str, &'e serde_json::Value)>,
+    ) -> Option<ValidatedInput> {
+        let mut found: Vec<Option<&serde_json::Value>> = vec![None; self.fields.len()];
+        let mut undeclared: Vec<&str> = Vec::new();
+        let mut next = 0;
+        for (key, value) in entries {
+            let position = match self.fields.get(next) {
+                Some((name, _)) if name.as_ref() == key => Some(next),
+                _ => self
+                    .fields
+                    .iter()
+                    .position(|(name, _)| name.as_ref() == key),
+            };
+            match position {
+                Some(position) => {
+                    if found[position].replace(value).is_some() {
+                        return None;
+                    }
+                    next = position + 1;
+                }
+                None if self.additional_fields == AdditionalFields::Reject => return None,
+                None if undeclared.contains(&key) => return None,
+                None => undeclared.push(key),
+            }
+        }
+        let mut violations = Vec::new();
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for ((name, spec), value) in self.fields.iter().zip(found) {
+            let value = match value {
+                Some(value) => spec.validate(name, value, &mut violations),
+                None if spec.required => return None,
+                None => InputValue::Null,
+            };
+            fields.push((name.clone(), value));
+        }
+        violations.is_empty().then_some(ValidatedInput {
+            fields,
+            validated_for: None,
+        })
+    }
+
     /// Validates the declared fields, each read through `lookup` (None: absent).
     pub(crate) fn validate_declared<'v>(
         &self,

@@ -1798,3 +1798,84 @@ fn overlapping_unique_rows_are_a_compile_error_with_an_example() {
         compile_problems(&package(&table("first", "[10..20]"), "  default: approve")).is_empty()
     );
 }
+
+/// A field's value as a caller might send it: right, wrong in kind or bounds, null, a list.
+fn any_field_value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        (-5i64..200_000).prop_map(|n| json!(n)),
+        (-100i64..100_000).prop_map(|n| json!(n as f64 / 8.0)),
+        prop::sample::select(vec![
+            "own",
+            "rent",
+            "castle",
+            "1984-05-20",
+            "20/05/1984",
+            "",
+            "C-1"
+        ])
+        .prop_map(|s| json!(s)),
+        any::<bool>().prop_map(|b| json!(b)),
+        Just(json!(null)),
+        Just(json!([1, "a"])),
+        Just(json!({"nested": 1})),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Decisions, with compact and full traces, are written as serde_json writes them.
+    #[test]
+    fn decisions_are_written_as_serde_json_writes_them(input in application_input(), full in any::<bool>()) {
+        let strategy = example();
+        let mut options = as_of();
+        options.full_trace = full;
+        let decision = strategy.decide_json("application", &input, &options).unwrap();
+        let written = compact_json::to_vec(&decision).unwrap();
+        prop_assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&decision).unwrap());
+    }
+
+    /// Validating an object's entries as sent answers exactly when validating the object
+    /// passes, with the same input; a repeated key is never taken.
+    #[test]
+    fn entries_validate_as_the_object_does(
+        flow in prop::sample::select(vec!["application", "drawdown"]),
+        changes in prop::collection::vec((0usize..40, prop::option::of(any_field_value())), 0..4),
+        extra in prop::option::of(("[a-z_]{1,12}", any_field_value())),
+        repeat in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let strategy = example();
+        let base = sample(if flow == "application" { "application-approve" } else { "drawdown-approve" });
+        let mut entries: Vec<(String, serde_json::Value)> =
+            base.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (at, change) in changes {
+            let at = at % entries.len();
+            match change {
+                Some(value) => entries[at].1 = value,
+                None => { entries.remove(at); }
+            }
+            if entries.is_empty() { break; }
+        }
+        if let Some((key, value)) = extra {
+            if !entries.iter().any(|(k, _)| *k == key) { entries.push((key, value)); }
+        }
+        // Out of the declared order: the fields are found wherever they stand.
+        let len = entries.len().max(1);
+        entries.rotate_left((seed as usize) % len);
+        let object = serde_json::Value::Object(entries.iter().cloned().collect());
+        let whole = strategy.validate_input(flow, &object).ok();
+        let from_entries = strategy
+            .validate_input_entries(flow, entries.iter().map(|(k, v)| (k.as_str(), v)))
+            .unwrap();
+        prop_assert_eq!(&from_entries, &whole);
+        if repeat && !entries.is_empty() {
+            let again = entries[0].clone();
+            entries.push(again);
+            let repeated = strategy
+                .validate_input_entries(flow, entries.iter().map(|(k, v)| (k.as_str(), v)))
+                .unwrap();
+            prop_assert_eq!(repeated, None);
+        }
+    }
+}

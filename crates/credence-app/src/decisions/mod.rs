@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
+mod body;
 mod record;
 mod stages;
 
+use body::InputBody;
 pub use record::{
     body_with_id, new_id, new_record, read_record, request_fingerprint, RecordContext,
 };
@@ -347,23 +349,18 @@ impl Decisions {
         started: Instant,
         stages: &mut Stages,
     ) -> Result<Committed, AppError> {
-        let raw: serde_json::Value =
-            crate::strict_json::parse_value(request.body).map_err(|e| malformed(&e))?;
-        stages.mark(Stage::Parse);
-        if !raw.is_object() {
+        let Some(body) = InputBody::parse(request.body).map_err(|e| malformed(&e))? else {
             return Err(AppError::new(
                 ErrorCode::InvalidInput,
                 "the body must be a JSON object whose fields are the flow's inputs",
             ));
-        }
+        };
+        stages.mark(Stage::Parse);
         let active = self.strategies.resolve(request.strategy)?;
         let now = self.clock.now();
         let created_at_ms = now.timestamp_millis();
         let id = new_id(created_at_ms)?;
-        let customer_id = raw
-            .get("customer_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        let customer_id = body.str_field("customer_id").map(str::to_string);
         // On a ramp, the customer's stable bucket says which version decides.
         let rollout = active.rollout.clone();
         let on_candidate = rollout.as_ref().is_some_and(|r| {
@@ -391,7 +388,7 @@ impl Decisions {
                 (Some(r), true) => &r.candidate,
                 _ => &active.strategy,
             };
-            match self.decide_with(chosen, request, &raw, now, stages).await {
+            match self.decide_with(chosen, request, &body, now, stages).await {
                 Ok(decided) => break (chosen, decided),
                 // A failing candidate never fails the customer: the live version decides,
                 // and the failure counts against the candidate's guard rails.
@@ -439,7 +436,7 @@ impl Decisions {
                     .iter()
                     .any(|(field, spec)| &**field == name && spec.personal)
             };
-            tracing::debug!(decision_id = %id, input = %mask::masked_input(&raw, personal), "decision input");
+            tracing::debug!(decision_id = %id, input = %mask::masked_input(body.object(), personal), "decision input");
         }
         let record = new_record(
             request.flow,
@@ -475,7 +472,7 @@ impl Decisions {
                 rollout: r.clone(),
                 decision_id: id.clone(),
                 flow: request.flow.to_string(),
-                raw: raw.clone(),
+                raw: body.object().clone(),
                 options: options.clone(),
                 data: data.offline_copy(),
                 live: crate::shadow::comparable(&decision),
@@ -487,7 +484,7 @@ impl Decisions {
             // The decision is durable already and is the record of the referral: its case is
             // stored behind the answer, not before it.
             let requested = decision.requested_amount;
-            let facts = crate::cases::ReferralFacts::of(&raw, &decision.reasons);
+            let facts = crate::cases::ReferralFacts::of(body.object(), &decision.reasons);
             self.cases
                 .open_in_background(&id, referral, requested, facts, strategy, created_at_ms);
         }
@@ -522,7 +519,7 @@ impl Decisions {
         &self,
         strategy: &'s credence_engine::CompiledStrategy,
         request: &DecideRequest<'_>,
-        raw: &serde_json::Value,
+        body: &InputBody<'_>,
         now: chrono::DateTime<chrono::Utc>,
         stages: &mut Stages,
     ) -> Result<Decided<'s>, AppError> {
@@ -540,7 +537,7 @@ impl Decisions {
             language: language.clone(),
             full_trace: false,
         };
-        let input = strategy.validate_input(request.flow, raw)?;
+        let input = body.validate(strategy, request.flow)?;
         stages.mark(Stage::Validate);
         let (decision, data) = self
             .evaluate_online(strategy, request.flow, &input, &options)
