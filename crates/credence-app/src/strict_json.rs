@@ -9,6 +9,10 @@
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashSet;
+
+/// Keys of an object checked for repeats by comparison; a set past this many.
+const SCANNED_KEYS: usize = 32;
 
 /// Parses a JSON document into a value, refusing repeated keys in any object.
 pub fn parse_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
@@ -64,15 +68,25 @@ impl<'de> Visitor<'de> for ObjectEntries {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
         let mut entries: Entries<'de> = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+        // A key is compared with each earlier one while there are few (keys of other lengths
+        // differ at once); past SCANNED_KEYS a set takes over, so a hostile body of many keys
+        // costs a hash a key, not a comparison with every key before it.
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            // Against each earlier key: keys of other lengths differ at once.
-            if entries.iter().any(|(earlier, _)| *earlier == key) {
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(key.clone()),
+                None => entries.iter().any(|(earlier, _)| *earlier == key),
+            };
+            if repeated {
                 return Err(A::Error::custom(format_args!(
                     "duplicate key `{key}`: an object may name each key once"
                 )));
             }
             let value = map.next_value_seed(StrictValue)?;
             entries.push((key, value));
+            if seen.is_none() && entries.len() == SCANNED_KEYS {
+                seen = Some(entries.iter().map(|(key, _)| key.clone()).collect());
+            }
         }
         Ok(entries)
     }
@@ -205,6 +219,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("duplicate key `k3`"));
+    }
+
+    /// Many keys: a repeat is found by the set that takes over from comparisons, at any place.
+    #[test]
+    fn a_repeat_among_many_keys_is_refused_and_many_distinct_keys_are_taken() {
+        let keys: Vec<String> = (0..20_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{{}}}", keys.join(", "));
+        assert_eq!(parse_object_entries(text.as_bytes()).unwrap().len(), 20_000);
+        for repeat in ["k3", "k19999", "k31", "k32"] {
+            let text = format!("{{{}, \"{repeat}\": 0}}", keys.join(", "));
+            let error = parse_object_entries(text.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("duplicate key `{repeat}`")),
+                "{error}"
+            );
+            assert_eq!(
+                Some(error),
+                parse_value(text.as_bytes()).err().map(|e| e.to_string())
+            );
+        }
+        // Escaped keys (owned, not borrowed) are held by the set too.
+        let text = format!("{{{}, \"\\u006b7\": 1}}", keys[..40].join(", "));
+        assert!(parse_object_entries(text.as_bytes()).is_err());
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

@@ -444,6 +444,10 @@ pub fn json_decimal(value: &serde_json::Value) -> Option<Decimal> {
     }
 }
 
+/// Undeclared keys [`InputSchema::validate_entries`] checks for repeats itself; past this many it
+/// leaves the object to [`InputSchema::validate`].
+const MAX_UNDECLARED_ENTRIES: usize = 32;
+
 impl InputSchema {
     /// Validates a raw JSON object; every violation is listed.
     pub fn validate(&self, raw: &serde_json::Value) -> Result<ValidatedInput, Vec<Violation>> {
@@ -516,7 +520,11 @@ impl InputSchema {
                     next = position + 1;
                 }
                 None if self.additional_fields == AdditionalFields::Reject => return None,
-                None if undeclared.contains(&key) => return None,
+                // Many undeclared keys: the whole-object path, whose map finds repeats in
+                // logarithmic time, rather than comparing each with every other here.
+                None if undeclared.len() == MAX_UNDECLARED_ENTRIES || undeclared.contains(&key) => {
+                    return None
+                }
                 None => undeclared.push(key),
             }
         }

@@ -1879,3 +1879,47 @@ proptest! {
         }
     }
 }
+
+/// A schema that takes undeclared fields: a few are checked for repeats among the entries; many
+/// leave the object to `validate` (whose map finds repeats), which takes it all the same.
+#[test]
+fn undeclared_entries_are_checked_a_few_at_a_time() {
+    use crate::format::AdditionalFields;
+    use crate::schema::{FieldKind, FieldSpec, InputSchema};
+    let schema = InputSchema {
+        fields: vec![(
+            Arc::from("a"),
+            FieldSpec {
+                kind: FieldKind::Number {
+                    min: None,
+                    max: None,
+                },
+                required: true,
+                personal: false,
+            },
+        )],
+        additional_fields: AdditionalFields::Ignore,
+    };
+    let with_extra = |extra: usize| -> Vec<(String, serde_json::Value)> {
+        let mut entries = vec![("a".to_string(), json!(1))];
+        entries.extend((0..extra).map(|i| (format!("x{i}"), json!(i))));
+        entries
+    };
+    for (extra, fast) in [(0, true), (3, true), (32, true), (33, false), (500, false)] {
+        let entries = with_extra(extra);
+        let object = serde_json::Value::Object(entries.iter().cloned().collect());
+        let whole = schema.validate(&object).ok();
+        assert!(whole.is_some());
+        let from_entries = schema.validate_entries(entries.iter().map(|(k, v)| (k.as_str(), v)));
+        assert_eq!(from_entries.is_some(), fast, "{extra} undeclared");
+        if fast {
+            assert_eq!(from_entries, whole);
+        }
+    }
+    let mut repeated = with_extra(3);
+    repeated.push(("x1".into(), json!(0)));
+    assert_eq!(
+        schema.validate_entries(repeated.iter().map(|(k, v)| (k.as_str(), v))),
+        None
+    );
+}
