@@ -535,16 +535,92 @@ impl KeyWriter<'_> {
     }
 }
 
+/// The methods of a serializer that refuse what they are given: the writer hands it to
+/// serde_json. `scalars` refuses one argument of each given type; `others` refuses the rest of
+/// serde's data model (options, units, variants, sequences, maps, structs, bytes).
+macro_rules! refuse {
+    (scalars: $($method:ident($kind:ty)),* $(,)?) => {
+        $(fn $method(self, _: $kind) -> Result {
+            Err(Unsupported)
+        })*
+    };
+    (others) => {
+        type SerializeSeq = ser::Impossible<(), Unsupported>;
+        type SerializeTuple = ser::Impossible<(), Unsupported>;
+        type SerializeTupleStruct = ser::Impossible<(), Unsupported>;
+        type SerializeTupleVariant = ser::Impossible<(), Unsupported>;
+        type SerializeMap = ser::Impossible<(), Unsupported>;
+        type SerializeStruct = ser::Impossible<(), Unsupported>;
+        type SerializeStructVariant = ser::Impossible<(), Unsupported>;
+
+        fn serialize_bytes(self, _: &[u8]) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_none(self) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_unit(self) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_newtype_variant<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result {
+            Err(Unsupported)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct> {
+            Err(Unsupported)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant> {
+            Err(Unsupported)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
+            Err(Unsupported)
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
+            Err(Unsupported)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant> {
+            Err(Unsupported)
+        }
+    };
+}
+
 impl ser::Serializer for KeyWriter<'_> {
     type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = ser::Impossible<(), Unsupported>;
-    type SerializeTuple = ser::Impossible<(), Unsupported>;
-    type SerializeTupleStruct = ser::Impossible<(), Unsupported>;
-    type SerializeTupleVariant = ser::Impossible<(), Unsupported>;
-    type SerializeMap = ser::Impossible<(), Unsupported>;
-    type SerializeStruct = ser::Impossible<(), Unsupported>;
-    type SerializeStructVariant = ser::Impossible<(), Unsupported>;
+    refuse!(others);
 
     fn serialize_str(self, v: &str) -> Result {
         write_str(self.out, v);
@@ -604,67 +680,6 @@ impl ser::Serializer for KeyWriter<'_> {
         }
         self.quoted(zmij::Buffer::new().format_finite(v))
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_none(self) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_unit(self) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant> {
-        Err(Unsupported)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(Unsupported)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
-        Err(Unsupported)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant> {
-        Err(Unsupported)
-    }
 }
 
 /// A `RawValue`'s field: its JSON text, copied as it is.
@@ -675,119 +690,20 @@ struct RawWriter<'o> {
 impl ser::Serializer for RawWriter<'_> {
     type Ok = ();
     type Error = Unsupported;
-    type SerializeSeq = ser::Impossible<(), Unsupported>;
-    type SerializeTuple = ser::Impossible<(), Unsupported>;
-    type SerializeTupleStruct = ser::Impossible<(), Unsupported>;
-    type SerializeTupleVariant = ser::Impossible<(), Unsupported>;
-    type SerializeMap = ser::Impossible<(), Unsupported>;
-    type SerializeStruct = ser::Impossible<(), Unsupported>;
-    type SerializeStructVariant = ser::Impossible<(), Unsupported>;
+    refuse!(others);
+    refuse!(scalars: serialize_bool(bool), serialize_i8(i8), serialize_i16(i16),
+        serialize_i32(i32), serialize_i64(i64), serialize_u8(u8), serialize_u16(u16),
+        serialize_u32(u32), serialize_u64(u64), serialize_f32(f32), serialize_f64(f64),
+        serialize_char(char));
 
     fn serialize_str(self, v: &str) -> Result {
         self.out.extend_from_slice(v.as_bytes());
         Ok(())
     }
-    fn serialize_bool(self, _: bool) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_i8(self, _: i8) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_i16(self, _: i16) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_i32(self, _: i32) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_i64(self, _: i64) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_u8(self, _: u8) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_u16(self, _: u16) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_u32(self, _: u32) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_u64(self, _: u64) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_f32(self, _: f32) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_f64(self, _: f64) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_char(self, _: char) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_none(self) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_unit(self) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result {
-        Err(Unsupported)
-    }
     fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result {
         Err(Unsupported)
     }
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, _: &T) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result {
-        Err(Unsupported)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct> {
-        Err(Unsupported)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant> {
-        Err(Unsupported)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(Unsupported)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
-        Err(Unsupported)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant> {
         Err(Unsupported)
     }
 }
@@ -844,6 +760,16 @@ mod tests {
         }
     }
 
+    /// A map with keys of any type (floats and wide integers have no `Ord` for a `BTreeMap`).
+    #[derive(Debug)]
+    struct Keys<K, V>(Vec<(K, V)>);
+
+    impl<K: Serialize, V: Serialize> Serialize for Keys<K, V> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
+
     #[test]
     fn every_construct_is_written_as_serde_json_writes_it() {
         let holder = Holder {
@@ -869,6 +795,8 @@ mod tests {
             ],
         };
         same_as_serde_json(&holder);
+        same_as_serde_json(&Keys(vec![(0.5, 1), (-1e300, 2), (3.0, 3)]));
+        same_as_serde_json(&Keys(vec![(i128::MIN, 'c'), (7, '\n')]));
         same_as_serde_json(&Some(1e300));
         same_as_serde_json("");
         same_as_serde_json(&Vec::<u8>::new());
@@ -880,6 +808,12 @@ mod tests {
         let ours = to_vec(&map).unwrap_err().to_string();
         let theirs = serde_json::to_vec(&map).unwrap_err().to_string();
         assert_eq!(ours, theirs);
+        let infinite_key = Keys(vec![(f64::INFINITY, 1)]);
+        let ours = to_vec(&infinite_key).unwrap_err().to_string();
+        assert_eq!(
+            ours,
+            serde_json::to_vec(&infinite_key).unwrap_err().to_string()
+        );
         let mut out = b"[1,".to_vec();
         assert!(append(&mut out, &map).is_err());
         assert_eq!(out, b"[1,", "a refused value leaves the output as it was");
