@@ -313,7 +313,7 @@ pub struct DataUse {
     pub values: DataValues,
     /// Why the source failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Arc<str>>,
     /// What the caller recorded about fetching it (provider, calls, cache hit, consent).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
@@ -321,6 +321,12 @@ pub struct DataUse {
 
 fn no_values(values: &DataValues) -> bool {
     values.is_empty()
+}
+
+/// No values: shared, so a step that is skipped or fails allocates no map of its own.
+pub(crate) fn no_data_values() -> DataValues {
+    static EMPTY: std::sync::LazyLock<DataValues> = std::sync::LazyLock::new(DataValues::default);
+    EMPTY.clone()
 }
 
 #[cfg(test)]

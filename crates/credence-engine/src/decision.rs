@@ -262,7 +262,7 @@ pub enum StepDetail {
         status: &'static str,
         /// Why the source failed, when it did.
         #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
+        reason: Option<Arc<str>>,
     },
 }
 

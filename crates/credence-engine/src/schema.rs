@@ -65,7 +65,7 @@ impl InputValue {
             InputValue::Integer(i) => Value::number(Decimal::from(*i)),
             InputValue::String(s) => Value::string(s),
             InputValue::Boolean(b) => Value::bool(*b),
-            InputValue::Date(d) => Value::string(&credence_expr::functions::format_date(*d)),
+            InputValue::Date(d) => Value::date(*d),
             InputValue::List(items) => {
                 Value::list(items.iter().map(InputValue::to_value).collect())
             }

@@ -193,6 +193,17 @@ impl Fast {
         }
     }
 
+    /// [`Fast::eval`] of a condition, answering only a boolean or null (`None`: evaluate it
+    /// in full, for its value or the VM's error).
+    pub(crate) fn truth(&self, frame: &Frame) -> Option<crate::Truth> {
+        match self.operand(frame)? {
+            Scalar::Bool(true) => Some(crate::Truth::True),
+            Scalar::Bool(false) => Some(crate::Truth::False),
+            Scalar::Null => Some(crate::Truth::Null),
+            _ => None,
+        }
+    }
+
     /// A child's value: a leaf (a constant, a name) read here, inlined into the parent, without
     /// the call and the returned `Option<Scalar>` of a recursive step; anything else recursively.
     /// Most children of comparisons and arithmetic are leaves.
@@ -200,10 +211,9 @@ impl Fast {
     fn operand<'a>(&'a self, frame: &'a Frame) -> Option<Scalar<'a>> {
         match self {
             Fast::Constant(Constant::Number(n)) => Some(Scalar::Number(*n)),
-            Fast::Path(root, fields) if fields.is_empty() => Some(match frame.slot_value(*root) {
-                Some(value) => Scalar::of(value),
-                None => Scalar::Null,
-            }),
+            Fast::Path(root, fields) if fields.is_empty() => {
+                Some(Scalar::of(frame.slot_value(*root)))
+            }
             _ => self.scalar(frame),
         }
     }
@@ -218,10 +228,7 @@ impl Fast {
                 Constant::Number(n) => Scalar::Number(*n),
                 Constant::String(s) => Scalar::Text(s),
             },
-            Fast::Path(root, fields) if fields.is_empty() => match frame.slot_value(*root) {
-                Some(value) => Scalar::of(value),
-                None => Scalar::Null,
-            },
+            Fast::Path(root, fields) if fields.is_empty() => Scalar::of(frame.slot_value(*root)),
             Fast::Path(root, fields) => Scalar::owned(frame.get_path(*root, fields)),
             Fast::Equal {
                 left,

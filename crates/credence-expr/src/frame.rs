@@ -4,6 +4,11 @@
 //! [`Slot`] when it is compiled, so evaluation reads and writes a vector instead of hashing
 //! names. The ZEN VM still looks names up in a map; a value is copied into that map only when an
 //! expression that runs on the VM reads it, which, with the direct evaluator, is rare.
+//!
+//! Starting an evaluation does not visit the slots: each slot carries the number of the
+//! evaluation that last set it, and a slot set in an earlier one reads as null. Its old value
+//! stays until the slot is next set; an object nothing else holds is then refilled in place
+//! rather than built again. A frame is per thread and holds at most one value per name.
 
 use crate::{Value, Variable};
 use std::cell::RefCell;
@@ -86,15 +91,18 @@ impl NameTable {
 /// Per-evaluation scratch. Not `Send` (ZEN variables are reference-counted): keep one per thread.
 pub struct Frame {
     names: NameTable,
+    /// By slot, the last value set; current only where `set_in[i]` is `evaluation`.
     values: Vec<Variable>,
-    /// Whether `values[i]` is what the ZEN context holds under its name.
+    /// By slot, the evaluation that last set it (0: never).
+    set_in: Vec<u32>,
+    /// By slot, whether the ZEN context holds the slot's current value (meaningful for
+    /// current slots; a slot not set in this evaluation is null, which the context holds by
+    /// not having the name).
     in_context: Vec<bool>,
-    /// Slots set since the last reset (repeats allowed), so a reset clears only those: a
-    /// strategy has several times more names than one evaluation sets.
-    touched: Vec<u32>,
-    /// By slot, the object the slot held when the frame was last reset, if nothing else held
-    /// it: [`Frame::set_object`] refills it instead of building a new one.
-    spare_objects: Vec<Option<Rc<RefCell<VariableMap>>>>,
+    /// The number of the current evaluation, from 1.
+    evaluation: u32,
+    /// What a slot not set in this evaluation reads as.
+    null: Variable,
     context: Variable,
     pub(crate) scope: Scope,
     pub(crate) vm: VM,
@@ -118,9 +126,10 @@ impl Frame {
         let mut frame = Frame {
             names: NameTable::default(),
             values: Vec::new(),
+            set_in: Vec::new(),
             in_context: Vec::new(),
-            touched: Vec::new(),
-            spare_objects: Vec::new(),
+            evaluation: 0,
+            null: Variable::Null,
             scope: Scope::new(context.clone()),
             context,
             vm: VM::new(),
@@ -131,9 +140,9 @@ impl Frame {
 
     /// Starts a new evaluation: every name null, the VM's buffers kept.
     pub fn reset(&mut self, names: &NameTable) {
-        // The context first: its copies of objects must be gone before the slots are looked at
-        // for objects nothing else holds. An absent name reads as null in ZEN too, so an empty
-        // context agrees with all-null values.
+        // An absent name reads as null in ZEN too, so an empty context agrees with all-null
+        // values. Clearing it drops its copies of objects, so that the slots' objects are held
+        // by nothing else and can be refilled.
         let cleared = match &self.context {
             Variable::Object(object) => object.try_borrow_mut().map(|mut map| map.clear()).is_ok(),
             _ => false,
@@ -143,33 +152,27 @@ impl Frame {
         }
         self.scope = Scope::new(self.context.clone());
         let same_names = Arc::ptr_eq(&self.names.0, &names.0);
-        if same_names && self.values.len() == names.len() {
-            // Every slot not set since the last reset is still null and in the context.
-            for index in self.touched.drain(..) {
-                let index = index as usize;
-                if let Variable::Object(object) =
-                    std::mem::replace(&mut self.values[index], Variable::Null)
-                {
-                    if Rc::strong_count(&object) == 1 && Rc::weak_count(&object) == 0 {
-                        if let Some(spare) = self.spare_objects.get_mut(index) {
-                            *spare = Some(object);
-                        }
-                    }
-                }
-                self.in_context[index] = true;
-            }
+        if same_names && self.values.len() == names.len() && self.evaluation < u32::MAX {
+            // Every slot set so far was set in an earlier evaluation: null from now on.
+            self.evaluation += 1;
         } else {
             if !same_names {
                 self.names = names.clone();
             }
-            self.touched.clear();
             self.values.clear();
             self.values.resize(names.len(), Variable::Null);
+            self.set_in.clear();
+            self.set_in.resize(names.len(), 0);
             self.in_context.clear();
             self.in_context.resize(names.len(), true);
-            self.spare_objects.clear();
-            self.spare_objects.resize(names.len(), None);
+            self.evaluation = 1;
         }
+    }
+
+    /// Whether the slot at `index` was set in this evaluation.
+    #[inline]
+    fn is_current(&self, index: usize) -> bool {
+        self.set_in.get(index) == Some(&self.evaluation)
     }
 
     /// Sets a slot to an object of `entries`, in their order.
@@ -185,10 +188,19 @@ impl Frame {
         entries: impl IntoIterator<Item = (&'n str, Value)>,
     ) {
         let entries = entries.into_iter().map(|(name, value)| (name, value.0));
-        let spare = self
-            .spare_objects
-            .get_mut(slot.index())
-            .and_then(Option::take);
+        // The object the slot last held, if nothing else holds it (not the ZEN context, cleared
+        // at reset, nor a value handed out): refilled in place.
+        let spare = match self.values.get_mut(slot.index()) {
+            Some(held @ Variable::Object(_)) => match std::mem::replace(held, Variable::Null) {
+                Variable::Object(object)
+                    if Rc::strong_count(&object) == 1 && Rc::weak_count(&object) == 0 =>
+                {
+                    Some(object)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         let object = match spare {
             Some(object) => {
                 refill(&mut object.borrow_mut(), entries);
@@ -216,11 +228,12 @@ impl Frame {
         let index = slot.index();
         if index >= self.values.len() {
             self.values.resize(index + 1, Variable::Null);
+            self.set_in.resize(index + 1, 0);
             self.in_context.resize(index + 1, true);
         }
         self.values[index] = value;
+        self.set_in[index] = self.evaluation;
         self.in_context[index] = false;
-        self.touched.push(slot.0);
     }
 
     /// Reads a slot (null when never set).
@@ -230,15 +243,18 @@ impl Frame {
     }
 
     pub(crate) fn get_variable(&self, slot: Slot) -> Variable {
-        self.values
-            .get(slot.index())
-            .cloned()
-            .unwrap_or(Variable::Null)
+        self.slot_value(slot).clone()
     }
 
-    /// A slot's value by reference (`None` for a slot past the frame's names, which reads as null).
-    pub(crate) fn slot_value(&self, slot: Slot) -> Option<&Variable> {
-        self.values.get(slot.index())
+    /// A slot's value by reference (null for a slot not set in this evaluation, or past the
+    /// frame's names).
+    #[inline]
+    pub(crate) fn slot_value(&self, slot: Slot) -> &Variable {
+        let index = slot.index();
+        match self.values.get(index) {
+            Some(value) if self.is_current(index) => value,
+            _ => &self.null,
+        }
     }
 
     /// Sets a value by name; `false` when the strategy has no such name. For tests and tools:
@@ -255,9 +271,7 @@ impl Frame {
 
     /// Reads `root.a.b`: null where a value on the way is not an object or lacks the field.
     pub(crate) fn get_path(&self, root: Slot, rest: &[FieldName]) -> Variable {
-        let Some(first) = self.values.get(root.index()) else {
-            return Variable::Null;
-        };
+        let first = self.slot_value(root);
         let Some((last, middle)) = rest.split_last() else {
             return first.clone();
         };
@@ -277,7 +291,7 @@ impl Frame {
         let mut map = object.borrow_mut();
         for (name, slot) in slots {
             let index = slot.index();
-            if index < self.values.len() && !self.in_context[index] {
+            if self.is_current(index) && !self.in_context[index] {
                 map.insert_str(name, self.values[index].clone());
                 self.in_context[index] = true;
             }
@@ -291,7 +305,7 @@ impl Frame {
         };
         let mut map = object.borrow_mut();
         for (index, value) in self.values.iter().enumerate() {
-            if !self.in_context[index] {
+            if self.set_in[index] == self.evaluation && !self.in_context[index] {
                 if let Some(name) = self.names.0.get(index) {
                     map.insert_str(name, value.clone());
                 }
@@ -419,8 +433,20 @@ mod tests {
             frame.sync(&[("a".into(), a)]);
             assert_eq!(frame.get_variable(c), Variable::Bool(false));
             frame.reset(&table);
-            assert!(frame.in_context.iter().all(|fresh| *fresh));
+            assert!((0..3).all(|index| !frame.is_current(index)));
         }
+
+        // Past the last evaluation number, every slot is cleared and the count starts again.
+        frame.set_variable(c, Variable::Bool(true));
+        frame.evaluation = u32::MAX;
+        frame.set_in[c.index()] = u32::MAX;
+        assert_eq!(frame.get_variable(c), Variable::Bool(true));
+        frame.reset(&table);
+        assert_eq!(
+            (frame.evaluation, frame.get_variable(c)),
+            (1, Variable::Null)
+        );
+        assert!(frame.set_in.iter().all(|&set_in| set_in == 0));
 
         // Another strategy's names: a full reset to their length.
         let mut other = Names::default();
@@ -480,8 +506,17 @@ mod tests {
             };
             frame.set_object(slot, wrap(entries(first, 0)));
             frame.reset(&table);
-            assert!(frame.spare_objects[slot.index()].is_some(), "{case}: kept");
+            let kept = match frame.values[slot.index()] {
+                Variable::Object(ref object) => Rc::as_ptr(object),
+                _ => panic!("{case}: the object is kept"),
+            };
             frame.set_object(slot, wrap(entries(second, 100)));
+            match frame.values[slot.index()] {
+                Variable::Object(ref object) => {
+                    assert_eq!(Rc::as_ptr(object), kept, "{case}: refilled in place")
+                }
+                _ => panic!("{case}: an object"),
+            }
             let expected: Vec<(String, Variable)> = entries(second, 100)
                 .map(|(name, value)| (name.to_string(), value))
                 .collect();

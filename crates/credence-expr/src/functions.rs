@@ -216,13 +216,22 @@ pub fn parse_date(text: &str, argument: &str) -> Result<NaiveDate, String> {
 
 /// Writes a date as `YYYY-MM-DD`.
 pub fn format_date(date: NaiveDate) -> String {
+    match date_digits(date) {
+        Some(text) => text.iter().map(|&b| char::from(b)).collect(),
+        None => date.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// A date of the years 0–9999 as the ten bytes `YYYY-MM-DD`, without allocating (`None` for
+/// other years, which [`format_date`] writes with chrono).
+pub(crate) fn date_digits(date: NaiveDate) -> Option<[u8; 10]> {
     let (year, month, day) = (date.year(), date.month(), date.day());
     if !(0..=9999).contains(&year) {
-        return date.format("%Y-%m-%d").to_string();
+        return None;
     }
     let year = year as u32;
     let digit = |d: u32| b'0' + (d % 10) as u8;
-    let text = [
+    Some([
         digit(year / 1000),
         digit(year / 100),
         digit(year / 10),
@@ -233,8 +242,7 @@ pub fn format_date(date: NaiveDate) -> String {
         b'-',
         digit(day / 10),
         digit(day),
-    ];
-    String::from_utf8_lossy(&text).into_owned()
+    ])
 }
 
 /// Whole months from `from` to `to` (negative when `to` is earlier): how many monthly
@@ -273,12 +281,18 @@ pub fn age_years(birth: NaiveDate, on: NaiveDate) -> i64 {
 
 /// Rounds half away from zero, as loan statements do.
 pub fn round_money(amount: Decimal, places: Decimal) -> Result<Decimal, String> {
-    if !places.fract().is_zero() || places < Decimal::ZERO || places > Decimal::from(10) {
-        return Err(format!(
-            "places must be a whole number from 0 to 10, got {places}"
-        ));
-    }
-    let places = places.to_u32().unwrap_or(0);
+    // Places are nearly always written as a whole number (`2`): read straight from the mantissa.
+    let places = match (places.scale(), places.mantissa()) {
+        (0, whole @ 0..=10) => whole as u32,
+        _ => {
+            if !places.fract().is_zero() || places < Decimal::ZERO || places > Decimal::from(10) {
+                return Err(format!(
+                    "places must be a whole number from 0 to 10, got {places}"
+                ));
+            }
+            places.to_u32().unwrap_or(0)
+        }
+    };
     Ok(amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero))
 }
 
@@ -400,6 +414,37 @@ mod tests {
         assert_eq!(round_money(d("-10.005"), d("2")).unwrap(), d("-10.01"));
         assert_eq!(floor_to(d("12345.67"), d("100")).unwrap(), d("12300"));
         assert!(floor_to(d("1"), d("0")).is_err());
+    }
+
+    #[test]
+    fn places_are_read_however_they_are_written() {
+        // (places, the rounding of 1.23456789 to them, or none where places are refused)
+        let cases = [
+            ("0", Some("1")),
+            ("2", Some("1.23")),
+            ("2.0", Some("1.23")),
+            ("2.000", Some("1.23")),
+            ("10", Some("1.23456789")),
+            ("10.0", Some("1.23456789")),
+            ("11", None),
+            ("-1", None),
+            ("-0", Some("1")),
+            ("2.5", None),
+            ("0.0000000001", None),
+        ];
+        for (places, expected) in cases {
+            let rounded = round_money(d("1.23456789"), d(places));
+            match expected {
+                Some(text) => {
+                    let rounded = rounded.unwrap();
+                    assert_eq!(rounded.to_string(), text, "places {places}");
+                }
+                None => assert!(
+                    rounded.unwrap_err().contains("whole number from 0 to 10"),
+                    "places {places}"
+                ),
+            }
+        }
     }
 }
 

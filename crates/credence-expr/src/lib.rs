@@ -145,6 +145,19 @@ pub struct Expr {
     max_list_items: u64,
 }
 
+/// What a condition evaluated to ([`Expr::eval_truth`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Truth {
+    /// `true`.
+    True,
+    /// `false`.
+    False,
+    /// Null (a missing value): conditions treat it as not holding.
+    Null,
+    /// Neither a boolean nor null: a mistake in the strategy the caller reports.
+    Other(Value),
+}
+
 /// Most strategy expressions are a constant (`0.5`), a name (`terms.apr`) or a comparison
 /// (`dti > 0.5`); those skip the VM.
 #[derive(Debug, Clone)]

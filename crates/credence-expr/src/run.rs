@@ -68,6 +68,25 @@ impl Expr {
         }
     }
 
+    /// Evaluates a condition (a rule's or a step's `when`). A boolean or null comes back without
+    /// a value built for it; anything else comes back as the value, for the caller's message.
+    pub fn eval_truth(&self, frame: &mut Frame, lists: &NamedLists) -> Result<Truth, ExprError> {
+        if let Shortcut::Fast(fast) = &self.shortcut {
+            if self.hoisted.is_empty() {
+                if let Some(truth) = fast.truth(frame) {
+                    return Ok(truth);
+                }
+            }
+        }
+        let value = self.eval(frame, lists)?;
+        Ok(match value.kind() {
+            ValueRef::Bool(true) => Truth::True,
+            ValueRef::Bool(false) => Truth::False,
+            ValueRef::Null => Truth::Null,
+            _ => Truth::Other(value),
+        })
+    }
+
     /// The constant value of an expression that reads nothing, if it is a scalar.
     pub fn constant(&self) -> Option<&Constant> {
         match &self.shortcut {

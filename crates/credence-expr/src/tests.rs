@@ -253,7 +253,20 @@ proptest! {
             frame.set_named(k, Value(Variable::from(v.clone())));
         }
         let fast = expr.eval_variable(&mut frame, &lists);
+        let truth = expr.eval_truth(&mut frame, &lists);
         let vm = expr.eval_with_vm(&mut frame, &lists);
+        // As a condition: the VM's boolean or null, or its other value, or its error.
+        let expected_truth = vm.as_ref().map(|v| match v {
+            Variable::Bool(true) => Truth::True,
+            Variable::Bool(false) => Truth::False,
+            Variable::Null => Truth::Null,
+            other => Truth::Other(Value(other.clone())),
+        });
+        match (&truth, &expected_truth) {
+            (Ok(t), Ok(e)) => prop_assert_eq!(t, e, "truth of {} in {}", text, context),
+            (Err(_), Err(_)) => {}
+            (t, e) => prop_assert!(false, "{} in {}: truth {:?}, vm {:?}", text, context, t, e),
+        }
         match (fast, vm) {
             (Ok(f), Ok(v)) => prop_assert_eq!(f, v, "{} in {}", text, context),
             (Err(_), Err(_)) => {}

@@ -77,6 +77,17 @@ impl Value {
         ))
     }
 
+    /// A date, as expressions read dates: its `YYYY-MM-DD` text.
+    pub fn date(date: chrono::NaiveDate) -> Value {
+        match crate::functions::date_digits(date) {
+            Some(digits) => match std::str::from_utf8(&digits) {
+                Ok(text) => Value::string(text),
+                Err(_) => Value::string(&crate::functions::format_date(date)),
+            },
+            None => Value::string(&crate::functions::format_date(date)),
+        }
+    }
+
     /// An object of `entries`, in their order.
     pub fn object<'n>(entries: impl IntoIterator<Item = (&'n str, Value)>) -> Value {
         match Value::try_object(entries.into_iter().map(Ok::<_, std::convert::Infallible>)) {

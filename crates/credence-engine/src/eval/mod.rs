@@ -20,7 +20,7 @@ use crate::schema::ValidatedInput;
 use crate::steps::{Arm, DataStep, Experiment, ModelStep, Step};
 use crate::value::value_decimal;
 use chrono::NaiveDate;
-use credence_expr::{Frame, Slot, Value, ValueRef};
+use credence_expr::{Frame, Slot, Truth, Value, ValueRef};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
@@ -383,8 +383,7 @@ impl CompiledStrategy {
         for ((_, value), slot) in input.fields.iter().zip(&flow.input_slots) {
             frame.set(*slot, value.to_value());
         }
-        let as_of = credence_expr::functions::format_date(options.as_of);
-        frame.set(self.today, Value::string(&as_of));
+        frame.set(self.today, Value::date(options.as_of));
         let mut run = Run {
             strategy: self,
             flow,
@@ -408,6 +407,7 @@ impl CompiledStrategy {
                 Ok(Evaluation::NeedsData(std::mem::take(&mut run.needs)))
             };
         }
+        let as_of = credence_expr::functions::format_date(options.as_of);
         let mut decision = run.assemble(frame, options, as_of)?;
         if forced_arm.is_none() && !run.shadow_arms.is_empty() {
             let mut shadow_frame = Frame::new();
@@ -538,13 +538,13 @@ impl<'s> Run<'s> {
         step: &str,
         what: impl Fn() -> String,
     ) -> Result<bool, EngineError> {
-        let value = expr
-            .eval(frame, &self.strategy.lists)
+        let truth = expr
+            .eval_truth(frame, &self.strategy.lists)
             .map_err(|e| self.error(step, format!("{}: {e}", what())))?;
-        match value.kind() {
-            ValueRef::Bool(b) => Ok(b),
-            ValueRef::Null => Ok(false),
-            _ => Err(self.error(
+        match truth {
+            Truth::True => Ok(true),
+            Truth::False | Truth::Null => Ok(false),
+            Truth::Other(value) => Err(self.error(
                 step,
                 format!(
                     "{}: `when` must give true or false, got {}",

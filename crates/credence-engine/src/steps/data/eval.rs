@@ -16,9 +16,9 @@ impl<'s> Run<'s> {
             Some(when) => self.condition(when, frame, &step.id, || "when".into())?,
             None => true,
         };
-        let mut status = "skipped";
-        let mut reason = None;
-        let mut values = crate::data::DataValues::default();
+        let mut status = Status::Skipped;
+        let mut reason: Option<Arc<str>> = None;
+        let mut values = crate::data::no_data_values();
         let mut meta = serde_json::Value::Null;
         let mut subject = None;
         if active {
@@ -44,37 +44,32 @@ impl<'s> Run<'s> {
                     return Err(self.error(&step.id, "waiting for the source's answer"));
                 }
                 (_, None) => {
-                    status = "failed";
-                    reason = Some(format!(
+                    status = Status::Failed;
+                    reason = Some(Arc::from(format!(
                         "no subject: {} is empty, so the source cannot be asked",
                         source.subject_field
-                    ));
+                    )));
                 }
                 (None, Some(_)) => {
-                    status = "failed";
-                    reason = Some(
-                        "not fetched: offline evaluations (replays, back-tests, cases) never call a provider"
-                            .into(),
-                    );
+                    status = Status::Failed;
+                    reason = Some(Arc::clone(&NOT_FETCHED));
                 }
                 (Some(answer), Some(_)) => {
                     meta = answer.meta.clone();
                     if answer.ok {
-                        status = "ok";
+                        status = Status::Ok;
                         values = answer.values.clone();
                     } else {
-                        status = "failed";
-                        reason = Some(
-                            answer
-                                .reason
-                                .clone()
-                                .unwrap_or_else(|| "the source gave no answer".into()),
-                        );
+                        status = Status::Failed;
+                        reason = Some(match &answer.reason {
+                            Some(text) => Arc::from(text.as_str()),
+                            None => Arc::clone(&NO_ANSWER),
+                        });
                     }
                 }
             }
         }
-        let ok = status == "ok";
+        let ok = status == Status::Ok;
         // The first value that does not fit its declared kind (the evaluation then fails).
         let mut misfit = None;
         let entries = source.fields.iter().map(|field| {
@@ -101,7 +96,7 @@ impl<'s> Run<'s> {
         if let Some(message) = misfit {
             return Err(self.error(&step.id, message));
         }
-        if status == "failed" {
+        if status == Status::Failed {
             let (outcome, code) = match &source.on_failure {
                 FailurePolicy::Refer(code) => (Some(Outcome::Refer), Some(code.clone())),
                 FailurePolicy::Decline(code) => (Some(Outcome::Decline), Some(code.clone())),
@@ -125,7 +120,7 @@ impl<'s> Run<'s> {
             &step.id,
             StepDetail::Data {
                 source: source.name.clone(),
-                status,
+                status: status.as_str(),
                 reason: reason.clone(),
             },
             || traced_values,
@@ -133,7 +128,7 @@ impl<'s> Run<'s> {
         self.data_uses.push(DataUse {
             step: step.id.clone(),
             source: source.name.clone(),
-            status,
+            status: status.as_str(),
             subject,
             values,
             reason,
@@ -142,3 +137,35 @@ impl<'s> Run<'s> {
         Ok(())
     }
 }
+
+/// What became of a data step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Its `when` did not hold: nobody was asked.
+    Skipped,
+    /// No usable answer; the source's failure policy applies.
+    Failed,
+    /// The answer's values are used.
+    Ok,
+}
+
+impl Status {
+    /// As the decision records it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::Ok => "ok",
+        }
+    }
+}
+
+/// The reason an offline evaluation gives for a step without a recorded answer (shared: not
+/// allocated again for each decision of a back-test).
+static NOT_FETCHED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| {
+    Arc::from("not fetched: offline evaluations (replays, back-tests, cases) never call a provider")
+});
+
+/// The reason for a failed answer that gave none.
+static NO_ANSWER: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from("the source gave no answer"));

@@ -131,7 +131,7 @@ impl Scorecard {
     ) -> Result<ScorecardResult, String> {
         let mut score = self.base_points;
         let mut bins = Vec::with_capacity(self.characteristics.len());
-        let mut shortfalls: Vec<(u32, usize)> = Vec::with_capacity(self.characteristics.len());
+        let mut shortfalls: smallvec::SmallVec<[(u32, usize); 16]> = smallvec::SmallVec::new();
         let mut values = Vec::with_capacity(if keep_values {
             self.characteristics.len()
         } else {
@@ -187,15 +187,13 @@ impl Scorecard {
 
 impl Characteristic {
     fn bin_for(&self, value: &Value) -> Option<&Bin> {
-        let found = self
-            .bins
-            .iter()
-            .find(|bin| match (&bin.test, value.kind()) {
-                (BinTest::Missing, ValueRef::Null) => true,
-                (BinTest::Range(interval), ValueRef::Number(x)) => interval.contains(x),
-                (BinTest::Values(values), _) => values.iter().any(|c| constant_equals(c, value)),
-                _ => false,
-            });
+        let kind = value.kind();
+        let found = self.bins.iter().find(|bin| match (&bin.test, kind) {
+            (BinTest::Missing, ValueRef::Null) => true,
+            (BinTest::Range(interval), ValueRef::Number(x)) => interval.contains(x),
+            (BinTest::Values(values), _) => values.iter().any(|c| constant_equals(c, kind)),
+            _ => false,
+        });
         found.or_else(|| {
             self.bins
                 .iter()
@@ -204,8 +202,8 @@ impl Characteristic {
     }
 }
 
-fn constant_equals(constant: &Constant, value: &Value) -> bool {
-    match (constant, value.kind()) {
+fn constant_equals(constant: &Constant, value: ValueRef<'_>) -> bool {
+    match (constant, value) {
         (Constant::Number(a), ValueRef::Number(b)) => *a == b,
         (Constant::String(a), ValueRef::String(b)) => a.as_ref() == b,
         (Constant::Bool(a), ValueRef::Bool(b)) => *a == b,

@@ -19,6 +19,7 @@ use credence_expr::{
 };
 pub(crate) use raw::*;
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ fn bits_with(rows: usize) -> Bits {
     vec![0; rows.div_ceil(64)]
 }
 
-fn set_bit(bits: &mut Bits, row: usize) {
+fn set_bit(bits: &mut [u64], row: usize) {
     bits[row / 64] |= 1 << (row % 64);
 }
 
@@ -54,7 +55,7 @@ impl RowSet {
         }
     }
 
-    fn or_into(&self, out: &mut Bits) {
+    fn or_into(&self, out: &mut [u64]) {
         match self {
             RowSet::Dense(bits) => or_into(out, bits),
             RowSet::Sparse(selected) => {
@@ -92,7 +93,11 @@ const DENSE_SEGMENT_WORDS: usize = 1 << 19;
 struct ColumnIndex {
     /// Rows whose cell matches anything, or that the index cannot answer (checked later).
     always: Bits,
+    /// Rows by the number or boolean their cell names.
     by_literal: HashMap<Key, RowSet>,
+    /// Rows by the string their cell names: apart from numbers and booleans, so that a string
+    /// value is looked up as the `&str` it is, without a key allocated per evaluation.
+    by_string: HashMap<Box<str>, RowSet>,
     /// Sorted distinct numeric bounds; segment `2k` is below `bounds[k]`, `2k+1` is it exactly.
     bounds: Vec<Decimal>,
     /// The rows covering each of the `2 * bounds.len() + 1` segments.
@@ -183,27 +188,33 @@ impl ColumnIndex {
             }
             Segments::Tree { leaves, nodes }
         };
-        ColumnIndex {
+        let mut index = ColumnIndex {
             always,
-            by_literal: by_literal
-                .into_iter()
-                .map(|(key, selected)| (key, RowSet::from_rows(&selected, rows, dense_words > 0)))
-                .collect(),
+            by_literal: HashMap::new(),
+            by_string: HashMap::new(),
             bounds,
             segments,
+        };
+        for (key, selected) in by_literal {
+            let selected = RowSet::from_rows(&selected, rows, dense_words > 0);
+            match key {
+                Key::String(text) => index.by_string.insert(text.into_boxed_str(), selected),
+                other => index.by_literal.insert(other, selected),
+            };
         }
+        index
     }
 
     /// Rows whose cell may match `value` (exact except for rows the index cannot answer).
-    fn candidates_into(&self, value: &Value, out: &mut Bits) {
+    fn candidates_into(&self, value: &Value, out: &mut [u64]) {
         out.copy_from_slice(&self.always);
-        let key = match value.kind() {
-            ValueRef::Number(n) => Some(Key::Number(n.normalize())),
-            ValueRef::String(s) => Some(Key::String(s.to_string())),
-            ValueRef::Bool(b) => Some(Key::Bool(b)),
+        let selected = match value.kind() {
+            ValueRef::Number(n) => self.by_literal.get(&Key::Number(n.normalize())),
+            ValueRef::String(s) => self.by_string.get(s),
+            ValueRef::Bool(b) => self.by_literal.get(&Key::Bool(b)),
             _ => None,
         };
-        if let Some(selected) = key.as_ref().and_then(|k| self.by_literal.get(k)) {
+        if let Some(selected) = selected {
             selected.or_into(out);
         }
         let Some(x) = value.as_number() else {
@@ -248,7 +259,7 @@ fn segment_run(bounds: &[Decimal], interval: &credence_expr::Interval) -> (usize
     (first, last)
 }
 
-fn or_into(out: &mut Bits, bits: &Bits) {
+fn or_into(out: &mut [u64], bits: &[u64]) {
     for (o, b) in out.iter_mut().zip(bits) {
         *o |= b;
     }
@@ -357,18 +368,20 @@ impl DecisionTable {
     /// Evaluates the table. A `unique` table with two matching rows is an error (a defect in the
     /// strategy, not a business outcome).
     pub fn evaluate(&self, frame: &mut Frame, lists: &NamedLists) -> Result<TableResult, String> {
-        let mut values = Vec::with_capacity(self.inputs.len());
+        // Scratch on the stack for tables of up to four inputs and 256 rows, which is most.
+        let mut values: SmallVec<[Value; 4]> = SmallVec::with_capacity(self.inputs.len());
         for input in &self.inputs {
             values.push(input.eval(frame, lists).map_err(|e| e.to_string())?);
         }
         let rows = self.cells.len();
-        let mut candidates = vec![u64::MAX; rows.div_ceil(64)];
+        let words = rows.div_ceil(64);
+        let mut candidates: SmallVec<[u64; 4]> = smallvec::smallvec![u64::MAX; words];
         if !rows.is_multiple_of(64) {
             if let Some(last) = candidates.last_mut() {
                 *last = (1u64 << (rows % 64)) - 1;
             }
         }
-        let mut column_bits = bits_with(rows);
+        let mut column_bits: SmallVec<[u64; 4]> = smallvec::smallvec![0; words];
         for (index, value) in self.indexes.iter().zip(&values) {
             index.candidates_into(value, &mut column_bits);
             for (c, b) in candidates.iter_mut().zip(&column_bits) {
@@ -376,7 +389,7 @@ impl DecisionTable {
             }
         }
         let stop_at_first = self.hit_policy == HitPolicy::First;
-        let mut matched = Vec::new();
+        let mut matched: SmallVec<[usize; 4]> = SmallVec::new();
         'words: for (word_index, word) in candidates.iter().enumerate() {
             let mut word = *word;
             while word != 0 {
@@ -390,7 +403,7 @@ impl DecisionTable {
                 }
             }
         }
-        self.apply_hit_policy(matched, frame, lists)
+        self.apply_hit_policy(matched.into_vec(), frame, lists)
     }
 
     #[cfg(test)]
