@@ -56,14 +56,15 @@ switches() {
     | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'
 }
 
-# thread_ticks PID: utime + stime per group of the process's threads, one `name ticks` line
-# each; a group is a thread name less its number (credence-http-0 and -1 are credence-http).
+# thread_ticks PID: utime and stime per group of the process's threads, one
+# `name utime stime` line each; a group is a thread name less its number (credence-http-0 and
+# -1 are credence-http).
 thread_ticks() {
   local task
   for task in /proc/"$1"/task/*; do
     [ -r "$task/stat" ] || continue
-    echo "$(sed 's/-[0-9]*$//; s/ /_/g' "$task/comm") $(awk '{print $14 + $15}' "$task/stat")"
-  done | awk '{t[$1] += $2} END {for (k in t) print k, t[k]}' | sort
+    echo "$(sed 's/-[0-9]*$//; s/ /_/g' "$task/comm") $(awk '{print $14, $15}' "$task/stat")"
+  done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
 }
 
 # postgres_pids: the PostgreSQL server's processes (postmaster and backends).
@@ -120,11 +121,13 @@ measure() {
   pg_after=$(cpu_ticks $(postgres_pids))
   switched=$(($(switches "$server_pid") - switched))
   sent=$((rate * (duration + warmup)))
-  # Where the server's CPU went, by thread group (threads that ended meanwhile are not counted).
-  thread_ticks "$server_pid" | join -a2 -e 0 -o 0,1.2,2.2 "$work/threads-before" - \
+  # Where the server's CPU went, by thread group, as user + kernel (threads that ended meanwhile
+  # are not counted).
+  thread_ticks "$server_pid" | join -a2 -e 0 -o 0,1.2,1.3,2.2,2.3 "$work/threads-before" - \
     | awk -v label="$label" -v store="$store" -v ticks="$ticks" -v sent="$sent" '
-      { used = $3 - $2; if (used > 0) line = line sprintf(" %s %.1f", $1, used * 1e6 / ticks / sent) }
-      END { print store ", " label ": CPU µs per request by thread:" line }' >>"$work/threads.txt"
+      { user = $4 - $2; kernel = $5 - $3; scale = 1e6 / ticks / sent
+        if (user + kernel > 0) line = line sprintf(" %s %.1f+%.1f", $1, user * scale, kernel * scale) }
+      END { print store ", " label ": CPU µs per request by thread (user+kernel):" line }' >>"$work/threads.txt"
   local answered latency
   answered=$(printf '%s\n' "$out" | sed -n 's/.*: \([0-9]*\) answered,.*/\1/p' | head -1)
   latency=$(printf '%s\n' "$out" | sed -n 's/^latency from the scheduled time: //p' | head -1)
@@ -176,7 +179,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 echo
-echo "Server CPU per request by thread group (HTTP threads, the runtime's workers, the log writer, …):"
+echo "Server CPU µs per request by thread group, user+kernel (HTTP threads, the runtime's workers, the log writer, …):"
 cat "$work/threads.txt"
 echo
 echo "Stages of a served decision (wall time of one decision in 64; commit is the wait for the log):"

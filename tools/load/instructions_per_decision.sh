@@ -14,7 +14,8 @@
 # valgrind`). Under valgrind the CPU's SHA extensions are hidden, so SHA-256 (the request's
 # fingerprint, the hash chain, provider cache keys) runs in software at about ten times its real
 # cost: it is printed apart, and "without SHA-256" is the figure to compare. Not a test: its
-# numbers go in docs/benchmarks.md.
+# numbers go in docs/benchmarks.md. CREDENCE_CALLGRIND_DIR=DIR keeps each phase's callgrind
+# dump (`/healthz`, decision) in DIR, to read with `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 requests="${1:-2000}"
@@ -90,9 +91,10 @@ for _ in $(seq 1 "$passes"); do
     sha=$(total "$work/cg.out.2" "sha2::sha256::soft::compress")
     engine=$(inclusive "$work/cg.out.2" "CompiledStrategy>::evaluate ")
     record=$(inclusive "$work/cg.out.2" "DecisionRecord::write ")
-    # The body is parsed into its entries and validated from them; a body that is not a plain
-    # object of the flow's fields (and builds before that change) takes the whole-value path.
-    parse=$(( $(inclusive "$work/cg.out.2" "strict_json::parse_value ") + $(inclusive "$work/cg.out.2" "strict_json::parse_object_entries ") ))
+    # The body is read into its entries (a flat object of scalars by the flat read, any other
+    # object by the strict parse) and validated from them; a body that is not a plain object of
+    # the flow's fields (and builds before those changes) takes the whole-value path.
+    parse=$(( $(inclusive "$work/cg.out.2" "strict_json::parse_value ") + $(inclusive "$work/cg.out.2" "strict_json::parse_object_entries ") + $(inclusive "$work/cg.out.2" "flat_json::parse_flat_object ") ))
     validate=$(( $(inclusive "$work/cg.out.2" "CompiledStrategy>::validate_input ") + $(inclusive "$work/cg.out.2" "CompiledStrategy>::validate_input_entries ") ))
     awk -v bin="$bin" -v n="$requests" -v floor="$floor" -v all="$all" -v sha="${sha:-0}" \
       -v engine="${engine:-0}" -v record="${record:-0}" -v parse="${parse:-0}" -v validate="${validate:-0}" 'BEGIN {
@@ -100,6 +102,13 @@ for _ in $(seq 1 "$passes"); do
           all / n / 1000, sha / n / 1000, (all - sha) / n / 1000, engine / n / 1000, record / n / 1000,
           (parse + validate) / n / 1000
       }'
+    # CREDENCE_CALLGRIND_DIR=DIR keeps each phase's dump there, for callgrind_annotate.
+    if [ -n "${CREDENCE_CALLGRIND_DIR:-}" ]; then
+      mkdir -p "$CREDENCE_CALLGRIND_DIR"
+      kept="$CREDENCE_CALLGRIND_DIR/$(basename "$bin")-$RANDOM"
+      cp "$work/cg.out.1" "$kept-healthz.callgrind"
+      cp "$work/cg.out.2" "$kept-decision.callgrind"
+    fi
     rm -f "$work"/cg.out*
   done
 done

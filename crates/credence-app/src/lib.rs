@@ -25,6 +25,7 @@ pub mod backtest;
 pub mod cases;
 pub mod decisions;
 pub mod error;
+pub mod flat_json;
 pub mod mask;
 pub mod metrics;
 pub mod monitoring;

@@ -155,6 +155,10 @@ pub(crate) fn kind_name(kind: DataFieldKind) -> &'static str {
 /// a provider cache hold one map, not copies.
 pub type DataValues = Arc<BTreeMap<String, serde_json::Value>>;
 
+/// What the caller recorded about fetching an answer, shared as [`DataValues`] are: the
+/// answer and the decision's record of it hold one value, not copies.
+pub type DataMeta = Arc<serde_json::Value>;
+
 /// A source's answer for one `data` step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataAnswer {
@@ -165,8 +169,8 @@ pub struct DataAnswer {
     /// Why the source failed.
     pub reason: Option<String>,
     /// What the caller recorded about fetching it (provider, calls, latency, cache hit, cost,
-    /// consent), copied into the decision as is.
-    pub meta: serde_json::Value,
+    /// consent), recorded in the decision as is (`null`: nothing recorded).
+    pub meta: DataMeta,
 }
 
 /// The answers a decision is made with, by `data` step id.
@@ -265,7 +269,7 @@ impl DataRecord {
                     ok: status == "ok",
                     values: Arc::new(values),
                     reason: used["reason"].as_str().map(str::to_string),
-                    meta: used["meta"].clone(),
+                    meta: Arc::new(used["meta"].clone()),
                 },
             );
         }
@@ -315,18 +319,28 @@ pub struct DataUse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Arc<str>>,
     /// What the caller recorded about fetching it (provider, calls, cache hit, consent).
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
-    pub meta: serde_json::Value,
+    #[serde(skip_serializing_if = "no_meta")]
+    pub meta: DataMeta,
 }
 
 fn no_values(values: &DataValues) -> bool {
     values.is_empty()
 }
 
+fn no_meta(meta: &DataMeta) -> bool {
+    meta.is_null()
+}
+
 /// No values: shared, so a step that is skipped or fails allocates no map of its own.
 pub(crate) fn no_data_values() -> DataValues {
     static EMPTY: std::sync::LazyLock<DataValues> = std::sync::LazyLock::new(DataValues::default);
     EMPTY.clone()
+}
+
+/// Nothing recorded: shared, as [`no_data_values`] is.
+pub fn no_data_meta() -> DataMeta {
+    static NULL: std::sync::LazyLock<DataMeta> = std::sync::LazyLock::new(DataMeta::default);
+    NULL.clone()
 }
 
 #[cfg(test)]

@@ -42,7 +42,9 @@ pub use eval::{experiment_bucket, Clock, EvalOptions, FixedClock};
 pub use evidence::RuleEvidence;
 pub use limits::Limits;
 pub use record::{DecisionRecord, DECISION_RECORD_VERSION};
-pub use schema::{json_decimal, FieldKind, FieldSpec, InputValue, ValidatedInput, Violation};
+pub use schema::{
+    json_decimal, FieldKind, FieldSpec, InputValue, RawInput, ValidatedInput, Violation,
+};
 pub use source::PackageSource;
 
 #[cfg(test)]

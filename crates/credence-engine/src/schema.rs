@@ -281,7 +281,7 @@ impl FieldSpec {
     fn validate(
         &self,
         path: &str,
-        raw: &serde_json::Value,
+        raw: RawInput<'_>,
         violations: &mut Vec<Violation>,
     ) -> InputValue {
         use serde_json::Value as J;
@@ -293,6 +293,11 @@ impl FieldSpec {
             });
             InputValue::Null
         };
+        let text = match raw {
+            RawInput::Text(text) => Some(text),
+            RawInput::Json(J::String(text)) => Some(text.as_str()),
+            RawInput::Json(_) => None,
+        };
         if raw.is_null() {
             if self.required {
                 return violate("null".into());
@@ -301,8 +306,8 @@ impl FieldSpec {
         }
         match &self.kind {
             FieldKind::Number { min, max } => {
-                let Some(n) = json_decimal(raw) else {
-                    return violate(describe_json(raw));
+                let Some(n) = raw.decimal() else {
+                    return violate(raw.describe());
                 };
                 let below = min.is_some_and(|m| compare_decimals(n, m).is_lt());
                 if below || max.is_some_and(|m| compare_decimals(n, m).is_gt()) {
@@ -312,12 +317,16 @@ impl FieldSpec {
             }
             FieldKind::Integer { min, max } => {
                 // A JSON integer as such; anything else (`5.0`, `"5"`) through its decimal.
-                let Some(n) = raw.as_i64().or_else(|| {
-                    json_decimal(raw)
+                let json_integer = match raw {
+                    RawInput::Json(value) => value.as_i64(),
+                    RawInput::Text(_) => None,
+                };
+                let Some(n) = json_integer.or_else(|| {
+                    raw.decimal()
                         .filter(|d| d.fract().is_zero())
                         .and_then(|d| i64::try_from(d).ok())
                 }) else {
-                    return violate(describe_json(raw));
+                    return violate(raw.describe());
                 };
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
                     return violate(n.to_string());
@@ -328,46 +337,45 @@ impl FieldSpec {
                 min_length,
                 max_length,
             } => {
-                let J::String(s) = raw else {
-                    return violate(describe_json(raw));
+                let Some(s) = text else {
+                    return violate(raw.describe());
                 };
                 let length = s.chars().count();
                 if min_length.is_some_and(|m| length < m) || max_length.is_some_and(|m| length > m)
                 {
                     return violate(format!("a string of {length} characters"));
                 }
-                InputValue::String(Arc::from(s.as_str()))
+                InputValue::String(Arc::from(s))
             }
             FieldKind::Boolean => match raw {
-                J::Bool(b) => InputValue::Boolean(*b),
-                _ => violate(describe_json(raw)),
+                RawInput::Json(J::Bool(b)) => InputValue::Boolean(*b),
+                _ => violate(raw.describe()),
             },
             FieldKind::Date { min, max } => {
-                let Some(date) = raw
-                    .as_str()
-                    .and_then(|s| credence_expr::functions::parse_date(s, path).ok())
+                let Some(date) =
+                    text.and_then(|s| credence_expr::functions::parse_date(s, path).ok())
                 else {
-                    return violate(describe_json(raw));
+                    return violate(raw.describe());
                 };
                 if min.is_some_and(|m| date < m) || max.is_some_and(|m| date > m) {
                     return violate(date.to_string());
                 }
                 InputValue::Date(date)
             }
-            FieldKind::Enum { values } => match raw {
-                J::String(s) => match values.iter().find(|v| v.as_ref() == s.as_str()) {
+            FieldKind::Enum { values } => match text {
+                Some(s) => match values.iter().find(|v| v.as_ref() == s) {
                     Some(value) => InputValue::String(value.clone()),
-                    None => violate(describe_json(raw)),
+                    None => violate(raw.describe()),
                 },
-                _ => violate(describe_json(raw)),
+                None => violate(raw.describe()),
             },
             FieldKind::List {
                 items,
                 min_items,
                 max_items,
             } => {
-                let J::Array(elements) = raw else {
-                    return violate(describe_json(raw));
+                let RawInput::Json(J::Array(elements)) = raw else {
+                    return violate(raw.describe());
                 };
                 if min_items.is_some_and(|m| elements.len() < m)
                     || max_items.is_some_and(|m| elements.len() > m)
@@ -387,10 +395,52 @@ impl FieldSpec {
                     elements
                         .iter()
                         .enumerate()
-                        .map(|(i, e)| items.validate(&format!("{path}[{i}]"), e, violations))
+                        .map(|(i, e)| {
+                            items.validate(&format!("{path}[{i}]"), RawInput::Json(e), violations)
+                        })
                         .collect(),
                 )
             }
+        }
+    }
+}
+
+/// A field's value as the caller sent it, for validation: parsed JSON, or a JSON string's text
+/// read straight from the request (a body's fast read borrows strings without escapes rather
+/// than building a JSON value of each). Both validate alike.
+#[derive(Debug, Clone, Copy)]
+pub enum RawInput<'a> {
+    /// A parsed JSON value.
+    Json(&'a serde_json::Value),
+    /// A JSON string, as its text.
+    Text(&'a str),
+}
+
+impl<'a> From<&'a serde_json::Value> for RawInput<'a> {
+    fn from(value: &'a serde_json::Value) -> Self {
+        RawInput::Json(value)
+    }
+}
+
+impl RawInput<'_> {
+    fn is_null(self) -> bool {
+        matches!(self, RawInput::Json(serde_json::Value::Null))
+    }
+
+    /// [`json_decimal`] of the value.
+    fn decimal(self) -> Option<Decimal> {
+        match self {
+            RawInput::Json(value) => json_decimal(value),
+            RawInput::Text(text) => parse_decimal_text(text),
+        }
+    }
+
+    /// How a violation shows the value (only refused values are described: the text's copy is
+    /// made then).
+    fn describe(self) -> String {
+        match self {
+            RawInput::Json(value) => describe_json(value),
+            RawInput::Text(text) => describe_json(&serde_json::Value::String(text.to_string())),
         }
     }
 }
@@ -494,17 +544,19 @@ impl InputSchema {
     /// in it is wrong; `None` when a key repeats or any field is refused, and [`validate`] on
     /// the parsed object then names every fault, in its order. No map of the entries is built:
     /// each key is matched to its declared field once, trying the field after the last one
-    /// matched first (callers mostly send fields in the declared order).
+    /// matched first (callers mostly send fields in one order), then scanning the fields.
     ///
     /// [`validate`]: InputSchema::validate
-    pub fn validate_entries<'e>(
+    pub fn validate_entries<'e, V: Into<RawInput<'e>>>(
         &self,
-        entries: impl IntoIterator<Item = (&'e str, &'e serde_json::Value)>,
+        entries: impl IntoIterator<Item = (&'e str, V)>,
     ) -> Option<ValidatedInput> {
-        let mut found: Vec<Option<&serde_json::Value>> = vec![None; self.fields.len()];
+        let mut found: Vec<Option<RawInput<'e>>> = vec![None; self.fields.len()];
         let mut undeclared: Vec<&str> = Vec::new();
         let mut next = 0;
         for (key, value) in entries {
+            // Most lengths differ, so the scan mostly compares lengths: cheaper, measured, than
+            // hashing the key to look it up.
             let position = match self.fields.get(next) {
                 Some((name, _)) if name.as_ref() == key => Some(next),
                 _ => self
@@ -514,7 +566,7 @@ impl InputSchema {
             };
             match position {
                 Some(position) => {
-                    if found[position].replace(value).is_some() {
+                    if found[position].replace(value.into()).is_some() {
                         return None;
                     }
                     next = position + 1;
@@ -553,7 +605,7 @@ impl InputSchema {
         let mut fields = Vec::with_capacity(self.fields.len());
         for (name, spec) in &self.fields {
             let value = match lookup(name) {
-                Some(value) => spec.validate(name, &value, &mut violations),
+                Some(value) => spec.validate(name, RawInput::Json(&value), &mut violations),
                 None if spec.required => {
                     violations.push(Violation {
                         path: name.to_string(),

@@ -1088,7 +1088,7 @@ outcome: {default: approve}
                     .collect::<std::collections::BTreeMap<_, _>>()
                     .into(),
                 reason: None,
-                meta: json!(null),
+                meta: crate::data::no_data_meta(),
             },
         );
     };
@@ -1129,7 +1129,7 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
                     .collect::<std::collections::BTreeMap<_, _>>()
                     .into(),
                 reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
-                meta: json!({"provider": "bureau_a", "cache_hit": false}),
+                meta: std::sync::Arc::new(json!({"provider": "bureau_a", "cache_hit": false})),
             },
         );
         record
@@ -1922,4 +1922,47 @@ fn undeclared_entries_are_checked_a_few_at_a_time() {
         schema.validate_entries(repeated.iter().map(|(k, v)| (k.as_str(), v))),
         None
     );
+}
+
+/// Keys are matched to their fields in any order.
+#[test]
+fn entries_in_any_order_match_their_fields() {
+    use crate::format::AdditionalFields;
+    use crate::schema::{FieldKind, FieldSpec, InputSchema};
+    let spec = |required| FieldSpec {
+        kind: FieldKind::Number {
+            min: None,
+            max: None,
+        },
+        required,
+        personal: false,
+    };
+    let mut schema = InputSchema {
+        fields: vec![
+            (Arc::from("a"), spec(true)),
+            (Arc::from("b"), spec(false)),
+            (Arc::from("c"), spec(true)),
+        ],
+        additional_fields: AdditionalFields::Ignore,
+    };
+    let entries = [
+        ("c", json!(3)),
+        ("x", json!(0)),
+        ("a", json!(1)),
+        ("b", json!(2)),
+    ];
+    let object = serde_json::Value::Object(
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    for reorder in [false, true] {
+        if reorder {
+            schema.fields.swap(0, 2);
+        }
+        let from_entries = schema.validate_entries(entries.iter().map(|(k, v)| (*k, v)));
+        assert!(from_entries.is_some());
+        assert_eq!(from_entries, schema.validate(&object).ok());
+    }
 }

@@ -7,8 +7,13 @@
 //! is built, once, only when a referral's facts, a shadow evaluation, a debug log or a refused
 //! input's full list of violations needs it. A body that is not an object, or that repeats a
 //! key, takes the strict parse of [`crate::strict_json::parse_value`] and its errors, as before.
+//!
+//! A flat object of scalars without escapes, as nearly every body is, is read by
+//! [`crate::flat_json`] with its strings borrowed; any other object by the strict parse into
+//! entries of JSON values. Both validate alike.
 
 use crate::error::AppError;
+use crate::flat_json::{self, FlatEntries};
 use crate::strict_json::{self, Entries};
 use credence_engine::{CompiledStrategy, ValidatedInput};
 use serde_json::Value;
@@ -17,16 +22,28 @@ use std::sync::OnceLock;
 /// A body that parsed as a JSON object.
 pub(super) struct InputBody<'a> {
     /// The entries as sent, when the body was read that way.
-    entries: Option<Entries<'a>>,
+    entries: Option<BodyEntries<'a>>,
     /// The body as a JSON object: built on first use from the entries, or parsed whole.
     object: OnceLock<Value>,
+}
+
+/// A body's entries in the order sent.
+enum BodyEntries<'a> {
+    /// A flat object's, strings borrowed ([`flat_json`]).
+    Flat(FlatEntries<'a>),
+    /// Any other object's, by the strict parse.
+    Parsed(Entries<'a>),
 }
 
 impl<'a> InputBody<'a> {
     /// Parses `bytes`; `Err` is the strict parse's error (bad JSON, a repeated key), `Ok(None)`
     /// a document that is JSON but not an object.
     pub(super) fn parse(bytes: &'a [u8]) -> Result<Option<InputBody<'a>>, serde_json::Error> {
-        if let Ok(entries) = strict_json::parse_object_entries(bytes) {
+        let entries = match flat_json::parse_flat_object(bytes) {
+            Some(flat) => Ok(BodyEntries::Flat(flat)),
+            None => strict_json::parse_object_entries(bytes).map(BodyEntries::Parsed),
+        };
+        if let Ok(entries) = entries {
             return Ok(Some(InputBody {
                 entries: Some(entries),
                 object: OnceLock::new(),
@@ -46,7 +63,14 @@ impl<'a> InputBody<'a> {
     /// A top-level string field (`customer_id`).
     pub(super) fn str_field(&self, name: &str) -> Option<&str> {
         match &self.entries {
-            Some(entries) => entries
+            Some(BodyEntries::Flat(entries)) => entries
+                .iter()
+                .find(|(key, _)| *key == name)
+                .and_then(|(_, value)| match value {
+                    flat_json::FlatValue::Text(text) => Some(*text),
+                    flat_json::FlatValue::Json(_) => None,
+                }),
+            Some(BodyEntries::Parsed(entries)) => entries
                 .iter()
                 .find(|(key, _)| key == name)
                 .and_then(|(_, value)| value.as_str()),
@@ -56,13 +80,21 @@ impl<'a> InputBody<'a> {
 
     /// The body as a JSON object, exactly as the strict parse builds it.
     pub(super) fn object(&self) -> &Value {
-        self.object.get_or_init(|| {
-            let entries = self.entries.iter().flatten();
-            Value::Object(
+        self.object.get_or_init(|| match &self.entries {
+            Some(BodyEntries::Flat(entries)) => Value::Object(
                 entries
+                    .iter()
+                    .map(|(key, value)| ((*key).to_string(), value.to_json()))
+                    .collect(),
+            ),
+            Some(BodyEntries::Parsed(entries)) => Value::Object(
+                entries
+                    .iter()
                     .map(|(key, value)| (key.to_string(), value.clone()))
                     .collect(),
-            )
+            ),
+            // Not reached: without entries the object was parsed whole.
+            None => Value::Object(serde_json::Map::new()),
         })
     }
 
@@ -73,11 +105,19 @@ impl<'a> InputBody<'a> {
         strategy: &CompiledStrategy,
         flow: &str,
     ) -> Result<ValidatedInput, AppError> {
-        if let Some(entries) = &self.entries {
-            let entries = entries.iter().map(|(key, value)| (key.as_ref(), value));
-            if let Some(input) = strategy.validate_input_entries(flow, entries)? {
-                return Ok(input);
-            }
+        let input = match &self.entries {
+            Some(BodyEntries::Flat(entries)) => strategy.validate_input_entries(
+                flow,
+                entries.iter().map(|(key, value)| (*key, value.as_raw())),
+            )?,
+            Some(BodyEntries::Parsed(entries)) => strategy.validate_input_entries(
+                flow,
+                entries.iter().map(|(key, value)| (key.as_ref(), value)),
+            )?,
+            None => None,
+        };
+        if let Some(input) = input {
+            return Ok(input);
         }
         Ok(strategy.validate_input(flow, self.object())?)
     }
@@ -133,6 +173,94 @@ mod tests {
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
+    }
+
+    fn example() -> CompiledStrategy {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/consumer-loan");
+        credence_engine::compile(&crate::package_dir::read(&dir).unwrap()).unwrap()
+    }
+
+    /// A value in place of a sample's `original`, by `choice`: mostly one of the same kind
+    /// written another way (so that most bodies pass and are compared whole), now and then a
+    /// wrong one.
+    fn variant(original: &Value, choice: usize, text: &str) -> String {
+        let written = match (original, choice) {
+            (_, 0) => return original.to_string(),
+            (_, 1) => "null",
+            (Value::Number(_), 2) => "1e3",
+            (Value::Number(_), 3) => "6000.50",
+            (Value::Number(_), 4) => "\"6000\"",
+            (Value::Number(_), 5) => "-0",
+            (Value::Number(_), 6) => "12.5E1",
+            (Value::Number(_), 7) => "7",
+            (Value::String(_), 2) => "\"1984-02-29\"",
+            (Value::String(_), 3) => "\"1984-02-30\"",
+            (Value::String(_), 4) => "\"own\"",
+            (Value::String(_), 5) => "\"C-\\u0031\"",
+            (Value::String(_), 6) => return serde_json::to_string(text).unwrap(),
+            (_, 7) => "[1]",
+            _ => "true",
+        };
+        written.to_string()
+    }
+
+    proptest! {
+        /// A body read by the fast flat read validates as the same body read by the strict
+        /// parse: the same input, or the same error.
+        #[test]
+        fn the_flat_read_validates_as_the_strict_parse(
+            choices in prop::collection::vec(prop_oneof![24 => Just(0usize), 1 => 1usize..8], 26),
+            texts in prop::collection::vec("\\PC{0,12}", 26),
+            dropped in prop::option::of(0usize..26),
+            undeclared in prop::bool::weighted(0.1),
+        ) {
+            let strategy = example();
+            let sample = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../examples/consumer-loan/samples/application-approve.json"),
+            )
+            .unwrap();
+            let Value::Object(sample) = serde_json::from_str::<Value>(&sample).unwrap() else {
+                panic!("the sample is an object");
+            };
+            let mut fields: Vec<(String, String)> = sample
+                .iter()
+                .zip(choices.iter().zip(&texts))
+                .map(|((key, value), (choice, text))| (key.clone(), variant(value, *choice, text)))
+                .collect();
+            if undeclared {
+                fields.push(("undeclared".into(), "1".into()));
+            }
+            if let Some(at) = dropped {
+                fields.remove(at % fields.len());
+            }
+            let text = format!(
+                "{{{}}}",
+                fields
+                    .iter()
+                    .map(|(key, value)| format!("\"{key}\": {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let strict = InputBody {
+                entries: strict_json::parse_object_entries(text.as_bytes())
+                    .ok()
+                    .map(BodyEntries::Parsed),
+                object: OnceLock::new(),
+            };
+            let body = InputBody::parse(text.as_bytes()).unwrap().unwrap();
+            // Scalars without escapes take the flat read.
+            let flat = matches!(body.entries, Some(BodyEntries::Flat(_)));
+            prop_assert!(flat || text.contains('[') || text.contains('\\'), "{}", text);
+            let outcome = |body: &InputBody| match body.validate(&strategy, "application") {
+                Ok(input) => Ok(input),
+                Err(error) => Err((error.code, error.message, error.details)),
+            };
+            prop_assert_eq!(outcome(&body), outcome(&strict), "{}", text);
+            prop_assert_eq!(body.str_field("customer_id"), strict.str_field("customer_id"));
+            prop_assert_eq!(body.object(), strict.object());
+        }
     }
 
     proptest! {

@@ -124,7 +124,7 @@ pub(super) fn compile_cases(
                             values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         ),
                         reason: None,
-                        meta: serde_json::json!({"source": "test case"}),
+                        meta: std::sync::Arc::new(serde_json::json!({"source": "test case"})),
                     },
                 ),
                 serde_json::Value::String(s) if s == "unavailable" => data.insert(
@@ -133,7 +133,7 @@ pub(super) fn compile_cases(
                         ok: false,
                         values: Default::default(),
                         reason: Some("unavailable in this test case".into()),
-                        meta: serde_json::Value::Null,
+                        meta: crate::data::no_data_meta(),
                     },
                 ),
                 other => problem(format!(

@@ -262,10 +262,10 @@ impl CompiledStrategy {
     /// written, when it passes: `Ok(None)` when a key repeats or a field is refused, and
     /// `validate_input` on the parsed object then reports every violation. Saves building a
     /// map of the entries for the input that nearly every request is.
-    pub fn validate_input_entries<'e>(
+    pub fn validate_input_entries<'e, V: Into<crate::schema::RawInput<'e>>>(
         &self,
         flow: &str,
-        entries: impl IntoIterator<Item = (&'e str, &'e serde_json::Value)>,
+        entries: impl IntoIterator<Item = (&'e str, V)>,
     ) -> Result<Option<ValidatedInput>, EngineError> {
         let flow_spec = self.flow(flow)?;
         Ok(flow_spec.schema.validate_entries(entries).map(|mut input| {

@@ -19,7 +19,7 @@ impl<'s> Run<'s> {
         let mut status = Status::Skipped;
         let mut reason: Option<Arc<str>> = None;
         let mut values = crate::data::no_data_values();
-        let mut meta = serde_json::Value::Null;
+        let mut meta = crate::data::no_data_meta();
         let mut subject = None;
         if active {
             subject = match step
@@ -55,7 +55,7 @@ impl<'s> Run<'s> {
                     reason = Some(Arc::clone(&NOT_FETCHED));
                 }
                 (Some(answer), Some(_)) => {
-                    meta = answer.meta.clone();
+                    meta = Arc::clone(&answer.meta);
                     if answer.ok {
                         status = Status::Ok;
                         values = answer.values.clone();
