@@ -10,10 +10,9 @@
 //! the strict parse ([`crate::strict_json`]), whose value or error stands: a string with an
 //! escape or a control character, a nested object or list, a repeated key, more than
 //! [`MAX_FLAT_ENTRIES`] keys or a key longer than [`MAX_FLAT_KEY_BYTES`], text that is not
-//! UTF-8, or anything that is not JSON. Numbers that
-//! are not plain integers of up to 18 digits (fractions, exponents, `-0`) are read by
-//! serde_json itself, so every number is the value the strict parse gives it. A property test
-//! holds the two together.
+//! UTF-8, or anything that is not JSON. Numbers that are not plain integers of up to 18 digits
+//! (fractions, exponents, `-0`) are read by serde_json itself, so every number is the value the
+//! strict parse gives it. A property test holds the two together.
 
 use serde_json::Value;
 
@@ -74,11 +73,11 @@ pub fn parse_flat_object(bytes: &[u8]) -> Option<FlatEntries<'_>> {
     loop {
         reader.expect(b'"')?;
         let key = reader.string()?;
-        let signature = 1u64 << (signature(key) % 64);
-        if signatures & signature != 0 && entries.iter().any(|(earlier, _)| *earlier == key) {
+        if entries.len() == MAX_FLAT_ENTRIES || key.len() > MAX_FLAT_KEY_BYTES {
             return None;
         }
-        if entries.len() == MAX_FLAT_ENTRIES || key.len() > MAX_FLAT_KEY_BYTES {
+        let signature = 1u64 << (signature(key) % 64);
+        if signatures & signature != 0 && entries.iter().any(|(earlier, _)| *earlier == key) {
             return None;
         }
         signatures |= signature;
@@ -154,7 +153,7 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let bytes = self.bytes();
         let end = start + first_special(bytes.get(start..)?)?;
-        if bytes[end] != b'"' {
+        if bytes.get(end) != Some(&b'"') {
             return None;
         }
         self.at = end + 1;
@@ -195,8 +194,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Where the first `"`, `\\` or control character of `bytes` is: eight bytes at a time, as
-/// a byte loop took a fifth of a decision body's reading.
+/// Where the first `"`, `\\` or control character of `bytes` is, eight bytes at a time: byte by
+/// byte, the search made the example body's reading half as costly again (15.4k instructions
+/// against 10.2k).
 fn first_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
