@@ -155,9 +155,11 @@ pub(crate) fn kind_name(kind: DataFieldKind) -> &'static str {
 /// a provider cache hold one map, not copies.
 pub type DataValues = Arc<BTreeMap<String, serde_json::Value>>;
 
-/// What the caller recorded about fetching an answer, shared as [`DataValues`] are: the
-/// answer and the decision's record of it hold one value, not copies.
-pub type DataMeta = Arc<serde_json::Value>;
+/// What the caller recorded about fetching an answer (`None`: nothing), shared: the answer and
+/// the decision's record of it hold one value, not copies. Nothing recorded is `None` rather
+/// than a shared null, so that the rows a back-test decides on several threads at once touch
+/// no common reference count.
+pub type DataMeta = Option<Arc<serde_json::Value>>;
 
 /// A source's answer for one `data` step.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +171,7 @@ pub struct DataAnswer {
     /// Why the source failed.
     pub reason: Option<String>,
     /// What the caller recorded about fetching it (provider, calls, latency, cache hit, cost,
-    /// consent), recorded in the decision as is (`null`: nothing recorded).
+    /// consent), recorded in the decision as is.
     pub meta: DataMeta,
 }
 
@@ -269,7 +271,10 @@ impl DataRecord {
                     ok: status == "ok",
                     values: Arc::new(values),
                     reason: used["reason"].as_str().map(str::to_string),
-                    meta: Arc::new(used["meta"].clone()),
+                    meta: match &used["meta"] {
+                        serde_json::Value::Null => None,
+                        meta => Some(Arc::new(meta.clone())),
+                    },
                 },
             );
         }
@@ -319,7 +324,7 @@ pub struct DataUse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Arc<str>>,
     /// What the caller recorded about fetching it (provider, calls, cache hit, consent).
-    #[serde(skip_serializing_if = "no_meta")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: DataMeta,
 }
 
@@ -327,20 +332,10 @@ fn no_values(values: &DataValues) -> bool {
     values.is_empty()
 }
 
-fn no_meta(meta: &DataMeta) -> bool {
-    meta.is_null()
-}
-
 /// No values: shared, so a step that is skipped or fails allocates no map of its own.
 pub(crate) fn no_data_values() -> DataValues {
     static EMPTY: std::sync::LazyLock<DataValues> = std::sync::LazyLock::new(DataValues::default);
     EMPTY.clone()
-}
-
-/// Nothing recorded: shared, as [`no_data_values`] is.
-pub fn no_data_meta() -> DataMeta {
-    static NULL: std::sync::LazyLock<DataMeta> = std::sync::LazyLock::new(DataMeta::default);
-    NULL.clone()
 }
 
 #[cfg(test)]

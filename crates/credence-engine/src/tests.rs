@@ -1088,7 +1088,7 @@ outcome: {default: approve}
                     .collect::<std::collections::BTreeMap<_, _>>()
                     .into(),
                 reason: None,
-                meta: crate::data::no_data_meta(),
+                meta: None,
             },
         );
     };
@@ -1129,7 +1129,9 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
                     .collect::<std::collections::BTreeMap<_, _>>()
                     .into(),
                 reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
-                meta: std::sync::Arc::new(json!({"provider": "bureau_a", "cache_hit": false})),
+                meta: Some(std::sync::Arc::new(
+                    json!({"provider": "bureau_a", "cache_hit": false}),
+                )),
             },
         );
         record
@@ -1179,7 +1181,13 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
     assert_eq!(declined.outcome, Outcome::Decline);
     assert_eq!(declined.reasons[0].code.as_ref(), "R1");
     assert_eq!(declined.data[0].values["delinquencies"], json!(2));
-    assert_eq!(declined.data[0].meta["provider"], json!("bureau_a"));
+    assert_eq!(
+        declined.data[0]
+            .meta
+            .as_deref()
+            .map(|meta| &meta["provider"]),
+        Some(&json!("bureau_a"))
+    );
 
     // The source failed: its policy (refer, R2), with the reason in the trace.
     let referred = decide(500, &answered(false, json!({})));

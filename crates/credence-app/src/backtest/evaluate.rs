@@ -56,7 +56,7 @@ pub(super) fn refill_recorded_answers(
                     ok: true,
                     values: Arc::default(),
                     reason: None,
-                    meta: credence_engine::data::no_data_meta(),
+                    meta: None,
                 },
             );
         }

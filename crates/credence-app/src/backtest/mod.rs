@@ -458,7 +458,7 @@ mod tests {
             refill_recorded_answers(&steps, &record, &mut recorded);
             for (step, expected) in [("income", income), ("liabilities", liabilities)] {
                 let got = recorded.get(step).map(|answer| {
-                    assert!(answer.ok && answer.reason.is_none() && answer.meta.is_null());
+                    assert!(answer.ok && answer.reason.is_none() && answer.meta.is_none());
                     serde_json::to_value(answer.values.as_ref()).unwrap()
                 });
                 assert_eq!(got, expected, "row {number}, step {step}");

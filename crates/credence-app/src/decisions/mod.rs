@@ -608,7 +608,7 @@ impl Decisions {
                                 ok: fetched.ok,
                                 values: fetched.values,
                                 reason: fetched.reason,
-                                meta: std::sync::Arc::new(meta),
+                                meta: Some(std::sync::Arc::new(meta)),
                             },
                         );
                     }

@@ -124,7 +124,9 @@ pub(super) fn compile_cases(
                             values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         ),
                         reason: None,
-                        meta: std::sync::Arc::new(serde_json::json!({"source": "test case"})),
+                        meta: Some(std::sync::Arc::new(
+                            serde_json::json!({"source": "test case"}),
+                        )),
                     },
                 ),
                 serde_json::Value::String(s) if s == "unavailable" => data.insert(
@@ -133,7 +135,7 @@ pub(super) fn compile_cases(
                         ok: false,
                         values: Default::default(),
                         reason: Some("unavailable in this test case".into()),
-                        meta: crate::data::no_data_meta(),
+                        meta: None,
                     },
                 ),
                 other => problem(format!(

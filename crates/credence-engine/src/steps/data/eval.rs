@@ -19,7 +19,7 @@ impl<'s> Run<'s> {
         let mut status = Status::Skipped;
         let mut reason: Option<Arc<str>> = None;
         let mut values = crate::data::no_data_values();
-        let mut meta = crate::data::no_data_meta();
+        let mut meta = None;
         let mut subject = None;
         if active {
             subject = match step
@@ -55,7 +55,7 @@ impl<'s> Run<'s> {
                     reason = Some(Arc::clone(&NOT_FETCHED));
                 }
                 (Some(answer), Some(_)) => {
-                    meta = Arc::clone(&answer.meta);
+                    meta = answer.meta.clone();
                     if answer.ok {
                         status = Status::Ok;
                         values = answer.values.clone();
