@@ -16,8 +16,9 @@
 # stage timing is read from /metrics (`credence_decision_stage_seconds`, one decision in 64
 # timed at each stage: fingerprint, parse, route, validate, decide, record, commit, after) with
 # the records per log commit, and the server's CPU is split by thread group (the HTTP threads,
-# the runtime's workers, the log writer, …) from /proc/PID/task. CREDENCE_PERF=1 adds a `perf`
-# profile of one decision run per store: the share of each function.
+# the runtime's workers, the log writer, …), user and kernel time apart, from /proc/PID/task.
+# CREDENCE_PERF=1 adds a `perf` profile of one decision run per store: the share of each
+# function.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate="${1:-5000}"
