@@ -86,14 +86,42 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// Whether any of the eight bytes of `word` is a control character, `"` or `\`.
 #[inline(always)]
 fn needs_escape(word: u64) -> bool {
-    // The two classic tests, exact as answers to "any byte?": a byte below 0x20 borrows into
-    // its high bit when 0x20 is taken from it (`hasless`); a byte equal to `"` or `\` is zero
-    // after the xor (`haszero`). A borrow can flag a byte above a true hit, never create one.
+    escape_flags(word) != 0
+}
+
+/// The high bit of the bytes of `word` (little-endian) flagged as a control character, `"` or
+/// `\`. The two classic tests, exact as answers to "any byte?": a byte below 0x20 borrows into
+/// its high bit when 0x20 is taken from it (`hasless`); a byte equal to `"` or `\` is zero
+/// after the xor (`haszero`). A borrow can flag a byte above a true hit, never below one or
+/// without one: the lowest flag is exact.
+#[inline(always)]
+fn escape_flags(word: u64) -> u64 {
     let below_space = word.wrapping_sub(ONES * 0x20) & !word;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x;
     let quote = has_zero(word ^ (ONES * b'"' as u64));
     let backslash = has_zero(word ^ (ONES * b'\\' as u64));
-    (below_space | quote | backslash) & HIGHS != 0
+    (below_space | quote | backslash) & HIGHS
+}
+
+/// Where the first byte of `bytes` that a JSON string must escape (a control character, `"`
+/// or `\`) is, eight bytes at a time: where a string's text ends when it is read in place
+/// (`credence-app`'s flat read of request bodies).
+pub fn first_escape(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    for (index, chunk) in (&mut words).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let flags = escape_flags(u64::from_le_bytes(word));
+        if flags != 0 {
+            return Some(index * 8 + flags.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = bytes.len() - words.remainder().len();
+    words
+        .remainder()
+        .iter()
+        .position(|&byte| ESCAPE[usize::from(byte)] != 0)
+        .map(|at| tail + at)
 }
 
 /// Appends `text` as a JSON string.
@@ -851,6 +879,18 @@ mod tests {
                     assert_eq!(needs_escape(u64::from_le_bytes(word)), expected, "{word:?}");
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// The word-at-a-time search finds what a byte-by-byte one finds.
+        #[test]
+        fn the_first_escape_byte_is_found(bytes in prop::collection::vec(
+            prop_oneof![4 => 0x20u8..0x7f, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20, 2 => 0x80u8..=0xff],
+            0..40,
+        )) {
+            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(first_escape(&bytes), expected);
         }
     }
 
