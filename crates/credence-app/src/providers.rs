@@ -30,6 +30,61 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
+/// A fetch as its decision records it (`data[].meta`): keys in alphabetical order, calls too,
+/// as the JSON maps this record was first written from ordered them, so records keep their
+/// bytes.
+#[derive(Serialize)]
+struct FetchRecord<'a> {
+    cache_hit: bool,
+    #[serde(serialize_with = "calls_in_key_order")]
+    calls: &'a [CallRecord],
+    consent: Option<&'a str>,
+    provider: Option<&'a str>,
+}
+
+/// One call in a [`FetchRecord`], its keys in alphabetical order.
+#[derive(Serialize)]
+struct CallInKeyOrder<'a> {
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<rust_decimal::Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    http_status: Option<u16>,
+    latency_ms: u64,
+    provider: &'a str,
+    status: &'a str,
+}
+
+fn calls_in_key_order<S: serde::Serializer>(
+    calls: &&[CallRecord],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(calls.iter().map(|call| CallInKeyOrder {
+        attempts: call.attempts,
+        cost: call.cost,
+        error: call.error.as_deref(),
+        http_status: call.http_status,
+        latency_ms: call.latency_ms,
+        provider: &call.provider,
+        status: call.status,
+    }))
+}
+
+/// What a decision records about a fetch: the provider used, whether the cache answered, every
+/// call, and the consent it was made under.
+pub fn fetch_meta(
+    fetched: &FetchOutcome,
+    consent: Option<&str>,
+) -> serde_json::Result<credence_engine::data::FetchMeta> {
+    credence_engine::data::FetchMeta::of(&FetchRecord {
+        cache_hit: fetched.cache_hit,
+        calls: &fetched.calls,
+        consent,
+        provider: fetched.provider.as_deref(),
+    })
+}
+
 /// What fetching a source for a subject gave.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FetchOutcome {
@@ -98,5 +153,71 @@ impl DataProviders for NoProviders {
             Vec::new(),
             "no data providers are configured".into(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn call() -> impl Strategy<Value = CallRecord> {
+        (
+            ".{0,12}",
+            prop::sample::select(vec!["ok", "http_error", "timeout", "unreachable"]),
+            prop::option::of(100u16..600),
+            any::<u64>(),
+            any::<u32>(),
+            prop::option::of((any::<i64>(), 0u32..10)),
+            prop::option::of("[ -~\"\\\\\u{1}é]{0,16}"),
+        )
+            .prop_map(
+                |(provider, status, http_status, latency_ms, attempts, cost, error)| CallRecord {
+                    provider,
+                    status,
+                    http_status,
+                    latency_ms,
+                    attempts,
+                    cost: cost.map(|(units, scale)| rust_decimal::Decimal::new(units, scale)),
+                    error,
+                },
+            )
+    }
+
+    proptest! {
+        /// The fetch's record is, byte for byte, the JSON map it was first written from; a
+        /// decision's record copies it as it is, and serde_json's value serialiser reads it.
+        #[test]
+        fn a_fetch_record_keeps_the_bytes_of_the_map_it_replaced(
+            provider in prop::option::of(".{0,10}"),
+            cache_hit: bool,
+            calls in prop::collection::vec(call(), 0..4),
+            consent in prop::option::of("[ -~\"\\\\é]{0,10}"),
+        ) {
+            let fetched = FetchOutcome {
+                source: "bureau".into(),
+                subject: "C-1".into(),
+                ok: true,
+                cache_hit,
+                provider: provider.clone(),
+                values: DataValues::default(),
+                calls: calls.clone(),
+                reason: None,
+            };
+            let map = serde_json::json!({
+                "provider": provider,
+                "cache_hit": cache_hit,
+                "calls": calls,
+                "consent": consent,
+            });
+            let meta = fetch_meta(&fetched, consent.as_deref()).unwrap();
+            prop_assert_eq!(meta.text(), map.to_string());
+            prop_assert_eq!(
+                credence_engine::compact_json::to_vec(&Some(meta.clone())).unwrap(),
+                serde_json::to_vec(&map).unwrap()
+            );
+            prop_assert_eq!(serde_json::to_value(&meta).unwrap(), map.clone());
+            prop_assert_eq!(meta.to_value(), map);
+        }
     }
 }

@@ -40,7 +40,7 @@ pub fn append<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> serde_json
 }
 
 /// The name `serde_json::value::RawValue` serialises under: its one field is JSON text to copy.
-const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+pub(crate) const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// A construct serde_json would refuse or write differently; [`append`] then asks serde_json.
 #[derive(Debug)]

@@ -156,10 +156,63 @@ pub(crate) fn kind_name(kind: DataFieldKind) -> &'static str {
 pub type DataValues = Arc<BTreeMap<String, serde_json::Value>>;
 
 /// What the caller recorded about fetching an answer (`None`: nothing), shared: the answer and
-/// the decision's record of it hold one value, not copies. Nothing recorded is `None` rather
+/// the decision's record of it hold one text, not copies. Nothing recorded is `None` rather
 /// than a shared null, so that the rows a back-test decides on several threads at once touch
 /// no common reference count.
-pub type DataMeta = Option<Arc<serde_json::Value>>;
+pub type DataMeta = Option<FetchMeta>;
+
+/// A fetch's record (provider, calls, latency, cache hit, cost, consent) as compact JSON text,
+/// written once when the answer arrives and copied into the decision's record as it is — as
+/// serde_json's `RawValue` is, without checking the text again: it is only ever made by
+/// serialising a value ([`FetchMeta::of`], [`FetchMeta::from_value`]), so it is JSON. (A JSON
+/// tree built per fetch and walked again for the record cost some 4,000 instructions a call.)
+#[derive(Clone, PartialEq, Eq)]
+pub struct FetchMeta(Arc<str>);
+
+impl FetchMeta {
+    /// The compact JSON of `value`.
+    pub fn of<T: ?Sized + Serialize>(value: &T) -> serde_json::Result<FetchMeta> {
+        let bytes = crate::compact_json::to_vec(value)?;
+        let text = String::from_utf8(bytes).map_err(serde::ser::Error::custom)?;
+        Ok(FetchMeta(Arc::from(text)))
+    }
+
+    /// A recorded value (a replay's), as its compact JSON; `None` for null, which records
+    /// nothing.
+    pub fn from_value(value: &serde_json::Value) -> Option<FetchMeta> {
+        match value {
+            serde_json::Value::Null => None,
+            value => Some(FetchMeta(Arc::from(value.to_string()))),
+        }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The record as a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Debug for FetchMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for FetchMeta {
+    /// Written as it is, as a `RawValue` is (compact JSON writers copy the text; serde_json's
+    /// value serialiser parses it).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut raw = serializer.serialize_struct(crate::compact_json::RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(crate::compact_json::RAW_VALUE_TOKEN, &*self.0)?;
+        raw.end()
+    }
+}
 
 /// A source's answer for one `data` step.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,10 +324,7 @@ impl DataRecord {
                     ok: status == "ok",
                     values: Arc::new(values),
                     reason: used["reason"].as_str().map(str::to_string),
-                    meta: match &used["meta"] {
-                        serde_json::Value::Null => None,
-                        meta => Some(Arc::new(meta.clone())),
-                    },
+                    meta: FetchMeta::from_value(&used["meta"]),
                 },
             );
         }

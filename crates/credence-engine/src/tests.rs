@@ -1129,9 +1129,9 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
                     .collect::<std::collections::BTreeMap<_, _>>()
                     .into(),
                 reason: (!ok).then(|| "bureau_a: timeout; bureau_b: HTTP 500".to_string()),
-                meta: Some(std::sync::Arc::new(
-                    json!({"provider": "bureau_a", "cache_hit": false}),
-                )),
+                meta: crate::data::FetchMeta::from_value(
+                    &json!({"provider": "bureau_a", "cache_hit": false}),
+                ),
             },
         );
         record
@@ -1184,9 +1184,9 @@ fn data_steps_ask_use_fail_by_policy_and_replay_from_the_record() {
     assert_eq!(
         declined.data[0]
             .meta
-            .as_deref()
-            .map(|meta| &meta["provider"]),
-        Some(&json!("bureau_a"))
+            .as_ref()
+            .map(|meta| meta.to_value()["provider"].clone()),
+        Some(json!("bureau_a"))
     );
 
     // The source failed: its policy (refer, R2), with the reason in the trace.

@@ -596,19 +596,24 @@ impl Decisions {
                             )
                             .increment(1);
                         }
-                        let meta = serde_json::json!({
-                            "provider": fetched.provider,
-                            "cache_hit": fetched.cache_hit,
-                            "calls": fetched.calls,
-                            "consent": request.consent,
-                        });
+                        let meta =
+                            crate::providers::fetch_meta(&fetched, request.consent.as_deref())
+                                .map_err(|e| {
+                                    AppError::new(
+                                        ErrorCode::Internal,
+                                        format!(
+                                            "cannot record the fetch of {}: {e}",
+                                            request.source
+                                        ),
+                                    )
+                                })?;
                         data.insert(
                             request.step,
                             DataAnswer {
                                 ok: fetched.ok,
                                 values: fetched.values,
                                 reason: fetched.reason,
-                                meta: Some(std::sync::Arc::new(meta)),
+                                meta: Some(meta),
                             },
                         );
                     }

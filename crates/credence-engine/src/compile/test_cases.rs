@@ -124,9 +124,9 @@ pub(super) fn compile_cases(
                             values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         ),
                         reason: None,
-                        meta: Some(std::sync::Arc::new(
-                            serde_json::json!({"source": "test case"}),
-                        )),
+                        meta: crate::data::FetchMeta::from_value(
+                            &serde_json::json!({"source": "test case"}),
+                        ),
                     },
                 ),
                 serde_json::Value::String(s) if s == "unavailable" => data.insert(

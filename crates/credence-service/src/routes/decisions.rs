@@ -12,6 +12,9 @@ use axum::Json;
 use credence_store::DecisionQuery;
 use serde::Deserialize;
 
+/// Where a stored decision is read, its id appended (the `Location` of a new decision).
+const DECISIONS_PATH: &str = "/v1/decisions/";
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -94,17 +97,7 @@ async fn decide_with(
     let Query(params) = params.map_err(query_error)?;
     json_content(&headers)?;
     let body = body.map_err(body_error)?;
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| {
-                    ApiError::parameter("Idempotency-Key", "use visible ASCII characters")
-                })?
-                .to_string(),
-        ),
-        None => None,
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     let answer = service
         .decisions
         .decide(crate::decisions::DecideRequest {
@@ -117,7 +110,10 @@ async fn decide_with(
         })
         .await?;
     let mut response = json_response(StatusCode::OK, answer.json);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/decisions/{}", answer.id)) {
+    let mut location = String::with_capacity(DECISIONS_PATH.len() + answer.id.len());
+    location.push_str(DECISIONS_PATH);
+    location.push_str(&answer.id);
+    if let Ok(location) = HeaderValue::try_from(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     if answer.replayed {

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::{metrics as m, Service};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -265,17 +265,17 @@ fn json_content(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `application/json`, or an `application/…+json` type (RFC 6839), parameters aside.
+/// Compared without regard to ASCII case, and without a lower-cased copy on every request.
 fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
     match essence.split_once('/') {
-        Some(("application", "json")) => true,
-        Some(("application", subtype)) => {
-            subtype.len() > "+json".len() && subtype.ends_with("+json")
+        Some((kind, subtype)) if kind.eq_ignore_ascii_case("application") => {
+            const SUFFIX: &str = "+json";
+            subtype.eq_ignore_ascii_case("json")
+                || (subtype.len() > SUFFIX.len()
+                    && subtype
+                        .get(subtype.len() - SUFFIX.len()..)
+                        .is_some_and(|end| end.eq_ignore_ascii_case(SUFFIX)))
         }
         _ => false,
     }
@@ -426,9 +426,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
     })
 }
 
+/// The header that makes a retried write safe (a name made once, not parsed per request).
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     headers
-        .get("idempotency-key")
+        .get(&IDEMPOTENCY_KEY)
         .map(|value| {
             value
                 .to_str()
@@ -436,4 +439,32 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                 .map_err(|_| ApiError::parameter("Idempotency-Key", "use visible ASCII characters"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_media_type;
+
+    #[test]
+    fn json_media_types_are_told_apart() {
+        let cases = [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("  application/json  ", true),
+            ("application/problem+json", true),
+            ("APPLICATION/VND.CREDENCE+JSON;v=1", true),
+            ("application/+json", false),
+            ("application/jsonx", false),
+            ("application/x-json5", false),
+            ("text/json", false),
+            ("text/plain", false),
+            ("application", false),
+            ("", false),
+            ("application/ü+json", true),
+            ("application/éjson", false),
+        ];
+        for (content_type, json) in cases {
+            assert_eq!(is_json_media_type(content_type), json, "{content_type:?}");
+        }
+    }
 }
