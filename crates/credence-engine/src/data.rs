@@ -172,7 +172,9 @@ pub struct FetchMeta(Arc<str>);
 impl FetchMeta {
     /// The compact JSON of `value`.
     pub fn of<T: ?Sized + Serialize>(value: &T) -> serde_json::Result<FetchMeta> {
-        let bytes = crate::compact_json::to_vec(value)?;
+        // A fetch's record is a few hundred bytes: not `to_vec`'s room for a decision's.
+        let mut bytes = Vec::with_capacity(256);
+        crate::compact_json::append(&mut bytes, value)?;
         let text = String::from_utf8(bytes).map_err(serde::ser::Error::custom)?;
         Ok(FetchMeta(Arc::from(text)))
     }
