@@ -92,9 +92,13 @@ for _ in $(seq 1 "$passes"); do
     engine=$(inclusive "$work/cg.out.2" "CompiledStrategy>::evaluate ")
     record=$(inclusive "$work/cg.out.2" "DecisionRecord::write ")
     # The body is read into its entries (a flat object of scalars by the flat read, any other
-    # object by the strict parse) and validated from them; a body that is not a plain object of
-    # the flow's fields (and builds before those changes) takes the whole-value path.
-    parse=$(( $(inclusive "$work/cg.out.2" "strict_json::parse_value ") + $(inclusive "$work/cg.out.2" "strict_json::parse_object_entries ") + $(inclusive "$work/cg.out.2" "flat_json::parse_flat_object ") ))
+    # object by the strict parse) and validated from them: `InputBody::parse` does all of the
+    # reading, its UTF-8 check included. Builds before it read the whole value, or called the
+    # readers from elsewhere.
+    parse=$(inclusive "$work/cg.out.2" "InputBody::parse ")
+    if [ "${parse:-0}" = 0 ]; then
+      parse=$(( $(inclusive "$work/cg.out.2" "strict_json::parse_value ") + $(inclusive "$work/cg.out.2" "strict_json::parse_object_entries ") + $(inclusive "$work/cg.out.2" "flat_json::parse_flat_object ") ))
+    fi
     validate=$(( $(inclusive "$work/cg.out.2" "CompiledStrategy>::validate_input ") + $(inclusive "$work/cg.out.2" "CompiledStrategy>::validate_input_entries ") ))
     awk -v bin="$bin" -v n="$requests" -v floor="$floor" -v all="$all" -v sha="${sha:-0}" \
       -v engine="${engine:-0}" -v record="${record:-0}" -v parse="${parse:-0}" -v validate="${validate:-0}" 'BEGIN {

@@ -291,7 +291,7 @@ struct CachedKey {
 
 #[derive(Default)]
 struct KeyCache {
-    by_secret_sha256: HashMap<String, CachedKey>,
+    by_secret_sha256: HashMap<String, CachedKey, foldhash::fast::RandomState>,
     /// Bumped by [`Authenticator::forget`]: a verification that started before it must not
     /// put back what it read, which may predate a revocation.
     generation: u64,

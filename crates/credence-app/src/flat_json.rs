@@ -57,7 +57,11 @@ pub type FlatEntries<'a> = Vec<(&'a str, FlatValue<'a>)>;
 /// The entries of `bytes` when it is one JSON object whose values are all scalars and whose
 /// strings hold no escapes; `None` for anything else (ask [`crate::strict_json`]).
 pub fn parse_flat_object(bytes: &[u8]) -> Option<FlatEntries<'_>> {
-    let text = std::str::from_utf8(bytes).ok()?;
+    parse_flat_text(std::str::from_utf8(bytes).ok()?)
+}
+
+/// [`parse_flat_object`] of text already known to be UTF-8.
+pub fn parse_flat_text(text: &str) -> Option<FlatEntries<'_>> {
     let mut reader = Reader { text, at: 0 };
     reader.skip_space();
     reader.expect(b'{')?;

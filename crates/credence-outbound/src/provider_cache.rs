@@ -13,8 +13,9 @@
 //! over [`SHARDS`] tables, each under its own lock: a rehash touches 1/64 of them and holds up
 //! only the decisions whose key falls in that shard.
 
+use foldhash::fast::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
@@ -35,7 +36,7 @@ impl<K: Hash + Eq + Clone, V> ShardedCache<K, V> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(TtlCache::new(per_shard)))
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
@@ -57,7 +58,7 @@ impl<K: Hash + Eq + Clone, V> ShardedCache<K, V> {
 
 pub struct TtlCache<K, V> {
     capacity: usize,
-    entries: HashMap<K, Entry<V>>,
+    entries: HashMap<K, Entry<V>, RandomState>,
     /// Keys in insertion order, with the insertion number that identifies the live entry (a
     /// key inserted again leaves a stale record here, skipped when it reaches the front).
     order: VecDeque<(K, u64)>,
@@ -78,7 +79,7 @@ impl<K: Hash + Eq + Clone, V> TtlCache<K, V> {
         let capacity = capacity.max(1);
         TtlCache {
             capacity,
-            entries: HashMap::with_capacity(capacity + 1),
+            entries: HashMap::with_capacity_and_hasher(capacity + 1, RandomState::default()),
             order: VecDeque::with_capacity(capacity + 1),
             next_insertion: 0,
         }

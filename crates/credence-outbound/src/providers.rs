@@ -43,10 +43,14 @@ struct Breaker {
 /// The answer of a fetch in flight, once it lands.
 type InFlight = tokio::sync::watch::Receiver<Option<FetchOutcome>>;
 
+/// The fetches in flight by cache key (source, subject). The subject is the caller's: the hash
+/// is seeded per process (foldhash), and a fraction of SipHash's cost on every fetch.
+type InFlightMap = HashMap<(String, String), InFlight, foldhash::fast::RandomState>;
+
 /// Removes a key from the fetches in flight when the leading fetch ends, also when the request
 /// that made it is dropped mid-call (its followers then fetch for themselves).
 struct InFlightGuard<'a> {
-    map: &'a Mutex<HashMap<(String, String), InFlight>>,
+    map: &'a Mutex<InFlightMap>,
     key: (String, String),
 }
 
@@ -85,7 +89,7 @@ pub struct Providers {
     cache: ShardedCache<(String, String), CacheEntry>,
     /// Fetches in flight by cache key: a concurrent request for the same subject waits for the
     /// call already made and shares its answer (single flight: one paid pull, not several).
-    in_flight: Mutex<HashMap<(String, String), InFlight>>,
+    in_flight: Mutex<InFlightMap>,
     /// Whether paid answers are queued in `unsaved` for the store.
     keep_answers: AtomicBool,
     unsaved: Mutex<Vec<UnsavedAnswer>>,
@@ -178,7 +182,7 @@ impl Providers {
             secrets: RwLock::new(secrets),
             breakers: Mutex::new(HashMap::new()),
             cache: ShardedCache::new(CACHE_CAPACITY),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(InFlightMap::default()),
             keep_answers: AtomicBool::new(false),
             unsaved: Mutex::new(Vec::new()),
             shared: std::sync::OnceLock::new(),

@@ -25,6 +25,8 @@ pub(super) struct InputBody<'a> {
     entries: Option<BodyEntries<'a>>,
     /// The body as a JSON object: built on first use from the entries, or parsed whole.
     object: OnceLock<Value>,
+    /// The body's text, when it was checked to be UTF-8 on the way in.
+    text: Option<&'a str>,
 }
 
 /// A body's entries in the order sent.
@@ -39,7 +41,8 @@ impl<'a> InputBody<'a> {
     /// Parses `bytes`; `Err` is the strict parse's error (bad JSON, a repeated key), `Ok(None)`
     /// a document that is JSON but not an object.
     pub(super) fn parse(bytes: &'a [u8]) -> Result<Option<InputBody<'a>>, serde_json::Error> {
-        let entries = match flat_json::parse_flat_object(bytes) {
+        let text = std::str::from_utf8(bytes).ok();
+        let entries = match text.and_then(flat_json::parse_flat_text) {
             Some(flat) => Ok(BodyEntries::Flat(flat)),
             None => strict_json::parse_object_entries(bytes).map(BodyEntries::Parsed),
         };
@@ -47,6 +50,7 @@ impl<'a> InputBody<'a> {
             return Ok(Some(InputBody {
                 entries: Some(entries),
                 object: OnceLock::new(),
+                text,
             }));
         }
         // The strict parse names what is wrong (or finds a value that is not an object).
@@ -57,7 +61,17 @@ impl<'a> InputBody<'a> {
         Ok(Some(InputBody {
             entries: None,
             object: OnceLock::from(value),
+            text,
         }))
+    }
+
+    /// The body as text, as it was sent: it parsed as JSON, so it is UTF-8 (the lossy form
+    /// is only a guard).
+    pub(super) fn text(&self, bytes: &[u8]) -> String {
+        match self.text {
+            Some(text) => text.to_owned(),
+            None => String::from_utf8_lossy(bytes).into_owned(),
+        }
     }
 
     /// A top-level string field (`customer_id`).
@@ -248,6 +262,7 @@ mod tests {
                     .ok()
                     .map(BodyEntries::Parsed),
                 object: OnceLock::new(),
+                text: None,
             };
             let body = InputBody::parse(text.as_bytes()).unwrap().unwrap();
             // Scalars without escapes take the flat read.
@@ -259,6 +274,9 @@ mod tests {
             };
             prop_assert_eq!(outcome(&body), outcome(&strict), "{}", text);
             prop_assert_eq!(body.str_field("customer_id"), strict.str_field("customer_id"));
+            // The text kept for the record is the body as sent, read either way.
+            prop_assert_eq!(body.text(text.as_bytes()), text.clone());
+            prop_assert_eq!(strict.text(text.as_bytes()), text.clone());
             prop_assert_eq!(body.object(), strict.object());
         }
     }

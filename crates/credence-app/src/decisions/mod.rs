@@ -449,10 +449,8 @@ impl Decisions {
                 language: language.clone(),
                 created_at_ms,
                 latency_us: latency.as_micros() as i64,
-                // Stored as received: what the caller sent is what a replay re-reads. It parsed
-                // as JSON, so it is UTF-8 (the lossy form is only a guard).
-                input: String::from_utf8(request.body.to_vec())
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                // Stored as received: what the caller sent is what a replay re-reads.
+                input: body.text(request.body),
             },
         )?;
         let json = record.decision.clone();

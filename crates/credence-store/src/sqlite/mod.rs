@@ -86,8 +86,9 @@ struct Inner {
 #[derive(Default)]
 struct Pending {
     by_seq: BTreeMap<i64, (Arc<StoredDecision>, FramePosition)>,
-    by_id: HashMap<String, i64>,
-    by_key: HashMap<String, i64>,
+    by_id: HashMap<String, i64, foldhash::fast::RandomState>,
+    /// Keys are the callers' own: the hash is seeded per process (foldhash).
+    by_key: HashMap<String, i64, foldhash::fast::RandomState>,
 }
 
 impl Pending {
@@ -533,7 +534,7 @@ fn run_log_writer(
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(MAX_BATCH);
     let mut frames: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut accepted = Vec::with_capacity(MAX_BATCH);
-    let mut keys_in_batch: HashSet<String> = HashSet::new();
+    let mut keys_in_batch: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
     let mut group = crate::group_commit::GroupCommit::new(commit_window);
     let drain = |batch: &mut Vec<AppendRequest>| {
         while batch.len() < MAX_BATCH {
