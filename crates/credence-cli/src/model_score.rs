@@ -61,9 +61,6 @@ pub fn score(
         model.default_tree_limit()
     };
 
-    let file = std::fs::File::create(output)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    let mut out = std::io::BufWriter::new(file);
     let classes = model.objective().classes();
     if options.explain > 0 && (classes > 1 || !model.has_contributions()) {
         bail!(
@@ -76,6 +73,10 @@ pub fn score(
             }
         );
     }
+    // Only now: a refused command leaves an existing file of that name as it was.
+    let file = std::fs::File::create(output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
     // `prediction` is what the library's `predict()` returns for the objective; `probability`
     // is there only when that is a probability (not for log-odds or a regression). A
     // multi-class model has a margin and a probability per class, and the predicted class.

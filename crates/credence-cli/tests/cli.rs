@@ -198,12 +198,28 @@ fn a_pretty_printed_document_with_a_mistake_is_one_error_at_its_line() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-fn write_temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("credence-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// A file under the system's temporary directory, removed when dropped (by a failing test
+/// too), so that runs leave nothing behind.
+struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn write_temp(name: &str, text: &str) -> TempFile {
+    let path =
+        std::env::temp_dir().join(format!("credence-cli-test-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    path
+    TempFile(path)
 }
 
 #[test]

@@ -150,6 +150,7 @@ fn explain_is_refused_where_reasons_are_not_defined() {
     ] {
         let dir = Path::new(FIXTURES).join(fixture);
         let output = temp(&format!("{fixture}-explain.csv"));
+        std::fs::write(&output, "kept\n").unwrap();
         let result = score(
             &model_file(&dir),
             &dir.join("input.csv"),
@@ -161,6 +162,13 @@ fn explain_is_refused_where_reasons_are_not_defined() {
             !result.status.success() && stderr.contains(problem),
             "{fixture}: {stderr}"
         );
+        // Refused before anything is written: the file of that name is left as it was.
+        assert_eq!(
+            std::fs::read_to_string(&output).unwrap(),
+            "kept\n",
+            "{fixture}"
+        );
+        let _ = std::fs::remove_file(&output);
     }
 }
 

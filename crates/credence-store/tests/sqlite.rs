@@ -26,10 +26,28 @@ fn decision(n: usize, key: Option<&str>) -> NewDecision {
     }
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A store's directory under the system's temporary directory, removed when dropped (by a
+/// failing test too), so that runs leave nothing behind. Declared before the store, it is
+/// dropped after it.
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("credence-store-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    TempDir(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +133,6 @@ async fn concurrent_appends_form_one_chain_that_survives_reopening() {
         error.to_string().contains("another credence process"),
         "{error}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
