@@ -23,7 +23,9 @@ use tokio::time::Instant;
 pub const SHARDS: usize = 64;
 
 /// [`TtlCache`]s under a lock each, a key's shard chosen by its hash; each holds an equal part
-/// of the capacity and evicts its own oldest answers first.
+/// of the capacity and evicts its own oldest answers first. Keys hold the callers' subjects:
+/// the hashes (the shard's and each table's) are foldhash's, seeded per process, at a fraction
+/// of SipHash's cost on every fetch.
 pub struct ShardedCache<K, V> {
     shards: Box<[Mutex<TtlCache<K, V>>]>,
     hasher: RandomState,
