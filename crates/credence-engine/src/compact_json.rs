@@ -151,10 +151,9 @@ fn push_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(len + 2);
     let start = out.len();
     // SAFETY: `reserve` left room for `len + 2` bytes after `start`, and every write below lands
-    // in `start..start + len + 2` of `out`'s allocation; every read is within `bytes` (the two
-    // reads of a case overlap, and cover `0..len` between them, as `len` bounds each case);
-    // unaligned reads and writes are used where a word is moved. The new length is exactly
-    // what was written.
+    // in `start..start + len + 2` of `out`'s allocation; every read is within `bytes` (the
+    // reads of a case overlap and cover `0..len` between them; each arm's range of `len` is
+    // `copy_two_words`'s bound for its word). The new length is exactly what was written.
     unsafe {
         let quote = out.as_mut_ptr().add(start);
         quote.write(b'"');
@@ -167,26 +166,32 @@ fn push_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
                 to.add(len / 2).write(*from.add(len / 2));
                 to.add(len - 1).write(*from.add(len - 1));
             }
-            4..=7 => {
-                let (first, last) = (
-                    from.cast::<u32>().read_unaligned(),
-                    from.add(len - 4).cast::<u32>().read_unaligned(),
-                );
-                to.cast::<u32>().write_unaligned(first);
-                to.add(len - 4).cast::<u32>().write_unaligned(last);
-            }
-            8..=16 => {
-                let (first, last) = (
-                    from.cast::<u64>().read_unaligned(),
-                    from.add(len - 8).cast::<u64>().read_unaligned(),
-                );
-                to.cast::<u64>().write_unaligned(first);
-                to.add(len - 8).cast::<u64>().write_unaligned(last);
-            }
+            4..=7 => copy_two_words::<u32>(from, to, len),
+            8..=16 => copy_two_words::<u64>(from, to, len),
             _ => std::ptr::copy_nonoverlapping(from, to, len),
         }
         to.add(len).write(b'"');
         out.set_len(start + len + 2);
+    }
+}
+
+/// Copies `len` bytes from `from` to `to` as two words `W` that overlap: the first `W` and the
+/// last.
+///
+/// # Safety
+/// `size_of::<W>() <= len <= 2 * size_of::<W>()`, `from` readable and `to` writable for `len`
+/// bytes (the reads and writes are unaligned).
+#[inline(always)]
+unsafe fn copy_two_words<W: Copy>(from: *const u8, to: *mut u8, len: usize) {
+    let width = std::mem::size_of::<W>();
+    // SAFETY: the caller's bounds put both words within `0..len` of each side.
+    unsafe {
+        let (first, last) = (
+            from.cast::<W>().read_unaligned(),
+            from.add(len - width).cast::<W>().read_unaligned(),
+        );
+        to.cast::<W>().write_unaligned(first);
+        to.add(len - width).cast::<W>().write_unaligned(last);
     }
 }
 
